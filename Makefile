@@ -1,0 +1,34 @@
+# One-command entry points (see README.md). Everything runs inside .venv, created on first use.
+PYTHON  ?= python3
+PROFILE ?= ci
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup book test verify check-html claims clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,test]"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(PY) -m pml.cli book --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+verify: $(STAMP)
+	$(PY) -m pml.cli book --profile ci
+	$(PY) -m pml.cli claims --profile ci
+
+claims: $(STAMP)
+	$(PY) -m pml.cli claims --profile $(PROFILE)
+
+check-html: $(STAMP)
+	$(PY) -m pml.htmlcheck _build/html
+
+clean:
+	rm -rf _build

@@ -1,0 +1,271 @@
+"""Paper claims and their verdicts.
+
+Every claim the book checks is declared once in ``pml/claims.yaml``: its id ``C<section>.<n>``, the chapter that
+measures it, the paper's words, the quantity, the paper's value, the check and the profiles where the check is
+meaningful (a small ``smoke`` run cannot test a scaling law). A chapter measures the quantity and calls
+:func:`report`, which computes each verdict from the measured value and writes ``_build/claims/<profile>/
+<chapter>.json``. ``pml claims`` recomputes the verdicts from those files; nothing is ever typed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from pml import paths
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_CHECKED = "not checked at this profile"
+MISSING = "missing (chapter not run at this profile)"
+CHECK_KINDS = ("between", "at_least", "at_most", "close")
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """The test a measured value must pass.
+
+    kinds: ``between`` (low <= x <= high), ``at_least`` (x >= low), ``at_most`` (x <= high),
+    ``close`` (|x - target| <= atol).
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    target: float | None = None
+    atol: float | None = None
+
+    def __post_init__(self):
+        needs = {"between": ("low", "high"), "at_least": ("low",), "at_most": ("high",), "close": ("target", "atol")}
+        if self.kind not in needs:
+            raise ValueError(f"unknown check kind {self.kind!r}; valid: {list(CHECK_KINDS)}")
+        missing = [name for name in needs[self.kind] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"check {self.kind!r} needs {missing}")
+
+    def passes(self, value: float) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        if self.kind == "between":
+            return self.low <= value <= self.high
+        if self.kind == "at_least":
+            return value >= self.low
+        if self.kind == "at_most":
+            return value <= self.high
+        return abs(value - self.target) <= self.atol
+
+    def describe(self) -> str:
+        if self.kind == "between":
+            return f"{self.low:.3g} <= x <= {self.high:.3g}"
+        if self.kind == "at_least":
+            return f"x >= {self.low:.3g}"
+        if self.kind == "at_most":
+            return f"x <= {self.high:.3g}"
+        return f"|x - ({self.target:.3g})| <= {self.atol:.3g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    id: str
+    chapter: str
+    statement: str  # the paper's words
+    quantity: str  # what the chapter measures
+    paper: str  # the paper's value, as the paper (or its code) gives it
+    check: Check
+    profiles: tuple[str, ...]  # where the check is meaningful
+    deviation: str | None = None  # a known, explained deviation: reported, but does not fail `make verify`
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    claim: Claim
+    measured: float | None
+    verdict: str
+
+    @property
+    def ok(self) -> bool:
+        """True unless the claim is checkable here and failed without an explained deviation, or is missing."""
+        if self.verdict == MISSING:
+            return self.claim.deviation is not None
+        return self.verdict != NOT_REPRODUCED or self.claim.deviation is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.claim.id,
+            "chapter": self.claim.chapter,
+            "statement": self.claim.statement,
+            "quantity": self.claim.quantity,
+            "paper": self.claim.paper,
+            "check": self.claim.check.describe(),
+            "profiles": list(self.claim.profiles),
+            "measured": self.measured,
+            "verdict": self.verdict,
+            "deviation": self.claim.deviation,
+        }
+
+
+def registry_path() -> Path:
+    return Path(__file__).with_name("claims.yaml")
+
+
+@lru_cache(maxsize=None)
+def _registry_cached(path: str, mtime: float) -> dict[str, Claim]:
+    raw = yaml.safe_load(Path(path).read_text()) or []
+    claims: dict[str, Claim] = {}
+    for entry in raw:
+        entry = dict(entry)
+        check = Check(**entry.pop("check"))
+        claim = Claim(check=check, profiles=tuple(entry.pop("profiles")), **entry)
+        if claim.id in claims:
+            raise ValueError(f"claim {claim.id} is declared twice in {path}")
+        claims[claim.id] = claim
+    return claims
+
+
+def registry() -> dict[str, Claim]:
+    """All declared claims, by id, in declaration order."""
+    path = registry_path()
+    return _registry_cached(str(path), path.stat().st_mtime)
+
+
+def get(claim_id: str) -> Claim:
+    claims = registry()
+    if claim_id not in claims:
+        raise KeyError(f"unknown claim {claim_id!r}; declared: {sorted(claims)}")
+    return claims[claim_id]
+
+
+def for_chapter(chapter: str) -> list[Claim]:
+    return [c for c in registry().values() if c.chapter == chapter]
+
+
+def judge(claim: Claim, measured: float | None, profile: str) -> Verdict:
+    """The verdict for one measured value at one profile."""
+    if measured is None:
+        return Verdict(claim, None, MISSING)
+    measured = float(measured)
+    if profile not in claim.profiles:
+        return Verdict(claim, measured, NOT_CHECKED)
+    return Verdict(claim, measured, REPRODUCED if claim.check.passes(measured) else NOT_REPRODUCED)
+
+
+def _atomic_write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, allow_nan=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def report(chapter: str, profile: str, measured: Mapping[str, float], parameters: Mapping[str, Any] | None = None):
+    """Judge a chapter's claims, write ``_build/claims/<profile>/<chapter>.json`` and return a table to display.
+
+    ``measured`` maps every claim id declared for ``chapter`` to the value the chapter measured; a missing or
+    extra id is an error, so a chapter cannot silently skip a claim.
+    """
+    declared = {c.id for c in for_chapter(chapter)}
+    if not declared:
+        raise ValueError(f"no claims are declared for chapter {chapter!r} in {registry_path().name}")
+    missing, extra = sorted(declared - set(measured)), sorted(set(measured) - declared)
+    if missing or extra:
+        raise ValueError(f"chapter {chapter!r}: measured values missing for {missing}, unknown ids {extra}")
+    verdicts = [judge(get(cid), _as_float(measured[cid]), profile) for cid in sorted(declared, key=_id_key)]
+    payload = {
+        "chapter": chapter,
+        "profile": profile,
+        "parameters": dict(parameters or {}),
+        "measured": {v.claim.id: v.measured for v in verdicts},
+        "verdicts": [v.to_dict() for v in verdicts],
+    }
+    _atomic_write_json(paths.claims_dir(profile) / f"{chapter}.json", payload)
+    return ClaimTable(verdicts)
+
+
+def _as_float(value) -> float:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, (int, float)):
+        raise TypeError(f"a measured value must be a number, got {type(value).__name__}: {value!r}")
+    return float(value)
+
+
+def _id_key(claim_id: str) -> tuple[int, int]:
+    section, _, n = claim_id[1:].partition(".")
+    return int(section), int(n)
+
+
+def collect(profile: str, chapters: list[str] | None = None) -> list[Verdict]:
+    """Verdicts for every declared claim at ``profile``, recomputed from the measured values on disk."""
+    measured_by_chapter: dict[str, dict[str, float]] = {}
+    for claim in registry().values():
+        if chapters is not None and claim.chapter not in chapters:
+            continue
+        if claim.chapter not in measured_by_chapter:
+            path = paths.claims_dir(profile) / f"{claim.chapter}.json"
+            measured_by_chapter[claim.chapter] = json.loads(path.read_text())["measured"] if path.exists() else {}
+    out = []
+    for claim in sorted(registry().values(), key=lambda c: _id_key(c.id)):
+        if claim.chapter in measured_by_chapter:
+            out.append(judge(claim, measured_by_chapter[claim.chapter].get(claim.id), profile))
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}"
+
+
+class ClaimTable:
+    """A list of verdicts that renders as a table in a notebook (HTML) and as text."""
+
+    columns = ("claim", "paper says", "paper", "check", "measured", "verdict")
+
+    def __init__(self, verdicts: list[Verdict]):
+        self.verdicts = list(verdicts)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        rows = []
+        for v in self.verdicts:
+            verdict = v.verdict + (" (known deviation)" if v.claim.deviation and v.verdict == NOT_REPRODUCED else "")
+            rows.append((v.claim.id, v.claim.statement, v.claim.paper, v.claim.check.describe(), _fmt(v.measured), verdict))
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for v in self.verdicts:
+            out[v.verdict] = out.get(v.verdict, 0) + 1
+        return out
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in self.rows()
+        )
+        return f'<table class="pml-claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+    def __str__(self) -> str:
+        lines = []
+        for v, row in zip(self.verdicts, self.rows()):
+            lines.append(f"{row[0]:<6} {row[5]:<40} measured {row[4]:<10} check {row[3]}  (paper: {row[2]})")
+            lines.append(f"       {v.claim.statement}")
+            if v.claim.deviation and v.verdict == NOT_REPRODUCED:
+                lines.append(f"       known deviation: {v.claim.deviation}")
+        return "\n".join(lines)
+
+    __repr__ = __str__

@@ -1,0 +1,53 @@
+"""Where things live. Everything is resolved from the repository root, never from the cwd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def repo_root() -> Path:
+    """The project root: the folder holding ``_toc.yml`` above this package."""
+    return _PACKAGE_DIR.parent
+
+
+def book_dir() -> Path:
+    return repo_root() / "book"
+
+
+def params_dir() -> Path:
+    """Profile files ``book/_params/<profile>.yaml``."""
+    return book_dir() / "_params"
+
+
+def build_dir() -> Path:
+    return repo_root() / "_build"
+
+
+def results_dir() -> Path:
+    """The results cache (see :mod:`pml.cache`)."""
+    return build_dir() / "results"
+
+
+def executed_dir(profile: str) -> Path:
+    """Executed notebooks of one profile, mirroring ``book/``."""
+    return build_dir() / "executed" / profile
+
+
+def figures_dir(profile: str) -> Path:
+    return build_dir() / "figures" / profile
+
+
+def claims_dir(profile: str) -> Path:
+    """Per-chapter measured values and verdicts, ``<chapter>.json``."""
+    return build_dir() / "claims" / profile
+
+
+def html_dir() -> Path:
+    return build_dir() / "html"
+
+
+def shared_dir() -> Path:
+    """The read-only reference material beside the checkout (``../shared``); may not exist."""
+    return repo_root().parent / "shared"

@@ -1,0 +1,29 @@
+"""Every chapter executed with papermill at the smoke profile, in book order (the report last)."""
+
+import json
+
+import nbformat
+import pytest
+
+from pml import book, claims, paths
+
+PROFILE = "smoke"
+
+
+@pytest.mark.chapters
+@pytest.mark.parametrize("stem", book.chapters())
+def test_chapter_executes_at_smoke(stem):
+    result = book.run_chapter(stem, PROFILE)
+    nb = nbformat.read(result.notebook, as_version=4)
+    assert nb.metadata["papermill"]["parameters"]["profile"] == PROFILE
+    declared = claims.for_chapter(stem)
+    if declared:
+        payload = json.loads((paths.claims_dir(PROFILE) / f"{stem}.json").read_text())
+        assert set(payload["measured"]) == {c.id for c in declared}
+        for row in payload["verdicts"]:
+            assert row["verdict"] in (claims.REPRODUCED, claims.NOT_REPRODUCED, claims.NOT_CHECKED)
+    figures = [name for name in book.source_path(stem).read_text().split('"') if name.startswith("fig") and "_" in name]
+    for name in figures:
+        if (paths.figures_dir(PROFILE) / f"{name}.png").exists() or name.startswith("fig_"):
+            continue
+        pytest.fail(f"{stem}: figure {name}.png was not written")
