@@ -62,6 +62,7 @@ __all__ = [
     "ChromiumMissing",
     "check_book",
     "check_image_bytes",
+    "check_page",
     "external_requests",
     "find_chromium",
     "image_problems",
@@ -195,6 +196,10 @@ def parse_html(html: str) -> Node:
     return builder.root
 
 
+def _tree(html: str | Node) -> Node:
+    return html if isinstance(html, Node) else parse_html(html)
+
+
 def _body(root: Node) -> Node:
     bodies = root.find_all("body")
     return bodies[0] if bodies else root
@@ -215,7 +220,7 @@ def _content(root: Node) -> Node:
 _RAW_TEX = ("\\(", "\\[", "$$")
 
 
-def raw_tex_problems(dom_html: str) -> list[str]:
+def raw_tex_problems(dom_html: str | Node) -> list[str]:
     """Problems with math in a DOM dumped *after* MathJax ran.
 
     Sphinx wraps math in ``<span class="math ...">\\(..\\)</span>`` and
@@ -224,7 +229,7 @@ def raw_tex_problems(dom_html: str) -> list[str]:
     ``\\(``, ``\\[`` or ``$$``; math elements but no ``<mjx-container>``;
     MathJax error boxes (``<mjx-merror>``, e.g. an undefined control sequence).
     """
-    root = parse_html(dom_html)
+    root = _tree(dom_html)
     maths = [n for n in root.iter() if "math" in n.classes and n.tag != "mjx-container"]
     containers = root.find_all("mjx-container")
     problems: list[str] = []
@@ -410,7 +415,7 @@ def _local_path(page_path: Path, url: str) -> Path | None:
     return page_path.parent / path
 
 
-def image_problems(page_path: Path, dom_html: str, min_images: int = 0) -> list[str]:
+def image_problems(page_path: Path, dom_html: str | Node, min_images: int = 0) -> list[str]:
     """Problems with the ``<img>`` elements in the body of ``dom_html`` (a page at ``page_path``).
 
     Each local ``src`` must be an existing, non-empty, decodable image; each
@@ -418,7 +423,7 @@ def image_problems(page_path: Path, dom_html: str, min_images: int = 0) -> list[
     :func:`static_external_refs`. ``min_images``: the least number of images
     the page's article (``.bd-article``, else ``<main>``, else ``<body>``) must hold.
     """
-    root = parse_html(dom_html)
+    root = _tree(dom_html)
     problems: list[str] = []
     for img in _body(root).find_all("img"):
         src = img.attrs.get("src", "").strip()
@@ -479,10 +484,10 @@ _NAVIGATIONAL_RELS = frozenset(
 )
 
 
-def _loading_refs(html: str) -> list[tuple[str, str, str]]:
+def _loading_refs(html: str | Node) -> list[tuple[str, str, str]]:
     """(tag, attribute, url) of every reference in ``html`` that the browser would load."""
     refs = []
-    for node in parse_html(html).iter():
+    for node in _tree(html).iter():
         for tag, attr in _LOADING_ATTRS:
             if node.tag != tag or attr not in node.attrs:
                 continue
@@ -502,7 +507,7 @@ def _loading_refs(html: str) -> list[tuple[str, str, str]]:
     return refs
 
 
-def static_external_refs(html: str) -> list[str]:
+def static_external_refs(html: str | Node) -> list[str]:
     """Remote (``http(s)://``, ``//host``...) URLs in loading attributes of ``html``.
 
     Scans ``<script src>``, ``<link href>`` (except navigational rels such as
@@ -524,7 +529,7 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def local_ref_problems(page_path: Path, html: str, html_dir: Path) -> list[str]:
+def local_ref_problems(page_path: Path, html: str | Node, html_dir: Path) -> list[str]:
     """Local loading references of ``html`` that leave ``html_dir`` or point at a missing file.
 
     ``<img>`` files are left to :func:`image_problems` (which also decodes them);
@@ -715,25 +720,26 @@ def check_page(
     except subprocess.TimeoutExpired:
         return [f"{page}: Chromium did not finish within {timeout:g} s"]
     problems: list[str] = []
-    if rendered.returncode != 0 or "<html" not in rendered.dom.lower():
+    dom_tree = None
+    if rendered.returncode != 0 or "<html" not in rendered.dom[:2000].lower():
         problems.append(
             f"Chromium failed to render the page (exit {rendered.returncode}): {_stderr_tail(rendered.stderr)}"
         )
     else:
-        problems += image_problems(page_path, rendered.dom, min_images=min_images)
-        problems += raw_tex_problems(rendered.dom)
+        dom_tree = parse_html(rendered.dom)
+        problems += image_problems(page_path, dom_tree, min_images=min_images)
+        problems += raw_tex_problems(dom_tree)
     if not rendered.netlog:
         problems.append("Chromium wrote no NetLog, so requests could not be checked")
     else:
         problems += external_requests(rendered.netlog, html_dir)
-    problems += static_external_refs(source)
-    problems += local_ref_problems(page_path, source, html_dir)
-    if rendered.dom:
+    source_tree = parse_html(source)
+    static = static_external_refs(source_tree) + local_ref_problems(page_path, source_tree, html_dir)
+    problems += static
+    if dom_tree is not None:
         # Elements that scripts added (e.g. a CDN script injected at run time).
-        problems += [p + " (added by a script)" for p in static_external_refs(rendered.dom)
-                     if p not in static_external_refs(source)]
-        problems += [p + " (added by a script)" for p in local_ref_problems(page_path, rendered.dom, html_dir)
-                     if p not in local_ref_problems(page_path, source, html_dir)]
+        after = static_external_refs(dom_tree) + local_ref_problems(page_path, dom_tree, html_dir)
+        problems += [p + " (added by a script)" for p in after if p not in set(static)]
     unique = list(dict.fromkeys(problems))
     return [f"{page}: {p}" for p in unique]
 

@@ -168,7 +168,8 @@ def modular_param_count(graph, width: int, depth: int) -> int:
 class ModularMLP(nn.Module):
     """One small MLP per node of a computation graph, wired as the graph says (paper §3, Fig. 3).
 
-    ``forward(X)`` takes X of shape (n, d) with columns in ``graph.inputs`` order and returns shape (n,).
+    ``forward(X)`` takes X of shape (n, d) with columns in ``graph.inputs`` order and returns shape (n, 1), like
+    :func:`make_mlp`.
     Modules are initialised in node order from one seeded stream (global RNG untouched).
     """
 
