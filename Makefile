@@ -28,7 +28,7 @@ claims: $(STAMP)
 	$(PY) -m pml.cli claims --profile $(PROFILE)
 
 check-html: $(STAMP)
-	$(PY) -m pml.htmlcheck _build/html
+	$(PY) -m pml.cli check-html
 
 clean:
 	rm -rf _build

@@ -29,13 +29,12 @@ _VERSIONED = ("numpy", "scipy", "sympy", "torch", "matplotlib")
 
 @lru_cache(maxsize=1)
 def source_hash() -> str:
-    """SHA-256 over the path and bytes of every ``pml/**/*.py`` (and the claims registry)."""
+    """SHA-256 over the path and bytes of every ``pml/**/*.py``."""
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")) + [root / "claims.yaml"]:
-        if path.exists():
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -107,5 +106,5 @@ def load_or_run(run: Callable[[Config], R], cfg: Config, *, force: bool = False,
     result = run(cfg)
     meta["seconds"] = time.perf_counter() - start
     _atomic_write_bytes(path, pickle.dumps({"meta": meta, "result": result}))
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
+    _atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=2, default=str).encode())
     return result

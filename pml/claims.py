@@ -1,6 +1,6 @@
 """Paper claims and their verdicts.
 
-Every claim the book checks is declared once in ``pml/claims.yaml``: its id ``C<section>.<n>``, the chapter that
+Every claim the book checks is declared once, in ``pml/claimsets/<chapter>.yaml``: its id ``C<section>.<n>``, the chapter that
 measures it, the paper's words, the quantity, the paper's value, the check and the profiles where the check is
 meaningful (a small ``smoke`` run cannot test a scaling law). A chapter measures the quantity and calls
 :func:`report`, which computes each verdict from the measured value and writes ``_build/claims/<profile>/
@@ -113,28 +113,30 @@ class Verdict:
         }
 
 
-def registry_path() -> Path:
-    return Path(__file__).with_name("claims.yaml")
+def registry_dir() -> Path:
+    return Path(__file__).with_name("claimsets")
 
 
 @lru_cache(maxsize=None)
-def _registry_cached(path: str, mtime: float) -> dict[str, Claim]:
-    raw = yaml.safe_load(Path(path).read_text()) or []
+def _registry_cached(files: tuple[tuple[str, float], ...]) -> dict[str, Claim]:
     claims: dict[str, Claim] = {}
-    for entry in raw:
-        entry = dict(entry)
-        check = Check(**entry.pop("check"))
-        claim = Claim(check=check, profiles=tuple(entry.pop("profiles")), **entry)
-        if claim.id in claims:
-            raise ValueError(f"claim {claim.id} is declared twice in {path}")
-        claims[claim.id] = claim
+    for path, _mtime in files:
+        for entry in yaml.safe_load(Path(path).read_text()) or []:
+            entry = dict(entry)
+            check = Check(**entry.pop("check"))
+            claim = Claim(check=check, profiles=tuple(entry.pop("profiles")), **entry)
+            if claim.id in claims:
+                raise ValueError(f"claim {claim.id} is declared twice ({Path(path).name})")
+            if claim.chapter != Path(path).stem:
+                raise ValueError(f"claim {claim.id} in {Path(path).name} names chapter {claim.chapter!r}")
+            claims[claim.id] = claim
     return claims
 
 
 def registry() -> dict[str, Claim]:
-    """All declared claims, by id, in declaration order."""
-    path = registry_path()
-    return _registry_cached(str(path), path.stat().st_mtime)
+    """All declared claims, by id: one YAML file per chapter, ``pml/claimsets/<chapter>.yaml``."""
+    files = sorted(registry_dir().glob("*.yaml"))
+    return _registry_cached(tuple((str(p), p.stat().st_mtime) for p in files))
 
 
 def get(claim_id: str) -> Claim:
@@ -178,7 +180,7 @@ def report(chapter: str, profile: str, measured: Mapping[str, float], parameters
     """
     declared = {c.id for c in for_chapter(chapter)}
     if not declared:
-        raise ValueError(f"no claims are declared for chapter {chapter!r} in {registry_path().name}")
+        raise ValueError(f"no claims are declared for chapter {chapter!r} in pml/claimsets/{chapter}.yaml")
     missing, extra = sorted(declared - set(measured)), sorted(set(measured) - declared)
     if missing or extra:
         raise ValueError(f"chapter {chapter!r}: measured values missing for {missing}, unknown ids {extra}")

@@ -79,7 +79,12 @@ def _cmd_bench(args) -> int:
 def _cmd_check_html(args) -> int:
     from pml import htmlcheck
 
-    return htmlcheck.main([str(paths.html_dir())])
+    argv = [str(paths.html_dir())]
+    for stem in book.chapters():
+        n_figures = book.source_path(stem).read_text().count("```{glue:figure}")
+        if n_figures:  # every figure directive must show up as an image
+            argv += ["--min-images", f"book/{stem}.html={n_figures}"]
+    return htmlcheck.main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -120,7 +120,8 @@ class TrainResult:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised on KeyboardInterrupt; ``.result`` is the TrainResult (or list, for train_batched) of the steps done."""
+    """Raised on KeyboardInterrupt. ``.result`` summarises the completed steps: a TrainResult for :func:`train`
+    (None if no step completed), a list of them for :func:`train_batched` (empty if none completed)."""
 
     def __init__(self, result):
         super().__init__("training interrupted; partial result in .result")
@@ -259,7 +260,7 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
                 bar.set_postfix(train=f"{float(train_curve[s].max()):.3e}", test=f"{float(test_curve[s].max()):.3e}")
     except KeyboardInterrupt:
         results = _summaries(train_curve[:done], test_curve[:done], initial_test, cfg, done, True,
-                             time.perf_counter() - start, mean, std) if done else []
+                             time.perf_counter() - start, mean, std) if done else []  # nothing done: no result
         raise TrainingInterrupted(results) from None
     finally:
         if bar is not None:
@@ -327,7 +328,11 @@ def train(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig =
     def forward(X: torch.Tensor) -> torch.Tensor:
         return model(X[0]).reshape(1, -1)
 
-    return _fit(forward, params, Xtr[None], ytr, Xte[None], yte, cfg, progress, "train")[0]
+    try:
+        return _fit(forward, params, Xtr[None], ytr, Xte[None], yte, cfg, progress, "train")[0]
+    except TrainingInterrupted as exc:
+        exc.result = exc.result[0] if exc.result else None
+        raise
 
 
 def train_batched(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig = TrainConfig(),

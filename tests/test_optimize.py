@@ -89,18 +89,18 @@ def test_bfgs_reaches_low_loss_and_records_precision_loss_stop():
 
 def test_bfgs_maxiter_log_every_and_early_stops():
     X, y = _data()
-    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, maxiter=30, log_every=10)
+    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, maxiter=30, log_every=10, num_threads=1)
     assert res.stop_reason == "maxiter" and res.n_iter == 30
     assert list(res.history["step"]) == [0, 10, 20, 30]
     assert np.all(np.isnan(res.history["test_rmse"])) and math.isnan(res.test_rmse)
 
     X_test, y_test = _data(32, seed=1)
-    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, X_test, y_test, target_test_rmse=1e-2, log_every=1000)
+    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, X_test, y_test, target_test_rmse=1e-2, log_every=1000, num_threads=1)
     assert res.stop_reason == "target" and res.test_rmse <= 1e-2 and res.n_iter < 1000
     assert list(res.history["step"]) == [0, res.n_iter]
-    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, callback=lambda row: row["step"] >= 5)
+    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, callback=lambda row: row["step"] >= 5, num_threads=1)
     assert res.stop_reason == "callback" and res.n_iter == 5
-    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, time_limit=0.0)
+    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, time_limit=0.0, num_threads=1)
     assert res.stop_reason == "time_limit" and res.n_iter == 1
     with pytest.raises(ValueError, match="X_test"):
         optimize.bfgs(tiny_mlp([1, 4, 1], seed=0), X, y, X_test=X)
@@ -214,3 +214,23 @@ def test_torch_threads_restores_setting():
     with pytest.raises(ValueError):
         with optimize.torch_threads(0):
             pass
+
+
+def test_rank2_engine_follows_scipy_bfgs():
+    X, y = _data()
+    runs = {
+        engine: optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, maxiter=40, engine=engine, num_threads=1)
+        for engine in ("scipy", "rank2")
+    }
+    a, b = runs["scipy"], runs["rank2"]
+    assert a.n_iter == b.n_iter == 40 and b.stop_reason == "maxiter" and b.message == a.message
+    # Same algorithm, O(N^2) instead of O(N^3) update: iterates agree up to rounding early on.
+    assert np.allclose(a.history["train_rmse"], b.history["train_rmse"], rtol=1e-9, atol=0)
+    assert np.allclose(a.theta, b.theta, rtol=1e-7, atol=1e-10)
+    assert b.info["engine"] == "rank2"
+    full = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, engine="rank2", num_threads=1)
+    assert full.stop_reason == "precision_loss" and "precision loss" in full.message and full.train_rmse < 1e-5
+    stopped = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, engine="rank2", callback=lambda r: r["step"] >= 3, num_threads=1)
+    assert stopped.stop_reason == "callback" and stopped.n_iter == 3
+    with pytest.raises(ValueError, match="engine"):
+        optimize.bfgs(tiny_mlp([1, 4, 1], seed=0), X, y, engine="lbfgs")

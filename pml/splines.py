@@ -1,0 +1,575 @@
+"""Piecewise-polynomial interpolators of paper §3 ("Nonlinear Methods", Figure 4).
+
+Paper §3: methods that approximate f by a piecewise polynomial of degree n scale as D^(-(n+1)/d). Figure 4 shows
+
+* (a) 1D splines of order n = 1, 2, 3, 5, 7 on y = e^x, x in [-1, 1] (:func:`spline_1d`, :func:`spline_scaling_1d`);
+* (b) 2D tensor-grid splines of order 1, 3, 5 on z = e^(xy), [-1, 1]^2 (:func:`spline_2d`, :func:`spline_scaling_2d`);
+* (c) the local tricubic interpolation of Lekien & Marsden (2005), the paper's ref. [25], on I.30.5 on a regular
+  3D grid (:class:`Tricubic`, :func:`tricubic_scaling`).
+
+Reproduction spec "Figure 4" and pitfalls 14-16 describe the authors' layouts, reproduced here:
+
+* Fig. 4a: ``n = int(1.5**i)`` for i = 6..36 nodes ``np.linspace(-1, 1, n)``; ``interp1d(kind=p)``, which for an
+  integer kind *is* ``make_interp_spline(x, y, k=p)`` (not-a-knot), bit for bit.
+* Fig. 4b: nominal ``n = int(1.5**i)`` for i = 9..35, ``s = int(sqrt(n))`` nodes per axis (s^2 real points; the x
+  axis of the figure plots the nominal n); ``interp2d(x, y, Z, kind)``. ``interp2d`` was removed in SciPy 1.14;
+  ``RectBivariateSpline(x, y, Z.T, kx=k, ky=k, s=0)`` gives the same values (note the transpose: ``interp2d``
+  takes ``Z[j, i] = f(x[i], y[j])``).
+* Fig. 4c: ``root = int(TP ** (1/3))`` nodes per axis, which truncates 4096 -> 15^3 = 3375 and 262144 -> 63^3 =
+  250047 (:func:`grid_points_per_axis`). The ARBInterp package the authors used leaves queries in the outermost
+  cell layer undefined (NaN); :class:`Tricubic` does the same by default, and :func:`tricubic_scaling` counts them.
+
+Everything is float64 and deterministic; nothing here touches global state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy.interpolate import BSpline, RectBivariateSpline, make_interp_spline
+
+from pml import metrics
+
+__all__ = [
+    "BOUNDARY_MODES",
+    "FIG4C_SIZES",
+    "GridSpline2D",
+    "SPLINE_ORDERS_1D",
+    "SPLINE_ORDERS_2D",
+    "SplineScaling",
+    "Tricubic",
+    "TricubicScaling",
+    "fig4a_nodes",
+    "fig4a_sizes",
+    "fig4a_test_points",
+    "fig4b_nodes",
+    "fig4b_points_per_axis",
+    "fig4b_sizes",
+    "fig4b_test_grid",
+    "grid_points_per_axis",
+    "regular_grid",
+    "spline_1d",
+    "spline_2d",
+    "spline_scaling_1d",
+    "spline_scaling_2d",
+    "tricubic_coefficient_matrix",
+    "tricubic_scaling",
+]
+
+SPLINE_ORDERS_1D = (1, 2, 3, 4, 5, 6, 7)  # interp1d accepts integer kinds; Fig. 4a plots 1, 2, 3, 5, 7
+SPLINE_ORDERS_2D = (1, 3, 5)  # interp2d's 'linear', 'cubic', 'quintic'
+FIG4C_SIZES = (256, 1024, 4096, 16384, 65536, 262144)  # nominal TP of the tricubic runs (config feynman-cubic-1)
+BOUNDARY_MODES = ("nan", "one-sided")
+
+
+def _check_order(order, valid: Sequence[int]) -> int:
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or int(order) not in valid:
+        raise ValueError(f"spline order must be one of {list(valid)}, got {order!r}")
+    return int(order)
+
+
+def _check_axis(x, name: str, min_points: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {x.shape}")
+    if x.size < min_points:
+        raise ValueError(f"{name} needs at least {min_points} points, got {x.size}")
+    if not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
+        raise ValueError(f"{name} must be finite and strictly increasing")
+    return x
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Grid layouts of Fig. 4
+# ---------------------------------------------------------------------------------------------------------------------
+def fig4a_sizes(i_min: int = 6, i_max: int = 36) -> list[int]:
+    """Fig. 4a node counts ``[int(1.5**i) for i in range(i_min, i_max + 1)]``: 11, 17, 25, ..., 2,184,164."""
+    return [int(1.5**i) for i in range(int(i_min), int(i_max) + 1)]
+
+
+def fig4a_nodes(n: int) -> np.ndarray:
+    """Fig. 4a training nodes: ``np.linspace(-1, 1, n)``."""
+    return np.linspace(-1.0, 1.0, int(n))
+
+
+def fig4a_test_points(n_test: int = 2000) -> np.ndarray:
+    """Fig. 4a test points: ``n_test`` equally spaced points on [-0.9, 0.9]."""
+    return np.linspace(-0.9, 0.9, int(n_test))
+
+
+def fig4b_sizes(i_min: int = 9, i_max: int = 35) -> list[int]:
+    """Fig. 4b *nominal* sizes ``int(1.5**i)`` for i = 9..35 (38 ... 1,456,109); the figure plots these."""
+    return [int(1.5**i) for i in range(int(i_min), int(i_max) + 1)]
+
+
+def fig4b_points_per_axis(n_nominal: int) -> int:
+    """Fig. 4b nodes per axis ``s = int(sqrt(n))`` (e.g. 38 -> 6, so 36 real points).
+
+    ``sqrt`` is correctly rounded in IEEE arithmetic, so ``int(sqrt(n))`` equals the exact integer square root for
+    every n below 2^52 and no truncation surprise can occur (unlike the cube root of Fig. 4c).
+    """
+    return grid_points_per_axis(n_nominal, dim=2)
+
+
+def fig4b_nodes(n_nominal: int) -> np.ndarray:
+    """Fig. 4b nodes of each axis: ``np.linspace(-1, 1, int(sqrt(n_nominal)))``."""
+    return np.linspace(-1.0, 1.0, fig4b_points_per_axis(n_nominal))
+
+
+def fig4b_test_grid(n_per_axis: int = 121) -> np.ndarray:
+    """Fig. 4b test axis: a ``n_per_axis`` x ``n_per_axis`` grid on [-0.8, 0.8]^2 uses this for both axes."""
+    return np.linspace(-0.8, 0.8, int(n_per_axis))
+
+
+def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") -> int:
+    """Points per axis of a d-dimensional regular grid with about ``n_nominal`` points (Fig. 4c, spec pitfall 14).
+
+    ``rule="authors"`` reproduces the authors' ``int(TP ** (1/d))`` with a *correctly rounded* float64 power: the
+    exponent is the double nearest 1/d, ``n ** fl(1/d)`` is evaluated to 50 digits with mpmath, rounded to the
+    nearest double and truncated. This is what CPython's ``**`` and NumPy 2.x's ``np.power`` return on glibc, but
+    computed so that it no longer depends on the libm. Because fl(1/3) < 1/3 the result falls just below an exact
+    cube root, and whenever that gap exceeds half an ulp the truncation drops a point per axis:
+
+    * 64 -> 3 (27 points; ``64 ** (1/3) == 3.9999999999999996``),
+    * 4096 -> 15 (3375 points), 262144 -> 63 (250047 points),
+    * 256 -> 6, 1024 -> 10, 16384 -> 25, 65536 -> 40 (not cubes: no surprise).
+
+    For 64 the spec reports that NumPy 1.26.4's ``np.power(64, 1/3)`` returned 4.0 (an error of 0.7 ulp), so that
+    upstream build may have used 4 points per axis; we follow the correctly rounded value, 3, and offer
+    ``rule="exact"`` (the integer d-th root, largest m with m^d <= n: 64 -> 4, 4096 -> 16) for grids without the
+    artefact. 64 is not among the tricubic sizes (:data:`FIG4C_SIZES`); it only affects the regular-grid simplex.
+    """
+    if rule not in ("authors", "exact"):
+        raise ValueError(f"rule must be one of ['authors', 'exact'], got {rule!r}")
+    if isinstance(n_nominal, bool) or int(n_nominal) != n_nominal or n_nominal < 1:
+        raise ValueError(f"n_nominal must be a positive integer, got {n_nominal!r}")
+    if isinstance(dim, bool) or int(dim) != dim or dim < 1:
+        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    n, dim = int(n_nominal), int(dim)
+    if rule == "exact":
+        m = int(round(n ** (1.0 / dim)))
+        while m**dim > n:
+            m -= 1
+        while (m + 1) ** dim <= n:
+            m += 1
+        return m
+    import mpmath  # a sympy dependency; imported lazily to keep ``import pml.splines`` light
+
+    with mpmath.workdps(50):
+        exact = mpmath.mpf(n) ** mpmath.mpf(1.0 / dim)  # mpf(float) is exact: the exponent is fl(1/d)
+        guess = float(exact)
+        candidates = (math.nextafter(guess, -math.inf), guess, math.nextafter(guess, math.inf))
+        nearest = min(candidates, key=lambda c: (abs(mpmath.mpf(c) - exact), c))
+    return int(nearest)
+
+
+def regular_grid(ranges: Sequence[Sequence[float]], points_per_axis) -> tuple[list[np.ndarray], np.ndarray]:
+    """The product grid of ``np.linspace(low, high, m)`` axes (Fig. 4c layout).
+
+    Returns ``(axes, X)`` with ``X`` of shape (prod m, d) in ``indexing="ij"`` order, so that
+    ``f(X).reshape([len(a) for a in axes])`` is the array of values ``V[i, j, k] = f(x_i, y_j, z_k)``.
+    """
+    bounds = np.asarray(ranges, dtype=np.float64)
+    if bounds.ndim != 2 or bounds.shape[1] != 2 or np.any(bounds[:, 1] <= bounds[:, 0]):
+        raise ValueError(f"ranges must be (low, high) pairs with low < high, got {np.asarray(ranges).tolist()}")
+    m = np.broadcast_to(np.asarray(points_per_axis), (bounds.shape[0],))
+    axes = [np.linspace(lo, hi, int(k)) for (lo, hi), k in zip(bounds, m)]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return axes, np.stack([g.reshape(-1) for g in mesh], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 1D and 2D splines (Fig. 4a, 4b)
+# ---------------------------------------------------------------------------------------------------------------------
+def spline_1d(x, y, order: int) -> BSpline:
+    """Interpolating B-spline of degree ``order`` (1..7) through (x, y): Fig. 4a's ``interp1d(x, y, kind=order)``.
+
+    Paper §3, Fig. 4a. Same as ``make_interp_spline(x, y, k=order)`` (not-a-knot end conditions), which is what
+    ``interp1d`` calls for an integer ``kind``. The returned spline extrapolates outside [x[0], x[-1]].
+    """
+    order = _check_order(order, SPLINE_ORDERS_1D)
+    x = _check_axis(x, "x", order + 1)
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape != x.shape:
+        raise ValueError(f"y must have the shape of x {x.shape}, got {y.shape}")
+    return make_interp_spline(x, y, k=order)
+
+
+@dataclass(frozen=True)
+class GridSpline2D:
+    """A tensor-product interpolating spline on a rectangular grid, with ``interp2d``'s conventions (Fig. 4b)."""
+
+    spline: RectBivariateSpline
+    order: int
+
+    def grid(self, x, y) -> np.ndarray:
+        """Values on the grid x × y, shaped (len(y), len(x)) as ``interp2d(...)(x, y)`` returned them."""
+        return self.spline(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), grid=True).T
+
+    def __call__(self, X) -> np.ndarray:
+        """Values at scattered points X of shape (n, 2) (columns x, y); shape (n,)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if X.ndim != 2 or X.shape[1] != 2:
+            raise ValueError(f"expected points of shape (n, 2), got {X.shape}")
+        return self.spline.ev(X[:, 0], X[:, 1])
+
+
+def spline_2d(x, y, Z, order: int) -> GridSpline2D:
+    """Interpolating spline of degree ``order`` in each variable (1, 3 or 5) through a grid: Fig. 4b.
+
+    Paper §3, Fig. 4b. ``Z`` follows ``interp2d``: shape (len(y), len(x)) with ``Z[j, i] = f(x[i], y[j])``. The
+    fit is ``RectBivariateSpline(x, y, Z.T, kx=order, ky=order, s=0)``, the documented replacement for the removed
+    ``interp2d(x, y, Z, kind)`` (spec pitfall 16).
+    """
+    order = _check_order(order, SPLINE_ORDERS_2D)
+    x = _check_axis(x, "x", order + 1)
+    y = _check_axis(y, "y", order + 1)
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.shape != (y.size, x.size):
+        raise ValueError(f"Z must have shape (len(y), len(x)) = {(y.size, x.size)} (interp2d layout), got {Z.shape}")
+    return GridSpline2D(RectBivariateSpline(x, y, Z.T, kx=order, ky=order, s=0), order)
+
+
+@dataclass(frozen=True)
+class SplineScaling:
+    """A Fig. 4a/4b curve: relative test RMSE (paper Eq. 1) against the nominal and real training-set sizes."""
+
+    order: int
+    n_nominal: np.ndarray  # what the figure plots on the x axis
+    n_train: np.ndarray  # points actually used (s^2 for Fig. 4b)
+    rel_rmse: np.ndarray
+
+
+def spline_scaling_1d(order: int, sizes: Sequence[int] | None = None, n_test: int = 2000,
+                      target: Callable[[np.ndarray], np.ndarray] = np.exp) -> SplineScaling:
+    """Fig. 4a: relative RMSE of the order-``order`` spline of ``target`` (e^x) on [-1, 1] versus node count.
+
+    Paper §3, Fig. 4a; reproduction spec "Figure 4 (a)". Sizes default to :func:`fig4a_sizes`.
+    """
+    order = _check_order(order, SPLINE_ORDERS_1D)
+    sizes = fig4a_sizes() if sizes is None else [int(n) for n in sizes]
+    t = fig4a_test_points(n_test)
+    y_true = target(t)
+    errors = [metrics.relative_rmse(spline_1d(x, target(x), order)(t), y_true) for x in map(fig4a_nodes, sizes)]
+    n = np.array(sizes, dtype=np.int64)
+    return SplineScaling(order, n, n.copy(), np.array(errors))
+
+
+def spline_scaling_2d(order: int, sizes: Sequence[int] | None = None, n_test_per_axis: int = 121,
+                      target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> SplineScaling:
+    """Fig. 4b: relative RMSE of the order-``order`` tensor spline of ``target(x, y)`` (e^(xy)) on [-1, 1]^2.
+
+    Paper §3, Fig. 4b; reproduction spec "Figure 4 (b)". Each nominal size n uses ``int(sqrt(n))`` nodes per
+    axis; the test set is the 121 x 121 grid on [-0.8, 0.8]^2. Sizes default to :func:`fig4b_sizes`.
+    """
+    order = _check_order(order, SPLINE_ORDERS_2D)
+    target = (lambda x, y: np.exp(x * y)) if target is None else target
+    sizes = fig4b_sizes() if sizes is None else [int(n) for n in sizes]
+    t = fig4b_test_grid(n_test_per_axis)
+    z_true = target(t[None, :], t[:, None])  # interp2d layout: rows are y
+    errors, real = [], []
+    for n in sizes:
+        s = fig4b_nodes(n)
+        Z = target(s[None, :], s[:, None])
+        errors.append(metrics.relative_rmse(spline_2d(s, s, Z, order).grid(t, t), z_true))
+        real.append(s.size**2)
+    return SplineScaling(order, np.array(sizes, dtype=np.int64), np.array(real, dtype=np.int64), np.array(errors))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tricubic interpolation (Lekien & Marsden 2005; Fig. 4c)
+# ---------------------------------------------------------------------------------------------------------------------
+# Derivative multi-indices in Lekien & Marsden's order: f, f_x, f_y, f_z, f_xy, f_xz, f_yz, f_xyz.
+_DERIVATIVES = ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))
+# Cell corners (cx, cy, cz), corner index cx + 2 cy + 4 cz.
+_CORNERS = tuple((c & 1, (c >> 1) & 1, (c >> 2) & 1) for c in range(8))
+
+
+def _monomial_derivative(power: int, order: int, at: int) -> float:
+    """d^order/du^order u^power evaluated at u = at (0 or 1)."""
+    if power < order:
+        return 0.0
+    if at == 0:
+        return float(math.factorial(order)) if power == order else 0.0
+    return float(math.factorial(power) // math.factorial(power - order))
+
+
+@lru_cache(maxsize=1)
+def _coefficient_matrix() -> np.ndarray:
+    # B maps the 64 coefficients a_{i + 4j + 16k} of p(u, v, w) = sum a_ijk u^i v^j w^k to the 64 constraints
+    # (row 8 q + c: derivative q of p at corner c). Solving B a = b once gives A = B^-1, the Lekien-Marsden matrix.
+    B = np.zeros((64, 64))
+    for q, (dx, dy, dz) in enumerate(_DERIVATIVES):
+        for c, (cx, cy, cz) in enumerate(_CORNERS):
+            for n in range(64):
+                i, j, k = n % 4, (n // 4) % 4, n // 16
+                B[8 * q + c, n] = (_monomial_derivative(i, dx, cx) * _monomial_derivative(j, dy, cy)
+                                   * _monomial_derivative(k, dz, cz))
+    A = np.linalg.solve(B, np.eye(64))
+    A_int = np.rint(A)
+    # The inverse of this integer matrix is an integer matrix (the published table); rounding removes the solver's
+    # last-bit noise, and A_int @ B == I is then checked exactly.
+    if np.max(np.abs(A - A_int)) > 1e-8 or not np.array_equal(A_int @ B, np.eye(64)):
+        raise RuntimeError("the tricubic constraint matrix did not invert to an integer matrix")
+    A_int.setflags(write=False)
+    return A_int
+
+
+def tricubic_coefficient_matrix() -> np.ndarray:
+    """The 64 x 64 matrix A of Lekien & Marsden (2005): coefficients a = A b from corner data b.
+
+    ``b[8 q + c]`` is derivative q (f, f_x, f_y, f_z, f_xy, f_xz, f_yz, f_xyz, scaled by the cell sizes) at corner
+    c = cx + 2 cy + 4 cz; ``a[i + 4 j + 16 k]`` multiplies u^i v^j w^k in local coordinates u, v, w in [0, 1].
+    Built by inverting the constraint system (not typed in); a read-only integer-valued float64 array.
+    """
+    return _coefficient_matrix().copy()
+
+
+def _difference(f: np.ndarray, axis: int, boundary: str) -> np.ndarray:
+    """Central difference along ``axis`` in index units, (f[i+1] - f[i-1]) / 2; ends NaN or one-sided O(h^2)."""
+    f = np.moveaxis(f, axis, 0)
+    out = np.empty_like(f)
+    out[1:-1] = (f[2:] - f[:-2]) / 2
+    if boundary == "nan":
+        out[0] = out[-1] = np.nan
+    else:  # second-order one-sided stencils, exact for quadratics like the central one
+        out[0] = (-3 * f[0] + 4 * f[1] - f[2]) / 2
+        out[-1] = (3 * f[-1] - 4 * f[-2] + f[-3]) / 2
+    return np.moveaxis(out, 0, axis)
+
+
+def _check_grid_axis(a, name: str, min_points: int) -> np.ndarray:
+    a = _check_axis(a, name, min_points)
+    step = np.diff(a)
+    if not np.allclose(step, step[0], rtol=1e-9, atol=0.0):
+        raise ValueError(f"{name} must be equally spaced (a regular grid), steps range {step.min()}..{step.max()}")
+    return a
+
+
+class Tricubic:
+    """Local C1 tricubic interpolation on a regular (possibly anisotropic) 3D grid, after Lekien & Marsden (2005).
+
+    Paper §3, Fig. 4c (ref. [25]). In each cell the interpolant is p(u, v, w) = sum_{i,j,k<=3} a_ijk u^i v^j w^k in
+    local coordinates u, v, w in [0, 1]. Its 64 coefficients come from the 64 x 64 matrix of
+    :func:`tricubic_coefficient_matrix` applied to f, f_x, f_y, f_z, f_xy, f_xz, f_yz, f_xyz at the 8 corners, each
+    derivative scaled by the cell sizes (e.g. h_x h_y f_xy). Neighbouring cells share their face data, so the
+    interpolant and its first derivatives are continuous across faces.
+
+    Build it with :meth:`from_grid` (derivatives by central finite differences, as ARBInterp does) or
+    :meth:`from_derivatives` (exact derivative arrays). With finite differences, ``boundary="nan"`` (default, the
+    ARBInterp convention of spec Fig. 4c) leaves every cell touching the outermost node layer undefined: queries there
+    return NaN, as do queries outside the grid. ``boundary="one-sided"`` uses second-order one-sided differences at
+    the ends instead, so every cell is defined.
+    """
+
+    def __init__(self, axes: Sequence[np.ndarray], data: np.ndarray, boundary: str):
+        self.axes = tuple(axes)
+        self.boundary = boundary
+        self._data = data  # (8, nx, ny, nz): the eight scaled quantities, Lekien-Marsden order
+        self.shape = tuple(a.size for a in self.axes)
+        self.low = np.array([a[0] for a in self.axes])
+        self.high = np.array([a[-1] for a in self.axes])
+        self.step = np.array([(a[-1] - a[0]) / (a.size - 1) for a in self.axes])
+
+    # -- constructors -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _check_values(axes, values, min_points: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        if len(axes) != 3:
+            raise ValueError(f"need three axes (x, y, z), got {len(axes)}")
+        axes = tuple(_check_grid_axis(a, name, min_points) for a, name in zip(axes, "xyz"))
+        values = np.asarray(values, dtype=np.float64)
+        shape = tuple(a.size for a in axes)
+        if values.shape != shape:
+            raise ValueError(f"values must have shape (len(x), len(y), len(z)) = {shape}, got {values.shape}")
+        return axes, values
+
+    @classmethod
+    def from_grid(cls, axes: Sequence, values, boundary: str = "nan") -> "Tricubic":
+        """Interpolant of grid values ``values[i, j, k] = f(x_i, y_j, z_k)``, derivatives by finite differences.
+
+        ``boundary`` is one of :data:`BOUNDARY_MODES`: "nan" (ARBInterp: the outermost cell layer is undefined;
+        needs >= 4 points per axis) or "one-sided" (second-order one-sided differences; needs >= 3 points per axis).
+        """
+        if boundary not in BOUNDARY_MODES:
+            raise ValueError(f"boundary must be one of {list(BOUNDARY_MODES)}, got {boundary!r}")
+        axes, f = cls._check_values(axes, values, 4 if boundary == "nan" else 3)
+        fx = _difference(f, 0, boundary)
+        fy = _difference(f, 1, boundary)
+        fz = _difference(f, 2, boundary)
+        fxy = _difference(fx, 1, boundary)
+        fxz = _difference(fx, 2, boundary)
+        fyz = _difference(fy, 2, boundary)
+        fxyz = _difference(fxy, 2, boundary)
+        # Differences in index units are already the derivatives scaled by the cell size (h_x f_x etc.).
+        return cls(axes, np.stack([f, fx, fy, fz, fxy, fxz, fyz, fxyz]), boundary)
+
+    @classmethod
+    def from_derivatives(cls, axes: Sequence, values, fx, fy, fz, fxy, fxz, fyz, fxyz) -> "Tricubic":
+        """Interpolant from exact grid data: f and its derivatives (in physical units) at every node.
+
+        Reproduces every polynomial sum_{i,j,k<=3} a_ijk x^i y^j z^k exactly (up to rounding).
+        """
+        axes, f = cls._check_values(axes, values, 2)
+        hx, hy, hz = ((a[-1] - a[0]) / (a.size - 1) for a in axes)
+        scaled = [f]
+        for arr, name, scale in ((fx, "fx", hx), (fy, "fy", hy), (fz, "fz", hz), (fxy, "fxy", hx * hy),
+                                 (fxz, "fxz", hx * hz), (fyz, "fyz", hy * hz), (fxyz, "fxyz", hx * hy * hz)):
+            arr = np.asarray(arr, dtype=np.float64)
+            if arr.shape != f.shape:
+                raise ValueError(f"{name} must have shape {f.shape}, got {arr.shape}")
+            scaled.append(arr * scale)
+        return cls(axes, np.stack(scaled), "exact")
+
+    @classmethod
+    def from_points(cls, points, values, boundary: str = "nan") -> "Tricubic":
+        """Interpolant from a scattered listing of a full regular grid: ``points`` (M, 3), ``values`` (M,).
+
+        The ARBInterp input layout (an (M, 4) array [x, y, z, f]) is ``from_points(a[:, :3], a[:, 3])``. The rows
+        may come in any order; they must cover the product of three equally spaced axes exactly once.
+        """
+        points = np.asarray(points, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] != values.size:
+            raise ValueError(f"need points (M, 3) and values (M,), got {points.shape} and {values.shape}")
+        axes, index = zip(*(np.unique(points[:, c], return_inverse=True) for c in range(3)))
+        shape = tuple(a.size for a in axes)
+        if int(np.prod(shape)) != values.size:
+            raise ValueError(f"{values.size} points do not form a full {shape[0]}x{shape[1]}x{shape[2]} grid")
+        grid = np.full(shape, np.nan)
+        grid[index] = values
+        flat = np.ravel_multi_index(index, shape)
+        if np.unique(flat).size != values.size:
+            raise ValueError("duplicate grid points")
+        return cls.from_grid(axes, grid, boundary)
+
+    # -- evaluation ---------------------------------------------------------------------------------------------------
+    @property
+    def n_points(self) -> int:
+        """Number of grid nodes (the |D| of Fig. 4c)."""
+        return int(np.prod(self.shape))
+
+    def _locate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        u = (X - self.low) / self.step
+        top = np.array(self.shape) - 2
+        cell = np.clip(np.floor(u), 0, top).astype(np.int64)
+        inside = np.all((X >= self.low) & (X <= self.high), axis=1)
+        return cell, u - cell, inside
+
+    def _cell_coefficients(self, cell: np.ndarray) -> np.ndarray:
+        """The 64 coefficients of each requested cell; shape (m, 64)."""
+        nx, ny, nz = self.shape
+        data = self._data.reshape(8, -1)
+        b = np.empty((cell.shape[0], 64))
+        for c, (cx, cy, cz) in enumerate(_CORNERS):
+            flat = ((cell[:, 0] + cx) * ny + (cell[:, 1] + cy)) * nz + (cell[:, 2] + cz)
+            b[:, c::8] = data[:, flat].T  # column 8 q + c
+        return b @ _coefficient_matrix().T
+
+    def _evaluate_local(self, cell: np.ndarray, t: np.ndarray, gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        a = self._cell_coefficients(cell).reshape(-1, 4, 4, 4)  # [m, k, j, i]
+        ones, zeros = np.ones(t.shape[0]), np.zeros(t.shape[0])
+        powers = [np.stack([ones, s, s * s, s * s * s], axis=1) for s in t.T]  # (m, 4) per axis
+        U, V, W = powers
+        value = np.einsum("mkji,mi,mj,mk->m", a, U, V, W)
+        if not gradient:
+            return value, None
+        dU, dV, dW = (np.stack([zeros, ones, 2 * s, 3 * s * s], axis=1) for s in t.T)
+        grad = np.stack([np.einsum("mkji,mi,mj,mk->m", a, dU, V, W),
+                         np.einsum("mkji,mi,mj,mk->m", a, U, dV, W),
+                         np.einsum("mkji,mi,mj,mk->m", a, U, V, dW)], axis=1) / self.step
+        return value, grad
+
+    def evaluate(self, X, gradient: bool = False, chunk_size: int = 32768):
+        """Interpolated values at X (m, 3); with ``gradient=True`` returns ``(values, gradients (m, 3))``.
+
+        Points outside the grid, and (with finite differences and ``boundary="nan"``) points in the outermost cell
+        layer, give NaN. Work is done ``chunk_size`` points at a time to bound memory.
+        """
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if X.ndim != 2 or X.shape[1] != 3:
+            raise ValueError(f"expected query points of shape (m, 3), got {X.shape}")
+        values = np.empty(X.shape[0])
+        grads = np.empty((X.shape[0], 3)) if gradient else None
+        for start in range(0, X.shape[0], int(chunk_size)):
+            part = slice(start, start + int(chunk_size))
+            cell, t, inside = self._locate(X[part])
+            v, g = self._evaluate_local(cell, t, gradient)
+            v[~inside] = np.nan
+            values[part] = v
+            if gradient:
+                g[~inside] = np.nan
+                grads[part] = g
+        return (values, grads) if gradient else values
+
+    def __call__(self, X) -> np.ndarray:
+        return self.evaluate(X)
+
+
+@dataclass(frozen=True)
+class TricubicScaling:
+    """A Fig. 4c tricubic curve: absolute test RMSE (NaN queries excluded, but counted) per grid size and seed."""
+
+    eq_id: str
+    n_nominal: np.ndarray  # configured TP
+    points_per_axis: np.ndarray  # int(TP ** (1/3)) (see grid_points_per_axis)
+    n_train: np.ndarray  # true grid size, what Fig. 4c plots for the tricubic
+    seeds: tuple[int, ...]
+    n_test: int
+    rmse: np.ndarray  # (n_sizes, n_seeds), over the finite predictions only
+    n_nan: np.ndarray  # (n_sizes, n_seeds): test points that got NaN and were left out of the RMSE
+    boundary: str
+
+    @property
+    def rmse_mean(self) -> np.ndarray:
+        return self.rmse.mean(axis=1)
+
+    @property
+    def rmse_std(self) -> np.ndarray:
+        """Population std over seeds (NumPy default), as the spec's simplex curves use."""
+        return self.rmse.std(axis=1)
+
+    @property
+    def nan_fraction(self) -> np.ndarray:
+        return self.n_nan / self.n_test
+
+    def slope(self) -> float:
+        """Least-squares slope of log(mean RMSE) against log(n_train)."""
+        return float(np.polyfit(np.log(self.n_train), np.log(self.rmse_mean), 1)[0])
+
+
+def tricubic_scaling(n_nominal: Sequence[int] = FIG4C_SIZES, seeds: Sequence[int] = (0, 1, 2, 3),
+                     n_test: int = 30_000, eq_id: str = "I.30.5", boundary: str = "nan",
+                     rule: str = "authors") -> TricubicScaling:
+    """Fig. 4c (tricubic): Lekien-Marsden interpolation of equation ``eq_id`` on regular grids of growing size.
+
+    Paper §3, Fig. 4c; reproduction spec "Figure 4 (c)". For each nominal TP the grid has
+    :func:`grid_points_per_axis` (TP) nodes per axis over the equation's ranges; the test points are ``n_test``
+    points uniform on the central 80% box drawn from ``numpy.random.default_rng(seed)``. The metric is the absolute
+    RMSE over the finite predictions; the NaN count (ARBInterp's undefined outer cell layer) is returned alongside.
+    """
+    from pml import data, equations  # equations pulls in sympy: import it only when needed
+
+    eq = equations.get(eq_id)
+    if eq.dim != 3:
+        raise ValueError(f"tricubic interpolation needs a 3-variable equation; {eq_id} has {eq.dim}")
+    seeds = tuple(int(s) for s in seeds)
+    sizes = [int(n) for n in n_nominal]
+    roots = [grid_points_per_axis(n, 3, rule) for n in sizes]
+    tests = [data.sample_test(eq.ranges, n_test, np.random.default_rng(s)) for s in seeds]
+    truths = [eq(X) for X in tests]
+    rmse = np.empty((len(sizes), len(seeds)))
+    n_nan = np.empty((len(sizes), len(seeds)), dtype=np.int64)
+    for a, m in enumerate(roots):
+        axes, X = regular_grid(eq.ranges, m)
+        interp = Tricubic.from_grid(axes, eq(X).reshape(m, m, m), boundary=boundary)
+        for b, (X_test, y_test) in enumerate(zip(tests, truths)):
+            y_pred = interp(X_test)
+            ok = np.isfinite(y_pred)
+            n_nan[a, b] = int(np.sum(~ok))
+            rmse[a, b] = metrics.rmse(y_pred[ok], y_test[ok]) if ok.any() else np.nan
+    return TricubicScaling(eq_id, np.array(sizes), np.array(roots), np.array(roots) ** 3, seeds, int(n_test), rmse,
+                           n_nan, boundary)
