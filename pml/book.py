@@ -71,14 +71,15 @@ def _has_code(stem: str) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _chapters_cached(toc_mtime: float) -> tuple[str, ...]:
+def _chapters_cached(toc: str, toc_mtime: float) -> tuple[str, ...]:
     stems = [f.split("/", 1)[1] for f in toc_files() if f.startswith("book/")]
     return tuple(s for s in stems if _has_code(s))
 
 
 def chapters() -> list[str]:
     """The executable chapters (those with code cells), in book order."""
-    return list(_chapters_cached((paths.repo_root() / "_toc.yml").stat().st_mtime))
+    toc = paths.repo_root() / "_toc.yml"
+    return list(_chapters_cached(str(toc), toc.stat().st_mtime))
 
 
 def check_chapter(name: str) -> str:

@@ -312,38 +312,35 @@ def bfgs(
 
     t0 = time.perf_counter()
 
-    def log(step: int, x: np.ndarray, train_mse: float | None = None) -> dict:
+    def row_at(step: int, x: np.ndarray, train_mse: float | None = None) -> dict:
         theta = torch.from_numpy(np.asarray(x, dtype=np.float64)).to(flat.device)
         train = math.sqrt(train_mse) if train_mse is not None else flat.rmse(theta)
         test = flat.rmse(theta, Xt, yt) if Xt is not None else math.nan
-        row = dict(step=step, train_rmse=train, test_rmse=test, time_s=time.perf_counter() - t0, n_fev=counter["nfev"])
-        hist.add(**row)
-        return row
+        return dict(step=step, train_rmse=train, test_rmse=test, time_s=time.perf_counter() - t0, n_fev=counter["nfev"])
 
     theta0 = flat.theta().cpu().numpy()
-    log(0, theta0)
+    hist.add(**row_at(0, theta0))
     state = {"it": 0}
+
+    def stop(key: str, msg: str):
+        reason["key"], reason["msg"] = key, msg
+        raise StopIteration  # SciPy (and _bfgs_rank2) end the run cleanly on StopIteration from a callback
 
     def on_iteration(intermediate_result: scipy.optimize.OptimizeResult):
         state["it"] += 1
         it = state["it"]
-        check = target_test_rmse is not None or time_limit is not None
-        if it % log_every and not check:
-            return
-        row = log(it, intermediate_result.x, float(intermediate_result.fun))
-        if it % log_every:  # logged only to check the stop criteria: keep the history on the log_every grid
-            for col in hist.cols.values():
-                col.pop()
-        if callback is not None and callback(row):
-            reason["key"], reason["msg"] = "callback", "pml: callback asked to stop"
-            raise StopIteration
-        metric = row["test_rmse"] if Xt is not None else row["train_rmse"]
-        if target_test_rmse is not None and metric <= target_test_rmse:
-            reason["key"], reason["msg"] = "target", f"pml: reached target RMSE {target_test_rmse:g}"
-            raise StopIteration
-        if time_limit is not None and row["time_s"] >= time_limit:
-            reason["key"], reason["msg"] = "time_limit", f"pml: time limit {time_limit:g} s reached"
-            raise StopIteration
+        on_grid = it % log_every == 0
+        if on_grid or target_test_rmse is not None:
+            row = row_at(it, intermediate_result.x, float(intermediate_result.fun))
+            if on_grid:
+                hist.add(**row)
+                if callback is not None and callback(row):
+                    stop("callback", "pml: callback asked to stop")
+            metric = row["test_rmse"] if Xt is not None else row["train_rmse"]
+            if target_test_rmse is not None and metric <= target_test_rmse:
+                stop("target", f"pml: reached target RMSE {target_test_rmse:g}")
+        if time_limit is not None and time.perf_counter() - t0 >= time_limit:
+            stop("time_limit", f"pml: time limit {time_limit:g} s reached")
 
     with torch_threads(num_threads):
         if engine == "scipy":
@@ -362,7 +359,7 @@ def bfgs(
     theta = torch.from_numpy(np.asarray(res.x, dtype=np.float64)).to(flat.device)
     n_iter = int(res.nit)
     if hist.last_step() != n_iter:
-        log(n_iter, res.x)
+        hist.add(**row_at(n_iter, res.x, float(res.fun)))
     stop = reason.get("key", _BFGS_STOP.get(int(res.status), f"status_{res.status}"))
     return OptimResult(
         method="bfgs",
