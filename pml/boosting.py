@@ -160,7 +160,9 @@ def boost(
             resid = y - predict_stages(models[:k], scales, X).reshape(y.shape)
             c = normaliser_scale(resid, normaliser)
             target = resid / c
-            target_test = None if y_test is None else (y_test - predict_stages(models[:k], scales, X_test).reshape(y_test.shape)) / c
+            target_test = None
+            if y_test is not None:
+                target_test = (y_test - predict_stages(models[:k], scales, X_test).reshape(y_test.shape)) / c
         if k < n_pretrained:
             result = None
         elif X_test is None:

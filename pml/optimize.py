@@ -111,10 +111,9 @@ class FlatModel:
         # One cheap forward on two points turns a shape mismatch into a clear error now, not mid-optimisation.
         with torch.no_grad():
             out = functional_call(self.model, self.unflatten(self.theta()), (self.X[:2],))
-        if out.reshape(min(2, self.n), -1).shape[1] != self.y.shape[1]:
-            raise ValueError(
-                f"model output has {out.reshape(min(2, self.n), -1).shape[1]} values per point but y has {self.y.shape[1]}"
-            )
+        n_out = out.reshape(min(2, self.n), -1).shape[1]
+        if n_out != self.y.shape[1]:
+            raise ValueError(f"model output has {n_out} values per point but y has {self.y.shape[1]}")
 
     # ----------------------------------------------------------------------------------------------- data
     def _data(self, X, y, xname: str, yname: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -387,6 +386,7 @@ def _bfgs_rank2(fun_and_grad, x0: np.ndarray, *, gtol: float, maxiter: int, call
     search is SciPy's own ``_line_search_wolfe12`` (MINPACK Wolfe search, then the pure-Python fallback), so
     the iterates, stopping rules, status codes and messages are SciPy's up to rounding.
     """
+    from scipy.linalg.blas import dger
     from scipy.optimize._optimize import _LineSearchError, _line_search_wolfe12, _status_message
 
     memo: dict[str, Any] = {"x": None}
@@ -411,7 +411,7 @@ def _bfgs_rank2(fun_and_grad, x0: np.ndarray, *, gtol: float, maxiter: int, call
     old_fval = f(xk)
     gfk = fprime(xk)
     N = xk.size
-    Hk = np.eye(N)
+    Hk = np.asfortranarray(np.eye(N))
     old_old_fval = old_fval + np.linalg.norm(gfk) / 2  # SciPy: initial step guess dx ~ 1
     k, warnflag, halted = 0, 0, False
     gnorm = np.max(np.abs(gfk))
@@ -449,8 +449,11 @@ def _bfgs_rank2(fun_and_grad, x0: np.ndarray, *, gtol: float, maxiter: int, call
         rhok = 1000.0 if rhok_inv == 0.0 else 1.0 / rhok_inv
         Hy = Hk @ yk
         yH = yk @ Hk
-        Hk -= rhok * (np.outer(sk, yH) + np.outer(Hy, sk))
-        Hk += (rhok * rhok * float(yk @ Hy) + rhok) * np.outer(sk, sk)
+        coef = rhok * rhok * float(yk @ Hy) + rhok
+        # In-place BLAS rank-one updates (Hk is Fortran-ordered): no N x N temporaries.
+        Hk = dger(-rhok, sk, yH, a=Hk, overwrite_a=True)
+        Hk = dger(-rhok, Hy, sk, a=Hk, overwrite_a=True)
+        Hk = dger(coef, sk, sk, a=Hk, overwrite_a=True)
     if halted:
         warnflag, msg = 99, "`callback` raised `StopIteration`."
     elif warnflag == 2:
@@ -487,7 +490,7 @@ def log_line_search(
 
     Unlike the authors' search (pitfall 8), alpha = 0 is a candidate with value ``f0``: unless
     ``allow_increase`` is true the result never has f(alpha) > f0, and (0, f0) is returned when no grid
-    point beats ``f0``. Non-finite values count as +inf.
+    point beats ``f0``. Non-finite values count as +inf (so (0, f0) also when no grid value is finite).
     """
     if not (0 < alpha_min < alpha_max) or not math.isfinite(alpha_max):
         raise ValueError(f"need 0 < alpha_min < alpha_max < inf, got {alpha_min!r}, {alpha_max!r}")
@@ -511,9 +514,7 @@ def log_line_search(
         lg = np.log10(grid)
         lo = lg[i - 1] if i > 0 else lg[0] - step
         hi = lg[i + 1] if i < n_grid - 1 else lg[-1] + step
-    if allow_increase:
-        return best_a, best_f, n_eval
-    if best_f < f0:
+    if math.isfinite(best_f) and (allow_increase or best_f < f0):
         return best_a, best_f, n_eval
     return 0.0, float(f0), n_eval
 
@@ -532,7 +533,9 @@ def low_curvature_direction(
     elif rule == "signed":
         mask = eigenvalues < tau
     else:
-        raise ValueError(f"rule must be 'abs' (|lambda| < tau, the code) or 'signed' (lambda < tau, the paper), got {rule!r}")
+        raise ValueError(
+            f"rule must be 'abs' (|lambda| < tau, the code) or 'signed' (lambda < tau, the paper), got {rule!r}"
+        )
     E = eigenvectors[:, mask]
     return E @ (E.T @ grad), int(mask.sum())
 

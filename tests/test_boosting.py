@@ -133,7 +133,8 @@ def test_boost_with_bfgs_lowers_error_and_merges():
     X, X_test = rng.uniform(-1, 1, size=(64, 1)), rng.uniform(-1, 1, size=(64, 1))
     y, y_test = np.sin(2 * X[:, 0]), np.sin(2 * X_test[:, 0])
     trainer = functools.partial(optimize.bfgs, maxiter=3000, num_threads=1)
-    res = boosting.boost([tiny_mlp([1, 4, 4, 1], seed=0), tiny_mlp([1, 4, 4, 1], seed=1)], X, y, trainer, X_test, y_test)
+    nets = [tiny_mlp([1, 4, 4, 1], seed=0), tiny_mlp([1, 4, 4, 1], seed=1)]
+    res = boosting.boost(nets, X, y, trainer, X_test, y_test)
     first, second = res.stages
     assert second.train_rmse < first.train_rmse / 10
     # The stage's own test RMSE times c is the combined model's test RMSE.
