@@ -13,6 +13,7 @@ BENCHMARKS = {
     "simplex": "pml.benchmarks.simplex",
     "batched": "pml.benchmarks.batched",
     "bfgs": "pml.benchmarks.bfgs",
+    "precision": "pml.benchmarks.precision",
 }
 
 

@@ -2,28 +2,44 @@
 
 * d = 1: linear interpolation between sorted training points, the same arithmetic as
   ``scipy.interpolate.interp1d(kind="linear", bounds_error=False)`` used by the authors (spec §1).
-* d >= 2: Delaunay triangulation (``scipy.spatial.Delaunay``) and barycentric interpolation, evaluated by SciPy's own
-  ``LinearNDInterpolator`` so the values are those of the authors' code.
+* d >= 2: Delaunay triangulation (``scipy.spatial.Delaunay``, default options as upstream) and barycentric
+  interpolation, with values identical to ``scipy.interpolate.LinearNDInterpolator`` on that triangulation.
 
 Query points outside the convex hull of the training points get NaN. They are never dropped silently: every result
 carries the ``inside`` mask and ``n_outside`` (spec pitfall 13: upstream dropped them, which in 5-6 dimensions at
 small |D| removed up to ~75% of the test set).
 
-Speed. A plain ``LinearNDInterpolator(tri, y)(X)`` call in 5-6 dimensions can take a minute for 10^4 points. The
-walk through the triangulation is *not* what makes it slow: the first call computes the barycentric transform of
-every simplex (~1.2e5 simplices at |D| = 1024, d = 5; ~6e5 at d = 6), one tiny LAPACK factorisation each, and a
-multi-threaded OpenBLAS spends far more time synchronising its threads than computing on these 5x5 / 6x6 matrices
-(measured on 2 cores under load: 8-47 s multi-threaded vs 0.2-0.3 s single-threaded for d = 5). This module
+Why plain SciPy is slow, and what this module does instead
+----------------------------------------------------------
+A plain ``LinearNDInterpolator(tri, y)(X)`` call in 5-6 dimensions can take a minute for 10^4 points. The walk
+through the triangulation is *not* the main cost. The first call computes the barycentric transform of *every*
+simplex (~1.2e5 simplices at |D| = 1024, d = 5; ~6e5 at d = 6), one tiny LAPACK factorisation each, and a
+multi-threaded OpenBLAS spends far longer synchronising threads than computing on these 5x5 / 6x6 matrices
+(measured on a loaded 2-core machine: 8-47 s with 2 BLAS threads vs 0.2-0.3 s with one, d = 5, |D| = 1024). The
+walk itself (SciPy's paraboloid hill-climb, then a directed barycentric walk starting from the previous query's
+simplex, with a brute-force fallback) costs ~10 us per query in random order and 3-4x less in space-filling-curve
+order.
 
-1. computes the transforms with the BLAS thread pool limited to one thread (``threadpoolctl`` when installed, else
-   OpenBLAS's own ``set_num_threads``; restored afterwards), and
-2. orders the queries along a Morton (Z-order) curve on quantised coordinates before the walk, so each walk starts
-   from the simplex found for the previous, nearby query (SciPy carries the start simplex from one query to the
-   next), then restores the caller's order. This makes the walk itself 3-12x faster.
+``method="walk"`` (the default, ``"auto"``, from d = 4) therefore
 
-The values are computed by the same SciPy routine, so they are identical to the plain call; only a query lying on a
-face shared by two simplices (to ~1e-14 in barycentric coordinates) could be attributed to the other simplex, which
-changes its value at most by rounding.
+1. starts each query at a simplex incident to its nearest training point (k-d tree);
+2. climbs, for all queries at once, the distance of the lifted query to the simplices' paraboloid facets
+   (``Delaunay.equations``, already computed by qhull, so no transforms are needed) to a local maximum, which is
+   almost always the simplex containing the query;
+3. finishes with a vectorised barycentric walk across the face opposite the most negative coordinate; a query whose
+   walk meets the hull boundary (a face with no neighbour) is outside;
+4. computes barycentric transforms lazily, only for the simplices visited (about one per query), with SciPy's own
+   routine (``scipy.spatial._qhull._get_barycentric_transforms``, bit-identical to ``Delaunay.transform``) and
+   one BLAS thread;
+5. evaluates sum_j c_j y_j with the same operations in the same order as ``LinearNDInterpolator``.
+
+Queries whose walk fails (a degenerate simplex with NaN transform, no convergence) fall back to SciPy's call.
+``method="scipy"`` (what ``"auto"`` picks for d = 2, 3, where there are few simplices and SciPy's compiled walk is
+faster than the vectorised one) computes all transforms with one BLAS thread, locates the queries with SciPy's
+``Delaunay.find_simplex`` in Morton (Z-order) order, then evaluates as in step 5; ``method="plain"`` is the unmodified upstream call. All give identical
+values: only a query lying on a face
+shared by two simplices (to ~1e-14 in barycentric coordinates) may be attributed to the other simplex, which changes
+its value by rounding at most.
 """
 
 from __future__ import annotations
@@ -38,7 +54,7 @@ from typing import Iterator
 import numpy as np
 
 __all__ = [
-    "ORDERINGS",
+    "METHODS",
     "SimplexInterpolator",
     "SimplexResult",
     "blas_single_thread",
@@ -46,7 +62,9 @@ __all__ = [
     "simplex_interpolate",
 ]
 
-ORDERINGS = ("morton", "none")
+METHODS = ("auto", "walk", "scipy", "plain")
+
+_EPS = 100 * np.finfo(np.float64).eps  # LinearNDInterpolator's simplex tolerance (eps = 100 DBL_EPSILON)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,44 +202,75 @@ def morton_order(X, bits: int | None = None) -> np.ndarray:
 class SimplexInterpolator:
     """Piecewise-linear interpolant of (X_train, y_train) on the Delaunay triangulation (an interval mesh in 1D).
 
-    ``n_params`` is the paper's count N = |D|(d+1) (spec §1). ``ordering="none"`` gives SciPy's plain query order
-    (for benchmarks); the values are the same either way.
+    ``n_params`` is the paper's count N = |D|(d+1) (spec §1). ``method`` picks the evaluation route for d >= 2
+    (see the module docstring); all give the values of ``LinearNDInterpolator``.
     """
 
-    def __init__(self, X_train, y_train, ordering: str = "morton"):
+    def __init__(self, X_train, y_train, method: str = "auto"):
         X = np.asarray(X_train, dtype=np.float64)
         if X.ndim == 1:
             X = X[:, None]
         y = np.asarray(y_train, dtype=np.float64).reshape(-1)
         if X.ndim != 2 or X.shape[0] != y.size:
             raise ValueError(f"X_train must have shape (n, d) with n = len(y_train); got {X.shape} and {y.shape}")
-        if ordering not in ORDERINGS:
-            raise ValueError(f"unknown ordering {ordering!r}; valid: {list(ORDERINGS)}")
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid: {list(METHODS)}")
         if not (np.isfinite(X).all() and np.isfinite(y).all()):
             raise ValueError("training points and values must be finite")
         self.dim = X.shape[1]
         if X.shape[0] < self.dim + 1:
             raise ValueError(f"need at least d+1 = {self.dim + 1} training points, got {X.shape[0]}")
         self.n_train = X.shape[0]
-        self.ordering = ordering
+        if method == "auto":  # the walk wins from d = 4 (many simplices); below, SciPy's walk is cheaper
+            method = "walk" if self.dim >= 4 else "scipy"
+        self.method = method
+        self.tri = None
         if self.dim == 1:
             order = np.argsort(X[:, 0], kind="stable")
             self._x, self._y = X[order, 0], y[order]
             if np.any(np.diff(self._x) == 0):
                 raise ValueError("1D training inputs must be distinct")
-            self.tri = None
-        else:
-            from scipy.interpolate import LinearNDInterpolator
-            from scipy.spatial import Delaunay
+            return
+        from scipy.spatial import Delaunay
 
-            self.tri = Delaunay(X)  # default qhull options, as the authors' code
-            with blas_single_thread():
-                self.tri.transform  # the expensive part (see the module docstring), computed once, cached by SciPy
-            self._interp = LinearNDInterpolator(self.tri, y)
+        self.tri = Delaunay(X)  # default qhull options, as the authors' code
+        self._y = np.ascontiguousarray(y)
+        self._scipy_interp = None
+        if method == "walk":
+            # transforms computed so far: rows of _store, simplex s at row _slot[s] (-1: not yet computed); 8 bytes
+            # per simplex instead of SciPy's (d+1)*d*8 for all of them
+            self._slot = np.full(self.tri.nsimplex, -1, dtype=np.int64)
+            self._store = np.empty((0, self.dim + 1, self.dim))
+            self._n_cached = 0
+            self._kdtree = None
 
     @property
     def n_params(self) -> int:
         return self.n_train * (self.dim + 1)
+
+    # -- public evaluation -------------------------------------------------------------------------------------
+
+    def __call__(self, X) -> SimplexResult:
+        X = self._queries(X)
+        if self.dim == 1:
+            values, cell = self._linear_1d(X[:, 0])
+        elif self.method == "walk":
+            values, cell = self._walk_evaluate(X)
+        elif self.method == "scipy":
+            with blas_single_thread():
+                transform = self.tri.transform  # computed once, cached by SciPy (the expensive part)
+            cell = self._scipy_find(X, ordered=True).astype(np.int64)
+            values = self._values(cell, X, lambda ids: transform[ids])
+        else:
+            values = self._scipy_values(X, ordered=False)
+            cell = np.where(np.isnan(values), -1, self._scipy_find(X, ordered=False))
+        return SimplexResult(values=values, inside=~np.isnan(values), cell=cell)
+
+    def find(self, X) -> np.ndarray:
+        """Index of the simplex (d >= 2) or interval (d = 1) containing each query point; -1 outside."""
+        return self(X).cell
+
+    # -- helpers ------------------------------------------------------------------------------------------------
 
     def _queries(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -229,34 +278,29 @@ class SimplexInterpolator:
             X = X[:, None]
         if X.ndim != 2 or X.shape[1] != self.dim:
             raise ValueError(f"query points must have shape (n, {self.dim}), got {X.shape}")
-        return X
+        return np.ascontiguousarray(X)
 
-    def find(self, X) -> np.ndarray:
-        """Index of the simplex (d >= 2) or interval (d = 1) containing each query point; -1 outside."""
-        X = self._queries(X)
-        if self.dim == 1:
-            return self._interval(X[:, 0])
-        return self._ordered(X, lambda Q: self.tri.find_simplex(Q))
-
-    def __call__(self, X) -> SimplexResult:
-        X = self._queries(X)
-        if self.dim == 1:
-            values, cell = self._linear_1d(X[:, 0])
-        else:
-            values = self._ordered(X, lambda Q: self._interp(Q))
-            cell = self.find(X)
-            # find_simplex and the interpolator share SciPy's walk; NaN is the authoritative "outside" signal
-            cell = np.where(np.isnan(values), -1, cell)
-        return SimplexResult(values=values, inside=~np.isnan(values), cell=cell)
-
-    def _ordered(self, X: np.ndarray, fn) -> np.ndarray:
-        if self.ordering == "none" or len(X) < 2:
+    def _ordered(self, X: np.ndarray, fn, ordered: bool) -> np.ndarray:
+        if not ordered or len(X) < 2:
             return np.asarray(fn(X))
         perm = morton_order(X)
         out_sorted = np.asarray(fn(np.ascontiguousarray(X[perm])))
         out = np.empty_like(out_sorted)
         out[perm] = out_sorted
         return out
+
+    def _scipy_values(self, X: np.ndarray, ordered: bool) -> np.ndarray:
+        from scipy.interpolate import LinearNDInterpolator
+
+        if self._scipy_interp is None:
+            if ordered or self.method == "walk":
+                with blas_single_thread():
+                    self.tri.transform  # computed once and cached by SciPy (the expensive part)
+            self._scipy_interp = LinearNDInterpolator(self.tri, self._y)
+        return self._ordered(X, self._scipy_interp, ordered)
+
+    def _scipy_find(self, X: np.ndarray, ordered: bool) -> np.ndarray:
+        return self._ordered(X, self.tri.find_simplex, ordered)
 
     def _interval(self, x: np.ndarray) -> np.ndarray:
         inside = (x >= self._x[0]) & (x <= self._x[-1])
@@ -273,7 +317,156 @@ class SimplexInterpolator:
         inside = (x >= self._x[0]) & (x <= self._x[-1])
         return np.where(inside, values, np.nan), np.where(inside, lo, -1)
 
+    # -- the vectorised walk (method="walk") --------------------------------------------------------------------
 
-def simplex_interpolate(X_train, y_train, X_query, ordering: str = "morton") -> SimplexResult:
+    def _ensure_transforms(self, ids: np.ndarray) -> None:
+        need = np.unique(ids[self._slot[ids] < 0])
+        if need.size == 0:
+            return
+        with blas_single_thread():
+            new = _barycentric_transforms(self.tri.points, self.tri.simplices[need])
+        start, stop = self._n_cached, self._n_cached + need.size
+        if stop > self._store.shape[0]:
+            grown = np.empty((max(stop, 2 * self._store.shape[0]), self.dim + 1, self.dim))
+            grown[:start] = self._store[:start]
+            self._store = grown
+        self._store[start:stop] = new
+        self._slot[need] = np.arange(start, stop)
+        self._n_cached = stop
+
+    def _cached_transforms(self, ids: np.ndarray) -> np.ndarray:
+        return self._store[self._slot[ids]]
+
+    def _values(self, cell: np.ndarray, X: np.ndarray, transforms_of) -> np.ndarray:
+        """Interpolated values for the points with ``cell >= 0`` (NaN elsewhere), computed with the operations of
+        ``LinearNDInterpolator`` in its order: c = barycentric(x); out = 0; out = out + c[j] * y[vertex j]."""
+        values = np.full(X.shape[0], np.nan)
+        idx = np.flatnonzero(cell >= 0)
+        if idx.size:
+            c = self._barycentric(transforms_of(cell[idx]), X[idx])
+            verts = self.tri.simplices[cell[idx]]
+            acc = np.zeros(idx.size)
+            for j in range(self.dim + 1):
+                acc = acc + c[:, j] * self._y[verts[:, j]]
+            values[idx] = acc
+        return values
+
+    def _barycentric(self, T: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Barycentric coordinates (n, d+1) of X (n, d) in simplices with transforms T (n, d+1, d), with SciPy's
+        operation order (``_barycentric_coordinate_single``)."""
+        d = self.dim
+        c = np.empty((X.shape[0], d + 1))
+        last = np.ones(X.shape[0])
+        for i in range(d):
+            acc = np.zeros(X.shape[0])
+            for j in range(d):
+                acc = acc + T[:, i, j] * (X[:, j] - T[:, d, j])
+            c[:, i] = acc
+        for i in range(d):
+            last = last - c[:, i]
+        c[:, d] = last
+        return c
+
+    def _climb(self, cur: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Hill-climb on the lifted paraboloid (SciPy's first stage, vectorised; needs no transforms).
+
+        A lifted query lies on the positive side of exactly the simplices whose circumsphere contains it (the
+        cavity around it, which includes its own simplex), so climbing the plane distance from the start simplex
+        ends next to the containing simplex. Cheap: one dot product per neighbour.
+        """
+        tri = self.tri
+        d = self.dim
+        eq = tri.equations  # (nsimplex, d+2): normal (d+1) and offset of each lifted facet
+        z = np.empty((X.shape[0], d + 1))
+        z[:, :d] = X
+        z[:, d] = np.sum(X**2, axis=1) * tri.paraboloid_scale + tri.paraboloid_shift
+        cur = cur.copy()
+        dist = np.einsum("nk,nk->n", eq[cur, :d + 1], z) + eq[cur, d + 1]
+        todo = np.arange(cur.size)
+        for _ in range(4 * tri.nsimplex):
+            if todo.size == 0:
+                break
+            nb = tri.neighbors[cur[todo]]  # (m, d+1)
+            valid = nb >= 0
+            nbc = np.where(valid, nb, 0)
+            nd = np.einsum("mjk,mk->mj", eq[nbc, :d + 1], z[todo]) + eq[nbc, d + 1]
+            nd = np.where(valid, nd, -np.inf)
+            j = np.argmax(nd, axis=1)
+            best = nd[np.arange(todo.size), j]
+            better = best > dist[todo] + _EPS * (1 + np.abs(dist[todo]))
+            idx = todo[better]
+            cur[idx] = nbc[better, j[better]]
+            dist[idx] = best[better]
+            todo = idx
+        return cur
+
+    def _walk_evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from scipy.spatial import cKDTree
+
+        n, d = X.shape
+        tri = self.tri
+        cell = np.full(n, -2, dtype=np.int64)  # -2: unresolved, -1: outside
+        lo, hi = tri.min_bound, tri.max_bound
+        box_out = np.any((X < lo - _EPS) | (X > hi + _EPS), axis=1)  # SciPy's bounding-box shortcut
+        box_out |= ~np.isfinite(X).all(axis=1)  # NaN/inf queries: no simplex (SciPy also returns NaN)
+        cell[box_out] = -1
+        active = np.flatnonzero(~box_out)
+        if active.size:
+            if self._kdtree is None:
+                self._kdtree = cKDTree(tri.points)
+            _, nearest = self._kdtree.query(X[active])
+            cur = tri.vertex_to_simplex[nearest].astype(np.int64)
+            cur[cur < 0] = 0
+            neighbors = tri.neighbors
+            cur = self._climb(cur, X[active])
+            for _ in range(64 + 4 * d):
+                if active.size == 0:
+                    break
+                self._ensure_transforms(cur)
+                c = self._barycentric(self._cached_transforms(cur), X[active])
+                bad = np.isnan(c).any(axis=1)
+                kmin = np.argmin(np.where(np.isnan(c), np.inf, c), axis=1)
+                cmin = c[np.arange(active.size), kmin]
+                inside = ~bad & (cmin >= -_EPS) & np.all(c <= 1 + _EPS, axis=1)
+                cell[active[inside]] = cur[inside]
+                hop = ~bad & (cmin < -_EPS)
+                nxt = neighbors[cur, kmin]
+                cell[active[hop & (nxt == -1)]] = -1  # beyond a hull facet: outside the convex hull
+                move = hop & (nxt != -1)
+                # anything else (NaN transform, inconsistent coordinates) stays -2 and goes to SciPy below
+                active, cur = active[move], nxt[move].astype(np.int64)
+        values = self._values(cell, X, self._cached_transforms)
+        unresolved = np.flatnonzero(cell == -2)
+        if unresolved.size:
+            Xu = X[unresolved]
+            values[unresolved] = self._scipy_values(Xu, ordered=True)
+            cell[unresolved] = np.where(np.isnan(values[unresolved]), -1, self._scipy_find(Xu, ordered=True))
+        return values, cell
+
+
+def _barycentric_transforms(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
+    """``Delaunay.transform`` rows for the given simplices (SciPy's own routine, so bit-identical)."""
+    try:
+        from scipy.spatial._qhull import _get_barycentric_transforms
+    except ImportError:  # pragma: no cover - private SciPy API; NumPy fallback (same maths, rounding may differ)
+        return _barycentric_transforms_numpy(points, simplices)
+    return _get_barycentric_transforms(points, np.ascontiguousarray(simplices, dtype=np.intc),
+                                       np.finfo(np.float64).eps)
+
+
+def _barycentric_transforms_numpy(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
+    d = points.shape[1]
+    r = points[simplices[:, d]]
+    T = np.transpose(points[simplices[:, :d]] - r[:, None, :], (0, 2, 1))  # T[:, i, j] = p_j[i] - r[i]
+    out = np.full((simplices.shape[0], d + 1, d), np.nan)
+    with np.errstate(all="ignore"):
+        cond = np.linalg.cond(T, 1)
+        ok = np.isfinite(cond) & (1.0 / cond >= np.finfo(np.float64).eps)
+        out[ok, :d, :] = np.linalg.inv(T[ok])
+    out[ok, d, :] = r[ok]
+    return out
+
+
+def simplex_interpolate(X_train, y_train, X_query, method: str = "auto") -> SimplexResult:
     """One-shot :class:`SimplexInterpolator` (paper §2): values at X_query with the outside points reported."""
-    return SimplexInterpolator(X_train, y_train, ordering=ordering)(X_query)
+    return SimplexInterpolator(X_train, y_train, method=method)(X_query)

@@ -16,6 +16,11 @@ with results equal to S separate :func:`train` calls up to float64 rounding.
 Both train the model **in place** and return summaries. On KeyboardInterrupt they raise :class:`TrainingInterrupted`
 (a KeyboardInterrupt) whose ``.result`` holds the summary of the steps completed so far, so nothing is lost and
 nothing half-done is mistaken for a finished run (e.g. cached).
+
+Speed notes. ``adam_impl="fused"`` (default) is PyTorch's fused Adam, the same update as the authors' default
+(for-loop) Adam up to float rounding and ~3x cheaper per step for small networks. On a CPU, small networks spend most
+of their time in per-operation overhead: with several intra-op threads on a busy 2-core machine a step can be 10x
+or more slower than with one thread. The loop never changes ``torch.set_num_threads`` (global state); callers may.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -32,6 +37,7 @@ from torch import nn
 from pml.config import Config
 
 __all__ = [
+    "ADAM_IMPLS",
     "SELECTIONS",
     "TrainConfig",
     "TrainResult",
@@ -55,6 +61,11 @@ SELECTIONS = ("test_at_min_train", "min_test", "min_logged_test", "final_test")
 """
 
 
+ADAM_IMPLS = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
+"""PyTorch's Adam implementations (same algorithm; they differ only by float rounding). "fused" is ~3x faster per
+step than "for-loop" on CPU for small networks."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
     """Settings of :func:`train` / :func:`train_batched`. Defaults are the paper's ReLU scaling runs (Fig. 2)."""
@@ -67,6 +78,7 @@ class TrainConfig(Config):
     selection: str = "test_at_min_train"  # one of SELECTIONS: the value reported as ``TrainResult.selected``
     test_every_step: bool = True  # False: evaluate the test set only where ``selection`` needs it (see below)
     eval_chunk_size: int = 0  # >0: evaluate the test set in chunks of this many points (memory); 0: all at once
+    adam_impl: str = "fused"  # one of ADAM_IMPLS; the same update rule, "for-loop" is PyTorch's reference code
 
     # test_every_step=False is exact for test_at_min_train, min_logged_test and final_test: the test set is then
     # evaluated only at steps where the batch train loss reaches a new minimum, at the logged steps and at the last
@@ -82,6 +94,8 @@ class TrainConfig(Config):
             raise ValueError(f"TrainConfig.eval_chunk_size must be an integer >= 0, got {self.eval_chunk_size!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
+        if self.adam_impl not in ADAM_IMPLS:
+            raise ValueError(f"unknown adam_impl {self.adam_impl!r}; valid: {list(ADAM_IMPLS)}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}; valid: {list(SELECTIONS)}")
         if self.selection == "min_test" and not self.test_every_step:
@@ -222,7 +236,7 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
         idx = torch.arange(k, k + B, device=X_train.device) % n
         return X_train[:, idx], y_train[:, idx]
 
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, **ADAM_IMPLS[cfg.adam_impl])
     n_steps = cfg.n_steps
     train_curve = torch.full((n_steps, S), float("nan"), dtype=X_train.dtype, device=X_train.device)
     test_curve = torch.full((n_steps, S), float("nan"), dtype=X_train.dtype, device=X_train.device)
@@ -326,7 +340,10 @@ def train(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig =
     yte = _as_tensor(y_test, dtype, device, "y_test").reshape(1, -1)
 
     def forward(X: torch.Tensor) -> torch.Tensor:
-        return model(X[0]).reshape(1, -1)
+        out = model(X[0])
+        if out.numel() != X.shape[1]:
+            raise ValueError(f"the model must return one value per point, shape (n,) or (n, 1); got {tuple(out.shape)}")
+        return out.reshape(1, -1)
 
     try:
         return _fit(forward, params, Xtr[None], ytr, Xte[None], yte, cfg, progress, "train")[0]

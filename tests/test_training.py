@@ -117,7 +117,8 @@ def test_lazy_test_evaluation_is_exact():
 
 def test_selection_field_picks_reported_value():
     X, y, Xt, yt = _split(4)
-    res = training.train(networks.make_mlp(2, 8, 2, seed=0), X, y, Xt, yt, dataclasses.replace(CFG, selection="min_test"))
+    cfg = dataclasses.replace(CFG, selection="min_test")
+    res = training.train(networks.make_mlp(2, 8, 2, seed=0), X, y, Xt, yt, cfg)
     assert res.selected == res.min_test <= res.test_at_min_train
 
 
@@ -195,3 +196,12 @@ def test_progress_bar_runs():
     X, y, Xt, yt = _split(7)
     res = training.train(networks.make_mlp(2, 4, 2), X, y, Xt, yt, dataclasses.replace(CFG, n_steps=10), progress=True)
     assert res.n_steps_done == 10
+
+
+def test_benchmark_smoke():
+    from pml.benchmarks import batched as bench
+
+    result = bench.run(seed_counts=(2,), width=4, n_train=16, n_test=20, n_steps=5, thread_settings=(1,))
+    (row,) = result["runs"]
+    assert row["max_abs_diff"]["final_test"] < 1e-12 and row["same_argmin_step"]
+    assert "ratio" in bench.format(result)
