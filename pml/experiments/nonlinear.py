@@ -1,0 +1,768 @@
+"""Paper §3 ("Nonlinear Methods"): splines (Fig. 4), tanh networks (Fig. 5), the dot product (Fig. 6a) and the
+multiplication gadget (Fig. 6b).
+
+Every experiment is a frozen ``Config`` and a pure ``run_*(cfg) -> Result``; the chapter ``book/03_nonlinear.md``
+calls them through :func:`pml.cache.load_or_run`. The summaries the chapter reports (fitted exponents, floors, the
+tanh-vs-simplex margins) are methods or functions here, so the rules behind every number live in tested code:
+
+* **Pre-floor fits** (:func:`fit_prefloor`). A spline curve falls as a power law until it meets the float64 floor and
+  then stays flat. We fit the exponent on the *last decade* of sizes whose error is still at least
+  ``floor_margin`` (100) times the floor (eps_0 = 2^-52 for relative errors, eps_0 * y_rms for absolute ones), with at
+  least ``min_points`` (3) points: the asymptotic regime, as far from the floor as rounding cannot bend it.
+* **Network scaling** (:func:`run_network_scaling`): the protocol of spec §1 (inputs standardised, Adam 1e-3, MSE,
+  cyclic batches capped at 30k for tanh and 10k for ReLU, |D| = N // (d+1), ``test_at_min_train``), S seeds trained
+  together as one :class:`pml.networks.BatchedMLP`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from pml import data, equations, gadget, metrics, scaling, splines
+from pml.config import Config
+
+EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
+
+__all__ = [
+    "EPS0",
+    "GadgetConfig",
+    "GadgetResult",
+    "GridCurve",
+    "NetworkScalingConfig",
+    "NetworkScalingResult",
+    "PrefloorFit",
+    "RegularGridConfig",
+    "RegularGridResult",
+    "SimplexScalingConfig",
+    "SimplexScalingResult",
+    "SplineConfig",
+    "SplineCurve",
+    "SplineResult",
+    "Table",
+    "beats_simplex",
+    "beats_table",
+    "best_beat",
+    "dot_product_gap",
+    "estimate_training_seconds",
+    "exponent_table",
+    "fit_prefloor",
+    "paper_network_grid",
+    "prefloor_window",
+    "run_gadget",
+    "run_network_scaling",
+    "run_regular_grid",
+    "run_simplex_scaling",
+    "run_splines",
+    "scaling_scatter",
+    "scatter_ratio",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pre-floor power-law fits
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrefloorFit:
+    """A power law fitted on the asymptotic, pre-floor part of a curve; ``window`` marks the points used."""
+
+    exponent: float
+    exponent_stderr: float
+    prefactor: float
+    window: np.ndarray  # bool mask over the curve's points
+    n_points: int
+
+
+def prefloor_window(n, err, floor: float, margin: float = 100.0, decades: float = 1.0,
+                    min_points: int = 3) -> np.ndarray:
+    """Mask of the points a pre-floor fit uses (see the module docstring).
+
+    Pre-floor points have ``err >= margin * floor``. Of those, the window holds the ones within ``decades`` decades
+    of the largest pre-floor n, extended to the ``min_points`` largest pre-floor points if the decade holds fewer.
+    Returns an all-False mask when fewer than two points are pre-floor.
+    """
+    n = np.asarray(n, dtype=np.float64).reshape(-1)
+    err = np.asarray(err, dtype=np.float64).reshape(-1)
+    if n.shape != err.shape:
+        raise ValueError(f"n has {n.size} values but err has {err.size}")
+    if not (floor > 0 and margin > 0 and decades > 0) or int(min_points) != min_points or min_points < 2:
+        raise ValueError("need floor > 0, margin > 0, decades > 0 and an integer min_points >= 2")
+    pre = np.isfinite(err) & (err >= margin * floor) & np.isfinite(n) & (n > 0)
+    window = np.zeros(n.size, dtype=bool)
+    if pre.sum() < 2:
+        return window
+    idx = np.flatnonzero(pre)
+    idx = idx[np.argsort(n[idx], kind="stable")]
+    top = n[idx[-1]]
+    inside = idx[n[idx] >= top / 10.0**decades]
+    if inside.size < min_points:
+        inside = idx[-min(int(min_points), idx.size):]
+    window[inside] = True
+    return window
+
+
+def fit_prefloor(n, err, floor: float, margin: float = 100.0, decades: float = 1.0,
+                 min_points: int = 3) -> PrefloorFit:
+    """Power law err ~ prefactor * n**exponent on :func:`prefloor_window`; NaN exponent if < 2 points qualify."""
+    window = prefloor_window(n, err, floor, margin, decades, min_points)
+    if window.sum() < 2:
+        return PrefloorFit(float("nan"), float("nan"), float("nan"), window, int(window.sum()))
+    n = np.asarray(n, dtype=np.float64).reshape(-1)
+    err = np.asarray(err, dtype=np.float64).reshape(-1)
+    fit = scaling.fit_power_law(n[window], err[window])
+    return PrefloorFit(fit.exponent, fit.exponent_stderr, fit.prefactor, window, fit.n_points)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fig. 4a, 4b: 1D and 2D splines
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplineConfig(Config):
+    orders_1d: tuple[int, ...] = (1, 2, 3, 5, 7)  # Fig. 4a
+    i_range_1d: tuple[int, int] = (6, 36)  # n = int(1.5**i): 11 ... 2,184,164 nodes
+    n_test_1d: int = 2000  # equally spaced on [-0.9, 0.9]
+    orders_2d: tuple[int, ...] = (1, 3, 5)  # Fig. 4b: linear, cubic, quintic
+    i_range_2d: tuple[int, int] = (9, 35)  # nominal n = int(1.5**i): 38 ... 1,456,109
+    n_test_per_axis: int = 121  # 121 x 121 grid on [-0.8, 0.8]^2
+    floor_margin: float = 100.0  # pre-floor: error >= margin * eps_0
+    fit_decades: float = 1.0  # fit on the last decade of pre-floor sizes ...
+    fit_min_points: int = 3  # ... with at least this many points
+    stiff_rate: float = 8.0  # diagnostic target e^(a x): pushes the floor to larger n (not in the paper)
+    stiff_orders: tuple[int, ...] = (5, 7)
+
+
+@dataclass(frozen=True)
+class SplineCurve:
+    """One Fig. 4a/4b curve: relative RMSE against the node count, and its pre-floor fit against the true |D|."""
+
+    dim: int
+    order: int
+    target: str
+    n_nominal: np.ndarray  # the figure's x axis
+    n_train: np.ndarray  # nodes actually used (s^2 in 2D)
+    rel_rmse: np.ndarray
+    fit: PrefloorFit
+
+    @property
+    def theory(self) -> float:
+        """-(n+1)/d."""
+        return scaling.theoretical_exponent(self.dim, self.order)
+
+    @property
+    def gap(self) -> float:
+        """|fitted exponent - theory| (NaN without a fit)."""
+        return abs(self.fit.exponent - self.theory)
+
+    def floor_level(self, last: int = 5) -> float:
+        """Median relative RMSE over the ``last`` largest sizes: the level the curve levels out at."""
+        return float(np.median(self.rel_rmse[-int(last):]))
+
+
+@dataclass(frozen=True)
+class SplineResult:
+    curves: tuple[SplineCurve, ...]
+    stiff: tuple[SplineCurve, ...]  # the diagnostic on e^(a x)
+    stiff_rate: float
+
+    def curve(self, dim: int, order: int) -> SplineCurve:
+        for c in self.curves:
+            if (c.dim, c.order) == (dim, order):
+                return c
+        raise KeyError(f"no {dim}D order-{order} curve; have {[(c.dim, c.order) for c in self.curves]}")
+
+    def max_gap(self, orders: Sequence[int]) -> float:
+        """Largest |fitted - theory| over the curves of the given orders (any dimension)."""
+        gaps = [c.gap for c in self.curves if c.order in orders]
+        if not gaps or not np.all(np.isfinite(gaps)):
+            return float("nan")  # a curve without a fit cannot confirm the law
+        return float(max(gaps))
+
+    def best_floor(self, dim: int) -> float:
+        """Floor level of the highest order shown in ``dim`` dimensions."""
+        top = max(c.order for c in self.curves if c.dim == dim)
+        return self.curve(dim, top).floor_level()
+
+
+def _spline_curve(sc: splines.SplineScaling, dim: int, target: str, cfg: SplineConfig) -> SplineCurve:
+    fit = fit_prefloor(sc.n_train, sc.rel_rmse, EPS0, cfg.floor_margin, cfg.fit_decades, cfg.fit_min_points)
+    return SplineCurve(dim, sc.order, target, sc.n_nominal, sc.n_train, sc.rel_rmse, fit)
+
+
+def run_splines(cfg: SplineConfig) -> SplineResult:
+    """Fig. 4a (e^x, orders 1-7) and 4b (e^(xy), orders 1, 3, 5), relative RMSE, plus the e^(a x) diagnostic."""
+    sizes_1d = splines.fig4a_sizes(*cfg.i_range_1d)
+    sizes_2d = splines.fig4b_sizes(*cfg.i_range_2d)
+    curves = [_spline_curve(splines.spline_scaling_1d(p, sizes_1d, cfg.n_test_1d), 1, "exp(x)", cfg)
+              for p in cfg.orders_1d]
+    curves += [_spline_curve(splines.spline_scaling_2d(p, sizes_2d, cfg.n_test_per_axis), 2, "exp(xy)", cfg)
+               for p in cfg.orders_2d]
+    rate = float(cfg.stiff_rate)
+    stiff = [_spline_curve(splines.spline_scaling_1d(p, sizes_1d, cfg.n_test_1d, target=lambda x: np.exp(rate * x)),
+                           1, f"exp({rate:g}x)", cfg) for p in cfg.stiff_orders]
+    return SplineResult(tuple(curves), tuple(stiff), rate)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fig. 4c: tricubic and simplex interpolation on regular 3D grids
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegularGridConfig(Config):
+    equation: str = "I.30.5"
+    tricubic_sizes: tuple[int, ...] = splines.FIG4C_SIZES  # nominal TP, config feynman-cubic-1
+    simplex_sizes: tuple[int, ...] = (64, 256, 1024, 4096, 16384, 65536, 262144)  # feynman-simplex-3ds-2
+    seeds: tuple[int, ...] = (0, 1, 2, 3)  # test sets
+    n_test: int = 30_000  # uniform on the central 80% box
+    grid_rule: str = "authors"  # int(TP ** (1/3)) as the authors computed it (spec pitfall 14)
+    floor_margin: float = 100.0
+    fit_decades: float = 1.0
+    fit_min_points: int = 3
+
+
+@dataclass(frozen=True)
+class GridCurve:
+    """Absolute test RMSE (mean and population std over the test seeds) against the true grid size."""
+
+    method: str
+    n_nominal: np.ndarray
+    n_train: np.ndarray  # true grid size m^3
+    rmse: np.ndarray  # (sizes, seeds)
+    nan_fraction: np.ndarray  # (sizes,), mean over seeds: test points left undefined (and out of the RMSE)
+    fit: PrefloorFit
+
+    @property
+    def rmse_mean(self) -> np.ndarray:
+        return self.rmse.mean(axis=1)
+
+    @property
+    def rmse_std(self) -> np.ndarray:
+        return self.rmse.std(axis=1)
+
+
+@dataclass(frozen=True)
+class RegularGridResult:
+    equation: str
+    y_rms: float  # of the test box: the absolute floor is eps_0 * y_rms
+    tricubic: GridCurve  # finite-difference derivatives, ARBInterp's convention (the paper's)
+    tricubic_exact: GridCurve  # exact derivatives (Lekien & Marsden with analytic data; not in the paper)
+    simplex: GridCurve  # Delaunay-linear on the same grids
+
+
+def _exact_tricubic(eq, m: int) -> splines.Tricubic:
+    """Tricubic interpolant of ``eq`` on the m^3 grid with exact (sympy) derivatives at the nodes.
+
+    I.30.5, arcsin(lambda / (n d)), has a square-root singularity at the corner lambda = 2, d = 2, n = 1 of its box
+    (the argument reaches 1): the derivatives are infinite at that node, so its cell is undefined (NaN), like the
+    outer cell layer of the finite-difference version.
+    """
+    import sympy
+
+    axes, X = splines.regular_grid(eq.ranges, m)
+    x, y, z = eq.symbols
+    expr = eq.sympy_expr
+    parts = [expr, sympy.diff(expr, x), sympy.diff(expr, y), sympy.diff(expr, z), sympy.diff(expr, x, y),
+             sympy.diff(expr, x, z), sympy.diff(expr, y, z), sympy.diff(expr, x, y, z)]
+    values = []
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for part in parts:
+            fn = sympy.lambdify((x, y, z), part, modules="numpy")
+            v = np.broadcast_to(np.asarray(fn(X[:, 0], X[:, 1], X[:, 2]), dtype=np.float64), (X.shape[0],))
+            values.append(np.where(np.isfinite(v), v, np.nan).reshape(m, m, m))
+    return splines.Tricubic.from_derivatives(axes, *values)
+
+
+def _finite_rmse(y_pred: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """(RMSE over the finite predictions, number of non-finite ones)."""
+    ok = np.isfinite(y_pred)
+    return (metrics.rmse(y_pred[ok], y[ok]) if ok.any() else float("nan")), int(np.sum(~ok))
+
+
+def _grid_curve(method, nominal, n_train, rmse, nan_fraction, floor, cfg) -> GridCurve:
+    mean = rmse.mean(axis=1)
+    fit = fit_prefloor(n_train, mean, floor, cfg.floor_margin, cfg.fit_decades, cfg.fit_min_points)
+    return GridCurve(method, np.asarray(nominal), np.asarray(n_train), rmse, np.asarray(nan_fraction), fit)
+
+
+def run_regular_grid(cfg: RegularGridConfig) -> RegularGridResult:
+    """Fig. 4c: absolute test RMSE of tricubic (finite and exact derivatives) and simplex on regular grids."""
+    from pml.simplex import SimplexInterpolator
+
+    eq = equations.get(cfg.equation)
+    if eq.dim != 3:
+        raise ValueError(f"Fig. 4c needs a 3-variable equation; {cfg.equation} has {eq.dim}")
+    tests = [data.sample_test(eq.ranges, cfg.n_test, np.random.default_rng(s)) for s in cfg.seeds]
+    truths = [eq(X) for X in tests]
+    y_rms = float(np.sqrt(np.mean(np.concatenate(truths) ** 2)))
+    floor = EPS0 * y_rms
+
+    fd = splines.tricubic_scaling(cfg.tricubic_sizes, cfg.seeds, cfg.n_test, cfg.equation, "nan", cfg.grid_rule)
+    tricubic = _grid_curve("tricubic (finite differences)", fd.n_nominal, fd.n_train, fd.rmse,
+                           fd.nan_fraction.mean(axis=1), floor, cfg)
+
+    exact = np.empty((len(cfg.tricubic_sizes), len(cfg.seeds)))
+    exact_nan = np.zeros(len(cfg.tricubic_sizes))
+    for a, m in enumerate(fd.points_per_axis):
+        interp = _exact_tricubic(eq, int(m))
+        for b, (X, y) in enumerate(zip(tests, truths)):
+            with np.errstate(invalid="ignore", over="ignore"):
+                exact[a, b], bad = _finite_rmse(interp(X), y)
+            exact_nan[a] += bad / (len(tests) * cfg.n_test)
+    tricubic_exact = _grid_curve("tricubic (exact derivatives)", fd.n_nominal, fd.n_train, exact, exact_nan, floor,
+                                 cfg)
+
+    roots = [splines.grid_points_per_axis(n, 3, cfg.grid_rule) for n in cfg.simplex_sizes]
+    simplex = np.empty((len(roots), len(cfg.seeds)))
+    outside = np.empty(len(roots))
+    queries = np.concatenate(tests)
+    for a, m in enumerate(roots):
+        _, X = splines.regular_grid(eq.ranges, m)
+        res = SimplexInterpolator(X, eq(X))(queries)  # one triangulation, every seed's test set at once
+        parts = np.split(np.arange(queries.shape[0]), len(tests))
+        simplex[a] = [float(np.sqrt(np.mean((res.values[p][res.inside[p]] - y[res.inside[p]]) ** 2)))
+                      for p, y in zip(parts, truths)]
+        outside[a] = res.fraction_outside
+    simplex_curve = _grid_curve("simplex (Delaunay)", cfg.simplex_sizes, np.array(roots) ** 3, simplex, outside,
+                                floor, cfg)
+    return RegularGridResult(cfg.equation, y_rms, tricubic, tricubic_exact, simplex_curve)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Figs. 5, 6a: network scaling (tanh, with ReLU for comparison) and the simplex baseline
+# ---------------------------------------------------------------------------------------------------------------------
+
+PAPER_WIDTHS = {2: (51, 204, 819, 3276, 13107, 52428), 3: (13, 29, 61, 125, 253, 509), 4: (9, 20, 43, 88, 179, 360)}
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Use ``n`` intra-op threads inside the block (0: leave torch's setting), restoring the previous value."""
+    import torch
+
+    if n <= 0:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class NetworkScalingConfig(Config):
+    equations: tuple[str, ...] = ("I.30.5", "I.8.14", "I.44.4", "II.6.15a")  # Fig. 5 panels
+    activations: tuple[str, ...] = ("tanh", "relu")  # tanh: feynman-network-5; relu (dotted): feynman-network-8
+    depths: tuple[int, ...] = (2, 3, 4)
+    widths: tuple[tuple[int, ...], ...] = (PAPER_WIDTHS[2], PAPER_WIDTHS[3], PAPER_WIDTHS[4])  # one tuple per depth
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    n_steps: int = 20_000
+    lr: float = 1e-3
+    batch_size_tanh: int = 30_000  # batch cap B of the tanh runs
+    batch_size_relu: int = 10_000  # B of the ReLU runs
+    n_test: int = 30_000
+    device: str = "cpu"  # the authors trained on one CUDA GPU
+    threads: int = 1  # torch intra-op threads on the CPU (0: torch's default); small nets run fastest on one
+    member_memory_gb: float = 4.0  # train the seeds in groups whose activations fit in this much memory
+
+    def __post_init__(self):
+        if len(self.widths) != len(self.depths):
+            raise ValueError(f"need one width tuple per depth: {len(self.depths)} depths, {len(self.widths)} tuples")
+
+
+@dataclass(frozen=True)
+class NetworkScalingResult:
+    """One row per run (equation, activation, depth, width, seed); RMSE is absolute ``test_at_min_train``."""
+
+    equation: np.ndarray  # str
+    dim: np.ndarray
+    activation: np.ndarray  # str
+    depth: np.ndarray
+    width: np.ndarray
+    n_params: np.ndarray
+    n_train: np.ndarray
+    batch_size: np.ndarray  # the batch cap B of the run
+    seed: np.ndarray
+    rmse: np.ndarray
+    seconds_per_step: np.ndarray  # wall time of the group of members trained together, per step, per member
+    n_steps: int
+    n_test: int
+    y_rms: dict  # equation -> y_rms of the test box (mean over seeds)
+
+    def rows(self, equation: str, activation: str, depth: int | None = None) -> np.ndarray:
+        mask = (self.equation == equation) & (self.activation == activation)
+        if depth is not None:
+            mask &= self.depth == depth
+        return mask
+
+    def median_curve(self, equation: str, activation: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """(N, median RMSE over seeds) for one depth, sorted by N."""
+        mask = self.rows(equation, activation, depth)
+        N = np.unique(self.n_params[mask])
+        return N, np.array([np.median(self.rmse[mask & (self.n_params == n)]) for n in N])
+
+    def best_median(self, equation: str, activation: str) -> tuple[float, float]:
+        """(N, RMSE) of the lowest per-(depth, width) median over seeds."""
+        best = (float("nan"), float("inf"))
+        for depth in np.unique(self.depth[self.rows(equation, activation)]):
+            N, med = self.median_curve(equation, activation, int(depth))
+            if med.size and np.nanmin(med) < best[1]:
+                k = int(np.nanargmin(med))
+                best = (float(N[k]), float(med[k]))
+        return best
+
+
+def _seed_groups(cfg: NetworkScalingConfig, n_train: int, batch: int, width: int, depth: int) -> list[tuple[int, ...]]:
+    """Split the seeds into groups whose activations (about 3 copies per hidden layer, float64) fit the budget."""
+    per_member = 8 * 3 * max(min(n_train, batch), min(cfg.n_test, 10_000)) * width * (depth - 1)
+    size = max(1, int(cfg.member_memory_gb * 2**30 // max(per_member, 1)))
+    return [tuple(cfg.seeds[i:i + size]) for i in range(0, len(cfg.seeds), size)]
+
+
+def run_network_scaling(cfg: NetworkScalingConfig) -> NetworkScalingResult:
+    """Train every (equation, activation, depth, width) on every seed; seeds share one BatchedMLP where they fit."""
+    from pml import networks, training
+
+    rows: list[dict] = []
+    y_rms = {}
+    with _torch_threads(cfg.threads):
+        for name in cfg.equations:
+            eq = equations.get(name)
+            for depth, widths in zip(cfg.depths, cfg.widths):
+                for width in widths:
+                    N = networks.dense_param_count(eq.dim, width, depth)
+                    D = networks.dataset_size_for(N, eq.dim)
+                    splits = {s: data.train_test_split(eq.func, eq.ranges, D, cfg.n_test, s) for s in cfg.seeds}
+                    y_test = np.concatenate([v[3] for v in splits.values()])
+                    y_rms.setdefault(name, float(np.sqrt(np.mean(y_test**2))))
+                    for act in cfg.activations:
+                        B = cfg.batch_size_tanh if act == "tanh" else cfg.batch_size_relu
+                        tcfg = training.TrainConfig(n_steps=cfg.n_steps, lr=cfg.lr, batch_size=B,
+                                                    selection="test_at_min_train", test_every_step=False,
+                                                    eval_chunk_size=10_000)
+                        for seeds in _seed_groups(cfg, D, B, width, depth):
+                            Xtr, ytr, Xte, yte = (np.stack([splits[s][i] for s in seeds]) for i in range(4))
+                            model = networks.BatchedMLP(eq.dim, width, depth, act, seeds, device=cfg.device)
+                            results = training.train_batched(model, Xtr, ytr, Xte, yte, tcfg)
+                            rows += [dict(equation=name, dim=eq.dim, activation=act, depth=depth, width=width,
+                                          n_params=N, n_train=D, batch_size=B, seed=seed, rmse=res.test_at_min_train,
+                                          seconds_per_step=res.wall_time_s / max(res.n_steps_done, 1) / len(seeds))
+                                     for seed, res in zip(seeds, results)]
+    keys = ("equation", "dim", "activation", "depth", "width", "n_params", "n_train", "batch_size", "seed", "rmse",
+            "seconds_per_step")
+    arrays = {k: np.asarray([r[k] for r in rows]) for k in keys}
+    return NetworkScalingResult(**arrays, n_steps=cfg.n_steps, n_test=cfg.n_test, y_rms=y_rms)
+
+
+@dataclass(frozen=True)
+class SimplexScalingConfig(Config):
+    equations: tuple[str, ...] = ("I.30.5", "I.8.14", "I.44.4", "II.6.15a")
+    sizes: tuple[int, ...] = (64, 256, 1024, 4096, 16384, 65536, 262144)  # |D|, config highd-simplex-0
+    max_train_high_d: int = 16_384  # |D| cap for d >= 5: the upstream 5-6D jobs stop there (spec §2, pitfall 17)
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    n_test: int = 30_000
+
+
+@dataclass(frozen=True)
+class SimplexScalingResult:
+    """Per equation: |D|, N = |D|(d+1), absolute RMSE (sizes, seeds) over the test points inside the hull."""
+
+    equations: tuple[str, ...]
+    dims: tuple[int, ...]
+    n_train: tuple[np.ndarray, ...]
+    rmse: tuple[np.ndarray, ...]
+    fraction_outside: tuple[np.ndarray, ...]
+
+    def index(self, equation: str) -> int:
+        return self.equations.index(equation)
+
+    def n_params(self, equation: str) -> np.ndarray:
+        i = self.index(equation)
+        return self.n_train[i] * (self.dims[i] + 1)
+
+    def mean(self, equation: str) -> np.ndarray:
+        return self.rmse[self.index(equation)].mean(axis=1)
+
+    def std(self, equation: str) -> np.ndarray:
+        return self.rmse[self.index(equation)].std(axis=1)
+
+    def at(self, equation: str, N: float) -> float:
+        """Mean simplex RMSE at N parameters, interpolated log-log; NaN outside the computed range."""
+        n, err = self.n_params(equation), self.mean(equation)
+        if not n.size or N < n[0] or N > n[-1]:
+            return float("nan")
+        return float(np.exp(np.interp(np.log(N), np.log(n), np.log(err))))
+
+
+def run_simplex_scaling(cfg: SimplexScalingConfig) -> SimplexScalingResult:
+    """The simplex curves of Figs. 5 and 6a: Delaunay-linear interpolation of random training sets (spec §1)."""
+    from pml.simplex import simplex_interpolate
+
+    dims, n_train, rmse, outside = [], [], [], []
+    for name in cfg.equations:
+        eq = equations.get(name)
+        sizes = [n for n in cfg.sizes if eq.dim < 5 or n <= cfg.max_train_high_d]
+        err = np.empty((len(sizes), len(cfg.seeds)))
+        frac = np.empty((len(sizes), len(cfg.seeds)))
+        for a, n in enumerate(sizes):
+            for b, seed in enumerate(cfg.seeds):
+                Xtr, ytr, Xte, yte = data.train_test_split(eq.func, eq.ranges, n, cfg.n_test, seed)
+                res = simplex_interpolate(Xtr, ytr, Xte)
+                err[a, b] = res.rmse(yte)
+                frac[a, b] = res.fraction_outside
+        dims.append(eq.dim)
+        n_train.append(np.array(sizes, dtype=np.int64))
+        rmse.append(err)
+        outside.append(frac.mean(axis=1))
+    return SimplexScalingResult(tuple(cfg.equations), tuple(dims), tuple(n_train), tuple(rmse), tuple(outside))
+
+
+def beats_simplex(nets: NetworkScalingResult, simplex: SimplexScalingResult, equation: str,
+                  activation: str = "tanh") -> tuple[float, float, float]:
+    """How far the network beats the simplex at equal N on ``equation``.
+
+    Takes the largest network N inside the simplex's N range, the best per-(depth, width) median RMSE among the
+    networks with that N or less (the best the networks reached by that size), and the simplex RMSE interpolated at
+    that N. Returns (N, log10(simplex / network), network RMSE); NaNs if no network N lies in the simplex's range.
+    """
+    n_simplex = simplex.n_params(equation)
+    mask = nets.rows(equation, activation)
+    Ns = np.unique(nets.n_params[mask])
+    Ns = Ns[(Ns >= n_simplex[0]) & (Ns <= n_simplex[-1])] if n_simplex.size else Ns[:0]
+    if not Ns.size:
+        return float("nan"), float("nan"), float("nan")
+    N = float(Ns.max())
+    best = float("inf")
+    for depth in np.unique(nets.depth[mask]):
+        n_d, med = nets.median_curve(equation, activation, int(depth))
+        ok = n_d <= N
+        if ok.any():
+            best = min(best, float(np.min(med[ok])))
+    return N, float(np.log10(simplex.at(equation, N) / best)), best
+
+
+def scaling_scatter(nets: NetworkScalingResult, equation: str, activation: str, depth: int) -> float:
+    """RMS residual (in log10 units) of a power-law fit to one median curve: how clean the scaling is.
+
+    NaN with fewer than 3 sizes (a 2-point fit has no residual).
+    """
+    N, med = nets.median_curve(equation, activation, depth)
+    ok = np.isfinite(med) & (med > 0)
+    if ok.sum() < 3:
+        return float("nan")
+    fit = scaling.fit_power_law(N[ok], med[ok])
+    resid = np.log10(med[ok]) - np.log10(fit.predict(N[ok]))
+    return float(np.sqrt(np.mean(resid**2)))
+
+
+def scatter_ratio(nets: NetworkScalingResult, equations_: Sequence[str] | None = None,
+                  depths: Sequence[int] | None = None) -> float:
+    """Median over (equation, depth) of scaling_scatter(tanh) / scaling_scatter(relu); NaN if none computable."""
+    eqs = list(equations_) if equations_ is not None else list(dict.fromkeys(nets.equation.tolist()))
+    ds = list(depths) if depths is not None else sorted(set(nets.depth.tolist()))
+    ratios = []
+    for name in eqs:
+        for depth in ds:
+            t, r = scaling_scatter(nets, name, "tanh", depth), scaling_scatter(nets, name, "relu", depth)
+            if np.isfinite(t) and np.isfinite(r) and r > 0:
+                ratios.append(t / r)
+    return float(np.median(ratios)) if ratios else float("nan")
+
+
+def paper_network_grid(equations_: Sequence[str], activations: Sequence[str]) -> NetworkScalingConfig:
+    """The paper's grid (spec §1) for the given equations and activations."""
+    return NetworkScalingConfig(equations=tuple(equations_), activations=tuple(activations))
+
+
+def estimate_training_seconds(measured: NetworkScalingResult, target: NetworkScalingConfig) -> float:
+    """Extrapolate the measured per-step cost to the grid ``target`` (single-process CPU seconds).
+
+    Cost model: seconds per step per member = c * N * (3 * min(|D|, B) + n_test): forward and backward over the batch
+    (about three forward passes) and one forward pass over the test set, each proportional to the parameter count.
+    c is the median over the measured runs. A rough, optimistic estimate: large layers are memory-bound on a CPU.
+    """
+    from pml import networks
+
+    work = measured.n_params * (3 * np.minimum(measured.n_train, measured.batch_size) + measured.n_test)
+    c = float(np.median(measured.seconds_per_step / work))
+    total = 0.0
+    for name in target.equations:
+        d = equations.get(name).dim
+        for depth, widths in zip(target.depths, target.widths):
+            for width in widths:
+                N = networks.dense_param_count(d, width, depth)
+                D = networks.dataset_size_for(N, d)
+                for act in target.activations:
+                    b = target.batch_size_tanh if act == "tanh" else target.batch_size_relu
+                    total += c * N * (3 * min(D, b) + target.n_test) * target.n_steps * len(target.seeds)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fig. 6b: the multiplication gadget, and the exact width-12 network for I.11.19
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GadgetConfig(Config):
+    log10_lambda: tuple[float, float] = (-6.0, 0.0)  # range of the scale lambda for the float64 curves
+    n_lambdas: int = 49
+    orders: tuple[int, ...] = (1, 2, 3)  # Richardson scales: 1 = the paper's 4-neuron gadget
+    n_points: int = 10_000  # (x, y) uniform on [-1, 1]^2
+    seed: int = 0
+    truncation_log10_lambda: tuple[float, float] = (-3.0, -1.0)  # exact arithmetic (mpmath), small lambda
+    truncation_n_lambdas: int = 5
+    truncation_points: int = 32
+    truncation_dps: int = 60  # mpmath digits
+    dot_equation: str = "I.11.19"
+    dot_log10_lambda: tuple[float, float] = (-6.0, -1.0)
+    n_test: int = 30_000  # I.11.19 test points on the central box [1.4, 4.6]^6
+
+    def lambdas(self) -> np.ndarray:
+        return np.logspace(*self.log10_lambda, self.n_lambdas)
+
+    def truncation_lambdas(self) -> np.ndarray:
+        return np.logspace(*self.truncation_log10_lambda, self.truncation_n_lambdas)
+
+    def dot_lambdas(self) -> np.ndarray:
+        return np.logspace(*self.dot_log10_lambda, self.n_lambdas)
+
+
+@dataclass(frozen=True)
+class GadgetResult:
+    curves: tuple[gadget.GadgetCurve, ...]  # float64, one per order
+    truncation_lambdas: np.ndarray
+    truncation: np.ndarray  # (orders, lambdas): relative RMSE in exact arithmetic
+    truncation_exponent: np.ndarray  # fitted slope of the truncation error vs lambda, per order
+    dot: tuple[gadget.DotProductCurve, ...]  # the exact dot-product network, one per order
+    dot_y_rms: float
+    orders: tuple[int, ...]
+
+    def floor(self, order: int) -> float:
+        return self.curves[self.orders.index(order)].best_rel_rmse
+
+    def dot_curve(self, order: int = 1) -> gadget.DotProductCurve:
+        return self.dot[self.orders.index(order)]
+
+
+def run_gadget(cfg: GadgetConfig) -> GadgetResult:
+    """Fig. 6b measured: gadget error vs lambda in float64 and in exact arithmetic; the exact dot-product network."""
+    curves = tuple(gadget.gadget_error_curve(cfg.lambdas(), cfg.n_points, cfg.seed, order) for order in cfg.orders)
+    lam = cfg.truncation_lambdas()
+    trunc = np.array([gadget.gadget_truncation_error(lam, order, cfg.truncation_points, cfg.seed,
+                                                     dps=cfg.truncation_dps) for order in cfg.orders])
+    exponents = np.array([scaling.fit_power_law(lam, t).exponent if np.all(t > 0) else float("nan") for t in trunc])
+    dots = tuple(gadget.dot_product_error_curve(cfg.dot_lambdas(), cfg.n_test, cfg.seed, order, cfg.dot_equation)
+                 for order in cfg.orders)
+    eq = equations.get(cfg.dot_equation)
+    X = data.sample_test(eq.ranges, cfg.n_test, np.random.default_rng(cfg.seed))
+    y_rms = float(np.sqrt(np.mean(eq(X) ** 2)))
+    return GadgetResult(curves, lam, trunc, exponents, dots, y_rms, tuple(cfg.orders))
+
+
+def dot_product_gap(nets: NetworkScalingResult, gadget_result: GadgetResult, equation: str = "I.11.19",
+                    activation: str = "tanh") -> dict[str, float]:
+    """Best trained network vs the exact width-12 network (absolute RMSE) and vs the float64 floor (relative)."""
+    N, best = nets.best_median(equation, activation)
+    exact = gadget_result.dot_curve(1)
+    y_rms = nets.y_rms.get(equation, gadget_result.dot_y_rms)
+    return {
+        "best_N": N,
+        "best_rmse": best,
+        "best_rel_rmse": best / y_rms,
+        "exact_rmse": exact.best_rmse,
+        "exact_rel_rmse": exact.best_rel_rmse,
+        "exact_width": float(exact.width),
+        "exact_n_params": float(exact.n_params),
+        "log10_gap_to_exact": math.log10(best / exact.best_rmse),
+        "log10_gap_to_floor": math.log10(best / y_rms / EPS0),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Summaries for the chapter
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class Table:
+    """Rows of strings that render as an HTML table in a notebook and as aligned text elsewhere."""
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[str]]):
+        self.columns = tuple(columns)
+        self.rows = [tuple(r) for r in rows]
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        return f'<table class="pml-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+    def __repr__(self) -> str:
+        widths = [max(len(str(x)) for x in col) for col in zip(self.columns, *self.rows)]
+        lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in [self.columns, *self.rows]]
+        return "\n".join(lines)
+
+
+def _exponent_text(fit: PrefloorFit) -> str:
+    if not np.isfinite(fit.exponent):
+        return "-"
+    return f"{fit.exponent:.2f}" + (f" ± {fit.exponent_stderr:.2f}" if np.isfinite(fit.exponent_stderr) else "")
+
+
+def _window_text(n: np.ndarray, window: np.ndarray) -> str:
+    if not window.any():
+        return "-"
+    sel = n[window]
+    return f"{int(sel.min()):,} - {int(sel.max()):,}"
+
+
+def exponent_table(spline_result: SplineResult, grid_result: RegularGridResult) -> Table:
+    """Every Fig. 4 curve: fitted exponent, the paper's (n+1)/d, the fit window and the level reached."""
+    rows = []
+    for c in spline_result.curves + spline_result.stiff:
+        rows.append((c.target, str(c.dim), str(c.order), _exponent_text(c.fit),
+                     f"{c.theory:.2f}", _window_text(c.n_train, c.fit.window),
+                     f"{float(np.min(c.rel_rmse)):.1e} (rel)"))
+    for curve, order in ((grid_result.tricubic, 3), (grid_result.tricubic_exact, 3), (grid_result.simplex, 1)):
+        rows.append((f"{grid_result.equation}, {curve.method}", "3", str(order), _exponent_text(curve.fit),
+                     f"{scaling.theoretical_exponent(3, order):.2f}", _window_text(curve.n_train, curve.fit.window),
+                     f"{float(np.nanmin(curve.rmse_mean)):.1e} (abs)"))
+    return Table(("target", "d", "order n", "fitted exponent", "theory", "fit window |D|", "lowest error"), rows)
+
+
+def beats_table(nets: NetworkScalingResult, simplex: SimplexScalingResult, activations=("tanh", "relu")) -> Table:
+    """Per equation and activation: the equal-N comparison of :func:`beats_simplex` and the scaling scatter."""
+    rows = []
+    for name in dict.fromkeys(nets.equation.tolist()):
+        for act in activations:
+            if not nets.rows(name, act).any():
+                continue
+            N, gain, best = beats_simplex(nets, simplex, name, act)
+            scatter = [scaling_scatter(nets, name, act, int(d)) for d in np.unique(nets.depth[nets.rows(name, act)])]
+            scatter = [s for s in scatter if np.isfinite(s)]
+            rows.append((name, act, f"{N:,.0f}" if np.isfinite(N) else "-", f"{best:.2e}",
+                         f"{simplex.at(name, N):.2e}" if np.isfinite(N) else "-",
+                         f"{gain:+.2f}" if np.isfinite(gain) else "-",
+                         f"{np.median(scatter):.3f}" if scatter else "-"))
+    return Table(("equation", "activation", "N", "network RMSE", "simplex RMSE", "log10(simplex / network)",
+                  "power-law scatter (log10)"), rows)
+
+
+def best_beat(nets: NetworkScalingResult, simplex: SimplexScalingResult, activation: str = "tanh") -> tuple[str, float]:
+    """(equation, log10 margin) where the network beats the simplex by most at equal N; ("-", NaN) if none."""
+    best = ("-", float("nan"))
+    for name in dict.fromkeys(nets.equation.tolist()):
+        gain = beats_simplex(nets, simplex, name, activation)[1]
+        if np.isfinite(gain) and not gain <= best[1]:
+            best = (name, gain)
+    return best

@@ -1,0 +1,185 @@
+"""Figures of the Section 3 chapter (nonlinear methods): Figs. 4, 5, 6a and 6b."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pml.plotting import new_figure
+
+EPS0 = 2.0**-52
+DEPTH_COLORS = {2: "tab:blue", 3: "tab:orange", 4: "tab:red"}
+ORDER_COLORS = {1: "tab:blue", 2: "tab:orange", 3: "tab:green", 4: "tab:olive", 5: "tab:red", 6: "tab:brown",
+                7: "tab:purple"}
+
+
+def _theory_line(ax, n, err, window, exponent, color):
+    """Dashed n**exponent guide through the first point of the fit window (or the first point)."""
+    k = int(np.flatnonzero(window)[0]) if window.any() else 0
+    ax.loglog(n, err[k] * (n / n[k]) ** exponent, "--", color=color, lw=0.9, alpha=0.6)
+
+
+def _spline_panel(ax, curves, title: str, xlabel: str):
+    for c in curves:
+        color = ORDER_COLORS.get(c.order, "k")
+        n = c.n_nominal.astype(float)
+        ax.loglog(n, c.rel_rmse, "o-", ms=2.5, lw=1, color=color,
+                  label=f"order {c.order}: slope {c.fit.exponent:.2f} (theory {c.theory:.2f})")
+        ax.loglog(n[c.fit.window], c.rel_rmse[c.fit.window], "o", ms=5, mfc="none", color=color)
+        _theory_line(ax, n, c.rel_rmse, c.fit.window, c.theory, color)
+    ax.axhline(EPS0, color="k", lw=0.8, ls=":", label=r"$\epsilon_0 = 2^{-52}$")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(r"relative test RMSE $\ell_{\rm rms}$")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_ylim(1e-17, 10)
+
+
+def plot_splines(splines_result, grid_result):
+    """Fig. 4: (a) 1D splines on e^x, (b) 2D splines on e^(xy) (relative RMSE), (c) 3D on I.30.5 (absolute RMSE),
+    and (d) the high orders on a steeper target (our diagnostic)."""
+    fig, axes = new_figure(ncols=2, nrows=2, width=5.0, height=4.0)
+    curves = splines_result.curves
+    _spline_panel(axes[0, 0], [c for c in curves if c.dim == 1], r"(a) $y = e^x$, $d = 1$", "training points |D|")
+    _spline_panel(axes[0, 1], [c for c in curves if c.dim == 2], r"(b) $z = e^{xy}$, $d = 2$",
+                  r"nominal |D| ($\lfloor\sqrt{n}\rfloor^2$ nodes used)")
+    rate = f"{splines_result.stiff_rate:g}"
+    _spline_panel(axes[1, 1], splines_result.stiff, f"(d) ours: high orders on $y = e^{{{rate}x}}$",
+                  "training points |D|")
+    ax = axes[1, 0]
+    styles = ((grid_result.tricubic, "tab:purple", "o-"), (grid_result.tricubic_exact, "0.5", "s--"),
+              (grid_result.simplex, "tab:blue", "^-"))
+    for curve, color, fmt in styles:
+        n = curve.n_train.astype(float)
+        ax.errorbar(n, curve.rmse_mean, yerr=curve.rmse_std, fmt=fmt, ms=3, lw=1, color=color, capsize=2,
+                    label=f"{curve.method}: slope {curve.fit.exponent:.2f}")
+        ax.loglog(n[curve.fit.window], curve.rmse_mean[curve.fit.window], "o", ms=6, mfc="none", color=color)
+    tri = grid_result.tricubic_exact
+    _theory_line(ax, tri.n_train.astype(float), tri.rmse_mean, tri.fit.window, -4 / 3, "0.3")
+    sim = grid_result.simplex
+    _theory_line(ax, sim.n_train.astype(float), sim.rmse_mean, sim.fit.window, -2 / 3, "tab:blue")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("grid points |D| (true count)")
+    ax.set_ylabel(r"absolute test RMSE $L_{\rm rms}$")
+    ax.set_title(f"(c) {grid_result.equation}, $d = 3$; dashed: $D^{{-4/3}}$, $D^{{-2/3}}$")
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
+    """Scatter + median lines per depth (tanh solid, ReLU dotted), the simplex band and its N^(-2/d) line."""
+    if simplex is not None and equation in simplex.equations:
+        N = simplex.n_params(equation).astype(float)
+        mean, std = simplex.mean(equation), simplex.std(equation)
+        ax.fill_between(N, np.maximum(mean - std, mean * 1e-3), mean + std, color="0.6", alpha=0.3, lw=0)
+        ax.loglog(N, mean, "k-", lw=1.2, label="simplex (mean ± std)")
+        d = simplex.dims[simplex.index(equation)]
+        n_all = np.concatenate([N, nets.n_params[nets.equation == equation].astype(float)])
+        grid = np.geomspace(n_all.min(), n_all.max(), 50)
+        ax.loglog(grid, mean[-1] * (grid / N[-1]) ** (-2 / d), "--", color="limegreen", lw=1.2,
+                  label=rf"linear-method scaling $N^{{-2/{d}}}$")
+    for act in activations:
+        for depth in sorted(set(nets.depth[nets.rows(equation, act)].tolist())):
+            mask = nets.rows(equation, act, depth)
+            color = DEPTH_COLORS.get(depth, "k")
+            N, med = nets.median_curve(equation, act, depth)
+            if act == "tanh":
+                ax.loglog(nets.n_params[mask], nets.rmse[mask], "o", ms=3, alpha=0.45, color=color)
+                ax.loglog(N, med, "-", lw=1.6, color=color, label=f"tanh depth {depth} (median)")
+            else:
+                ax.loglog(N, med, ":", lw=1.6, color=color, label=f"{act} depth {depth} (median)")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel(r"absolute test RMSE $L_{\rm rms}$")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_tanh_scaling(nets, simplex):
+    """Fig. 5: tanh MLPs vs simplex interpolation (ReLU medians dotted), one panel per equation."""
+    eqs = list(dict.fromkeys(nets.equation.tolist()))
+    fig, axes = new_figure(ncols=min(len(eqs), 2), nrows=int(np.ceil(len(eqs) / 2)), width=4.6, height=3.6)
+    flat = axes.reshape(-1)
+    for ax, equation in zip(flat, eqs):
+        _network_panel(ax, nets, simplex, equation)
+        d = int(nets.dim[nets.equation == equation][0])
+        ax.set_title(f"{equation} (d = {d})")
+        ax.legend(fontsize=6.5, loc="lower left")
+    for ax in flat[len(eqs):]:
+        ax.set_visible(False)
+    return fig
+
+
+def plot_dot_product(nets, simplex, gadget_result, equation: str = "I.11.19"):
+    """Fig. 6a: tanh scaling on x1 y1 + x2 y2 + x3 y3 against the exact width-12 network's error."""
+    fig, axes = new_figure(width=6.0, height=4.2)
+    ax = axes[0, 0]
+    _network_panel(ax, nets, simplex, equation, activations=("tanh",))
+    exact = gadget_result.dot_curve(1)
+    ax.axhline(exact.best_rmse, color="tab:green", lw=1.2,
+               label=f"exact width-{exact.width} network, float64 (N = {exact.n_params})")
+    ax.plot([exact.n_params], [exact.best_rmse], "*", ms=12, color="tab:green")
+    ax.axhline(EPS0 * gadget_result.dot_y_rms, color="k", lw=0.8, ls=":",
+               label=r"float64 floor $\epsilon_0 y_{\rm rms}$")
+    ax.set_title(f"{equation}: $x_1y_1 + x_2y_2 + x_3y_3$ (d = 6)")
+    ax.legend(fontsize=7, loc="center right")
+    return fig
+
+
+def _draw_gadget(ax):
+    """The 4-neuron multiplication network of Lin, Tegmark & Rolnick (2017), as in the paper's Fig. 6(b)."""
+    inputs = {"x": (0.0, 0.68), "y": (0.0, 0.32)}
+    hidden = [(0.5, 0.88), (0.5, 0.63), (0.5, 0.38), (0.5, 0.13)]
+    out = (1.0, 0.5)
+    w_in = [("+λ", "+λ"), ("−λ", "−λ"), ("+λ", "−λ"), ("−λ", "+λ")]
+    w_out = ["+μ", "+μ", "−μ", "−μ"]
+    for (hx, hy), (wx, wy), wo in zip(hidden, w_in, w_out):
+        for (name, (ix, iy)), w in zip(inputs.items(), (wx, wy)):
+            color = "tab:blue" if w.startswith("+") else "tab:red"
+            ax.plot([ix, hx], [iy, hy], color=color, lw=1, zorder=1)
+            t = 0.72 if name == "x" else 0.28
+            ax.text(ix + t * (hx - ix), iy + t * (hy - iy), w, fontsize=7, color=color, ha="center", va="center",
+                    bbox=dict(fc="white", ec="none", pad=0.3))
+        color = "tab:blue" if wo.startswith("+") else "tab:red"
+        ax.plot([hx, out[0]], [hy, out[1]], color=color, lw=1, zorder=1)
+        ax.text(hx + 0.3 * (out[0] - hx), hy + 0.3 * (out[1] - hy), wo, fontsize=7, color=color, ha="center",
+                va="center", bbox=dict(fc="white", ec="none", pad=0.3))
+    for name, (x, y) in inputs.items():
+        ax.add_patch(_circle((x, y), "0.85"))
+        ax.text(x, y, f"${name}$", ha="center", va="center", fontsize=10)
+    for x, y in hidden:
+        ax.add_patch(_circle((x, y), "lightyellow"))
+        ax.text(x, y, r"$\sigma$", ha="center", va="center", fontsize=10)
+    ax.add_patch(_circle(out, "0.85"))
+    ax.text(*out, r"$\approx xy$", ha="center", va="center", fontsize=8)
+    ax.text(0.5, -0.07, r"$\mu = 1/(4\lambda^2\sigma''(0))$; exact as $\lambda \to 0$", ha="center", fontsize=8)
+    ax.set_xlim(-0.12, 1.12)
+    ax.set_ylim(-0.12, 1.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("the multiplication gadget (Lin, Tegmark & Rolnick)")
+
+
+def _circle(xy, color):
+    from matplotlib.patches import Circle
+
+    return Circle(xy, 0.065, fc=color, ec="k", lw=0.8, zorder=2)
+
+
+def plot_gadget(gadget_result):
+    """Fig. 6b: the gadget drawn, and its relative error against lambda in float64 and in exact arithmetic."""
+    fig, axes = new_figure(ncols=2, width=4.6, height=3.9)
+    _draw_gadget(axes[0, 0])
+    ax = axes[0, 1]
+    for k, (curve, order) in enumerate(zip(gadget_result.curves, gadget_result.orders)):
+        color = ORDER_COLORS.get(2 * order - 1, "k")
+        label = f"{order} scale{'s' if order > 1 else ''} ({curve.width} neurons), float64"
+        ax.loglog(curve.lambdas, curve.rel_rmse, "o-", ms=2.5, lw=1, color=color, label=label)
+        ax.loglog(gadget_result.truncation_lambdas, gadget_result.truncation[k], "--", lw=1.2, color=color,
+                  label=rf"exact arithmetic: slope {gadget_result.truncation_exponent[k]:.2f}")
+    ax.axhline(EPS0, color="k", lw=0.8, ls=":", label=r"$\epsilon_0$")
+    ax.set_xlabel(r"scale $\lambda$")
+    ax.set_ylabel(r"relative RMSE of $xy$ on $[-1, 1]^2$")
+    ax.set_title("gadget error against its scale λ")
+    ax.legend(fontsize=6.5, loc="lower left")
+    return fig

@@ -1,0 +1,190 @@
+"""Unit tests of pml.experiments.nonlinear (paper §3) at tiny configurations: float64, deterministic, seconds."""
+
+import numpy as np
+import pytest
+
+from pml.experiments import nonlinear as nl
+
+
+# --- pre-floor fits -----------------------------------------------------------------------------------------------
+
+
+def test_prefloor_window_keeps_the_last_decade_above_the_floor():
+    n = np.array([10, 20, 40, 80, 160, 320, 640, 1280], dtype=float)
+    err = np.maximum(n**-4.0, 1e-12)  # reaches the floor 1e-12 at n ~ 1000
+    window = nl.prefloor_window(n, err, floor=1e-12, margin=10.0, decades=1.0, min_points=3)
+    # pre-floor: err >= 1e-11, i.e. n <= 562 -> 10 ... 320; last decade below 320: 40 ... 320
+    assert window.tolist() == [False, False, True, True, True, True, False, False]
+    fit = nl.fit_prefloor(n, err, floor=1e-12, margin=10.0)
+    assert fit.exponent == pytest.approx(-4.0, abs=1e-12) and fit.n_points == 4
+
+
+def test_prefloor_window_extends_to_min_points_and_gives_up_below_two():
+    n = np.array([10.0, 100.0, 1000.0, 10000.0])
+    err = np.array([1e-2, 1e-4, 1e-6, 1e-20])
+    window = nl.prefloor_window(n, err, floor=1e-16, margin=100.0, decades=0.5, min_points=3)
+    assert window.tolist() == [True, True, True, False]
+    fit = nl.fit_prefloor(n, err, floor=1e-16, margin=100.0, decades=0.5)
+    assert fit.exponent == pytest.approx(-2.0)
+    none = nl.fit_prefloor(n, np.full(4, 1e-17), floor=1e-16)
+    assert np.isnan(none.exponent) and not none.window.any()
+
+
+def test_prefloor_window_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="n has 2 values but err has 3"):
+        nl.prefloor_window([1, 2], [1, 2, 3], 1e-16)
+    with pytest.raises(ValueError, match="min_points"):
+        nl.prefloor_window([1, 2], [1, 2], 1e-16, min_points=1)
+
+
+# --- Fig. 4 -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def splines_small():
+    cfg = nl.SplineConfig(orders_1d=(1, 3, 7), i_range_1d=(6, 18), orders_2d=(1, 3), i_range_2d=(9, 26),
+                          n_test_1d=500, n_test_per_axis=41, stiff_orders=(5,), stiff_rate=32.0)
+    return nl.run_splines(cfg)
+
+
+def test_spline_exponents_and_floor(splines_small):
+    sp = splines_small
+    assert sp.curve(1, 1).fit.exponent == pytest.approx(-2.0, abs=0.05)
+    assert sp.curve(1, 3).fit.exponent == pytest.approx(-4.0, abs=0.1)
+    assert sp.curve(2, 1).fit.exponent == pytest.approx(-1.0, abs=0.15)
+    assert sp.max_gap([1, 3]) < 0.2
+    # order 7 reaches the float64 floor after a few sizes and falls much faster than n^-8 before it
+    assert sp.curve(1, 7).fit.exponent < -9
+    assert sp.best_floor(1) < 1e-15
+    assert sp.curve(2, 3).n_train[0] == 36 and sp.curve(2, 3).n_nominal[0] == 38  # nominal vs int(sqrt n)^2
+    assert sp.stiff[0].target == "exp(32x)"
+    with pytest.raises(KeyError, match="no 2D order-5 curve"):
+        sp.curve(2, 5)
+
+
+def test_max_gap_is_nan_when_a_curve_has_no_fit(splines_small):
+    assert np.isnan(splines_small.max_gap([99]))
+
+
+def test_regular_grid_tricubic_and_simplex():
+    cfg = nl.RegularGridConfig(tricubic_sizes=(256, 1024, 4096), simplex_sizes=(64, 256), seeds=(0,), n_test=2000)
+    res = nl.run_regular_grid(cfg)
+    assert res.tricubic.n_train.tolist() == [216, 1000, 3375]  # int(TP ** (1/3)) truncation of 4096
+    assert res.simplex.n_train.tolist() == [27, 216]
+    # finite-difference derivatives: the authors' numbers (spec Fig. 4c) within sampling noise
+    np.testing.assert_allclose(res.tricubic.rmse_mean, [1.77e-3, 4.68e-4, 9.78e-5], rtol=0.15)
+    assert 0.4 < res.tricubic.nan_fraction[0] < 0.7 and res.tricubic.nan_fraction[-1] == 0
+    # exact derivatives are far more accurate and have no undefined layer (but I.30.5's singular corner)
+    assert np.all(res.tricubic_exact.rmse_mean[1:] < res.tricubic.rmse_mean[1:] / 3)
+    assert res.tricubic_exact.nan_fraction[-1] == 0
+    assert res.simplex.rmse_mean[1] < res.simplex.rmse_mean[0]
+    assert res.y_rms == pytest.approx(0.184, rel=0.05)
+
+
+# --- Figs. 5, 6a --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nets_small():
+    cfg = nl.NetworkScalingConfig(equations=("I.30.5",), depths=(3,), widths=((4, 8, 12),), seeds=(0, 1), n_steps=20,
+                                  n_test=200)
+    return nl.run_network_scaling(cfg)
+
+
+def test_network_scaling_rows_and_medians(nets_small):
+    r = nets_small
+    assert len(r.rmse) == 3 * 2 * 2  # widths x activations x seeds
+    assert set(r.activation.tolist()) == {"tanh", "relu"}
+    N, med = r.median_curve("I.30.5", "tanh", 3)
+    assert N.tolist() == [(3 + 1) * 4 + (4 * 4 + 4) + (4 + 1), 113, 217]
+    assert r.n_train[r.n_params == 113][0] == 113 // 4
+    assert np.all(np.isfinite(med)) and np.all(r.seconds_per_step > 0)
+    best_N, best = r.best_median("I.30.5", "tanh")
+    assert best == pytest.approx(float(np.min(med))) and best_N in N
+
+
+def test_network_scaling_is_deterministic():
+    cfg = nl.NetworkScalingConfig(equations=("I.30.5",), activations=("tanh",), depths=(2,), widths=((5,),),
+                                  seeds=(3,), n_steps=5, n_test=50)
+    a, b = nl.run_network_scaling(cfg), nl.run_network_scaling(cfg)
+    np.testing.assert_array_equal(a.rmse, b.rmse)
+
+
+def test_seed_groups_give_the_same_numbers_as_one_batch():
+    kw = dict(equations=("I.30.5",), activations=("tanh",), depths=(3,), widths=((6,),), seeds=(0, 1), n_steps=10,
+              n_test=100)
+    together = nl.run_network_scaling(nl.NetworkScalingConfig(**kw))
+    apart = nl.run_network_scaling(nl.NetworkScalingConfig(member_memory_gb=1e-12, **kw))
+    np.testing.assert_allclose(together.rmse, apart.rmse, rtol=1e-10)
+
+
+def test_config_needs_one_width_tuple_per_depth():
+    with pytest.raises(ValueError, match="one width tuple per depth"):
+        nl.NetworkScalingConfig(depths=(2, 3), widths=((4,),))
+
+
+def test_simplex_scaling_and_comparisons(nets_small):
+    simplex = nl.run_simplex_scaling(nl.SimplexScalingConfig(equations=("I.30.5", "II.6.15a"), sizes=(32, 64, 128),
+                                                             max_train_high_d=64, seeds=(0,), n_test=300))
+    assert simplex.n_train[0].tolist() == [32, 64, 128] and simplex.n_train[1].tolist() == [32, 64]
+    assert simplex.n_params("I.30.5").tolist() == [128, 256, 512]
+    assert simplex.at("I.30.5", 256) == pytest.approx(simplex.mean("I.30.5")[1])
+    assert np.isnan(simplex.at("I.30.5", 10))
+    N, gain, best = nl.beats_simplex(nets_small, simplex, "I.30.5")
+    assert N == 217  # the largest network N inside [128, 512]
+    assert gain == pytest.approx(np.log10(simplex.at("I.30.5", 217) / best))
+    assert nl.best_beat(nets_small, simplex)[0] == "I.30.5"
+    table = nl.beats_table(nets_small, simplex)
+    assert len(table.rows) == 2 and "<table" in table._repr_html_()
+    assert np.isfinite(nl.scaling_scatter(nets_small, "I.30.5", "tanh", 3))
+    assert np.isfinite(nl.scatter_ratio(nets_small))
+
+
+def test_training_cost_estimate_scales_with_the_grid(nets_small):
+    small = nl.NetworkScalingConfig(equations=("I.30.5",), depths=(3,), widths=((13,),), seeds=(0,), n_steps=100,
+                                    n_test=1000)
+    double = nl.NetworkScalingConfig(equations=("I.30.5",), depths=(3,), widths=((13,),), seeds=(0, 1), n_steps=100,
+                                     n_test=1000)
+    one = nl.estimate_training_seconds(nets_small, small)
+    assert one > 0 and nl.estimate_training_seconds(nets_small, double) == pytest.approx(2 * one)
+    paper = nl.paper_network_grid(["I.30.5"], ["tanh"])
+    assert paper.widths[0][-1] == 52428 and paper.n_steps == 20_000
+
+
+# --- Fig. 6b ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gadget_small():
+    cfg = nl.GadgetConfig(n_lambdas=13, orders=(1, 2), n_points=2000, truncation_points=4, truncation_n_lambdas=3,
+                          n_test=2000)
+    return nl.run_gadget(cfg)
+
+
+def test_gadget_truncation_and_float64_floor(gadget_small):
+    g = gadget_small
+    np.testing.assert_allclose(g.truncation_exponent, [2.0, 4.0], atol=0.05)
+    assert 1e-9 < g.floor(1) < 1e-7 and g.floor(2) < g.floor(1) / 10
+    dot = g.dot_curve(1)
+    assert (dot.width, dot.n_params) == (12, 97)
+    assert dot.best_rel_rmse < 1e-7 and g.dot_y_rms == pytest.approx(27.9, rel=0.05)
+
+
+def test_dot_product_gap(nets_small, gadget_small):
+    gap = nl.dot_product_gap(nets_small, gadget_small, equation="I.30.5")
+    assert gap["log10_gap_to_exact"] == pytest.approx(np.log10(gap["best_rmse"] / gap["exact_rmse"]))
+    assert gap["log10_gap_to_floor"] == pytest.approx(np.log10(gap["best_rel_rmse"] / nl.EPS0))
+    assert gap["exact_width"] == 12
+
+
+def test_plots_build(splines_small, nets_small, gadget_small):
+    from pml.plotting import nonlinear as figs
+
+    grid = nl.run_regular_grid(nl.RegularGridConfig(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0,),
+                                                    n_test=500))
+    simplex = nl.run_simplex_scaling(nl.SimplexScalingConfig(equations=("I.30.5",), sizes=(32, 64), seeds=(0,),
+                                                             n_test=200))
+    for fig in (figs.plot_splines(splines_small, grid), figs.plot_tanh_scaling(nets_small, simplex),
+                figs.plot_dot_product(nets_small, simplex, gadget_small, "I.30.5"), figs.plot_gadget(gadget_small)):
+        assert fig.axes
+    assert "fitted exponent" in repr(nl.exponent_table(splines_small, grid))
