@@ -14,7 +14,6 @@ The Adam baseline is not here: it is :mod:`pml.training`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -24,10 +23,11 @@ import numpy as np
 import scipy.optimize
 import torch
 from torch import nn
+
+from pml.threads import limit_threads
 from torch.func import functional_call
 
 __all__ = [
-    "torch_threads",
     "FlatModel",
     "OptimResult",
     "bfgs",
@@ -45,27 +45,6 @@ def _as_tensor(a, dtype: torch.dtype, device: torch.device, name: str) -> torch.
     if t.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension, got a scalar")
     return t
-
-
-@contextlib.contextmanager
-def torch_threads(num_threads: int | None):
-    """Run the block with ``torch.set_num_threads(num_threads)`` and restore the previous count after.
-
-    ``None`` leaves the setting alone. Small full-batch problems (a few hundred parameters and points) are
-    dominated by per-operation overhead, where one thread is often faster than several, and much faster
-    when the cores are shared with other processes.
-    """
-    if num_threads is None:
-        yield
-        return
-    if int(num_threads) != num_threads or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(num_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class FlatModel:
@@ -284,7 +263,7 @@ def bfgs(
     (one forward pass on the test set). ``callback(row)`` receives each logged row as a dict and may return
     True to stop. ``target_test_rmse`` (or the train RMSE without a test set) and ``time_limit`` (seconds)
     stop early, with ``stop_reason`` "target" or "time_limit". ``num_threads`` runs the optimisation
-    under :func:`torch_threads`.
+    under :func:`pml.threads.limit_threads`.
 
     ``engine="scipy"`` calls ``scipy.optimize.minimize``, as the authors did. SciPy updates the inverse
     Hessian as A1 @ (H @ A2) + rho s s^T, two dense N x N products, O(N^3) per iteration: for N = 481
@@ -341,7 +320,7 @@ def bfgs(
         if time_limit is not None and time.perf_counter() - t0 >= time_limit:
             stop("time_limit", f"pml: time limit {time_limit:g} s reached")
 
-    with torch_threads(num_threads):
+    with limit_threads(num_threads):
         if engine == "scipy":
             res = scipy.optimize.minimize(
                 fun,
@@ -574,7 +553,7 @@ def low_curvature_steps(
     ends there (``stop_reason="stuck"``). The history has one row per step (step 0 = the start) with
     ``alpha``, ``n_directions`` and ``gnorm_hat`` = |g_hat| besides the RMSEs.
 
-    ``num_threads`` runs the loop under :func:`torch_threads`. The authors used tau = 1e-15 for Figs. 8-9
+    ``num_threads`` runs the loop under :func:`pml.threads.limit_threads`. The authors used tau = 1e-15 for Figs. 8-9
     and 1e-16 for the "over 2x" claim (spec §11).
     """
     from pml.hessian import hessian_matrix  # pml.hessian imports FlatModel from this module
@@ -597,7 +576,7 @@ def low_curvature_steps(
 
     hist.add(step=0, train_rmse=math.sqrt(f0), test_rmse=test_rmse(theta), time_s=0.0, n_fev=n_fev)
     stop, message, done = "n_steps", f"completed {n_steps} steps", 0
-    with torch_threads(num_threads):
+    with limit_threads(num_threads):
         for step in range(1, int(n_steps) + 1):
             _, grad = flat.loss_and_grad(theta)
             H = hessian_matrix(flat, theta, batch_size=hessian_batch_size, chunk_size=hessian_chunk_size)

@@ -44,20 +44,16 @@ its value by rounding at most.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
-import glob
-import os
-from typing import Iterator
 
 import numpy as np
+
+from pml.threads import limit_threads
 
 __all__ = [
     "METHODS",
     "SimplexInterpolator",
     "SimplexResult",
-    "blas_single_thread",
     "morton_order",
     "simplex_interpolate",
 ]
@@ -100,63 +96,6 @@ class SimplexResult:
             raise ValueError("every query point lies outside the convex hull: no RMSE")
         err = self.values[self.inside] - y_true[self.inside]
         return float(np.sqrt(np.mean(err**2)))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# BLAS threads
-# ---------------------------------------------------------------------------------------------------------------------
-
-_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
-            "openblas_set_num_threads")
-_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_",
-            "openblas_get_num_threads")
-
-
-def _scipy_openblas() -> list[tuple[object, object]]:
-    """(getter, setter) pairs of the OpenBLAS libraries SciPy ships (Linux/macOS wheels); empty if none found."""
-    import scipy
-
-    pairs = []
-    root = os.path.dirname(os.path.dirname(scipy.__file__))
-    patterns = [os.path.join(root, "scipy.libs", "*openblas*"), os.path.join(os.path.dirname(scipy.__file__),
-                                                                               ".dylibs", "*openblas*")]
-    for path in sorted({p for pat in patterns for p in glob.glob(pat)}):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        getter = next((getattr(lib, n) for n in _GETTERS if hasattr(lib, n)), None)
-        setter = next((getattr(lib, n) for n in _SETTERS if hasattr(lib, n)), None)
-        if getter is not None and setter is not None:
-            getter.restype = ctypes.c_int
-            setter.argtypes = [ctypes.c_int]
-            pairs.append((getter, setter))
-    return pairs
-
-
-@contextlib.contextmanager
-def blas_single_thread() -> Iterator[None]:
-    """Limit the BLAS thread pool to one thread inside the block and restore it afterwards.
-
-    Uses ``threadpoolctl`` when installed; otherwise SciPy's bundled OpenBLAS directly; otherwise does nothing.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-        return
-    pairs = _scipy_openblas()
-    before = [int(getter()) for getter, _ in pairs]
-    for _, setter in pairs:
-        setter(1)
-    try:
-        yield
-    finally:
-        for (_, setter), n in zip(pairs, before):
-            setter(n)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -257,7 +196,7 @@ class SimplexInterpolator:
         elif self.method == "walk":
             values, cell = self._walk_evaluate(X)
         elif self.method == "scipy":
-            with blas_single_thread():
+            with limit_threads(1):
                 transform = self.tri.transform  # computed once, cached by SciPy (the expensive part)
             cell = self._scipy_find(X, ordered=True).astype(np.int64)
             values = self._values(cell, X, lambda ids: transform[ids])
@@ -294,7 +233,7 @@ class SimplexInterpolator:
 
         if self._scipy_interp is None:
             if ordered or self.method == "walk":
-                with blas_single_thread():
+                with limit_threads(1):
                     self.tri.transform  # computed once and cached by SciPy (the expensive part)
             self._scipy_interp = LinearNDInterpolator(self.tri, self._y)
         return self._ordered(X, self._scipy_interp, ordered)
@@ -323,7 +262,7 @@ class SimplexInterpolator:
         need = np.unique(ids[self._slot[ids] < 0])
         if need.size == 0:
             return
-        with blas_single_thread():
+        with limit_threads(1):
             new = _barycentric_transforms(self.tri.points, self.tri.simplices[need])
         start, stop = self._n_cached, self._n_cached + need.size
         if stop > self._store.shape[0]:

@@ -82,7 +82,7 @@ def test_every_glue_reference_is_glued(stem):
 def test_figure_names_are_unique_across_the_book():
     names = []
     for stem in CHAPTERS:
-        names += re.findall(r"(?:publish|savefig)\([^\n]*?\"(fig\d\d_[a-z0-9_]+)\"", book.source_path(stem).read_text())
+        names += re.findall(r"(?:publish|savefig)\([^\n]*?\"(fig\d\d[a-z]?_[a-z0-9_]+)\"", book.source_path(stem).read_text())
     assert len(names) == len(set(names)), names
 
 

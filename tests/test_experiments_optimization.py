@@ -48,15 +48,6 @@ def test_problem_data_shapes_and_full_box_test_set():
         opt.problem_data("no-such-problem", 5, 5, 0)
 
 
-def test_single_threaded_restores_torch_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    with opt.single_threaded(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-
-
 def test_adam_sweep_curves_and_spectrum():
     res = adam_teacher()
     assert res.lrs == (1e-2, 1e-3) and len(res.curves) == 2

@@ -209,18 +209,6 @@ def test_teacher_data_is_deterministic_in_seed():
         assert np.allclose(t(torch.from_numpy(X)).numpy()[:, 0], y, rtol=0, atol=0)
 
 
-def test_torch_threads_restores_setting():
-    before = torch.get_num_threads()
-    with optimize.torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with optimize.torch_threads(None):
-        assert torch.get_num_threads() == before
-    with pytest.raises(ValueError):
-        with optimize.torch_threads(0):
-            pass
-
-
 def test_rank2_engine_follows_scipy_bfgs():
     X, y = _data()
     runs = {

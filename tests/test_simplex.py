@@ -3,6 +3,7 @@ import pytest
 from scipy.interpolate import LinearNDInterpolator, interp1d
 
 from pml import scaling, simplex
+from pml.threads import limit_threads
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 4])
@@ -92,13 +93,13 @@ def test_fast_paths_equal_plain_scipy(d, n):
     res = fast(Q)
     # SciPy's own call, caller's order. One BLAS thread only keeps the test fast on a busy machine (a multi-threaded
     # BLAS can take minutes for the transforms); the numbers are the same.
-    with simplex.blas_single_thread():
+    with limit_threads(1):
         plain = LinearNDInterpolator(fast.tri, y)(Q)
     np.testing.assert_array_equal(res.values, plain)  # identical, NaN pattern included
     assert res.n_outside == int(np.isnan(plain).sum()) > 0
     np.testing.assert_array_equal(res.cell, np.where(np.isnan(plain), -1, fast.tri.find_simplex(Q)))
     for method in ("auto", "scipy", "plain"):
-        with simplex.blas_single_thread():
+        with limit_threads(1):
             other = simplex.SimplexInterpolator(X, y, method=method)(Q)
         np.testing.assert_array_equal(other.values, plain)
         np.testing.assert_array_equal(other.cell, res.cell)
@@ -112,7 +113,7 @@ def test_walk_computes_only_visited_transforms():
     interp(rng.uniform(0.3, 0.7, size=(50, 4)))
     have = np.flatnonzero(interp._slot >= 0)
     assert 0 < have.size < 0.5 * interp.tri.nsimplex
-    with simplex.blas_single_thread():
+    with limit_threads(1):
         full = interp.tri.transform
     np.testing.assert_array_equal(interp._cached_transforms(have), full[have])
 
@@ -124,7 +125,7 @@ def test_degenerate_grid_points_match_scipy():
     y = X @ np.array([1.0, -2.0, 0.5]) + 0.25
     Q = np.random.default_rng(0).uniform(-0.05, 1.05, size=(2000, 3))
     res = simplex.simplex_interpolate(X, y, Q, method="walk")
-    with simplex.blas_single_thread():
+    with limit_threads(1):
         plain = LinearNDInterpolator(X, y)(Q)
     np.testing.assert_array_equal(np.isnan(res.values), np.isnan(plain))
     np.testing.assert_allclose(res.values[res.inside], plain[res.inside], rtol=0, atol=1e-13)
@@ -151,14 +152,6 @@ def test_morton_order_is_a_local_permutation():
     assert simplex.morton_order(np.zeros((0, 2))).size == 0
 
 
-def test_blas_single_thread_restores():
-    pairs = simplex._scipy_openblas()
-    before = [g() for g, _ in pairs]
-    with simplex.blas_single_thread():
-        assert all(g() == 1 for g, _ in pairs)
-    assert [g() for g, _ in pairs] == before
-
-
 def test_paper_fig1b_simplex_value():
     """Spec Fig. 1b: xy on [1, 5]^2, |D| = 167, seed 0, 30k test points in [1.4, 4.6]^2: RMSE 0.018831."""
     legacy = np.random.RandomState(0)
@@ -174,7 +167,7 @@ def test_non_finite_queries_are_outside():
     res = simplex.simplex_interpolate(X, X.sum(axis=1), np.array([[np.nan, 0.5], [0.5, 0.5], [np.inf, 0.2]]),
                                       method="walk")
     assert res.inside.tolist() == [False, True, False] and res.n_outside == 2
-    with simplex.blas_single_thread():
+    with limit_threads(1):
         plain = LinearNDInterpolator(X, X.sum(axis=1))(np.array([[np.nan, 0.5], [0.5, 0.5], [np.inf, 0.2]]))
     np.testing.assert_array_equal(res.values, plain)
 

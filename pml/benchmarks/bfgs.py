@@ -30,6 +30,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from pml import optimize
 from pml.networks import make_mlp
 from pml.teacher import teacher_student_data
+from pml.threads import limit_threads
 
 __all__ = ["run", "format", "reference_bfgs"]
 
@@ -137,7 +138,7 @@ def run(
     always exists is the time each run needed to reach the largest of the runs' best test RMSEs. Three runs
     of at most ``time_cap`` seconds: pml (SciPy engine), pml (rank2 engine) and the reference.
     """
-    with optimize.torch_threads(num_threads):
+    with limit_threads(num_threads):
         X, y, X_test, y_test = teacher_student_data(n_train, n_test, seed)
         model_pml = make_mlp(1, width, 3, activation="tanh", seed=seed)
         model_rank2 = make_mlp(1, width, 3, activation="tanh", seed=seed)

@@ -26,6 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from pml import simplex
+from pml.threads import limit_threads
+from pml.threads import limit_threads
 
 __all__ = ["format", "run"]
 
@@ -87,7 +89,7 @@ def run(n_train: int = 1024, n_queries: int = 10_000, dims: Sequence[int] = (2, 
                    if plain_budget_s > 0 else None)  # plain_budget_s=0: skip the subprocess timing
         # plain with one BLAS thread, in-process: all transforms, then SciPy's walk in random order; then the walk
         # alone in Morton order (method="scipy")
-        with simplex.blas_single_thread():
+        with limit_threads(1):
             start = time.perf_counter()
             simplex._barycentric_transforms(fast.tri.points, fast.tri.simplices)  # timed afresh (not SciPy's cache)
             t_transform_1 = time.perf_counter() - start
@@ -117,8 +119,10 @@ def run(n_train: int = 1024, n_queries: int = 10_000, dims: Sequence[int] = (2, 
 
 
 def _blas_threads() -> int | None:
-    pairs = simplex._scipy_openblas()
-    return int(pairs[0][0]()) if pairs else None
+    from threadpoolctl import threadpool_info
+
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return max(counts) if counts else None
 
 
 def format(result: dict) -> str:

@@ -16,15 +16,15 @@ tanh-vs-simplex margins) are methods or functions here, so the rules behind ever
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from pml import data, equations, gadget, metrics, scaling, splines
 from pml.config import Config
+from pml.threads import limit_threads
 
 EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
 
@@ -342,22 +342,6 @@ def run_regular_grid(cfg: RegularGridConfig) -> RegularGridResult:
 PAPER_WIDTHS = {2: (51, 204, 819, 3276, 13107, 52428), 3: (13, 29, 61, 125, 253, 509), 4: (9, 20, 43, 88, 179, 360)}
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Use ``n`` intra-op threads inside the block (0: leave torch's setting), restoring the previous value."""
-    import torch
-
-    if n <= 0:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass(frozen=True)
 class NetworkScalingConfig(Config):
     equations: tuple[str, ...] = ("I.30.5", "I.8.14", "I.44.4", "II.6.15a")  # Fig. 5 panels
@@ -371,7 +355,7 @@ class NetworkScalingConfig(Config):
     batch_size_relu: int = 10_000  # B of the ReLU runs
     n_test: int = 30_000
     device: str = "cpu"  # the authors trained on one CUDA GPU
-    threads: int = 1  # torch intra-op threads on the CPU (0: torch's default); small nets run fastest on one
+    threads: int = 1  # torch and BLAS threads (0: leave the defaults); small nets run fastest on one
     member_memory_gb: float = 4.0  # train the seeds in groups whose activations fit in this much memory
 
     def __post_init__(self):
@@ -434,7 +418,7 @@ def run_network_scaling(cfg: NetworkScalingConfig) -> NetworkScalingResult:
 
     rows: list[dict] = []
     y_rms = {}
-    with _torch_threads(cfg.threads):
+    with limit_threads(cfg.threads or None):
         for name in cfg.equations:
             eq = equations.get(name)
             for depth, widths in zip(cfg.depths, cfg.widths):

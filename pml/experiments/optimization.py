@@ -22,7 +22,6 @@ targets so that relative RMSEs are one division away.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import math
@@ -34,13 +33,13 @@ import torch
 
 from pml import boosting, data, equations, hessian, optimize, teacher, training
 from pml.config import Config
+from pml.threads import limit_threads
 from pml.networks import make_mlp
 
 __all__ = [
     "PAPER_LRS",
     "PAPER_LINE_SEARCH",
     "problem_data",
-    "single_threaded",
     "AdamConfig",
     "AdamResult",
     "SpectrumSummary",
@@ -73,24 +72,6 @@ PROBLEMS = ("teacher", "quintic")  # besides any id of pml.equations
 # ---------------------------------------------------------------------------------------------------------------------
 # Shared pieces
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def single_threaded(num_threads: int = 1):
-    """One torch thread and (when ``threadpoolctl`` is installed) one BLAS thread for the block.
-
-    BFGS's inverse-Hessian update is a few N x N BLAS calls per iteration, and OpenBLAS's threads spin and contend
-    on a small shared machine. Without ``threadpoolctl`` the BLAS setting is left as it is (results are the same up
-    to rounding; only the speed differs).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only the speed depends on it
-        blas = contextlib.nullcontext()
-    else:
-        blas = threadpool_limits(limits=num_threads)
-    with blas, optimize.torch_threads(num_threads):
-        yield
 
 
 def problem_data(problem: str, n_train: int, n_test: int, seed: int):
@@ -241,7 +222,7 @@ def run_adam(cfg: AdamConfig) -> AdamResult:
                      selection="min_test", test_every_step=True)
     curves, min_test, final_test, spectrum = [], [], [], None
     start = time.perf_counter()
-    with single_threaded(cfg.num_threads):
+    with limit_threads(cfg.num_threads):
         for lr in cfg.lrs:
             model = make_mlp(_dim(X), cfg.width, cfg.depth, "tanh", seed=cfg.seed)
             res = training.train(model, X, y, Xt, yt, training.TrainConfig(lr=lr, **train_cfg))
@@ -309,7 +290,7 @@ def run_bfgs(cfg: BFGSConfig) -> BFGSResult:
     """One width-40 net trained by BFGS alone until SciPy's precision-loss stop (spec Fig. 8, "width-40 BFGS")."""
     X, y, Xt, yt = problem_data(cfg.problem, cfg.n_train, cfg.n_test, cfg.seed)
     model = make_mlp(_dim(X), cfg.width, cfg.depth, "tanh", seed=cfg.seed)
-    with single_threaded(cfg.num_threads):
+    with limit_threads(cfg.num_threads):
         res = optimize.bfgs(model, X, y, Xt, yt, **_bfgs_kwargs(cfg))
     h = res.history
     return BFGSResult(
@@ -425,7 +406,7 @@ def run_combined(cfg: CombinedConfig) -> CombinedResult:
     models = [make_mlp(_dim(X), cfg.width, cfg.depth, "tanh", seed=cfg.seed + k) for k in range(cfg.n_stages)]
     searches = cfg.stage_line_search()
     results, scales = [], []
-    with single_threaded(cfg.num_threads):
+    with limit_threads(cfg.num_threads):
         # boost() takes one trainer for all stages; the line search differs per stage, so stages go one at a time.
         for k, (alpha_min, n_grid) in enumerate(searches):
             trainer = functools.partial(
@@ -539,7 +520,7 @@ def run_quintic(cfg: QuinticConfig) -> QuinticResult:
     model = make_mlp(1, cfg.width, cfg.depth, "tanh", seed=cfg.seed)
     curves, finals, done, stops, at_max = [], [], [], [], []
     lc_time, lc_count = 0.0, 0
-    with single_threaded(cfg.num_threads):
+    with limit_threads(cfg.num_threads):
         bf = optimize.bfgs(model, X, y, gtol=cfg.gtol, maxiter=cfg.maxiter, log_every=cfg.log_every,
                            time_limit=cfg.time_limit, engine=cfg.engine)
         for tau in cfg.taus:
@@ -624,7 +605,7 @@ class TimingResult:
 def run_timing(cfg: TimingConfig) -> TimingResult:
     X_all, y_all, _, _ = problem_data("teacher", max(cfg.n_points), 0, cfg.seed)
     seconds = np.empty((len(cfg.widths), len(cfg.n_points)))
-    with single_threaded(cfg.num_threads):
+    with limit_threads(cfg.num_threads):
         for i, width in enumerate(cfg.widths):
             model = make_mlp(1, width, 3, "tanh", seed=cfg.seed)
             for j, n in enumerate(cfg.n_points):

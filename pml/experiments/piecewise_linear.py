@@ -36,7 +36,7 @@ from torch import nn
 
 from pml import data, equations, networks, regions, scaling, training
 from pml.config import Config
-from pml.optimize import torch_threads
+from pml.threads import limit_threads
 from pml.simplex import SimplexInterpolator
 
 __all__ = [
@@ -258,7 +258,7 @@ def run_linear_regions(cfg: LinearRegionsConfig) -> LinearRegionsResult:
         models = [networks.make_mlp(d, cfg.width, cfg.depth, seed=cfg.seed) for _ in range(2)]
     grid, shape = regions.grid(eq.ranges, cfg.grid_size)
     pred, labels, rmse, runs = {}, {}, {}, {}
-    with torch_threads(cfg.threads):
+    with limit_threads(cfg.threads):
         for key, model, normalize in (("raw", models[0], False), ("normalized", models[1], True)):
             tcfg = training.TrainConfig(n_steps=cfg.n_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                                         normalize_inputs=normalize, log_every=cfg.log_every, selection=cfg.selection,
@@ -500,7 +500,7 @@ def run_relu_scaling(cfg: ReluScalingConfig) -> ReluScalingResult:
         raise ValueError(f"need one width list per depth: {len(cfg.depths)} depths, {len(cfg.widths)} width lists")
     tcfg = _train_config(cfg.n_steps, cfg.lr, cfg.batch_size, cfg.selection)
     rows, y_rms = _new_rows(), {}
-    with torch_threads(cfg.threads):
+    with limit_threads(cfg.threads):
         for name in cfg.equations:
             for depth, widths in zip(cfg.depths, cfg.widths):
                 for width in widths:
@@ -558,7 +558,7 @@ def run_modular(cfg: ModularConfig) -> ModularResult:
         raise ValueError(f"need one depth tuple per equation: {len(cfg.equations)} equations, {len(cfg.depths)}")
     tcfg = _train_config(cfg.n_steps, cfg.lr, cfg.batch_size, cfg.selection)
     rows, y_rms = _new_rows(), {}
-    with torch_threads(cfg.threads):
+    with limit_threads(cfg.threads):
         for name, depths in zip(cfg.equations, cfg.depths):
             eq = equations.get(name)
             graph = eq.graph()
@@ -630,7 +630,7 @@ def run_same_width(cfg: SameWidthConfig) -> SameWidthResult:
     }
     n_params, n_train, rmse, secs = {}, {}, {}, {}
     y_rms = float("nan")
-    with torch_threads(cfg.threads):
+    with limit_threads(cfg.threads):
         for key, model in models.items():
             n_params[key] = networks.count_params(model)
             n_train[key] = networks.dataset_size_for(n_params[key], eq.dim)

@@ -1,0 +1,332 @@
+"""Multi-stage residual fitting (Wang & Lai 2024), trained stage by stage with Levenberg-Marquardt.
+
+Paper: §4.2 "Boosting" of Michaud, Liu & Tegmark (a second network fits the scaled residual of the first);
+Y. Wang & C.-Y. Lai, "Multi-stage neural networks: Function approximator of machine precision", J. Comput. Phys.
+504 (2024) 112865 (arXiv:2307.08934); precision-methods §2.1 and §5(a)2.
+
+Stage 1 fits f_1 to y. Stage k > 1 fits f_k to the residual divided by its RMS,
+
+    e_k = y - sum_{j<k} eps_j f_j(x),   eps_k = RMS(e_k),   target e_k / eps_k   (Wang & Lai's Algorithm 1),
+
+so every stage sees an O(1) target. (Michaud et al. divide by the mean absolute residual, :mod:`pml.boosting`;
+HiPreNets by the max.) What makes later stages work (Wang & Lai §2.2):
+
+* **a frequency-aware first layer.** The residual of a converged stage oscillates at a much higher frequency than
+  y, and a default-initialised tanh layer is far too smooth to fit it. :func:`dominant_frequency` estimates the
+  residual's dominant frequency f_d (cycles per unit of the normalised inputs) and stage k's first-layer weights
+  (PyTorch default init) are multiplied by kappa = 2 pi f_d, as Wang & Lai scale their first layer
+  (``kappa_f = 2*np.pi*dominant_freq`` in the reference code). Our stages keep tanh everywhere (the stages must
+  share one layout to merge); the biases are set to b_j = -w_j . c_j with c_j a random training point, so that
+  every unit's transition lies inside the data.
+* **more samples when needed.** With a ``sampler``, stage k gets at least ``points_per_period`` points per
+  period of f_d along each axis (capped at ``max_train``), the Nyquist argument of Wang & Lai §2.2.2.
+* **a least-squares output layer to start from** (optional, on by default): each stage's last layer is
+  initialised by the least-squares fit of its target on the initial hidden features (the variable-projection
+  starting point of :mod:`pml.readout`), then every parameter is trained.
+
+Inputs are mapped to [-1, 1]^d (from ``ranges`` or the data's bounding box) and stage 1's target is
+standardised; both maps are folded into the first and last layers afterwards, so every stage network and the
+merged network take raw inputs. :func:`pml.boosting.merge_stages` merges the stages into one network whose output
+equals sum_k eps_k f_k(x) up to rounding.
+
+How f_d is estimated (:func:`dominant_frequency`): in 1D the residual is linearly interpolated onto a uniform
+grid over the data range and the peak of its FFT magnitude (DC excluded) is taken, as in the MSNN code. In d > 1
+dimensions a grid is out of reach, so we use a projection heuristic: the periodogram of the scattered samples
+on plane waves, P(v, f) = |sum_i r_i exp(-2 pi i f v . x_i)|^2, over ``n_directions`` random unit vectors v and a
+frequency grid up to the Nyquist frequency of the mean point spacing; f_d is the f of the largest P.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pml import lm
+from pml.boosting import merge_stages
+from pml.networks import count_params, make_mlp
+
+__all__ = ["MultistageResult", "StageRecord", "dominant_frequency", "fit", "default_trainer", "affine_fold"]
+
+
+def _as_2d(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"X must have shape (n, d) with n >= 1, got {X.shape}")
+    return X
+
+
+def dominant_frequency(X, r, *, n_directions: int = 64, n_freqs: int = 128, seed: int = 0) -> float:
+    """The dominant frequency of the samples r_i = r(x_i) in cycles per unit of x (module docstring).
+
+    1D: FFT of r linearly interpolated onto a uniform grid of max(n, 256) points. d > 1: plane-wave
+    periodogram over ``n_directions`` random directions (from ``seed``) and ``n_freqs`` frequencies up to the
+    Nyquist frequency of the mean spacing, extent / n^(1/d). Returns 0 for a constant residual.
+    """
+    X = _as_2d(X)
+    r = np.asarray(r, dtype=np.float64).reshape(-1)
+    if r.size != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} points but r has {r.size} values")
+    r = r - r.mean()
+    if not np.any(r):
+        return 0.0
+    n, dim = X.shape
+    if dim == 1:
+        x = X[:, 0]
+        order = np.argsort(x, kind="stable")
+        xs, rs = x[order], r[order]
+        lo, hi = float(xs[0]), float(xs[-1])
+        if hi <= lo:
+            raise ValueError("all points coincide: no frequency can be estimated")
+        n_grid = max(n, 256)
+        grid = np.linspace(lo, hi, n_grid)
+        spectrum = np.abs(np.fft.rfft(np.interp(grid, xs, rs)))
+        freqs = np.fft.rfftfreq(n_grid, d=(hi - lo) / (n_grid - 1))
+        return float(freqs[1 + int(np.argmax(spectrum[1:]))])
+    extent = float(np.max(np.ptp(X, axis=0)))
+    if extent <= 0:
+        raise ValueError("all points coincide: no frequency can be estimated")
+    f_nyq = 0.5 * n ** (1.0 / dim) / extent
+    rng = np.random.default_rng(seed)
+    V = rng.standard_normal((int(n_directions), dim))
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    freqs = np.linspace(f_nyq / n_freqs, f_nyq, int(n_freqs))
+    proj = (X - X.mean(axis=0)) @ V.T  # (n, n_dir)
+    best_f, best_p = 0.0, -1.0
+    for f in freqs:
+        phase = 2 * np.pi * f * proj
+        power = (r @ np.cos(phase)) ** 2 + (r @ np.sin(phase)) ** 2
+        j = int(np.argmax(power))
+        if power[j] > best_p:
+            best_f, best_p = float(f), float(power[j])
+    return best_f
+
+
+# ------------------------------------------------------------------------------------------ affine folding
+def affine_fold(net: nn.Sequential, in_centre=None, in_half=None, out_scale: float = 1.0,
+                out_offset: float = 0.0) -> nn.Sequential:
+    """A copy of ``net`` that takes raw x instead of z = (x - in_centre) / in_half, and returns
+    out_scale * net(z) + out_offset (first and last ``nn.Linear`` layers rewritten; exact up to rounding)."""
+    net = copy.deepcopy(net)
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    first, last = linears[0], linears[-1]
+    with torch.no_grad():
+        if in_centre is not None:
+            c = torch.as_tensor(np.asarray(in_centre, dtype=np.float64), dtype=first.weight.dtype)
+            h = torch.as_tensor(np.asarray(in_half, dtype=np.float64), dtype=first.weight.dtype)
+            W = first.weight / h
+            first.bias.copy_(first.bias - W @ c)
+            first.weight.copy_(W)
+        if out_scale != 1.0 or out_offset != 0.0:
+            last.weight.mul_(out_scale)
+            last.bias.mul_(out_scale).add_(out_offset)
+    return net
+
+
+def _box(X: np.ndarray, ranges) -> tuple[np.ndarray, np.ndarray]:
+    if ranges is None:
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    else:
+        arr = np.asarray(ranges, dtype=np.float64)
+        if arr.shape != (X.shape[1], 2):
+            raise ValueError(f"ranges must be {X.shape[1]} (low, high) pairs, got shape {arr.shape}")
+        lo, hi = arr[:, 0], arr[:, 1]
+    half = (hi - lo) / 2
+    if np.any(half <= 0):
+        raise ValueError("each input needs a positive range (low < high)")
+    return (lo + hi) / 2, half
+
+
+def _hidden(net: nn.Sequential, Z: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return nn.Sequential(*list(net)[:-1])(Z)
+
+
+def _readout_init(net: nn.Sequential, Z: np.ndarray, target: np.ndarray, rcond: float = 1e-12) -> None:
+    """Set the last layer to the least-squares fit of ``target`` on the net's last hidden features."""
+    import scipy.linalg
+
+    Zt = torch.from_numpy(Z)
+    H = _hidden(net, Zt).numpy()
+    A = np.column_stack([H, np.ones(H.shape[0])])
+    coef = scipy.linalg.lstsq(A, target, cond=rcond, lapack_driver="gelsd", check_finite=False)[0]
+    last = net[len(net) - 1]
+    with torch.no_grad():
+        last.weight.copy_(torch.from_numpy(coef[:-1]).reshape(1, -1))
+        last.bias.copy_(torch.tensor([coef[-1]], dtype=torch.float64))
+
+
+# -------------------------------------------------------------------------------------------------- trainer
+def default_trainer(max_iter: int = 1000, time_limit: float | None = None, **options) -> Callable:
+    """:func:`pml.lm.train` with these options (``scaling="jac"`` unless given): the default stage trainer."""
+    options.setdefault("scaling", "jac")
+    return functools.partial(lm.train, max_iter=max_iter, time_limit=time_limit, **options)
+
+
+@dataclasses.dataclass
+class StageRecord:
+    """One stage: eps_k (the scale), the frequency estimate, its data size and the combined model's RMSEs."""
+
+    scale: float
+    f_dominant: float
+    kappa: float
+    n_train: int
+    n_params: int
+    train_rmse: float  # combined model after this stage, absolute
+    val_rmse: float  # NaN without validation data
+    seconds: float
+    result: Any  # the trainer's return value (an OptimResult for LM)
+
+
+@dataclasses.dataclass
+class MultistageResult:
+    """Stage networks f_k (raw inputs) with scales eps_k; the model is F(x) = sum_k eps_k f_k(x)."""
+
+    models: list[nn.Sequential]
+    scales: list[float]
+    stages: list[StageRecord]
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(count_params(m) for m in self.models))
+
+    def network(self) -> nn.Sequential:
+        """The stages merged into one ``nn.Sequential`` (:func:`pml.boosting.merge_stages`)."""
+        return merge_stages(self.models, self.scales)
+
+    def predict(self, X) -> np.ndarray:
+        """sum_k eps_k f_k(X) as float64 numpy of shape (n,)."""
+        Xt = torch.from_numpy(_as_2d(X))
+        total = np.zeros(Xt.shape[0])
+        with torch.no_grad():
+            for m, c in zip(self.models, self.scales):
+                total = total + c * m(Xt).reshape(-1).numpy()
+        return total
+
+
+def fit(
+    X,
+    y,
+    *,
+    n_stages: int = 3,
+    width: int | Sequence[int] = 10,
+    depth: int = 3,
+    activation: str = "tanh",
+    trainer: Callable | Sequence[Callable] | None = None,
+    ranges=None,
+    frequency_aware: bool = True,
+    readout_init: bool = True,
+    init_scale: float = 1.0,
+    sampler: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None,
+    points_per_period: float = 16.0,
+    max_train: int = 20_000,
+    X_val=None,
+    y_val=None,
+    seed: int = 0,
+) -> MultistageResult:
+    """Fit ``n_stages`` tanh MLPs in sequence, each to the RMS-normalised residual of the ones before.
+
+    ``width`` is one width or one per stage; ``depth`` counts ``nn.Linear`` layers (as :func:`pml.networks.make_mlp`).
+    ``trainer`` is a callable ``trainer(model, X, y, X_val=None, y_val=None)`` that fits the model in place, or
+    one per stage (default :func:`default_trainer`: LM with 1000 iterations). ``sampler(n, rng)`` returns n fresh
+    training pairs (X, y); with it, a later stage whose residual has dominant frequency f_d gets
+    ``points_per_period * f_d * (range extent)`` points per axis (at most ``max_train``) when that exceeds the
+    current size. ``init_scale`` multiplies the first-layer weights of stage 1 (and of every stage when
+    ``frequency_aware`` is off); 1 = PyTorch's default init, a small value gives near-flat features whose span is
+    close to the low-degree polynomials (precision-methods §3), the better start for smooth residuals in d > 1.
+    ``X_val``/``y_val`` are only logged (no choice is made on them). Everything is seeded by ``seed``.
+    """
+    if isinstance(n_stages, bool) or int(n_stages) != n_stages or n_stages < 1:
+        raise ValueError(f"n_stages must be a positive integer, got {n_stages!r}")
+    n_stages = int(n_stages)
+    widths = [int(width)] * n_stages if np.ndim(width) == 0 else [int(w) for w in width]
+    if len(widths) != n_stages:
+        raise ValueError(f"width must be one integer or {n_stages} integers, got {width!r}")
+    if not (init_scale > 0 and math.isfinite(init_scale)):
+        raise ValueError(f"init_scale must be positive and finite, got {init_scale!r}")
+    if activation != "tanh":
+        raise ValueError(f"activation must be 'tanh' (the frequency-aware first layer assumes it), got {activation!r}")
+    trainers = list(trainer) if isinstance(trainer, (list, tuple)) else [trainer] * n_stages
+    if len(trainers) != n_stages:
+        raise ValueError(f"trainer must be one callable or {n_stages}, got {len(trainers)}")
+    trainers = [default_trainer() if t is None else t for t in trainers]
+    if (X_val is None) != (y_val is None):
+        raise ValueError("pass both X_val and y_val, or neither")
+    X = _as_2d(X)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if y.size != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} points but y has {y.size}")
+    dim = X.shape[1]
+    centre, half = _box(X, ranges)
+    Xv = None if X_val is None else _as_2d(X_val)
+    yv = None if y_val is None else np.asarray(y_val, dtype=np.float64).reshape(-1)
+    rng = np.random.default_rng([seed, 7])
+    mean, std = float(y.mean()), float(y.std())
+    if std == 0:
+        std = max(abs(mean), 1.0)
+    models: list[nn.Sequential] = []
+    scales: list[float] = []
+    stages: list[StageRecord] = []
+    for k in range(n_stages):
+        t0 = time.perf_counter()
+        f_d = kappa = math.nan
+        if k == 0:
+            scale, offset = std, mean
+        else:
+            resid = y - _predict(models, scales, X)
+            scale, offset = float(np.sqrt(np.mean(resid**2))), 0.0
+            if scale == 0:
+                break  # exact fit: nothing left for later stages
+            if frequency_aware or sampler is not None:
+                f_d = dominant_frequency((X - centre) / half, resid, seed=seed + k)
+                kappa = 2 * math.pi * f_d
+            if sampler is not None and f_d > 0:
+                per_axis = math.ceil(points_per_period * f_d * 2.0)  # normalised extent is 2
+                n_want = min(int(max_train), per_axis**dim)
+                if n_want > X.shape[0]:
+                    X_new, y_new = sampler(n_want - X.shape[0], rng)
+                    X = np.vstack([X, _as_2d(X_new)])
+                    y = np.concatenate([y, np.asarray(y_new, dtype=np.float64).reshape(-1)])
+                    resid = y - _predict(models, scales, X)
+                    scale = float(np.sqrt(np.mean(resid**2)))
+        Z = (X - centre) / half
+        target = (y - offset) / scale if k == 0 else (y - _predict(models, scales, X)) / scale
+        net = make_mlp(dim, widths[k], depth, activation, seed=seed + 1000 * k)
+        if init_scale != 1.0 and (k == 0 or not frequency_aware):
+            with torch.no_grad():
+                net[0].weight.mul_(init_scale)
+        if k > 0 and frequency_aware and kappa > 0:
+            first = net[0]
+            with torch.no_grad():
+                first.weight.mul_(kappa)
+                idx = rng.integers(0, Z.shape[0], size=first.out_features)
+                first.bias.copy_(-(first.weight * torch.from_numpy(Z[idx])).sum(dim=1))
+        if readout_init:
+            _readout_init(net, Z, target)
+        args = [torch.from_numpy(Z), target]
+        if Xv is not None:
+            tv = (yv - offset) / scale if k == 0 else (yv - _predict(models, scales, Xv)) / scale
+            args += [(Xv - centre) / half, tv]
+        result = trainers[k](net, *args)
+        raw = affine_fold(net, centre, half, 1.0, offset / scale)
+        models.append(raw)
+        scales.append(scale)
+        train = float(np.sqrt(np.mean((_predict(models, scales, X) - y) ** 2)))
+        val = math.nan if Xv is None else float(np.sqrt(np.mean((_predict(models, scales, Xv) - yv) ** 2)))
+        stages.append(StageRecord(scale=scale, f_dominant=f_d, kappa=kappa, n_train=int(X.shape[0]),
+                                  n_params=count_params(raw), train_rmse=train, val_rmse=val,
+                                  seconds=time.perf_counter() - t0, result=result))
+    return MultistageResult(models=models, scales=scales, stages=stages)
+
+
+def _predict(models, scales, X: np.ndarray) -> np.ndarray:
+    return MultistageResult(models, scales, []).predict(X) if models else np.zeros(X.shape[0])
