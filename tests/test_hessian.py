@@ -1,6 +1,5 @@
 """pml.hessian: exact full Hessian of the MSE, its spectrum and gradient projections (paper §4.1, Fig. 7)."""
 
-import math
 
 import numpy as np
 import pytest
@@ -9,20 +8,7 @@ from torch import nn
 
 from pml import hessian
 from pml.optimize import FlatModel
-
-
-def tiny_mlp(widths, seed, act=nn.Tanh):
-    """Linear/activation stack with PyTorch-style uniform init from a private generator."""
-    g = torch.Generator().manual_seed(seed)
-    layers = []
-    for a, b in zip(widths[:-1], widths[1:]):
-        lin = nn.utils.skip_init(nn.Linear, a, b, dtype=torch.float64)
-        with torch.no_grad():
-            bound = 1 / math.sqrt(a)
-            lin.weight.uniform_(-bound, bound, generator=g)
-            lin.bias.uniform_(-bound, bound, generator=g)
-        layers += [lin, act()]
-    return nn.Sequential(*layers[:-1])
+from nets import tiny_mlp
 
 
 @pytest.fixture
