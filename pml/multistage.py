@@ -239,8 +239,8 @@ def fit(
     ``trainer`` is a callable ``trainer(model, X, y, X_val=None, y_val=None)`` that fits the model in place, or
     one per stage (default :func:`default_trainer`: LM with 1000 iterations). ``sampler(n, rng)`` returns n fresh
     training pairs (X, y); with it, a later stage whose residual has dominant frequency f_d gets
-    ``points_per_period * f_d * (range extent)`` points per axis (at most ``max_train``) when that exceeds the
-    current size. ``init_scale`` multiplies the first-layer weights of stage 1 (and of every stage when
+    ``points_per_period * f_d * 2`` points per axis of the normalised box [-1, 1]^d (at most ``max_train`` in all)
+    when that exceeds the current size. ``init_scale`` multiplies the first-layer weights of stage 1 (and of every stage when
     ``frequency_aware`` is off); 1 = PyTorch's default init, a small value gives near-flat features whose span is
     close to the low-degree polynomials (precision-methods §3), the better start for smooth residuals in d > 1.
     ``X_val``/``y_val`` are only logged (no choice is made on them). Everything is seeded by ``seed``.
@@ -312,7 +312,7 @@ def fit(
                 first.bias.copy_(-(first.weight * torch.from_numpy(Z[idx])).sum(dim=1))
         if readout_init:
             _readout_init(net, Z, target)
-        args = [torch.from_numpy(Z), target]
+        args = [Z, target]
         if Xv is not None:
             tv = (yv - offset) / scale if k == 0 else (yv - _predict(models, scales, Xv)) / scale
             args += [(Xv - centre) / half, tv]

@@ -134,8 +134,8 @@ def _lm_config(name: str, dim: int, quick: bool) -> dict:
         cfg = dict(n_train=2000, width=60, its=[100, 800], time_limit=60.0, init_scale=0.3,
                    frequency_aware=True, max_train=20_000)
     else:
-        cfg = dict(n_train=3000, width=100, its=[10, 60], time_limit=60.0, init_scale=0.01,
-                   frequency_aware=True, max_train=4000)
+        cfg = dict(n_train=3000, width=100, its=[10, 160], time_limit=200.0, init_scale=0.01,
+                   frequency_aware=True, max_train=10_000)
     if quick:
         cfg.update(n_train=min(cfg["n_train"], 600 if dim == 1 else 1000), its=[min(i, 40) for i in cfg["its"]][:2],
                    time_limit=8.0, max_train=min(cfg["max_train"], 1500))
