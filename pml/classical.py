@@ -31,20 +31,12 @@ import scipy.linalg
 from numpy.polynomial import chebyshev as C
 
 from pml.threads import limit_threads
+from pml.data import as_inputs
 
 __all__ = ["Chebyshev", "PolynomialLSQ", "RBF", "RBF_KERNELS", "chebyshev_points"]
 
 EPS = float(np.finfo(np.float64).eps)
 RBF_KERNELS = ("thin_plate_spline", "cubic", "quintic")
-
-
-def _as_2d(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X.reshape(-1, 1)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"X must have shape (n, d) with n >= 1, got {X.shape}")
-    return X
 
 
 def _box(ranges) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +127,7 @@ class Chebyshev:
 
     def predict(self, X) -> np.ndarray:
         _check_fitted(self, "coef")
-        X = _as_2d(X)
+        X = as_inputs(X)
         if X.shape[1] != self.coef.ndim:
             raise ValueError(f"X must have {self.coef.ndim} columns, got {X.shape[1]}")
         Z = (X - self.centre) / self.half
@@ -174,7 +166,7 @@ class RBF:
         self.n_train = 0
 
     def fit(self, X, y, ranges=None) -> "RBF":
-        X = _as_2d(X)
+        X = as_inputs(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if y.size != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} points but y has {y.size}")
@@ -190,7 +182,7 @@ class RBF:
 
     def predict(self, X) -> np.ndarray:
         _check_fitted(self, "interp")
-        X = _as_2d(X)
+        X = as_inputs(X)
         return self.interp((X - self.centre) / self.half).reshape(-1)
 
     @property
@@ -239,7 +231,7 @@ class PolynomialLSQ:
 
     def fit(self, X, y, ranges, degree: int | None = None, *, degrees: Sequence[int] = range(0, 9),
             val_fraction: float = 0.2, seed: int = 0, num_threads: int | None = 1) -> "PolynomialLSQ":
-        X = _as_2d(X)
+        X = as_inputs(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if y.size != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} points but y has {y.size}")
@@ -271,7 +263,7 @@ class PolynomialLSQ:
 
     def predict(self, X) -> np.ndarray:
         _check_fitted(self, "coef")
-        return self._basis(_as_2d(X), self.degree) @ self.coef
+        return self._basis(as_inputs(X), self.degree) @ self.coef
 
     @property
     def n_params(self) -> int:

@@ -24,6 +24,16 @@ def _bounds(ranges: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
+def as_inputs(X) -> np.ndarray:
+    """Inputs as a float64 (n, d) array; a 1-D array is n points in one dimension."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"X must have shape (n, d) with n >= 1, got {X.shape}")
+    return X
+
+
 def central_box(ranges: Sequence[Sequence[float]], fraction: float = TEST_COMPACTIFICATION) -> np.ndarray:
     """The box with the same centre and each side scaled by ``fraction``; shape (d, 2)."""
     if not 0.0 < fraction <= 1.0:

@@ -50,19 +50,11 @@ import torch
 from torch import nn
 
 from pml import lm
+from pml.data import as_inputs
 from pml.boosting import merge_stages
 from pml.networks import count_params, make_mlp
 
 __all__ = ["MultistageResult", "StageRecord", "dominant_frequency", "fit", "default_trainer", "affine_fold"]
-
-
-def _as_2d(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X.reshape(-1, 1)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"X must have shape (n, d) with n >= 1, got {X.shape}")
-    return X
 
 
 def dominant_frequency(X, r, *, n_directions: int = 64, n_freqs: int = 128, seed: int = 0) -> float:
@@ -72,7 +64,7 @@ def dominant_frequency(X, r, *, n_directions: int = 64, n_freqs: int = 128, seed
     periodogram over ``n_directions`` random directions (from ``seed``) and ``n_freqs`` frequencies up to the
     Nyquist frequency of the mean spacing, extent / n^(1/d). Returns 0 for a constant residual.
     """
-    X = _as_2d(X)
+    X = as_inputs(X)
     r = np.asarray(r, dtype=np.float64).reshape(-1)
     if r.size != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} points but r has {r.size} values")
@@ -205,7 +197,7 @@ class MultistageResult:
 
     def predict(self, X) -> np.ndarray:
         """sum_k eps_k f_k(X) as float64 numpy of shape (n,)."""
-        Xt = torch.from_numpy(_as_2d(X))
+        Xt = torch.from_numpy(as_inputs(X))
         total = np.zeros(Xt.shape[0])
         with torch.no_grad():
             for m, c in zip(self.models, self.scales):
@@ -261,13 +253,13 @@ def fit(
     trainers = [default_trainer() if t is None else t for t in trainers]
     if (X_val is None) != (y_val is None):
         raise ValueError("pass both X_val and y_val, or neither")
-    X = _as_2d(X)
+    X = as_inputs(X)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.size != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} points but y has {y.size}")
     dim = X.shape[1]
     centre, half = _box(X, ranges)
-    Xv = None if X_val is None else _as_2d(X_val)
+    Xv = None if X_val is None else as_inputs(X_val)
     yv = None if y_val is None else np.asarray(y_val, dtype=np.float64).reshape(-1)
     rng = np.random.default_rng([seed, 7])
     mean, std = float(y.mean()), float(y.std())
@@ -294,7 +286,7 @@ def fit(
                 n_want = min(int(max_train), per_axis**dim)
                 if n_want > X.shape[0]:
                     X_new, y_new = sampler(n_want - X.shape[0], rng)
-                    X = np.vstack([X, _as_2d(X_new)])
+                    X = np.vstack([X, as_inputs(X_new)])
                     y = np.concatenate([y, np.asarray(y_new, dtype=np.float64).reshape(-1)])
                     resid = y - _predict(models, scales, X)
                     scale = float(np.sqrt(np.mean(resid**2)))

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from pml import lm
+from pml.data import as_inputs
 from pml.threads import limit_threads
 from pml.networks import count_params
 
@@ -53,15 +54,6 @@ __all__ = [
     "solve_readout",
     "uniform_geometry",
 ]
-
-
-def _as_2d(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X.reshape(-1, 1)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"X must have shape (n, d) with n >= 1, got {X.shape}")
-    return X
 
 
 def _ranges(ranges, dim: int | None = None) -> np.ndarray:
@@ -140,7 +132,7 @@ def feature_matrix(W, b, X) -> np.ndarray:
     """H = tanh(X W^T + b), computed by the same torch modules as the network's first two layers."""
     net = make_network(W, b)
     with torch.no_grad():
-        return net[1](net[0](torch.from_numpy(_as_2d(X)))).numpy()
+        return net[1](net[0](torch.from_numpy(as_inputs(X)))).numpy()
 
 
 # ---------------------------------------------------------------------------------------------------- solves
@@ -214,13 +206,13 @@ class ReadoutFit:
 
     def predict(self, X) -> np.ndarray:
         with torch.no_grad():
-            return self.network(torch.from_numpy(_as_2d(X))).reshape(-1).numpy()
+            return self.network(torch.from_numpy(as_inputs(X))).reshape(-1).numpy()
 
 
 def fit_readout(X, y, W, b, *, rcond: float = 1e-14, refine_steps: int = 1) -> ReadoutFit:
     """Solve the output layer for the hidden layer (W, b) on (X, y); return the network."""
     t0 = time.perf_counter()
-    X = _as_2d(X)
+    X = as_inputs(X)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     H = feature_matrix(W, b, X)
     coef, c0, rank = solve_readout(H, y, rcond, refine_steps)
@@ -267,7 +259,7 @@ def fit(
     all training points. Test points are never seen.
     """
     t0 = time.perf_counter()
-    X = _as_2d(X)
+    X = as_inputs(X)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.size != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} points but y has {y.size}")
@@ -316,7 +308,7 @@ def refine(X, y, W, b, *, rcond: float = 1e-14, max_iter: int = 50, num_threads:
     LM options (:class:`pml.lm.LMOptions` fields) pass through. Costs O(n (M(d+1))^2) per iteration: meant for
     M (d+1) up to a few hundred.
     """
-    X = _as_2d(X)
+    X = as_inputs(X)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     W = np.asarray(W, dtype=np.float64)
     M, d = W.shape
