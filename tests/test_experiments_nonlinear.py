@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pml.experiments import nonlinear as nl
+from pml.experiments import piecewise_linear as pl
 
 
 # --- pre-floor fits -----------------------------------------------------------------------------------------------
@@ -124,8 +125,9 @@ def test_config_needs_one_width_tuple_per_depth():
 
 
 def test_simplex_scaling_and_comparisons(nets_small):
-    simplex = nl.run_simplex_scaling(nl.SimplexScalingConfig(equations=("I.30.5", "II.6.15a"), sizes=(32, 64, 128),
-                                                             max_train_high_d=64, seeds=(0,), n_test=300))
+    simplex = pl.run_simplex_scaling(pl.SimplexScalingConfig(equations=("I.30.5", "II.6.15a"), sizes=(32, 64, 128),
+                                                             max_train_by_dim=(128,) * 4 + (64, 64), seeds=(0,),
+                                                             n_test=300, rng="pcg64"))
     assert simplex.n_train[0].tolist() == [32, 64, 128] and simplex.n_train[1].tolist() == [32, 64]
     assert simplex.n_params("I.30.5").tolist() == [128, 256, 512]
     assert simplex.at("I.30.5", 256) == pytest.approx(simplex.mean("I.30.5")[1])
@@ -182,7 +184,7 @@ def test_plots_build(splines_small, nets_small, gadget_small):
 
     grid = nl.run_regular_grid(nl.RegularGridConfig(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0,),
                                                     n_test=500))
-    simplex = nl.run_simplex_scaling(nl.SimplexScalingConfig(equations=("I.30.5",), sizes=(32, 64), seeds=(0,),
+    simplex = pl.run_simplex_scaling(pl.SimplexScalingConfig(equations=("I.30.5",), sizes=(32, 64), seeds=(0,),
                                                              n_test=200))
     for fig in (figs.plot_splines(splines_small, grid), figs.plot_tanh_scaling(nets_small, simplex),
                 figs.plot_dot_product(nets_small, simplex, gadget_small, "I.30.5"), figs.plot_gadget(gadget_small)):

@@ -24,6 +24,7 @@ import numpy as np
 
 from pml import data, equations, gadget, metrics, scaling, splines
 from pml.config import Config
+from pml.experiments.piecewise_linear import SimplexScalingResult
 from pml.threads import limit_threads
 
 EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
@@ -38,8 +39,6 @@ __all__ = [
     "PrefloorFit",
     "RegularGridConfig",
     "RegularGridResult",
-    "SimplexScalingConfig",
-    "SimplexScalingResult",
     "SplineConfig",
     "SplineCurve",
     "SplineResult",
@@ -56,7 +55,6 @@ __all__ = [
     "run_gadget",
     "run_network_scaling",
     "run_regular_grid",
-    "run_simplex_scaling",
     "run_splines",
     "scaling_scatter",
     "scatter_ratio",
@@ -445,69 +443,6 @@ def run_network_scaling(cfg: NetworkScalingConfig) -> NetworkScalingResult:
             "seconds_per_step")
     arrays = {k: np.asarray([r[k] for r in rows]) for k in keys}
     return NetworkScalingResult(**arrays, n_steps=cfg.n_steps, n_test=cfg.n_test, y_rms=y_rms)
-
-
-@dataclass(frozen=True)
-class SimplexScalingConfig(Config):
-    equations: tuple[str, ...] = ("I.30.5", "I.8.14", "I.44.4", "II.6.15a")
-    sizes: tuple[int, ...] = (64, 256, 1024, 4096, 16384, 65536, 262144)  # |D|, config highd-simplex-0
-    max_train_high_d: int = 16_384  # |D| cap for d >= 5: the upstream 5-6D jobs stop there (spec §2, pitfall 17)
-    seeds: tuple[int, ...] = (0, 1, 2, 3)
-    n_test: int = 30_000
-
-
-@dataclass(frozen=True)
-class SimplexScalingResult:
-    """Per equation: |D|, N = |D|(d+1), absolute RMSE (sizes, seeds) over the test points inside the hull."""
-
-    equations: tuple[str, ...]
-    dims: tuple[int, ...]
-    n_train: tuple[np.ndarray, ...]
-    rmse: tuple[np.ndarray, ...]
-    fraction_outside: tuple[np.ndarray, ...]
-
-    def index(self, equation: str) -> int:
-        return self.equations.index(equation)
-
-    def n_params(self, equation: str) -> np.ndarray:
-        i = self.index(equation)
-        return self.n_train[i] * (self.dims[i] + 1)
-
-    def mean(self, equation: str) -> np.ndarray:
-        return self.rmse[self.index(equation)].mean(axis=1)
-
-    def std(self, equation: str) -> np.ndarray:
-        return self.rmse[self.index(equation)].std(axis=1)
-
-    def at(self, equation: str, N: float) -> float:
-        """Mean simplex RMSE at N parameters, interpolated log-log; NaN outside the computed range."""
-        n, err = self.n_params(equation), self.mean(equation)
-        if not n.size or N < n[0] or N > n[-1]:
-            return float("nan")
-        return float(np.exp(np.interp(np.log(N), np.log(n), np.log(err))))
-
-
-def run_simplex_scaling(cfg: SimplexScalingConfig) -> SimplexScalingResult:
-    """The simplex curves of Figs. 5 and 6a: Delaunay-linear interpolation of random training sets (spec §1)."""
-    from pml.simplex import simplex_interpolate
-
-    dims, n_train, rmse, outside = [], [], [], []
-    for name in cfg.equations:
-        eq = equations.get(name)
-        sizes = [n for n in cfg.sizes if eq.dim < 5 or n <= cfg.max_train_high_d]
-        err = np.empty((len(sizes), len(cfg.seeds)))
-        frac = np.empty((len(sizes), len(cfg.seeds)))
-        for a, n in enumerate(sizes):
-            for b, seed in enumerate(cfg.seeds):
-                Xtr, ytr, Xte, yte = data.train_test_split(eq.func, eq.ranges, n, cfg.n_test, seed)
-                res = simplex_interpolate(Xtr, ytr, Xte)
-                err[a, b] = res.rmse(yte)
-                frac[a, b] = res.fraction_outside
-        dims.append(eq.dim)
-        n_train.append(np.array(sizes, dtype=np.int64))
-        rmse.append(err)
-        outside.append(frac.mean(axis=1))
-    return SimplexScalingResult(tuple(cfg.equations), tuple(dims), tuple(n_train), tuple(rmse), tuple(outside))
 
 
 def beats_simplex(nets: NetworkScalingResult, simplex: SimplexScalingResult, equation: str,
