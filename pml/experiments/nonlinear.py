@@ -24,7 +24,7 @@ import numpy as np
 
 from pml import data, equations, gadget, metrics, scaling, splines
 from pml.config import Config
-from pml.experiments.piecewise_linear import SimplexScalingResult
+from pml.experiments.piecewise_linear import PAPER_WIDTHS, SimplexScalingResult, train_seeds
 from pml.threads import limit_threads
 
 EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
@@ -337,7 +337,6 @@ def run_regular_grid(cfg: RegularGridConfig) -> RegularGridResult:
 # Figs. 5, 6a: network scaling (tanh, with ReLU for comparison) and the simplex baseline
 # ---------------------------------------------------------------------------------------------------------------------
 
-PAPER_WIDTHS = {2: (51, 204, 819, 3276, 13107, 52428), 3: (13, 29, 61, 125, 253, 509), 4: (9, 20, 43, 88, 179, 360)}
 
 
 @dataclass(frozen=True)
@@ -403,42 +402,33 @@ class NetworkScalingResult:
         return best
 
 
-def _seed_groups(cfg: NetworkScalingConfig, n_train: int, batch: int, width: int, depth: int) -> list[tuple[int, ...]]:
-    """Split the seeds into groups whose activations (about 3 copies per hidden layer, float64) fit the budget."""
-    per_member = 8 * 3 * max(min(n_train, batch), min(cfg.n_test, 10_000)) * width * (depth - 1)
-    size = max(1, int(cfg.member_memory_gb * 2**30 // max(per_member, 1)))
-    return [tuple(cfg.seeds[i:i + size]) for i in range(0, len(cfg.seeds), size)]
-
-
 def run_network_scaling(cfg: NetworkScalingConfig) -> NetworkScalingResult:
-    """Train every (equation, activation, depth, width) on every seed; seeds share one BatchedMLP where they fit."""
-    from pml import networks, training
+    """Train every (equation, activation, depth, width) on every seed; seeds share one BatchedMLP where they fit.
+
+    Same training code as Fig. 2 (:func:`pml.experiments.piecewise_linear.train_seeds`); the data come from NumPy's
+    default generator (``rng="pcg64"``) and the batch cap depends on the activation.
+    """
+    from pml import training
 
     rows: list[dict] = []
     y_rms = {}
     with limit_threads(cfg.threads or None):
         for name in cfg.equations:
-            eq = equations.get(name)
             for depth, widths in zip(cfg.depths, cfg.widths):
                 for width in widths:
-                    N = networks.dense_param_count(eq.dim, width, depth)
-                    D = networks.dataset_size_for(N, eq.dim)
-                    splits = {s: data.train_test_split(eq.func, eq.ranges, D, cfg.n_test, s) for s in cfg.seeds}
-                    y_test = np.concatenate([v[3] for v in splits.values()])
-                    y_rms.setdefault(name, float(np.sqrt(np.mean(y_test**2))))
                     for act in cfg.activations:
                         B = cfg.batch_size_tanh if act == "tanh" else cfg.batch_size_relu
                         tcfg = training.TrainConfig(n_steps=cfg.n_steps, lr=cfg.lr, batch_size=B,
                                                     selection="test_at_min_train", test_every_step=False,
                                                     eval_chunk_size=10_000)
-                        for seeds in _seed_groups(cfg, D, B, width, depth):
-                            Xtr, ytr, Xte, yte = (np.stack([splits[s][i] for s in seeds]) for i in range(4))
-                            model = networks.BatchedMLP(eq.dim, width, depth, act, seeds, device=cfg.device)
-                            results = training.train_batched(model, Xtr, ytr, Xte, yte, tcfg)
-                            rows += [dict(equation=name, dim=eq.dim, activation=act, depth=depth, width=width,
-                                          n_params=N, n_train=D, batch_size=B, seed=seed, rmse=res.test_at_min_train,
-                                          seconds_per_step=res.wall_time_s / max(res.n_steps_done, 1) / len(seeds))
-                                     for seed, res in zip(seeds, results)]
+                        N, D, runs, rms = train_seeds(name, depth, width, act, cfg.seeds, cfg.n_test, "pcg64", tcfg,
+                                                      cfg.device, cfg.member_memory_gb)
+                        y_rms.setdefault(name, rms)
+                        rows += [dict(equation=name, dim=equations.get(name).dim, activation=act, depth=depth,
+                                      width=width, n_params=N, n_train=D, batch_size=B, seed=seed,
+                                      rmse=res.test_at_min_train,
+                                      seconds_per_step=res.wall_time_s / max(res.n_steps_done, 1) / members)
+                                 for seed, res, members in runs]
     keys = ("equation", "dim", "activation", "depth", "width", "n_params", "n_train", "batch_size", "seed", "rmse",
             "seconds_per_step")
     arrays = {k: np.asarray([r[k] for r in rows]) for k in keys}

@@ -69,6 +69,7 @@ __all__ = [
     "run_relu_scaling",
     "run_same_width",
     "run_simplex_scaling",
+    "train_seeds",
     "sample_split",
 ]
 
@@ -418,21 +419,34 @@ def _add(rows, kind, equation, dim, depth, width, n_params, n_train, seed, res: 
         rows[key].append(value)
 
 
-def _train_dense(rows, equation, depth, width, seeds, n_test, rng, tcfg, device, member_memory_gb):
-    """Train one width on all seeds, several seeds per BatchedMLP where memory allows; append rows; return y_rms."""
+def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, device, member_memory_gb):
+    """Train one dense (equation, depth, width, activation) on every seed, several seeds per BatchedMLP where their
+    activations (about three float64 copies per hidden layer) fit ``member_memory_gb``.
+
+    Returns (N, |D|, [(seed, TrainResult, members trained together)], y_rms of the test points). Figs. 2, 3 and 5.
+    """
     d = equations.get(equation).dim
     N = networks.dense_param_count(d, width, depth)
     D = networks.dataset_size_for(N, d)
     Xtr, ytr, Xte, yte = _stack_splits(equation, D, n_test, seeds, rng)
     per_member = 8 * 3 * (min(D, tcfg.batch_size) + min(n_test, tcfg.eval_chunk_size or n_test)) * width * (depth - 1)
     group = max(1, int(member_memory_gb * 2**30 // max(per_member, 1)))
+    runs = []
     for start in range(0, len(seeds), group):
         part = slice(start, start + group)
-        model = networks.BatchedMLP(d, width, depth, "relu", seeds[part], device=device)
+        model = networks.BatchedMLP(d, width, depth, activation, seeds[part], device=device)
         results = training.train_batched(model, Xtr[part], ytr[part], Xte[part], yte[part], tcfg)
-        for seed, res in zip(seeds[part], results):
-            _add(rows, "dense", equation, d, depth, width, N, D, seed, res, len(results))
-    return float(np.sqrt(np.mean(yte**2)))
+        runs += [(seed, res, len(results)) for seed, res in zip(seeds[part], results)]
+    return N, D, runs, float(np.sqrt(np.mean(yte**2)))
+
+
+def _train_dense(rows, equation, depth, width, seeds, n_test, rng, tcfg, device, member_memory_gb):
+    """ReLU ``train_seeds`` appended to ``rows``; returns y_rms."""
+    N, D, runs, y_rms = train_seeds(equation, depth, width, "relu", seeds, n_test, rng, tcfg, device, member_memory_gb)
+    d = equations.get(equation).dim
+    for seed, res, members in runs:
+        _add(rows, "dense", equation, d, depth, width, N, D, seed, res, members)
+    return y_rms
 
 
 def _train_config(n_steps, lr, batch_size, selection, log_every=100) -> training.TrainConfig:
