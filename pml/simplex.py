@@ -194,7 +194,8 @@ class SimplexInterpolator:
         if self.dim == 1:
             values, cell = self._linear_1d(X[:, 0])
         elif self.method == "walk":
-            values, cell = self._walk_evaluate(X)
+            with limit_threads(1):  # one BLAS thread for the many small transform batches
+                values, cell = self._walk_evaluate(X)
         elif self.method == "scipy":
             with limit_threads(1):
                 transform = self.tri.transform  # computed once, cached by SciPy (the expensive part)
@@ -262,8 +263,7 @@ class SimplexInterpolator:
         need = np.unique(ids[self._slot[ids] < 0])
         if need.size == 0:
             return
-        with limit_threads(1):
-            new = _barycentric_transforms(self.tri.points, self.tri.simplices[need])
+        new = _barycentric_transforms(self.tri.points, self.tri.simplices[need])
         start, stop = self._n_cached, self._n_cached + need.size
         if stop > self._store.shape[0]:
             grown = np.empty((max(stop, 2 * self._store.shape[0]), self.dim + 1, self.dim))

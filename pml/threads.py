@@ -3,12 +3,15 @@
 Tiny networks and many small factorisations run fastest on one thread: on a shared 2-core machine a multi-threaded
 torch or OpenBLAS pool spends most of such a call spinning (measured 10-20x slower). :func:`limit_threads` sets
 torch's intra-op pool and every BLAS library loaded in the process (through ``threadpoolctl``) for one block and
-restores both afterwards, so no global state leaks out of a library call.
+restores both afterwards, so no global state leaks out of a library call. torch is limited only when it is already
+imported: importing it (a second or more) just to set a thread count would dominate small calls such as the simplex
+walk, and code that uses torch imports it before entering the block.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Iterator
 
 
@@ -20,13 +23,15 @@ def limit_threads(num_threads: int | None = 1) -> Iterator[None]:
         return
     if int(num_threads) < 1:
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-    import torch
     from threadpoolctl import threadpool_limits
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(num_threads))
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(int(num_threads))
     try:
         with threadpool_limits(limits=int(num_threads), user_api="blas"):
             yield
     finally:
-        torch.set_num_threads(previous)
+        if torch is not None:
+            torch.set_num_threads(previous)

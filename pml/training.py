@@ -81,8 +81,9 @@ class TrainConfig(Config):
     adam_impl: str = "fused"  # one of ADAM_IMPLS; the same update rule, "for-loop" is PyTorch's reference code
 
     # test_every_step=False is exact for test_at_min_train, min_logged_test and final_test: the test set is then
-    # evaluated only at steps where the batch train loss reaches a new minimum, at the logged steps and at the last
-    # step. ``min_test`` needs every step and requires test_every_step=True.
+    # evaluated at the logged steps and at the last step, and once at the end with a copy of each member's parameters
+    # taken at its lowest batch train loss (the same numbers as evaluating at that step, for one test pass instead
+    # of one per improving step). ``min_test`` needs every step and requires test_every_step=True.
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "batch_size", "log_every"):
@@ -236,6 +237,7 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
         idx = torch.arange(k, k + B, device=X_train.device) % n
         return X_train[:, idx], y_train[:, idx]
 
+    best = _BestParams(params, S) if not cfg.test_every_step else None
     optimizer = torch.optim.Adam(params, lr=cfg.lr, **ADAM_IMPLS[cfg.adam_impl])
     n_steps = cfg.n_steps
     train_curve = torch.full((n_steps, S), float("nan"), dtype=X_train.dtype, device=X_train.device)
@@ -264,8 +266,9 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
             else:
                 current = train_curve[s].cpu().numpy()
                 improved = current < best_train
-                logged = (s + 1) % cfg.log_every == 0 and s + 1 < n_steps
-                if improved.any() or logged or s == n_steps - 1:
+                if improved.any():
+                    best.keep(improved, s)
+                if (s + 1) % cfg.log_every == 0 or s == n_steps - 1:
                     test_curve[s] = test_rmse()
                 best_train = np.minimum(best_train, current)
             done = s + 1
@@ -273,13 +276,57 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
                 bar.update(done - bar.n)
                 bar.set_postfix(train=f"{float(train_curve[s].max()):.3e}", test=f"{float(test_curve[s].max()):.3e}")
     except KeyboardInterrupt:
+        if best is not None and done:
+            best.fill(test_curve, test_rmse)
         results = _summaries(train_curve[:done], test_curve[:done], initial_test, cfg, done, True,
                              time.perf_counter() - start, mean, std) if done else []  # nothing done: no result
         raise TrainingInterrupted(results) from None
     finally:
         if bar is not None:
             bar.close()
+    if best is not None:
+        best.fill(test_curve, test_rmse)
     return _summaries(train_curve, test_curve, initial_test, cfg, done, False, time.perf_counter() - start, mean, std)
+
+
+class _BestParams:
+    """Each member's parameters at its lowest batch train loss so far (test_every_step=False).
+
+    Parameters of a batched model carry the member index first (S members); a single model is S = 1.
+    """
+
+    def __init__(self, params: list[torch.Tensor], S: int):
+        if S > 1 and any(p.ndim == 0 or p.shape[0] != S for p in params):
+            raise ValueError(f"batched training needs every parameter's first dimension to be the {S} members")
+        self.params, self.S = params, S
+        self.copies = [p.detach().clone() for p in params]
+        self.step = np.full(S, -1)
+
+    def keep(self, improved: np.ndarray, step: int) -> None:
+        with torch.no_grad():
+            if improved.all():
+                for c, p in zip(self.copies, self.params):
+                    c.copy_(p)
+            else:
+                mask = torch.as_tensor(improved, device=self.params[0].device)
+                for c, p in zip(self.copies, self.params):
+                    c.copy_(torch.where(mask.view(-1, *[1] * (p.ndim - 1)), p, c))
+        self.step[improved] = step
+
+    def fill(self, test_curve: torch.Tensor, test_rmse: Callable[[], torch.Tensor]) -> None:
+        """Write the test RMSE of the kept parameters into ``test_curve`` at each member's best step; the model's
+        current parameters are restored afterwards."""
+        with torch.no_grad():
+            current = [p.detach().clone() for p in self.params]
+            for p, c in zip(self.params, self.copies):
+                p.copy_(c)
+            try:
+                values = test_rmse()
+            finally:
+                for p, c in zip(self.params, current):
+                    p.copy_(c)
+        for m in np.flatnonzero(self.step >= 0):
+            test_curve[self.step[m], m] = values[m]
 
 
 def _summaries(train_curve, test_curve, initial_test, cfg, done, interrupted, wall, mean, std) -> list[TrainResult]:

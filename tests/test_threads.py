@@ -26,3 +26,12 @@ def test_none_changes_nothing_and_bad_values_fail():
     with pytest.raises(ValueError, match="positive integer"):
         with limit_threads(0):
             pass
+
+
+def test_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pml.threads import limit_threads\nwith limit_threads(1):\n    pass\n"
+            "assert 'torch' not in sys.modules, 'limit_threads imported torch'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

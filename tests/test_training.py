@@ -159,6 +159,24 @@ def test_batched_equals_sequential():
             torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)
 
 
+def test_batched_lazy_test_evaluation_is_exact():
+    """test_every_step=False keeps each member's best parameters and evaluates them once at the end: the same
+    numbers as evaluating at every step, and the model ends with its final (not its best) parameters."""
+    seeds = [0, 1, 2]
+    splits = [_split(30 + s) for s in seeds]
+    X, y, Xt, yt = (np.stack([sp[i] for sp in splits]) for i in range(4))
+    cfg = dataclasses.replace(CFG, lr=3e-2, n_steps=120)  # a large step: the members' minima fall at different steps
+    full_model, lazy_model = networks.BatchedMLP(2, 8, 3, seeds=seeds), networks.BatchedMLP(2, 8, 3, seeds=seeds)
+    full = training.train_batched(full_model, X, y, Xt, yt, cfg)
+    lazy = training.train_batched(lazy_model, X, y, Xt, yt, dataclasses.replace(cfg, test_every_step=False))
+    assert len({r.step_at_min_train for r in full}) > 1
+    for a, b in zip(full, lazy):
+        for name in ("test_at_min_train", "min_logged_test", "final_test", "min_train", "step_at_min_train"):
+            assert getattr(b, name) == getattr(a, name), name
+    for p, q in zip(full_model.parameters(), lazy_model.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
 def test_batched_shared_test_set_and_shape_errors():
     splits = [_split(20 + s) for s in range(2)]
     X, y = np.stack([sp[0] for sp in splits]), np.stack([sp[1] for sp in splits])
@@ -202,6 +220,7 @@ def test_benchmark_smoke():
     from pml.benchmarks import batched as bench
 
     result = bench.run(seed_counts=(2,), width=4, n_train=16, n_test=20, n_steps=5, thread_settings=(1,))
-    (row,) = result["runs"]
-    assert row["max_abs_diff"]["final_test"] < 1e-12 and row["same_argmin_step"]
-    assert "ratio" in bench.format(result)
+    assert [r["test_every_step"] for r in result["runs"]] == [False, True]
+    for row in result["runs"]:
+        assert row["max_abs_diff"]["test_at_min_train"] < 1e-12 and row["same_argmin_step"]
+    assert "best+logged" in bench.format(result)

@@ -5,8 +5,9 @@ calls, and one :func:`pml.training.train_batched` call on a :class:`pml.networks
 times, the throughput ratio and the largest difference between the two results (float64 rounding only).
 
 Batching removes per-operation overhead (Python dispatch, thread wake-ups), so it pays most for the small networks
-and data sets at the left of the scaling plots; once one step is compute-bound the ratio tends to 1. The run is
-repeated for each entry of ``thread_settings`` (None = PyTorch's current setting; an integer is applied with
+and data sets at the left of the scaling plots; once one step is compute-bound (e.g. by a test set evaluated after
+every step, as the authors' scripts did) the ratio tends to 1. The run is repeated for both test-evaluation settings
+and for each entry of ``thread_settings`` (None = PyTorch's current setting; an integer is applied with
 ``torch.set_num_threads`` for that run only and restored afterwards).
 """
 
@@ -27,11 +28,13 @@ def _target(X: np.ndarray) -> np.ndarray:
     return np.cos(2 * X[:, 0]) * X[:, 1]  # a smooth 2D function; any target works for timing
 
 
-def _one(n_seeds, width, depth, n_train, n_test, n_steps, activation, threads, sequential_budget_s) -> dict:
+def _one(n_seeds, width, depth, n_train, n_test, n_steps, activation, threads, sequential_budget_s,
+         test_every_step) -> dict:
     ranges = [(-1.0, 1.0), (-1.0, 1.0)]
     splits = [data.train_test_split(_target, ranges, n_train, n_test, seed=s) for s in range(n_seeds)]
     stacked = [np.stack([sp[i] for sp in splits]) for i in range(4)]
-    cfg = training.TrainConfig(n_steps=n_steps, batch_size=10_000, log_every=max(1, n_steps // 10))
+    cfg = training.TrainConfig(n_steps=n_steps, batch_size=10_000, log_every=max(1, n_steps // 10),
+                               test_every_step=test_every_step)
     warm = training.TrainConfig(n_steps=10, batch_size=10_000)
     before = torch.get_num_threads()
     try:
@@ -56,23 +59,27 @@ def _one(n_seeds, width, depth, n_train, n_test, n_steps, activation, threads, s
         torch.set_num_threads(before)
     diff = {name: max(abs(getattr(a, name) - getattr(b, name)) for a, b in zip(sequential, batched))
             for name in ("final_train", "final_test", "test_at_min_train")}
-    return {"n_seeds": n_seeds, "threads": used, "sequential_s": t_seq, "sequential_timed": len(sequential),
+    return {"n_seeds": n_seeds, "threads": used, "test_every_step": bool(test_every_step), "sequential_s": t_seq, "sequential_timed": len(sequential),
             "batched_s": t_bat, "ratio": t_seq / t_bat,
             "max_abs_diff": diff,
             "same_argmin_step": all(a.step_at_min_train == b.step_at_min_train for a, b in zip(sequential, batched))}
 
 
-def run(seed_counts: Sequence[int] = (4, 8), width: int = 13, depth: int = 3, n_train: int = 64,
+def run(seed_counts: Sequence[int] = (4, 8, 24), width: int = 13, depth: int = 3, n_train: int = 64,
         n_test: int = 1000, n_steps: int = 200, activation: str = "relu",
-        thread_settings: Sequence[int | None] = (None, 1), sequential_budget_s: float = 15.0) -> dict:
-    """Time sequential vs batched training of S same-shape MLPs (dim 2) for each S in ``seed_counts`` and each
-    thread setting. Defaults: the smallest Fig. 2-like networks; about 1-2 minutes on a busy 2-core machine.
+        thread_settings: Sequence[int | None] = (None, 1), sequential_budget_s: float = 15.0,
+        test_every_step_settings: Sequence[bool] = (False, True)) -> dict:
+    """Time sequential vs batched training of S same-shape MLPs (dim 2) for each S in ``seed_counts``, each
+    thread setting and each test-evaluation setting. ``test_every_step=False`` is how the chapters train (the test
+    set is evaluated at the logged steps and once for each member's best parameters); ``True`` evaluates it after
+    every step, as the authors' scripts did. Defaults: the smallest Fig. 2-like networks (S = 4 is one width of a
+    sweep point, 24 its six widths' worth of runs); about 1-2 minutes on a busy 2-core machine.
 
     The sequential side stops after the first run that ends past ``sequential_budget_s`` and is scaled to all S
     runs (they are independent and of equal cost); ``sequential_timed`` says how many were timed.
     """
-    rows = [_one(S, width, depth, n_train, n_test, n_steps, activation, threads, sequential_budget_s)
-            for threads in thread_settings for S in seed_counts]
+    rows = [_one(S, width, depth, n_train, n_test, n_steps, activation, threads, sequential_budget_s, every)
+            for every in test_every_step_settings for threads in thread_settings for S in seed_counts]
     return {"dim": 2, "width": width, "depth": depth, "n_train": n_train, "n_test": n_test, "n_steps": n_steps,
             "activation": activation, "params_per_net": networks.dense_param_count(2, width, depth), "runs": rows}
 
@@ -80,12 +87,13 @@ def run(seed_counts: Sequence[int] = (4, 8), width: int = 13, depth: int = 3, n_
 def format(result: dict) -> str:
     lines = [f"batched vs sequential training: {result['n_steps']} Adam steps, MLP 2-{result['width']}x"
              f"{result['depth'] - 1}-1 ({result['activation']}, {result['params_per_net']} params), "
-             f"|D| = {result['n_train']}, {result['n_test']} test points evaluated every step",
-             f"{'seeds':>5} {'threads':>7} {'sequential':>11} {'batched':>9} {'ratio':>7}  max|diff| final train / "
+             f"|D| = {result['n_train']}, {result['n_test']} test points",
+             f"{'test eval':>10} {'seeds':>5} {'threads':>7} {'sequential':>11} {'batched':>9} {'ratio':>7}  max|diff| final train / "
              "final test / test_at_min_train"]
     for r in result["runs"]:
         d = r["max_abs_diff"]
-        lines.append(f"{r['n_seeds']:>5} {r['threads']:>7} {r['sequential_s']:>10.2f}s {r['batched_s']:>8.2f}s "
+        every = "every step" if r["test_every_step"] else "best+logged"
+        lines.append(f"{every:>10} {r['n_seeds']:>5} {r['threads']:>7} {r['sequential_s']:>10.2f}s {r['batched_s']:>8.2f}s "
                      f"{r['ratio']:>6.1f}x  {d['final_train']:.1e} / {d['final_test']:.1e} / "
                      f"{d['test_at_min_train']:.1e}" + ("" if r["same_argmin_step"] else "  (argmin step differs)")
                      + (f"  (sequential: {r['sequential_timed']} of {r['n_seeds']} runs timed, scaled)"

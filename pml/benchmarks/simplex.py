@@ -27,7 +27,6 @@ import numpy as np
 
 from pml import simplex
 from pml.threads import limit_threads
-from pml.threads import limit_threads
 
 __all__ = ["format", "run"]
 
