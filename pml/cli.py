@@ -1,11 +1,14 @@
-"""The ``pml`` command: list, run and build chapters, check claims, run benchmarks and the browser check."""
+"""The ``pml`` command: list, run and build chapters, check claims, run benchmarks and the browser check; fit your own
+data (``pml fit``, ``pml predict``, ``pml guide``)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import json
 import sys
+from pathlib import Path
 
 from pml import book, paths
 
@@ -88,6 +91,127 @@ def _cmd_check_html(args) -> int:
     return htmlcheck.main(argv)
 
 
+def _fail(message: str) -> int:
+    print(f"pml: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _cmd_guide(args) -> int:
+    from pml import guide
+
+    if args.d is None and args.rows is None:
+        print("User's Guide to Precision (paper Fig. 10): the rules `pml fit --method auto` applies, first match wins")
+        print(guide.rules_table())
+        return 0
+    if args.d is None or args.rows is None:
+        return _fail("give both --d and --rows, or neither")
+    try:
+        choice = guide.choose(args.d, args.rows, smooth=not args.not_smooth)
+    except ValueError as exc:
+        return _fail(str(exc))
+    promise = "none" if choice.expected_rel_rmse is None else f"<= {choice.expected_rel_rmse:.0e} relative RMSE"
+    print(f"rule {choice.rule.key}: {', '.join(choice.methods)} (promise: {promise})\n{choice.reason}")
+    return 0
+
+
+def _cmd_fit(args) -> int:
+    import numpy as np
+
+    from pml import fitting, tables
+
+    try:
+        out = Path(args.out)
+        if out.resolve() == Path(args.data).resolve():
+            return _fail(f"--out {args.out} is the data file itself; choose another name")
+        if not (out.parent if str(out.parent) else Path(".")).is_dir():
+            return _fail(f"cannot write {out}: no such folder {out.parent}")
+        table = tables.read_table(args.data)
+        if args.target not in table.names:
+            return _fail(f"{args.data}: no column {args.target!r} (--target); columns are: {', '.join(table.names)}")
+        inputs = [c.strip() for c in args.inputs.split(",")] if args.inputs else \
+            [c for c in table.names if c != args.target]
+        unknown = [c for c in inputs if c not in table.names]
+        if unknown:
+            return _fail(f"{args.data}: no column(s) {', '.join(map(repr, unknown))} (--inputs); columns are: "
+                         f"{', '.join(table.names)}")
+        if args.target in inputs:
+            return _fail(f"the target {args.target!r} cannot also be an input")
+        if not inputs:
+            return _fail(f"{args.data}: no input columns besides the target {args.target!r}")
+        y = table.column(args.target)
+        X = np.column_stack([table.column(c) for c in inputs])
+        data_floor = None
+        if table.is_csv:
+            rounded = tables.decimal_floor(table.raw[args.target], y)
+            if rounded is not None and rounded[0] > fitting.float64_floor(y):
+                data_floor = rounded[0]
+                print(f"pml: note: the target {args.target!r} is written with at most {rounded[1]} significant digits; "
+                      f"no fit can be more precise than about {data_floor:.1e}", file=sys.stderr)
+        model = fitting.fit(X, y, args.method, validation=args.validation, seed=args.seed,
+                            progress=(not args.quiet) and sys.stderr.isatty(), smooth=not args.not_smooth,
+                            refit=args.refit, input_names=inputs, target_name=args.target, data_floor=data_floor)
+        model.save(out)
+    except (tables.TableError, fitting.FitError, OSError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("pml: interrupted; no model was written", file=sys.stderr)
+        return 130
+    print(json.dumps(model.report.to_dict(), indent=2, default=float) if args.json else model.report)
+    if not args.json:
+        print(f"\nmodel written to {out}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    import numpy as np
+
+    from pml import fitting, tables
+
+    try:
+        try:
+            model = fitting.load(args.model)
+        except FileNotFoundError as exc:
+            return _fail(str(exc))
+        table = tables.read_table(args.data)
+        missing = [c for c in model.input_names if c not in table.names]
+        if missing:
+            return _fail(f"{args.data} lacks the model's input column(s) {', '.join(map(repr, missing))}; the model "
+                         f"takes {', '.join(model.input_names)}; the file has: {', '.join(table.names)}")
+        X = np.column_stack([table.column(c) for c in model.input_names])
+        y = model.predict(X)
+        name = model.target_name
+        if name in table.names:
+            name = f"{name}_predicted"
+            print(f"pml: note: {args.data} already has a column {model.target_name!r}; predictions go to {name!r}",
+                  file=sys.stderr)
+        columns = {c: table.text(c) for c in table.names}
+        columns[name] = [repr(float(v)) for v in y]
+        n_nan = int(np.sum(~np.isfinite(y)))
+        if args.out and args.out.lower().endswith(".npz"):
+            arrays = {c: table.column(c) if c in model.input_names else np.asarray(table.raw[c]) for c in table.names}
+            arrays[name] = y
+            with tables.atomic_write(args.out, "wb") as fh:
+                np.savez(fh, **arrays)
+        elif args.out:
+            with tables.atomic_write(args.out) as fh:
+                tables.write_table(columns, fh)
+        else:
+            buf = io.StringIO()
+            tables.write_table(columns, buf)
+            sys.stdout.write(buf.getvalue())
+    except (tables.TableError, fitting.FitError, fitting.ModelFileError, OSError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("pml: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    if n_nan:
+        print(f"pml: note: {n_nan} of {y.size} rows got no prediction (nan): they lie outside the training data's "
+              "convex hull", file=sys.stderr)
+    if args.out:
+        print(f"{y.size} predictions of {model.target_name!r} written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +243,39 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check-html", help="render the built book in headless Chromium and check it").set_defaults(
         func=_cmd_check_html
     )
+
+    from pml.fitting import METHODS  # cheap: heavy dependencies load only when a method runs
+
+    methods = ["auto", *METHODS]
+    ft = sub.add_parser("fit", help="fit a column of a CSV/.npz to the others and print the precision report",
+                        description="Fit TARGET = f(inputs) to high precision (method 'auto': the User's Guide rules, "
+                                    "see `pml guide`), print the precision report and save the model.")
+    ft.add_argument("data", help="CSV with a header row, or .npz with one 1-D array per column")
+    ft.add_argument("--target", required=True, help="the column to predict")
+    ft.add_argument("--inputs", help="comma-separated input columns (default: every other column)")
+    ft.add_argument("--method", default="auto", choices=methods, help="default: auto")
+    ft.add_argument("--out", required=True, metavar="MODEL", help="where to save the model (.npz)")
+    ft.add_argument("--validation", type=float, default=0.2, help="fraction of rows held out (default 0.2)")
+    ft.add_argument("--seed", type=int, default=0, help="seed of the validation split and the methods (default 0)")
+    ft.add_argument("--refit", action="store_true", help="refit on all rows after validation")
+    ft.add_argument("--not-smooth", action="store_true", help="the target has kinks or steps (changes auto's choice)")
+    ft.add_argument("--quiet", action="store_true", help="no progress bars")
+    ft.add_argument("--json", action="store_true", help="print the report as JSON")
+    ft.set_defaults(func=_cmd_fit)
+
+    pr = sub.add_parser("predict", help="predict with a saved model; writes the input columns plus the prediction",
+                        description="Write DATA's columns plus a column named after the model's target (CSV to "
+                                    "standard output unless --out is given; --out X.npz writes .npz).")
+    pr.add_argument("model", help="a model saved by `pml fit`")
+    pr.add_argument("data", help="CSV with a header row, or .npz; must hold the model's input columns")
+    pr.add_argument("--out", help="output file (.csv or .npz; default: CSV on standard output)")
+    pr.set_defaults(func=_cmd_predict)
+
+    gd = sub.add_parser("guide", help="the User's Guide rules (paper Fig. 10), or the choice for --d and --rows")
+    gd.add_argument("--d", type=int, help="number of inputs")
+    gd.add_argument("--rows", type=int, help="number of data rows")
+    gd.add_argument("--not-smooth", action="store_true", help="the target has kinks or steps")
+    gd.set_defaults(func=_cmd_guide)
     return parser
 
 

@@ -1,0 +1,209 @@
+"""The User's Guide to Precision (paper §5, Figure 10) as data: which approximation for which problem.
+
+Paper, Conclusions: "If data dimensionality d is low (d <= 2), polynomial spline interpolation can provide a fit at
+machine precision if you (1) have enough data and (2) choose a high enough polynomial order. Neural networks with
+smooth activations may in some cases also approach machine precision, possibly with less data, if they are trained
+with second-order optimizers like BFGS and boosted. For higher-dimensional problems (d >= 3), neural networks are
+typically the most promising choice, since they can learn compositional modular structure that allows them to
+scale as if the data dimensionality were lower." Figure 10 draws these heuristics as a chart.
+
+:data:`RULES` is that chart, written once: an ordered list of :class:`Rule` (conditions on the input dimension
+``d``, the number of data rows ``n`` and whether the target is smooth; the ``pml.fitting`` methods to use; the
+relative RMSE the chart promises; and the reason). Everything else reads it:
+
+* :func:`choose` applies the rules (``pml.fit(X, y, method="auto")`` calls it);
+* :func:`chart` turns them into regions of the (d, n) plane, which
+  :func:`pml.plotting.users_guide.plot_guide` draws as Figure 10.
+
+How the paper's words map onto ``pml`` methods (measured, not assumed; see ``tests/test_guide.py`` and the
+User's Guide chapter):
+
+* "polynomial spline interpolation ... high enough polynomial order": ``poly`` (one global polynomial of
+  validated total degree in a Chebyshev basis, the one-piece limit of a spline) and, in 1D, ``spline``
+  (interpolating B-splines of validated order). ``pml.splines`` needs a grid for d = 2 and 3, so scattered
+  2D data get the global polynomial. On the analytic targets of physics the global polynomial needs far fewer
+  points than splines (1D: ~1e-15 from 60 points where order-7 splines need ~1000).
+* "neural networks with smooth activations ... possibly with less data": ``readout``, a one-hidden-layer tanh
+  network whose output layer is solved exactly (variable projection: the second-order solve of the linear part
+  is exact). With 15 points in 1D it was 10-1000x more precise than the polynomial in our measurements. The
+  LM-trained boosted networks of the paper's recipe (``lm-multistage``) stay available by name; on the same data
+  they were slower and less precise, so ``auto`` does not pick them.
+* "for d >= 3, neural networks": ``readout`` again, with ``poly`` as a competitor: when a rule names several
+  methods, ``auto`` fits each on the training rows and keeps the one with the smallest error on an inner
+  validation split of those rows (the report lists every candidate).
+* The baseline for non-smooth targets (kinks, steps): linear simplex interpolation ("always fits the training
+  points exactly", §2), ``spline`` in 1D, and ReLU networks trained with Adam beyond d = 6 where Delaunay
+  triangulations are out of reach.
+
+The promised precisions (``Rule.promise``) are relative RMSE on held-out rows for smooth (analytic) targets given at
+full float64 precision. They and the row thresholds were calibrated on the targets of chapters 1-4 (Z.001 = x^2,
+e^x, cos 2x on [3, 6], Z.008 = xy, II.8.31, e^(xy)), worst of 5 seeds at each threshold (``tests/test_guide.py``
+re-checks the fast ones: cos 2x and e^x in 1D, e^(xy) at 100 rows); equations no earlier chapter uses are the
+held-out check. No promise is made for d >= 3, for very
+few rows or for non-smooth targets: there the error depends on the target's structure more than on d and n, and
+the precision report measures it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+__all__ = ["Choice", "RULES", "Rule", "chart", "choose", "min_rows", "promise_met", "rules_table"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One box of the chart: ``d_min <= d <= d_max`` and ``n_min <= n < n_max`` (None = unbounded), for smooth or
+    non-smooth targets. ``n`` counts every data row the user has (before the validation split)."""
+
+    key: str
+    d_min: int
+    d_max: int | None
+    n_min: int
+    n_max: int | None
+    smooth: bool
+    methods: tuple[str, ...]  # candidates; auto keeps the best on an inner validation split (first = primary)
+    promise: float | None  # relative RMSE on held-out rows the chart promises (None: no promise)
+    label: str  # short text for the chart
+    reason: str  # why, in the paper's terms and ours
+
+    def matches(self, d: int, n: int, smooth: bool = True) -> bool:
+        return (bool(smooth) == self.smooth and self.d_min <= d and (self.d_max is None or d <= self.d_max)
+                and self.n_min <= n and (self.n_max is None or n < self.n_max))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_LOW_D_ENOUGH = ("Paper §5: for d <= 2 'polynomial spline interpolation can provide a fit at machine precision if you "
+                 "(1) have enough data and (2) choose a high enough polynomial order'. pml fits a global polynomial "
+                 "of validated degree (the one-piece, highest-order case, which needs far fewer points than splines "
+                 "on analytic targets), in 1D also interpolating splines of validated order, and a smooth tanh "
+                 "network with an exact least-squares output layer; the best on an inner validation split wins.")
+_LOW_D_LITTLE = ("Paper §5: 'neural networks with smooth activations may in some cases also approach machine "
+                 "precision, possibly with less data, if they are trained with second-order optimizers'. With few "
+                 "rows pml tries the smooth tanh network with an exactly solved output layer first, against the "
+                 "validated polynomial; expect less than machine precision until the data suffice.")
+_LOW_D_FEW = ("Too few rows for any promise: one period of an oscillation, or the curvature of the target, may fall "
+              "between the points. pml fits the same candidates as with little data (smooth tanh network with an "
+              "exactly solved output layer, validated polynomial) and measures the error; more rows are the cure.")
+_HIGH_D = ("Paper §5: 'for higher-dimensional problems (d >= 3), neural networks are typically the most promising "
+           "choice, since they can learn compositional modular structure'. pml fits a tanh network with an exactly "
+           "solved output layer and, as a competitor, a validated polynomial; no precision is promised: it depends on "
+           "the target's structure (the report measures it). For more, try method='lm-multistage' (LM-trained, "
+           "boosted networks, the paper's recipe; slower).")
+_ROUGH_1D = ("Target not smooth (kinks, steps): high orders do not pay. 1D interpolating splines of validated order "
+             "(order 1 is linear interpolation); the error falls as n^-(k+1) only where the target is smooth.")
+_ROUGH_LOW = ("Target not smooth: paper §2, 'linear simplex interpolation ... always fits the training points "
+              "exactly, and so error comes from the generalization gap and the architecture error', scaling as n^(-2/d). "
+              "Points outside the convex hull of the training inputs get no prediction (NaN).")
+_ROUGH_HIGH = ("Target not smooth and d > 6 (Delaunay triangulations are out of reach): paper §2, ReLU networks "
+               "'also provide a piecewise linear fit' and can scale as n^(-2/d*) with d* the arity of the task "
+               "(typically 2), but Adam leaves optimisation error.")
+
+RULES: tuple[Rule, ...] = (
+    Rule("1d-enough", 1, 1, 100, None, True, ("poly", "spline", "readout"), 1e-12,
+         "polynomial / spline\n(machine precision)", _LOW_D_ENOUGH),
+    Rule("1d-little", 1, 1, 20, 100, True, ("readout", "poly", "spline"), 1e-5,
+         "smooth net / polynomial", _LOW_D_LITTLE),
+    Rule("1d-few", 1, 1, 5, 20, True, ("readout", "poly", "spline"), None,
+         "smooth net / polynomial", _LOW_D_FEW),
+    Rule("2d-enough", 2, 2, 2000, None, True, ("poly", "readout"), 1e-9,
+         "polynomial\n(near machine precision)", _LOW_D_ENOUGH),
+    Rule("2d-little", 2, 2, 100, 2000, True, ("readout", "poly"), 1e-3,
+         "smooth net / polynomial", _LOW_D_LITTLE),
+    Rule("2d-few", 2, 2, 10, 100, True, ("readout", "poly"), None,
+         "smooth net / polynomial", _LOW_D_FEW),
+    Rule("high-d", 3, None, 100, None, True, ("readout", "poly"), None,
+         "neural network\n(smooth, exact readout)", _HIGH_D),
+    Rule("rough-1d", 1, 1, 4, None, False, ("spline",), None, "spline (low order)", _ROUGH_1D),
+    Rule("rough-simplex", 2, 6, 10, None, False, ("simplex",), None, "linear simplex\ninterpolation", _ROUGH_LOW),
+    Rule("rough-high-d", 7, None, 100, None, False, ("adam-relu",), None, "ReLU network (Adam)", _ROUGH_HIGH),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """What :func:`choose` returns: the matching rule, its candidate methods, the reason and the promise."""
+
+    rule: Rule
+    methods: tuple[str, ...]
+    reason: str
+    expected_rel_rmse: float | None
+
+    @property
+    def method(self) -> str:
+        """The rule's primary method."""
+        return self.methods[0]
+
+
+def _check(d: int, n: int) -> tuple[int, int]:
+    for value, name in ((d, "d"), (n, "n")):
+        if isinstance(value, bool) or int(value) != value:
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if d < 1 or n < 0:
+        raise ValueError(f"need d >= 1 and n >= 0, got d={d}, n={n}")
+    return int(d), int(n)
+
+
+def min_rows(d: int, smooth: bool = True, rules: Sequence[Rule] = RULES) -> int:
+    """The fewest data rows for which some rule applies at dimension d (``auto`` refuses fewer)."""
+    d, _ = _check(d, 0)
+    lows = [r.n_min for r in rules if r.smooth == bool(smooth) and r.d_min <= d and (r.d_max is None or d <= r.d_max)]
+    if not lows:
+        raise ValueError(f"no rule covers d = {d} (smooth={smooth})")
+    return min(lows)
+
+
+def choose(d: int, n: int, smooth: bool = True, rules: Sequence[Rule] = RULES) -> Choice:
+    """The first rule matching (d, n, smooth): the chart's answer for d inputs and n data rows.
+
+    Raises ValueError when n is below every rule's minimum for this d (too few rows to fit anything reliably).
+    """
+    d, n = _check(d, n)
+    for rule in rules:
+        if rule.matches(d, n, smooth):
+            return Choice(rule, rule.methods, rule.reason, rule.promise)
+    need = min_rows(d, smooth, rules)
+    raise ValueError(f"too few rows: {n} rows with d = {d} inputs; the guide needs at least {need} rows "
+                     f"({'smooth' if smooth else 'non-smooth'} target)")
+
+
+def chart(smooth: bool = True, d_max: int = 8, n_max: float = 1e6, rules: Sequence[Rule] = RULES) -> list[dict]:
+    """The rules as rectangles of the (d, n) plane, for drawing Figure 10: one dict per rule with ``d_lo``, ``d_hi``
+    (inclusive integers, open ends clipped at ``d_max``), ``n_lo``, ``n_hi`` (rows, ``n_hi`` exclusive; open ends
+    at ``n_max``), ``label``, ``methods``, ``promise`` and ``key``."""
+    regions = []
+    for r in rules:
+        if r.smooth != bool(smooth) or r.d_min > d_max:
+            continue
+        regions.append({
+            "key": r.key, "d_lo": r.d_min, "d_hi": min(r.d_max if r.d_max is not None else d_max, d_max),
+            "n_lo": r.n_min, "n_hi": float(r.n_max if r.n_max is not None else n_max), "label": r.label,
+            "methods": r.methods, "promise": r.promise,
+        })
+    return regions
+
+
+def _fmt(v: float | None) -> str:
+    return "none" if v is None else f"{v:.0e}"
+
+
+def rules_table(rules: Sequence[Rule] = RULES) -> str:
+    """The rules as a plain-text table (also what ``pml fit --explain`` style help can print)."""
+    rows = [("rule", "smooth", "d", "rows n", "methods (candidates)", "promise")]
+    for r in rules:
+        d = f"{r.d_min}" if r.d_max == r.d_min else (f">={r.d_min}" if r.d_max is None else f"{r.d_min}-{r.d_max}")
+        n = f">={r.n_min}" if r.n_max is None else f"{r.n_min}-{r.n_max - 1}"
+        rows.append((r.key, "yes" if r.smooth else "no", d, n, ", ".join(r.methods), _fmt(r.promise)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def promise_met(rel_rmse: float, promise: float | None) -> bool | None:
+    """Whether a measured relative RMSE keeps the chart's promise (None when there is no promise)."""
+    if promise is None or not math.isfinite(rel_rmse):
+        return None if promise is None else False
+    return bool(rel_rmse <= promise)

@@ -1,0 +1,52 @@
+"""Figure 10 of the paper, the User's Guide to Precision, drawn from :data:`pml.guide.RULES` and nothing else."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pml import guide
+from pml.plotting import new_figure
+
+METHOD_COLORS = {"poly": "#4c72b0", "spline": "#55a868", "readout": "#dd8452", "simplex": "#8172b3",
+                 "adam-relu": "#937860", "rbf": "#64b5cd", "lm-multistage": "#c44e52", "adam-tanh": "#da8bc3"}
+
+
+def plot_guide(rules: Sequence[guide.Rule] = guide.RULES, *, d_max: int = 8, n_max: float = 1e6,
+               points: Sequence[dict] = ()):
+    """Fig. 10: which method for d inputs and n data rows, for smooth (left) and non-smooth (right) targets.
+
+    Each rule is a box coloured by its primary method and labelled with its candidates and its promised relative
+    RMSE; rows below every rule's minimum are "too few rows". ``points`` marks applications: dicts with ``d``,
+    ``n``, ``label`` and optionally ``smooth`` (default True), e.g. the equations a chapter fits.
+    """
+    fig, axes = new_figure(ncols=1, nrows=2, width=10.0, height=3.8)
+    for ax, smooth in zip(axes[:, 0], (True, False)):
+        regions = guide.chart(smooth=smooth, d_max=d_max, n_max=n_max, rules=rules)
+        ax.axhspan(1, n_max, color="0.93", zorder=0)
+        ax.text(0.98, 0.02, "too few rows", transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.4")
+        for r in regions:
+            color = METHOD_COLORS.get(r["methods"][0], "0.6")
+            x0, x1 = r["d_lo"] - 0.5, r["d_hi"] + 0.5
+            ax.fill_between([x0, x1], r["n_lo"], r["n_hi"], color=color, alpha=0.35, lw=0, zorder=1)
+            ax.plot([x0, x1, x1, x0, x0], [r["n_lo"], r["n_lo"], r["n_hi"], r["n_hi"], r["n_lo"]], color=color,
+                    lw=1.2, zorder=2)
+            promise = "no promise" if r["promise"] is None else f"rel. RMSE ≤ {r['promise']:.0e}"
+            text = f"{r['label']}\n{' / '.join(r['methods'])}\n{promise}"
+            y = (r["n_lo"] * r["n_hi"]) ** 0.5
+            ax.text((x0 + x1) / 2, y, text, ha="center", va="center", fontsize=6 if x1 - x0 < 1.5 else 7, zorder=3)
+        for p in points:
+            if bool(p.get("smooth", True)) != smooth:
+                continue
+            ax.plot(p["d"], p["n"], "k*", ms=8, zorder=4)
+            ax.annotate(p.get("label", ""), (p["d"], p["n"]), xytext=(4, 4), textcoords="offset points",
+                        fontsize=7, zorder=4)
+        ax.set_yscale("log")
+        ax.set_xlim(0.5, d_max + 0.5)
+        ax.set_ylim(1, n_max)
+        ax.set_xticks(range(1, d_max + 1))
+        ax.set_xlabel("input dimension d")
+        ax.set_ylabel("data rows n")
+        ax.grid(False)
+        ax.set_title("smooth target" if smooth else "target with kinks or steps (smooth=False)")
+    fig.suptitle("User's Guide to Precision (pml.guide.RULES; first matching rule wins)", fontsize=10)
+    return fig
