@@ -192,7 +192,7 @@ def _run_lm(p: Problem, quick: bool, seed: int):
                        for k, s in enumerate(res.stages))
     details = (f"{len(res.stages)} x [{p.dim},{cfg['width']},1] tanh, LM (SVD, Nielsen damping, jac scaling), "
                f"least-squares output-layer init, stage-1 init scale {cfg['init_scale']}; {stages}")
-    return predict, res.n_params, max(s.n_train for s in res.stages), details
+    return predict, res.n_params, max(s.n_train for s in res.stages), details, res
 
 
 def _run_readout(p: Problem, quick: bool, seed: int):
@@ -202,13 +202,13 @@ def _run_readout(p: Problem, quick: bool, seed: int):
                          seed=seed)
     details = (f"{cfg['geometry']} tanh geometry {fitted.params}, rcond {fitted.rcond:g} (rank {fitted.rank}), "
                f"truncated SVD + 1 refinement step; chosen on a 20% validation split")
-    return fitted.predict, fitted.n_params, fitted.n_train, details
+    return fitted.predict, fitted.n_params, fitted.n_train, details, fitted
 
 
 def _run_chebyshev(p: Problem, quick: bool, seed: int):
     cheb = classical.Chebyshev().fit(p.func, p.ranges)
     details = f"adaptive degree {cheb.degree} (resolved: {cheb.resolved}); function sampled at its own nodes"
-    return cheb.predict, cheb.n_params, cheb.n_train, details
+    return cheb.predict, cheb.n_params, cheb.n_train, details, cheb
 
 
 def _run_rbf(p: Problem, quick: bool, seed: int):
@@ -225,7 +225,7 @@ def _run_rbf(p: Problem, quick: bool, seed: int):
         scores[(kernel, degree)] = float(np.sqrt(np.mean((m.predict(X[val]) - y[val]) ** 2)))
     kernel, degree = min(scores, key=scores.get)
     m = classical.RBF(kernel, degree).fit(X, y, p.ranges)
-    return m.predict, m.n_params, m.n_train, f"kernel {kernel}, tail degree {degree} (validation split)"
+    return m.predict, m.n_params, m.n_train, f"kernel {kernel}, tail degree {degree} (validation split)", m
 
 
 def _run_poly(p: Problem, quick: bool, seed: int):
@@ -233,7 +233,7 @@ def _run_poly(p: Problem, quick: bool, seed: int):
     X, y = p.sample(n, [seed, 5])
     degrees = {1: range(0, 31), 2: range(0, 13)}.get(p.dim, range(0, 5))
     m = classical.PolynomialLSQ().fit(X, y, p.ranges, degrees=degrees, seed=seed)
-    return m.predict, m.n_params, m.n_train, f"total degree {m.degree} (validation split)"
+    return m.predict, m.n_params, m.n_train, f"total degree {m.degree} (validation split)", m
 
 
 METHODS = {
@@ -245,9 +245,14 @@ METHODS = {
 }
 
 
-def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), seed: int = 0) -> list[dict]:
-    """Run every method on every problem; one row (dict) per (problem, method). Full run ~10 minutes on 2 cores;
-    ``quick=True`` shrinks every budget (a smoke run of about a minute; its numbers are not the targets')."""
+def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), seed: int = 0,
+        on_fit: Callable[[str, str, object], None] | None = None) -> list[dict]:
+    """Run every method on every problem; one row (dict) per (problem, method). Full run ~5 minutes on 2 cores;
+    ``quick=True`` shrinks every budget (a smoke run of about a minute; its numbers are not the targets').
+
+    ``on_fit(problem, method, fitted)``, if given, receives each method's fitted object (for ``lm-multistage`` the
+    :class:`pml.multistage.MultistageResult` with its stages and LM histories), e.g. to plot more than the rows hold.
+    """
     probs = problems()
     unknown = [n for n in problem_names if n not in probs]
     if unknown:
@@ -267,8 +272,10 @@ def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), 
                 if method == "chebyshev" and p.dim > 2:
                     continue  # tensor grids are for d <= 2 here
                 t0 = time.perf_counter()
-                predict, n_params, n_train, details = runner(p, quick, seed)
+                predict, n_params, n_train, details, fitted = runner(p, quick, seed)
                 seconds = time.perf_counter() - t0
+                if on_fit is not None:
+                    on_fit(name, method, fitted)
                 rel, absolute = _score(predict, X_test, y_test)
                 target = TARGETS.get(name, {}).get(family)
                 rows.append({

@@ -1,0 +1,496 @@
+"""Beyond the paper (issue 6): the paper's benchmark problems fitted to float64 precision.
+
+The chapter ``book/06_beyond.md`` runs the precision benchmark (:mod:`pml.benchmarks.precision`: Levenberg-Marquardt
+multi-stage networks, exact least-squares readouts and classical baselines on x^2, cos 2x, the teacher-student
+problem, the random quintic, xy and x1y1+x2y2+x3y3) and compares it with the paper's best numbers (Figs. 8-9,
+precision-methods §0-§1) and with the issue's targets (precision-methods §5(b)). The methods live in the library
+(:mod:`pml.lm`, :mod:`pml.multistage`, :mod:`pml.readout`, :mod:`pml.classical`); this module only composes them.
+
+Two steps, each a frozen ``Config`` and a pure ``run_*(cfg) -> Result``:
+
+* :func:`run_benchmark`: :func:`pml.benchmarks.precision.run`, one problem at a time, keeping (besides the
+  benchmark's rows) what its Levenberg-Marquardt multi-stage fit did: the error of the combined model after each
+  stage on its training points and on the benchmark's 10^4 test points, and the LM training curve against wall
+  time. The fit is the benchmark's own (it is recorded while the benchmark runs, not repeated), so the stage errors
+  end exactly at the benchmark row's value.
+* :func:`run_bfgs`: the paper's optimiser on one 1D problem for a direct comparison on this machine: a width-40
+  depth-3 tanh network (the paper's "width-40 BFGS" of Fig. 8) trained by BFGS with the authors' options, with its
+  test RMSE against wall time.
+
+All RMSEs are stored relative (RMSE / y_rms of the benchmark's test targets, the paper's l_rms, Eq. 1) unless a
+name says ``abs``. The paper's numbers are absolute test RMSEs read off its figures; they are converted with the
+same y_rms.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pml import multistage, optimize
+from pml.benchmarks import precision
+from pml.config import Config
+from pml.networks import make_mlp
+from pml.threads import limit_threads
+
+__all__ = [
+    "EPS",
+    "FAMILIES",
+    "PAPER_CURVES",
+    "TAGS",
+    "LABELS",
+    "CLAIM_TARGETS",
+    "BenchmarkConfig",
+    "BenchmarkResult",
+    "StageTrace",
+    "run_benchmark",
+    "BFGSConfig",
+    "BFGSResult",
+    "run_bfgs",
+    "MarkdownTable",
+    "summary_table",
+    "full_table",
+    "problem_numbers",
+    "overview_numbers",
+    "bfgs_numbers",
+    "paper_estimate",
+    "claim_values",
+]
+
+EPS = float(np.finfo(np.float64).eps)  # 2^-52, the float64 floor of a relative error
+FAMILIES = ("trained", "readout", "classical")
+TARGET_PROBLEMS = tuple(precision.TARGETS)  # the five problems with targets, in the issue's order
+
+# glue-key tags of the problems (book/06_beyond.md)
+TAGS = {"x2": "x2", "cos": "cos2x", "ts": "teacher", "q": "quintic", "xy": "xy", "a6": "I.11.19"}
+LABELS = {"x2": "x²", "cos2x": "cos 2x", "teacher": "teacher-student", "quintic": "random quintic", "xy": "xy",
+          "I.11.19": "x1y1+x2y2+x3y3"}
+
+# The paper's learning curves, end points: absolute test RMSE read off Figs. 8-9 (reproduction spec, "Numbers
+# [read]"; precision-methods §1). For the quintic, the §4.2 text's BFGS training RMSE.
+PAPER_CURVES = {
+    "x2": {"best Adam": 2e-4, "BFGS, one network": 5e-7, "BFGS + low-curvature + boosting": 4e-12},
+    "teacher": {"best Adam": 4e-5, "BFGS, one network": 8e-8, "BFGS + low-curvature + boosting": 4e-14},
+    "quintic": {"BFGS, one network": 1e-7},
+    "xy": {"best Adam": 2e-3, "BFGS, one network": 8e-6, "BFGS + low-curvature + boosting": 3e-7},
+    "I.11.19": {"best Adam": 1e-2, "BFGS, one network": 4e-4, "BFGS + low-curvature + boosting": 1.3e-4},
+}
+# "BFGS, one network": the width-40 BFGS run in 1D (Fig. 8); in 2D and 6D, the first width-20 network after BFGS and
+# low-curvature steps (Fig. 9 has no width-40 run); for the quintic, the §4.2 text's training RMSE.
+
+
+def _rms(v: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.asarray(v, dtype=np.float64) ** 2)))
+
+
+def _test_set(problem: str) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark's own test points for ``problem`` (10^4, uniform on the full domain)."""
+    return precision.problems()[problem].sample(precision.N_TEST, [precision.TEST_SEED])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Step 1: the benchmark, with the stage-by-stage record of its LM multi-stage fits
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig(Config):
+    problems: tuple[str, ...] = precision.PROBLEMS  # `pml bench precision` runs all six
+    quick: bool = False  # the benchmark's quick budgets (a smoke run; its numbers are not the targets')
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StageTrace:
+    """What the benchmark's LM multi-stage fit did on one problem (relative RMSEs, combined model after stage k)."""
+
+    problem: str
+    y_rms: float  # RMS of the test targets
+    n_train: np.ndarray  # training points of each stage (later stages may get more, Nyquist rule)
+    n_params: np.ndarray  # parameters of each stage network
+    f_dominant: np.ndarray  # dominant frequency of the residual each stage fitted (NaN for stage 1)
+    train_rel: np.ndarray  # combined model after stage k, on that stage's training points
+    test_rel: np.ndarray  # combined model after stage k, on the benchmark's test points
+    seconds: np.ndarray  # wall time of each stage
+    iters: np.ndarray  # LM iterations of each stage
+    stops: tuple[str, ...]  # LM stop reason of each stage
+    curve_time: np.ndarray  # seconds since the fit began
+    curve_rel: np.ndarray  # relative train RMSE of the combined model at each LM iteration
+    curve_stage: np.ndarray  # the stage (0-based) of each curve point
+    merged_test_rel: float  # the merged single network on the test points (the benchmark row's value)
+
+    @property
+    def n_stages(self) -> int:
+        return int(self.train_rel.size)
+
+    @property
+    def start_rel(self) -> np.ndarray:
+        """Relative train RMSE at the start of each stage's LM run (least-squares output layer, before LM)."""
+        return np.array([self.curve_rel[self.curve_stage == k][0] for k in range(self.n_stages)])
+
+    @property
+    def lm_orders(self) -> np.ndarray:
+        """Orders of magnitude LM gained within each stage (train RMSE, start of the stage to its end)."""
+        ends = np.array([self.curve_rel[self.curve_stage == k][-1] for k in range(self.n_stages)])
+        return np.log10(self.start_rel / ends)
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    rows: tuple[dict, ...]  # pml.benchmarks.precision.run's rows, in problem order
+    traces: dict  # problem -> StageTrace (problems whose LM multi-stage fit ran)
+    seconds: float  # wall time of the whole benchmark
+
+    def best(self, problem: str, family: str) -> dict | None:
+        """The row of ``family`` with the lowest relative test RMSE on ``problem`` (None when absent)."""
+        rows = [r for r in self.rows if r["problem"] == problem and r["family"] == family]
+        return min(rows, key=lambda r: r["rel_rmse"]) if rows else None
+
+    def problem_seconds(self, problem: str) -> float:
+        return float(sum(r["seconds"] for r in self.rows if r["problem"] == problem))
+
+
+def _trace(problem: str, fit: multistage.MultistageResult) -> StageTrace:
+    X_test, y_test = _test_set(problem)
+    y_rms = _rms(y_test)
+    test_rel, times, rels, stage_of = [], [], [], []
+    start = 0.0
+    for k, stage in enumerate(fit.stages):
+        partial = multistage.MultistageResult(fit.models[: k + 1], fit.scales[: k + 1], [])
+        test_rel.append(_rms(partial.predict(X_test) - y_test) / y_rms)
+        h = stage.result.history
+        # the stage's net fits (target - fit so far) / scale: the combined model's residual is scale times its own
+        before = stage.seconds - stage.result.wall_s  # frequency estimate, new samples, least-squares init
+        times.append(start + before + h["time_s"])
+        rels.append(stage.scale * h["train_rmse"] / y_rms)
+        stage_of.append(np.full(h["time_s"].size, k))
+        start += stage.seconds
+    with torch.no_grad():
+        merged = fit.network()(torch.from_numpy(np.ascontiguousarray(X_test))).reshape(-1).numpy()
+    st = fit.stages
+    return StageTrace(
+        problem=problem,
+        y_rms=y_rms,
+        n_train=np.array([s.n_train for s in st], dtype=np.int64),
+        n_params=np.array([s.n_params for s in st], dtype=np.int64),
+        f_dominant=np.array([s.f_dominant for s in st], dtype=np.float64),
+        train_rel=np.array([s.train_rmse for s in st], dtype=np.float64) / y_rms,
+        test_rel=np.array(test_rel, dtype=np.float64),
+        seconds=np.array([s.seconds for s in st], dtype=np.float64),
+        iters=np.array([s.result.n_iter for s in st], dtype=np.int64),
+        stops=tuple(s.result.stop_reason for s in st),
+        curve_time=np.concatenate(times),
+        curve_rel=np.concatenate(rels),
+        curve_stage=np.concatenate(stage_of).astype(np.int64),
+        merged_test_rel=_rms(merged - y_test) / y_rms,
+    )
+
+
+def run_benchmark(cfg: BenchmarkConfig) -> BenchmarkResult:
+    """``pml bench precision`` on ``cfg.problems``, plus a :class:`StageTrace` of each LM multi-stage fit."""
+    rows: list[dict] = []
+    traces: dict[str, StageTrace] = {}
+    t0 = time.perf_counter()
+    for problem in cfg.problems:
+        fits = {}
+        rows += precision.run(cfg.quick, problem_names=(problem,), seed=cfg.seed,
+                              on_fit=lambda name, method, fitted: fits.__setitem__(method, fitted))
+        if "lm-multistage" in fits:
+            with limit_threads(1):
+                traces[problem] = _trace(problem, fits["lm-multistage"])
+    return BenchmarkResult(rows=tuple(rows), traces=traces, seconds=time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Step 2: the paper's optimiser on this machine (width-40 BFGS on a 1D problem)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BFGSConfig(Config):
+    problem: str = "x2"  # a 1D benchmark problem
+    n_train: int = 100_000  # uniform training points (the paper: 100k)
+    width: int = 40  # the paper's width-40 depth-3 tanh net of Fig. 8
+    depth: int = 3
+    gtol: float = 1e-60  # the authors' options
+    maxiter: int = 25_000
+    time_limit: float | None = None  # seconds (the paper: none)
+    log_every: int = 10
+    paper_n_train: int = 100_000  # the size the cost of one iteration is extrapolated to
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BFGSResult:
+    problem: str
+    y_rms: float
+    time_s: np.ndarray  # wall time of each logged iteration
+    step: np.ndarray
+    train_rel: np.ndarray
+    test_rel: np.ndarray  # on the benchmark's test points
+    final_test_rel: float
+    best_test_rel: float  # lowest logged test RMSE
+    n_iter: int
+    n_fev: int  # loss + gradient evaluations
+    stop_reason: str
+    wall_s: float
+    n_train: int
+    pass_seconds: float  # one loss + gradient pass on n_train points
+    pass_seconds_paper: float  # the same on paper_n_train points
+
+    @property
+    def seconds_per_iter(self) -> float:
+        return self.wall_s / max(self.n_iter, 1)
+
+    def paper_seconds_per_iter(self) -> float:
+        """Seconds per iteration extrapolated to ``paper_n_train`` points: the measured iteration plus the extra
+        cost of its loss + gradient passes (``n_fev / n_iter`` of them) on the larger set."""
+        per_iter = self.n_fev / max(self.n_iter, 1)
+        return self.seconds_per_iter + per_iter * max(self.pass_seconds_paper - self.pass_seconds, 0.0)
+
+
+def _pass_seconds(model, X, y, repeats: int = 3) -> float:
+    flat = optimize.FlatModel(model, X, y)
+    theta = flat.theta()
+    flat.loss_and_grad(theta)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        flat.loss_and_grad(theta)
+    return (time.perf_counter() - start) / repeats
+
+
+def run_bfgs(cfg: BFGSConfig) -> BFGSResult:
+    """BFGS (``pml.optimize.bfgs``, engine "rank2": SciPy's iteration with an O(N^2) update) on a width-40 tanh net,
+    raw inputs, as the paper's Fig. 8; test RMSE on the benchmark's test points."""
+    p = precision.problems()[cfg.problem]
+    if p.dim != 1:
+        raise ValueError(f"run_bfgs compares on a 1D problem, got {cfg.problem!r} ({p.dim}D)")
+    X, y = p.sample(cfg.n_train, [cfg.seed, 6])
+    X_test, y_test = _test_set(cfg.problem)
+    y_rms = _rms(y_test)
+    model = make_mlp(1, cfg.width, cfg.depth, "tanh", seed=cfg.seed)
+    with limit_threads(1):
+        X_big, y_big = p.sample(cfg.paper_n_train, [cfg.seed, 7])
+        pass_small = _pass_seconds(model, X, y)
+        pass_big = _pass_seconds(model, X_big, y_big)
+        res = optimize.bfgs(model, X, y, X_test, y_test, gtol=cfg.gtol, maxiter=cfg.maxiter, log_every=cfg.log_every,
+                            time_limit=cfg.time_limit, engine="rank2")
+    h = res.history
+    return BFGSResult(
+        problem=cfg.problem, y_rms=y_rms, time_s=np.asarray(h["time_s"], dtype=np.float64),
+        step=np.asarray(h["step"], dtype=np.int64), train_rel=np.asarray(h["train_rmse"]) / y_rms,
+        test_rel=np.asarray(h["test_rmse"]) / y_rms, final_test_rel=res.test_rmse / y_rms,
+        best_test_rel=float(np.nanmin(h["test_rmse"])) / y_rms, n_iter=int(res.n_iter), n_fev=int(res.n_fev),
+        stop_reason=res.stop_reason,
+        wall_s=float(res.wall_s), n_train=int(cfg.n_train), pass_seconds=pass_small, pass_seconds_paper=pass_big,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tables and numbers for the chapter (plain Python values, ready for myst_nb.glue)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarkdownTable:
+    """A table that a notebook displays as Markdown (``myst_nb.glue`` + ``{glue:md}``)."""
+
+    text: str
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _e(v, digits: int = 1) -> str:
+    """A number for the tables: the exponent's sign is U+2212 (a browser never breaks a line inside "1.0e−12")."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.{digits}e}".replace("e-", "e\u2212")
+
+
+FAMILY_NAMES = {"trained": "trained network", "readout": "exact readout", "classical": "classical"}
+
+
+def summary_table(result: BenchmarkResult) -> MarkdownTable:
+    """Per problem and family: the best method's relative test RMSE against the issue's target, and the paper's
+    best (its absolute value / y_rms)."""
+    lines = ["| problem | paper's best | family | best method | relative RMSE | target | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for problem in dict.fromkeys(r["problem"] for r in result.rows):
+        first = next(r for r in result.rows if r["problem"] == problem)
+        for i, family in enumerate(FAMILIES):
+            row = result.best(problem, family)
+            if row is None:
+                continue
+            target = row["target_rel_rmse"]
+            verdict = "—" if target is None else ("met" if row["meets_target"] else "**missed**")
+            head = (f"{LABELS.get(problem, problem)} | {_e(first['paper_rel_rmse'])}" if i == 0 else " | ")
+            lines.append(f"| {head} | {FAMILY_NAMES[family]} | {row['method']} | {_e(row['rel_rmse'])} | "
+                         f"{_e(target, 0)} | {verdict} |")
+    return MarkdownTable("\n".join(lines))
+
+
+def full_table(result: BenchmarkResult) -> MarkdownTable:
+    """Every (problem, method) row of the benchmark: relative and absolute test RMSE, size and wall time."""
+    lines = ["| problem | method | rel. RMSE | abs. RMSE | paper abs. | params | train points | seconds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in result.rows:
+        lines.append(f"| {LABELS.get(r['problem'], r['problem'])} | {r['method']} | {_e(r['rel_rmse'])} | "
+                     f"{_e(r['abs_rmse'])} | {_e(r['paper_abs_rmse'])} | {r['n_params']} | {r['n_train']} | "
+                     f"{r['seconds']:.1f} |")
+    return MarkdownTable("\n".join(lines))
+
+
+def _orders(a: float | None, b: float | None) -> float:
+    if a is None or b is None or not (a > 0 and b > 0):
+        return math.nan
+    return float(math.log10(a / b))
+
+
+def problem_numbers(result: BenchmarkResult, problem: str) -> dict[str, float | int | str]:
+    """The chapter's numbers for one problem (NaN where the problem or a family was not run)."""
+    nan = math.nan
+    out: dict[str, float | int | str] = {}
+    rows = [r for r in result.rows if r["problem"] == problem]
+    paper = rows[0]["paper_rel_rmse"] if rows else None
+    out["paper"] = nan if paper is None else float(paper)
+    out["paper_abs"] = float(rows[0]["paper_abs_rmse"]) if rows and rows[0]["paper_abs_rmse"] is not None else nan
+    adam = PAPER_CURVES.get(problem, {}).get("best Adam")
+    out["paper_adam"] = float(adam / rows[0]["y_rms"]) if rows and adam is not None else nan
+    out["paper_adam_abs"] = nan if adam is None else float(adam)
+    out["seconds"] = result.problem_seconds(problem) if rows else nan
+    for family in FAMILIES:
+        row = result.best(problem, family)
+        out[family] = float(row["rel_rmse"]) if row else nan
+        out[f"{family}_target"] = float(precision.TARGETS.get(problem, {}).get(family, nan))
+        out[f"{family}_method"] = row["method"] if row else "—"
+        out[f"{family}_gain"] = _orders(paper, row["rel_rmse"] if row else None)
+        met = row["meets_target"] if row else None
+        out[f"{family}_verdict"] = "—" if met is None else ("met" if met else "missed")
+    trace = result.traces.get(problem)
+    if trace is not None:
+        last = trace.n_stages - 1
+        out.update({
+            "n_stages": trace.n_stages,
+            "stage1_test": float(trace.test_rel[0]),
+            "stage1_start": float(trace.start_rel[0]),
+            "stage1_lm_orders": float(trace.lm_orders[0]),
+            "stage1_iters": int(trace.iters[0]),
+            "stage1_stop": trace.stops[0],
+            "later_lm_orders_min": float(np.min(trace.lm_orders[1:])) if trace.n_stages > 1 else nan,
+            "later_lm_orders_max": float(np.max(trace.lm_orders[1:])) if trace.n_stages > 1 else nan,
+            "last_start": float(trace.start_rel[last]),
+            "merged": float(trace.merged_test_rel),
+            "stage1_seconds": float(trace.seconds[0]),
+            "stage1_n_params": int(trace.n_params[0]),
+            "stage_gain": _orders(float(trace.test_rel[0]), float(trace.test_rel[last])),
+            "last_train": float(trace.train_rel[last]),
+            "last_test": float(trace.test_rel[last]),
+            "last_gap": float(trace.test_rel[last] / trace.train_rel[last]),
+            "last_n_train": int(trace.n_train[last]),
+            "last_n_params": int(trace.n_params[last]),
+            "last_iters": int(trace.iters[last]),
+            "last_stop": trace.stops[last],
+            "lm_seconds": float(trace.seconds.sum()),
+        })
+    else:
+        out.update({k: nan for k in ("stage1_test", "stage1_start", "stage1_lm_orders", "later_lm_orders_min",
+                                      "later_lm_orders_max", "last_start", "merged", "stage1_seconds", "stage_gain",
+                                      "last_train", "last_test", "last_gap", "lm_seconds")})
+        out.update({k: 0 for k in ("stage1_iters", "n_stages", "stage1_n_params", "last_n_train", "last_n_params",
+                                    "last_iters")})
+        out.update({"stage1_stop": "—", "last_stop": "—"})
+    return out
+
+
+def overview_numbers(result: BenchmarkResult) -> dict[str, float | int | str]:
+    """Targets met over the (problem, family) pairs that ran, and the benchmark's wall time."""
+    summary = precision.summarize(list(result.rows))
+    out: dict[str, float | int | str] = {
+        "n_targets": len(summary), "n_met": int(sum(bool(s["meets_target"]) for s in summary)),
+        "n_rows": len(result.rows), "seconds": float(result.seconds)}
+    probs = precision.problems()
+    low_d = [r["rel_rmse"] for r in result.rows if r["family"] == "trained" and probs[r["problem"]].dim <= 2]
+    out["trained_worst_low_d"] = float(max(low_d)) if low_d else math.nan
+    # merging the stages into one network: the largest change of the test RMSE (ratio merged / stages summed)
+    ratios = {p: max(t.merged_test_rel, t.test_rel[-1]) / min(t.merged_test_rel, t.test_rel[-1])
+              for p, t in result.traces.items()}
+    worst = max(ratios, key=ratios.get) if ratios else None
+    out["merged_worst_ratio"] = float(ratios[worst]) if worst else math.nan
+    out["merged_worst_problem"] = LABELS.get(worst, str(worst)) if worst else "—"
+    return out
+
+
+def bfgs_numbers(bfgs: BFGSResult, result: BenchmarkResult) -> dict[str, float | int | str]:
+    """Our BFGS against our LM multi-stage fit on the same problem (relative test RMSE, wall time)."""
+    trace = result.traces.get(bfgs.problem)
+    out: dict[str, float | int | str] = {
+        "final": bfgs.final_test_rel, "best": bfgs.best_test_rel, "iters": bfgs.n_iter, "stop": bfgs.stop_reason,
+        "seconds": bfgs.wall_s, "n_train": bfgs.n_train, "problem_label": LABELS.get(bfgs.problem, bfgs.problem),
+        "paper_bfgs40": PAPER_CURVES.get(bfgs.problem, {}).get("BFGS, one network", math.nan) / bfgs.y_rms,
+    }
+    if trace is not None:
+        # when did LM first get below what BFGS reached in all its time?
+        below = np.nonzero(trace.curve_rel <= bfgs.best_test_rel)[0]
+        out["lm_seconds_to_bfgs"] = float(trace.curve_time[below[0]]) if below.size else math.nan
+        out["lm_final"] = float(trace.test_rel[-1])
+        out["lm_seconds"] = float(trace.seconds.sum())
+        out["lm_gain"] = _orders(bfgs.best_test_rel, float(trace.test_rel[-1]))
+    else:
+        out.update({"lm_seconds_to_bfgs": math.nan, "lm_final": math.nan, "lm_seconds": math.nan,
+                    "lm_gain": math.nan})
+    return out
+
+
+def paper_estimate(result: BenchmarkResult, bfgs: BFGSResult, *, quick: bool,
+                   problems: tuple[str, ...] = precision.PROBLEMS, bfgs_iters: int = 2_000) -> dict[str, float]:
+    """Estimated seconds of the chapter's ``paper`` profile on this machine.
+
+    The benchmark: measured per problem where this run used the full budgets (``quick`` False); a problem not run
+    costs the mean of the run problems of the same dimension (the quintic: the other 1D problems). With quick
+    budgets nothing extrapolates (NaN). BFGS: the measured seconds per iteration, extrapolated to the paper's
+    100k points (:meth:`BFGSResult.paper_seconds_per_iter`), times ``bfgs_iters`` (the paper's width-40 BFGS on x^2
+    stopped on precision loss after about 2,000 iterations; reproduction spec Fig. 8).
+    """
+    probs = precision.problems()
+    run = {r["problem"] for r in result.rows}
+    bench = 0.0
+    for name in problems:
+        if quick:
+            bench = math.nan
+            break
+        if name in run:
+            bench += result.problem_seconds(name)
+            continue
+        same_dim = [result.problem_seconds(q) for q in run if probs[q].dim == probs[name].dim]
+        bench += float(np.mean(same_dim)) if same_dim else math.nan
+    bfgs_s = bfgs_iters * bfgs.paper_seconds_per_iter()
+    return {"benchmark": bench, "bfgs": bfgs_s, "total": bench + bfgs_s}
+
+
+# claim id -> (problem, family), in the order of pml/claimsets/06_beyond.yaml
+CLAIM_TARGETS = {f"C6.{1 + 3 * i + j}": (problem, family) for i, problem in enumerate(TARGET_PROBLEMS)
+                 for j, family in enumerate(FAMILIES)}
+
+
+def claim_values(result: BenchmarkResult) -> dict[str, float]:
+    """The measured value of every claim C6.n (``pml/claimsets/06_beyond.yaml``); NaN where a problem was not run.
+
+    C6.1-C6.15: the best relative test RMSE of each (problem, family); C6.16: the smallest gain, in orders of
+    magnitude, of the trained network over the paper's best, over the problems that have a paper value.
+    """
+    out = {}
+    for cid, (problem, family) in CLAIM_TARGETS.items():
+        row = result.best(problem, family)
+        out[cid] = float(row["rel_rmse"]) if row else math.nan
+    gains = [problem_numbers(result, p)["trained_gain"] for p in dict.fromkeys(r["problem"] for r in result.rows)]
+    gains = [g for g in gains if math.isfinite(g)]
+    out["C6.16"] = float(min(gains)) if gains else math.nan
+    return out

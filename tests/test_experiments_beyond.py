@@ -1,0 +1,121 @@
+"""pml.experiments.beyond and pml.plotting.beyond at tiny sizes (issue 6: fit to machine precision)."""
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from pml import claims
+from pml.benchmarks import precision
+from pml.experiments import beyond
+from pml.plotting import beyond as figs
+
+
+@functools.lru_cache(maxsize=None)
+def bench():
+    # the benchmark's quick budgets on one 1D problem: a couple of seconds
+    return beyond.run_benchmark(beyond.BenchmarkConfig(problems=("x2",), quick=True))
+
+
+@functools.lru_cache(maxsize=None)
+def bfgs():
+    return beyond.run_bfgs(beyond.BFGSConfig(problem="x2", n_train=100, width=6, maxiter=30, log_every=5,
+                                             paper_n_train=400))
+
+
+def test_benchmark_rows_are_the_benchmarks_and_cover_every_method():
+    res = bench()
+    assert {r["method"] for r in res.rows} == set(precision.METHODS)
+    assert all(r["problem"] == "x2" and r["quick"] for r in res.rows)
+    assert res.seconds >= sum(r["seconds"] for r in res.rows) * 0.99
+    assert res.best("x2", "classical")["rel_rmse"] == min(r["rel_rmse"] for r in res.rows if r["family"] == "classical")
+    assert res.best("x2", "nope") is None and res.best("xy", "trained") is None
+
+
+def test_stage_trace_is_the_benchmarks_own_fit():
+    res = bench()
+    tr = res.traces["x2"]
+    row = next(r for r in res.rows if r["method"] == "lm-multistage")
+    # recorded while the benchmark ran: the merged network is the row's network, the last stage its sum of stages
+    assert tr.merged_test_rel == pytest.approx(row["rel_rmse"], rel=1e-12)
+    assert tr.test_rel[-1] == pytest.approx(tr.merged_test_rel, rel=1e-3)
+    assert tr.n_stages == len(tr.iters) == len(tr.stops) == tr.seconds.size >= 2
+    assert tr.test_rel[-1] < tr.test_rel[0] and tr.train_rel[-1] < tr.train_rel[0]
+    assert tr.curve_time.shape == tr.curve_rel.shape == tr.curve_stage.shape
+    assert np.all(np.diff(tr.curve_time) >= 0) and set(tr.curve_stage) == set(range(tr.n_stages))
+    assert np.all(np.diff(tr.curve_stage) >= 0)
+    # the LM curve (stage-normalised residual times the stage's scale) ends at the stage's combined train RMSE
+    for k in range(tr.n_stages):
+        assert tr.curve_rel[tr.curve_stage == k][-1] == pytest.approx(tr.train_rel[k], rel=1e-2)
+    assert tr.curve_time[-1] <= tr.seconds.sum()
+    # each stage starts from its least-squares output layer; LM never raises the training error
+    assert tr.start_rel.shape == tr.lm_orders.shape == (tr.n_stages,)
+    assert np.all(tr.lm_orders >= 0) and tr.start_rel[0] == tr.curve_rel[0]
+    assert tr.y_rms == pytest.approx(np.sqrt(0.2), rel=2e-2)  # x^2 on [-1, 1]: E[x^4] = 1/5
+
+
+def test_run_benchmark_is_deterministic_and_leaves_the_benchmark_untouched():
+    again = beyond.run_benchmark(beyond.BenchmarkConfig(problems=("x2",), quick=True))
+    assert [r["rel_rmse"] for r in again.rows] == [r["rel_rmse"] for r in bench().rows]
+    np.testing.assert_array_equal(again.traces["x2"].test_rel, bench().traces["x2"].test_rel)
+    from pml import multistage
+    assert precision.multistage is multistage
+
+
+def test_bfgs_comparison():
+    res = bfgs()
+    assert res.n_iter <= 30 and res.step[0] == 0 and res.time_s.shape == res.test_rel.shape
+    assert np.all(np.isfinite(res.test_rel)) and res.best_test_rel <= res.test_rel[0]
+    assert res.final_test_rel == pytest.approx(res.test_rel[-1], rel=1e-9)
+    assert res.pass_seconds > 0 and res.paper_seconds_per_iter() >= res.seconds_per_iter
+    with pytest.raises(ValueError, match="1D"):
+        beyond.run_bfgs(beyond.BFGSConfig(problem="xy", n_train=10, maxiter=1))
+    nums = beyond.bfgs_numbers(res, bench())
+    assert nums["lm_gain"] > 0 and nums["lm_seconds_to_bfgs"] <= nums["lm_seconds"]
+    assert nums["paper_bfgs40"] == pytest.approx(5e-7 / res.y_rms)
+    assert all(isinstance(v, (float, int, str)) for v in nums.values())
+
+
+def test_numbers_tables_and_claims():
+    res = bench()
+    nums = beyond.problem_numbers(res, "x2")
+    assert nums["trained_target"] == precision.TARGETS["x2"]["trained"]
+    assert nums["trained_gain"] == pytest.approx(math.log10(nums["paper"] / nums["trained"]))
+    assert nums["n_stages"] >= 2 and nums["last_gap"] > 0
+    assert all(isinstance(v, (float, int, str)) for v in nums.values())
+    missing = beyond.problem_numbers(res, "I.11.19")  # not run: NaN, not an error
+    assert math.isnan(missing["trained"]) and math.isnan(missing["last_test"]) and missing["n_stages"] == 0
+    over = beyond.overview_numbers(res)
+    assert over["n_targets"] == 3 and 0 <= over["n_met"] <= 3 and over["n_rows"] == len(res.rows)
+    assert over["merged_worst_ratio"] >= 1 and over["merged_worst_problem"] == "x²"
+    assert over["trained_worst_low_d"] == nums["trained"]
+    summary = str(beyond.summary_table(res))
+    assert summary.count("\n") == 1 + len(beyond.FAMILIES) and summary.count("x²") == 1 and "e\u221215" in summary
+    assert "met" in summary or "missed" in summary
+    assert beyond.summary_table(res)._repr_markdown_() == summary
+    assert str(beyond.full_table(res)).count("\n") == 1 + len(res.rows)
+    values = beyond.claim_values(res)
+    assert set(values) == {c.id for c in claims.for_chapter("06_beyond")}
+    assert values["C6.1"] == nums["trained"] and math.isnan(values["C6.4"])
+    assert values["C6.16"] == pytest.approx(nums["trained_gain"])
+    for cid, (problem, family) in beyond.CLAIM_TARGETS.items():
+        assert claims.get(cid).check.high == precision.TARGETS[problem][family]
+
+
+def test_paper_estimate():
+    est = beyond.paper_estimate(bench(), bfgs(), quick=True)
+    assert math.isnan(est["benchmark"]) and est["bfgs"] > 0
+    full = beyond.paper_estimate(bench(), bfgs(), quick=False, problems=("x2", "cos2x"))
+    assert full["benchmark"] == pytest.approx(2 * bench().problem_seconds("x2"))
+    assert full["total"] == pytest.approx(full["benchmark"] + full["bfgs"])
+    assert full["bfgs"] == pytest.approx(2000 * bfgs().paper_seconds_per_iter())
+
+
+def test_plots():
+    fig = figs.plot_stages(bench())
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 1
+    fig = figs.plot_time(bench(), bfgs())
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert any("BFGS" in s for s in labels) and any(s.startswith("paper") for s in labels)
+    assert figs.plot_time(bench()).axes
