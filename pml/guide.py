@@ -81,7 +81,10 @@ _LOW_D_ENOUGH = ("Paper §5: for d <= 2 'polynomial spline interpolation can pro
                  "(1) have enough data and (2) choose a high enough polynomial order'. pml fits a global polynomial "
                  "of validated degree (the one-piece, highest-order case, which needs far fewer points than splines "
                  "on analytic targets), in 1D also interpolating splines of validated order, and a smooth tanh "
-                 "network with an exact least-squares output layer; the best on an inner validation split wins.")
+                 "network with an exact least-squares output layer; the best on an inner validation split wins. "
+                 "The promise assumes a target analytic well beyond the data's box: a singularity close to it (e.g. "
+                 "1/c with c from 1) slows a polynomial's convergence, and the report's validation check says when "
+                 "the promise is not kept.")
 _LOW_D_LITTLE = ("Paper §5: 'neural networks with smooth activations may in some cases also approach machine "
                  "precision, possibly with less data, if they are trained with second-order optimizers'. With few "
                  "rows pml tries the smooth tanh network with an exactly solved output layer first, against the "

@@ -50,3 +50,68 @@ def plot_guide(rules: Sequence[guide.Rule] = guide.RULES, *, d_max: int = 8, n_m
         ax.set_title("smooth target" if smooth else "target with kinks or steps (smooth=False)")
     fig.suptitle("User's Guide to Precision (pml.guide.RULES; first matching rule wins)", fontsize=10)
     return fig
+
+
+METHOD_MARKERS = {"poly": "o", "spline": "s", "readout": "^", "simplex": "v", "lm-multistage": "D", "rbf": "P",
+                  "adam-tanh": "x", "adam-relu": "+"}
+
+
+def _worst(cases, method):
+    vals = [c["methods"][method]["test"] for c in cases if method in c["methods"]]
+    return max(vals) if vals else float("nan")
+
+
+def plot_applications(study, *, ncols: int = 4):
+    """The chart applied: test relative RMSE against data rows n for each equation (one panel per equation), one
+    marker per method fitted by name (the worst over the seeds), a large open circle for ``auto``'s model, the
+    chart's promise as a red step over the bands where it makes one, and the float64 floor of the test targets.
+
+    ``study`` is a :class:`pml.experiments.users_guide.StudyResult`.
+    """
+    import math
+
+    from matplotlib.ticker import NullFormatter
+
+    eq_ids = list(dict.fromkeys(c["equation"] for c in study.cases))
+    nrows = max(1, math.ceil(len(eq_ids) / ncols))
+    ncols = min(ncols, max(1, len(eq_ids)))
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=3.2, height=2.8)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(eq_ids):
+            ax.set_visible(False)
+            continue
+        eq_id = eq_ids[k]
+        cases = [c for c in study.cases if c["equation"] == eq_id]
+        d = cases[0]["dim"]
+        ns = sorted({c["n"] for c in cases})
+        for m in study.methods:
+            ys = [_worst([c for c in cases if c["n"] == n], m) for n in ns]
+            if all(math.isnan(v) for v in ys):
+                continue
+            ax.plot(ns, ys, marker=METHOD_MARKERS.get(m, "."), color=METHOD_COLORS.get(m, "0.5"), lw=0.8, ms=4,
+                    label=m)
+        auto = [max(c["auto"]["test"] for c in cases if c["n"] == n) for n in ns]
+        ax.plot(ns, auto, "o", mfc="none", mec="k", ms=10, mew=1.2, label="auto (chosen)")
+        lo, hi = ns[0] / 1.5, ns[-1] * 1.5
+        for r in guide.chart(smooth=True, d_max=max(d, 1), n_max=hi):
+            x0, x1 = max(r["n_lo"], lo), min(r["n_hi"], hi)
+            if r["d_lo"] <= d <= r["d_hi"] and r["promise"] is not None and x0 < x1:
+                ax.plot([x0, x1], [r["promise"]] * 2, color="tab:red", lw=2, alpha=0.7, label="chart's promise")
+        floor = max(c["floor"] for c in cases)
+        ax.axhline(floor, color="0.3", ls=":", lw=1, label="float64 floor")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels on short decades
+        ax.set_title(f"{eq_id} (d = {d})", fontsize=9)
+        ax.set_xlabel("data rows n")
+        if k % ncols == 0:
+            ax.set_ylabel("test RMSE (relative)")
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
+               ncol=min(len(handles), max(3, 2 * ncols)),
+               fontsize=8)
+    return fig

@@ -1,0 +1,628 @@
+"""Paper §5 (Conclusions, Figure 10 "User's Guide for Precision"): the chart drawn from the rules ``pml fit`` uses,
+then applied to Feynman equations that no earlier chapter uses.
+
+Every experiment here is a frozen ``Config`` and a pure ``run_*(cfg) -> Result``; the chapter
+``book/05_users_guide.md`` calls them through :func:`pml.cache.load_or_run`. Nothing here decides which method to
+use: that is :mod:`pml.guide` (the rules, one source of truth) and :func:`pml.fitting.fit` (``method="auto"``).
+
+* :func:`run_guide`: the rules as data (the table and the chart's regions), cheap.
+* :func:`run_study`: for each equation (ids of :mod:`pml.equations`) and each number of rows n (per dimension class,
+  chosen to fall in the chart's bands "few", "little" and "enough"), rows sampled uniformly on the equation's
+  ranges (seeded), ``fit(method="auto")`` and each of the rule's candidate methods by name, plus baselines (linear
+  simplex interpolation, the paper's; LM-trained boosted networks, the paper's recipe), every one scored by the
+  **relative** RMSE (paper Eq. 1) on ``n_test`` fresh points uniform on the same ranges (the distribution of the
+  data: the chart promises its precision on held-out rows, not on a central box), never the validation split.
+* :func:`run_csv`: the issue's "done when": a CSV of one equation goes through the command line, ``pml fit`` then
+  ``pml predict``, in a temporary folder, and the predictions are compared with the exact formula.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import tempfile
+import time
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pml import data, equations, fitting, guide, tables
+from pml.config import Config
+
+__all__ = [
+    "BASELINES",
+    "CsvConfig",
+    "CsvResult",
+    "GuideConfig",
+    "GuideResult",
+    "MarkdownTable",
+    "NETWORKS",
+    "NON_NETWORKS",
+    "StudyConfig",
+    "StudyResult",
+    "band",
+    "chart_points",
+    "claim_values",
+    "csv_numbers",
+    "csv_transcript",
+    "guide_numbers",
+    "paper_estimate",
+    "paper_numbers",
+    "rules_markdown",
+    "run_case",
+    "run_csv",
+    "run_guide",
+    "run_study",
+    "study_numbers",
+    "study_table",
+]
+
+NETWORKS = ("readout", "lm-multistage", "adam-tanh")  # smooth-activation networks (paper: "neural networks")
+NON_NETWORKS = ("poly", "spline", "rbf", "simplex")  # polynomial / spline / interpolation methods
+BASELINES = ("simplex", "lm-multistage")  # besides the rule's candidates: the paper's baseline and its recipe
+AUTO_BEST_TOL = 1e-4  # auto's model counts as the most precise when within this relative margin of the best
+
+
+def _dim_class(d: int) -> str:
+    return {1: "1d", 2: "2d"}.get(int(d), "high_d")
+
+
+def band(d: int, n: int) -> str:
+    """The chart's band of (d, n) for a smooth target: "few", "little", "enough" (d <= 2) or "high-d"."""
+    key = guide.choose(d, n).rule.key
+    return key.split("-", 1)[1] if key[0].isdigit() else key
+
+
+def _rel_rmse(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(relative RMSE over the finite predictions, fraction of points without a finite prediction)."""
+    ok = np.isfinite(pred)
+    if not ok.any():
+        return math.nan, 1.0
+    err = pred[ok] - y[ok]
+    return float(np.sqrt(np.mean(err**2)) / np.sqrt(np.mean(y[ok] ** 2))), float(1.0 - ok.mean())
+
+
+def _stream(*parts) -> np.random.Generator:
+    """A generator seeded from ints and strings (strings through CRC-32: stable across runs and platforms)."""
+    return np.random.default_rng([zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in parts])
+
+
+@contextlib.contextmanager
+def _quiet():
+    """No warnings and nothing on stderr (the book fails a chapter that writes to stderr)."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+@dataclass(frozen=True)
+class MarkdownTable:
+    """A table that a notebook displays as Markdown (``myst_nb.glue`` + ``{glue:md}``)."""
+
+    text: str
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _e(v, fmt: str = ".1e") -> str:
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# (1) The rules as data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuideConfig(Config):
+    d_max: int = 8  # the chart's right edge (open-ended rules are clipped here)
+    n_max: float = 1e6  # the chart's top edge
+
+
+@dataclass(frozen=True)
+class GuideResult:
+    rules: tuple[dict, ...]  # every Rule of pml.guide.RULES as a dict, in order (first match wins)
+    regions_smooth: tuple[dict, ...]  # guide.chart(smooth=True)
+    regions_rough: tuple[dict, ...]  # guide.chart(smooth=False)
+    text: str  # guide.rules_table(): what `pml guide` prints
+    d_max: int
+    n_max: float
+
+
+def run_guide(cfg: GuideConfig) -> GuideResult:
+    return GuideResult(
+        rules=tuple(r.to_dict() for r in guide.RULES),
+        regions_smooth=tuple(guide.chart(True, cfg.d_max, cfg.n_max)),
+        regions_rough=tuple(guide.chart(False, cfg.d_max, cfg.n_max)),
+        text=guide.rules_table(), d_max=cfg.d_max, n_max=cfg.n_max,
+    )
+
+
+def _d_text(r: dict) -> str:
+    if r["d_max"] == r["d_min"]:
+        return f"{r['d_min']}"
+    return f"≥ {r['d_min']}" if r["d_max"] is None else f"{r['d_min']}-{r['d_max']}"
+
+
+def _n_text(r: dict) -> str:
+    return f"≥ {r['n_min']:,}" if r["n_max"] is None else f"{r['n_min']:,}-{r['n_max'] - 1:,}"
+
+
+def rules_markdown(result: GuideResult) -> MarkdownTable:
+    """The rules as a Markdown table: rule, target, d, rows, candidate methods, promised relative RMSE."""
+    lines = ["| rule | target | d | rows n | methods (candidates; auto keeps the best on an inner split) | promise |",
+             "|---|---|---|---|---|---|"]
+    for r in result.rules:
+        promise = "none" if r["promise"] is None else f"rel. RMSE ≤ {r['promise']:.0e}"
+        lines.append(f"| `{r['key']}` | {'smooth' if r['smooth'] else 'kinks or steps'} | {_d_text(r)} | "
+                     f"{_n_text(r)} | {', '.join(f'`{m}`' for m in r['methods'])} | {promise} |")
+    return MarkdownTable("\n".join(lines))
+
+
+def guide_numbers() -> dict[str, float | int | str]:
+    """The chart's promises and row thresholds, read from :data:`pml.guide.RULES` (for the prose)."""
+    out: dict[str, float | int | str] = {}
+    for r in guide.RULES:
+        tag = r.key.replace("-", "_")
+        out[f"{tag}_n_min"] = int(r.n_min)
+        if r.n_max is not None:
+            out[f"{tag}_n_max"] = int(r.n_max)
+        if r.promise is not None:
+            out[f"{tag}_promise"] = float(r.promise)
+    out["n_rules"] = len(guide.RULES)
+    out["max_selection_rows"] = int(fitting.MAX_SELECTION_ROWS)
+    out["inner_fraction"] = float(fitting.INNER_FRACTION)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# (2) The rules applied to equations no earlier chapter uses
+# ---------------------------------------------------------------------------------------------------------------------
+
+# Equations the chapters 1-4 and 6 use, and the targets the promises were calibrated on (pml.guide's docstring):
+# the application study must not use them.
+SEEN = ("Z.001", "Z.008", "Z.009", "II.8.31", "I.30.5", "I.8.14", "I.44.4", "II.6.15a", "I.11.19", "cos2x", "exp_x",
+        "exp_xy")
+
+
+@dataclass(frozen=True)
+class StudyConfig(Config):
+    """Defaults: the paper profile (the paper applies its chart to no equation; these sizes are ours)."""
+
+    equations: tuple[str, ...] = ("I.6.2a", "II.3.24", "I.29.4", "I.25.13", "I.14.4", "I.12.4", "III.15.12",
+                                  "I.10.7", "I.29.16", "I.13.4", "II.35.21", "I.13.12")
+    n_rows_1d: tuple[int, ...] = (12, 40, 200, 1000)  # rows per 1D equation: bands few, little, enough
+    n_rows_2d: tuple[int, ...] = (50, 500, 3000, 10000)  # rows per 2D equation: few, little, enough
+    n_rows_high_d: tuple[int, ...] = (300, 3000, 10000)  # rows per equation with d >= 3 (one band)
+    seeds: tuple[int, ...] = (0, 1, 2)  # data seeds per (equation, n); each also seeds the fit
+    baselines: tuple[str, ...] = BASELINES  # fitted besides the rule's candidates
+    lm_max_rows: int | None = None  # lm-multistage only up to this many rows (None: always)
+    n_test: int = 10_000  # fresh test points per (equation, n, seed), uniform on the equation's ranges
+    validation: float = 0.2  # fit()'s held-out fraction (its default)
+    seed: int = 0  # base of every data stream
+
+    def n_rows(self, d: int) -> tuple[int, ...]:
+        return {"1d": self.n_rows_1d, "2d": self.n_rows_2d, "high_d": self.n_rows_high_d}[_dim_class(d)]
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """One dict per case (equation, n, seed): ``equation``, ``dim``, ``n``, ``seed``, ``band``, ``rule``,
+    ``promise``, ``chosen`` (auto's method), ``auto`` (test relative RMSE of auto's model, validation relative RMSE,
+    seconds, kept), ``floor`` (float64 floor of the test targets) and ``methods``: name -> {``test``, ``nan_fraction``,
+    ``val``, ``seconds``, ``skipped``} for every method fitted by name."""
+
+    cases: tuple[dict, ...]
+    methods: tuple[str, ...]  # every method name that appears, in a stable order
+    n_test: int
+    seconds: float
+
+    def select(self, **where) -> list[dict]:
+        return [c for c in self.cases if all(c[k] == v for k, v in where.items())]
+
+
+def _methods_for(rule: guide.Rule, baselines, d: int, n: int, lm_max_rows) -> list[str]:
+    names = list(rule.methods) + [b for b in baselines if b not in rule.methods]
+    if lm_max_rows is not None and n > lm_max_rows:
+        names = [m for m in names if m != "lm-multistage"]
+    return names
+
+
+def _fit_one(method: str, X, y, Xt, yt, seed: int, validation: float) -> dict:
+    start = time.perf_counter()
+    try:
+        with _quiet():
+            model = fitting.fit(X, y, method, validation=validation, seed=seed, progress=False)
+            pred = model.predict(Xt)
+    except fitting.FitError as exc:
+        return {"test": math.nan, "nan_fraction": math.nan, "val": math.nan, "seconds": math.nan, "skipped": str(exc),
+                "chosen": None, "model": None}
+    test, nan_fraction = _rel_rmse(pred, yt)
+    return {"test": test, "nan_fraction": nan_fraction, "val": float(model.report.val_rel_rmse),
+            "seconds": time.perf_counter() - start, "skipped": None, "chosen": model.method, "model": model}
+
+
+def run_case(eq_id: str, n: int, seed: int, cfg: StudyConfig) -> dict:
+    """One (equation, n, seed): auto and every method by name, scored on fresh test points (see the module doc)."""
+    eq = equations.get(eq_id)
+    d = eq.dim
+    X = data.sample_uniform(eq.ranges, n, _stream(cfg.seed, seed, n, eq_id, "train"))
+    Xt = data.sample_uniform(eq.ranges, cfg.n_test, _stream(cfg.seed, seed, n, eq_id, "test"))
+    with _quiet():
+        y, yt = eq.func(X), eq.func(Xt)
+    choice = guide.choose(d, n)
+    auto = _fit_one("auto", X, y, Xt, yt, seed, cfg.validation)
+    if auto["model"] is None:
+        raise ValueError(f"{eq_id}, n = {n}: auto could not fit: {auto['skipped']}")
+    report = auto["model"].report
+    methods = {}
+    for name in _methods_for(choice.rule, cfg.baselines, d, n, cfg.lm_max_rows):
+        r = _fit_one(name, X, y, Xt, yt, seed, cfg.validation)
+        methods[name] = {k: r[k] for k in ("test", "nan_fraction", "val", "seconds", "skipped")}
+    return {
+        "equation": eq_id, "formula": eq.formula, "dim": d, "n": int(n), "seed": int(seed), "band": band(d, n),
+        "rule": choice.rule.key, "promise": choice.expected_rel_rmse, "chosen": auto["chosen"],
+        "auto": {"test": auto["test"], "val": auto["val"], "seconds": auto["seconds"],
+                 "kept": guide.promise_met(auto["test"], choice.expected_rel_rmse),
+                 "val_kept": report.promise_met,
+                 "candidates": tuple((c["method"], c["inner_rel_rmse"]) for c in report.candidates)},
+        "floor": fitting.float64_floor(yt), "methods": methods,
+    }
+
+
+def run_study(cfg: StudyConfig) -> StudyResult:
+    start = time.perf_counter()
+    cases = []
+    for eq_id in cfg.equations:
+        d = equations.get(eq_id).dim
+        for n in cfg.n_rows(d):
+            for seed in cfg.seeds:
+                cases.append(run_case(eq_id, int(n), int(seed), cfg))
+    order = list(fitting.METHODS)
+    names = sorted({m for c in cases for m in c["methods"]}, key=order.index)
+    return StudyResult(tuple(cases), tuple(names), int(cfg.n_test), time.perf_counter() - start)
+
+
+def _best(case: dict, names) -> float:
+    """The lowest test relative RMSE among ``names`` in a case (NaN if none ran)."""
+    vals = [case["methods"][m]["test"] for m in names if m in case["methods"]]
+    vals = [v for v in vals if math.isfinite(v)]
+    return min(vals) if vals else math.nan
+
+
+def study_table(result: StudyResult) -> MarkdownTable:
+    """One row per (equation, n): the rule, auto's choice and test relative RMSE against the promise, and every
+    method's test relative RMSE (the worst over the seeds; bold: the best method of the row)."""
+    methods = list(result.methods)
+    head = ("| equation | d | n | rule | auto chose | auto, test | promise | kept | "
+            + " | ".join(f"`{m}`" for m in methods) + " |")
+    lines = [head, "|" + "---|" * (8 + len(methods))]
+    keys = []
+    for c in result.cases:
+        if (c["equation"], c["n"]) not in keys:
+            keys.append((c["equation"], c["n"]))
+    for eq_id, n in keys:
+        cs = result.select(equation=eq_id, n=n)
+        c0 = cs[0]
+        chosen = sorted({c["chosen"] for c in cs})
+        auto = max(c["auto"]["test"] for c in cs)
+        kept = [c["auto"]["kept"] for c in cs]
+        kept_text = "—" if kept[0] is None else ("yes" if all(kept) else f"**no** ({sum(map(bool, kept))}/{len(kept)})")
+        worst = {}
+        for m in methods:
+            vals = [c["methods"][m]["test"] for c in cs if m in c["methods"]]
+            worst[m] = max(vals) if vals and all(math.isfinite(v) for v in vals) else math.nan
+        finite = [v for v in worst.values() if math.isfinite(v)]
+        top = min(finite) if finite else math.nan
+        cells = [(f"**{_e(v)}**" if v == top else _e(v)) for v in worst.values()]
+        lines.append(f"| {eq_id} | {c0['dim']} | {n:,} | `{c0['rule']}` | {', '.join(chosen)} | {_e(auto)} | "
+                     f"{_e(c0['promise'], '.0e')} | {kept_text} | " + " | ".join(cells) + " |")
+    return MarkdownTable("\n".join(lines))
+
+
+def _median(values) -> float:
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.median(values)) if values else math.nan
+
+
+def study_numbers(result: StudyResult) -> dict[str, float | int | str]:
+    """Numbers for the prose (plain Python values, ready for ``myst_nb.glue``)."""
+    cases = result.cases
+    low = [c for c in cases if c["dim"] <= 2]
+    enough = [c for c in low if c["band"] == "enough"]
+    little = [c for c in low if c["band"] == "little"]
+    promised = [c for c in cases if c["promise"] is not None]
+    high = [c for c in cases if c["dim"] >= 3]
+    out: dict[str, float | int | str] = {
+        "n_cases": len(cases),
+        "n_equations": len({c["equation"] for c in cases}),
+        "n_seeds": len({c["seed"] for c in cases}),
+        "n_test": int(result.n_test),
+        "minutes": result.seconds / 60,
+        "n_promised": len(promised),
+        "n_kept": sum(1 for c in promised if c["auto"]["kept"]),
+        "n_enough": len(enough),
+        "n_enough_kept": sum(1 for c in enough if c["auto"]["kept"]),
+        "n_little": len(little),
+        "n_little_kept": sum(1 for c in little if c["auto"]["kept"]),
+        "n_val_kept": sum(1 for c in promised if c["auto"]["val_kept"]),
+        "n_high": len(high),
+        "n_auto_best": sum(1 for c in cases if c["auto"]["test"] <= (1 + AUTO_BEST_TOL) * _best(c, c["methods"])),
+        "auto_best_tol": AUTO_BEST_TOL,
+    }
+    worst = max(promised, key=lambda c: c["auto"]["test"] / c["promise"], default=None)
+    if worst is not None:
+        out.update(worst_ratio=worst["auto"]["test"] / worst["promise"], worst_equation=worst["equation"],
+                   worst_n=worst["n"], worst_test=worst["auto"]["test"], worst_promise=float(worst["promise"]))
+    else:
+        out.update(worst_ratio=math.nan, worst_equation="—", worst_n=0, worst_test=math.nan, worst_promise=math.nan)
+    # auto's choices: how often each method was picked (overall and for d >= 3)
+    for m in fitting.METHODS:
+        tag = m.replace("-", "_")
+        out[f"chosen_{tag}"] = sum(1 for c in cases if c["chosen"] == m)
+        out[f"high_chosen_{tag}"] = sum(1 for c in high if c["chosen"] == m)
+    # 1D: the global polynomial against interpolating splines
+    one_d = [c for c in cases if c["dim"] == 1 and "spline" in c["methods"] and "poly" in c["methods"]]
+    out["n_1d"] = len(one_d)
+    out["poly_beats_spline_1d"] = sum(1 for c in one_d if c["methods"]["poly"]["test"] <= c["methods"]["spline"]["test"])
+    # LM networks against exact readouts where both ran (why auto does not pick LM)
+    both = [c for c in cases if all(m in c["methods"] and c["methods"][m]["skipped"] is None
+                                    for m in ("readout", "lm-multistage"))]
+    out["n_lm"] = len(both)
+    out["lm_better"] = sum(1 for c in both if c["methods"]["lm-multistage"]["test"] < c["methods"]["readout"]["test"])
+    out["lm_time_ratio"] = _median([c["methods"]["lm-multistage"]["seconds"] / c["methods"]["readout"]["seconds"]
+                                    for c in both])
+    out["lm_error_ratio"] = _median([c["methods"]["lm-multistage"]["test"] / c["methods"]["readout"]["test"]
+                                     for c in both])
+    # networks against polynomials/splines below the enough bands, and in d >= 3
+    gains = [math.log10(_best(c, NON_NETWORKS) / _best(c, NETWORKS)) for c in low if c["band"] != "enough"]
+    out["low_data_best_gain"] = max([g for g in gains if math.isfinite(g)], default=math.nan)
+    out["low_data_net_wins"] = sum(1 for g in gains if g > 0)
+    out["n_low_data"] = len(gains)
+    out["high_net_best"] = sum(1 for c in high if _best(c, NETWORKS) < _best(c, NON_NETWORKS))
+    out["high_net_beats_simplex"] = sum(1 for c in high if _best(c, NETWORKS) < _best(c, ("simplex",)))
+    nets_low = [_best(c, NETWORKS) for c in low]
+    out["low_net_min"] = min([v for v in nets_low if math.isfinite(v)], default=math.nan)
+    nan_fracs = [c["methods"]["simplex"]["nan_fraction"] for c in cases if "simplex" in c["methods"]
+                 and c["methods"]["simplex"]["skipped"] is None]
+    out["simplex_nan_max"] = max(nan_fracs, default=math.nan)
+    return out
+
+
+def _machine_precision_ratio(result: StudyResult) -> float:
+    """For each d <= 2 equation at its largest n: the best polynomial/spline test relative RMSE over the float64
+    floor of the test targets (worst seed); the worst over the equations."""
+    ratios = []
+    for eq_id in {c["equation"] for c in result.cases if c["dim"] <= 2}:
+        cs = result.select(equation=eq_id)
+        n_top = max(c["n"] for c in cs)
+        ratios += [_best(c, ("poly", "spline")) / c["floor"] for c in cs if c["n"] == n_top]
+    return max(ratios, default=math.nan)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# (3) The CSV round trip through the command line
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CsvConfig(Config):
+    equation: str = "II.3.24"  # an equation no earlier chapter uses (flux of a point source, d = 2)
+    n_rows: int = 3000  # data rows in the CSV
+    n_test: int = 10_000  # rows of the CSV given to `pml predict`
+    seed: int = 0  # data and test rows; `pml fit --seed` keeps its default
+
+
+@dataclass(frozen=True)
+class CsvResult:
+    equation: str
+    formula: str
+    columns: tuple[str, ...]  # the CSV's header: the inputs, then the target
+    target: str
+    n_rows: int
+    n_test: int
+    fit_exit: int  # exit status of `pml fit`
+    predict_exit: int  # exit status of `pml predict`
+    command_fit: str  # the commands as a user types them (file names without folders)
+    command_predict: str
+    report_text: str  # what `pml fit` printed (the precision report), without the line naming the model's folder
+    messages: str  # what the commands wrote to stderr (folder names removed)
+    method: str
+    rule: str | None
+    promise: float | None
+    val_rel_rmse: float  # the report's validation error (20% of the CSV's rows held out)
+    test_rel_rmse: float  # `pml predict`'s predictions against the exact formula on the test rows
+    floor: float  # float64 floor of the test targets
+    n_predictions: int
+    seconds_fit: float
+    seconds_predict: float
+
+    @property
+    def kept(self) -> bool | None:
+        return guide.promise_met(self.test_rel_rmse, self.promise)
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str, float]:
+    from pml import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        warnings.simplefilter("ignore")
+        code = cli.main(argv)
+    return int(code), out.getvalue(), err.getvalue(), time.perf_counter() - start
+
+
+def run_csv(cfg: CsvConfig) -> CsvResult:
+    """Write ``data.csv`` (inputs and target, full float64 digits) and ``new.csv`` (inputs only) into a temporary
+    folder, run ``pml fit data.csv --target T --out model.npz --quiet`` and ``pml predict model.npz new.csv --out
+    predictions.csv`` through :func:`pml.cli.main`, read the predictions back and score them against the formula."""
+    eq = equations.get(cfg.equation)
+    X = data.sample_uniform(eq.ranges, cfg.n_rows, _stream(cfg.seed, cfg.equation, "csv"))
+    Xt = data.sample_uniform(eq.ranges, cfg.n_test, _stream(cfg.seed, cfg.equation, "csv-test"))
+    with _quiet():
+        y = eq.func(X)
+    names = list(eq.variables)
+    target = eq.output if eq.output not in names else f"{eq.output}_out"
+    with tempfile.TemporaryDirectory(prefix="pml-users-guide-") as tmp:
+        folder = Path(tmp)
+        columns = {name: [repr(float(v)) for v in X[:, j]] for j, name in enumerate(names)}
+        columns[target] = [repr(float(v)) for v in y]
+        with tables.atomic_write(folder / "data.csv") as fh:
+            tables.write_table(columns, fh)
+        with tables.atomic_write(folder / "new.csv") as fh:
+            tables.write_table({name: [repr(float(v)) for v in Xt[:, j]] for j, name in enumerate(names)}, fh)
+        fit_args = ["fit", "data.csv", "--target", target, "--out", "model.npz", "--quiet"]
+        predict_args = ["predict", "model.npz", "new.csv", "--out", "predictions.csv"]
+        code_fit, out_fit, err_fit, t_fit = _cli([a if not a.endswith((".csv", ".npz")) else str(folder / a)
+                                                  for a in fit_args])
+        code_pred, out_pred, err_pred, t_pred = _cli([a if not a.endswith((".csv", ".npz")) else str(folder / a)
+                                                      for a in predict_args])
+        report = fitting.load(folder / "model.npz").report if code_fit == 0 else None
+        if code_pred == 0:
+            table = tables.read_table(folder / "predictions.csv")
+            X_back = np.column_stack([table.column(name) for name in names])
+            pred = table.column(target)
+        else:
+            X_back, pred = Xt, np.full(cfg.n_test, np.nan)
+        strip = lambda text: text.replace(str(folder) + "/", "").replace(str(folder), "")  # noqa: E731
+        report_text = "\n".join(line for line in out_fit.splitlines() if not line.startswith("model written to"))
+        messages = strip(err_fit + err_pred)
+    with _quiet():
+        yt = eq.func(X_back)
+    test, _ = _rel_rmse(pred, yt)
+    return CsvResult(
+        equation=cfg.equation, formula=eq.formula, columns=tuple(names + [target]), target=target,
+        n_rows=int(cfg.n_rows), n_test=int(cfg.n_test), fit_exit=code_fit, predict_exit=code_pred,
+        command_fit="pml " + " ".join(fit_args), command_predict="pml " + " ".join(predict_args),
+        report_text=strip(report_text).strip(), messages=messages.strip(),
+        method=report.method if report else "", rule=report.rule if report else None,
+        promise=report.promise if report else None, val_rel_rmse=report.val_rel_rmse if report else math.nan,
+        test_rel_rmse=test, floor=fitting.float64_floor(yt), n_predictions=int(np.isfinite(pred).sum()),
+        seconds_fit=t_fit, seconds_predict=t_pred,
+    )
+
+
+def csv_transcript(result: CsvResult) -> MarkdownTable:
+    """The two commands and what they printed, as a Markdown code block (folder names removed)."""
+    text = f"$ {result.command_fit}\n{result.report_text}\n$ {result.command_predict}\n{result.messages}"
+    return MarkdownTable(f"```text\n{text.strip()}\n```")
+
+
+def csv_numbers(result: CsvResult) -> dict[str, float | int | str]:
+    """Numbers for the prose about the CSV round trip."""
+    return {
+        "equation": result.equation, "formula": result.formula,
+        "description": equations.get(result.equation).description, "target": result.target, "n_rows": result.n_rows, "n_test": result.n_test,
+        "fit_exit": result.fit_exit, "predict_exit": result.predict_exit, "method": result.method,
+        "rule": str(result.rule), "promise": float(result.promise) if result.promise is not None else math.nan,
+        "val": float(result.val_rel_rmse), "test": float(result.test_rel_rmse), "floor": float(result.floor),
+        "floor_ratio": float(result.test_rel_rmse / result.floor),
+        "promise_ratio": float(result.test_rel_rmse / result.promise) if result.promise else math.nan,
+        "kept": {True: "kept", False: "not kept", None: "no promise"}[result.kept],
+        "n_predictions": result.n_predictions, "seconds_fit": float(result.seconds_fit),
+        "seconds_predict": float(result.seconds_predict), "command_fit": result.command_fit,
+        "command_predict": result.command_predict,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Claims and the paper profile's cost
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def claim_values(study: StudyResult, csv: CsvResult) -> dict[str, float]:
+    """The measured value of every claim C5.n (``pml/claimsets/05_users_guide.yaml``)."""
+    cases = study.cases
+    low = [c for c in cases if c["dim"] <= 2]
+    enough = [c for c in low if c["band"] == "enough" and c["promise"] is not None]
+    high = [c for c in cases if c["dim"] >= 3]
+    gains = [math.log10(_best(c, NON_NETWORKS) / _best(c, NETWORKS)) for c in low if c["band"] != "enough"]
+    nets_low = [v for v in (_best(c, NETWORKS) for c in low) if math.isfinite(v)]
+    return {
+        "C5.1": max((c["auto"]["test"] / c["promise"] for c in enough), default=math.nan),
+        "C5.2": _machine_precision_ratio(study),
+        "C5.3": min(nets_low, default=math.nan),
+        "C5.4": max((g for g in gains if math.isfinite(g)), default=math.nan),
+        "C5.5": (sum(1 for c in high if _best(c, NETWORKS) < _best(c, NON_NETWORKS)) / len(high)) if high else math.nan,
+        "C5.6": (sum(1 for c in high if _best(c, NETWORKS) < _best(c, ("simplex",))) / len(high)) if high else math.nan,
+        "C5.7": csv.test_rel_rmse / csv.promise if csv.promise else math.nan,
+    }
+
+
+def paper_numbers(paper: StudyConfig | None = None) -> dict[str, int]:
+    """The size of the paper profile's study (``StudyConfig()``'s defaults), for the prose."""
+    paper = paper or StudyConfig()
+    n_cases = sum(len(paper.n_rows(equations.get(e).dim)) for e in paper.equations) * len(paper.seeds)
+    rows = [n for e in paper.equations for n in paper.n_rows(equations.get(e).dim)]
+    return {"n_equations": len(paper.equations), "n_cases": n_cases, "n_seeds": len(paper.seeds),
+            "max_rows": max(rows, default=0)}
+
+
+def _lm_bound() -> float:
+    """Upper bound of one lm-multistage fit's seconds: its stages times its per-stage time limit."""
+    opts = fitting.METHODS["lm-multistage"].options
+    return float(opts["n_stages"]) * float(opts["time_limit"])
+
+
+def paper_estimate(study: StudyResult, csv: CsvResult, paper: StudyConfig | None = None,
+                   paper_csv: CsvConfig | None = None) -> dict[str, float]:
+    """Estimated seconds of the paper profile on this machine, from this run's timings.
+
+    Per dimension class (1D, 2D, d >= 3) the seconds of a case without LM (auto plus every method by name) are
+    fitted as a power of n over this run's cases (exponent clipped to [0.5, 2]; 1 with a single n) and summed over
+    the paper's cases; LM fits use this run's seconds per row where it ran and otherwise their upper bound (stages x
+    time limit). Meaningful only when this run's n span the paper's (``ci`` and above)."""
+    paper = paper or StudyConfig()
+    paper_csv = paper_csv or CsvConfig()
+    out = {"study": 0.0, "lm": 0.0}
+    lm_per_row = _median([c["methods"]["lm-multistage"]["seconds"] / c["n"] for c in study.cases
+                          if "lm-multistage" in c["methods"] and c["methods"]["lm-multistage"]["skipped"] is None])
+    lm_rows = max((c["n"] for c in study.cases if "lm-multistage" in c["methods"]), default=0)
+    for cls in ("1d", "2d", "high_d"):
+        cs = [c for c in study.cases if _dim_class(c["dim"]) == cls]
+        eqs = [e for e in paper.equations if _dim_class(equations.get(e).dim) == cls]
+        if not eqs:
+            continue
+        if not cs:
+            out["study"] = math.nan
+            continue
+        n = np.array([c["n"] for c in cs], dtype=float)
+        t = np.array([c["auto"]["seconds"] + sum(m["seconds"] for k, m in c["methods"].items()
+                                                  if k != "lm-multistage" and math.isfinite(m["seconds"]))
+                      for c in cs])
+        if np.unique(n).size > 1:
+            p, a = np.polyfit(np.log(n), np.log(np.maximum(t, 1e-3)), 1)
+            p = float(np.clip(p, 0.5, 2.0))
+            a = float(np.mean(np.log(np.maximum(t, 1e-3)) - p * np.log(n)))
+        else:
+            p, a = 1.0, float(np.mean(np.log(np.maximum(t, 1e-3)) - np.log(n)))
+        for n_p in paper.n_rows({"1d": 1, "2d": 2, "high_d": 3}[cls]):
+            k = len(eqs) * len(paper.seeds)
+            out["study"] += k * math.exp(a + p * math.log(n_p))
+            if "lm-multistage" in paper.baselines and (paper.lm_max_rows is None or n_p <= paper.lm_max_rows):
+                per_fit = lm_per_row * n_p if (n_p <= lm_rows and math.isfinite(lm_per_row)) else _lm_bound()
+                out["lm"] += k * min(per_fit, _lm_bound())
+    out["csv"] = (csv.seconds_fit + csv.seconds_predict) * max(1.0, paper_csv.n_rows / max(csv.n_rows, 1))
+    out["total"] = out["study"] + out["lm"] + out["csv"]
+    return out
+
+
+def chart_points(cfg: StudyConfig) -> list[dict]:
+    """The (d, n) the study fits, for marking on the chart (``plot_guide(points=...)``): one point per (d, n), the
+    equations named once per d, at its largest n. Read from the config: the chart can be drawn before the study."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for eq_id in cfg.equations:
+        d = equations.get(eq_id).dim
+        for n in cfg.n_rows(d):
+            groups.setdefault((d, int(n)), []).append(eq_id)
+    top = {d: max(n for dd, n in groups if dd == d) for d, _ in groups}
+    return [{"d": d, "n": n, "label": ", ".join(eqs) if n == top[d] else ""} for (d, n), eqs in sorted(groups.items())]
