@@ -34,6 +34,7 @@ import torch
 from pml import multistage, optimize
 from pml.benchmarks import precision
 from pml.config import Config
+from pml.plotting import MarkdownTable
 from pml.networks import make_mlp
 from pml.threads import limit_threads
 
@@ -51,7 +52,6 @@ __all__ = [
     "BFGSConfig",
     "BFGSResult",
     "run_bfgs",
-    "MarkdownTable",
     "summary_table",
     "full_table",
     "problem_numbers",
@@ -293,19 +293,6 @@ def run_bfgs(cfg: BFGSConfig) -> BFGSResult:
 # ---------------------------------------------------------------------------------------------------------------------
 # Tables and numbers for the chapter (plain Python values, ready for myst_nb.glue)
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MarkdownTable:
-    """A table that a notebook displays as Markdown (``myst_nb.glue`` + ``{glue:md}``)."""
-
-    text: str
-
-    def _repr_markdown_(self) -> str:
-        return self.text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def _e(v, digits: int = 1) -> str:

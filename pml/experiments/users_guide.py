@@ -32,6 +32,7 @@ import numpy as np
 
 from pml import data, equations, fitting, guide, tables
 from pml.config import Config
+from pml.plotting import MarkdownTable
 
 __all__ = [
     "BASELINES",
@@ -39,7 +40,6 @@ __all__ = [
     "CsvResult",
     "GuideConfig",
     "GuideResult",
-    "MarkdownTable",
     "NETWORKS",
     "NON_NETWORKS",
     "StudyConfig",
@@ -97,19 +97,6 @@ def _quiet():
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         yield
-
-
-@dataclass(frozen=True)
-class MarkdownTable:
-    """A table that a notebook displays as Markdown (``myst_nb.glue`` + ``{glue:md}``)."""
-
-    text: str
-
-    def _repr_markdown_(self) -> str:
-        return self.text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def _e(v, fmt: str = ".1e") -> str:
