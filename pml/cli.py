@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import io
 import json
 import sys
@@ -75,7 +76,8 @@ def _cmd_claims(args) -> int:
 
 def _cmd_bench(args) -> int:
     module = importlib.import_module(BENCHMARKS[args.name])
-    result = module.run()
+    takes_progress = "progress" in inspect.signature(module.run).parameters
+    result = module.run(progress=sys.stderr.isatty()) if takes_progress else module.run()
     print(json.dumps(result, indent=2, default=float) if args.json else module.format(result))
     return 0
 

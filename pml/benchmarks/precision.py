@@ -246,12 +246,13 @@ METHODS = {
 
 
 def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), seed: int = 0,
-        on_fit: Callable[[str, str, object], None] | None = None) -> list[dict]:
+        on_fit: Callable[[str, str, object], None] | None = None, progress: bool = False) -> list[dict]:
     """Run every method on every problem; one row (dict) per (problem, method). Full run ~5 minutes on 2 cores;
     ``quick=True`` shrinks every budget (a smoke run of about a minute; its numbers are not the targets').
 
     ``on_fit(problem, method, fitted)``, if given, receives each method's fitted object (for ``lm-multistage`` the
     :class:`pml.multistage.MultistageResult` with its stages and LM histories), e.g. to plot more than the rows hold.
+    ``progress`` shows a bar over the (problem, method) fits on standard error (``pml bench precision`` does).
     """
     probs = problems()
     unknown = [n for n in problem_names if n not in probs]
@@ -261,32 +262,45 @@ def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), 
     if bad:
         raise ValueError(f"unknown method(s) {bad}; valid: {list(METHODS)}")
     rows = []
+    jobs = [(name, method) for name in problem_names for method in methods
+            if not (method == "chebyshev" and probs[name].dim > 2)]  # tensor grids are for d <= 2 here
+    bar = None
+    if progress:
+        from tqdm import tqdm  # only when asked
+
+        bar = tqdm(total=len(jobs), desc="precision benchmark", leave=False)
+    tests = {}
     with limit_threads(1):
-        for name in problem_names:
+        for name, method in jobs:
             p = probs[name]
-            X_test, y_test = p.sample(N_TEST, [TEST_SEED])
+            if name not in tests:
+                tests[name] = p.sample(N_TEST, [TEST_SEED])
+            X_test, y_test = tests[name]
             y_rms = float(np.sqrt(np.mean(y_test**2)))
             paper_abs, paper_note = PAPER[name]
-            for method in methods:
-                family, runner = METHODS[method]
-                if method == "chebyshev" and p.dim > 2:
-                    continue  # tensor grids are for d <= 2 here
-                t0 = time.perf_counter()
-                predict, n_params, n_train, details, fitted = runner(p, quick, seed)
-                seconds = time.perf_counter() - t0
-                if on_fit is not None:
-                    on_fit(name, method, fitted)
-                rel, absolute = _score(predict, X_test, y_test)
-                target = TARGETS.get(name, {}).get(family)
-                rows.append({
-                    "problem": name, "method": method, "family": family, "rel_rmse": rel, "abs_rmse": absolute,
-                    "n_params": int(n_params), "n_train": int(n_train), "seconds": seconds,
-                    "paper_rel_rmse": None if paper_abs is None else paper_abs / y_rms,
-                    "paper_abs_rmse": paper_abs, "paper_note": paper_note,
-                    "target_rel_rmse": target, "meets_target": None if target is None else bool(rel <= target),
-                    "y_rms": y_rms, "domain": [list(r) for r in p.ranges], "n_test": N_TEST, "quick": bool(quick),
-                    "details": details,
-                })
+            family, runner = METHODS[method]
+            if bar is not None:
+                bar.set_postfix_str(f"{name} {method}")
+            t0 = time.perf_counter()
+            predict, n_params, n_train, details, fitted = runner(p, quick, seed)
+            seconds = time.perf_counter() - t0
+            if on_fit is not None:
+                on_fit(name, method, fitted)
+            rel, absolute = _score(predict, X_test, y_test)
+            target = TARGETS.get(name, {}).get(family)
+            rows.append({
+                "problem": name, "method": method, "family": family, "rel_rmse": rel, "abs_rmse": absolute,
+                "n_params": int(n_params), "n_train": int(n_train), "seconds": seconds,
+                "paper_rel_rmse": None if paper_abs is None else paper_abs / y_rms,
+                "paper_abs_rmse": paper_abs, "paper_note": paper_note,
+                "target_rel_rmse": target, "meets_target": None if target is None else bool(rel <= target),
+                "y_rms": y_rms, "domain": [list(r) for r in p.ranges], "n_test": N_TEST, "quick": bool(quick),
+                "details": details,
+            })
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     return rows
 
 
