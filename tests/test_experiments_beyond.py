@@ -109,7 +109,9 @@ def test_paper_estimate():
     full = beyond.paper_estimate(bench(), bfgs(), quick=False, problems=("x2", "cos2x"))
     assert full["benchmark"] == pytest.approx(2 * bench().problem_seconds("x2"))
     assert full["total"] == pytest.approx(full["benchmark"] + full["bfgs"])
-    assert full["bfgs"] == pytest.approx(2000 * bfgs().paper_seconds_per_iter())
+    assert full["bfgs"] == pytest.approx(25_000 * bfgs().paper_seconds_per_iter())
+    capped = beyond.paper_estimate(bench(), bfgs(), quick=False, bfgs_time_limit=1e-3)
+    assert capped["bfgs"] == 1e-3
 
 
 def test_plots():
