@@ -24,7 +24,7 @@ import numpy as np
 
 from pml import data, equations, gadget, metrics, scaling, splines
 from pml.config import Config
-from pml.experiments.piecewise_linear import PAPER_WIDTHS, SimplexScalingResult, train_seeds
+from pml.experiments.piecewise_linear import PAPER_WIDTHS, SimplexScalingResult, step_work, train_seeds
 from pml.threads import limit_threads
 
 EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
@@ -501,7 +501,7 @@ def estimate_training_seconds(measured: NetworkScalingResult, target: NetworkSca
     """
     from pml import networks
 
-    work = measured.n_params * (3 * np.minimum(measured.n_train, measured.batch_size) + measured.n_test)
+    work = step_work(measured.n_params, measured.n_train, measured.batch_size, measured.n_test)
     c = float(np.median(measured.seconds_per_step / work))
     total = 0.0
     for name in target.equations:
@@ -512,7 +512,7 @@ def estimate_training_seconds(measured: NetworkScalingResult, target: NetworkSca
                 D = networks.dataset_size_for(N, d)
                 for act in target.activations:
                     b = target.batch_size_tanh if act == "tanh" else target.batch_size_relu
-                    total += c * N * (3 * min(D, b) + target.n_test) * target.n_steps * len(target.seeds)
+                    total += c * step_work(N, D, b, target.n_test) * target.n_steps * len(target.seeds)
     return total
 
 

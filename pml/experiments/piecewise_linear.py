@@ -69,6 +69,7 @@ __all__ = [
     "run_relu_scaling",
     "run_same_width",
     "run_simplex_scaling",
+    "step_work",
     "train_seeds",
     "sample_split",
 ]
@@ -660,21 +661,21 @@ def run_same_width(cfg: SameWidthConfig) -> SameWidthResult:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _work(n_params, n_train, batch_size, n_test):
+def step_work(n_params, n_train, batch_size, n_test):
     """Cost units of one step of one network: N * (3 min(|D|, B) + n_test), forward+backward on the batch (~3
-    forward passes) and one forward pass over the test set (an upper bound: the test set is evaluated only when
-    the batch train loss reaches a new minimum)."""
+    forward passes) and one forward pass over the test set (an upper bound: with ``test_every_step=False`` the test
+    set is evaluated only at the logged steps and once at the end)."""
     return np.asarray(n_params, dtype=np.float64) * (3 * np.minimum(n_train, batch_size) + n_test)
 
 
 def estimate_seconds(measured: Sequence[_Runs], target: Sequence[Config]) -> dict[str, float]:
     """Extrapolate measured per-step costs to the grids of ``target`` (ReluScalingConfig / ModularConfig).
 
-    Model: seconds per network step = c * work (see ``_work``), with c the median over the measured runs in the
+    Model: seconds per network step = c * work (see :func:`step_work`), with c the median over the measured runs in the
     upper half of the work range (the overhead of tiny networks would otherwise inflate it). Rough: large layers
     are memory-bound on a CPU, so this is optimistic there; returns {"c": c, <target class name>: seconds, "total"}.
     """
-    work = np.concatenate([_work(m.n_params, m.n_train, m.batch_size, m.n_test) for m in measured])
+    work = np.concatenate([step_work(m.n_params, m.n_train, m.batch_size, m.n_test) for m in measured])
     secs = np.concatenate([m.seconds_per_step for m in measured])
     big = work >= np.median(work)
     c = float(np.median(secs[big] / work[big]))
@@ -689,7 +690,7 @@ def estimate_seconds(measured: Sequence[_Runs], target: Sequence[Config]) -> dic
                     for width in widths:
                         N = networks.dense_param_count(d, width, depth)
                         D = networks.dataset_size_for(N, d)
-                        seconds += c * _work(N, D, cfg.batch_size, cfg.n_test) * cfg.n_steps * len(cfg.seeds)
+                        seconds += c * step_work(N, D, cfg.batch_size, cfg.n_test) * cfg.n_steps * len(cfg.seeds)
         elif isinstance(cfg, ModularConfig):
             for name, depths in zip(cfg.equations, cfg.depths):
                 eq = equations.get(name)
@@ -698,7 +699,7 @@ def estimate_seconds(measured: Sequence[_Runs], target: Sequence[Config]) -> dic
                     sizes += [networks.modular_param_count(eq.graph(), w, depth) for w in cfg.modular_widths]
                     for N in sizes:
                         D = networks.dataset_size_for(N, eq.dim)
-                        seconds += c * _work(N, D, cfg.batch_size, cfg.n_test) * cfg.n_steps * len(cfg.seeds)
+                        seconds += c * step_work(N, D, cfg.batch_size, cfg.n_test) * cfg.n_steps * len(cfg.seeds)
         else:
             raise TypeError(f"cannot estimate {type(cfg).__name__}")
         out[type(cfg).__name__] = float(seconds)
