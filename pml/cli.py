@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from pml import book, paths
+from pml import paths
+from pml.book import runner
 
 BENCHMARKS = {
     "simplex": "pml.benchmarks.simplex",
@@ -22,23 +23,23 @@ BENCHMARKS = {
 
 
 def _cmd_list(args) -> int:
-    profiles = {p: book.load_profile(p) for p in book.PROFILES}
-    for stem in book.chapters():
+    profiles = {p: runner.load_profile(p) for p in runner.PROFILES}
+    for stem in runner.chapters():
         print(stem)
-        for name, default in book.chapter_parameters(stem).items():
+        for name, default in runner.chapter_parameters(stem).items():
             if name == "profile":
                 continue
-            per_profile = "  ".join(f"{p}={profiles[p].get(stem, {}).get(name, default)!r}" for p in book.PROFILES)
+            per_profile = "  ".join(f"{p}={profiles[p].get(stem, {}).get(name, default)!r}" for p in runner.PROFILES)
             print(f"    {name:<22} default={default!r:<24} {per_profile}")
     return 0
 
 
 def _overrides(pairs) -> dict:
-    return dict(book.parse_assignment(p) for p in pairs or [])
+    return dict(runner.parse_assignment(p) for p in pairs or [])
 
 
 def _cmd_run(args) -> int:
-    result = book.run_chapter(args.chapter, args.profile, _overrides(args.param))
+    result = runner.run_chapter(args.chapter, args.profile, _overrides(args.param))
     print(f"chapter {result.chapter} ({result.profile}) executed in {result.seconds:.1f} s")
     print(f"  parameters: {result.parameters}")
     print(f"  executed notebook: {result.notebook}")
@@ -49,16 +50,16 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_book(args) -> int:
-    html = book.build(args.profile)
+    html = runner.build(args.profile)
     print(f"\nOpen the book: {html / 'index.html'}")
-    table, ok = book.summary(args.profile)
+    table, ok = runner.summary(args.profile)
     counts = ", ".join(f"{n} {verdict}" for verdict, n in table.counts().items())
     print(f"Claims at profile {args.profile}: {counts or 'none'} (details: pml claims --profile {args.profile})")
     return 0
 
 
 def _cmd_claims(args) -> int:
-    table, ok = book.summary(args.profile)
+    table, ok = runner.summary(args.profile)
     if args.json:
         print(json.dumps([v.to_dict() for v in table.verdicts], indent=2))
     else:
@@ -83,11 +84,11 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_check_html(args) -> int:
-    from pml import htmlcheck
+    from pml.book import htmlcheck
 
     argv = [str(paths.html_dir())]
-    for stem in book.chapters():
-        n_figures = book.source_path(stem).read_text().count("```{glue:figure}")
+    for stem in runner.chapters():
+        n_figures = runner.source_path(stem).read_text().count("```{glue:figure}")
         if n_figures:  # every figure directive must show up as an image
             argv += ["--min-images", f"book/{stem}.html={n_figures}"]
     return htmlcheck.main(argv)
@@ -99,7 +100,7 @@ def _fail(message: str) -> int:
 
 
 def _cmd_guide(args) -> int:
-    from pml import guide
+    from pml.fitting import guide
 
     if args.d is None and args.rows is None:
         print("User's Guide to Precision (paper Fig. 10): the rules `pml fit --method auto` applies, first match wins")
@@ -119,7 +120,8 @@ def _cmd_guide(args) -> int:
 def _cmd_fit(args) -> int:
     import numpy as np
 
-    from pml import fitting, tables
+    from pml import fitting
+    from pml.fitting import tables
 
     try:
         out = Path(args.out)
@@ -167,7 +169,8 @@ def _cmd_fit(args) -> int:
 def _cmd_predict(args) -> int:
     import numpy as np
 
-    from pml import fitting, tables
+    from pml import fitting
+    from pml.fitting import tables
 
     try:
         try:
@@ -224,16 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute one chapter")
     run.add_argument("chapter", help="chapter stem, number or slug (see `pml list`)")
-    run.add_argument("--profile", default=book.DEFAULT_PROFILE, help=f"one of {', '.join(book.PROFILES)}")
+    run.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
     run.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
     run.set_defaults(func=_cmd_run)
 
     bk = sub.add_parser("book", help="execute every chapter and render the HTML book")
-    bk.add_argument("--profile", default=book.DEFAULT_PROFILE, help=f"one of {', '.join(book.PROFILES)}")
+    bk.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
     bk.set_defaults(func=_cmd_book)
 
     cl = sub.add_parser("claims", help="every claim with the paper's value, ours and the verdict")
-    cl.add_argument("--profile", default=book.DEFAULT_PROFILE, help=f"one of {', '.join(book.PROFILES)}")
+    cl.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
     cl.add_argument("--json", action="store_true", help="print a JSON list")
     cl.set_defaults(func=_cmd_claims)
 
@@ -285,13 +288,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "profile", None) is not None:
         try:
-            book.check_profile(args.profile)
-        except book.BookError as exc:
+            runner.check_profile(args.profile)
+        except runner.BookError as exc:
             print(f"pml: error: {exc}", file=sys.stderr)
             return 2
     try:
         return args.func(args)
-    except book.BookError as exc:
+    except runner.BookError as exc:
         print(f"pml: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ precision loss" claim on single-variable polynomials); reproduction-spec Figs. 7
 Seeds are explicit and nothing touches global random state. The teacher-student inputs are drawn with a
 private ``numpy.random.RandomState(seed)``, which yields the same numbers as the authors'
 ``np.random.seed(seed); np.random.uniform(-1, 1, ...)`` (training points first, then test points); the
-teacher's weights come from :func:`pml.networks.make_mlp` with the same ``seed`` (PyTorch default init, as
+teacher's weights come from :func:`pml.nn.networks.make_mlp` with the same ``seed`` (PyTorch default init, as
 the authors' fresh ``torch.manual_seed(0)`` stream).
 """
 
@@ -31,7 +31,7 @@ def _check_n(name: str, n) -> int:
 
 def make_teacher(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Sequential:
     """The teacher: a 1-3-3-1 tanh MLP with PyTorch default init from ``seed`` (paper §4.1, Fig. 7)."""
-    from pml.networks import make_mlp  # imported here so pml.teacher stays importable on its own
+    from pml.nn.networks import make_mlp  # imported here so pml.teacher stays importable on its own
 
     return make_mlp(1, TEACHER_WIDTH, TEACHER_DEPTH, activation="tanh", seed=seed, dtype=dtype)
 

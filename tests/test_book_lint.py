@@ -8,15 +8,16 @@ import sys
 import jupytext
 import pytest
 
-from pml import book, paths
+from pml import paths
+from pml.book import runner
 
-CHAPTERS = book.chapters()
+CHAPTERS = runner.chapters()
 ALLOWED_IMPORTS = ("pml", "numpy", "myst_nb")
 FORBIDDEN_CALLS = {"seed", "manual_seed", "chdir", "set_default_dtype", "set_default_device"}
 
 
 def code_cells(stem):
-    return [c for c in jupytext.read(book.source_path(stem), fmt="md:myst").cells if c.cell_type == "code"]
+    return [c for c in jupytext.read(runner.source_path(stem), fmt="md:myst").cells if c.cell_type == "code"]
 
 
 def test_no_notebooks_under_book():
@@ -25,14 +26,14 @@ def test_no_notebooks_under_book():
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_header_keeps_tags(stem):
-    text = book.source_path(stem).read_text()
+    text = runner.source_path(stem).read_text()
     assert "cell_metadata_filter" not in text.split("---", 2)[1]
     assert "kernelspec" in text
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_parameters_cell_first_and_literal(stem):
-    params = book.chapter_parameters(stem)  # raises on a missing tag or a non-literal
+    params = runner.chapter_parameters(stem)  # raises on a missing tag or a non-literal
     assert params["profile"] == "paper", "defaults are the paper's settings"
 
 
@@ -71,7 +72,7 @@ def _glue_key_patterns(stem):
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_every_glue_reference_is_glued(stem):
-    text = book.source_path(stem).read_text()
+    text = runner.source_path(stem).read_text()
     refs = set(re.findall(r"\{glue:(?:text|figure|md|math|any)\}`([^`:]+)", text))
     refs |= set(re.findall(r"```\{glue:figure\}\s+(\S+)", text))
     patterns = _glue_key_patterns(stem)
@@ -82,7 +83,7 @@ def test_every_glue_reference_is_glued(stem):
 def test_figure_names_are_unique_across_the_book():
     names = []
     for stem in CHAPTERS:
-        names += re.findall(r"(?:publish|savefig)\([^\n]*?\"(fig\d\d[a-z]?_[a-z0-9_]+)\"", book.source_path(stem).read_text())
+        names += re.findall(r"(?:publish|savefig)\([^\n]*?\"(fig\d\d[a-z]?_[a-z0-9_]+)\"", runner.source_path(stem).read_text())
     assert len(names) == len(set(names)), names
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pml import claims
+from pml.book import claims
 
 
 def test_checks():

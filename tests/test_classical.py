@@ -1,10 +1,10 @@
-"""pml.classical: Chebyshev interpolation, polyharmonic RBF with polynomial tail, polynomial least squares."""
+"""pml.approx.classical: Chebyshev interpolation, polyharmonic RBF with polynomial tail, polynomial least squares."""
 
 import numpy as np
 import pytest
 from numpy.polynomial import Polynomial
 
-from pml import classical
+from pml.approx import classical
 
 
 def _rel(pred, y):

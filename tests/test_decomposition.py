@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pml.decomposition import decompose
+from pml.approx.decomposition import decompose
 
 
 def test_terms_sum_and_signs():

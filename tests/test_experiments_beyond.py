@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pml import claims
+from pml.book import claims
 from pml.benchmarks import precision
 from pml.experiments import beyond
 from pml.plotting import beyond as figs
@@ -59,7 +59,7 @@ def test_run_benchmark_is_deterministic_and_leaves_the_benchmark_untouched():
     again = beyond.run_benchmark(beyond.BenchmarkConfig(problems=("x2",), quick=True))
     assert [r["rel_rmse"] for r in again.rows] == [r["rel_rmse"] for r in bench().rows]
     np.testing.assert_array_equal(again.traces["x2"].test_rel, bench().traces["x2"].test_rel)
-    from pml import multistage
+    from pml.nn import multistage
     assert precision.multistage is multistage
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pml import claims
+from pml.book import claims
 from pml.experiments import optimization as opt
 from pml.plotting import optimization as figs
 

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from pml import claims, data, equations, networks, training
+from pml import data, equations
+from pml.book import claims
+from pml.nn import networks, training
 from pml.experiments import piecewise_linear as pl
-from pml.simplex import SimplexInterpolator
+from pml.approx.simplex import SimplexInterpolator
 
 
 # --- data -------------------------------------------------------------------------------------------------------

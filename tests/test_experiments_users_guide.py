@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from pml import book, claims, equations, fitting, guide
+from pml import equations, fitting
+from pml.book import runner, claims
+from pml.fitting import guide
 from pml.experiments import users_guide as ug
 from pml.plotting import users_guide as figs
 
@@ -31,7 +33,7 @@ def test_study_equations_are_unseen_by_earlier_chapters():
 
 
 def test_paper_defaults_match_the_chapter_parameters():
-    params = book.chapter_parameters("05_users_guide")
+    params = runner.chapter_parameters("05_users_guide")
     paper = ug.StudyConfig()
     assert tuple(params["equation_ids"]) == paper.equations
     assert tuple(params["n_rows_1d"]) == paper.n_rows_1d and tuple(params["n_rows_2d"]) == paper.n_rows_2d

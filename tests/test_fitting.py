@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import pml
-from pml import __version__, fitting, guide
+from pml import __version__, fitting
+from pml.fitting import guide
 
 RNG = np.random.default_rng(0)
 X1 = RNG.uniform(-1, 1, (80, 1))
@@ -85,8 +86,8 @@ def test_every_method_round_trips_through_save_and_load(method, tmp_path):
 
 def test_predictions_match_the_report():
     model = fitting.fit(X2, Y2, "poly", seed=3)
-    tr, va = fitting._split(X2.shape[0], 0.2, [3, 11])
-    assert model.report.val_rel_rmse == pytest.approx(fitting._rel_rmse(model.predict(X2[va]), Y2[va]), rel=1e-12)
+    tr, va = fitting.core._split(X2.shape[0], 0.2, [3, 11])
+    assert model.report.val_rel_rmse == pytest.approx(fitting.core._rel_rmse(model.predict(X2[va]), Y2[va]), rel=1e-12)
 
 
 def test_refit_uses_every_row():

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from pml import gadget
+from pml.nn import gadget
 
 
 def _slope(x, y) -> float:

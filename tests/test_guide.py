@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 
-from pml import fitting, guide
+from pml import fitting
+from pml.fitting import guide
 
 
 @pytest.mark.parametrize(

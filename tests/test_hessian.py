@@ -1,4 +1,4 @@
-"""pml.hessian: exact full Hessian of the MSE, its spectrum and gradient projections (paper §4.1, Fig. 7)."""
+"""pml.nn.hessian: exact full Hessian of the MSE, its spectrum and gradient projections (paper §4.1, Fig. 7)."""
 
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from pml import hessian
-from pml.optimize import FlatModel
+from pml.nn import hessian
+from pml.nn.optimize import FlatModel
 from nets import tiny_mlp
 
 

@@ -1,4 +1,4 @@
-"""Tests of pml.htmlcheck: pure helpers on small strings/files, plus one real run in headless Chromium."""
+"""Tests of pml.book.htmlcheck: pure helpers on small strings/files, plus one real run in headless Chromium."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pml import htmlcheck
-from pml.htmlcheck import (
+from pml.book import htmlcheck
+from pml.book.htmlcheck import (
     check_image_bytes,
     external_requests,
     image_problems,

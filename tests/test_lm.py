@@ -1,4 +1,4 @@
-"""pml.lm: Levenberg-Marquardt in float64 (dense torch.func Jacobian, QR/SVD steps, adaptive damping)."""
+"""pml.nn.lm: Levenberg-Marquardt in float64 (dense torch.func Jacobian, QR/SVD steps, adaptive damping)."""
 
 import functools
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pml import boosting, lm
+from pml.nn import boosting, lm
 from nets import tiny_mlp
 
 

@@ -1,4 +1,4 @@
-"""pml.multistage: RMS-normalised residual stages, frequency-aware first layers, merging into one network."""
+"""pml.nn.multistage: RMS-normalised residual stages, frequency-aware first layers, merging into one network."""
 
 import functools
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pml import lm, multistage
-from pml.networks import make_mlp
+from pml.nn import lm, multistage
+from pml.nn.networks import make_mlp
 
 
 def _x2(n=200):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from pml import networks
+from pml.nn import networks
 
 
 # A stand-in with the ExpressionGraph interface (inputs, nodes of (name, inputs, expr), output), so these tests do

@@ -1,4 +1,4 @@
-"""pml.optimize (BFGS, low-curvature steps, line search) and pml.teacher (paper §4.2, spec Figs. 7-8, §11)."""
+"""pml.nn.optimize (BFGS, low-curvature steps, line search) and pml.teacher (paper §4.2, spec Figs. 7-8, §11)."""
 
 import functools
 import math
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from pml import optimize
-from pml.optimize import FlatModel
+from pml.nn import optimize
+from pml.nn.optimize import FlatModel
 from nets import tiny_mlp
 
 

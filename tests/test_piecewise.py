@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pml import piecewise, scaling
+from pml import scaling
+from pml.approx import piecewise
 
 
 def test_reproduces_polynomials_of_its_degree_exactly():

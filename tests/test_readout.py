@@ -1,11 +1,11 @@
-"""pml.readout: exact least-squares output layers (truncated SVD), hidden geometries and VarPro refinement."""
+"""pml.nn.readout: exact least-squares output layers (truncated SVD), hidden geometries and VarPro refinement."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from pml import readout
+from pml.nn import readout
 
 
 def test_readout_reproduces_a_target_in_the_span_of_its_features():

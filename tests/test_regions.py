@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from pml import networks, regions, simplex
+from pml.approx import simplex
+from pml.nn import networks, regions
 
 
 def _one_relu_net():

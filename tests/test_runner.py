@@ -2,7 +2,8 @@
 
 import pytest
 
-from pml import book, paths
+from pml import paths
+from pml.book import runner
 
 HEADER = """---
 jupytext:
@@ -37,26 +38,26 @@ def fake_book(tmp_path, monkeypatch):
 
 def write_chapter(root, body):
     (root / "book" / "01_fake.md").write_text(HEADER + "\n```{code-cell} ipython3\n" + body + "\n```\n")
-    book._chapters_cached.cache_clear()
+    runner._chapters_cached.cache_clear()
 
 
 @pytest.mark.chapters
 def test_raising_cell_names_chapter_cell_and_error(fake_book):
     write_chapter(fake_book, "x = n / 0")
-    with pytest.raises(book.BookError, match=r"chapter 01_fake \(smoke\) failed in cell \d+.*ZeroDivisionError"):
-        book.run_chapter("01_fake", "smoke")
+    with pytest.raises(runner.BookError, match=r"chapter 01_fake \(smoke\) failed in cell \d+.*ZeroDivisionError"):
+        runner.run_chapter("01_fake", "smoke")
 
 
 @pytest.mark.chapters
 def test_stderr_is_an_error(fake_book):
     write_chapter(fake_book, "import sys\nprint('careful', file=sys.stderr)")
-    with pytest.raises(book.BookError, match="wrote to stderr in cell .*careful"):
-        book.run_chapter("01_fake", "smoke")
+    with pytest.raises(runner.BookError, match="wrote to stderr in cell .*careful"):
+        runner.run_chapter("01_fake", "smoke")
 
 
 @pytest.mark.chapters
 def test_parameters_are_injected(fake_book):
     write_chapter(fake_book, "assert n == 5 and profile == 'smoke'")
-    result = book.run_chapter("01_fake", "smoke", {"n": 5})
+    result = runner.run_chapter("01_fake", "smoke", {"n": 5})
     assert result.notebook == fake_book / "_build" / "executed" / "smoke" / "book" / "01_fake.ipynb"
     assert result.notebook.exists() and result.claims is None

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from scipy.interpolate import LinearNDInterpolator, interp1d
 
-from pml import scaling, simplex
+from pml import scaling
+from pml.approx import simplex
 from pml.threads import limit_threads
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import interpolate
 
-from pml import splines
+from pml.approx import splines
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pml import data, networks, training
+from pml import data
+from pml.nn import networks, training
 
 
 @pytest.fixture(autouse=True)

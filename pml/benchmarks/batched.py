@@ -1,7 +1,7 @@
 """Batched vs one-at-a-time training of a small grid of runs (the seeds of one configuration of Fig. 2).
 
-Trains the same S networks (one per seed, each on its own data set) twice: S sequential :func:`pml.training.train`
-calls, and one :func:`pml.training.train_batched` call on a :class:`pml.networks.BatchedMLP`. Reports the wall
+Trains the same S networks (one per seed, each on its own data set) twice: S sequential :func:`pml.nn.training.train`
+calls, and one :func:`pml.nn.training.train_batched` call on a :class:`pml.nn.networks.BatchedMLP`. Reports the wall
 times, the throughput ratio and the largest difference between the two results (float64 rounding only).
 
 Batching removes per-operation overhead (Python dispatch, thread wake-ups), so it pays most for the small networks
@@ -19,7 +19,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from pml import data, networks, training
+from pml import data
+from pml.nn import networks, training
 
 __all__ = ["format", "run"]
 

@@ -4,7 +4,7 @@ Both sides run ``scipy.optimize.minimize(method="BFGS")`` from the same initial 
 problem (:mod:`pml.teacher`), with the authors' options (gtol 1e-60), and log the test RMSE once per
 iteration in the same way. They differ only in how SciPy gets the loss and the gradient:
 
-* **pml** (:func:`pml.optimize.bfgs`): ``jac=True``; each evaluation is one forward and one backward pass of
+* **pml** (:func:`pml.nn.optimize.bfgs`): ``jac=True``; each evaluation is one forward and one backward pass of
   ``torch.func.functional_call`` on views of the flat vector (no copies into the module).
 * **pml, rank2 engine** (``bfgs(..., engine="rank2")``): as above, and the inverse-Hessian update done as
   three O(N^2) rank-one updates instead of SciPy's two dense O(N^3) matrix products per iteration.
@@ -27,8 +27,8 @@ import scipy.optimize
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from pml import optimize
-from pml.networks import make_mlp
+from pml.nn import optimize
+from pml.nn.networks import make_mlp
 from pml.teacher import teacher_student_data
 from pml.threads import limit_threads
 

@@ -19,10 +19,10 @@ I.11.19  x1 y1 + x2 y2 + x3 y3                 [1, 5]^6
 
 Methods, three families with the targets of the issue (relative test RMSE):
 
-* ``lm-multistage`` (trained network): :func:`pml.multistage.fit` with Levenberg-Marquardt stages
-  (:func:`pml.lm.train`), 2-3 one-hidden-layer tanh stages merged into one network; the reported error is the
+* ``lm-multistage`` (trained network): :func:`pml.nn.multistage.fit` with Levenberg-Marquardt stages
+  (:func:`pml.nn.lm.train`), 2-3 one-hidden-layer tanh stages merged into one network; the reported error is the
   merged network's.
-* ``readout`` (network with an exact output layer): :func:`pml.readout.fit`; hidden geometry and ``rcond``
+* ``readout`` (network with an exact output layer): :func:`pml.nn.readout.fit`; hidden geometry and ``rcond``
   chosen on a validation split of the training points.
 * classical: ``chebyshev`` (adaptive, 1D and tensor 2D; it samples the function at its own nodes), ``rbf``
   (polyharmonic kernel + polynomial tail, kernel/degree chosen on a validation split), ``poly-lsq`` (total degree
@@ -48,7 +48,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pml import classical, equations, multistage, readout, teacher
+from pml import equations, teacher
+from pml.approx import classical
+from pml.nn import multistage, readout
 from pml.threads import limit_threads
 
 __all__ = ["PROBLEMS", "TARGETS", "format", "problems", "run", "summarize"]
@@ -251,7 +253,7 @@ def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), 
     ``quick=True`` shrinks every budget (a smoke run of about a minute; its numbers are not the targets').
 
     ``on_fit(problem, method, fitted)``, if given, receives each method's fitted object (for ``lm-multistage`` the
-    :class:`pml.multistage.MultistageResult` with its stages and LM histories), e.g. to plot more than the rows hold.
+    :class:`pml.nn.multistage.MultistageResult` with its stages and LM histories), e.g. to plot more than the rows hold.
     ``progress`` shows a bar over the (problem, method) fits on standard error (``pml bench precision`` does).
     """
     probs = problems()

@@ -5,7 +5,7 @@ both, is timed separately) and evaluate the interpolant at the same queries:
 
 * plain: ``LinearNDInterpolator(tri, y)(X)`` on a fresh triangulation, as the authors' script did. It runs in a
   subprocess so that a slow case can be stopped after ``plain_budget_s`` seconds; the ratio is then a lower bound.
-* pml: :class:`pml.simplex.SimplexInterpolator` with its default ``method="auto"``: for d >= 4 a vectorised walk
+* pml: :class:`pml.approx.simplex.SimplexInterpolator` with its default ``method="auto"``: for d >= 4 a vectorised walk
   with transforms only for the simplices visited; for d = 2, 3 SciPy's walk in Morton order; one BLAS thread.
 
 It also times SciPy's own walk alone (all transforms already computed) with queries in plain vs Morton order
@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pml import simplex
+from pml.approx import simplex
 from pml.threads import limit_threads
 
 __all__ = ["format", "run"]

@@ -4,7 +4,7 @@ The chapter ``book/06_beyond.md`` runs the precision benchmark (:mod:`pml.benchm
 multi-stage networks, exact least-squares readouts and classical baselines on x^2, cos 2x, the teacher-student
 problem, the random quintic, xy and x1y1+x2y2+x3y3) and compares it with the paper's best numbers (Figs. 8-9,
 precision-methods §0-§1) and with the issue's targets (precision-methods §5(b)). The methods live in the library
-(:mod:`pml.lm`, :mod:`pml.multistage`, :mod:`pml.readout`, :mod:`pml.classical`); this module only composes them.
+(:mod:`pml.nn.lm`, :mod:`pml.nn.multistage`, :mod:`pml.nn.readout`, :mod:`pml.approx.classical`); this module only composes them.
 
 Two steps, each a frozen ``Config`` and a pure ``run_*(cfg) -> Result``:
 
@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pml import multistage, optimize
+from pml.nn import multistage, optimize
 from pml.benchmarks import precision
 from pml.config import Config
 from pml.plotting import MarkdownTable
-from pml.networks import make_mlp
+from pml.nn.networks import make_mlp
 from pml.threads import limit_threads
 
 __all__ = [
@@ -264,7 +264,7 @@ def _pass_seconds(model, X, y, repeats: int = 3) -> float:
 
 
 def run_bfgs(cfg: BFGSConfig) -> BFGSResult:
-    """BFGS (``pml.optimize.bfgs``, engine "rank2": SciPy's iteration with an O(N^2) update) on a width-40 tanh net,
+    """BFGS (``pml.nn.optimize.bfgs``, engine "rank2": SciPy's iteration with an O(N^2) update) on a width-40 tanh net,
     raw inputs, as the paper's Fig. 8; test RMSE on the benchmark's test points."""
     p = precision.problems()[cfg.problem]
     if p.dim != 1:
@@ -466,13 +466,13 @@ def paper_estimate(result: BenchmarkResult, bfgs: BFGSResult, *, quick: bool,
     return {"benchmark": bench, "bfgs": bfgs_s, "total": bench + bfgs_s}
 
 
-# claim id -> (problem, family), in the order of pml/claimsets/06_beyond.yaml
+# claim id -> (problem, family), in the order of pml/book/claimsets/06_beyond.yaml
 CLAIM_TARGETS = {f"C6.{1 + 3 * i + j}": (problem, family) for i, problem in enumerate(TARGET_PROBLEMS)
                  for j, family in enumerate(FAMILIES)}
 
 
 def claim_values(result: BenchmarkResult) -> dict[str, float]:
-    """The measured value of every claim C6.n (``pml/claimsets/06_beyond.yaml``); NaN where a problem was not run.
+    """The measured value of every claim C6.n (``pml/book/claimsets/06_beyond.yaml``); NaN where a problem was not run.
 
     C6.1-C6.15: the best relative test RMSE of each (problem, family); C6.16: the smallest gain, in orders of
     magnitude, of the trained network over the paper's best, over the problems that have a paper value.

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pml import equations, metrics, piecewise, scaling
+from pml import equations, metrics, scaling
+from pml.approx import piecewise
 from pml.config import Config
 from pml.data import central_box, sample_uniform
-from pml.decomposition import TERMS, decompose
+from pml.approx.decomposition import TERMS, decompose
 
 
 # --- §1.1 precision floors ----------------------------------------------------------------------------------------

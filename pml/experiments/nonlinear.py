@@ -11,7 +11,7 @@ tanh-vs-simplex margins) are methods or functions here, so the rules behind ever
   least ``min_points`` (3) points: the asymptotic regime, as far from the floor as rounding cannot bend it.
 * **Network scaling** (:func:`run_network_scaling`): the protocol of spec §1 (inputs standardised, Adam 1e-3, MSE,
   cyclic batches capped at 30k for tanh and 10k for ReLU, |D| = N // (d+1), ``test_at_min_train``), S seeds trained
-  together as one :class:`pml.networks.BatchedMLP`.
+  together as one :class:`pml.nn.networks.BatchedMLP`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from pml import data, equations, gadget, metrics, scaling, splines
+from pml import data, equations, metrics, scaling
+from pml.approx import splines
+from pml.nn import gadget
 from pml.config import Config
 from pml.experiments.piecewise_linear import PAPER_WIDTHS, SimplexScalingResult, step_work, train_seeds
 from pml.threads import limit_threads
@@ -292,7 +294,7 @@ def _grid_curve(method, nominal, n_train, rmse, nan_fraction, floor, cfg) -> Gri
 
 def run_regular_grid(cfg: RegularGridConfig) -> RegularGridResult:
     """Fig. 4c: absolute test RMSE of tricubic (finite and exact derivatives) and simplex on regular grids."""
-    from pml.simplex import SimplexInterpolator
+    from pml.approx.simplex import SimplexInterpolator
 
     eq = equations.get(cfg.equation)
     if eq.dim != 3:
@@ -408,7 +410,7 @@ def run_network_scaling(cfg: NetworkScalingConfig) -> NetworkScalingResult:
     Same training code as Fig. 2 (:func:`pml.experiments.piecewise_linear.train_seeds`); the data come from NumPy's
     default generator (``rng="pcg64"``) and the batch cap depends on the activation.
     """
-    from pml import training
+    from pml.nn import training
 
     rows: list[dict] = []
     y_rms = {}
@@ -499,7 +501,7 @@ def estimate_training_seconds(measured: NetworkScalingResult, target: NetworkSca
     (about three forward passes) and one forward pass over the test set, each proportional to the parameter count.
     c is the median over the measured runs. A rough, optimistic estimate: large layers are memory-bound on a CPU.
     """
-    from pml import networks
+    from pml.nn import networks
 
     work = step_work(measured.n_params, measured.n_train, measured.batch_size, measured.n_test)
     c = float(np.median(measured.seconds_per_step / work))

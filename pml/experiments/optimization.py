@@ -2,15 +2,15 @@
 
 Every experiment here is a frozen ``Config`` and a pure ``run_*(cfg) -> Result``; the chapter
 ``book/04_optimization.md`` calls them through :func:`pml.cache.load_or_run`. The methods live in the library and
-are only composed here: the targets in :mod:`pml.teacher` / :mod:`pml.equations`, Adam in :mod:`pml.training`, BFGS
-and low-curvature steps in :mod:`pml.optimize`, the Hessian in :mod:`pml.hessian`, boosting in :mod:`pml.boosting`.
+are only composed here: the targets in :mod:`pml.teacher` / :mod:`pml.equations`, Adam in :mod:`pml.nn.training`, BFGS
+and low-curvature steps in :mod:`pml.nn.optimize`, the Hessian in :mod:`pml.nn.hessian`, boosting in :mod:`pml.nn.boosting`.
 
 Protocol (reproduction spec Figs. 7-9, §11 and pitfalls 6-11, 21, 22):
 
 * float64 throughout; inputs are **not** standardised; the test set covers the full training box (pitfall 12).
 * Adam: width-40 depth-3 tanh MLP, full batch, one initialisation (``seed``) shared by every learning rate.
 * BFGS: SciPy's algorithm with the authors' options (gtol 1e-60, maxiter 25,000), run by
-  ``pml.optimize.bfgs(engine="rank2")``, the same iteration with an O(N^2) instead of O(N^3) inverse-Hessian update.
+  ``pml.nn.optimize.bfgs(engine="rank2")``, the same iteration with an O(N^2) instead of O(N^3) inverse-Hessian update.
 * Combined pipeline: width-20 f1 by BFGS, low-curvature steps, then boosting a second width-20 net on the residual
   normalised by its mean absolute value (pitfall 9), again BFGS and low-curvature steps.
 * Everything runs with one torch thread and one BLAS thread: these problems are small, and on a shared 2-core
@@ -31,10 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pml import boosting, data, equations, hessian, optimize, teacher, training
+from pml import data, equations, teacher
+from pml.nn import boosting, hessian, optimize, training
 from pml.config import Config
 from pml.threads import limit_threads
-from pml.networks import make_mlp
+from pml.nn.networks import make_mlp
 
 __all__ = [
     "PAPER_LRS",
@@ -321,7 +322,7 @@ def _lc_callback(time_limit: float | None):
 
 def _bfgs_then_low_curvature(model, X, y, X_test=None, y_test=None, *, bfgs_kwargs: dict, lc_kwargs: dict,
                              lc_time_limit: float | None) -> dict:
-    """A boosting stage trainer (:func:`pml.boosting.boost`): BFGS, then low-curvature subspace steps from there."""
+    """A boosting stage trainer (:func:`pml.nn.boosting.boost`): BFGS, then low-curvature subspace steps from there."""
     first = optimize.bfgs(model, X, y, X_test, y_test, **bfgs_kwargs)
     second = optimize.low_curvature_steps(model, X, y, X_test=X_test, y_test=y_test,
                                           callback=_lc_callback(lc_time_limit), **lc_kwargs)
@@ -399,7 +400,7 @@ class CombinedResult:
 def run_combined(cfg: CombinedConfig) -> CombinedResult:
     """Figs. 8-9's "BFGS + low-curvature + boosting" curve: stage k trains a fresh width-``width`` net (seed + k) by
     BFGS then low-curvature steps, on the residual of the stages before normalised by its mean |.|
-    (:func:`pml.boosting.boost`)."""
+    (:func:`pml.nn.boosting.boost`)."""
     if cfg.n_stages < 1:
         raise ValueError(f"n_stages must be >= 1, got {cfg.n_stages}")
     X, y, Xt, yt = problem_data(cfg.problem, cfg.n_train, cfg.n_test, cfg.seed)
@@ -750,7 +751,7 @@ SIX_D = "I.11.19"  # Fig. 9 bottom
 
 
 def claim_values(spectrum: dict, learning: dict[str, dict], quintic: dict) -> dict[str, float]:
-    """The measured value of every claim C4.n (``pml/claimsets/04_optimization.yaml``) from the chapter's numbers:
+    """The measured value of every claim C4.n (``pml/book/claimsets/04_optimization.yaml``) from the chapter's numbers:
     ``spectrum`` from :func:`spectrum_numbers`, ``learning`` maps problem -> :func:`learning_numbers`, ``quintic``
     from :func:`quintic_numbers`."""
     one_d = [learning[p] for p in ONE_D]

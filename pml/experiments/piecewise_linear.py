@@ -12,12 +12,12 @@ Protocol (reproduction spec §1, pitfalls 1-3, 13):
   the same seed gives the authors' exact data sets (we check this: the Fig. 1 simplex RMSEs and the Fig. 2 simplex
   table come out identical to the recomputed upstream values). ``rng="pcg64"`` uses :func:`pml.data.train_test_split`.
   Test points lie in the central 80% box.
-* **Networks.** :func:`pml.networks.make_mlp` / :class:`~pml.networks.BatchedMLP` (PyTorch default init drawn after
-  ``manual_seed(seed)``, as upstream), :class:`~pml.networks.ModularMLP` for Fig. 3; |D| = N // (d+1).
-* **Training.** :func:`pml.training.train` / :func:`~pml.training.train_batched`: Adam 1e-3, MSE, inputs standardised,
+* **Networks.** :func:`pml.nn.networks.make_mlp` / :class:`~pml.nn.networks.BatchedMLP` (PyTorch default init drawn after
+  ``manual_seed(seed)``, as upstream), :class:`~pml.nn.networks.ModularMLP` for Fig. 3; |D| = N // (d+1).
+* **Training.** :func:`pml.nn.training.train` / :func:`~pml.nn.training.train_batched`: Adam 1e-3, MSE, inputs standardised,
   cyclic batches capped at 10k (Fig. 2) or 30k (Figs. 1b, 3), ``test_at_min_train`` (Figs. 2, 3), ``min_logged_test``
   (Fig. 1a, the width-100 remark) or ``min_test`` (Fig. 1b). One torch thread by default: these networks are small.
-* **Simplex.** :class:`pml.simplex.SimplexInterpolator`, N = |D|(d+1); its RMSE is over the test points inside the
+* **Simplex.** :class:`pml.approx.simplex.SimplexInterpolator`, N = |D|(d+1); its RMSE is over the test points inside the
   convex hull (as upstream) and the fraction outside is recorded (it is large in 5-6 D at small |D|).
 * **Metric.** Absolute test RMSE throughout, as the paper's axes; ``y_rms`` (RMS of the target over the test box)
   converts to the relative ell_rms of Eq. (1).
@@ -34,10 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pml import data, equations, networks, regions, scaling, training
+from pml import data, equations, scaling
+from pml.nn import networks, regions, training
 from pml.config import Config
 from pml.threads import limit_threads
-from pml.simplex import SimplexInterpolator
+from pml.approx.simplex import SimplexInterpolator
 
 __all__ = [
     "FIG2_EQUATIONS",

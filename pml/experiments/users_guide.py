@@ -3,7 +3,7 @@ then applied to Feynman equations that no earlier chapter uses.
 
 Every experiment here is a frozen ``Config`` and a pure ``run_*(cfg) -> Result``; the chapter
 ``book/05_users_guide.md`` calls them through :func:`pml.cache.load_or_run`. Nothing here decides which method to
-use: that is :mod:`pml.guide` (the rules, one source of truth) and :func:`pml.fitting.fit` (``method="auto"``).
+use: that is :mod:`pml.fitting.guide` (the rules, one source of truth) and :func:`pml.fitting.fit` (``method="auto"``).
 
 * :func:`run_guide`: the rules as data (the table and the chart's regions), cheap.
 * :func:`run_study`: for each equation (ids of :mod:`pml.equations`) and each number of rows n (per dimension class,
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pml import data, equations, fitting, guide, tables
+from pml import data, equations, fitting
+from pml.fitting import guide, tables
 from pml.config import Config
 from pml.plotting import MarkdownTable
 
@@ -116,7 +117,7 @@ class GuideConfig(Config):
 
 @dataclass(frozen=True)
 class GuideResult:
-    rules: tuple[dict, ...]  # every Rule of pml.guide.RULES as a dict, in order (first match wins)
+    rules: tuple[dict, ...]  # every Rule of pml.fitting.guide.RULES as a dict, in order (first match wins)
     regions_smooth: tuple[dict, ...]  # guide.chart(smooth=True)
     regions_rough: tuple[dict, ...]  # guide.chart(smooth=False)
     text: str  # guide.rules_table(): what `pml guide` prints
@@ -155,7 +156,7 @@ def rules_markdown(result: GuideResult) -> MarkdownTable:
 
 
 def guide_numbers() -> dict[str, float | int | str]:
-    """The chart's promises and row thresholds, read from :data:`pml.guide.RULES` (for the prose)."""
+    """The chart's promises and row thresholds, read from :data:`pml.fitting.guide.RULES` (for the prose)."""
     out: dict[str, float | int | str] = {}
     for r in guide.RULES:
         tag = r.key.replace("-", "_")
@@ -174,7 +175,7 @@ def guide_numbers() -> dict[str, float | int | str]:
 # (2) The rules applied to equations no earlier chapter uses
 # ---------------------------------------------------------------------------------------------------------------------
 
-# Equations the chapters 1-4 and 6 use, and the targets the promises were calibrated on (pml.guide's docstring):
+# Equations the chapters 1-4 and 6 use, and the targets the promises were calibrated on (pml.fitting.guide's docstring):
 # the application study must not use them.
 SEEN = ("Z.001", "Z.008", "Z.009", "II.8.31", "I.30.5", "I.8.14", "I.44.4", "II.6.15a", "I.11.19", "cos2x", "exp_x",
         "exp_xy")
@@ -527,7 +528,7 @@ def csv_numbers(result: CsvResult) -> dict[str, float | int | str]:
 
 
 def claim_values(study: StudyResult, csv: CsvResult) -> dict[str, float]:
-    """The measured value of every claim C5.n (``pml/claimsets/05_users_guide.yaml``)."""
+    """The measured value of every claim C5.n (``pml/book/claimsets/05_users_guide.yaml``)."""
     cases = study.cases
     low = [c for c in cases if c["dim"] <= 2]
     enough = [c for c in low if c["band"] == "enough" and c["promise"] is not None]

@@ -1,10 +1,10 @@
-"""Figure 10 of the paper, the User's Guide to Precision, drawn from :data:`pml.guide.RULES` and nothing else."""
+"""Figure 10 of the paper, the User's Guide to Precision, drawn from :data:`pml.fitting.guide.RULES` and nothing else."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from pml import guide
+from pml.fitting import guide
 from pml.plotting import new_figure
 
 METHOD_COLORS = {"poly": "#4c72b0", "spline": "#55a868", "readout": "#dd8452", "simplex": "#8172b3",
@@ -48,7 +48,7 @@ def plot_guide(rules: Sequence[guide.Rule] = guide.RULES, *, d_max: int = 8, n_m
         ax.set_ylabel("data rows n")
         ax.grid(False)
         ax.set_title("smooth target" if smooth else "target with kinks or steps (smooth=False)")
-    fig.suptitle("User's Guide to Precision (pml.guide.RULES; first matching rule wins)", fontsize=10)
+    fig.suptitle("User's Guide to Precision (pml.fitting.guide.RULES; first matching rule wins)", fontsize=10)
     return fig
 
 

@@ -8,7 +8,7 @@ Stage 1 fits f_1 to y. Stage k > 1 fits f_k to the residual divided by its RMS,
 
     e_k = y - sum_{j<k} eps_j f_j(x),   eps_k = RMS(e_k),   target e_k / eps_k   (Wang & Lai's Algorithm 1),
 
-so every stage sees an O(1) target. (Michaud et al. divide by the mean absolute residual, :mod:`pml.boosting`;
+so every stage sees an O(1) target. (Michaud et al. divide by the mean absolute residual, :mod:`pml.nn.boosting`;
 HiPreNets by the max.) What makes later stages work (Wang & Lai §2.2):
 
 * **a frequency-aware first layer.** The residual of a converged stage oscillates at a much higher frequency than
@@ -22,11 +22,11 @@ HiPreNets by the max.) What makes later stages work (Wang & Lai §2.2):
   period of f_d along each axis (capped at ``max_train``), the Nyquist argument of Wang & Lai §2.2.2.
 * **a least-squares output layer to start from** (optional, on by default): each stage's last layer is
   initialised by the least-squares fit of its target on the initial hidden features (the variable-projection
-  starting point of :mod:`pml.readout`), then every parameter is trained.
+  starting point of :mod:`pml.nn.readout`), then every parameter is trained.
 
 Inputs are mapped to [-1, 1]^d (from ``ranges`` or the data's bounding box) and stage 1's target is
 standardised; both maps are folded into the first and last layers afterwards, so every stage network and the
-merged network take raw inputs. :func:`pml.boosting.merge_stages` merges the stages into one network whose output
+merged network take raw inputs. :func:`pml.nn.boosting.merge_stages` merges the stages into one network whose output
 equals sum_k eps_k f_k(x) up to rounding.
 
 How f_d is estimated (:func:`dominant_frequency`): in 1D the residual is linearly interpolated onto a uniform
@@ -49,10 +49,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pml import lm
+from pml.nn import lm
 from pml.data import as_inputs
-from pml.boosting import merge_stages
-from pml.networks import count_params, make_mlp
+from pml.nn.boosting import merge_stages
+from pml.nn.networks import count_params, make_mlp
 
 __all__ = ["MultistageResult", "StageRecord", "dominant_frequency", "fit", "default_trainer", "affine_fold"]
 
@@ -159,7 +159,7 @@ def _readout_init(net: nn.Sequential, Z: np.ndarray, target: np.ndarray, rcond: 
 
 # -------------------------------------------------------------------------------------------------- trainer
 def default_trainer(max_iter: int = 1000, time_limit: float | None = None, **options) -> Callable:
-    """:func:`pml.lm.train` with these options (``scaling="jac"`` unless given): the default stage trainer."""
+    """:func:`pml.nn.lm.train` with these options (``scaling="jac"`` unless given): the default stage trainer."""
     options.setdefault("scaling", "jac")
     return functools.partial(lm.train, max_iter=max_iter, time_limit=time_limit, **options)
 
@@ -192,7 +192,7 @@ class MultistageResult:
         return int(sum(count_params(m) for m in self.models))
 
     def network(self) -> nn.Sequential:
-        """The stages merged into one ``nn.Sequential`` (:func:`pml.boosting.merge_stages`)."""
+        """The stages merged into one ``nn.Sequential`` (:func:`pml.nn.boosting.merge_stages`)."""
         return merge_stages(self.models, self.scales)
 
     def predict(self, X) -> np.ndarray:
@@ -227,7 +227,7 @@ def fit(
 ) -> MultistageResult:
     """Fit ``n_stages`` tanh MLPs in sequence, each to the RMS-normalised residual of the ones before.
 
-    ``width`` is one width or one per stage; ``depth`` counts ``nn.Linear`` layers (as :func:`pml.networks.make_mlp`).
+    ``width`` is one width or one per stage; ``depth`` counts ``nn.Linear`` layers (as :func:`pml.nn.networks.make_mlp`).
     ``trainer`` is a callable ``trainer(model, X, y, X_val=None, y_val=None)`` that fits the model in place, or
     one per stage (default :func:`default_trainer`: LM with 1000 iterations). ``sampler(n, rng)`` returns n fresh
     training pairs (X, y); with it, a later stage whose residual has dominant frequency f_d gets

@@ -94,7 +94,7 @@ def relu_regions(model: nn.Module, X, input_mean=None, input_std=None, method: s
 
 
 def simplex_regions(interpolator, X) -> np.ndarray:
-    """Simplex (d >= 2) or interval (d = 1) index of each point for a :class:`pml.simplex.SimplexInterpolator`,
+    """Simplex (d >= 2) or interval (d = 1) index of each point for a :class:`pml.approx.simplex.SimplexInterpolator`,
     relabelled 0..k-1 in order of index; -1 outside the convex hull."""
     cell = np.asarray(interpolator.find(X))
     labels = np.full(cell.shape, -1, dtype=np.int64)

@@ -21,7 +21,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from pml import claims, paths
+from pml import paths
+from pml.book import claims
 
 PROFILES = ("smoke", "ci", "paper")
 DEFAULT_PROFILE = "ci"

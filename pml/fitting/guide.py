@@ -20,7 +20,7 @@ User's Guide chapter):
 
 * "polynomial spline interpolation ... high enough polynomial order": ``poly`` (one global polynomial of
   validated total degree in a Chebyshev basis, the one-piece limit of a spline) and, in 1D, ``spline``
-  (interpolating B-splines of validated order). ``pml.splines`` needs a grid for d = 2 and 3, so scattered
+  (interpolating B-splines of validated order). ``pml.approx.splines`` needs a grid for d = 2 and 3, so scattered
   2D data get the global polynomial. On the analytic targets of physics the global polynomial needs far fewer
   points than splines (1D: ~1e-15 from 60 points where order-7 splines need ~1000).
 * "neural networks with smooth activations ... possibly with less data": ``readout``, a one-hidden-layer tanh

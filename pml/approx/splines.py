@@ -157,7 +157,7 @@ def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") ->
         while (m + 1) ** dim <= n:
             m += 1
         return m
-    import mpmath  # a sympy dependency; imported lazily to keep ``import pml.splines`` light
+    import mpmath  # a sympy dependency; imported lazily to keep ``import pml.approx.splines`` light
 
     with mpmath.workdps(50):
         exact = mpmath.mpf(n) ** mpmath.mpf(1.0 / dim)  # mpf(float) is exact: the exponent is fl(1/d)

@@ -34,8 +34,8 @@ forward pass each. Stopping rules (the reason is recorded as ``stop_reason``):
 ``"zero_residual"``, ``"max_iter"``, ``"time_limit"``, ``"target"``, ``"callback"``.
 
 :func:`least_squares` is the generic solver (any residual and Jacobian, e.g. the reduced VarPro problem of
-:mod:`pml.readout`); :func:`train` applies it to an ``nn.Module`` and has the trainer signature of
-:func:`pml.boosting.boost` (``train(model, X, y, X_test=None, y_test=None, **options)``).
+:mod:`pml.nn.readout`); :func:`train` applies it to an ``nn.Module`` and has the trainer signature of
+:func:`pml.nn.boosting.boost` (``train(model, X, y, X_test=None, y_test=None, **options)``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from pml.optimize import OptimResult
+from pml.nn.optimize import OptimResult
 from pml.threads import limit_threads
 
 __all__ = [
@@ -658,12 +658,12 @@ def train(
     """Train ``model`` (float64) by Levenberg-Marquardt on the full-batch squared error; parameters are written back.
 
     Paper: §4.2 (the second-order training the paper does with BFGS); precision-methods §5(a)1. The trainer
-    signature matches :func:`pml.boosting.boost`. Options: an :class:`LMOptions` or its fields as keywords
+    signature matches :func:`pml.nn.boosting.boost`. Options: an :class:`LMOptions` or its fields as keywords
     (``max_iter``, ``solver``, ``damping``, ``scaling``, ``ftol``, ``gtol``, ``xtol``, ``time_limit``,
     ``target_rmse`` ...). The Jacobian is computed ``chunk_size`` points at a time (default: chunks of at most
     ``max_jacobian_bytes``) and folded into a streaming QR, so memory is O(chunk * p + p^2).
 
-    Returns :class:`pml.optimize.OptimResult` (``method="lm"``): absolute train/test RMSE, the stop reason and a
+    Returns :class:`pml.nn.optimize.OptimResult` (``method="lm"``): absolute train/test RMSE, the stop reason and a
     history with ``step``, ``train_rmse``, ``test_rmse`` (every ``log_every`` iterations and at the end),
     ``time_s``, ``mu``, ``rho``, ``step_norm`` and ``n_fev``. ``num_threads`` (default 1) limits torch and
     BLAS threads during training (:func:`pml.threads.limit_threads`).

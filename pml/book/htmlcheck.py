@@ -23,9 +23,9 @@ in the NetLog nor in an attribute.
 
 Usage::
 
-    python -m pml.htmlcheck _build/html                       # pages from _toc.yml
-    python -m pml.htmlcheck _build/html --page book/01_introduction.html
-    python -m pml.htmlcheck _build/html --min-images book/02_x.html=1
+    python -m pml.book.htmlcheck _build/html                       # pages from _toc.yml
+    python -m pml.book.htmlcheck _build/html --page book/01_introduction.html
+    python -m pml.book.htmlcheck _build/html --min-images book/02_x.html=1
 
 Exit status: 0 pass, 1 problems (printed), 2 Chromium is not installed.
 
@@ -822,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
     from pml import paths
 
     parser = argparse.ArgumentParser(
-        prog="python -m pml.htmlcheck",
+        prog="python -m pml.book.htmlcheck",
         description="Check the rendered book in headless Chromium: figures, typeset math, no network requests.",
     )
     parser.add_argument("html_dir", nargs="?", type=Path, default=paths.html_dir(),

@@ -9,7 +9,7 @@ loss and its gradient come from one forward and one backward pass. The authors' 
 vector into the module and computed the loss and the gradient in separate passes (see
 :mod:`pml.benchmarks.bfgs` for the timing difference).
 
-The Adam baseline is not here: it is :mod:`pml.training`.
+The Adam baseline is not here: it is :mod:`pml.nn.training`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class FlatModel:
         if bad:
             raise TypeError(
                 f"parameters {bad} are not {dtype}; build the model with dtype=torch.float64 "
-                "(e.g. pml.networks.make_mlp(..., dtype=torch.float64)) or call model.double()"
+                "(e.g. pml.nn.networks.make_mlp(..., dtype=torch.float64)) or call model.double()"
             )
         devices = {p.device for _, p in named}
         if len(devices) != 1:
@@ -542,7 +542,7 @@ def low_curvature_steps(
 ) -> OptimResult:
     """Low-curvature subspace training (paper §4.2); the final parameters are written into ``model``.
 
-    Each step computes the full-batch gradient g and Hessian H (:func:`pml.hessian.hessian_matrix`),
+    Each step computes the full-batch gradient g and Hessian H (:func:`pml.nn.hessian.hessian_matrix`),
     eigendecomposes H with ``torch.linalg.eigh``, projects g onto the eigenvectors selected by ``rule`` and
     ``tau`` (:func:`low_curvature_direction`), and line-searches along -g_hat with
     :func:`log_line_search` (defaults: 15 log-spaced alphas in [1e-12, 1e12], 4 zoom levels; spec Fig. 8).
@@ -556,7 +556,7 @@ def low_curvature_steps(
     ``num_threads`` runs the loop under :func:`pml.threads.limit_threads`. The authors used tau = 1e-15 for Figs. 8-9
     and 1e-16 for the "over 2x" claim (spec §11).
     """
-    from pml.hessian import hessian_matrix  # pml.hessian imports FlatModel from this module
+    from pml.nn.hessian import hessian_matrix  # pml.nn.hessian imports FlatModel from this module
 
     if not tau > 0:
         raise ValueError(f"tau must be positive, got {tau!r}")

@@ -235,7 +235,7 @@ def gadget_truncation_error(lambdas: Sequence[float], order: int = 1, n_points: 
     Paper §3, Fig. 6b. Without float64 rounding the error is c l^(2 order) (1 + O(l^2)) for small l: the gadget
     is exact as l -> 0. The inputs are float64 draws from ``numpy.random.default_rng(seed)``, taken as exact.
     """
-    import mpmath  # a sympy dependency; imported here to keep ``import pml.gadget`` light
+    import mpmath  # a sympy dependency; imported here to keep ``import pml.nn.gadget`` light
 
     order = _check_positive_int(order, "order")
     X = np.random.default_rng(seed).uniform(low, high, size=(int(n_points), 2))

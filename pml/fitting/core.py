@@ -1,7 +1,7 @@
 """Fit your own data to high precision, and learn how precise the fit is and why.
 
 Paper: §5 "User's Guide to Precision" and Figure 10 of Michaud, Liu & Tegmark (2022). The rules that pick a method
-live in :mod:`pml.guide` (one source of truth: the chart of the book is drawn from them).
+live in :mod:`pml.fitting.guide` (one source of truth: the chart of the book is drawn from them).
 
 Python::
 
@@ -22,7 +22,7 @@ What :func:`fit` does:
 1. checks the data (numeric, finite, a non-constant target, no constant input column, enough rows) and raises
    :class:`FitError` with a message that says what is wrong and where;
 2. holds out a random ``validation`` fraction of the rows (default 20%, seeded), never seen by the fit;
-3. ``method="auto"``: asks :func:`pml.guide.choose` which methods suit d inputs and n rows; when the rule names
+3. ``method="auto"``: asks :func:`pml.fitting.guide.choose` which methods suit d inputs and n rows; when the rule names
    several, fits each on the training rows and keeps the one with the smallest error on an inner validation split
    of the training rows. Any name of :data:`METHODS` fits that method instead;
 4. reports (:class:`PrecisionReport`) the relative RMSE (paper Eq. 1) on the training and validation rows, the
@@ -45,7 +45,7 @@ adam-tanh       trained       tanh MLP trained with Adam (the paper's baseline)
 adam-relu       trained       ReLU MLP trained with Adam (the paper's baseline)
 =============== ============= ==================================================================================
 
-(Chebyshev interpolation, ``pml.classical.Chebyshev``, needs the function itself, not data, and is not offered.)
+(Chebyshev interpolation, ``pml.approx.classical.Chebyshev``, needs the function itself, not data, and is not offered.)
 
 A fitted model is saved as one ``.npz`` file (arrays plus a JSON metadata entry with the pml version and the file
 format version); the file is written to a temporary name and renamed, so an error or Ctrl-C never leaves a
@@ -66,7 +66,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pml import __version__, guide
+from pml import __version__
+from pml.fitting import guide
 
 __all__ = [
     "FORMAT",
@@ -215,7 +216,7 @@ def _inner(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 # -- poly
 def _fit_poly(X, y, *, seed, progress, max_degree=None, rcond=1e-15, patience=4, max_coefficients=2000):
-    from pml.classical import PolynomialLSQ
+    from pml.approx.classical import PolynomialLSQ
 
     n, d = X.shape
     box = _box(X)
@@ -248,7 +249,7 @@ def _fit_poly(X, y, *, seed, progress, max_degree=None, rcond=1e-15, patience=4,
 
 
 def _poly_predictor(state, params):
-    from pml.classical import PolynomialLSQ
+    from pml.approx.classical import PolynomialLSQ
 
     m = PolynomialLSQ(params["rcond"])
     m.centre, m.half, m.coef, m.degree = state["centre"], state["half"], state["coef"], int(params["degree"])
@@ -257,7 +258,7 @@ def _poly_predictor(state, params):
 
 # -- spline (1D)
 def _fit_spline(X, y, *, seed, progress, orders=(1, 3, 5, 7)):
-    from pml import splines
+    from pml.approx import splines
 
     x = X[:, 0]
     uniq, counts = np.unique(x, return_counts=True)
@@ -292,7 +293,7 @@ def _spline_predictor(state, params):
 # -- readout network
 def _fit_readout(X, y, *, seed, progress, n_units=None, scales=(0.1, 0.3, 1.0),
                  rconds=(1e-12, 1e-13, 1e-14, 1e-15, 1e-16)):
-    from pml import readout
+    from pml.nn import readout
 
     n, d = X.shape
     box = _box(X)
@@ -324,7 +325,7 @@ def _mlp_predictor(state, params):
 # -- RBF
 def _fit_rbf(X, y, *, seed, progress, kernels=(("thin_plate_spline", 2), ("cubic", 2), ("quintic", 2),
                                                ("quintic", 3))):
-    from pml.classical import RBF
+    from pml.approx.classical import RBF
 
     n, d = X.shape
     box = _box(X)
@@ -346,14 +347,14 @@ def _fit_rbf(X, y, *, seed, progress, kernels=(("thin_plate_spline", 2), ("cubic
 
 
 def _rbf_predictor(state, params):
-    from pml.classical import RBF
+    from pml.approx.classical import RBF
 
     return RBF(params["kernel"], int(params["degree"])).fit(state["X"], state["y"], state["box"]).predict
 
 
 # -- simplex
 def _fit_simplex(X, y, *, seed, progress):
-    from pml.simplex import SimplexInterpolator
+    from pml.approx.simplex import SimplexInterpolator
 
     interp = SimplexInterpolator(X, y)
     return _Fitted({"X": X, "y": y}, {}, f"linear simplex interpolation through {X.shape[0]} points "
@@ -361,7 +362,7 @@ def _fit_simplex(X, y, *, seed, progress):
 
 
 def _simplex_predictor(state, params):
-    from pml.simplex import SimplexInterpolator
+    from pml.approx.simplex import SimplexInterpolator
 
     interp = SimplexInterpolator(state["X"], state["y"])
     return lambda Q: interp(Q).values
@@ -370,7 +371,7 @@ def _simplex_predictor(state, params):
 # -- LM multi-stage networks
 def _fit_lm(X, y, *, seed, progress, n_stages=2, width=None, depth=2, max_iter=None, time_limit=60.0,
             init_scale=None):
-    from pml import multistage
+    from pml.nn import multistage
 
     n, d = X.shape
     width = width or {1: 20, 2: 40}.get(d, 60)
@@ -404,7 +405,7 @@ def _fit_adam(activation):
     def fitter(X, y, *, seed, progress, width=64, depth=3, n_steps=5000, lr=1e-3):
         import torch  # noqa: F401  (imported before limit_threads, so that its pool is limited too)
 
-        from pml import networks, training
+        from pml.nn import networks, training
         from pml.threads import limit_threads
 
         n, d = X.shape
@@ -451,7 +452,7 @@ METHODS: dict[str, MethodSpec] = {
 
 NOT_FOR_DATA = {
     "chebyshev": "Chebyshev interpolation samples the function at its own nodes: it needs the function, not data "
-                 "(use pml.classical.Chebyshev with a callable); for data use 'poly', the least-squares analogue",
+                 "(use pml.approx.classical.Chebyshev with a callable); for data use 'poly', the least-squares analogue",
 }
 
 
@@ -698,7 +699,7 @@ class FittedModel:
         arrays = {f"state.{k}": v for k, v in self.state.items()}
         meta = json.dumps(self._meta(), default=_json_default)
         arrays["__meta__"] = np.array(meta)
-        from pml.tables import atomic_write
+        from pml.fitting.tables import atomic_write
 
         with atomic_write(path, "wb") as fh:
             np.savez(fh, **arrays)
@@ -800,7 +801,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     """Fit y = f(X) to high precision and report how precise the fit is (see the module docstring).
 
     ``X``: (n, d) inputs (or (n,) for d = 1); ``y``: (n,) targets. ``method``: "auto" (the User's Guide rules of
-    :mod:`pml.guide`) or a name of :data:`METHODS`; ``options`` go to that method (e.g. ``max_degree`` for poly).
+    :mod:`pml.fitting.guide`) or a name of :data:`METHODS`; ``options`` go to that method (e.g. ``max_degree`` for poly).
     ``validation``: fraction of rows held out (0 <= validation < 1), split with ``seed``. ``smooth=False`` tells
     ``auto`` the target has kinks or steps. ``refit=True`` refits on all rows after validation. ``progress``: show
     progress bars on stderr (None: only when stderr is a terminal). ``data_floor``: the relative RMSE to which the

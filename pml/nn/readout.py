@@ -18,7 +18,7 @@ Freezing the hidden layer altogether is the random-feature / extreme-learning-ma
 * :func:`fit` chooses the geometry's hyper-parameters and ``rcond`` on a validation split of the *training*
   points (never on test points), refits on all training points and returns the network.
 * :func:`refine` optimises the hidden parameters of the reduced problem min |(I - P(theta)) y| by
-  Levenberg-Marquardt (:func:`pml.lm.least_squares`) with Kaufman's approximation of the Jacobian of the
+  Levenberg-Marquardt (:func:`pml.nn.lm.least_squares`) with Kaufman's approximation of the Jacobian of the
   projected residual, -(I - P) dPhi/dtheta c.
 
 Every result is an ``nn.Sequential(Linear(d, M), Tanh(), Linear(M, 1))`` (float64) whose output is the solved
@@ -38,10 +38,10 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from pml import lm
+from pml.nn import lm
 from pml.data import as_inputs
 from pml.threads import limit_threads
-from pml.networks import count_params
+from pml.nn.networks import count_params
 
 __all__ = [
     "ReadoutFit",
@@ -305,7 +305,7 @@ def refine(X, y, W, b, *, rcond: float = 1e-14, max_iter: int = 50, num_threads:
 
     P(theta) projects onto the span of [tanh(X W^T + b), 1] (truncated SVD at ``rcond``). The Jacobian is
     Kaufman's, J = -(I - P) dPhi/dtheta c, with dPhi/dw_jk c = c_j x_k sech^2(.), dPhi/db_j c = c_j sech^2(.).
-    LM options (:class:`pml.lm.LMOptions` fields) pass through. Costs O(n (M(d+1))^2) per iteration: meant for
+    LM options (:class:`pml.nn.lm.LMOptions` fields) pass through. Costs O(n (M(d+1))^2) per iteration: meant for
     M (d+1) up to a few hundred.
     """
     X = as_inputs(X)

@@ -10,7 +10,7 @@ Protocol (spec §1, pitfalls 2, 3, 22):
   ``test_at_min_train`` is test[argmin_s train[s]] (first minimum), the value Figs. 2/3/5/6 plot.
 
 Variants are fields of :class:`TrainConfig`, never copies of the loop. :func:`train` fits one model;
-:func:`train_batched` fits the S members of a :class:`pml.networks.BatchedMLP` together, each on its own data set,
+:func:`train_batched` fits the S members of a :class:`pml.nn.networks.BatchedMLP` together, each on its own data set,
 with results equal to S separate :func:`train` calls up to float64 rounding.
 
 Both train the model **in place** and return summaries. On KeyboardInterrupt they raise :class:`TrainingInterrupted`
@@ -401,7 +401,7 @@ def train(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig =
 
 def train_batched(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig = TrainConfig(),
                   progress: bool = False) -> list[TrainResult]:
-    """Fit the S members of a :class:`pml.networks.BatchedMLP` in place, member s on (X_train[s], y_train[s]).
+    """Fit the S members of a :class:`pml.nn.networks.BatchedMLP` in place, member s on (X_train[s], y_train[s]).
 
     Shapes: X_train (S, n, d), y_train (S, n), X_test (S, m, d), y_test (S, m); a 2-D X_test / 1-D y_test is shared
     by all members. Returns one TrainResult per member, equal to ``train(model.member(s), ...)`` on member s's data
