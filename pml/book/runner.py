@@ -183,6 +183,22 @@ def resolve_parameters(stem: str, profile: str, overrides: Mapping[str, Any] | N
     return params
 
 
+def full_parameters(stem: str, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every parameter of the chapter as a run at ``profile`` sees it: defaults, then the profile, then overrides."""
+    params = chapter_parameters(stem)
+    params.update(resolve_parameters(stem, profile, overrides))
+    return params
+
+
+def parameter_values(stem: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The chapter's parameters (the names of its parameters cell) picked from ``namespace`` (a chapter's globals).
+
+    With :func:`full_parameters` this gives ``pml.experiments.<slug>.steps`` the same values in the chapter and in
+    ``pml plan``/``pml compute``: one source of truth for a chapter's sweeps.
+    """
+    return {name: namespace[name] for name in chapter_parameters(stem)}
+
+
 def parse_assignment(text: str) -> tuple[str, Any]:
     """``name=value`` from the command line: a Python literal (``3``, ``1e-3``, ``[1, 2]``, ``'cos2x'``),
     ``true``/``false``, or else the bare text as a string."""
