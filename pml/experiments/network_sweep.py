@@ -1,0 +1,456 @@
+"""One network sweep for paper §§2-3: ReLU and tanh, dense and modular MLPs trained as tasks (Figs. 2, 3, 5, 6a and
+the width-100 remark), and one long-format table of their results.
+
+A :class:`NetworkTask` trains one network shape (equation, kind, activation, depth, width) on every seed it holds:
+dense networks of one shape train together as one :class:`pml.nn.networks.BatchedMLP` (the fast path on CPU and
+GPU), modular networks (:class:`pml.nn.networks.ModularMLP`) one seed after the other. Its result is plain rows, one
+per seed. A :class:`NetworkSweep` is a tuple of :class:`Curve` (one line of a figure: equation, kind, activation,
+depth, widths) under one training protocol; it yields one task per (curve, width) and assembles every row into a
+:class:`NetworkRuns` table, whose methods are the queries the chapters draw and judge from.
+
+Protocol (paper §2, the authors' configs; see ``pml.experiments.piecewise_linear`` for the data streams):
+|D| = N // (d+1) training points tied to the parameter count N, inputs standardised, Adam, MSE, cyclic batches of
+``min(|D|, batch_size)``, the test set evaluated in chunks of 10k points; the reported RMSE is absolute and chosen by
+``selection`` (``test_at_min_train`` for the scaling figures).
+
+Cost model (:meth:`NetworkTask.cost`, :func:`step_seconds`): the seconds of one step are an overhead plus, per
+member, the points of the step (``3 min(|D|, B)`` for the forward and backward passes on the batch, plus the test
+set every ``log_every`` steps) times the parameters N (matrix products) and the hidden units (elementwise work, which
+dominates for wide shallow networks), with constants measured on one core of the machine that built the book.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from pml import data, equations, scaling
+from pml.config import Config
+from pml.engine import Sweep, Task
+
+__all__ = [
+    "KINDS",
+    "PAPER_WIDTHS",
+    "RNGS",
+    "Curve",
+    "NetworkRuns",
+    "NetworkSweep",
+    "NetworkTask",
+    "interp_loglog",
+    "sample_split",
+    "step_work",
+    "train_config",
+    "train_seeds",
+]
+
+RNGS = ("legacy", "pcg64")
+KINDS = ("dense", "modular")
+
+PAPER_WIDTHS = {  # the paper's widths per depth, chosen so that N ~ 256 * 4^k at d = 3 (config feynman-network-8)
+    2: (51, 204, 819, 3276, 13107, 52428),
+    3: (13, 29, 61, 125, 253, 509),
+    4: (9, 20, 43, 88, 179, 360),
+}
+
+# Cost model constants: fitted to the wall time per step of float64 networks of 250 to 65k parameters (depths 2-6,
+# dense batched and unbatched, modular) trained on one core of the machine that built the book (torch CPU).
+STEP_OVERHEAD_S = 8e-4  # seconds per step of a group trained together: Python, autograd and optimizer overhead
+MEMBER_OVERHEAD_S = 2.5e-4  # ... and per member of the group
+MODULE_OVERHEAD_S = 5e-4  # ... and per module of a modular network (each is its own small MLP)
+SECONDS_PER_MAC = 1.1e-10  # per parameter and point of a pass (the matrix products)
+SECONDS_PER_ACTIVATION = 1.5e-8  # per hidden unit and point of a pass (bias, activation and their gradients)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def sample_split(equation: str, n_train: int, n_test: int, seed: int, rng: str = "legacy"):
+    """(X_train, y_train, X_test, y_test) for a registry equation; training points first, then the test points.
+
+    ``rng="legacy"``: ``RandomState(seed).uniform`` on the full ranges, then on the central 80% box: bit-identical to
+    the authors' ``np.random.seed(seed)`` + ``np.random.uniform`` (global state untouched). ``rng="pcg64"``:
+    :func:`pml.data.train_test_split` (NumPy's default generator).
+    """
+    eq = equations.get(equation)
+    if rng == "pcg64":
+        return data.train_test_split(eq.func, eq.ranges, n_train, n_test, seed)
+    if rng != "legacy":
+        raise ValueError(f"unknown rng {rng!r}; valid: {list(RNGS)}")
+    gen = np.random.RandomState(seed)
+    ranges = np.asarray(eq.ranges, dtype=np.float64)
+    box = data.central_box(eq.ranges)
+    X_train = gen.uniform(ranges[:, 0], ranges[:, 1], size=(int(n_train), eq.dim))
+    X_test = gen.uniform(box[:, 0], box[:, 1], size=(int(n_test), eq.dim))
+    return X_train, eq.func(X_train), X_test, eq.func(X_test)
+
+
+def stack_splits(equation: str, n_train: int, n_test: int, seeds: Sequence[int], rng: str):
+    """:func:`sample_split` for every seed, stacked: (S, |D|, d), (S, |D|), (S, n_test, d), (S, n_test)."""
+    splits = [sample_split(equation, n_train, n_test, s, rng) for s in seeds]
+    return [np.stack([sp[i] for sp in splits]) for i in range(4)]
+
+
+def interp_loglog(n, err, at) -> np.ndarray:
+    """err interpolated linearly in log-log space at ``at``; NaN outside [min n, max n] (never extrapolated)."""
+    n, err, at = (np.asarray(a, dtype=np.float64) for a in (n, err, at))
+    order = np.argsort(n)
+    n, err = n[order], err[order]
+    out = np.exp(np.interp(np.log(at), np.log(n), np.log(err)))
+    return np.where((at >= n[0]) & (at <= n[-1]), out, np.nan)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def train_config(n_steps: int, lr: float, batch_size: int, selection: str, log_every: int = 100):
+    """The :class:`pml.nn.training.TrainConfig` of every network of this module (test set in chunks of 10k)."""
+    from pml.nn import training
+
+    return training.TrainConfig(n_steps=n_steps, lr=lr, batch_size=batch_size, selection=selection,
+                                log_every=log_every, test_every_step=selection == "min_test", eval_chunk_size=10_000)
+
+
+def step_work(n_params, n_train, batch_size, n_test):
+    """Cost units of one step of one network: N * (3 min(|D|, B) + n_test), forward+backward on the batch (~3
+    forward passes) and one forward pass over the test set (an upper bound: with ``test_every_step=False`` the test
+    set is evaluated only at the logged steps and once at the end)."""
+    return np.asarray(n_params, dtype=np.float64) * (3 * np.minimum(n_train, batch_size) + n_test)
+
+
+def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int = 100, members: int = 1,
+                 modules: int = 0) -> float:
+    """Estimated seconds of one Adam step of ``members`` networks trained together (see the module docstring).
+
+    ``hidden``: hidden units per network; ``test_every``: steps between test-set passes (1 with ``min_test``);
+    ``modules``: modules per network (0 for a dense one).
+    """
+    points = 3 * min(int(n_train), int(batch_size)) + n_test / test_every
+    per_member = (MEMBER_OVERHEAD_S + modules * MODULE_OVERHEAD_S + SECONDS_PER_MAC * n_params * points
+                  + SECONDS_PER_ACTIVATION * hidden * points)
+    return float(STEP_OVERHEAD_S + members * per_member)
+
+
+def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, device, member_memory_gb):
+    """Train one dense (equation, depth, width, activation) on every seed, several seeds per BatchedMLP where their
+    activations (about three float64 copies per hidden layer) fit ``member_memory_gb``.
+
+    Returns (N, |D|, [(seed, TrainResult, members trained together)], y_rms of the test points).
+    """
+    from pml.nn import networks, training
+
+    d = equations.get(equation).dim
+    N = networks.dense_param_count(d, width, depth)
+    D = networks.dataset_size_for(N, d)
+    Xtr, ytr, Xte, yte = stack_splits(equation, D, n_test, seeds, rng)
+    per_member = 8 * 3 * (min(D, tcfg.batch_size) + min(n_test, tcfg.eval_chunk_size or n_test)) * width * (depth - 1)
+    group = max(1, int(member_memory_gb * 2**30 // max(per_member, 1)))
+    seeds = tuple(seeds)
+    runs = []
+    for start in range(0, len(seeds), group):
+        part = slice(start, start + group)
+        model = networks.BatchedMLP(d, width, depth, activation, seeds[part], device=device)
+        results = training.train_batched(model, Xtr[part], ytr[part], Xte[part], yte[part], tcfg)
+        runs += [(seed, res, len(results)) for seed, res in zip(seeds[part], results)]
+    return N, D, runs, float(np.sqrt(np.mean(yte**2)))
+
+
+def _train_each(task: "NetworkTask", tcfg):
+    """One network per seed (modular, or dense with ``batched=False``): [(seed, TrainResult, 1)], y_rms."""
+    from pml.nn import networks, training
+
+    eq = equations.get(task.equation)
+    runs, tests = [], []
+    for seed in task.seeds:
+        X, y, Xt, yt = sample_split(task.equation, task.n_train(), task.n_test, seed, task.rng)
+        if task.kind == "modular":
+            model = networks.ModularMLP(eq.graph(), task.width, task.depth, task.activation, seed=seed,
+                                        device=task.device)
+        else:
+            model = networks.make_mlp(eq.dim, task.width, task.depth, task.activation, seed=seed, device=task.device)
+        runs.append((seed, training.train(model, X, y, Xt, yt, tcfg), 1))
+        tests.append(yt)
+    return runs, float(np.sqrt(np.mean(np.stack(tests) ** 2)))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The task: one network shape, every seed
+# ---------------------------------------------------------------------------------------------------------------------
+
+ROW_KEYS = ("kind", "equation", "dim", "activation", "depth", "width", "n_params", "n_train", "batch_size", "n_steps",
+            "n_test", "seed", "rmse", "seconds_per_step")
+
+
+@dataclass(frozen=True)
+class NetworkTask(Task):
+    """Train one network shape on every seed; the result is one row per seed (see :data:`ROW_KEYS`) and y_rms.
+
+    ``kind="dense"`` with ``batched=True`` trains the seeds together as one BatchedMLP (in groups whose activations
+    fit ``member_memory_gb``); ``batched=False`` trains one ``make_mlp`` per seed (the width-100 notebook);
+    ``kind="modular"`` one ModularMLP per seed, built on the equation's computation graph.
+    """
+
+    equation: str = "I.30.5"
+    kind: str = "dense"
+    activation: str = "relu"
+    depth: int = 3
+    width: int = 13
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    n_steps: int = 20_000
+    lr: float = 1e-3
+    batch_size: int = 10_000  # batch cap B: batches of min(|D|, B) points
+    selection: str = "test_at_min_train"
+    n_test: int = 30_000
+    rng: str = "legacy"
+    batched: bool = True
+    threads: int = 1
+    device: str = "cpu"
+    member_memory_gb: float = 4.0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; valid: {list(KINDS)}")
+        if self.rng not in RNGS:
+            raise ValueError(f"unknown rng {self.rng!r}; valid: {list(RNGS)}")
+        if not self.seeds:
+            raise ValueError("a NetworkTask needs at least one seed")
+
+    @property
+    def dim(self) -> int:
+        return equations.get(self.equation).dim
+
+    def n_params(self) -> int:
+        """N: every parameter of a dense net, only the existing ones of a modular net."""
+        from pml.nn import networks
+
+        if self.kind == "modular":
+            return networks.modular_param_count(equations.get(self.equation).graph(), self.width, self.depth)
+        return networks.dense_param_count(self.dim, self.width, self.depth)
+
+    def n_train(self) -> int:
+        """|D| = N // (d+1) (paper §2: both methods get the same N)."""
+        return self.n_params() // (self.dim + 1)
+
+    def run(self) -> dict:
+        tcfg = train_config(self.n_steps, self.lr, self.batch_size, self.selection)
+        if self.kind == "dense" and self.batched:
+            _, _, runs, y_rms = train_seeds(self.equation, self.depth, self.width, self.activation, self.seeds,
+                                            self.n_test, self.rng, tcfg, self.device, self.member_memory_gb)
+        else:
+            runs, y_rms = _train_each(self, tcfg)
+        N, D = self.n_params(), self.n_train()
+        rows = [dict(kind=self.kind, equation=self.equation, dim=self.dim, activation=self.activation,
+                     depth=self.depth, width=self.width, n_params=N, n_train=D, batch_size=self.batch_size,
+                     n_steps=self.n_steps, n_test=self.n_test, seed=int(seed), rmse=float(res.selected),
+                     seconds_per_step=res.wall_time_s / max(res.n_steps_done, 1) / members)
+                for seed, res, members in runs]
+        return {"rows": rows, "y_rms": y_rms}
+
+    def hidden_units(self) -> int:
+        """Hidden units of one network (every module's, for a modular one)."""
+        from pml.nn import networks
+
+        if self.kind == "modular":
+            layout = networks.modular_layout(equations.get(self.equation).graph(), self.width, self.depth)
+            return sum(spec.width * (spec.depth - 1) for spec in layout)
+        return self.width * (self.depth - 1)
+
+    def cost(self) -> float:
+        """Estimated CPU-seconds on one core: steps x :func:`step_seconds` of each group trained together."""
+        from pml.nn import networks
+
+        modules = 0
+        if self.kind == "modular":
+            modules = len(networks.modular_layout(equations.get(self.equation).graph(), self.width, self.depth))
+        together = len(self.seeds) if self.kind == "dense" and self.batched else 1
+        test_every = 1 if self.selection == "min_test" else 100
+        per_group = step_seconds(self.n_params(), self.hidden_units(), self.n_train(), self.batch_size, self.n_test,
+                                 test_every, together, modules)
+        return float(self.n_steps * per_group * len(self.seeds) / together)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkRuns:
+    """Long-format table of trained networks: one row per (kind, equation, activation, depth, width, seed).
+
+    ``rmse`` is the absolute test RMSE chosen by the run's selection rule; ``seconds_per_step`` the wall time per
+    step of the group trained together, per member; ``y_rms`` maps each equation to the RMS of the target over the
+    test points of its first network shape in the sweep's order (all seeds).
+    """
+
+    kind: np.ndarray  # "dense" | "modular"
+    equation: np.ndarray
+    dim: np.ndarray
+    activation: np.ndarray  # "relu" | "tanh" | ...
+    depth: np.ndarray
+    width: np.ndarray
+    n_params: np.ndarray
+    n_train: np.ndarray
+    batch_size: np.ndarray
+    n_steps: np.ndarray
+    n_test: np.ndarray
+    seed: np.ndarray
+    rmse: np.ndarray
+    seconds_per_step: np.ndarray
+    y_rms: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]], y_rms: Mapping[str, float] | None = None) -> "NetworkRuns":
+        return cls(**{k: np.asarray([r[k] for r in rows]) for k in ROW_KEYS}, y_rms=dict(y_rms or {}))
+
+    def __len__(self) -> int:
+        return int(self.rmse.size)
+
+    def rows(self, equation: str, activation: str | None = None, depth: int | None = None,
+             kind: str | None = None) -> np.ndarray:
+        """Boolean mask of the rows of ``equation`` (and of the activation, depth and kind given)."""
+        mask = self.equation == equation
+        for column, value in ((self.activation, activation), (self.depth, depth), (self.kind, kind)):
+            if value is not None:
+                mask &= column == value
+        return mask
+
+    def curve(self, equation: str, depth: int, kind: str = "dense",
+              activation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, median RMSE over seeds) of one line of a figure, sorted by N."""
+        m = self.rows(equation, activation, depth, kind)
+        Ns = np.unique(self.n_params[m])
+        med = np.array([np.median(self.rmse[m & (self.n_params == n)]) for n in Ns])
+        return Ns.astype(np.float64), med
+
+    def median_curve(self, equation: str, activation: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`curve` of the dense networks of one activation (Figs. 5, 6a)."""
+        return self.curve(equation, depth, "dense", activation)
+
+    def depths_of(self, equation: str, kind: str = "dense", activation: str | None = None) -> list[int]:
+        return sorted(int(v) for v in np.unique(self.depth[self.rows(equation, activation, kind=kind)]))
+
+    def best_median(self, equation: str, activation: str) -> tuple[float, float]:
+        """(N, RMSE) of the lowest per-(depth, width) median over seeds of the dense networks."""
+        best = (float("nan"), float("inf"))
+        for depth in self.depths_of(equation, "dense", activation):
+            N, med = self.median_curve(equation, activation, depth)
+            if med.size and np.nanmin(med) < best[1]:
+                k = int(np.nanargmin(med))
+                best = (float(N[k]), float(med[k]))
+        return best
+
+    # --- against the simplex (Fig. 2); ``simplex`` has ``at(equation, N)`` (piecewise_linear.SimplexScalingResult)
+
+    def ratio_to_simplex(self, simplex, equation: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """(N, median net RMSE / simplex RMSE at the same N) for one depth; NaN where the simplex was not computed."""
+        N, med = self.curve(equation, depth)
+        return N, med / simplex.at(equation, N)
+
+    def ratio_at_largest(self, simplex, equation: str) -> dict[int, float]:
+        """Per depth: net/simplex RMSE at the largest network N inside the simplex's range (NaN if none)."""
+        out = {}
+        for depth in self.depths_of(equation):
+            N, ratio = self.ratio_to_simplex(simplex, equation, depth)
+            ok = np.isfinite(ratio)
+            out[depth] = float(ratio[ok][np.argmax(N[ok])]) if ok.any() else float("nan")
+        return out
+
+    def early_exponent(self, equation: str, n_points: int = 3) -> float:
+        """Median over depths of the exponent fitted to the first ``n_points`` sizes of each depth's median curve
+        (depths with fewer sizes are skipped; NaN if none has enough). The "early in the scaling curves" of §2."""
+        fits = []
+        for depth in self.depths_of(equation):
+            N, med = self.curve(equation, depth)
+            if N.size >= n_points:
+                fits.append(scaling.fit_power_law(N[:n_points], med[:n_points]).exponent)
+        return float(np.median(fits)) if fits else float("nan")
+
+    # --- modular vs dense (Fig. 3)
+
+    def ratios(self, equation: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """(N, modular median RMSE / dense median RMSE at the same N) over the modular sizes inside the dense range."""
+        Nm, rm = self.curve(equation, depth, "modular")
+        Nd, rd = self.curve(equation, depth, "dense")
+        if Nd.size < 2:
+            return Nm[:0], rm[:0]
+        ratio = rm / interp_loglog(Nd, rd, Nm)
+        ok = np.isfinite(ratio)
+        return Nm[ok], ratio[ok]
+
+    def geometric_mean_ratio(self) -> float:
+        """Geometric mean of all modular/dense ratios at equal N (every equation and depth); NaN if none."""
+        logs = [np.log(self.ratios(str(eq), depth)[1]) for eq in np.unique(self.equation)
+                for depth in self.depths_of(str(eq), "modular")]
+        logs = np.concatenate(logs) if logs else np.zeros(0)
+        return float(np.exp(logs.mean())) if logs.size else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The sweep
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Curve(Config):
+    """One line of a figure: the networks of one (equation, kind, activation, depth) over ``widths``."""
+
+    equation: str
+    depth: int
+    widths: tuple[int, ...]
+    kind: str = "dense"
+    activation: str = "relu"
+    batch_size: int = 10_000  # batch cap B of these runs
+
+
+@dataclass(frozen=True)
+class NetworkSweep(Sweep):
+    """Curves under one training protocol: one :class:`NetworkTask` per (curve, width), every seed in it.
+
+    :meth:`grid` builds the usual equations x depths x widths (one width tuple per depth) x activations.
+    """
+
+    curves: tuple[Curve, ...] = ()
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    n_steps: int = 20_000
+    lr: float = 1e-3
+    selection: str = "test_at_min_train"
+    n_test: int = 30_000
+    rng: str = "legacy"
+    batched: bool = True  # dense seeds as one BatchedMLP (False: one network per seed)
+    threads: int = 1
+    device: str = "cpu"
+    member_memory_gb: float = 4.0
+
+    @classmethod
+    def grid(cls, equations_: Sequence[str], depths: Sequence[int], widths: Sequence[Sequence[int]],
+             activations: Sequence[str] = ("relu",), kind: str = "dense",
+             batch_size: int | Mapping[str, int] = 10_000, **protocol) -> "NetworkSweep":
+        """equations x depths x activations, ``widths[i]`` at ``depths[i]``; ``batch_size`` per activation or one."""
+        if len(widths) != len(depths):
+            raise ValueError(f"need one width tuple per depth: {len(depths)} depths, {len(widths)} tuples")
+        curves = tuple(Curve(str(eq), int(depth), tuple(int(w) for w in ws), kind, str(act),
+                             int(batch_size[act] if isinstance(batch_size, Mapping) else batch_size))
+                       for eq in equations_ for depth, ws in zip(depths, widths) for act in activations)
+        return cls(curves=curves, **{k: tuple(v) if isinstance(v, list) else v for k, v in protocol.items()})
+
+    def tasks(self) -> list[NetworkTask]:
+        return [NetworkTask(equation=c.equation, kind=c.kind, activation=c.activation, depth=c.depth, width=int(w),
+                            seeds=tuple(int(s) for s in self.seeds), n_steps=self.n_steps, lr=self.lr,
+                            batch_size=c.batch_size, selection=self.selection, n_test=self.n_test, rng=self.rng,
+                            batched=self.batched, threads=self.threads, device=self.device,
+                            member_memory_gb=self.member_memory_gb)
+                for c in self.curves for w in c.widths]
+
+    def assemble(self, results: Sequence[dict]) -> NetworkRuns:
+        rows, y_rms = [], {}
+        for task, result in zip(self.tasks(), results):
+            rows += result["rows"]
+            y_rms.setdefault(task.equation, float(result["y_rms"]))
+        return NetworkRuns.from_rows(rows, y_rms)
