@@ -7,9 +7,11 @@ what is missing, in process or on a Dask cluster; :func:`run` does that for a sw
 
 Each chapter's module ``pml.experiments.<slug>`` has ``steps(params) -> {step name: Sweep}``, built from the
 chapter's parameter values: the chapter draws from it and ``pml plan``/``pml compute`` submit from it.
-Importing this package does not import Dask.
+:mod:`pml.engine.cluster` opens the Dask cluster of a command (``--workers``, ``--scheduler``, ``$PML_SCHEDULER``),
+:mod:`pml.engine.plan` counts and prices the tasks of a set of steps, :mod:`pml.engine.archive` packs, unpacks and
+verifies portable results archives. Importing this package does not import Dask.
 """
 
-from pml.engine.executor import TaskFailures, compute, run  # noqa: F401
+from pml.engine.executor import Report, TaskFailures, compute, materialize, run  # noqa: F401
 from pml.engine.store import Store  # noqa: F401
-from pml.engine.tasks import Sweep, Task  # noqa: F401
+from pml.engine.tasks import Sweep, Task, graph  # noqa: F401

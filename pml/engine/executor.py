@@ -1,11 +1,18 @@
 """Run tasks: what the store lacks is computed, in this process or on a Dask cluster, and stored as it finishes.
 
-``compute(tasks)`` returns the tasks' results in order. Without a client, missing tasks run here one after the
-other (inputs first); with a ``distributed.Client`` they are submitted together, largest first by the cost model,
-each on a worker with the resources it asks for (``GPU=1`` for ``device="cuda"``). Every result is written to the
-store the moment it arrives, so an interrupted run loses nothing that finished and the rerun computes only what is
-missing. A task that raises does not stop the others: when all are done, :class:`TaskFailures` names every failed
-task with its config and traceback. A worker that dies mid-task has its task rescheduled by Dask on another worker.
+``compute(tasks)`` returns the tasks' results in order; ``materialize(tasks)`` only makes sure they are stored and
+says what it did (:class:`Report`). Without a cluster, missing tasks run here one after the other (inputs first);
+with a ``distributed.Client`` (passed, or ``$PML_SCHEDULER``) they are submitted together, largest first by the
+cost model, each on a worker with the resources it asks for (``GPU=1`` for ``device="cuda"``). Every result is
+written to the store the moment it reaches this process, so an interrupted run loses nothing that finished (on
+Ctrl-C the results already finished on workers are fetched and stored before the rest is cancelled) and the rerun
+computes only what is missing. A task that raises does not stop the others: when all are done,
+:class:`TaskFailures` names every failed task with its config and traceback. A worker that dies mid-task (killed,
+out of memory) has its task rescheduled by Dask on another worker (``distributed.scheduler.allowed-failures``
+times; then it is reported as failed).
+
+Results are normalised to their stored form (arrays, lists, dicts, Python scalars) where they are computed, so a
+result, and every task that takes it as input, is the same whether it was just computed or read from the store.
 """
 
 from __future__ import annotations
@@ -14,23 +21,49 @@ import os
 import sys
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
 
-from pml.engine.store import Store
+from pml.engine.store import Store, decode, encode
 from pml.engine.tasks import Sweep, Task, graph
 
-SCHEDULER_ENV = "PML_SCHEDULER"  # address of a Dask scheduler; set by `pml run/book --workers/--scheduler`
+SCHEDULER_ENV = "PML_SCHEDULER"  # address of a Dask scheduler; set by `pml run/book/compute --workers/--scheduler`
+
+
+@dataclass
+class Report:
+    """What one :func:`materialize` did: tasks (inputs included, each once), cached, computed and failed; the cost
+    model's estimate for the computed ones against their measured run time, and the wall time."""
+
+    tasks: int = 0
+    cached: int = 0
+    computed: int = 0
+    failed: int = 0
+    estimated_s: float = 0.0
+    actual_s: float = 0.0
+    wall_s: float = 0.0
+
+    def __str__(self) -> str:
+        text = f"{self.tasks} tasks: {self.cached} already stored, {self.computed} computed"
+        if self.failed:
+            text += f", {self.failed} failed"
+        if self.computed:
+            text += (f"; wall time {self.wall_s:.1f} s; CPU time estimated {self.estimated_s:.1f} s, "
+                     f"actual {self.actual_s:.1f} s")
+        return text
 
 
 class TaskFailures(RuntimeError):
-    """Some tasks raised; ``failures`` maps each task's label to its traceback text."""
+    """Some tasks raised; ``failures`` maps each task's label (type and every field) to its traceback text."""
 
-    def __init__(self, failures: dict[str, str], n_tasks: int):
+    def __init__(self, failures: dict[str, str], n_tasks: int, report: Report | None = None):
         self.failures = failures
+        self.report = report
         lines = [f"{len(failures)} of {n_tasks} tasks failed (the others are stored):"]
         for label, tb in failures.items():
             lines += [f"- {label}", "  " + tb.strip().replace("\n", "\n  ")]
+        lines.append(f"failed tasks: {', '.join(failures)}")
         super().__init__("\n".join(lines))
 
 
@@ -42,6 +75,14 @@ class Done(NamedTuple):
     device: str
 
 
+def normalize(result: Any) -> Any:
+    """The result as the store gives it back (tuples become lists, NumPy scalars Python numbers); TypeError if it
+    is not plain data."""
+    if not isinstance(result, dict):
+        raise TypeError(f"Task.run must return a dict, got {type(result).__name__}")
+    return decode(*encode(result))
+
+
 def execute(task: Task, **inputs: Any) -> Done:
     """Run one task where it lands (here or on a worker) under its thread limit; inputs may be ``Done``."""
     from pml.threads import limit_threads
@@ -49,133 +90,216 @@ def execute(task: Task, **inputs: Any) -> Done:
     inputs = {n: v.result if isinstance(v, Done) else v for n, v in inputs.items()}
     start = time.perf_counter()
     with limit_threads(getattr(task, "threads", 1) or 1):
-        result = task.run(**inputs)
+        result = normalize(task.run(**inputs))
     return Done(result, time.perf_counter() - start, str(getattr(task, "device", "cpu")))
 
 
 @dataclass
 class Progress:
-    """Counts for a progress display: tasks and estimated CPU-seconds, done and planned."""
+    """Counts for a progress display: tasks and estimated CPU-seconds, done and planned; the last finished task."""
 
     n_tasks: int
     planned: float
     done: int = 0
+    failed: int = 0
     cost_done: float = 0.0
+    seconds_done: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    last: Task | None = None
+    failures: dict[str, str] = field(default_factory=dict)  # label -> traceback
     callback: Callable[["Progress"], None] | None = None
 
-    def advance(self, task: Task) -> None:
-        self.done += 1
+    def advance(self, task: Task, seconds: float = 0.0, failed: bool = False) -> None:
+        self.last = task
+        if failed:
+            self.failed += 1
+        else:
+            self.done += 1
+            self.seconds_done += seconds
         self.cost_done += task.cost()
         if self.callback is not None:
             self.callback(self)
 
 
-def _terminal_bar(n_tasks: int, planned: float) -> tuple[Callable[[Progress], None], Callable[[], None]]:
-    """A tqdm bar on a terminal (tasks, CPU-hours, ETA by cost), nothing in logs or notebooks."""
+def terminal_bar(n_tasks: int, planned: float) -> tuple[Callable[[Progress], None], Callable[[], None]]:
+    """A bar on a terminal: CPU-hours done / planned (by the cost model), tasks done / total, ETA; nothing when
+    stderr is not a terminal (CI logs, notebooks)."""
     if not sys.stderr.isatty() or n_tasks == 0:
         return (lambda p: None), (lambda: None)
     from tqdm import tqdm
 
-    bar = tqdm(total=max(planned, 1e-9) / 3600, unit="CPU-h", file=sys.stderr, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} CPU-h [{elapsed}<{remaining}] {postfix}")
+    bar = tqdm(total=max(planned, 1e-9) / 3600, file=sys.stderr, dynamic_ncols=True, desc="tasks",
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.3g}/{total:.3g} CPU-h{postfix} "
+                          "[{elapsed} elapsed, ETA {remaining}]")
+    bar.set_postfix_str(f"0/{n_tasks} tasks", refresh=False)
 
     def update(p: Progress) -> None:
-        bar.update(p.cost_done / 3600 - bar.n)
-        bar.set_postfix_str(f"tasks {p.done}/{p.n_tasks}")
+        bar.update(min(p.cost_done, p.planned) / 3600 - bar.n)
+        failed = f", {p.failed} failed" if p.failed else ""
+        bar.set_postfix_str(f"{p.done + p.failed}/{p.n_tasks} tasks{failed}")
 
     return update, bar.close
 
 
 def compute(tasks: Sequence[Task], *, store: Store | None = None, client: Any = None,
             progress: Callable[[Progress], None] | None = None) -> list[dict]:
-    """The results of ``tasks`` (in order), computing and storing those the store lacks."""
-    store = store or Store()
-    order = graph(tasks)
+    """The results of ``tasks`` (in order), computing and storing those the store lacks.
+
+    ``client``: a ``distributed.Client``; None uses ``$PML_SCHEDULER`` when it is set (and something is missing),
+    else runs here; False always runs here.
+    """
     results: dict[str, dict] = {}
-    missing: list[Task] = []
-    for task in order:
-        cached = store.get(task)
-        if cached is None:
-            missing.append(task)
-        else:
-            results[task.key()] = cached
-    if missing:
-        close = lambda: None  # noqa: E731
-        if progress is None:
-            progress, close = _terminal_bar(len(missing), sum(t.cost() for t in missing))
-        state = Progress(len(missing), sum(t.cost() for t in missing), callback=progress)
-        try:
-            if client is None:
-                failures = _serial(missing, results, store, state)
-            else:
-                failures = _distributed(missing, results, store, state, client)
-        finally:
-            close()
-        if failures:
-            raise TaskFailures(failures, len(order))
+    materialize(tasks, store=store, client=client, progress=progress, results=results)
     return [results[t.key()] for t in tasks]
 
 
-def _serial(missing, results, store, state) -> dict[str, str]:
-    failures: dict[str, str] = {}
+def materialize(tasks: Sequence[Task], *, store: Store | None = None, client: Any = None,
+                progress: Callable[[Progress], None] | None = None, results: dict | None = None) -> Report:
+    """Make sure every task (and its inputs) is stored; fill ``results`` (key -> result) when given."""
+    start = time.perf_counter()
+    store = store or Store()
+    order = graph(tasks)
+    needed = {d.key() for t in order for d in t.inputs().values()}
+    wanted = {t.key() for t in tasks} if results is not None else set()
+    known: dict[str, dict] = {} if results is None else results
+    missing: list[Task] = []
+    for task in order:
+        key = task.key()
+        if key in needed or key in wanted:
+            cached = store.get(task)
+            if cached is not None:
+                known[key] = cached
+        else:
+            cached = True if store.contains(task) else None
+        if cached is None:
+            missing.append(task)
+    report = Report(tasks=len(order), cached=len(order) - len(missing),
+                    estimated_s=sum(t.cost() for t in missing))
+    if not missing:
+        report.wall_s = time.perf_counter() - start
+        return report
+    if client is None:
+        client = client_from_env()
+    close = lambda: None  # noqa: E731
+    if progress is None:
+        progress, close = terminal_bar(len(missing), report.estimated_s)
+    state = Progress(len(missing), report.estimated_s, callback=progress)
+    keep = needed | wanted
+    try:
+        if not client:
+            failures = _serial(missing, known, keep, store, state)
+        else:
+            failures = _distributed(missing, known, keep, store, state, client)
+    finally:
+        close()
+        report.computed, report.failed, report.actual_s = state.done, len(state.failures), state.seconds_done
+        report.wall_s = time.perf_counter() - start
+    if failures:
+        raise TaskFailures(failures, len(order), report)
+    return report
+
+
+def _store(task: Task, done: Done, known: dict, keep: set, store: Store, state: Progress) -> None:
+    store.put(task, done.result, seconds=done.seconds, device=done.device)
+    if task.key() in keep:
+        known[task.key()] = done.result
+    state.advance(task, done.seconds)
+
+
+def _serial(missing, known, keep, store, state) -> dict[str, str]:
+    failures = state.failures
     failed: set[str] = set()
     for task in missing:  # topological: inputs come first
         deps = task.inputs()
         bad = [d.label() for d in deps.values() if d.key() in failed]
         if bad:
             failed.add(task.key())
-            failures[task.label()] = f"not run: input failed: {bad[0]}"
+            failures[task.label()] = f"not run: its input failed: {bad[0]}"
+            state.advance(task, failed=True)
             continue
         try:
-            result, seconds, device = execute(task, **{n: results[d.key()] for n, d in deps.items()})
+            done = execute(task, **{n: known[d.key()] for n, d in deps.items()})
         except Exception:
             failed.add(task.key())
             failures[task.label()] = traceback.format_exc()
+            state.advance(task, failed=True)
             continue
-        store.put(task, result, seconds=seconds, device=device)
-        results[task.key()] = result
-        state.advance(task)
+        _store(task, done, known, keep, store, state)
     return failures
 
 
-def _distributed(missing, results, store, state, client) -> dict[str, str]:
+def _distributed(missing, known, keep, store, state, client) -> dict[str, str]:
     from distributed import as_completed
 
+    token = uuid.uuid4().hex[:8]  # fresh Dask keys: a rerun never meets the cancelled futures of an interrupted one
     futures: dict[str, Any] = {}
     by_future: dict[Any, Task] = {}
+    stored: set[str] = set()
+
+    largest_first = sorted(missing, key=lambda t: -t.cost())  # keeps every worker busy to the end
+    priority = {t.key(): len(largest_first) - rank for rank, t in enumerate(largest_first)}
+    for task in reversed(missing):  # dependents before inputs: an input runs as early as what waits for it
+        for dep in task.inputs().values():
+            if dep.key() in priority:
+                priority[dep.key()] = max(priority[dep.key()], priority[task.key()])
 
     def submit(task: Task):
         key = task.key()
-        if key in results:
-            return results[key]
+        if key in known:
+            return known[key]
         if key not in futures:
             inputs = {n: submit(d) for n, d in task.inputs().items()}
-            future = client.submit(execute, task, key=f"{type(task).__name__}-{key}", pure=False,
-                                   resources=task.resources() or None, priority=int(task.cost()), **inputs)
+            future = client.submit(execute, task, key=f"{type(task).__name__}-{key[:16]}-{token}", pure=False,
+                                   resources=task.resources() or None, priority=priority[key], **inputs)
             futures[key] = future
             by_future[future] = task
         return futures[key]
 
-    for task in sorted(missing, key=lambda t: -t.cost()):  # largest first keeps every worker busy to the end
+    for task in largest_first:
         submit(task)
-    failures: dict[str, str] = {}
+    failures = state.failures
+    failed: set[str] = set()
     try:
         for future in as_completed(list(by_future)):
             task = by_future[future]
-            if future.status == "error":
+            problem = f"Dask future {future.status}"
+            if future.status not in ("error", "cancelled"):
+                try:  # finished; or "lost" (its worker died before we fetched it): Dask recomputes it, we wait
+                    done = future.result()
+                except Exception:
+                    problem = traceback.format_exc()
+                else:
+                    _store(task, done, known, keep, store, state)
+                    stored.add(task.key())
+                    future.release()
+                    continue
+            failed.add(task.key())
+            bad = [d.label() for d in task.inputs().values() if d.key() in failed]
+            if bad:
+                failures[task.label()] = f"not run: its input failed: {bad[0]}"
+            elif future.status == "error":
                 exc, tb = future.exception(), future.traceback()
                 failures[task.label()] = "".join(traceback.format_exception(type(exc), exc, tb))
-                continue
-            result, seconds, device = future.result()
-            store.put(task, result, seconds=seconds, device=device)
-            results[task.key()] = result
-            state.advance(task)
-            future.release()
+            else:
+                failures[task.label()] = problem
+            state.advance(task, failed=True)
     except BaseException:
+        _rescue(by_future, stored, known, keep, store, state)
         client.cancel(list(by_future))
         raise
     return failures
+
+
+def _rescue(by_future, stored, known, keep, store, state, timeout: float = 10.0) -> None:
+    """On an interrupt, store what already finished on the workers before the rest is cancelled."""
+    deadline = time.monotonic() + timeout
+    for future, task in by_future.items():
+        if task.key() in stored or future.status != "finished" or time.monotonic() > deadline:
+            continue
+        try:
+            _store(task, future.result(timeout=max(deadline - time.monotonic(), 0.1)), known, keep, store, state)
+        except BaseException:  # a second Ctrl-C or a lost worker: what is stored stays stored
+            return
 
 
 def client_from_env() -> Any:
@@ -187,14 +311,16 @@ def client_from_env() -> Any:
 
     try:
         client = default_client()
-        if client.scheduler.address == address:
+        if client.scheduler.address == address and client.status == "running":
             return client
     except ValueError:
         pass
-    return Client(address, set_as_default=True)
+    try:
+        return Client(address, set_as_default=True)
+    except OSError as exc:
+        raise RuntimeError(f"cannot reach the Dask scheduler {address} (${SCHEDULER_ENV}): {exc}") from exc
 
 
 def run(sweep: Sweep, *, store: Store | None = None, client: Any = None) -> Any:
     """The sweep's result: its tasks from the store or computed (on ``$PML_SCHEDULER`` when set), assembled."""
-    tasks = sweep.tasks()
-    return sweep.assemble(compute(tasks, store=store, client=client if client is not None else client_from_env()))
+    return sweep.assemble(compute(sweep.tasks(), store=store, client=client))

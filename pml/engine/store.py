@@ -3,9 +3,9 @@
 Entries are plain data, never pickles: ``<root>/<task type>/<key>.npz`` holds the result's arrays and
 ``<key>.json`` the rest of the result (numbers, strings, lists, dicts, with ``{"__array__": name}`` where an
 array sits), the task's config, the key's ingredients, the SHA-256 of the ``.npz`` bytes, the wall time and where
-it ran. Both files are written atomically (temporary file + rename), the ``.json`` last, so an entry exists only
-once it is complete. An entry that cannot be read, or whose ``.npz`` no longer matches its hash, is a miss: the
-task is recomputed, never an error.
+it ran, and the SHA-256 of the metadata itself. Both files are written atomically (temporary file + rename), the
+``.json`` last, so an entry exists only once it is complete. An entry that cannot be read, or whose ``.npz`` or
+``.json`` no longer matches its hash, is a miss: the task is recomputed, never an error.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from pml import paths
 from pml.engine.closure import import_closure
-from pml.engine.tasks import Task, library_versions
+from pml.engine.tasks import Task, class_path, library_versions
 
 FORMAT = 1
 
@@ -97,7 +97,10 @@ class Store:
         self.root = Path(root) if root is not None else paths.results_dir() / "tasks"
 
     def paths(self, task: Task) -> tuple[Path, Path]:
-        base = self.root / task.task_type() / task.key()
+        return self.entry_paths(task.task_type(), task.key())
+
+    def entry_paths(self, task_type: str, key: str) -> tuple[Path, Path]:
+        base = self.root / task_type / key
         return base.with_suffix(".npz"), base.with_suffix(".json")
 
     def read_meta(self, task: Task) -> dict | None:
@@ -111,19 +114,15 @@ class Store:
     def contains(self, task: Task) -> bool:
         return self.read_meta(task) is not None
 
+    def read_entry(self, task_type: str, key: str) -> dict | None:
+        """The metadata and decoded ``result`` of an intact entry, or None."""
+        return self._read(*self.entry_paths(task_type, key), want_result=True)
+
     @staticmethod
     def _read(npz: Path, meta_path: Path, want_result: bool) -> dict | None:
         try:
-            meta = json.loads(meta_path.read_text())
-            data = npz.read_bytes()
-            if meta.get("format") != FORMAT or hashlib.sha256(data).hexdigest() != meta["npz_sha256"]:
-                return None
-            if not want_result:
-                return meta
-            with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
-                arrays = {name: loaded[name] for name in loaded.files}
-            meta["result"] = decode(meta.pop("result"), arrays)
-            return meta
+            return parse_entry(npz.read_bytes(), meta_path.read_bytes(), want_result=want_result,
+                               key=meta_path.stem)
         except Exception:  # missing, truncated, corrupt or foreign: a miss, the task is recomputed
             return None
 
@@ -135,22 +134,94 @@ class Store:
             "format": FORMAT,
             "task": task.task_type(),
             "key": task.key(),
+            "class": class_path(type(task)),
             "config": task.key_fields(),
+            "fields": task.fields_json(),
+            "source": task.source_hash(),
             "execution": {f: getattr(task, f) for f in sorted(task.EXECUTION_FIELDS) if hasattr(task, f)},
-            "closure": list(import_closure(type(task).__module__)),
+            "closure": list(import_closure(type(task).__module__, None)),
             "versions": library_versions(),
             "seconds": seconds,
             "device": device,
             "npz_sha256": hashlib.sha256(data).hexdigest(),
             "result": tree,
         }
-        npz, meta_path = self.paths(task)
-        _atomic_write(npz, data)
-        _atomic_write(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=_json_default).encode())
+        meta = json.loads(json.dumps(meta, default=_json_default))  # plain JSON types, as a reader will see them
+        meta["meta_sha256"] = _meta_hash(meta)
+        self.write_entry(task.task_type(), task.key(), data, json.dumps(meta, indent=1, sort_keys=True).encode())
+
+    def write_entry(self, task_type: str, key: str, npz_bytes: bytes, json_bytes: bytes) -> None:
+        """Write an entry's two files atomically, the ``.json`` (which makes it visible) last."""
+        npz, meta_path = self.entry_paths(task_type, key)
+        _atomic_write(npz, npz_bytes)
+        _atomic_write(meta_path, json_bytes)
 
     def entries(self) -> list[tuple[Path, Path]]:
         """Every (npz, json) pair under the root."""
         return [(p.with_suffix(".npz"), p) for p in sorted(self.root.glob("*/*.json"))]
+
+
+def parse_entry(npz_bytes: bytes, json_bytes: bytes, *, want_result: bool = True, key: str | None = None) -> dict:
+    """An entry's metadata (with its decoded ``result`` when asked); ValueError when it is not an intact entry."""
+    meta = json.loads(json_bytes)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError("not a task result entry of this format")
+    if meta.pop("meta_sha256", None) != _meta_hash(meta):
+        raise ValueError("the entry's metadata (.json) does not match its hash")
+    if key is not None and meta.get("key") != key:
+        raise ValueError(f"entry holds key {meta.get('key')!r}, not {key!r}")
+    if hashlib.sha256(npz_bytes).hexdigest() != meta["npz_sha256"]:
+        raise ValueError("the arrays (.npz) do not match the entry's hash")
+    if want_result:
+        with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as loaded:
+            arrays = {name: loaded[name] for name in loaded.files}
+        meta["result"] = decode(meta.pop("result"), arrays)
+    return meta
+
+
+def same_data(a: Any, b: Any) -> bool:
+    """Exact equality of two plain-data trees (arrays by dtype, shape and value; NaN equals NaN)."""
+    return first_difference(a, b) is None
+
+
+def first_difference(a: Any, b: Any, where: str = "result", rtol: float | None = None,
+                     atol: float = 0.0) -> str | None:
+    """Where two plain-data trees first differ (None if they do not): exactly (NaN equals NaN), or, with ``rtol``,
+    floating-point values within ``|a - b| <= atol + rtol |b|``."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return f"{where}: array vs {type(b if isinstance(a, np.ndarray) else a).__name__}"
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return f"{where}: {a.dtype}{list(a.shape)} vs {b.dtype}{list(b.shape)}"
+        if rtol is not None and a.dtype.kind in "fc":
+            close = np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+        else:
+            close = (a == b) | ((a != a) & (b != b)) if a.dtype.kind in "fc" else (a == b)
+        if not np.all(close):
+            i = np.unravel_index(int(np.argmin(close)), a.shape) if a.ndim else ()
+            return f"{where}{list(i)}: {a[i]!r} vs {b[i]!r}"
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return f"{where}: keys {sorted(a)} vs {sorted(b)}"
+        return next((d for k in a if (d := first_difference(a[k], b[k], f"{where}[{k!r}]", rtol, atol))), None)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{where}: length {len(a)} vs {len(b)}"
+        return next((d for i, (x, y) in enumerate(zip(a, b))
+                     if (d := first_difference(x, y, f"{where}[{i}]", rtol, atol))), None)
+    if isinstance(a, float) and isinstance(b, float):
+        same = a == b or (math.isnan(a) and math.isnan(b))
+        if not same and rtol is not None:
+            same = abs(a - b) <= atol + rtol * abs(b)
+        return None if same else f"{where}: {a!r} vs {b!r}"
+    return None if type(a) is type(b) and a == b else f"{where}: {a!r} vs {b!r}"
+
+
+def _meta_hash(meta: dict) -> str:
+    """SHA-256 of the canonical JSON of an entry's metadata (its result tree included), ``meta_sha256`` left out:
+    a changed digit in the ``.json`` is a corrupt entry, not a different result."""
+    return hashlib.sha256(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _json_default(value: Any) -> Any:
