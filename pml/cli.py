@@ -1,5 +1,6 @@
-"""The ``pml`` command: list, run and build chapters, check claims, run benchmarks and the browser check; fit your own
-data (``pml fit``, ``pml predict``, ``pml guide``)."""
+"""The ``pml`` command: list, run and build chapters (in process or on a Dask cluster), plan and compute their tasks,
+pack and check results archives, check claims, run benchmarks and the browser check; fit your own data (``pml fit``,
+``pml predict``, ``pml guide``)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,33 @@ def _overrides(pairs) -> dict:
     return dict(runner.parse_assignment(p) for p in pairs or [])
 
 
+def _steps(stems, profile, overrides=None, only=None) -> dict:
+    """chapter -> step -> sweep, for the chapters that have steps."""
+    return {stem: steps for stem in stems if (steps := runner.chapter_steps(stem, profile, overrides, only))}
+
+
+def _precompute(stems, profile, overrides, client) -> None:
+    """Submit every task of the chapters' steps to the cluster in one go (largest first) and wait for them, so
+    the notebooks only assemble and draw; chapters without steps compute as their notebooks run."""
+    from pml.engine import cluster, materialize, plan
+
+    print(f"cluster: {cluster.describe(client)}", flush=True)
+    steps = _steps(stems, profile, overrides)
+    if steps:
+        print(f"computing the tasks of {', '.join(steps)} ({profile}) on the cluster ...", flush=True)
+        print(f"  {materialize(plan.tasks_of(steps), client=client)}", flush=True)
+
+
 def _cmd_run(args) -> int:
-    result = runner.run_chapter(args.chapter, args.profile, _overrides(args.param))
+    from pml.engine import cluster
+
+    stem = runner.check_chapter(args.chapter)
+    overrides = _overrides(args.param)
+    runner.resolve_parameters(stem, args.profile, overrides)  # bad parameters fail before a cluster starts
+    with cluster.session(args.workers, args.scheduler) as client:
+        if client is not None:
+            _precompute([stem], args.profile, overrides, client)
+        result = runner.run_chapter(stem, args.profile, overrides)
     print(f"chapter {result.chapter} ({result.profile}) executed in {result.seconds:.1f} s")
     print(f"  parameters: {result.parameters}")
     print(f"  executed notebook: {result.notebook}")
@@ -50,11 +76,97 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_book(args) -> int:
-    html = runner.build(args.profile)
+    from pml.engine import cluster
+
+    runner.load_profile(args.profile)
+    with cluster.session(args.workers, args.scheduler) as client:
+        if client is not None:
+            _precompute(runner.chapters(), args.profile, {}, client)
+        html = runner.build(args.profile)
     print(f"\nOpen the book: {html / 'index.html'}")
     table, ok = runner.summary(args.profile)
     counts = ", ".join(f"{n} {verdict}" for verdict, n in table.counts().items())
     print(f"Claims at profile {args.profile}: {counts or 'none'} (details: pml claims --profile {args.profile})")
+    return 0
+
+
+def _cmd_plan(args) -> int:
+    from pml.engine import plan
+
+    stems = [runner.check_chapter(c) for c in args.chapter] if args.chapter else runner.chapters()
+    overrides = _overrides(args.param)
+    if overrides and len(stems) != 1:
+        raise runner.BookError("-p/--param needs one CHAPTER")
+    steps = _steps(stems, args.profile, overrides)
+    without = [s for s in stems if s not in steps]
+    rows = plan.plan(steps)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        if without:
+            print(f"pml: note: chapters without steps (nothing to plan): {', '.join(without)}", file=sys.stderr)
+    else:
+        print(plan.format_plan(rows, args.profile, without))
+    return 0
+
+
+def _cmd_compute(args) -> int:
+    from pml.engine import cluster, materialize, plan
+
+    stem = runner.check_chapter(args.chapter)
+    overrides = _overrides(args.param)
+    steps = runner.chapter_steps(stem, args.profile, overrides, args.step)  # unknown steps: BookError, exit 2
+    if not steps:
+        print(f"chapter {stem} has no steps ({runner.experiments_module(stem)} defines no steps(params)): nothing to "
+              f"compute; its notebook computes what it needs when it runs (`pml run {stem}`)")
+        return 0
+    with cluster.session(args.workers, args.scheduler) as client:
+        where = cluster.describe(client) if client is not None else "this process (serial)"
+        print(f"{stem} ({args.profile}), steps {', '.join(steps)}: computing on {where} ...", flush=True)
+        report = materialize(plan.tasks_of({stem: steps}), client=client if client is not None else False)
+    print(report)
+    return 0
+
+
+def _cmd_results(args) -> int:
+    from pml.engine import archive, graph
+
+    if args.action == "pack":
+        stems = [runner.check_chapter(c) for c in args.chapter] if args.chapter else runner.chapters()
+        by_step = {f"{stem}/{name}": graph(sweep.tasks())
+                   for stem, steps in _steps(stems, args.profile).items() for name, sweep in steps.items()}
+        if not by_step:
+            raise runner.BookError(f"no chapter among {', '.join(stems)} has steps: nothing to pack")
+        report = archive.pack(by_step, args.out, profile=args.profile)
+        print(f"{report.entries} task results of profile {args.profile} ({len(by_step)} steps) written to "
+              f"{report.path} ({report.size / 1e6:.3g} MB)")
+        if report.missing:
+            print(f"pml: note: {len(report.missing)} tasks of these steps are not computed yet and are not in the "
+                  f"archive (first: {report.missing[0]}); `pml plan --profile {args.profile}` shows which",
+                  file=sys.stderr)
+        return 0
+    if args.action == "unpack":
+        report = archive.unpack(args.file)
+        print(f"{args.file} (profile {report.profile}): {report.added} entries added, {report.present} already "
+              f"present, {report.replaced} corrupt entries replaced, {len(report.conflicts)} conflicts")
+        if report.stale:
+            print(f"pml: note: {report.stale} entries were computed from other source code of the modules their "
+                  "tasks import; this checkout will not use them", file=sys.stderr)
+        if report.conflicts:
+            print("pml: error: stored results differ from the archive's; the stored ones were kept:\n  "
+                  + "\n  ".join(report.conflicts), file=sys.stderr)
+            return 1
+        return 0
+    if args.sample < 1:
+        raise runner.BookError(f"--sample must be at least 1, got {args.sample}")
+    verdicts = archive.verify(args.file, sample=args.sample, time_limit=args.time_limit, seed=args.seed)
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    print(f"\n{len(verdicts)} tasks: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    bad = [v for v in verdicts if v.bad]
+    if bad:
+        print(f"pml: error: {len(bad)} recomputed tasks do not reproduce the archive", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -217,6 +329,14 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cluster_options(parser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="run tasks on a Dask cluster of N single-threaded processes on this machine")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run tasks on a running Dask cluster (default: $PML_SCHEDULER; see README)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,11 +349,46 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("chapter", help="chapter stem, number or slug (see `pml list`)")
     run.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
     run.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
+    _cluster_options(run)
     run.set_defaults(func=_cmd_run)
 
     bk = sub.add_parser("book", help="execute every chapter and render the HTML book")
     bk.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    _cluster_options(bk)
     bk.set_defaults(func=_cmd_book)
+
+    pl = sub.add_parser("plan", help="per chapter and step: tasks, how many are stored, estimated CPU-hours")
+    pl.add_argument("chapter", nargs="*", help="chapters (default: every chapter)")
+    pl.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    pl.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
+    pl.add_argument("--json", action="store_true",
+                    help="a JSON list of {chapter, step, tasks, cached, cpu_hours, gpu_hours, remaining_cpu_hours}")
+    pl.set_defaults(func=_cmd_plan)
+
+    co = sub.add_parser("compute", help="compute a chapter's tasks (or some steps) into the results store",
+                        description="Compute the tasks of a chapter's steps into the results store without "
+                                    "executing its notebook; a later `pml run`/`pml book` only assembles and draws.")
+    co.add_argument("chapter", help="chapter stem, number or slug")
+    co.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    co.add_argument("--step", action="append", metavar="STEP", help="only this step (repeatable; see `pml plan`)")
+    co.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
+    _cluster_options(co)
+    co.set_defaults(func=_cmd_compute)
+
+    rs = sub.add_parser("results", help="pack, unpack or verify a portable archive of task results")
+    rsub = rs.add_subparsers(dest="action", required=True)
+    pk = rsub.add_parser("pack", help="every stored task result of a profile's chapter steps into one file")
+    pk.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    pk.add_argument("--out", required=True, metavar="FILE", help="the archive to write (.tar.gz)")
+    pk.add_argument("chapter", nargs="*", help="only these chapters (default: every chapter)")
+    up = rsub.add_parser("unpack", help="check an archive and add its results to the store")
+    up.add_argument("file")
+    ve = rsub.add_parser("verify", help="recompute a random sample of an archive's tasks and compare")
+    ve.add_argument("file")
+    ve.add_argument("--sample", type=int, default=5, metavar="K", help="tasks to recompute (default 5)")
+    ve.add_argument("--time-limit", type=float, metavar="S", help="seconds to spend at most (cheapest tasks first)")
+    ve.add_argument("--seed", type=int, default=0, help="seed of the random sample (default 0)")
+    rs.set_defaults(func=_cmd_results)
 
     cl = sub.add_parser("claims", help="every claim with the paper's value, ours and the verdict")
     cl.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
@@ -292,14 +447,31 @@ def main(argv=None) -> int:
         except runner.BookError as exc:
             print(f"pml: error: {exc}", file=sys.stderr)
             return 2
+    from pml.engine import TaskFailures
+
     try:
         return args.func(args)
     except runner.BookError as exc:
         print(f"pml: error: {exc}", file=sys.stderr)
         return 2
+    except TaskFailures as exc:
+        print(f"pml: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("pml: interrupted; finished chapters and cached results are kept under _build/", file=sys.stderr)
+        print("pml: interrupted; finished chapters and every finished task are kept under _build/ (a rerun computes "
+              "only what is missing)", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from pml.engine.archive import ArchiveError
+        from pml.engine.cluster import ClusterError
+
+        if isinstance(exc, ArchiveError):
+            print(f"pml: error: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, ClusterError):
+            print(f"pml: error: {exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

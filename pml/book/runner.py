@@ -199,6 +199,44 @@ def parameter_values(stem: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
     return {name: namespace[name] for name in chapter_parameters(stem)}
 
 
+def experiments_module(stem: str) -> str:
+    """``pml.experiments.<slug>``, the module of chapter ``NN_slug``."""
+    return f"pml.experiments.{stem.split('_', 1)[-1]}"
+
+
+def has_steps(stem: str) -> bool:
+    """Whether the chapter's experiments module defines ``steps(params)``."""
+    import importlib
+    import importlib.util
+
+    name = experiments_module(stem)
+    if importlib.util.find_spec(name) is None:
+        return False
+    return callable(getattr(importlib.import_module(name), "steps", None))
+
+
+def chapter_steps(stem: str, profile: str, overrides: Mapping[str, Any] | None = None,
+                  only: Iterable[str] | None = None) -> dict[str, Any]:
+    """The chapter's sweeps at ``profile``: ``pml.experiments.<slug>.steps(full_parameters(...))``, the same call
+    the chapter makes with its own parameter values (``only``: just these steps). {} when the module defines no
+    ``steps``; an unknown step name is a :class:`BookError` naming the valid ones."""
+    import importlib
+
+    stem = check_chapter(stem)
+    params = full_parameters(stem, profile, overrides)
+    only = list(only or [])
+    if not has_steps(stem):
+        if only:
+            raise BookError(f"chapter {stem} has no steps: {experiments_module(stem)} defines no steps(params)")
+        return {}
+    steps = dict(importlib.import_module(experiments_module(stem)).steps(params))
+    unknown = [s for s in only if s not in steps]
+    if unknown:
+        raise BookError(f"unknown step(s) {', '.join(map(repr, unknown))} of chapter {stem}; "
+                        f"valid: {', '.join(steps) or 'none'}")
+    return {s: steps[s] for s in only} if only else steps
+
+
 def parse_assignment(text: str) -> tuple[str, Any]:
     """``name=value`` from the command line: a Python literal (``3``, ``1e-3``, ``[1, 2]``, ``'cos2x'``),
     ``true``/``false``, or else the bare text as a string."""
