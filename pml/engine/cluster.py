@@ -3,7 +3,8 @@
 :func:`session` yields a ``distributed.Client`` (or None: run in this process) and, while it is open, sets
 ``$PML_SCHEDULER`` to the scheduler's address so that the chapters' kernels, which papermill starts as child
 processes, send their tasks to the same cluster. ``--workers N`` starts a ``distributed.LocalCluster`` of N
-single-threaded worker processes for the whole command; ``--scheduler`` connects to a running one (``dask
+single-threaded worker processes for the whole command (on a machine with a CUDA GPU each offers ``GPU=1``: the
+workers share the card); ``--scheduler`` connects to a running one (``dask
 scheduler`` + ``dask worker`` by hand, a dask-jobqueue ``SLURMCluster``, Kubernetes). Dask is imported only here,
 and only when a cluster is asked for.
 """
@@ -14,7 +15,7 @@ import contextlib
 import os
 from typing import Any, Iterator
 
-from pml.engine.executor import SCHEDULER_ENV
+from pml.engine.executor import SCHEDULER_ENV, gpu_workers
 
 
 class ClusterError(RuntimeError):
@@ -38,8 +39,9 @@ def session(workers: int | None = None, scheduler: str | None = None) -> Iterato
 
     with contextlib.ExitStack() as stack:
         if workers is not None:
+            resources = {"GPU": 1} if local_gpu() else None  # each worker may run one GPU task; they share the card
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       dashboard_address=None))
+                                                       dashboard_address=None, resources=resources))
             address = cluster.scheduler_address
         else:
             address = scheduler
@@ -58,11 +60,21 @@ def session(workers: int | None = None, scheduler: str | None = None) -> Iterato
                 os.environ[SCHEDULER_ENV] = previous
 
 
+def local_gpu() -> bool:
+    """Whether this machine has a CUDA device torch can use (tasks with ``device="cuda"`` then run locally)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # no torch, or a broken CUDA setup: CPU only
+        return False
+
+
 def describe(client: Any) -> str:
     """``N workers (T threads, GPU on G) at ADDRESS``."""
     info = client.scheduler_info()
     workers = info.get("workers", {})
     threads = sum(w.get("nthreads", 0) for w in workers.values())
-    gpus = sum(1 for w in workers.values() if (w.get("resources") or {}).get("GPU"))
+    gpus = gpu_workers(client)
     gpu = f", GPU on {gpus}" if gpus else ""
     return f"{len(workers)} workers ({threads} threads{gpu}) at {info.get('address', '?')}"

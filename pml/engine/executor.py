@@ -257,6 +257,10 @@ def _distributed(missing, known, keep, store, state, client) -> dict[str, str]:
 
     for task in largest_first:
         submit(task)
+    n_gpu = sum(t.gpu() for t in missing)
+    if n_gpu and sys.stderr.isatty() and not gpu_workers(client):
+        print(f"pml: note: {n_gpu} tasks ask for a GPU (device='cuda') and no worker offers one yet; they wait "
+              "for a worker started with `dask worker ADDRESS --nthreads 1 --resources GPU=1`", file=sys.stderr)
     failures = state.failures
     failed: set[str] = set()
     try:
@@ -300,6 +304,12 @@ def _rescue(by_future, stored, known, keep, store, state, timeout: float = 10.0)
             _store(task, future.result(timeout=max(deadline - time.monotonic(), 0.1)), known, keep, store, state)
         except BaseException:  # a second Ctrl-C or a lost worker: what is stored stays stored
             return
+
+
+def gpu_workers(client: Any) -> int:
+    """How many of the cluster's workers offer the ``GPU`` resource."""
+    workers = client.scheduler_info().get("workers", {})
+    return sum(1 for w in workers.values() if (w.get("resources") or {}).get("GPU"))
 
 
 def client_from_env() -> Any:
