@@ -125,6 +125,8 @@ def _describe(entry: dict) -> str:
 
 def _members(path: Path) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of every member, in order; ArchiveError when the archive cannot be read to its end."""
+    if not path.is_file():
+        raise ArchiveError(f"{path}: no such file")
     last = "the start"
     try:
         with tarfile.open(path, mode="r:*") as tar:
