@@ -1,10 +1,19 @@
 """Unit tests of pml.experiments.nonlinear (paper §3) at tiny configurations: float64, deterministic, seconds."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from pml import engine
+from pml.book import runner
 from pml.experiments import nonlinear as nl
 from pml.experiments import piecewise_linear as pl
+
+
+def serial(sweep):
+    """The sweep's result with every task run here, in order, without the engine or its store."""
+    return sweep.assemble([t.run() for t in sweep.tasks()])
 
 
 # --- pre-floor fits -----------------------------------------------------------------------------------------------
@@ -85,17 +94,19 @@ def test_regular_grid_tricubic_and_simplex():
 # --- Figs. 5, 6a --------------------------------------------------------------------------------------------------
 
 
+NETS_SMALL = nl.network_sweep(("I.30.5",), depths=(3,), widths=((4, 8, 12),), seeds=(0, 1), n_steps=20, n_test=200)
+
+
 @pytest.fixture(scope="module")
 def nets_small():
-    cfg = nl.NetworkScalingConfig(equations=("I.30.5",), depths=(3,), widths=((4, 8, 12),), seeds=(0, 1), n_steps=20,
-                                  n_test=200)
-    return nl.run_network_scaling(cfg)
+    return serial(NETS_SMALL)
 
 
 def test_network_scaling_rows_and_medians(nets_small):
     r = nets_small
     assert len(r.rmse) == 3 * 2 * 2  # widths x activations x seeds
     assert set(r.activation.tolist()) == {"tanh", "relu"}
+    assert sorted(set(zip(r.activation.tolist(), r.batch_size.tolist()))) == [("relu", 10_000), ("tanh", 30_000)]
     N, med = r.median_curve("I.30.5", "tanh", 3)
     assert N.tolist() == [(3 + 1) * 4 + (4 * 4 + 4) + (4 + 1), 113, 217]
     assert r.n_train[r.n_params == 113][0] == 113 // 4
@@ -104,30 +115,34 @@ def test_network_scaling_rows_and_medians(nets_small):
     assert best == pytest.approx(float(np.min(med))) and best_N in N
 
 
-def test_network_scaling_is_deterministic():
-    cfg = nl.NetworkScalingConfig(equations=("I.30.5",), activations=("tanh",), depths=(2,), widths=((5,),),
-                                  seeds=(3,), n_steps=5, n_test=50)
-    a, b = nl.run_network_scaling(cfg), nl.run_network_scaling(cfg)
-    np.testing.assert_array_equal(a.rmse, b.rmse)
+def test_network_sweep_through_the_engine_equals_the_serial_result(nets_small, tmp_path):
+    tasks = NETS_SMALL.tasks()
+    assert len(tasks) == 3 * 2 and len({t.key() for t in tasks}) == len(tasks)  # one task per shape, seeds inside
+    assert all(t.rng == "pcg64" and t.seeds == (0, 1) for t in tasks)
+    store = engine.Store(tmp_path)
+    for _ in range(2):  # computed, then read back from the store
+        again = engine.run(NETS_SMALL, store=store)
+        for name in ("equation", "activation", "depth", "width", "n_params", "seed", "rmse"):
+            np.testing.assert_array_equal(getattr(again, name), getattr(nets_small, name))
+        assert again.y_rms == nets_small.y_rms
 
 
 def test_seed_groups_give_the_same_numbers_as_one_batch():
-    kw = dict(equations=("I.30.5",), activations=("tanh",), depths=(3,), widths=((6,),), seeds=(0, 1), n_steps=10,
-              n_test=100)
-    together = nl.run_network_scaling(nl.NetworkScalingConfig(**kw))
-    apart = nl.run_network_scaling(nl.NetworkScalingConfig(member_memory_gb=1e-12, **kw))
+    kw = dict(activations=("tanh",), depths=(3,), widths=((6,),), seeds=(0, 1), n_steps=10, n_test=100)
+    together = serial(nl.network_sweep(("I.30.5",), **kw))
+    apart = serial(nl.network_sweep(("I.30.5",), member_memory_gb=1e-12, **kw))
     np.testing.assert_allclose(together.rmse, apart.rmse, rtol=1e-10)
 
 
-def test_config_needs_one_width_tuple_per_depth():
+def test_network_sweep_needs_one_width_tuple_per_depth():
     with pytest.raises(ValueError, match="one width tuple per depth"):
-        nl.NetworkScalingConfig(depths=(2, 3), widths=((4,),))
+        nl.network_sweep(("I.30.5",), depths=(2, 3), widths=((4,),))
 
 
 def test_simplex_scaling_and_comparisons(nets_small):
-    simplex = pl.run_simplex_scaling(pl.SimplexScalingConfig(equations=("I.30.5", "II.6.15a"), sizes=(32, 64, 128),
-                                                             max_train_by_dim=(128,) * 4 + (64, 64), seeds=(0,),
-                                                             n_test=300, rng="pcg64"))
+    simplex = serial(pl.SimplexScalingSweep(equations=("I.30.5", "II.6.15a"), sizes=(32, 64, 128),
+                                            max_train_by_dim=(128,) * 4 + (64, 64), seeds=(0,), n_test=300,
+                                            rng="pcg64"))
     assert simplex.n_train[0].tolist() == [32, 64, 128] and simplex.n_train[1].tolist() == [32, 64]
     assert simplex.n_params("I.30.5").tolist() == [128, 256, 512]
     assert simplex.at("I.30.5", 256) == pytest.approx(simplex.mean("I.30.5")[1])
@@ -142,15 +157,18 @@ def test_simplex_scaling_and_comparisons(nets_small):
     assert np.isfinite(nl.scatter_ratio(nets_small))
 
 
-def test_training_cost_estimate_scales_with_the_grid(nets_small):
-    small = nl.NetworkScalingConfig(equations=("I.30.5",), depths=(3,), widths=((13,),), seeds=(0,), n_steps=100,
-                                    n_test=1000)
-    double = nl.NetworkScalingConfig(equations=("I.30.5",), depths=(3,), widths=((13,),), seeds=(0, 1), n_steps=100,
-                                     n_test=1000)
-    one = nl.estimate_training_seconds(nets_small, small)
-    assert one > 0 and nl.estimate_training_seconds(nets_small, double) == pytest.approx(2 * one)
-    paper = nl.paper_network_grid(["I.30.5"], ["tanh"])
-    assert paper.widths[0][-1] == 52428 and paper.n_steps == 20_000
+def test_network_steps_and_their_cost():
+    smoke = nl.steps(runner.full_parameters("03_nonlinear", "smoke"))
+    paper = nl.steps(runner.full_parameters("03_nonlinear", "paper"))
+    assert {"fig5_simplex", "fig5_networks", "fig6_networks"} <= set(smoke)
+    assert len(paper["fig5_networks"].tasks()) == 4 * 18 * 2  # equation x (depth, width) x activation
+    assert len(paper["fig6_networks"].tasks()) == 18
+    assert len(paper["fig5_simplex"].tasks()) == (2 * 7 + 3 * 5) * 4  # equation x |D| x seed (d = 3, 4: 7 sizes; 5, 6, 6: 5)
+    assert paper["fig6_networks"].tasks()[-1].width == 360 and paper["fig6_networks"].tasks()[-1].n_steps == 20_000
+    cost = [t.cost() for t in paper["fig6_networks"].tasks()]
+    assert all(c > 0 for c in cost) and cost[:6] == sorted(cost[:6])  # depth 2, growing widths
+    small = smoke["fig5_networks"].tasks()[0]
+    assert 0 < small.cost() < dataclasses.replace(small, n_steps=2 * small.n_steps).cost()
 
 
 # --- Fig. 6b ------------------------------------------------------------------------------------------------------
@@ -184,8 +202,7 @@ def test_plots_build(splines_small, nets_small, gadget_small):
 
     grid = nl.run_regular_grid(nl.RegularGridConfig(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0,),
                                                     n_test=500))
-    simplex = pl.run_simplex_scaling(pl.SimplexScalingConfig(equations=("I.30.5",), sizes=(32, 64), seeds=(0,),
-                                                             n_test=200))
+    simplex = serial(pl.SimplexScalingSweep(equations=("I.30.5",), sizes=(32, 64), seeds=(0,), n_test=200))
     for fig in (figs.plot_splines(splines_small, grid), figs.plot_tanh_scaling(nets_small, simplex),
                 figs.plot_dot_product(nets_small, simplex, gadget_small, "I.30.5"), figs.plot_gadget(gadget_small)):
         assert fig.axes

@@ -1,15 +1,18 @@
-"""Unit tests of pml.experiments.piecewise_linear (paper §2) at tiny, deterministic float64 configs."""
+"""Unit tests of pml.experiments.piecewise_linear (paper §2) and its network sweep at tiny, deterministic float64
+configs."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from pml import data, equations
-from pml.book import claims
-from pml.nn import networks, training
-from pml.experiments import piecewise_linear as pl
+from pml import data, engine, equations
 from pml.approx.simplex import SimplexInterpolator
-
+from pml.book import claims
+from pml.experiments import network_sweep as ns
+from pml.experiments import piecewise_linear as pl
+from pml.nn import networks, training
 
 # --- data -------------------------------------------------------------------------------------------------------
 
@@ -77,10 +80,40 @@ def test_sequential_init_starts_with_make_mlp_and_then_differs():
     assert not torch.equal(first[0].weight, second[0].weight)
 
 
+def _serial(sweep):
+    """The sweep's result computed task by task in this process, without the engine's store."""
+    return sweep.assemble([task.run() for task in sweep.tasks()])
+
+
+def _check_tasks(sweep, store):
+    """Distinct keys, positive costs, and the engine's result (stored, then read back) equals the serial one."""
+    tasks = sweep.tasks()
+    assert len({t.key() for t in tasks}) == len(tasks)
+    assert all(t.cost() > 0 for t in tasks)
+    results = engine.compute(tasks, store=store)
+    assert _same(results, engine.compute(tasks, store=store))  # the second time, read back from the store
+    return sweep.assemble(results)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    return a == b or (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b))
+
+
 @pytest.fixture(scope="module")
-def fig1():
-    fig1a = pl.run_linear_regions(pl.fig1a_config(n_steps=30, n_test=300, grid_size=4001))
-    fig1b = pl.run_linear_regions(pl.fig1b_config(n_steps=30, n_test=300, grid_size=40))
+def store(tmp_path_factory):
+    return engine.Store(tmp_path_factory.mktemp("tasks"))
+
+
+@pytest.fixture(scope="module")
+def fig1(store):
+    fig1a = _check_tasks(pl.fig1a_config(n_steps=30, n_test=300, grid_size=4001), store)
+    fig1b = _check_tasks(pl.fig1b_config(n_steps=30, n_test=300, grid_size=40), store)
     return fig1a, fig1b
 
 
@@ -96,31 +129,38 @@ def test_linear_regions_results(fig1):
         assert set(res.rmse) == {"raw", "normalized", "simplex"}
         assert all(v > 0 for v in res.rmse.values())
         assert res.relative("simplex") == pytest.approx(res.rmse["simplex"] / res.y_rms)
-    again = pl.run_linear_regions(pl.fig1a_config(n_steps=30, n_test=300, grid_size=4001))
-    assert again.rmse == fig1a.rmse  # deterministic
+    again = _serial(pl.fig1a_config(n_steps=30, n_test=300, grid_size=4001))
+    assert again.rmse == fig1a.rmse  # deterministic, and the engine's result is the serial one
+    assert all(np.array_equal(again.labels[k], fig1a.labels[k]) for k in again.labels)
+
+
+def test_fig1_tasks_split_one_row_and_the_sequential_init():
+    tasks = pl.fig1a_config(n_steps=5).tasks()
+    assert [t.fit for t in tasks] == ["raw", "normalized", "simplex"]
+    longer = pl.fig1a_config(n_steps=50).tasks()
+    assert longer[0].cost() > tasks[0].cost()
 
 
 def test_linear_regions_rejects_high_dimensional_targets():
     with pytest.raises(ValueError, match="1D or 2D"):
-        pl.run_linear_regions(pl.LinearRegionsConfig(equation="I.30.5", n_steps=1))
+        pl.LinearRegionsSweep(equation="I.30.5", n_steps=1).tasks()
 
 
 # --- Fig. 2 -------------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def fig2():
-    simplex = pl.run_simplex_scaling(pl.SimplexScalingConfig(equations=("Z.001", "I.30.5"), sizes=(64, 256, 1024),
-                                                             seeds=(0, 1), n_test=2000))
-    relu = pl.run_relu_scaling(pl.ReluScalingConfig(equations=("Z.001", "I.30.5"), depths=(2, 3),
-                                                    widths=((8, 16), (4, 6, 8)), seeds=(0, 1), n_steps=20,
-                                                    n_test=200))
+def fig2(store):
+    simplex = _check_tasks(pl.SimplexScalingSweep(equations=("Z.001", "I.30.5"), sizes=(64, 256, 1024),
+                                                  seeds=(0, 1), n_test=2000), store)
+    relu = _check_tasks(pl.relu_sweep(((8, 16), (4, 6, 8)), (2, 3), ("Z.001", "I.30.5"), seeds=(0, 1), n_steps=20,
+                                      n_test=200), store)
     return simplex, relu
 
 
 def test_simplex_scaling_matches_the_upstream_table_and_the_theory(fig2):
     simplex, _ = fig2
-    full = pl.run_simplex_scaling(pl.SimplexScalingConfig(equations=("Z.001",), sizes=(64,)))
+    full = _serial(pl.SimplexScalingSweep(equations=("Z.001",), sizes=(64,)))
     assert full.mean("Z.001")[0] == pytest.approx(0.00139, rel=5e-3)  # spec §15, seeds 0-3, 30k test points
     assert np.array_equal(simplex.n_params("Z.001"), [128, 512, 2048])
     assert simplex.exponent_gap("Z.001") < 0.15
@@ -128,19 +168,35 @@ def test_simplex_scaling_matches_the_upstream_table_and_the_theory(fig2):
     assert np.isnan(simplex.at("Z.001", [100.0]))[0] and np.isfinite(simplex.at("Z.001", [300.0]))[0]
 
 
-def test_simplex_cap_by_dimension():
-    res = pl.run_simplex_scaling(pl.SimplexScalingConfig(equations=("Z.001", "I.30.5"), sizes=(64, 256),
-                                                         max_train_by_dim=(256, 256, 64, 64, 64, 64), seeds=(0,),
-                                                         n_test=100))
-    assert list(res.n_train[0]) == [64, 256] and list(res.n_train[1]) == [64]
+def test_simplex_engine_result_equals_the_serial_one(fig2):
+    simplex, _ = fig2
+    serial = _serial(pl.SimplexScalingSweep(equations=("Z.001", "I.30.5"), sizes=(64, 256, 1024), seeds=(0, 1),
+                                            n_test=2000))
+    assert all(np.array_equal(a, b) for a, b in zip(serial.rmse, simplex.rmse)) and serial.y_rms == simplex.y_rms
+
+
+def test_simplex_cap_by_dimension_and_one_task_per_size_and_seed():
+    sweep = pl.SimplexScalingSweep(equations=("Z.001", "I.30.5"), sizes=(64, 256),
+                                   max_train_by_dim=(256, 256, 64, 64, 64, 64), seeds=(0, 1), n_test=100)
+    assert [(t.equation, t.n_train, t.seed) for t in sweep.tasks()] == [
+        ("Z.001", 64, 0), ("Z.001", 64, 1), ("Z.001", 256, 0), ("Z.001", 256, 1), ("I.30.5", 64, 0), ("I.30.5", 64, 1)]
+    res = _serial(sweep)
+    assert list(res.n_train[0]) == [64, 256] and list(res.n_train[1]) == [64] and res.rmse[0].shape == (2, 2)
+
+
+def test_simplex_cost_grows_with_size_and_dimension():
+    cost = [pl.SimplexTask("I.30.5", n).cost() for n in (1024, 4096, 16384)]
+    assert 0 < cost[0] < cost[1] < cost[2]
+    assert pl.SimplexTask("II.6.15a", 4096).cost() > pl.SimplexTask("I.30.5", 4096).cost()
 
 
 def test_relu_scaling_rows_curves_and_summaries(fig2):
     simplex, relu = fig2
     assert len(relu.rmse) == 2 * (2 + 3) * 2  # equations x widths x seeds
-    N, med = relu.curve("I.30.5", 3)
+    N, _ = relu.curve("I.30.5", 3)
     assert np.array_equal(N, [networks.dense_param_count(3, w, 3) for w in (4, 6, 8)])
     assert np.all(relu.n_train == relu.n_params // (relu.dim + 1))
+    assert set(relu.activation) == {"relu"} and set(relu.kind) == {"dense"}
     assert np.isfinite(relu.early_exponent("I.30.5", 3))  # depth 3 has 3 sizes
     assert np.isnan(relu.early_exponent("I.30.5", 4))  # no depth has 4
     summary = pl.fig2_summary(simplex, relu)
@@ -149,30 +205,62 @@ def test_relu_scaling_rows_curves_and_summaries(fig2):
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in summary.values())
 
 
+def test_relu_engine_result_equals_the_serial_one(fig2):
+    _, relu = fig2
+    serial = _serial(pl.relu_sweep(((8, 16), (4, 6, 8)), (2, 3), ("Z.001", "I.30.5"), seeds=(0, 1), n_steps=20,
+                                   n_test=200))
+    assert np.array_equal(serial.rmse, relu.rmse) and np.array_equal(serial.n_params, relu.n_params)
+    assert serial.y_rms == relu.y_rms
+
+
 def test_batched_training_equals_one_network_per_seed():
-    """The rows of run_relu_scaling (seeds batched) equal separate train() calls up to float64 rounding."""
-    relu = pl.run_relu_scaling(pl.ReluScalingConfig(equations=("II.8.31",), depths=(3,), widths=((6,),),
-                                                    seeds=(0, 1), n_steps=15, n_test=100))
-    for seed, value in zip(relu.seed, relu.rmse):
+    """Seeds trained together (one BatchedMLP) equal separate train() calls up to float64 rounding."""
+    batched = _serial(pl.relu_sweep(((6,),), (3,), ("II.8.31",), seeds=(0, 1), n_steps=15, n_test=100))
+    apart = _serial(pl.relu_sweep(((6,),), (3,), ("II.8.31",), seeds=(0, 1), n_steps=15, n_test=100, batched=False))
+    for seed, value in zip(batched.seed, batched.rmse):
         N = networks.dense_param_count(2, 6, 3)
         X, y, Xt, yt = pl.sample_split("II.8.31", N // 3, 100, int(seed))
         cfg = training.TrainConfig(n_steps=15, test_every_step=False, eval_chunk_size=10_000)
         single = training.train(networks.make_mlp(2, 6, 3, seed=int(seed)), X, y, Xt, yt, cfg)
         assert value == pytest.approx(single.test_at_min_train, rel=1e-9)
+        assert apart.rmse[apart.seed == seed][0] == single.test_at_min_train
+
+
+def test_network_task_cost_grows_with_size_steps_and_seeds():
+    base = ns.NetworkTask(equation="I.30.5", depth=3, width=13, seeds=(0,), n_steps=100)
+    assert 0 < base.cost() < dataclasses.replace(base, width=125).cost()
+    assert dataclasses.replace(base, n_steps=200).cost() == pytest.approx(2 * base.cost())
+    assert base.cost() < dataclasses.replace(base, seeds=(0, 1)).cost() < 2 * base.cost()  # batched: shared overhead
+    assert dataclasses.replace(base, seeds=(0, 1), batched=False).cost() == pytest.approx(2 * base.cost())
+    modular = ns.NetworkTask(equation="I.8.14", kind="modular", depth=4, width=16, seeds=(0,), n_steps=100)
+    assert modular.cost() > 0 and modular.n_params() == networks.modular_param_count(
+        equations.get("I.8.14").graph(), 16, 4)
+    assert base.key() == dataclasses.replace(base, threads=2, device="cuda", member_memory_gb=1.0).key()
+    assert base.key() != dataclasses.replace(base, seeds=(0, 1)).key()
+
+
+def test_network_task_validates_its_fields():
+    with pytest.raises(ValueError, match="kind"):
+        ns.NetworkTask(kind="sparse")
+    with pytest.raises(ValueError, match="rng"):
+        ns.NetworkTask(rng="mt")
+    with pytest.raises(ValueError, match="one width tuple per depth"):
+        ns.NetworkSweep.grid(["I.30.5"], [2, 3], [[5]])
 
 
 # --- Fig. 3 and the width-100 remark ------------------------------------------------------------------------------
 
 
 def _synthetic_modular(factor):
-    rows = {k: [] for k in pl._ROW_KEYS}
+    rows = []
     grids = (("dense", (100.0, 1000.0, 10000.0), 1.0), ("modular", (300.0, 3000.0, 30000.0), factor))
-    for kind, widths, scale in grids:
-        for N in widths:
+    for kind, sizes, scale in grids:
+        for N in sizes:
             for seed in (0, 1):
-                for key, value in zip(pl._ROW_KEYS, (kind, "I.8.14", 4, 4, 0, N, N // 5, seed, scale * N**-0.5, 0.1)):
-                    rows[key].append(value)
-    return pl._finish(rows, 100, 30_000, {"I.8.14": 1.0}, pl.ModularResult)
+                rows.append(dict(kind=kind, equation="I.8.14", dim=4, activation="relu", depth=4, width=0,
+                                 n_params=N, n_train=N // 5, batch_size=30_000, n_steps=10, n_test=100, seed=seed,
+                                 rmse=scale * N**-0.5, seconds_per_step=0.1))
+    return ns.NetworkRuns.from_rows(rows, {"I.8.14": 1.0})
 
 
 def test_modular_ratio_at_equal_n():
@@ -183,42 +271,43 @@ def test_modular_ratio_at_equal_n():
     assert res.geometric_mean_ratio() == pytest.approx(0.5)
 
 
-def test_run_modular_tiny():
-    res = pl.run_modular(pl.ModularConfig(equations=("I.8.14",), depths=((4,),), dense_widths=(6, 10),
-                                          modular_widths=(16,), seeds=(0,), n_steps=5, n_test=50))
+def test_modular_sweep_tiny(store):
+    sweep = pl.modular_sweep((6, 10), (16,), ("I.8.14",), seeds=(0, 1), n_steps=5, n_test=50)
+    assert len(sweep.tasks()) == 2 * 3  # depths 4 and 6, two dense widths and one modular width each
+    res = _check_tasks(sweep, store)
     graph = equations.get("I.8.14").graph()
-    assert sorted(res.kind.tolist()) == ["dense", "dense", "modular"]
+    assert sorted(res.kind.tolist()) == ["dense"] * 8 + ["modular"] * 4
     assert res.n_params[res.kind == "modular"][0] == networks.modular_param_count(graph, 16, 4)
     assert np.isfinite(res.geometric_mean_ratio())  # 131 lies inside the dense range [121, 281]
+    assert np.array_equal(_serial(sweep).rmse, res.rmse)
 
 
 def test_same_width_parameter_counts_are_the_notebooks():
-    res = pl.run_same_width(pl.SameWidthConfig(n_steps=1, n_test=50))
+    sweep = pl.SameWidthSweep.build(n_steps=1, n_test=50)
+    assert [(t.kind, t.batched, t.selection) for t in sweep.tasks()] == [
+        ("modular", False, "min_logged_test"), ("dense", False, "min_logged_test")]
+    res = _serial(sweep)
     assert res.n_params == {"modular": 16_003, "dense": 41_001}  # spec §3 [printed]
     assert res.n_train == {"modular": 3_200, "dense": 8_200}
     assert res.param_ratio == pytest.approx(16_003 / 41_001)  # the paper's "2.5x fewer" is inverted
 
 
-# --- run-time estimate and claims ----------------------------------------------------------------------------------
+# --- steps, run-time estimate and claims ---------------------------------------------------------------------------
 
 
-def test_estimate_seconds_recovers_the_cost_constant():
-    rows = {k: [] for k in pl._ROW_KEYS}
-    c = 2e-9
-    for N in (100, 1000, 10_000):
-        D = N // 2
-        work = N * (3 * min(D, 10_000) + 500)
-        for key, value in zip(pl._ROW_KEYS, ("dense", "Z.001", 1, 3, 0, N, D, 0, 0.1, c * work)):
-            rows[key].append(value)
-    measured = pl._finish(rows, 500, 10_000, {}, pl.ReluScalingResult)
-    target = pl.ReluScalingConfig(equations=("Z.001",), depths=(3,), widths=((10,),), seeds=(0, 1), n_steps=7,
-                                  n_test=500)
-    est = pl.estimate_seconds([measured], [target])
-    N = networks.dense_param_count(1, 10, 3)
-    assert est["c"] == pytest.approx(c)
-    assert est["total"] == pytest.approx(c * N * (3 * (N // 2) + 500) * 7 * 2)
-    with pytest.raises(TypeError):
-        pl.estimate_seconds([measured], [pl.SameWidthConfig()])
+def test_steps_cover_the_chapter_and_the_paper_profile_is_many_tasks():
+    from pml.book import runner
+
+    for profile in ("smoke", "ci", "paper"):
+        sweeps = pl.steps(runner.full_parameters("02_piecewise_linear", profile))
+        assert set(sweeps) == {"fig1a", "fig1b", "fig2_simplex", "fig2_relu", "fig3_modular", "width100"}
+        keys = [t.key() for s in sweeps.values() for t in s.tasks()]
+        assert len(set(keys)) == len(keys)
+    hours = pl.paper_hours(sweeps)
+    assert len(sweeps["fig2_simplex"].tasks()) == (4 * 7 + 2 * 5) * 4  # equation x |D| x seed
+    assert len(sweeps["fig2_relu"].tasks()) == 6 * 18  # equation x (depth, width), 4 seeds each
+    assert hours["total"] == pytest.approx(sum(v for k, v in hours.items() if k != "total"))
+    assert all(v > 0 for v in hours.values())
 
 
 def test_claim_values_cover_exactly_the_declared_claims(fig1, fig2):
@@ -228,5 +317,3 @@ def test_claim_values_cover_exactly_the_declared_claims(fig1, fig2):
     values = pl.claim_values(pl.fig1_summary(*fig1), pl.fig2_summary(*fig2), modular, same)
     assert set(values) == {c.id for c in claims.for_chapter("02_piecewise_linear")}
     assert values["C2.14"] == pytest.approx(0.8) and values["C2.15"] == pytest.approx(0.9)
-    hours = pl.paper_runtime_estimate(*fig1, fig2[0], fig2[1], modular, same)
-    assert hours["total"] > 0 and all(np.isfinite(v) for v in hours.values())

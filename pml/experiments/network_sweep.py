@@ -8,7 +8,7 @@ per seed. A :class:`NetworkSweep` is a tuple of :class:`Curve` (one line of a fi
 depth, widths) under one training protocol; it yields one task per (curve, width) and assembles every row into a
 :class:`NetworkRuns` table, whose methods are the queries the chapters draw and judge from.
 
-Protocol (paper §2, the authors' configs; see ``pml.experiments.piecewise_linear`` for the data streams):
+Protocol (paper §2, the authors' configs; :func:`sample_split` for the data streams):
 |D| = N // (d+1) training points tied to the parameter count N, inputs standardised, Adam, MSE, cyclic batches of
 ``min(|D|, batch_size)``, the test set evaluated in chunks of 10k points; the reported RMSE is absolute and chosen by
 ``selection`` (``test_at_min_train`` for the scaling figures).
@@ -22,8 +22,9 @@ dominates for wide shallow networks), with constants measured on one core of the
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ __all__ = [
     "NetworkTask",
     "interp_loglog",
     "sample_split",
-    "step_work",
+    "step_seconds",
     "train_config",
     "train_seeds",
 ]
@@ -55,13 +56,13 @@ PAPER_WIDTHS = {  # the paper's widths per depth, chosen so that N ~ 256 * 4^k a
     4: (9, 20, 43, 88, 179, 360),
 }
 
-# Cost model constants: fitted to the wall time per step of float64 networks of 250 to 65k parameters (depths 2-6,
-# dense batched and unbatched, modular) trained on one core of the machine that built the book (torch CPU).
+# Cost model constants: fitted to the CPU time per step of float64 networks of 130 to 65k parameters (depths 2-6,
+# dense batched and unbatched, modular) trained with one thread on one core of the machine that built the book.
 STEP_OVERHEAD_S = 8e-4  # seconds per step of a group trained together: Python, autograd and optimizer overhead
 MEMBER_OVERHEAD_S = 2.5e-4  # ... and per member of the group
-MODULE_OVERHEAD_S = 5e-4  # ... and per module of a modular network (each is its own small MLP)
-SECONDS_PER_MAC = 1.1e-10  # per parameter and point of a pass (the matrix products)
-SECONDS_PER_ACTIVATION = 1.5e-8  # per hidden unit and point of a pass (bias, activation and their gradients)
+MODULE_OVERHEAD_S = 5e-5  # ... and per module of a modular network (each is its own small MLP)
+SECONDS_PER_MAC = 2.7e-11  # per parameter and point of a pass (the matrix products)
+SECONDS_PER_ACTIVATION = 7e-9  # per hidden unit and point of a pass (bias, activation and their gradients)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -117,13 +118,6 @@ def train_config(n_steps: int, lr: float, batch_size: int, selection: str, log_e
                                 log_every=log_every, test_every_step=selection == "min_test", eval_chunk_size=10_000)
 
 
-def step_work(n_params, n_train, batch_size, n_test):
-    """Cost units of one step of one network: N * (3 min(|D|, B) + n_test), forward+backward on the batch (~3
-    forward passes) and one forward pass over the test set (an upper bound: with ``test_every_step=False`` the test
-    set is evaluated only at the logged steps and once at the end)."""
-    return np.asarray(n_params, dtype=np.float64) * (3 * np.minimum(n_train, batch_size) + n_test)
-
-
 def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int = 100, members: int = 1,
                  modules: int = 0) -> float:
     """Estimated seconds of one Adam step of ``members`` networks trained together (see the module docstring).
@@ -161,7 +155,7 @@ def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, de
     return N, D, runs, float(np.sqrt(np.mean(yte**2)))
 
 
-def _train_each(task: "NetworkTask", tcfg):
+def _train_each(task: NetworkTask, tcfg):
     """One network per seed (modular, or dense with ``batched=False``): [(seed, TrainResult, 1)], y_rms."""
     from pml.nn import networks, training
 
@@ -306,7 +300,7 @@ class NetworkRuns:
     y_rms: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, Any]], y_rms: Mapping[str, float] | None = None) -> "NetworkRuns":
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]], y_rms: Mapping[str, float] | None = None) -> NetworkRuns:
         return cls(**{k: np.asarray([r[k] for r in rows]) for k in ROW_KEYS}, y_rms=dict(y_rms or {}))
 
     def __len__(self) -> int:
@@ -431,7 +425,7 @@ class NetworkSweep(Sweep):
     @classmethod
     def grid(cls, equations_: Sequence[str], depths: Sequence[int], widths: Sequence[Sequence[int]],
              activations: Sequence[str] = ("relu",), kind: str = "dense",
-             batch_size: int | Mapping[str, int] = 10_000, **protocol) -> "NetworkSweep":
+             batch_size: int | Mapping[str, int] = 10_000, **protocol) -> NetworkSweep:
         """equations x depths x activations, ``widths[i]`` at ``depths[i]``; ``batch_size`` per activation or one."""
         if len(widths) != len(depths):
             raise ValueError(f"need one width tuple per depth: {len(depths)} depths, {len(widths)} tuples")

@@ -9,16 +9,17 @@ tanh-vs-simplex margins) are methods or functions here, so the rules behind ever
   then stays flat. We fit the exponent on the *last decade* of sizes whose error is still at least
   ``floor_margin`` (100) times the floor (eps_0 = 2^-52 for relative errors, eps_0 * y_rms for absolute ones), with at
   least ``min_points`` (3) points: the asymptotic regime, as far from the floor as rounding cannot bend it.
-* **Network scaling** (:func:`run_network_scaling`): the protocol of spec §1 (inputs standardised, Adam 1e-3, MSE,
-  cyclic batches capped at 30k for tanh and 10k for ReLU, |D| = N // (d+1), ``test_at_min_train``), S seeds trained
-  together as one :class:`pml.nn.networks.BatchedMLP`.
+* **Network scaling** (:func:`network_sweep`, :mod:`pml.experiments.network_sweep`): the protocol of spec §1 (inputs
+  standardised, Adam 1e-3, MSE, cyclic batches capped at 30k for tanh and 10k for ReLU, |D| = N // (d+1),
+  ``test_at_min_train``), one task per network shape whose S seeds train together as one
+  :class:`pml.nn.networks.BatchedMLP`; the results form one :class:`~pml.experiments.network_sweep.NetworkRuns` table.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -26,8 +27,9 @@ from pml import data, equations, metrics, scaling
 from pml.approx import splines
 from pml.nn import gadget
 from pml.config import Config
-from pml.experiments.piecewise_linear import PAPER_WIDTHS, SimplexScalingResult, step_work, train_seeds
-from pml.threads import limit_threads
+from pml.engine import Sweep
+from pml.experiments.network_sweep import PAPER_WIDTHS, NetworkRuns, NetworkSweep
+from pml.experiments.simplex_sweep import SimplexScalingResult, SimplexScalingSweep
 
 EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
 
@@ -36,8 +38,7 @@ __all__ = [
     "GadgetConfig",
     "GadgetResult",
     "GridCurve",
-    "NetworkScalingConfig",
-    "NetworkScalingResult",
+    "BATCH_SIZE",
     "PrefloorFit",
     "RegularGridConfig",
     "RegularGridResult",
@@ -49,17 +50,16 @@ __all__ = [
     "beats_table",
     "best_beat",
     "dot_product_gap",
-    "estimate_training_seconds",
     "exponent_table",
     "fit_prefloor",
-    "paper_network_grid",
+    "network_sweep",
     "prefloor_window",
     "run_gadget",
-    "run_network_scaling",
     "run_regular_grid",
     "run_splines",
     "scaling_scatter",
     "scatter_ratio",
+    "steps",
 ]
 
 
@@ -341,103 +341,41 @@ def run_regular_grid(cfg: RegularGridConfig) -> RegularGridResult:
 
 
 
-@dataclass(frozen=True)
-class NetworkScalingConfig(Config):
-    equations: tuple[str, ...] = ("I.30.5", "I.8.14", "I.44.4", "II.6.15a")  # Fig. 5 panels
-    activations: tuple[str, ...] = ("tanh", "relu")  # tanh: feynman-network-5; relu (dotted): feynman-network-8
-    depths: tuple[int, ...] = (2, 3, 4)
-    widths: tuple[tuple[int, ...], ...] = (PAPER_WIDTHS[2], PAPER_WIDTHS[3], PAPER_WIDTHS[4])  # one tuple per depth
-    seeds: tuple[int, ...] = (0, 1, 2, 3)
-    n_steps: int = 20_000
-    lr: float = 1e-3
-    batch_size_tanh: int = 30_000  # batch cap B of the tanh runs
-    batch_size_relu: int = 10_000  # B of the ReLU runs
-    n_test: int = 30_000
-    device: str = "cpu"  # the authors trained on one CUDA GPU
-    threads: int = 1  # torch and BLAS threads (0: leave the defaults); small nets run fastest on one
-    member_memory_gb: float = 4.0  # train the seeds in groups whose activations fit in this much memory
-
-    def __post_init__(self):
-        if len(self.widths) != len(self.depths):
-            raise ValueError(f"need one width tuple per depth: {len(self.depths)} depths, {len(self.widths)} tuples")
+BATCH_SIZE = {"tanh": 30_000, "relu": 10_000}  # batch cap B per activation (configs feynman-network-5, -8)
 
 
-@dataclass(frozen=True)
-class NetworkScalingResult:
-    """One row per run (equation, activation, depth, width, seed); RMSE is absolute ``test_at_min_train``."""
+def network_sweep(equations_: Sequence[str], activations: Sequence[str] = ("tanh", "relu"),
+                  depths: Sequence[int] = (2, 3, 4),
+                  widths: Sequence[Sequence[int]] = (PAPER_WIDTHS[2], PAPER_WIDTHS[3], PAPER_WIDTHS[4]),
+                  **protocol) -> NetworkSweep:
+    """Figs. 5, 6a: dense networks of every (equation, depth, width, activation), ``widths[i]`` at ``depths[i]``.
 
-    equation: np.ndarray  # str
-    dim: np.ndarray
-    activation: np.ndarray  # str
-    depth: np.ndarray
-    width: np.ndarray
-    n_params: np.ndarray
-    n_train: np.ndarray
-    batch_size: np.ndarray  # the batch cap B of the run
-    seed: np.ndarray
-    rmse: np.ndarray
-    seconds_per_step: np.ndarray  # wall time of the group of members trained together, per step, per member
-    n_steps: int
-    n_test: int
-    y_rms: dict  # equation -> y_rms of the test box (mean over seeds)
-
-    def rows(self, equation: str, activation: str, depth: int | None = None) -> np.ndarray:
-        mask = (self.equation == equation) & (self.activation == activation)
-        if depth is not None:
-            mask &= self.depth == depth
-        return mask
-
-    def median_curve(self, equation: str, activation: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        """(N, median RMSE over seeds) for one depth, sorted by N."""
-        mask = self.rows(equation, activation, depth)
-        N = np.unique(self.n_params[mask])
-        return N, np.array([np.median(self.rmse[mask & (self.n_params == n)]) for n in N])
-
-    def best_median(self, equation: str, activation: str) -> tuple[float, float]:
-        """(N, RMSE) of the lowest per-(depth, width) median over seeds."""
-        best = (float("nan"), float("inf"))
-        for depth in np.unique(self.depth[self.rows(equation, activation)]):
-            N, med = self.median_curve(equation, activation, int(depth))
-            if med.size and np.nanmin(med) < best[1]:
-                k = int(np.nanargmin(med))
-                best = (float(N[k]), float(med[k]))
-        return best
-
-
-def run_network_scaling(cfg: NetworkScalingConfig) -> NetworkScalingResult:
-    """Train every (equation, activation, depth, width) on every seed; seeds share one BatchedMLP where they fit.
-
-    Same training code as Fig. 2 (:func:`pml.experiments.piecewise_linear.train_seeds`); the data come from NumPy's
-    default generator (``rng="pcg64"``) and the batch cap depends on the activation.
+    The protocol of Fig. 2 (:mod:`pml.experiments.network_sweep`: one task per shape, its seeds trained together as
+    one BatchedMLP, ``test_at_min_train``), with the batch cap of :data:`BATCH_SIZE` and, unless ``protocol`` says
+    otherwise, the data from NumPy's default generator (``rng="pcg64"``).
     """
-    from pml.nn import training
-
-    rows: list[dict] = []
-    y_rms = {}
-    with limit_threads(cfg.threads or None):
-        for name in cfg.equations:
-            for depth, widths in zip(cfg.depths, cfg.widths):
-                for width in widths:
-                    for act in cfg.activations:
-                        B = cfg.batch_size_tanh if act == "tanh" else cfg.batch_size_relu
-                        tcfg = training.TrainConfig(n_steps=cfg.n_steps, lr=cfg.lr, batch_size=B,
-                                                    selection="test_at_min_train", test_every_step=False,
-                                                    eval_chunk_size=10_000)
-                        N, D, runs, rms = train_seeds(name, depth, width, act, cfg.seeds, cfg.n_test, "pcg64", tcfg,
-                                                      cfg.device, cfg.member_memory_gb)
-                        y_rms.setdefault(name, rms)
-                        rows += [dict(equation=name, dim=equations.get(name).dim, activation=act, depth=depth,
-                                      width=width, n_params=N, n_train=D, batch_size=B, seed=seed,
-                                      rmse=res.test_at_min_train,
-                                      seconds_per_step=res.wall_time_s / max(res.n_steps_done, 1) / members)
-                                 for seed, res, members in runs]
-    keys = ("equation", "dim", "activation", "depth", "width", "n_params", "n_train", "batch_size", "seed", "rmse",
-            "seconds_per_step")
-    arrays = {k: np.asarray([r[k] for r in rows]) for k in keys}
-    return NetworkScalingResult(**arrays, n_steps=cfg.n_steps, n_test=cfg.n_test, y_rms=y_rms)
+    protocol.setdefault("rng", "pcg64")
+    return NetworkSweep.grid(equations_, depths, widths, activations, "dense", BATCH_SIZE, **protocol)
 
 
-def beats_simplex(nets: NetworkScalingResult, simplex: SimplexScalingResult, equation: str,
+def network_steps(p: Mapping[str, Any]) -> dict[str, Sweep]:
+    """The steps of Figs. 5 and 6a from the chapter's parameters: the random-data simplex of both figures
+    (``"fig5_simplex"``, drawn with ``rng="pcg64"`` like the networks), the tanh and ReLU networks of Fig. 5
+    (``"fig5_networks"``) and the tanh networks on the dot product (``"fig6_networks"``)."""
+    depths = tuple(int(d) for d in p["depths"])
+    widths = tuple(tuple(int(w) for w in p[f"widths_depth{d}"]) for d in depths)
+    protocol = dict(depths=depths, widths=widths, seeds=tuple(int(s) for s in p["seeds"]), n_steps=int(p["n_steps"]),
+                    n_test=int(p["net_n_test"]), device=str(p["device"]), threads=int(p["threads"]))
+    simplex = SimplexScalingSweep(equations=tuple(p["fig5_equations"]) + (p["dot_equation"],),
+                                  sizes=tuple(int(n) for n in p["simplex_sizes"]),
+                                  max_train_by_dim=tuple(int(n) for n in p["simplex_max_train_by_dim"]),
+                                  seeds=protocol["seeds"], n_test=int(p["net_n_test"]), rng="pcg64")
+    return {"fig5_simplex": simplex,
+            "fig5_networks": network_sweep(tuple(p["fig5_equations"]), ("tanh", "relu"), **protocol),
+            "fig6_networks": network_sweep((p["dot_equation"],), ("tanh",), **protocol)}
+
+
+def beats_simplex(nets: NetworkRuns, simplex: SimplexScalingResult, equation: str,
                   activation: str = "tanh") -> tuple[float, float, float]:
     """How far the network beats the simplex at equal N on ``equation``.
 
@@ -461,7 +399,7 @@ def beats_simplex(nets: NetworkScalingResult, simplex: SimplexScalingResult, equ
     return N, float(np.log10(simplex.at(equation, N) / best)), best
 
 
-def scaling_scatter(nets: NetworkScalingResult, equation: str, activation: str, depth: int) -> float:
+def scaling_scatter(nets: NetworkRuns, equation: str, activation: str, depth: int) -> float:
     """RMS residual (in log10 units) of a power-law fit to one median curve: how clean the scaling is.
 
     NaN with fewer than 3 sizes (a 2-point fit has no residual).
@@ -475,7 +413,7 @@ def scaling_scatter(nets: NetworkScalingResult, equation: str, activation: str, 
     return float(np.sqrt(np.mean(resid**2)))
 
 
-def scatter_ratio(nets: NetworkScalingResult, equations_: Sequence[str] | None = None,
+def scatter_ratio(nets: NetworkRuns, equations_: Sequence[str] | None = None,
                   depths: Sequence[int] | None = None) -> float:
     """Median over (equation, depth) of scaling_scatter(tanh) / scaling_scatter(relu); NaN if none computable."""
     eqs = list(equations_) if equations_ is not None else list(dict.fromkeys(nets.equation.tolist()))
@@ -487,35 +425,6 @@ def scatter_ratio(nets: NetworkScalingResult, equations_: Sequence[str] | None =
             if np.isfinite(t) and np.isfinite(r) and r > 0:
                 ratios.append(t / r)
     return float(np.median(ratios)) if ratios else float("nan")
-
-
-def paper_network_grid(equations_: Sequence[str], activations: Sequence[str]) -> NetworkScalingConfig:
-    """The paper's grid (spec §1) for the given equations and activations."""
-    return NetworkScalingConfig(equations=tuple(equations_), activations=tuple(activations))
-
-
-def estimate_training_seconds(measured: NetworkScalingResult, target: NetworkScalingConfig) -> float:
-    """Extrapolate the measured per-step cost to the grid ``target`` (single-process CPU seconds).
-
-    Cost model: seconds per step per member = c * N * (3 * min(|D|, B) + n_test): forward and backward over the batch
-    (about three forward passes) and one forward pass over the test set, each proportional to the parameter count.
-    c is the median over the measured runs. A rough, optimistic estimate: large layers are memory-bound on a CPU.
-    """
-    from pml.nn import networks
-
-    work = step_work(measured.n_params, measured.n_train, measured.batch_size, measured.n_test)
-    c = float(np.median(measured.seconds_per_step / work))
-    total = 0.0
-    for name in target.equations:
-        d = equations.get(name).dim
-        for depth, widths in zip(target.depths, target.widths):
-            for width in widths:
-                N = networks.dense_param_count(d, width, depth)
-                D = networks.dataset_size_for(N, d)
-                for act in target.activations:
-                    b = target.batch_size_tanh if act == "tanh" else target.batch_size_relu
-                    total += c * step_work(N, D, b, target.n_test) * target.n_steps * len(target.seeds)
-    return total
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -580,7 +489,7 @@ def run_gadget(cfg: GadgetConfig) -> GadgetResult:
     return GadgetResult(curves, lam, trunc, exponents, dots, y_rms, tuple(cfg.orders))
 
 
-def dot_product_gap(nets: NetworkScalingResult, gadget_result: GadgetResult, equation: str = "I.11.19",
+def dot_product_gap(nets: NetworkRuns, gadget_result: GadgetResult, equation: str = "I.11.19",
                     activation: str = "tanh") -> dict[str, float]:
     """Best trained network vs the exact width-12 network (absolute RMSE) and vs the float64 floor (relative)."""
     N, best = nets.best_median(equation, activation)
@@ -651,7 +560,7 @@ def exponent_table(spline_result: SplineResult, grid_result: RegularGridResult) 
     return Table(("target", "d", "order n", "fitted exponent", "theory", "fit window |D|", "lowest error"), rows)
 
 
-def beats_table(nets: NetworkScalingResult, simplex: SimplexScalingResult, activations=("tanh", "relu")) -> Table:
+def beats_table(nets: NetworkRuns, simplex: SimplexScalingResult, activations=("tanh", "relu")) -> Table:
     """Per equation and activation: the equal-N comparison of :func:`beats_simplex` and the scaling scatter."""
     rows = []
     for name in dict.fromkeys(nets.equation.tolist()):
@@ -669,7 +578,7 @@ def beats_table(nets: NetworkScalingResult, simplex: SimplexScalingResult, activ
                   "power-law scatter (log10)"), rows)
 
 
-def best_beat(nets: NetworkScalingResult, simplex: SimplexScalingResult, activation: str = "tanh") -> tuple[str, float]:
+def best_beat(nets: NetworkRuns, simplex: SimplexScalingResult, activation: str = "tanh") -> tuple[str, float]:
     """(equation, log10 margin) where the network beats the simplex by most at equal N; ("-", NaN) if none."""
     best = ("-", float("nan"))
     for name in dict.fromkeys(nets.equation.tolist()):
@@ -677,3 +586,16 @@ def best_beat(nets: NetworkScalingResult, simplex: SimplexScalingResult, activat
         if np.isfinite(gain) and not gain <= best[1]:
             best = (name, gain)
     return best
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The chapter's steps
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
+    """The chapter's sweeps from its parameter values (the names of its parameters cell)."""
+    p = params
+    return {
+        **network_steps(p),  # "fig5_simplex", "fig5_networks", "fig6_networks"
+    }

@@ -1,9 +1,12 @@
 """Paper §2 ("Piecewise Linear Methods"): ReLU networks vs linear simplex interpolation (Figs. 1-3, the width-100
 remark).
 
-Every experiment is a frozen ``Config`` and a pure ``run_*(cfg) -> Result``; the chapter ``book/02_piecewise_linear.md``
-calls them through :func:`pml.cache.load_or_run`. The summaries behind the chapter's claims (exponents, ratios at
-equal N, region counts) are methods and functions here, so every rule that produces a number is tested code.
+Every expensive computation is a list of tasks (:mod:`pml.engine`): :func:`steps` maps each figure of the chapter
+``book/02_piecewise_linear.md`` to a sweep built from the chapter's parameters, whose tasks are one Fig. 1 fit, one
+simplex interpolant (equation x |D| x seed) or one network shape with all its seeds
+(:class:`pml.experiments.network_sweep.NetworkTask`), and whose ``assemble`` rebuilds the result the chapter draws.
+The summaries behind the chapter's claims (exponents, ratios at equal N, region counts) are methods and functions
+here, so every rule that produces a number is tested code.
 
 Protocol (reproduction spec §1, pitfalls 1-3, 13):
 
@@ -25,66 +28,65 @@ Protocol (reproduction spec §1, pitfalls 1-3, 13):
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pml import data, equations, scaling
-from pml.nn import networks, regions, training
-from pml.config import Config
-from pml.threads import limit_threads
+from pml import equations, scaling
 from pml.approx.simplex import SimplexInterpolator
+from pml.engine import Sweep, Task
+from pml.experiments.network_sweep import (
+    PAPER_WIDTHS,
+    Curve,
+    NetworkRuns,
+    NetworkSweep,
+    interp_loglog,
+    sample_split,
+    step_seconds,
+)
+from pml.experiments.simplex_sweep import (
+    FIG2_EQUATIONS,
+    SimplexScalingResult,
+    SimplexScalingSweep,
+    SimplexTask,
+    simplex_seconds,
+)
+from pml.nn import networks, regions, training
 
 __all__ = [
     "FIG2_EQUATIONS",
     "FIG3_DEPTHS",
+    "FIG3_EQUATIONS",
     "PAPER_FIG1",
-    "PAPER_WIDTHS",
     "PAPER_WIDTH100",
-    "LinearRegionsConfig",
+    "PAPER_WIDTHS",
     "LinearRegionsResult",
-    "ModularConfig",
-    "ModularResult",
-    "ReluScalingConfig",
-    "ReluScalingResult",
-    "SameWidthConfig",
+    "LinearRegionsSweep",
+    "LinearRegionsTask",
     "SameWidthResult",
-    "SimplexScalingConfig",
+    "SameWidthSweep",
     "SimplexScalingResult",
+    "SimplexScalingSweep",
+    "SimplexTask",
     "claim_values",
-    "estimate_seconds",
     "fig1_summary",
-    "fig2_summary",
-    "paper_runtime_estimate",
     "fig1a_config",
     "fig1b_config",
+    "fig2_summary",
     "interp_loglog",
+    "modular_sweep",
+    "paper_hours",
     "relu_net_from_1d_interpolant",
-    "run_linear_regions",
-    "run_modular",
-    "run_relu_scaling",
-    "run_same_width",
-    "run_simplex_scaling",
-    "step_work",
-    "train_seeds",
+    "relu_sweep",
     "sample_split",
+    "steps",
 ]
 
-RNGS = ("legacy", "pcg64")
-
-FIG2_EQUATIONS = ("Z.001", "II.8.31", "I.30.5", "I.8.14", "I.44.4", "II.6.15a")  # d = 1..6 (config feynman-network-8)
-
-PAPER_WIDTHS = {  # spec §1: chosen so that N ~ 256 * 4^k at d = 3
-    2: (51, 204, 819, 3276, 13107, 52428),
-    3: (13, 29, 61, 125, 253, 509),
-    4: (9, 20, 43, 88, 179, 360),
-}
-
+FIG3_EQUATIONS = ("I.8.14", "II.6.15a")
 FIG3_DEPTHS = {"I.8.14": (4, 6), "II.6.15a": (6, 9)}  # spec §3
 
 PAPER_FIG1 = {  # the values in the paper's Fig. 1 (titles) and the notebook's printed output (spec §15)
@@ -100,53 +102,17 @@ PAPER_WIDTH100 = {"modular": 0.004272291154020468, "dense": 0.004773926341924796
                   "n_params_modular": 16_003, "n_params_dense": 41_001}
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def sample_split(equation: str, n_train: int, n_test: int, seed: int, rng: str = "legacy"):
-    """(X_train, y_train, X_test, y_test) for a registry equation; training points first, then the test points.
-
-    ``rng="legacy"``: ``RandomState(seed).uniform`` on the full ranges, then on the central 80% box: bit-identical to
-    the authors' ``np.random.seed(seed)`` + ``np.random.uniform`` (global state untouched). ``rng="pcg64"``:
-    :func:`pml.data.train_test_split` (NumPy's default generator).
-    """
-    eq = equations.get(equation)
-    if rng == "pcg64":
-        return data.train_test_split(eq.func, eq.ranges, n_train, n_test, seed)
-    if rng != "legacy":
-        raise ValueError(f"unknown rng {rng!r}; valid: {list(RNGS)}")
-    gen = np.random.RandomState(seed)
-    ranges = np.asarray(eq.ranges, dtype=np.float64)
-    box = data.central_box(eq.ranges)
-    X_train = gen.uniform(ranges[:, 0], ranges[:, 1], size=(int(n_train), eq.dim))
-    X_test = gen.uniform(box[:, 0], box[:, 1], size=(int(n_test), eq.dim))
-    return X_train, eq.func(X_train), X_test, eq.func(X_test)
-
-
-def _stack_splits(equation: str, n_train: int, n_test: int, seeds: Sequence[int], rng: str):
-    splits = [sample_split(equation, n_train, n_test, s, rng) for s in seeds]
-    return [np.stack([sp[i] for sp in splits]) for i in range(4)]
-
-
-def interp_loglog(n, err, at) -> np.ndarray:
-    """err interpolated linearly in log-log space at ``at``; NaN outside [min n, max n] (never extrapolated)."""
-    n, err, at = (np.asarray(a, dtype=np.float64) for a in (n, err, at))
-    order = np.argsort(n)
-    n, err = n[order], err[order]
-    out = np.exp(np.interp(np.log(at), np.log(n), np.log(err)))
-    return np.where((at >= n[0]) & (at <= n[-1]), out, np.nan)
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Fig. 1: linear regions of ReLU nets (raw and standardised inputs) vs simplex interpolation
 # ---------------------------------------------------------------------------------------------------------------------
 
+FIG1_KEYS = ("raw", "normalized", "simplex")
+
 
 @dataclass(frozen=True)
-class LinearRegionsConfig(Config):
-    """One panel row of Fig. 1: a ReLU net trained on raw and on standardised inputs, and the simplex interpolant.
+class LinearRegionsTask(Task):
+    """One fit of a Fig. 1 row: the ReLU net on raw (``fit="raw"``) or standardised inputs, or the simplex.
 
     ``init="sequential"``: both nets come from one seeded stream, the raw net first (Fig. 1a: this reproduces the
     notebook's values); ``"shared"``: both start from ``make_mlp(seed)`` (Fig. 1b: same seed, same init).
@@ -165,19 +131,80 @@ class LinearRegionsConfig(Config):
     n_test: int = 30_000
     grid_size: int = 4001  # points per axis of the region map (Fig. 1b used 400)
     rng: str = "legacy"
+    fit: str = "raw"  # "raw" | "normalized" | "simplex"
     threads: int = 1
 
+    def __post_init__(self):
+        d = equations.get(self.equation).dim
+        if d not in (1, 2):
+            raise ValueError(f"region maps need a 1D or 2D target, {self.equation} has d = {d}")
+        if self.init not in ("sequential", "shared"):
+            raise ValueError(f"unknown init {self.init!r}; valid: ['sequential', 'shared']")
+        if self.fit not in FIG1_KEYS:
+            raise ValueError(f"unknown fit {self.fit!r}; valid: {list(FIG1_KEYS)}")
 
-def fig1a_config(**overrides) -> LinearRegionsConfig:
+    def n_params(self) -> int:
+        return networks.dense_param_count(equations.get(self.equation).dim, self.width, self.depth)
+
+    def n_train(self) -> int:
+        return networks.dataset_size_for(self.n_params(), equations.get(self.equation).dim)
+
+    def data(self):
+        return sample_split(self.equation, self.n_train(), self.n_test, self.seed, self.rng)
+
+    def grid(self):
+        return regions.grid(equations.get(self.equation).ranges, self.grid_size)
+
+    def run(self) -> dict:
+        eq = equations.get(self.equation)
+        X, y, Xt, yt = self.data()
+        grid, _ = self.grid()
+        if self.fit == "simplex":
+            interp = SimplexInterpolator(X, y)
+            test = interp(Xt)
+            gap = float("nan")
+            if eq.dim == 1:
+                net = relu_net_from_1d_interpolant(X[:, 0], y)
+                inside = test.inside
+                gap = float(np.max(np.abs(training.predict(net, Xt[inside]) - test.values[inside])))
+            return {"rmse": float(test.rmse(yt)), "pred": interp(grid).values,
+                    "labels": regions.simplex_regions(interp, grid), "y_rms": float(np.sqrt(np.mean(yt**2))),
+                    "fraction_outside": float(test.fraction_outside), "construction_max_abs_diff": gap}
+        if self.init == "sequential":
+            model = _sequential_mlps(eq.dim, self.width, self.depth, self.seed, 2)[FIG1_KEYS.index(self.fit)]
+        else:
+            model = networks.make_mlp(eq.dim, self.width, self.depth, seed=self.seed)
+        tcfg = training.TrainConfig(n_steps=self.n_steps, lr=self.lr, batch_size=self.batch_size,
+                                    normalize_inputs=self.fit == "normalized", log_every=self.log_every,
+                                    selection=self.selection, test_every_step=self.selection == "min_test")
+        res = training.train(model, X, y, Xt, yt, tcfg)
+        return {"rmse": float(res.selected),  # the reported value; maps and curves show the final weights
+                "pred": training.predict(model, grid, res),
+                "labels": regions.relu_regions(model, grid, res.input_mean, res.input_std, method="jacobian"),
+                "train_result": res.to_dict()}
+
+    def cost(self) -> float:
+        """Training steps (:func:`~pml.experiments.network_sweep.step_seconds`) plus the region map of the grid."""
+        d = equations.get(self.equation).dim
+        points = self.grid_size**d
+        if self.fit == "simplex":
+            return simplex_seconds(d, self.n_train()) + 2e-6 * points
+        test_every = 1 if self.selection == "min_test" else self.log_every
+        per_step = step_seconds(self.n_params(), self.width * (self.depth - 1), self.n_train(), self.batch_size,
+                                self.n_test, test_every)
+        return self.n_steps * per_step + 2e-5 * points * self.width
+
+
+def fig1a_config(**overrides) -> LinearRegionsSweep:
     """Fig. 1(a): cos 2x on [3, 6], 1-5-5-1, |D| = 23, seed 1, 25k full-batch steps, min logged test RMSE."""
-    return LinearRegionsConfig(**overrides)
+    return LinearRegionsSweep(**overrides)
 
 
-def fig1b_config(**overrides) -> LinearRegionsConfig:
+def fig1b_config(**overrides) -> LinearRegionsSweep:
     """Fig. 1(b): z = xy on [1, 5]^2, 2-20-20-1, |D| = 167, seed 0, 25k steps, min test RMSE, 400x400 map."""
     values = dict(equation="Z.008", width=20, depth=3, seed=0, selection="min_test", init="shared", grid_size=400)
     values.update(overrides)
-    return LinearRegionsConfig(**values)
+    return LinearRegionsSweep(**values)
 
 
 @dataclass(frozen=True)
@@ -206,6 +233,46 @@ class LinearRegionsResult:
         """Linear regions of ``key`` among the grid points inside the training hull (where the simplex is defined)."""
         inside = self.labels["simplex"] >= 0
         return regions.count_regions(self.labels[key][inside])
+
+
+@dataclass(frozen=True)
+class LinearRegionsSweep(Sweep):
+    """One row of Fig. 1 as three tasks: the net on raw inputs, on standardised inputs, and the simplex."""
+
+    equation: str = "cos2x"
+    width: int = 5
+    depth: int = 3
+    seed: int = 1
+    n_steps: int = 25_000
+    lr: float = 1e-3
+    batch_size: int = 30_000
+    selection: str = "min_logged_test"
+    log_every: int = 100
+    init: str = "sequential"
+    n_test: int = 30_000
+    grid_size: int = 4001
+    rng: str = "legacy"
+    threads: int = 1
+
+    def tasks(self) -> list[LinearRegionsTask]:
+        return [LinearRegionsTask(**self.to_dict(), fit=key) for key in FIG1_KEYS]
+
+    def assemble(self, results: Sequence[dict]) -> LinearRegionsResult:
+        task = self.tasks()[0]
+        eq = equations.get(self.equation)
+        X, y, _, _ = task.data()
+        grid, shape = task.grid()
+        parts = dict(zip(FIG1_KEYS, results))
+        simplex = parts["simplex"]
+        return LinearRegionsResult(
+            equation=self.equation, dim=eq.dim, n_params=task.n_params(), n_train=task.n_train(), X_train=X,
+            y_train=y, grid=grid, grid_shape=shape, y_grid=eq.func(grid),
+            pred={k: np.asarray(p["pred"]) for k, p in parts.items()},
+            labels={k: np.asarray(p["labels"]) for k, p in parts.items()},
+            rmse={k: float(p["rmse"]) for k, p in parts.items()}, y_rms=float(simplex["y_rms"]),
+            simplex_fraction_outside=float(simplex["fraction_outside"]),
+            construction_max_abs_diff=float(simplex["construction_max_abs_diff"]),
+            train_results={k: training.TrainResult(**parts[k]["train_result"]) for k in ("raw", "normalized")})
 
 
 def _sequential_mlps(dim: int, width: int, depth: int, seed: int, count: int) -> list[nn.Module]:
@@ -244,376 +311,29 @@ def relu_net_from_1d_interpolant(x, y) -> nn.Sequential:
     return nn.Sequential(hidden, nn.ReLU(), out)
 
 
-def run_linear_regions(cfg: LinearRegionsConfig) -> LinearRegionsResult:
-    """Fig. 1: train the net on raw and standardised inputs, fit the simplex, map every model's linear regions."""
-    eq = equations.get(cfg.equation)
-    d = eq.dim
-    if d not in (1, 2):
-        raise ValueError(f"region maps need a 1D or 2D target, {cfg.equation} has d = {d}")
-    if cfg.init not in ("sequential", "shared"):
-        raise ValueError(f"unknown init {cfg.init!r}; valid: ['sequential', 'shared']")
-    n_params = networks.dense_param_count(d, cfg.width, cfg.depth)
-    n_train = networks.dataset_size_for(n_params, d)
-    X, y, Xt, yt = sample_split(cfg.equation, n_train, cfg.n_test, cfg.seed, cfg.rng)
-    if cfg.init == "sequential":
-        models = _sequential_mlps(d, cfg.width, cfg.depth, cfg.seed, 2)
-    else:
-        models = [networks.make_mlp(d, cfg.width, cfg.depth, seed=cfg.seed) for _ in range(2)]
-    grid, shape = regions.grid(eq.ranges, cfg.grid_size)
-    pred, labels, rmse, runs = {}, {}, {}, {}
-    with limit_threads(cfg.threads):
-        for key, model, normalize in (("raw", models[0], False), ("normalized", models[1], True)):
-            tcfg = training.TrainConfig(n_steps=cfg.n_steps, lr=cfg.lr, batch_size=cfg.batch_size,
-                                        normalize_inputs=normalize, log_every=cfg.log_every, selection=cfg.selection,
-                                        test_every_step=cfg.selection == "min_test")
-            runs[key] = training.train(model, X, y, Xt, yt, tcfg)
-            rmse[key] = runs[key].selected  # the reported value; maps and curves show the final weights
-            pred[key] = training.predict(model, grid, runs[key])
-            labels[key] = regions.relu_regions(model, grid, runs[key].input_mean, runs[key].input_std,
-                                               method="jacobian")
-    interp = SimplexInterpolator(X, y)
-    test = interp(Xt)
-    rmse["simplex"] = test.rmse(yt)
-    pred["simplex"] = interp(grid).values
-    labels["simplex"] = regions.simplex_regions(interp, grid)
-    gap = float("nan")
-    if d == 1:
-        net = relu_net_from_1d_interpolant(X[:, 0], y)
-        inside = test.inside
-        gap = float(np.max(np.abs(training.predict(net, Xt[inside]) - test.values[inside])))
-    return LinearRegionsResult(
-        equation=cfg.equation, dim=d, n_params=n_params, n_train=n_train, X_train=X, y_train=y, grid=grid,
-        grid_shape=shape, y_grid=eq.func(grid), pred=pred, labels=labels, rmse=rmse,
-        y_rms=float(np.sqrt(np.mean(yt**2))), simplex_fraction_outside=test.fraction_outside,
-        construction_max_abs_diff=gap, train_results=runs)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
-# Fig. 2 (and the simplex bands of Fig. 3): simplex scaling
+# Figs. 2 and 3: ReLU networks (pml.experiments.network_sweep)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SimplexScalingConfig(Config):
-    equations: tuple[str, ...] = FIG2_EQUATIONS
-    sizes: tuple[int, ...] = (64, 256, 1024, 4096, 16384, 65536, 262144)  # |D| = 64 * 4^k (feynman-simplex-4)
-    max_train_by_dim: tuple[int, ...] = (262144, 262144, 262144, 262144, 16384, 16384)  # |D| cap for d = 1..6
-    seeds: tuple[int, ...] = (0, 1, 2, 3)
-    n_test: int = 30_000
-    rng: str = "legacy"
+def relu_sweep(widths: Sequence[Sequence[int]], depths: Sequence[int] = (2, 3, 4),
+               equations_: Sequence[str] = FIG2_EQUATIONS, **protocol) -> NetworkSweep:
+    """Fig. 2: dense ReLU networks, ``widths[i]`` at ``depths[i]``, batch cap 10k, ``test_at_min_train``."""
+    return NetworkSweep.grid(equations_, depths, widths, ("relu",), "dense", 10_000, **protocol)
 
 
-@dataclass(frozen=True)
-class SimplexScalingResult:
-    """Per equation: |D|, absolute RMSE (sizes, seeds) over the test points inside the hull, fraction outside."""
-
-    equations: tuple[str, ...]
-    dims: tuple[int, ...]
-    n_train: tuple[np.ndarray, ...]
-    rmse: tuple[np.ndarray, ...]
-    fraction_outside: tuple[np.ndarray, ...]
-    y_rms: tuple[float, ...]
-    seconds: tuple[np.ndarray, ...]  # wall time per (size, seed)
-
-    def index(self, equation: str) -> int:
-        return self.equations.index(equation)
-
-    def dim(self, equation: str) -> int:
-        return self.dims[self.index(equation)]
-
-    def n_params(self, equation: str) -> np.ndarray:
-        """N = |D|(d+1) (paper §2)."""
-        i = self.index(equation)
-        return self.n_train[i] * (self.dims[i] + 1)
-
-    def mean(self, equation: str) -> np.ndarray:
-        return self.rmse[self.index(equation)].mean(axis=1)
-
-    def std(self, equation: str) -> np.ndarray:
-        return self.rmse[self.index(equation)].std(axis=1)  # population std, as the authors' np.std
-
-    def fit(self, equation: str) -> scaling.PowerLawFit:
-        """Power law fitted to the seed-mean RMSE against N over all sizes."""
-        return scaling.fit_power_law(self.n_params(equation), self.mean(equation))
-
-    def exponent_gap(self, equation: str) -> float:
-        """|fitted exponent - (-2/d)|."""
-        return abs(self.fit(equation).exponent - scaling.theoretical_exponent(self.dim(equation)))
-
-    def at(self, equation: str, n_params) -> np.ndarray:
-        """Seed-mean RMSE at N, interpolated log-log; NaN outside the computed sizes."""
-        return interp_loglog(self.n_params(equation), self.mean(equation), n_params)
-
-
-def run_simplex_scaling(cfg: SimplexScalingConfig) -> SimplexScalingResult:
-    dims, n_train, rmse, outside, y_rms, seconds = [], [], [], [], [], []
-    for name in cfg.equations:
-        d = equations.get(name).dim
-        sizes = [n for n in cfg.sizes if n <= cfg.max_train_by_dim[d - 1]]
-        err = np.empty((len(sizes), len(cfg.seeds)))
-        frac, secs = np.empty_like(err), np.empty_like(err)
-        ms = []
-        for a, n in enumerate(sizes):
-            for b, seed in enumerate(cfg.seeds):
-                start = time.perf_counter()
-                X, y, Xt, yt = sample_split(name, n, cfg.n_test, seed, cfg.rng)
-                res = SimplexInterpolator(X, y)(Xt)
-                err[a, b], frac[a, b] = res.rmse(yt), res.fraction_outside
-                secs[a, b] = time.perf_counter() - start
-                ms.append(float(np.mean(yt**2)))
-        dims.append(d)
-        n_train.append(np.asarray(sizes))
-        rmse.append(err)
-        outside.append(frac)
-        seconds.append(secs)
-        y_rms.append(math.sqrt(float(np.mean(ms))))
-    return SimplexScalingResult(tuple(cfg.equations), tuple(dims), tuple(n_train), tuple(rmse), tuple(outside),
-                                tuple(y_rms), tuple(seconds))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Training many networks (Figs. 2 and 3)
-# ---------------------------------------------------------------------------------------------------------------------
-
-_ROW_KEYS = ("kind", "equation", "dim", "depth", "width", "n_params", "n_train", "seed", "rmse", "seconds_per_step")
-
-
-@dataclass(frozen=True)
-class _Runs:
-    """Long-format table of trained networks: one row per (kind, equation, depth, width, seed)."""
-
-    kind: np.ndarray  # "dense" | "modular"
-    equation: np.ndarray
-    dim: np.ndarray
-    depth: np.ndarray
-    width: np.ndarray
-    n_params: np.ndarray
-    n_train: np.ndarray
-    seed: np.ndarray
-    rmse: np.ndarray  # absolute test RMSE chosen by the selection rule
-    seconds_per_step: np.ndarray  # wall seconds per step per network
-    n_test: int
-    batch_size: int
-    y_rms: dict = field(default_factory=dict)  # equation -> RMS of the target over the test box
-
-    def _mask(self, equation: str, depth: int, kind: str = "dense") -> np.ndarray:
-        return (self.equation == equation) & (self.depth == depth) & (self.kind == kind)
-
-    def curve(self, equation: str, depth: int, kind: str = "dense") -> tuple[np.ndarray, np.ndarray]:
-        """(N, median RMSE over seeds) for one (equation, depth, kind), sorted by N (the lines of Figs. 2-3)."""
-        m = self._mask(equation, depth, kind)
-        Ns = np.unique(self.n_params[m])
-        med = np.array([np.median(self.rmse[m & (self.n_params == n)]) for n in Ns])
-        return Ns.astype(np.float64), med
-
-    def depths_of(self, equation: str, kind: str = "dense") -> list[int]:
-        return sorted(int(v) for v in np.unique(self.depth[(self.equation == equation) & (self.kind == kind)]))
-
-
-def _new_rows() -> dict[str, list]:
-    return {k: [] for k in _ROW_KEYS}
-
-
-def _add(rows, kind, equation, dim, depth, width, n_params, n_train, seed, res: training.TrainResult, members: int):
-    values = (kind, equation, dim, depth, width, n_params, n_train, seed, res.selected,
-              res.wall_time_s / max(res.n_steps_done, 1) / members)
-    for key, value in zip(_ROW_KEYS, values):
-        rows[key].append(value)
-
-
-def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, device, member_memory_gb):
-    """Train one dense (equation, depth, width, activation) on every seed, several seeds per BatchedMLP where their
-    activations (about three float64 copies per hidden layer) fit ``member_memory_gb``.
-
-    Returns (N, |D|, [(seed, TrainResult, members trained together)], y_rms of the test points). Figs. 2, 3 and 5.
-    """
-    d = equations.get(equation).dim
-    N = networks.dense_param_count(d, width, depth)
-    D = networks.dataset_size_for(N, d)
-    Xtr, ytr, Xte, yte = _stack_splits(equation, D, n_test, seeds, rng)
-    per_member = 8 * 3 * (min(D, tcfg.batch_size) + min(n_test, tcfg.eval_chunk_size or n_test)) * width * (depth - 1)
-    group = max(1, int(member_memory_gb * 2**30 // max(per_member, 1)))
-    runs = []
-    for start in range(0, len(seeds), group):
-        part = slice(start, start + group)
-        model = networks.BatchedMLP(d, width, depth, activation, seeds[part], device=device)
-        results = training.train_batched(model, Xtr[part], ytr[part], Xte[part], yte[part], tcfg)
-        runs += [(seed, res, len(results)) for seed, res in zip(seeds[part], results)]
-    return N, D, runs, float(np.sqrt(np.mean(yte**2)))
-
-
-def _train_dense(rows, equation, depth, width, seeds, n_test, rng, tcfg, device, member_memory_gb):
-    """ReLU ``train_seeds`` appended to ``rows``; returns y_rms."""
-    N, D, runs, y_rms = train_seeds(equation, depth, width, "relu", seeds, n_test, rng, tcfg, device, member_memory_gb)
-    d = equations.get(equation).dim
-    for seed, res, members in runs:
-        _add(rows, "dense", equation, d, depth, width, N, D, seed, res, members)
-    return y_rms
-
-
-def _train_config(n_steps, lr, batch_size, selection, log_every=100) -> training.TrainConfig:
-    return training.TrainConfig(n_steps=n_steps, lr=lr, batch_size=batch_size, selection=selection,
-                                log_every=log_every, test_every_step=selection == "min_test", eval_chunk_size=10_000)
-
-
-def _finish(rows, n_test, batch_size, y_rms, cls):
-    arrays = {k: np.asarray(v) for k, v in rows.items()}
-    return cls(**arrays, n_test=n_test, batch_size=batch_size, y_rms=y_rms)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Fig. 2: ReLU networks of depth 2, 3, 4 on d = 1..6
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReluScalingConfig(Config):
-    equations: tuple[str, ...] = FIG2_EQUATIONS
-    depths: tuple[int, ...] = (2, 3, 4)
-    widths: tuple[tuple[int, ...], ...] = (PAPER_WIDTHS[2], PAPER_WIDTHS[3], PAPER_WIDTHS[4])  # one tuple per depth
-    seeds: tuple[int, ...] = (0, 1, 2, 3)
-    n_steps: int = 20_000
-    lr: float = 1e-3
-    batch_size: int = 10_000  # min(|D|, 1e4) (paper §2, config feynman-network-8)
-    selection: str = "test_at_min_train"
-    n_test: int = 30_000
-    rng: str = "legacy"
-    threads: int = 1
-    device: str = "cpu"
-    member_memory_gb: float = 4.0  # memory per batched group of seeds
-
-
-@dataclass(frozen=True)
-class ReluScalingResult(_Runs):
-    def ratio_to_simplex(self, simplex: SimplexScalingResult, equation: str, depth: int) -> tuple[np.ndarray, ...]:
-        """(N, median net RMSE / simplex RMSE at the same N) for one depth; NaN where the simplex was not computed."""
-        N, med = self.curve(equation, depth)
-        return N, med / simplex.at(equation, N)
-
-    def ratio_at_largest(self, simplex: SimplexScalingResult, equation: str) -> dict[int, float]:
-        """Per depth: net/simplex RMSE at the largest network N inside the simplex's range (NaN if none)."""
-        out = {}
-        for depth in self.depths_of(equation):
-            N, ratio = self.ratio_to_simplex(simplex, equation, depth)
-            ok = np.isfinite(ratio)
-            out[depth] = float(ratio[ok][np.argmax(N[ok])]) if ok.any() else float("nan")
-        return out
-
-    def early_exponent(self, equation: str, n_points: int = 3) -> float:
-        """Median over depths of the exponent fitted to the first ``n_points`` sizes of each depth's median curve
-        (depths with fewer sizes are skipped; NaN if none has enough). The "early in the scaling curves" of §2."""
-        fits = []
-        for depth in self.depths_of(equation):
-            N, med = self.curve(equation, depth)
-            if N.size >= n_points:
-                fits.append(scaling.fit_power_law(N[:n_points], med[:n_points]).exponent)
-        return float(np.median(fits)) if fits else float("nan")
-
-
-def run_relu_scaling(cfg: ReluScalingConfig) -> ReluScalingResult:
-    """Train every (equation, depth, width) on every seed (seeds batched); ``test_at_min_train`` per run."""
-    if len(cfg.widths) != len(cfg.depths):
-        raise ValueError(f"need one width list per depth: {len(cfg.depths)} depths, {len(cfg.widths)} width lists")
-    tcfg = _train_config(cfg.n_steps, cfg.lr, cfg.batch_size, cfg.selection)
-    rows, y_rms = _new_rows(), {}
-    with limit_threads(cfg.threads):
-        for name in cfg.equations:
-            for depth, widths in zip(cfg.depths, cfg.widths):
-                for width in widths:
-                    y_rms[name] = _train_dense(rows, name, depth, width, cfg.seeds, cfg.n_test, cfg.rng, tcfg,
-                                               cfg.device, cfg.member_memory_gb)
-    return _finish(rows, cfg.n_test, cfg.batch_size, y_rms, ReluScalingResult)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Fig. 3: modular vs dense networks
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModularConfig(Config):
-    equations: tuple[str, ...] = ("I.8.14", "II.6.15a")
-    depths: tuple[tuple[int, ...], ...] = (FIG3_DEPTHS["I.8.14"], FIG3_DEPTHS["II.6.15a"])  # one tuple per equation
-    dense_widths: tuple[int, ...] = (6, 8, 10, 12, 14, 16, 18, 20, 25, 30, 45, 60, 90, 120, 180, 360, 720)
-    modular_widths: tuple[int, ...] = (10, 12, 14, 16, 18, 20, 25, 30, 45, 60, 90, 120, 180, 360, 720, 1500)
-    seeds: tuple[int, ...] = (0, 1, 2, 3)
-    n_steps: int = 20_000
-    lr: float = 1e-3
-    batch_size: int = 30_000  # configs feynman-network-modular-8(-baseline)
-    selection: str = "test_at_min_train"
-    n_test: int = 30_000
-    rng: str = "legacy"
-    threads: int = 1
-    device: str = "cpu"
-    member_memory_gb: float = 4.0
-
-
-@dataclass(frozen=True)
-class ModularResult(_Runs):
-    def ratios(self, equation: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        """(N, modular median RMSE / dense median RMSE at the same N) over the modular sizes inside the dense range."""
-        Nm, rm = self.curve(equation, depth, "modular")
-        Nd, rd = self.curve(equation, depth, "dense")
-        if Nd.size < 2:
-            return Nm[:0], rm[:0]
-        ratio = rm / interp_loglog(Nd, rd, Nm)
-        ok = np.isfinite(ratio)
-        return Nm[ok], ratio[ok]
-
-    def geometric_mean_ratio(self) -> float:
-        """Geometric mean of all modular/dense ratios at equal N (every equation and depth); NaN if none."""
-        logs = [np.log(self.ratios(eq, depth)[1]) for eq in np.unique(self.equation)
-                for depth in self.depths_of(str(eq), "modular")]
-        logs = np.concatenate(logs) if logs else np.zeros(0)
-        return float(np.exp(logs.mean())) if logs.size else float("nan")
-
-
-def run_modular(cfg: ModularConfig) -> ModularResult:
-    """Dense (batched over seeds) and modular (one network per seed) ReLU nets of the same depths (Fig. 3)."""
-    if len(cfg.depths) != len(cfg.equations):
-        raise ValueError(f"need one depth tuple per equation: {len(cfg.equations)} equations, {len(cfg.depths)}")
-    tcfg = _train_config(cfg.n_steps, cfg.lr, cfg.batch_size, cfg.selection)
-    rows, y_rms = _new_rows(), {}
-    with limit_threads(cfg.threads):
-        for name, depths in zip(cfg.equations, cfg.depths):
-            eq = equations.get(name)
-            graph = eq.graph()
-            for depth in depths:
-                for width in cfg.dense_widths:
-                    y_rms[name] = _train_dense(rows, name, depth, width, cfg.seeds, cfg.n_test, cfg.rng, tcfg,
-                                               cfg.device, cfg.member_memory_gb)
-                for width in cfg.modular_widths:
-                    N = networks.modular_param_count(graph, width, depth)
-                    D = networks.dataset_size_for(N, eq.dim)
-                    for seed in cfg.seeds:
-                        X, y, Xt, yt = sample_split(name, D, cfg.n_test, seed, cfg.rng)
-                        model = networks.ModularMLP(graph, width, depth, "relu", seed=seed, device=cfg.device)
-                        res = training.train(model, X, y, Xt, yt, tcfg)
-                        _add(rows, "modular", name, eq.dim, depth, width, N, D, seed, res, 1)
-    return _finish(rows, cfg.n_test, cfg.batch_size, y_rms, ModularResult)
+def modular_sweep(dense_widths: Sequence[int], modular_widths: Sequence[int],
+                  equations_: Sequence[str] = FIG3_EQUATIONS, **protocol) -> NetworkSweep:
+    """Fig. 3: dense and modular ReLU networks of the depths of :data:`FIG3_DEPTHS`, batch cap 30k."""
+    curves = tuple(Curve(eq, depth, tuple(int(w) for w in widths), kind, "relu", 30_000)
+                   for eq in equations_ for depth in FIG3_DEPTHS[eq]
+                   for kind, widths in (("dense", dense_widths), ("modular", modular_widths)))
+    return NetworkSweep(curves=curves, **protocol)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The width-100 remark: modular vs dense at the same width and depth
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SameWidthConfig(Config):
-    """Notebook ``modular-vs-dense-samewidth-compare``: I.8.14, depth 6, width 100, seed 0, 25k steps."""
-
-    equation: str = "I.8.14"
-    width: int = 100
-    depth: int = 6
-    seed: int = 0
-    n_steps: int = 25_000
-    lr: float = 1e-3
-    batch_size: int = 30_000
-    selection: str = "min_logged_test"
-    n_test: int = 30_000
-    rng: str = "legacy"
-    threads: int = 1
-    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -636,86 +356,61 @@ class SameWidthResult:
         return self.rmse["modular"] / self.rmse["dense"]
 
 
-def run_same_width(cfg: SameWidthConfig) -> SameWidthResult:
-    eq = equations.get(cfg.equation)
-    graph = eq.graph()
-    tcfg = _train_config(cfg.n_steps, cfg.lr, cfg.batch_size, cfg.selection)
-    models = {
-        "modular": networks.ModularMLP(graph, cfg.width, cfg.depth, "relu", seed=cfg.seed, device=cfg.device),
-        "dense": networks.make_mlp(eq.dim, cfg.width, cfg.depth, "relu", seed=cfg.seed, device=cfg.device),
+@dataclass(frozen=True)
+class SameWidthSweep(NetworkSweep):
+    """Notebook ``modular-vs-dense-samewidth-compare``: one modular and one dense net of the same width and depth,
+    each on its own |D| = N // (d+1), trained one at a time (no batching), smallest logged test RMSE."""
+
+    @classmethod
+    def build(cls, equation: str = "I.8.14", width: int = 100, depth: int = 6, seed: int = 0, n_steps: int = 25_000,
+              n_test: int = 30_000, **protocol) -> SameWidthSweep:
+        curves = tuple(Curve(equation, depth, (width,), kind, "relu", 30_000) for kind in ("modular", "dense"))
+        return cls(curves=curves, seeds=(seed,), n_steps=n_steps, selection="min_logged_test", n_test=n_test,
+                   batched=False, **protocol)
+
+    def assemble(self, results: Sequence[dict]) -> SameWidthResult:
+        runs = super().assemble(results)
+        fields = {name: {str(k): getattr(runs, name)[i].item() for i, k in enumerate(runs.kind)}
+                  for name in ("n_params", "n_train", "rmse", "seconds_per_step")}
+        return SameWidthResult(**fields, n_steps=self.n_steps, y_rms=float(results[-1]["y_rms"]))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The chapter's steps
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
+    """Every expensive step of ``book/02_piecewise_linear.md``, from the chapter's parameter values."""
+    p = params
+    seeds = tuple(int(s) for s in p["seeds"])
+    execution = dict(threads=int(p["threads"]), device=str(p["device"]))
+    fig1 = dict(n_steps=int(p["fig1_n_steps"]), n_test=int(p["fig1_n_test"]))
+    widths = tuple(tuple(int(w) for w in p[f"relu_widths_depth{d}"]) for d in (2, 3, 4))
+    return {
+        "fig1a": fig1a_config(**fig1, grid_size=int(p["fig1a_grid"])),
+        "fig1b": fig1b_config(**fig1, grid_size=int(p["fig1b_grid"])),
+        "fig2_simplex": SimplexScalingSweep(sizes=tuple(int(n) for n in p["simplex_sizes"]),
+                                            max_train_by_dim=tuple(int(n) for n in p["simplex_max_train_by_dim"]),
+                                            seeds=seeds, n_test=int(p["n_test"])),
+        "fig2_relu": relu_sweep(widths, seeds=seeds, n_steps=int(p["relu_n_steps"]), n_test=int(p["n_test"]),
+                                **execution),
+        "fig3_modular": modular_sweep(tuple(p["modular_dense_widths"]), tuple(p["modular_widths"]), seeds=seeds,
+                                      n_steps=int(p["modular_n_steps"]), n_test=int(p["n_test"]), **execution),
+        "width100": SameWidthSweep.build(n_steps=int(p["width100_n_steps"]), n_test=int(p["n_test"]), **execution),
     }
-    n_params, n_train, rmse, secs = {}, {}, {}, {}
-    y_rms = float("nan")
-    with limit_threads(cfg.threads):
-        for key, model in models.items():
-            n_params[key] = networks.count_params(model)
-            n_train[key] = networks.dataset_size_for(n_params[key], eq.dim)
-            X, y, Xt, yt = sample_split(cfg.equation, n_train[key], cfg.n_test, cfg.seed, cfg.rng)
-            res = training.train(model, X, y, Xt, yt, tcfg)
-            rmse[key], secs[key] = res.selected, res.wall_time_s / max(res.n_steps_done, 1)
-            y_rms = float(np.sqrt(np.mean(yt**2)))
-    return SameWidthResult(n_params, n_train, rmse, secs, cfg.n_steps, y_rms)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Run-time estimate of the paper profile
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def step_work(n_params, n_train, batch_size, n_test):
-    """Cost units of one step of one network: N * (3 min(|D|, B) + n_test), forward+backward on the batch (~3
-    forward passes) and one forward pass over the test set (an upper bound: with ``test_every_step=False`` the test
-    set is evaluated only at the logged steps and once at the end)."""
-    return np.asarray(n_params, dtype=np.float64) * (3 * np.minimum(n_train, batch_size) + n_test)
-
-
-def estimate_seconds(measured: Sequence[_Runs], target: Sequence[Config]) -> dict[str, float]:
-    """Extrapolate measured per-step costs to the grids of ``target`` (ReluScalingConfig / ModularConfig).
-
-    Model: seconds per network step = c * work (see :func:`step_work`), with c the median over the measured runs in the
-    upper half of the work range (the overhead of tiny networks would otherwise inflate it). Rough: large layers
-    are memory-bound on a CPU, so this is optimistic there; returns {"c": c, <target class name>: seconds, "total"}.
-    """
-    work = np.concatenate([step_work(m.n_params, m.n_train, m.batch_size, m.n_test) for m in measured])
-    secs = np.concatenate([m.seconds_per_step for m in measured])
-    big = work >= np.median(work)
-    c = float(np.median(secs[big] / work[big]))
-    out = {"c": c}
-    total = 0.0
-    for cfg in target:
-        seconds = 0.0
-        if isinstance(cfg, ReluScalingConfig):
-            for name in cfg.equations:
-                d = equations.get(name).dim
-                for depth, widths in zip(cfg.depths, cfg.widths):
-                    for width in widths:
-                        N = networks.dense_param_count(d, width, depth)
-                        D = networks.dataset_size_for(N, d)
-                        seconds += c * step_work(N, D, cfg.batch_size, cfg.n_test) * cfg.n_steps * len(cfg.seeds)
-        elif isinstance(cfg, ModularConfig):
-            for name, depths in zip(cfg.equations, cfg.depths):
-                eq = equations.get(name)
-                for depth in depths:
-                    sizes = [networks.dense_param_count(eq.dim, w, depth) for w in cfg.dense_widths]
-                    sizes += [networks.modular_param_count(eq.graph(), w, depth) for w in cfg.modular_widths]
-                    for N in sizes:
-                        D = networks.dataset_size_for(N, eq.dim)
-                        seconds += c * step_work(N, D, cfg.batch_size, cfg.n_test) * cfg.n_steps * len(cfg.seeds)
-        else:
-            raise TypeError(f"cannot estimate {type(cfg).__name__}")
-        out[type(cfg).__name__] = float(seconds)
-        total += seconds
-    out["total"] = float(total)
-    return out
-
+def paper_hours(sweeps: Mapping[str, Sweep]) -> dict[str, float]:
+    """Estimated CPU-hours (one core) of each step: the sum of its tasks' cost models; plus ``total``."""
+    hours = {name: sum(t.cost() for t in sweep.tasks()) / 3600 for name, sweep in sweeps.items()}
+    hours["total"] = sum(hours.values())
+    return hours
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Summaries the chapter glues and checks (named floats)
 # ---------------------------------------------------------------------------------------------------------------------
-
-FIG1_KEYS = ("raw", "normalized", "simplex")
-
 
 def fig1_summary(fig1a: LinearRegionsResult, fig1b: LinearRegionsResult) -> dict[str, float]:
     """Ratios, region counts and the deviation from the paper's Fig. 1 values (claims C2.1-C2.7)."""
@@ -740,7 +435,7 @@ def fig1_summary(fig1a: LinearRegionsResult, fig1b: LinearRegionsResult) -> dict
     return out
 
 
-def fig2_summary(simplex: SimplexScalingResult, relu: ReluScalingResult, early_points: int = 3) -> dict[str, float]:
+def fig2_summary(simplex: SimplexScalingResult, relu: NetworkRuns, early_points: int = 3) -> dict[str, float]:
     """Per input dimension d (one equation each): simplex exponent and its gap to -2/d, ReLU early exponent,
     net/simplex ratios at the largest N; plus the claim quantities of C2.8-C2.13 (see :func:`claim_values`)."""
     out: dict[str, float] = {}
@@ -788,7 +483,7 @@ def _nan_max(values) -> float:
     return max(finite) if finite else float("nan")
 
 
-def claim_values(fig1: dict[str, float], fig2: dict[str, float], modular: ModularResult,
+def claim_values(fig1: dict[str, float], fig2: dict[str, float], modular: NetworkRuns,
                  same: SameWidthResult) -> dict[str, float]:
     """Every claim quantity of the chapter (C2.1-C2.16) from the summaries and results."""
     values = {
@@ -810,40 +505,3 @@ def claim_values(fig1: dict[str, float], fig2: dict[str, float], modular: Modula
         "C2.16": same.param_ratio,
     }
     return {k: float(v) for k, v in sorted(values.items(), key=lambda kv: int(kv[0].split(".")[1]))}
-
-
-def paper_runtime_estimate(fig1a: LinearRegionsResult, fig1b: LinearRegionsResult, simplex: SimplexScalingResult,
-                           relu: ReluScalingResult, modular: ModularResult, same: SameWidthResult,
-                           paper_simplex: SimplexScalingConfig | None = None) -> dict[str, float]:
-    """Hours the ``paper`` profile needs on the machine that produced these results (single process).
-
-    Fig. 1 and the width-100 run: measured seconds per step times the paper's steps. Figs. 2-3 networks:
-    :func:`estimate_seconds`. Simplex: per equation, a power law of seconds against |D| fitted to the measured sizes,
-    summed over the paper's sizes and seeds (only where at least two sizes were timed).
-    """
-    hours = {}
-    fig1 = 0.0
-    for res in (fig1a, fig1b):
-        for run in res.train_results.values():
-            fig1 += run.wall_time_s / max(run.n_steps_done, 1) * 25_000
-    hours["fig1"] = fig1 / 3600
-    nets = estimate_seconds([relu, modular], [ReluScalingConfig(), ModularConfig()])
-    hours["fig2_nets"] = nets["ReluScalingConfig"] / 3600
-    hours["fig3_nets"] = nets["ModularConfig"] / 3600
-    hours["width100"] = sum(same.seconds_per_step.values()) * 25_000 / 3600
-    target = paper_simplex or SimplexScalingConfig()
-    total = 0.0
-    for i, eq in enumerate(simplex.equations):
-        secs = simplex.seconds[i].mean(axis=1)
-        n = simplex.n_train[i]
-        ok = secs > 0
-        if ok.sum() < 2:
-            continue
-        fit = scaling.fit_power_law(n[ok], secs[ok], last=min(3, int(ok.sum())))
-        d = simplex.dims[i]
-        sizes = [s for s in target.sizes if s <= target.max_train_by_dim[d - 1]]
-        total += float(np.sum(fit.predict(sizes))) * len(target.seeds)
-    hours["simplex"] = total / 3600
-    hours["total"] = sum(hours.values())
-    hours["c"] = nets["c"]
-    return hours
