@@ -56,7 +56,16 @@ def test_edit_outside_the_closure_keeps_the_entry_and_inside_invalidates_it(pml_
     assert again.key() == key
     assert first_difference(compute([again], store=store, client=False)[0], first) is None
     assert len(runs(log)) == 1  # served from the store
-    _append(pml_copy / "metrics.py")
+    _append(pml_copy / "metrics.py", '\n# a comment inside the closure\n')
+    _append(pml_copy / "metrics.py", '\n\ndef _helper():\n    """only a docstring"""\n')
+    _append(pml_copy / "metrics.py", '\n\nclass _C:\n    """a docstring"""\n')
+    assert Toy(seed=3, log=log).key() != key  # a new function is code
+    base_key = Toy(seed=3, log=log).key()
+    text = (pml_copy / "metrics.py").read_text()
+    (pml_copy / "metrics.py").write_text(text.replace('"""a docstring"""', '"""a reworded docstring"""'))
+    closure.clear()
+    assert Toy(seed=3, log=log).key() == base_key  # docstrings and comments are not code
+    _append(pml_copy / "metrics.py", "\nEDITED = 1\n")
     edited = Toy(seed=3, log=log)
     edited_key = edited.key()
     assert edited_key != key
