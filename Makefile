@@ -5,7 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup book test verify check-html claims clean
+.PHONY: setup book test lint verify check-html claims clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,9 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check pml tests
 
 verify: $(STAMP)
 	$(PY) -m pml.cli book --profile ci

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from nets import tiny_mlp
 from torch import nn
 
 from pml.nn import boosting, optimize
-from nets import tiny_mlp
 
 
 def _out(net, X):

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from pml import paths
-from pml.book import runner, claims
+from pml.book import claims, runner
 
 PROFILE = "smoke"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -71,8 +72,8 @@ def test_variables_and_ranges(eq_id, variables, ranges):
 def test_registry_is_read_only():
     with pytest.raises(TypeError):
         equations.REGISTRY["new"] = get("Z.001")  # type: ignore[index]
-    with pytest.raises(Exception):
-        get("Z.001").formula = "x"  # frozen dataclass
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get("Z.001").formula = "x"
 
 
 def test_unknown_id_lists_valid_ids():

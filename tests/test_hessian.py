@@ -4,11 +4,10 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from nets import tiny_mlp
 
 from pml.nn import hessian
 from pml.nn.optimize import FlatModel
-from nets import tiny_mlp
 
 
 @pytest.fixture

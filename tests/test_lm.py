@@ -6,10 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from pml.nn import boosting, lm
 from nets import tiny_mlp
 
+from pml.nn import boosting, lm
 
 
 def _teacher_problem(n=80, seed=0):

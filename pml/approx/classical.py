@@ -30,8 +30,8 @@ import scipy.interpolate
 import scipy.linalg
 from numpy.polynomial import chebyshev as C
 
-from pml.threads import limit_threads
 from pml.data import as_inputs
+from pml.threads import limit_threads
 
 __all__ = ["Chebyshev", "PolynomialLSQ", "RBF", "RBF_KERNELS", "chebyshev_points"]
 

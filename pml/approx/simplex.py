@@ -235,7 +235,7 @@ class SimplexInterpolator:
         if self._scipy_interp is None:
             if ordered or self.method == "walk":
                 with limit_threads(1):
-                    self.tri.transform  # computed once and cached by SciPy (the expensive part)
+                    self.tri.transform  # noqa: B018 -- computed once and cached by SciPy (the expensive part)
             self._scipy_interp = LinearNDInterpolator(self.tri, self._y)
         return self._ordered(X, self._scipy_interp, ordered)
 

@@ -92,7 +92,7 @@ def run(n_train: int = 1024, n_queries: int = 10_000, dims: Sequence[int] = (2, 
             start = time.perf_counter()
             simplex._barycentric_transforms(fast.tri.points, fast.tri.simplices)  # timed afresh (not SciPy's cache)
             t_transform_1 = time.perf_counter() - start
-            fast.tri.transform  # SciPy's cache, for the walk timings below
+            fast.tri.transform  # noqa: B018 -- fills SciPy's cache, for the walk timings below
         interp = LinearNDInterpolator(fast.tri, y)
         start = time.perf_counter()
         plain_values = interp(Q)

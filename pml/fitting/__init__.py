@@ -10,7 +10,7 @@ from pml.fitting.core import (  # noqa: F401
     ModelFileError,
     PrecisionReport,
     diagnose,
-    float64_floor,
     fit,
+    float64_floor,
     load,
 )

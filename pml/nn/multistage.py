@@ -49,8 +49,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pml.nn import lm
 from pml.data import as_inputs
+from pml.nn import lm
 from pml.nn.boosting import merge_stages
 from pml.nn.networks import count_params, make_mlp
 

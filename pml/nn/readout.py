@@ -38,10 +38,10 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from pml.nn import lm
 from pml.data import as_inputs
-from pml.threads import limit_threads
+from pml.nn import lm
 from pml.nn.networks import count_params
+from pml.threads import limit_threads
 
 __all__ = [
     "ReadoutFit",

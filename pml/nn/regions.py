@@ -73,7 +73,8 @@ def relu_regions(model: nn.Module, X, input_mean=None, input_std=None, method: s
         xb = Xt[start:start + chunk_size]
         if method == "pattern":
             pattern: list[torch.Tensor] = []
-            hooks = [m.register_forward_hook(lambda _m, inp, _out: pattern.append(inp[0] > 0)) for m in relus]
+            hooks = [m.register_forward_hook(lambda _m, inp, _out: pattern.append(inp[0] > 0))  # noqa: B023
+                     for m in relus]  # (removed below, within this iteration)
             try:
                 with torch.no_grad():
                     model(xb)
