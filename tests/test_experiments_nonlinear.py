@@ -16,6 +16,22 @@ def serial(sweep):
     return sweep.assemble([t.run() for t in sweep.tasks()])
 
 
+def assert_same(a, b):
+    """Equal down to the last bit: dataclasses field by field, arrays and floats NaN-aware."""
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b)
+        for f in dataclasses.fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name))
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    elif isinstance(a, (np.ndarray, float)):
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b
+
+
 # --- pre-floor fits -----------------------------------------------------------------------------------------------
 
 
@@ -50,11 +66,16 @@ def test_prefloor_window_rejects_bad_arguments():
 # --- Fig. 4 -------------------------------------------------------------------------------------------------------
 
 
+SPLINES_SMALL = nl.SplineConfig(orders_1d=(1, 3, 7), i_range_1d=(6, 18), orders_2d=(1, 3), i_range_2d=(9, 26),
+                                n_test_1d=500, n_test_per_axis=41, stiff_orders=(5,), stiff_rate=32.0)
+GRID_SMALL = nl.RegularGridConfig(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0, 1), n_test=500)
+GADGET_SMALL = nl.GadgetConfig(n_lambdas=13, orders=(1, 2), n_points=2000, truncation_points=4, truncation_n_lambdas=3,
+                               n_test=2000)
+
+
 @pytest.fixture(scope="module")
 def splines_small():
-    cfg = nl.SplineConfig(orders_1d=(1, 3, 7), i_range_1d=(6, 18), orders_2d=(1, 3), i_range_2d=(9, 26),
-                          n_test_1d=500, n_test_per_axis=41, stiff_orders=(5,), stiff_rate=32.0)
-    return nl.run_splines(cfg)
+    return serial(SPLINES_SMALL)
 
 
 def test_spline_exponents_and_floor(splines_small):
@@ -78,7 +99,7 @@ def test_max_gap_is_nan_when_a_curve_has_no_fit(splines_small):
 
 def test_regular_grid_tricubic_and_simplex():
     cfg = nl.RegularGridConfig(tricubic_sizes=(256, 1024, 4096), simplex_sizes=(64, 256), seeds=(0,), n_test=2000)
-    res = nl.run_regular_grid(cfg)
+    res = serial(cfg)
     assert res.tricubic.n_train.tolist() == [216, 1000, 3375]  # int(TP ** (1/3)) truncation of 4096
     assert res.simplex.n_train.tolist() == [27, 216]
     # finite-difference derivatives: the authors' numbers (spec Fig. 4c) within sampling noise
@@ -89,6 +110,68 @@ def test_regular_grid_tricubic_and_simplex():
     assert res.tricubic_exact.nan_fraction[-1] == 0
     assert res.simplex.rmse_mean[1] < res.simplex.rmse_mean[0]
     assert res.y_rms == pytest.approx(0.184, rel=0.05)
+
+
+def test_regular_grid_simplex_per_seed_matches_one_call_on_every_test_set():
+    """A task scores one test set; the triangulation gives the same RMSE as when every seed is located at once."""
+    from pml import data, equations
+    from pml.approx import splines
+    from pml.approx.simplex import SimplexInterpolator
+
+    res = serial(GRID_SMALL)
+    eq = equations.get("I.30.5")
+    tests = [data.sample_test(eq.ranges, 500, np.random.default_rng(s)) for s in (0, 1)]
+    _, X = splines.regular_grid(eq.ranges, 6)
+    together = SimplexInterpolator(X, eq(X))(np.concatenate(tests))
+    for b, T in enumerate(tests):
+        part = slice(500 * b, 500 * (b + 1))
+        err = together.values[part] - eq(T)
+        ok = together.inside[part]
+        assert res.simplex.rmse[1, b] == pytest.approx(np.sqrt(np.mean(err[ok] ** 2)), rel=1e-12)
+    assert res.simplex.nan_fraction[1] == together.fraction_outside
+
+
+# --- Fig. 4 and 6b as tasks ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sweep", [SPLINES_SMALL, GRID_SMALL, GADGET_SMALL], ids=["splines", "grid", "gadget"])
+def test_sweeps_through_the_engine_equal_the_serial_result(sweep, tmp_path):
+    tasks = sweep.tasks()
+    assert len({t.key() for t in tasks}) == len(tasks)
+    expected = serial(sweep)
+    store = engine.Store(tmp_path)
+    assert_same(engine.run(sweep, store=store), expected)
+    assert_same(engine.run(sweep, store=store), expected)  # read back from the store
+    assert all(t.cost() > 0 for t in tasks)
+
+
+def test_fig4_and_gadget_costs_grow_with_the_sizes():
+    small = nl.SplineCurveTask(1, 3, (11, 17, 25), 2000)
+    assert 0 < small.cost() < nl.SplineCurveTask(1, 3, (11, 17, 25, 1000), 2000).cost()
+    assert small.cost() < nl.SplineCurveTask(1, 7, (11, 17, 25), 2000).cost()
+    assert nl.SplineCurveTask(2, 3, (38, 57), 121).cost() < nl.SplineCurveTask(2, 3, (38, 57, 10_000), 121).cost()
+    for method in nl.GRID_METHODS:
+        point = nl.GridPointTask("I.30.5", method, 256, 0, 1000)
+        assert 0 < point.cost() <= dataclasses.replace(point, n_test=30_000).cost()
+    simplex = [nl.GridPointTask("I.30.5", "simplex", n, 0, 30_000).cost() for n in (64, 4096, 262144)]
+    assert simplex == sorted(simplex) and simplex[-1] > 100 * simplex[1]  # degenerate triangulations get slow
+    curve = nl.GadgetCurveTask(1, (-6.0, 0.0), 13, 1000, 0)
+    assert curve.cost() < dataclasses.replace(curve, order=3, n_lambdas=49).cost()
+    assert (nl.GadgetTruncationTask(1, (-3.0, -1.0), 5, 8, 0, 60).cost()
+            < nl.GadgetTruncationTask(1, (-3.0, -1.0), 5, 32, 0, 60).cost())
+    assert nl.DotProductTask(1, "I.11.19", (-6.0, -1.0), 13, 2000, 0).cost() < \
+        nl.DotProductTask(2, "I.11.19", (-6.0, -1.0), 13, 2000, 0).cost()
+
+
+def test_steps_follow_the_chapter_parameters():
+    smoke = nl.steps(runner.full_parameters("03_nonlinear", "smoke"))
+    paper = nl.steps(runner.full_parameters("03_nonlinear", "paper"))
+    assert {"fig4_splines", "fig4_grid", "gadget"} <= set(smoke)
+    assert len(paper["fig4_splines"].tasks()) == 5 + 3 + 2  # one per curve
+    assert len(paper["fig4_grid"].tasks()) == 1 + 4 * (6 + 6 + 7)  # y_rms, then method x size x seed
+    assert len(paper["gadget"].tasks()) == 3 * 3
+    assert paper["fig4_grid"].tasks()[-1] == nl.GridPointTask("I.30.5", "simplex", 262144, 3, 30_000)
+    assert smoke["fig4_splines"].i_range_1d == (6, 16) and smoke["fig4_grid"].seeds == (0,)
 
 
 # --- Figs. 5, 6a --------------------------------------------------------------------------------------------------
@@ -176,9 +259,7 @@ def test_network_steps_and_their_cost():
 
 @pytest.fixture(scope="module")
 def gadget_small():
-    cfg = nl.GadgetConfig(n_lambdas=13, orders=(1, 2), n_points=2000, truncation_points=4, truncation_n_lambdas=3,
-                          n_test=2000)
-    return nl.run_gadget(cfg)
+    return serial(GADGET_SMALL)
 
 
 def test_gadget_truncation_and_float64_floor(gadget_small):
@@ -200,8 +281,7 @@ def test_dot_product_gap(nets_small, gadget_small):
 def test_plots_build(splines_small, nets_small, gadget_small):
     from pml.plotting import nonlinear as figs
 
-    grid = nl.run_regular_grid(nl.RegularGridConfig(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0,),
-                                                    n_test=500))
+    grid = serial(nl.RegularGridConfig(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0,), n_test=500))
     simplex = serial(pl.SimplexScalingSweep(equations=("I.30.5",), sizes=(32, 64), seeds=(0,), n_test=200))
     for fig in (figs.plot_splines(splines_small, grid), figs.plot_tanh_scaling(nets_small, simplex),
                 figs.plot_dot_product(nets_small, simplex, gadget_small, "I.30.5"), figs.plot_gadget(gadget_small)):

@@ -1,9 +1,11 @@
 """Paper §3 ("Nonlinear Methods"): splines (Fig. 4), tanh networks (Fig. 5), the dot product (Fig. 6a) and the
 multiplication gadget (Fig. 6b).
 
-Every experiment is a frozen ``Config`` and a pure ``run_*(cfg) -> Result``; the chapter ``book/03_nonlinear.md``
-calls them through :func:`pml.cache.load_or_run`. The summaries the chapter reports (fitted exponents, floors, the
-tanh-vs-simplex margins) are methods or functions here, so the rules behind every number live in tested code:
+Every experiment is a :class:`pml.engine.Sweep` of independent tasks (Figs. 4 and 6b's in
+:mod:`pml.experiments.nonlinear_tasks`) whose assembled result keeps the chapter's shape; :func:`steps` builds them
+from the chapter's parameters and ``book/03_nonlinear.md`` runs them with :func:`pml.engine.run`. The summaries the
+chapter reports (fitted exponents, floors, the tanh-vs-simplex margins) are methods or functions here, so the rules
+behind every number live in tested code:
 
 * **Pre-floor fits** (:func:`fit_prefloor`). A spline curve falls as a power law until it meets the float64 floor and
   then stays flat. We fit the exponent on the *last decade* of sizes whose error is still at least
@@ -23,29 +25,36 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from pml import data, equations, metrics, scaling
+from pml import scaling
 from pml.approx import splines
 from pml.nn import gadget
-from pml.config import Config
-from pml.engine import Sweep
+from pml.engine import Sweep, Task
+from pml.experiments.nonlinear_tasks import (GRID_LABELS, GRID_METHODS, DotProductTask, GadgetCurveTask,
+                                             GadgetTruncationTask, GridPointTask, SplineCurveTask, YRmsTask)
 from pml.experiments.network_sweep import PAPER_WIDTHS, NetworkRuns, NetworkSweep
 from pml.experiments.simplex_sweep import SimplexScalingResult, SimplexScalingSweep
 
 EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
 
 __all__ = [
+    "DotProductTask",
     "EPS0",
     "GadgetConfig",
+    "GadgetCurveTask",
     "GadgetResult",
+    "GadgetTruncationTask",
     "GridCurve",
+    "GridPointTask",
     "BATCH_SIZE",
     "PrefloorFit",
     "RegularGridConfig",
     "RegularGridResult",
     "SplineConfig",
     "SplineCurve",
+    "SplineCurveTask",
     "SplineResult",
     "Table",
+    "YRmsTask",
     "beats_simplex",
     "beats_table",
     "best_beat",
@@ -54,9 +63,6 @@ __all__ = [
     "fit_prefloor",
     "network_sweep",
     "prefloor_window",
-    "run_gadget",
-    "run_regular_grid",
-    "run_splines",
     "scaling_scatter",
     "scatter_ratio",
     "steps",
@@ -125,7 +131,9 @@ def fit_prefloor(n, err, floor: float, margin: float = 100.0, decades: float = 1
 
 
 @dataclass(frozen=True)
-class SplineConfig(Config):
+class SplineConfig(Sweep):
+    """Fig. 4a/4b: one :class:`SplineCurveTask` per curve (1D orders, 2D orders, then the e^(a x) diagnostic)."""
+
     orders_1d: tuple[int, ...] = (1, 2, 3, 5, 7)  # Fig. 4a
     i_range_1d: tuple[int, int] = (6, 36)  # n = int(1.5**i): 11 ... 2,184,164 nodes
     n_test_1d: int = 2000  # equally spaced on [-0.9, 0.9]
@@ -137,6 +145,26 @@ class SplineConfig(Config):
     fit_min_points: int = 3  # ... with at least this many points
     stiff_rate: float = 8.0  # diagnostic target e^(a x): pushes the floor to larger n (not in the paper)
     stiff_orders: tuple[int, ...] = (5, 7)
+
+    def tasks(self) -> list[SplineCurveTask]:
+        sizes_1d = tuple(splines.fig4a_sizes(*self.i_range_1d))
+        sizes_2d = tuple(splines.fig4b_sizes(*self.i_range_2d))
+        return ([SplineCurveTask(1, int(p), sizes_1d, int(self.n_test_1d)) for p in self.orders_1d]
+                + [SplineCurveTask(2, int(p), sizes_2d, int(self.n_test_per_axis)) for p in self.orders_2d]
+                + [SplineCurveTask(1, int(p), sizes_1d, int(self.n_test_1d), float(self.stiff_rate))
+                   for p in self.stiff_orders])
+
+    def assemble(self, results: Sequence[dict]) -> "SplineResult":
+        """Fig. 4a (e^x), 4b (e^(xy)) and the e^(a x) diagnostic, each curve with its pre-floor fit."""
+        n_1d, n_main = len(self.orders_1d), len(self.orders_1d) + len(self.orders_2d)
+        curves = []
+        for i, (task, r) in enumerate(zip(self.tasks(), results)):
+            rel = np.asarray(r["rel_rmse"], dtype=np.float64)
+            n_train = np.asarray(r["n_train"])
+            fit = fit_prefloor(n_train, rel, EPS0, self.floor_margin, self.fit_decades, self.fit_min_points)
+            target = "exp(x)" if i < n_1d else "exp(xy)" if i < n_main else f"exp({float(self.stiff_rate):g}x)"
+            curves.append(SplineCurve(task.dim, task.order, target, np.asarray(r["n_nominal"]), n_train, rel, fit))
+        return SplineResult(tuple(curves[:n_main]), tuple(curves[n_main:]), float(self.stiff_rate))
 
 
 @dataclass(frozen=True)
@@ -191,41 +219,49 @@ class SplineResult:
         return self.curve(dim, top).floor_level()
 
 
-def _spline_curve(sc: splines.SplineScaling, dim: int, target: str, cfg: SplineConfig) -> SplineCurve:
-    fit = fit_prefloor(sc.n_train, sc.rel_rmse, EPS0, cfg.floor_margin, cfg.fit_decades, cfg.fit_min_points)
-    return SplineCurve(dim, sc.order, target, sc.n_nominal, sc.n_train, sc.rel_rmse, fit)
-
-
-def run_splines(cfg: SplineConfig) -> SplineResult:
-    """Fig. 4a (e^x, orders 1-7) and 4b (e^(xy), orders 1, 3, 5), relative RMSE, plus the e^(a x) diagnostic."""
-    sizes_1d = splines.fig4a_sizes(*cfg.i_range_1d)
-    sizes_2d = splines.fig4b_sizes(*cfg.i_range_2d)
-    curves = [_spline_curve(splines.spline_scaling_1d(p, sizes_1d, cfg.n_test_1d), 1, "exp(x)", cfg)
-              for p in cfg.orders_1d]
-    curves += [_spline_curve(splines.spline_scaling_2d(p, sizes_2d, cfg.n_test_per_axis), 2, "exp(xy)", cfg)
-               for p in cfg.orders_2d]
-    rate = float(cfg.stiff_rate)
-    stiff = [_spline_curve(splines.spline_scaling_1d(p, sizes_1d, cfg.n_test_1d, target=lambda x: np.exp(rate * x)),
-                           1, f"exp({rate:g}x)", cfg) for p in cfg.stiff_orders]
-    return SplineResult(tuple(curves), tuple(stiff), rate)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Fig. 4c: tricubic and simplex interpolation on regular 3D grids
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class RegularGridConfig(Config):
+class RegularGridConfig(Sweep):
+    """Fig. 4c: one :class:`GridPointTask` per method, grid size and test seed, and the test sets' y_rms."""
+
     equation: str = "I.30.5"
     tricubic_sizes: tuple[int, ...] = splines.FIG4C_SIZES  # nominal TP, config feynman-cubic-1
     simplex_sizes: tuple[int, ...] = (64, 256, 1024, 4096, 16384, 65536, 262144)  # feynman-simplex-3ds-2
     seeds: tuple[int, ...] = (0, 1, 2, 3)  # test sets
     n_test: int = 30_000  # uniform on the central 80% box
-    grid_rule: str = "authors"  # int(TP ** (1/3)) as the authors computed it (spec pitfall 14)
+    grid_rule: str = "authors"  # int(TP ** (1/3)) as the authors computed it (splines.grid_points_per_axis)
     floor_margin: float = 100.0
     fit_decades: float = 1.0
     fit_min_points: int = 3
+
+    def _sizes(self, method: str) -> tuple[int, ...]:
+        return tuple(int(n) for n in (self.simplex_sizes if method == "simplex" else self.tricubic_sizes))
+
+    def tasks(self) -> list[Task]:
+        points = [GridPointTask(self.equation, method, n, int(s), int(self.n_test), self.grid_rule)
+                  for method in GRID_METHODS for n in self._sizes(method) for s in self.seeds]
+        return [YRmsTask(self.equation, tuple(int(s) for s in self.seeds), int(self.n_test)), *points]
+
+    def assemble(self, results: Sequence[dict]) -> "RegularGridResult":
+        """The three curves (absolute RMSE per size and seed, their pre-floor fits against the true grid size)."""
+        y_rms = float(results[0]["y_rms"])
+        floor = EPS0 * y_rms
+        S, rest = len(self.seeds), list(results[1:])
+        curves = {}
+        for method in GRID_METHODS:
+            sizes = self._sizes(method)
+            block, rest = rest[: len(sizes) * S], rest[len(sizes) * S:]
+            rmse = np.array([r["rmse"] for r in block], dtype=np.float64).reshape(len(sizes), S)
+            bad = np.array([r["n_bad"] for r in block]).reshape(len(sizes), S)
+            n_train = np.array([block[a * S]["points_per_axis"] for a in range(len(sizes))]) ** 3
+            undefined = bad.sum(axis=1) / (S * self.n_test)  # fraction of all test points, every seed together
+            curves[method] = _grid_curve(GRID_LABELS[method], sizes, n_train, rmse, undefined, floor, self)
+        return RegularGridResult(self.equation, y_rms, curves["tricubic"], curves["tricubic_exact"],
+                                 curves["simplex"])
 
 
 @dataclass(frozen=True)
@@ -257,82 +293,10 @@ class RegularGridResult:
     simplex: GridCurve  # Delaunay-linear on the same grids
 
 
-def _exact_tricubic(eq, m: int) -> splines.Tricubic:
-    """Tricubic interpolant of ``eq`` on the m^3 grid with exact (sympy) derivatives at the nodes.
-
-    I.30.5, arcsin(lambda / (n d)), has a square-root singularity at the corner lambda = 2, d = 2, n = 1 of its box
-    (the argument reaches 1): the derivatives are infinite at that node, so its cell is undefined (NaN), like the
-    outer cell layer of the finite-difference version.
-    """
-    import sympy
-
-    axes, X = splines.regular_grid(eq.ranges, m)
-    x, y, z = eq.symbols
-    expr = eq.sympy_expr
-    parts = [expr, sympy.diff(expr, x), sympy.diff(expr, y), sympy.diff(expr, z), sympy.diff(expr, x, y),
-             sympy.diff(expr, x, z), sympy.diff(expr, y, z), sympy.diff(expr, x, y, z)]
-    values = []
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for part in parts:
-            fn = sympy.lambdify((x, y, z), part, modules="numpy")
-            v = np.broadcast_to(np.asarray(fn(X[:, 0], X[:, 1], X[:, 2]), dtype=np.float64), (X.shape[0],))
-            values.append(np.where(np.isfinite(v), v, np.nan).reshape(m, m, m))
-    return splines.Tricubic.from_derivatives(axes, *values)
-
-
-def _finite_rmse(y_pred: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """(RMSE over the finite predictions, number of non-finite ones)."""
-    ok = np.isfinite(y_pred)
-    return (metrics.rmse(y_pred[ok], y[ok]) if ok.any() else float("nan")), int(np.sum(~ok))
-
-
 def _grid_curve(method, nominal, n_train, rmse, nan_fraction, floor, cfg) -> GridCurve:
     mean = rmse.mean(axis=1)
     fit = fit_prefloor(n_train, mean, floor, cfg.floor_margin, cfg.fit_decades, cfg.fit_min_points)
     return GridCurve(method, np.asarray(nominal), np.asarray(n_train), rmse, np.asarray(nan_fraction), fit)
-
-
-def run_regular_grid(cfg: RegularGridConfig) -> RegularGridResult:
-    """Fig. 4c: absolute test RMSE of tricubic (finite and exact derivatives) and simplex on regular grids."""
-    from pml.approx.simplex import SimplexInterpolator
-
-    eq = equations.get(cfg.equation)
-    if eq.dim != 3:
-        raise ValueError(f"Fig. 4c needs a 3-variable equation; {cfg.equation} has {eq.dim}")
-    tests = [data.sample_test(eq.ranges, cfg.n_test, np.random.default_rng(s)) for s in cfg.seeds]
-    truths = [eq(X) for X in tests]
-    y_rms = float(np.sqrt(np.mean(np.concatenate(truths) ** 2)))
-    floor = EPS0 * y_rms
-
-    fd = splines.tricubic_scaling(cfg.tricubic_sizes, cfg.seeds, cfg.n_test, cfg.equation, "nan", cfg.grid_rule)
-    tricubic = _grid_curve("tricubic (finite differences)", fd.n_nominal, fd.n_train, fd.rmse,
-                           fd.nan_fraction.mean(axis=1), floor, cfg)
-
-    exact = np.empty((len(cfg.tricubic_sizes), len(cfg.seeds)))
-    exact_nan = np.zeros(len(cfg.tricubic_sizes))
-    for a, m in enumerate(fd.points_per_axis):
-        interp = _exact_tricubic(eq, int(m))
-        for b, (X, y) in enumerate(zip(tests, truths)):
-            with np.errstate(invalid="ignore", over="ignore"):
-                exact[a, b], bad = _finite_rmse(interp(X), y)
-            exact_nan[a] += bad / (len(tests) * cfg.n_test)
-    tricubic_exact = _grid_curve("tricubic (exact derivatives)", fd.n_nominal, fd.n_train, exact, exact_nan, floor,
-                                 cfg)
-
-    roots = [splines.grid_points_per_axis(n, 3, cfg.grid_rule) for n in cfg.simplex_sizes]
-    simplex = np.empty((len(roots), len(cfg.seeds)))
-    outside = np.empty(len(roots))
-    queries = np.concatenate(tests)
-    for a, m in enumerate(roots):
-        _, X = splines.regular_grid(eq.ranges, m)
-        res = SimplexInterpolator(X, eq(X))(queries)  # one triangulation, every seed's test set at once
-        parts = np.split(np.arange(queries.shape[0]), len(tests))
-        simplex[a] = [float(np.sqrt(np.mean((res.values[p][res.inside[p]] - y[res.inside[p]]) ** 2)))
-                      for p, y in zip(parts, truths)]
-        outside[a] = res.fraction_outside
-    simplex_curve = _grid_curve("simplex (Delaunay)", cfg.simplex_sizes, np.array(roots) ** 3, simplex, outside,
-                                floor, cfg)
-    return RegularGridResult(cfg.equation, y_rms, tricubic, tricubic_exact, simplex_curve)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -433,7 +397,10 @@ def scatter_ratio(nets: NetworkRuns, equations_: Sequence[str] | None = None,
 
 
 @dataclass(frozen=True)
-class GadgetConfig(Config):
+class GadgetConfig(Sweep):
+    """Fig. 6b measured: per order, a :class:`GadgetCurveTask`, a :class:`GadgetTruncationTask` and a
+    :class:`DotProductTask`."""
+
     log10_lambda: tuple[float, float] = (-6.0, 0.0)  # range of the scale lambda for the float64 curves
     n_lambdas: int = 49
     orders: tuple[int, ...] = (1, 2, 3)  # Richardson scales: 1 = the paper's 4-neuron gadget
@@ -456,6 +423,31 @@ class GadgetConfig(Config):
     def dot_lambdas(self) -> np.ndarray:
         return np.logspace(*self.dot_log10_lambda, self.n_lambdas)
 
+    def tasks(self) -> list[Task]:
+        orders = [int(o) for o in self.orders]
+        return ([GadgetCurveTask(o, tuple(self.log10_lambda), int(self.n_lambdas), int(self.n_points), int(self.seed))
+                 for o in orders]
+                + [GadgetTruncationTask(o, tuple(self.truncation_log10_lambda), int(self.truncation_n_lambdas),
+                                        int(self.truncation_points), int(self.seed), int(self.truncation_dps))
+                   for o in orders]
+                + [DotProductTask(o, self.dot_equation, tuple(self.dot_log10_lambda), int(self.n_lambdas),
+                                  int(self.n_test), int(self.seed)) for o in orders])
+
+    def assemble(self, results: Sequence[dict]) -> "GadgetResult":
+        """The float64 curves, the truncation errors with their fitted slopes, the dot-product curves."""
+        orders = tuple(int(o) for o in self.orders)
+        k = len(orders)
+        curves = tuple(gadget.GadgetCurve(np.asarray(r["lambdas"]), np.asarray(r["rel_rmse"]), o, int(r["width"]))
+                       for o, r in zip(orders, results[:k]))
+        lam = self.truncation_lambdas()
+        trunc = np.array([np.asarray(r["rel_rmse"]) for r in results[k:2 * k]])
+        exponents = np.array([scaling.fit_power_law(lam, t).exponent if np.all(t > 0) else float("nan")
+                              for t in trunc])
+        dots = tuple(gadget.DotProductCurve(np.asarray(r["lambdas"]), np.asarray(r["rel_rmse"]),
+                                            np.asarray(r["rmse"]), o, int(r["width"]), int(r["n_params"]))
+                     for o, r in zip(orders, results[2 * k:]))
+        return GadgetResult(curves, lam, trunc, exponents, dots, float(results[2 * k]["y_rms"]), orders)
+
 
 @dataclass(frozen=True)
 class GadgetResult:
@@ -472,21 +464,6 @@ class GadgetResult:
 
     def dot_curve(self, order: int = 1) -> gadget.DotProductCurve:
         return self.dot[self.orders.index(order)]
-
-
-def run_gadget(cfg: GadgetConfig) -> GadgetResult:
-    """Fig. 6b measured: gadget error vs lambda in float64 and in exact arithmetic; the exact dot-product network."""
-    curves = tuple(gadget.gadget_error_curve(cfg.lambdas(), cfg.n_points, cfg.seed, order) for order in cfg.orders)
-    lam = cfg.truncation_lambdas()
-    trunc = np.array([gadget.gadget_truncation_error(lam, order, cfg.truncation_points, cfg.seed,
-                                                     dps=cfg.truncation_dps) for order in cfg.orders])
-    exponents = np.array([scaling.fit_power_law(lam, t).exponent if np.all(t > 0) else float("nan") for t in trunc])
-    dots = tuple(gadget.dot_product_error_curve(cfg.dot_lambdas(), cfg.n_test, cfg.seed, order, cfg.dot_equation)
-                 for order in cfg.orders)
-    eq = equations.get(cfg.dot_equation)
-    X = data.sample_test(eq.ranges, cfg.n_test, np.random.default_rng(cfg.seed))
-    y_rms = float(np.sqrt(np.mean(eq(X) ** 2)))
-    return GadgetResult(curves, lam, trunc, exponents, dots, y_rms, tuple(cfg.orders))
 
 
 def dot_product_gap(nets: NetworkRuns, gadget_result: GadgetResult, equation: str = "I.11.19",
@@ -594,8 +571,19 @@ def best_beat(nets: NetworkRuns, simplex: SimplexScalingResult, activation: str 
 
 
 def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
-    """The chapter's sweeps from its parameter values (the names of its parameters cell)."""
+    """The chapter's sweeps from its parameter values (the names of its parameters cell): ``"fig4_splines"`` (Fig. 4a,
+    b and the e^(a x) diagnostic), ``"fig4_grid"`` (Fig. 4c), ``"gadget"`` (Fig. 6b) and the network steps of
+    :func:`network_steps`."""
     p = params
+    ints = lambda values: tuple(int(v) for v in values)  # noqa: E731 - parameters may arrive as lists
     return {
+        "fig4_splines": SplineConfig(orders_1d=ints(p["spline_orders_1d"]), i_range_1d=ints(p["spline_i_range_1d"]),
+                                     orders_2d=ints(p["spline_orders_2d"]), i_range_2d=ints(p["spline_i_range_2d"]),
+                                     floor_margin=float(p["floor_margin"]), stiff_rate=float(p["stiff_rate"])),
+        "fig4_grid": RegularGridConfig(equation=p["grid_equation"], tricubic_sizes=ints(p["tricubic_sizes"]),
+                                       simplex_sizes=ints(p["grid_simplex_sizes"]), seeds=ints(p["grid_seeds"]),
+                                       n_test=int(p["n_test"]), floor_margin=float(p["floor_margin"])),
+        "gadget": GadgetConfig(n_lambdas=int(p["gadget_n_lambdas"]), truncation_points=int(p["truncation_points"]),
+                               dot_equation=p["dot_equation"], n_test=int(p["net_n_test"])),
         **network_steps(p),  # "fig5_simplex", "fig5_networks", "fig6_networks"
     }
