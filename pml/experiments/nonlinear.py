@@ -27,12 +27,20 @@ import numpy as np
 
 from pml import scaling
 from pml.approx import splines
-from pml.nn import gadget
 from pml.engine import Sweep, Task
-from pml.experiments.nonlinear_tasks import (GRID_LABELS, GRID_METHODS, DotProductTask, GadgetCurveTask,
-                                             GadgetTruncationTask, GridPointTask, SplineCurveTask, YRmsTask)
 from pml.experiments.network_sweep import PAPER_WIDTHS, NetworkRuns, NetworkSweep
+from pml.experiments.nonlinear_tasks import (
+    GRID_LABELS,
+    GRID_METHODS,
+    DotProductTask,
+    GadgetCurveTask,
+    GadgetTruncationTask,
+    GridPointTask,
+    SplineCurveTask,
+    YRmsTask,
+)
 from pml.experiments.simplex_sweep import SimplexScalingResult, SimplexScalingSweep
+from pml.nn import gadget
 
 EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
 
