@@ -1,20 +1,36 @@
-"""Paper §4: the loss landscape at low loss (Fig. 7) and the optimisation tricks of §4.2 (Figs. 8-9, the §11 claims).
+"""Paper §4: the loss landscape at low loss (Fig. 7) and the optimisation tricks of §4.2 (Figs. 8-9, the quintic).
 
-Every experiment here is a frozen ``Config`` and a pure ``run_*(cfg) -> Result``; the chapter
-``book/04_optimization.md`` calls them through :func:`pml.cache.load_or_run`. The methods live in the library and
-are only composed here: the targets in :mod:`pml.teacher` / :mod:`pml.equations`, Adam in :mod:`pml.nn.training`, BFGS
-and low-curvature steps in :mod:`pml.nn.optimize`, the Hessian in :mod:`pml.nn.hessian`, boosting in :mod:`pml.nn.boosting`.
+Every expensive call of the chapter ``book/04_optimization.md`` is a task of :mod:`pml.engine`, and the chapter's
+sweeps are the configs :func:`steps` builds from its parameters. The dependent steps are small task graphs whose
+intermediate weights are task outputs:
 
-Protocol (reproduction spec Figs. 7-9, §11 and pitfalls 6-11, 21, 22):
+* :class:`AdamTask` (one problem x learning rate) returns the final weights; :class:`HessianTask` computes Fig. 7's
+  spectrum at them.
+* :class:`BFGSTask` returns its end weights; :class:`LowCurvatureTask` continues from them, so a different threshold
+  or number of low-curvature steps reuses the stored BFGS run.
+* Boosting stage k is a :class:`BFGSTask` whose ``previous`` is stage k-1's :class:`LowCurvatureTask`: the boosted
+  model so far (each stage's weights and scale c_k) is its input.
 
-* float64 throughout; inputs are **not** standardised; the test set covers the full training box (pitfall 12).
+Weights travel as plain float64 arrays (:func:`net_weights`) and are rebuilt into a network inside the dependent
+task (:func:`net_from_weights`), bit for bit. The sweeps (:class:`AdamSweep`, :class:`BFGSSweep`,
+:class:`CombinedSweep`, :class:`QuinticSweep`) list these tasks and assemble the results the chapter draws. The
+methods live in the library and are only composed here: the targets in :mod:`pml.teacher` / :mod:`pml.equations`,
+Adam in :mod:`pml.nn.training`, BFGS and low-curvature steps in :mod:`pml.nn.optimize`, the Hessian in
+:mod:`pml.nn.hessian`, boosting in :mod:`pml.nn.boosting`.
+
+Protocol (paper §4, Figs. 7-9; the authors' scripts and notebooks for the options):
+
+* float64 throughout; inputs are **not** standardised; the test set covers the full training box.
 * Adam: width-40 depth-3 tanh MLP, full batch, one initialisation (``seed``) shared by every learning rate.
 * BFGS: SciPy's algorithm with the authors' options (gtol 1e-60, maxiter 25,000), run by
   ``pml.nn.optimize.bfgs(engine="rank2")``, the same iteration with an O(N^2) instead of O(N^3) inverse-Hessian update.
 * Combined pipeline: width-20 f1 by BFGS, low-curvature steps, then boosting a second width-20 net on the residual
-  normalised by its mean absolute value (pitfall 9), again BFGS and low-curvature steps.
-* Everything runs with one torch thread and one BLAS thread: these problems are small, and on a shared 2-core
-  machine extra threads only contend (measured: a 2x-10x slow-down of the BFGS update and of the Hessian).
+  normalised by its mean absolute value, again BFGS and low-curvature steps.
+* Every task runs with one torch thread and one BLAS thread (its ``threads`` field): these problems are small, and on
+  a shared 2-core machine extra threads only contend (measured: a 2x-10x slow-down of the BFGS update and of the
+  Hessian).
+* Wall-clock budgets (``time_limit`` of BFGS and of the low-curvature stages, None by default) stop a run where the
+  machine's speed says: a task with a budget that binds is not bit-reproducible across machines or runs.
 
 All RMSEs stored are **absolute** (as Figs. 8-9 plot); each result carries ``y_rms`` of its test (or training)
 targets so that relative RMSEs are one division away.
@@ -22,45 +38,52 @@ targets so that relative RMSEs are one division away.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import functools
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from pml import data, equations, teacher
+from pml.config import _canonical
+from pml.engine import Sweep, Task
 from pml.nn import boosting, hessian, optimize, training
-from pml.config import Config
-from pml.threads import limit_threads
-from pml.nn.networks import make_mlp
+from pml.nn.networks import dense_param_count, make_mlp
 
 __all__ = [
     "PAPER_LRS",
     "PAPER_LINE_SEARCH",
     "problem_data",
-    "AdamConfig",
+    "net_weights",
+    "net_from_weights",
+    "AdamTask",
+    "HessianTask",
+    "BFGSTask",
+    "LowCurvatureTask",
+    "AdamSweep",
     "AdamResult",
     "SpectrumSummary",
-    "run_adam",
-    "BFGSConfig",
+    "BFGSSweep",
     "BFGSResult",
-    "run_bfgs",
-    "CombinedConfig",
+    "CombinedSweep",
     "CombinedResult",
-    "run_combined",
-    "QuinticConfig",
+    "QuinticSweep",
     "QuinticResult",
-    "run_quintic",
+    "Group",
+    "steps",
+    "paper_estimate",
     "orders",
 ]
 
-PAPER_LRS = (0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4, 3e-5, 1e-5)  # spec Fig. 8 (Adam sweep)
+PAPER_LRS = (0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4, 3e-5, 1e-5)  # Figs. 8-9 (the Adam sweep)
 
-# Line search (alpha_min, n_grid) of the low-curvature stages 2 and 4, per problem (spec Fig. 8 "per-script
-# overrides"); every other problem uses the defaults (1e-12, 15). The upper bound is a config field.
+# Line search (alpha_min, n_grid) of the low-curvature stages 2 and 4, per problem (the authors' per-script
+# overrides for Fig. 9); every other problem uses the defaults (1e-12, 15). The upper bound is a config field.
 PAPER_LINE_SEARCH: dict[str, tuple[tuple[float, int], tuple[float, int]]] = {
     "Z.008": ((1e-25, 70), (1e-25, 70)),
     "I.11.19": ((1e-30, 70), (1e-50, 70)),
@@ -79,8 +102,8 @@ def problem_data(problem: str, n_train: int, n_test: int, seed: int):
     """(X_train, y_train, X_test, y_test) float64 for a problem of this chapter.
 
     ``"teacher"``: the 1-3-3-1 tanh teacher on U[-1, 1] (:func:`pml.teacher.teacher_student_data`);
-    ``"quintic"``: the random quintic of §11 (:func:`pml.teacher.quintic_data`); otherwise an equation id of
-    :mod:`pml.equations` with train and test points uniform on the **full** box (spec pitfall 12).
+    ``"quintic"``: the random quintic of §4.2's text (:func:`pml.teacher.quintic_data`); otherwise an equation id of
+    :mod:`pml.equations` with train and test points uniform on the **full** box.
     """
     if problem == "teacher":
         return teacher.teacher_student_data(n_train, n_test, seed)
@@ -88,6 +111,11 @@ def problem_data(problem: str, n_train: int, n_test: int, seed: int):
         return teacher.quintic_data(n_train, n_test, seed)
     eq = equations.get(problem)
     return data.train_test_split(eq.func, eq.ranges, n_train, n_test, seed, fraction=1.0)
+
+
+def problem_dim(problem: str) -> int:
+    """Input dimension of a problem (1 for the teacher and the quintic)."""
+    return 1 if problem in PROBLEMS else int(equations.get(problem).dim)
 
 
 def _dim(X) -> int:
@@ -112,24 +140,379 @@ class Curve:
     label: str
 
 
+def net_weights(model: torch.nn.Sequential, activation: str = "tanh") -> dict:
+    """A :func:`pml.nn.networks.make_mlp` network as plain data: the flat float64 parameter vector (in
+    ``model.parameters()`` order, that of :class:`pml.nn.optimize.FlatModel`) and the layer sizes."""
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    sizes = [m.in_features for m in linears] + [linears[-1].out_features]
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return {"theta": theta.cpu().numpy().astype(np.float64, copy=True), "layer_sizes": sizes,
+            "activation": activation}
+
+
+def net_from_weights(weights: Mapping[str, Any]) -> torch.nn.Sequential:
+    """The network :func:`net_weights` describes, its parameters copied (not shared) from ``weights["theta"]``."""
+    sizes = [int(s) for s in weights["layer_sizes"]]
+    if len(sizes) < 3 or len(set(sizes[1:-1])) != 1 or sizes[-1] != 1:
+        raise ValueError(f"layer sizes {sizes} are not a make_mlp network (dim, width, ..., width, 1)")
+    model = make_mlp(sizes[0], sizes[1], len(sizes) - 1, str(weights.get("activation", "tanh")))
+    theta = torch.from_numpy(np.array(weights["theta"], dtype=np.float64, copy=True))
+    params = list(model.parameters())
+    if theta.numel() != sum(p.numel() for p in params):
+        raise ValueError(f"{theta.numel()} weights for a network of {sum(p.numel() for p in params)} parameters")
+    with torch.no_grad():
+        for p, chunk in zip(params, torch.split(theta, [p.numel() for p in params])):
+            p.copy_(chunk.view_as(p))
+    return model
+
+
+def _optim_summary(res: optimize.OptimResult) -> dict:
+    """An :class:`pml.nn.optimize.OptimResult` as plain data (its history, RMSEs, counts, stop and wall time)."""
+    return {
+        "history": {k: np.asarray(v) for k, v in res.history.items()},
+        "train_rmse": float(res.train_rmse),
+        "test_rmse": float(res.test_rmse),
+        "n_iter": int(res.n_iter),
+        "n_fev": int(res.n_fev),
+        "stop_reason": str(res.stop_reason),
+        "message": str(res.message),
+        "seconds": float(res.wall_s),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Cost model: CPU-seconds on one core of the machine that built this book
+# ---------------------------------------------------------------------------------------------------------------------
+
+# Constants fitted to CPU times (time.process_time) of the tasks below at widths 20 and 40 and 2k-20k points, one
+# thread, on the 2-core x86-64 machine that built this book. A forward + backward pass on n points costs
+# n * (point_param * N + point_unit * H) for N parameters and H hidden units: at these widths the tanh units, not the
+# matrix products, dominate. A forward pass alone is a third of that.
+COST = {
+    "task": 0.1,  # fixed cost of a task (data, network, bookkeeping)
+    "point_param": 5e-11,  # forward + backward, per point and parameter
+    "point_unit": 1.75e-8,  # forward + backward, per point and hidden unit
+    "adam_step": 5e-4,  # per Adam step: the update and the loop
+    "bfgs_iter": 1.2e-3,  # per BFGS iteration: the line search's bookkeeping
+    "bfgs_fev": 1.1,  # loss-and-gradient evaluations per BFGS iteration (SciPy's Wolfe line search)
+    "bfgs_update": 2.4e-9,  # per N^2: the rank-two inverse-Hessian update
+    "hessian_passes": 2.3,  # the forward-over-reverse Hessian costs this many passes per parameter
+    "eigh": 4.5e-10,  # per N^3: torch.linalg.eigh
+    "line_search": 60,  # forward passes per low-curvature line search (grid and zooms)
+}
+
+
+def _pass_seconds(n_params: int, n_units: int, n_points: int, forward_only: bool = False) -> float:
+    per_point = COST["point_param"] * n_params + COST["point_unit"] * n_units
+    return per_point * n_points / (3.0 if forward_only else 1.0)
+
+
+def _hessian_seconds(n_params: int, n_units: int, n_points: int) -> float:
+    """The dense Hessian, its eigendecomposition and one gradient."""
+    return ((COST["hessian_passes"] * n_params + 1) * _pass_seconds(n_params, n_units, n_points)
+            + COST["eigh"] * n_params**3)
+
+
+def _within(seconds: float, *budgets: float | None) -> float:
+    """``seconds``, or the wall-clock budget when one is set and smaller."""
+    limits = [b for b in budgets if b is not None]
+    return float(min([seconds, *limits])) if limits else float(seconds)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ChapterTask(Task):
+    """A task whose fields may hold the tasks it depends on: those enter the key by their own key fields, so their
+    execution settings stay out of it too."""
+
+    def key_fields(self) -> dict[str, Any]:
+        return {f.name: value.key_fields() if isinstance(value, Task) else _canonical(value)
+                for f in dataclasses.fields(self) if f.name not in self.EXECUTION_FIELDS
+                for value in (getattr(self, f.name),)}
+
+
+@dataclass(frozen=True)
+class AdamTask(_ChapterTask):
+    """Full-batch Adam at one learning rate from the initialisation ``seed`` (Figs. 7-9); returns the curve, the
+    lowest and the final test RMSE, and the final weights (:func:`net_weights`)."""
+
+    problem: str = "teacher"  # "teacher" or an equation id (Z.001, Z.008, I.11.19)
+    n_train: int = 100_000
+    n_test: int = 10_000
+    width: int = 40
+    depth: int = 3
+    lr: float = 1e-3
+    n_steps: int = 30_000
+    log_every: int = 10  # thinning of the stored curve
+    seed: int = 0  # data and the initialisation
+    threads: int = 1
+
+    def n_params(self) -> int:
+        return dense_param_count(problem_dim(self.problem), self.width, self.depth)
+
+    def n_units(self) -> int:
+        return self.width * (self.depth - 1)
+
+    def cost(self) -> float:
+        # every step: forward + backward on the training set and a forward pass on the test set (test_every_step)
+        N, H = self.n_params(), self.n_units()
+        per_step = (COST["adam_step"] + _pass_seconds(N, H, self.n_train)
+                    + _pass_seconds(N, H, self.n_test, forward_only=True))
+        return COST["task"] + self.n_steps * per_step
+
+    def run(self) -> dict:
+        X, y, Xt, yt = problem_data(self.problem, self.n_train, self.n_test, self.seed)
+        model = make_mlp(_dim(X), self.width, self.depth, "tanh", seed=self.seed)
+        cfg = training.TrainConfig(lr=self.lr, n_steps=self.n_steps, batch_size=self.n_train, normalize_inputs=False,
+                                   log_every=self.log_every, selection="min_test", test_every_step=True)
+        start = time.perf_counter()
+        res = training.train(model, X, y, Xt, yt, cfg)
+        seconds = time.perf_counter() - start
+        # test[s] is after update s, i.e. before update s + 1: the curve starts at the initialisation
+        return {
+            "step": np.concatenate([[0], res.history_step + 1]).astype(np.int64),
+            "rmse": np.concatenate([[res.initial_test], res.history_test]).astype(np.float64),
+            "min_test": float(min(res.min_test, res.initial_test)),
+            "final_test": float(res.final_test),
+            "y_rms": _rms(yt),
+            "seconds": seconds,
+            "weights": net_weights(model),
+        }
+
+
+@dataclass(frozen=True)
+class HessianTask(_ChapterTask):
+    """Fig. 7: the Hessian of the training MSE over all parameters at the end point of an Adam run, its spectrum
+    and the gradient's projections on its eigenvectors (eigenvectors not kept)."""
+
+    adam: AdamTask
+    threads: int = 1
+
+    def inputs(self) -> dict[str, Task]:
+        return {"adam": self.adam}
+
+    def cost(self) -> float:
+        a = self.adam
+        return COST["task"] + _hessian_seconds(a.n_params(), a.n_units(), a.n_train)
+
+    def run(self, adam: dict) -> dict:
+        a = self.adam
+        X, y, _, _ = problem_data(a.problem, a.n_train, a.n_test, a.seed)
+        model = net_from_weights(adam["weights"])
+        start = time.perf_counter()
+        spec = hessian.spectrum(model, X, y)
+        k = optimize.FlatModel(model, X, y).first_param_size()
+        # The authors' first-layer projection from the same eigenvectors: no second Hessian.
+        first = np.abs(spec.eigenvectors[:k, :].T @ spec.gradient[:k])
+        return {
+            "eigenvalues": np.asarray(spec.eigenvalues, dtype=np.float64),
+            "grad_projections": np.asarray(spec.grad_projections, dtype=np.float64),
+            "grad_projections_first_layer": np.asarray(first, dtype=np.float64),
+            "gradient_norm": float(np.linalg.norm(spec.gradient)),
+            "train_rmse": math.sqrt(spec.loss),
+            "lr": float(a.lr),
+            "seconds": time.perf_counter() - start,
+        }
+
+
+def _boosted_so_far(previous: dict | None, stage: int) -> dict:
+    """The boosted model before ``stage``: {"weights": [...], "scales": [...]} (empty for stage 0)."""
+    if stage == 0:
+        return {"weights": [], "scales": []}
+    if previous is None or len(previous["model"]["weights"]) != stage:
+        raise ValueError(f"boosting stage {stage} needs the {stage} stages before it as its input")
+    return previous["model"]
+
+
+@dataclass(frozen=True)
+class BFGSTask(_ChapterTask):
+    """BFGS on a fresh width-``width`` net initialised from ``seed + stage``, until SciPy's stop (Figs. 8-9, §4.2's
+    quintic). Stage k > 0 of boosting fits the residual of the boosted model of ``previous`` (stage k-1's
+    low-curvature task) normalised by ``normaliser`` (:func:`pml.nn.boosting.boost`). Returns the history, the
+    RMSEs (of this stage's net on its scaled target), and the boosted model after this stage as weights and scales.
+    ``n_test = 0``: no test set (the quintic)."""
+
+    problem: str = "teacher"
+    n_train: int = 100_000
+    n_test: int = 10_000
+    width: int = 40
+    depth: int = 3
+    gtol: float = 1e-60
+    maxiter: int = 25_000
+    time_limit: float | None = None  # seconds; None: run until BFGS itself stops
+    log_every: int = 10
+    engine: str = "rank2"  # "scipy" is the authors' call; "rank2" the same iteration in O(N^2) per step
+    seed: int = 0  # data; the net is initialised from seed + stage
+    stage: int = 0  # boosting stage (0: fit y)
+    previous: LowCurvatureTask | None = None  # stage > 0: the stage before
+    normaliser: str = "mean_abs"  # boosting scale c (the authors' mean |residual|)
+    threads: int = 1
+
+    def __post_init__(self):
+        if (self.stage == 0) != (self.previous is None) or self.stage < 0:
+            raise ValueError(f"boosting stage {self.stage} needs previous (the stage before) exactly when stage > 0")
+
+    def inputs(self) -> dict[str, Task]:
+        return {} if self.previous is None else {"previous": self.previous}
+
+    def data(self):
+        """(X, y, X_test, y_test), the test set None when ``n_test`` is 0."""
+        X, y, Xt, yt = problem_data(self.problem, self.n_train, self.n_test, self.seed)
+        return (X, y, Xt, yt) if self.n_test > 0 else (X, y, None, None)
+
+    def n_params(self) -> int:
+        return dense_param_count(problem_dim(self.problem), self.width, self.depth)
+
+    def n_units(self) -> int:
+        return self.width * (self.depth - 1)
+
+    def cost(self) -> float:
+        """An upper bound: ``maxiter`` iterations (BFGS usually stops earlier, on precision loss), within the
+        budget ``time_limit``."""
+        N, H = self.n_params(), self.n_units()
+        per_iter = (COST["bfgs_iter"] + COST["bfgs_fev"] * _pass_seconds(N, H, self.n_train)
+                    + COST["bfgs_update"] * N**2 + _pass_seconds(N, H, self.n_test, forward_only=True) / self.log_every)
+        return COST["task"] + _within(self.maxiter * per_iter, self.time_limit)
+
+    def run(self, previous: dict | None = None) -> dict:
+        X, y, Xt, yt = self.data()
+        before = _boosted_so_far(previous, self.stage)
+        models = [net_from_weights(w) for w in before["weights"]]
+        models.append(make_mlp(_dim(X), self.width, self.depth, "tanh", seed=self.seed + self.stage))
+        trainer = functools.partial(optimize.bfgs, gtol=self.gtol, maxiter=self.maxiter, log_every=self.log_every,
+                                    time_limit=self.time_limit, engine=self.engine)
+        boosted = boosting.boost(models, X, y, trainer, Xt, yt, normaliser=self.normaliser, n_pretrained=self.stage)
+        res = boosted.stages[self.stage].result
+        return {
+            **_optim_summary(res),
+            "scale": float(boosted.scales[self.stage]),
+            "model": {"weights": list(before["weights"]) + [net_weights(models[-1])],
+                      "scales": [float(c) for c in boosted.scales]},
+            "y_rms": _rms(y if yt is None else yt),
+        }
+
+
+def _low_curvature(model, X, y, X_test=None, y_test=None, *, time_limit: float | None, **kwargs):
+    """A boosting stage trainer: low-curvature subspace steps, stopped after ``time_limit`` seconds (None: never)."""
+    callback = None
+    if time_limit is not None:
+        start = time.perf_counter()
+        callback = lambda row: time.perf_counter() - start >= time_limit
+    return optimize.low_curvature_steps(model, X, y, X_test=X_test, y_test=y_test, callback=callback, **kwargs)
+
+
+@dataclass(frozen=True)
+class LowCurvatureTask(_ChapterTask):
+    """Low-curvature subspace steps (|lambda| < tau, paper §4.2) from the end point of ``bfgs``, on the same
+    (scaled residual) target. Returns the history, the RMSEs of this stage's net, the boosted model after this stage,
+    and that model's train and test RMSEs (with the test set: also merged into one network,
+    :func:`pml.nn.boosting.merge_stages`)."""
+
+    bfgs: BFGSTask
+    tau: float = 1e-15
+    n_steps: int = 500
+    rule: str = "abs"  # "abs": |lambda| < tau (the code); "signed": lambda < tau (the paper's text)
+    alpha_min: float = 1e-12
+    alpha_max: float = 1e12
+    n_grid: int = 15
+    allow_increase: bool = False  # True: always take the line-search step, as the authors' code
+    time_limit: float | None = None  # seconds
+    threads: int = 1
+
+    def inputs(self) -> dict[str, Task]:
+        return {"bfgs": self.bfgs}
+
+    def cost(self) -> float:
+        """An upper bound: ``n_steps`` steps (a stage that stops lowering the loss ends early), within the budget
+        ``time_limit``."""
+        b = self.bfgs
+        N, H = b.n_params(), b.n_units()
+        per_step = (_hessian_seconds(N, H, b.n_train)
+                    + COST["line_search"] * _pass_seconds(N, H, b.n_train, forward_only=True)
+                    + _pass_seconds(N, H, b.n_test, forward_only=True))
+        return COST["task"] + _within(self.n_steps * per_step, self.time_limit)
+
+    def run(self, bfgs: dict) -> dict:
+        b = self.bfgs
+        X, y, Xt, yt = b.data()
+        weights = bfgs["model"]["weights"]
+        models = [net_from_weights(w) for w in weights]
+        trainer = functools.partial(
+            _low_curvature, time_limit=self.time_limit, tau=self.tau, n_steps=self.n_steps, rule=self.rule,
+            alpha_min=self.alpha_min, alpha_max=self.alpha_max, n_grid=self.n_grid, allow_increase=self.allow_increase)
+        boosted = boosting.boost(models, X, y, trainer, Xt, yt, normaliser=b.normaliser, n_pretrained=b.stage)
+        scales = [float(c) for c in boosted.scales]
+        if scales[-1] != bfgs["scale"]:
+            raise RuntimeError(f"stage {b.stage}: residual scale {scales[-1]!r}, but BFGS had {bfgs['scale']!r}")
+        out = {
+            **_optim_summary(boosted.stages[b.stage].result),
+            "scale": scales[-1],
+            "model": {"weights": list(weights[:-1]) + [net_weights(models[-1])], "scales": scales},
+            "final_train_rmse": _rms(boosting.predict_stages(models, scales, X) - y),
+            "final_test_rmse": math.nan,
+            "merged_test_rmse": math.nan,
+        }
+        if Xt is not None:
+            out["final_test_rmse"] = _rms(boosting.predict_stages(models, scales, Xt) - yt)
+            merged = boosting.merge_stages(models, scales)
+            with torch.no_grad():
+                merged_pred = merged(torch.from_numpy(np.asarray(Xt, dtype=np.float64))).reshape(-1).numpy()
+            out["merged_test_rmse"] = _rms(merged_pred - yt)
+        return out
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Adam sweep (Figs. 8-9) and the Hessian spectrum after Adam (Fig. 7)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class AdamConfig(Config):
-    problem: str = "teacher"  # "teacher" or an equation id (Z.001, Z.008, I.11.19)
+class AdamSweep(Sweep):
+    """Adam at every learning rate from one initialisation (Figs. 8-9), one task per rate, and optionally Fig. 7's
+    spectrum at the end point of the run with ``spectrum_lr``."""
+
+    problem: str = "teacher"
     n_train: int = 100_000
     n_test: int = 10_000
     width: int = 40
     depth: int = 3
     lrs: tuple[float, ...] = PAPER_LRS
     n_steps: int = 30_000  # Figs. 7-8: 30k; Fig. 9: 50k
-    log_every: int = 10  # thinning of the stored curves
-    seed: int = 0  # data and the shared initialisation
+    log_every: int = 10
+    seed: int = 0
     spectrum_lr: float | None = None  # Fig. 7: the Hessian spectrum after the run with this lr (None: none)
-    num_threads: int = 1
+
+    def adam_task(self, lr: float) -> AdamTask:
+        return AdamTask(problem=self.problem, n_train=self.n_train, n_test=self.n_test, width=self.width,
+                        depth=self.depth, lr=lr, n_steps=self.n_steps, log_every=self.log_every, seed=self.seed)
+
+    def tasks(self) -> list[Task]:
+        if self.spectrum_lr is not None and self.spectrum_lr not in self.lrs:
+            raise ValueError(f"spectrum_lr {self.spectrum_lr} is not among the learning rates {self.lrs}")
+        tasks: list[Task] = [self.adam_task(lr) for lr in self.lrs]
+        if self.spectrum_lr is not None:
+            tasks.append(HessianTask(adam=self.adam_task(self.spectrum_lr)))
+        return tasks
+
+    def assemble(self, results: Sequence[dict]) -> AdamResult:
+        runs = results[: len(self.lrs)]
+        spectrum = None
+        if self.spectrum_lr is not None:
+            spectrum = SpectrumSummary(**results[len(self.lrs)])
+        return AdamResult(
+            problem=self.problem,
+            lrs=tuple(self.lrs),
+            curves=tuple(Curve(r["step"], r["rmse"], f"Adam lr={lr:g}") for lr, r in zip(self.lrs, runs)),
+            min_test=np.asarray([r["min_test"] for r in runs], dtype=np.float64),
+            final_test=np.asarray([r["final_test"] for r in runs], dtype=np.float64),
+            y_rms=float(runs[0]["y_rms"]),
+            seconds_per_step=sum(r["seconds"] for r in runs) / (self.n_steps * len(self.lrs)),
+            spectrum=spectrum,
+        )
 
 
 @dataclass(frozen=True)
@@ -138,7 +521,7 @@ class SpectrumSummary:
 
     eigenvalues: np.ndarray  # ascending (torch.linalg.eigh)
     grad_projections: np.ndarray  # |g . e_i| with the full gradient, same order
-    grad_projections_first_layer: np.ndarray  # the authors' notebook: first-layer slices of g and e_i only (pitfall 6)
+    grad_projections_first_layer: np.ndarray  # the authors' notebook: first-layer slices of g and e_i only
     gradient_norm: float
     train_rmse: float
     lr: float
@@ -197,64 +580,15 @@ class AdamResult:
         return float(self.lrs[int(np.nanargmin(self.min_test))])
 
 
-def _spectrum_summary(model, X, y, lr: float) -> SpectrumSummary:
-    start = time.perf_counter()
-    spec = hessian.spectrum(model, X, y)
-    k = optimize.FlatModel(model, X, y).first_param_size()
-    # The authors' projection (pitfall 6) from the same eigenvectors: no second Hessian.
-    first = np.abs(spec.eigenvectors[:k, :].T @ spec.gradient[:k])
-    return SpectrumSummary(
-        eigenvalues=spec.eigenvalues,
-        grad_projections=spec.grad_projections,
-        grad_projections_first_layer=first,
-        gradient_norm=float(np.linalg.norm(spec.gradient)),
-        train_rmse=math.sqrt(spec.loss),
-        lr=lr,
-        seconds=time.perf_counter() - start,
-    )
-
-
-def run_adam(cfg: AdamConfig) -> AdamResult:
-    """Adam at every learning rate from one initialisation (Figs. 8-9), and optionally Fig. 7's spectrum."""
-    X, y, Xt, yt = problem_data(cfg.problem, cfg.n_train, cfg.n_test, cfg.seed)
-    if cfg.spectrum_lr is not None and cfg.spectrum_lr not in cfg.lrs:
-        raise ValueError(f"spectrum_lr {cfg.spectrum_lr} is not among the learning rates {cfg.lrs}")
-    train_cfg = dict(n_steps=cfg.n_steps, batch_size=cfg.n_train, normalize_inputs=False, log_every=cfg.log_every,
-                     selection="min_test", test_every_step=True)
-    curves, min_test, final_test, spectrum = [], [], [], None
-    start = time.perf_counter()
-    with limit_threads(cfg.num_threads):
-        for lr in cfg.lrs:
-            model = make_mlp(_dim(X), cfg.width, cfg.depth, "tanh", seed=cfg.seed)
-            res = training.train(model, X, y, Xt, yt, training.TrainConfig(lr=lr, **train_cfg))
-            # test[s] is after update s, i.e. before update s + 1 (spec pitfall 22: the curve starts at the init)
-            steps = np.concatenate([[0], res.history_step + 1])
-            values = np.concatenate([[res.initial_test], res.history_test])
-            curves.append(Curve(steps, values, f"Adam lr={lr:g}"))
-            min_test.append(min(res.min_test, res.initial_test))
-            final_test.append(res.final_test)
-            if cfg.spectrum_lr is not None and lr == cfg.spectrum_lr:
-                spectrum = _spectrum_summary(model, X, y, lr)
-    elapsed = time.perf_counter() - start - (spectrum.seconds if spectrum else 0.0)
-    return AdamResult(
-        problem=cfg.problem,
-        lrs=tuple(cfg.lrs),
-        curves=tuple(curves),
-        min_test=np.asarray(min_test, dtype=np.float64),
-        final_test=np.asarray(final_test, dtype=np.float64),
-        y_rms=_rms(yt),
-        seconds_per_step=elapsed / (cfg.n_steps * len(cfg.lrs)),
-        spectrum=spectrum,
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # BFGS alone (the width-40 comparison curve of Fig. 8)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class BFGSConfig(Config):
+class BFGSSweep(Sweep):
+    """One width-40 net trained by BFGS alone until SciPy's precision-loss stop (Fig. 8, "width-40 BFGS")."""
+
     problem: str = "teacher"
     n_train: int = 100_000
     n_test: int = 10_000
@@ -264,9 +598,28 @@ class BFGSConfig(Config):
     maxiter: int = 25_000
     time_limit: float | None = None  # seconds; None: run until BFGS itself stops
     log_every: int = 10
-    engine: str = "rank2"  # "scipy" is the authors' call; "rank2" the same iteration in O(N^2) per step
+    engine: str = "rank2"
     seed: int = 0
-    num_threads: int = 1
+
+    def tasks(self) -> list[Task]:
+        return [BFGSTask(problem=self.problem, n_train=self.n_train, n_test=self.n_test, width=self.width,
+                         depth=self.depth, gtol=self.gtol, maxiter=self.maxiter, time_limit=self.time_limit,
+                         log_every=self.log_every, engine=self.engine, seed=self.seed)]
+
+    def assemble(self, results: Sequence[dict]) -> BFGSResult:
+        (r,) = results
+        h = r["history"]
+        return BFGSResult(
+            problem=self.problem,
+            curve=Curve(h["step"], h["test_rmse"], f"BFGS width {self.width}"),
+            test_rmse=r["test_rmse"],
+            train_rmse=r["train_rmse"],
+            n_iter=r["n_iter"],
+            stop_reason=r["stop_reason"],
+            message=r["message"],
+            y_rms=r["y_rms"],
+            seconds_per_iter=r["seconds"] / max(r["n_iter"], 1),
+        )
 
 
 @dataclass(frozen=True)
@@ -282,55 +635,18 @@ class BFGSResult:
     seconds_per_iter: float
 
 
-def _bfgs_kwargs(cfg) -> dict:
-    return dict(gtol=cfg.gtol, maxiter=cfg.maxiter, log_every=cfg.log_every, time_limit=cfg.time_limit,
-                engine=cfg.engine)
-
-
-def run_bfgs(cfg: BFGSConfig) -> BFGSResult:
-    """One width-40 net trained by BFGS alone until SciPy's precision-loss stop (spec Fig. 8, "width-40 BFGS")."""
-    X, y, Xt, yt = problem_data(cfg.problem, cfg.n_train, cfg.n_test, cfg.seed)
-    model = make_mlp(_dim(X), cfg.width, cfg.depth, "tanh", seed=cfg.seed)
-    with limit_threads(cfg.num_threads):
-        res = optimize.bfgs(model, X, y, Xt, yt, **_bfgs_kwargs(cfg))
-    h = res.history
-    return BFGSResult(
-        problem=cfg.problem,
-        curve=Curve(h["step"], h["test_rmse"], f"BFGS width {cfg.width}"),
-        test_rmse=res.test_rmse,
-        train_rmse=res.train_rmse,
-        n_iter=res.n_iter,
-        stop_reason=res.stop_reason,
-        message=res.message,
-        y_rms=_rms(yt),
-        seconds_per_iter=res.wall_s / max(res.n_iter, 1),
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # The combined pipeline: BFGS -> low-curvature steps -> boosting (BFGS -> low-curvature steps)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _lc_callback(time_limit: float | None):
-    """A low-curvature-steps callback that stops after ``time_limit`` seconds (None: never)."""
-    if time_limit is None:
-        return None
-    start = time.perf_counter()
-    return lambda row: time.perf_counter() - start >= time_limit
-
-
-def _bfgs_then_low_curvature(model, X, y, X_test=None, y_test=None, *, bfgs_kwargs: dict, lc_kwargs: dict,
-                             lc_time_limit: float | None) -> dict:
-    """A boosting stage trainer (:func:`pml.nn.boosting.boost`): BFGS, then low-curvature subspace steps from there."""
-    first = optimize.bfgs(model, X, y, X_test, y_test, **bfgs_kwargs)
-    second = optimize.low_curvature_steps(model, X, y, X_test=X_test, y_test=y_test,
-                                          callback=_lc_callback(lc_time_limit), **lc_kwargs)
-    return {"bfgs": first, "low_curvature": second}
-
-
 @dataclass(frozen=True)
-class CombinedConfig(Config):
+class CombinedSweep(Sweep):
+    """Figs. 8-9's "BFGS + low-curvature + boosting" curve: stage k trains a fresh width-``width`` net (seed + k) by
+    BFGS then low-curvature steps, on the residual of the stages before normalised by its mean |.|
+    (:func:`pml.nn.boosting.boost`). Tasks: BFGS and low-curvature for each stage, each stage's BFGS taking the
+    previous stage's low-curvature result as input."""
+
     problem: str = "teacher"
     n_train: int = 100_000
     n_test: int = 10_000
@@ -346,12 +662,11 @@ class CombinedConfig(Config):
     lc_rule: str = "abs"  # "abs": |lambda| < tau (the code); "signed": lambda < tau (the paper's text)
     alpha_max: float = 1e12  # upper end of the logarithmic line search (Figs. 8-9 scripts)
     line_search: tuple[tuple[float, int], ...] | None = None  # (alpha_min, n_grid) per stage; None: PAPER_LINE_SEARCH
-    allow_increase: bool = False  # True: always take the line-search step, as the authors' code (pitfall 8)
-    normaliser: str = "mean_abs"  # boosting scale c (pitfall 9)
+    allow_increase: bool = False  # True: always take the line-search step, as the authors' code
+    normaliser: str = "mean_abs"  # boosting scale c
     log_every: int = 10
     engine: str = "rank2"
     seed: int = 0  # data; stage k's net is initialised from seed + k
-    num_threads: int = 1
 
     def stage_line_search(self) -> tuple[tuple[float, int], ...]:
         if self.line_search is not None:
@@ -360,6 +675,62 @@ class CombinedConfig(Config):
             return tuple((float(a), int(n)) for a, n in self.line_search)
         paper = PAPER_LINE_SEARCH.get(self.problem, (DEFAULT_LINE_SEARCH, DEFAULT_LINE_SEARCH))
         return tuple(paper[min(k, len(paper) - 1)] for k in range(self.n_stages))
+
+    def tasks(self) -> list[Task]:
+        """[BFGS f1, low-curvature f1, BFGS f2, low-curvature f2, ...]."""
+        if self.n_stages < 1:
+            raise ValueError(f"n_stages must be >= 1, got {self.n_stages}")
+        tasks: list[Task] = []
+        previous = None
+        for k, (alpha_min, n_grid) in enumerate(self.stage_line_search()):
+            bfgs = BFGSTask(problem=self.problem, n_train=self.n_train, n_test=self.n_test, width=self.width,
+                            depth=self.depth, gtol=self.gtol, maxiter=self.maxiter, time_limit=self.time_limit,
+                            log_every=self.log_every, engine=self.engine, seed=self.seed, stage=k, previous=previous,
+                            normaliser=self.normaliser)
+            previous = LowCurvatureTask(bfgs=bfgs, tau=self.tau, n_steps=self.lc_steps, rule=self.lc_rule,
+                                        alpha_min=alpha_min, alpha_max=self.alpha_max, n_grid=n_grid,
+                                        allow_increase=self.allow_increase, time_limit=self.lc_time_limit)
+            tasks += [bfgs, previous]
+        return tasks
+
+    def assemble(self, results: Sequence[dict]) -> CombinedResult:
+        # One running x axis; each stage's RMSEs are relative to its scaled target, so the combined ones are c_k times.
+        steps, values, boundaries, stages, offset = [], [], [], [], 0
+        lc_time, lc_count = 0.0, 0
+        for k, (alpha_min, _) in enumerate(self.stage_line_search()):
+            bf, lc = results[2 * k], results[2 * k + 1]
+            c = lc["scale"]
+            bh, lh = bf["history"], lc["history"]
+            name = f"f{k + 1}"
+            boundaries.append((offset, f"{name} BFGS"))
+            steps.append(offset + bh["step"])
+            values.append(c * bh["test_rmse"])
+            offset += int(bf["n_iter"])
+            boundaries.append((offset, f"{name} low-curvature"))
+            steps.append(offset + lh["step"][1:])
+            values.append(c * lh["test_rmse"][1:])
+            offset += int(lc["n_iter"])
+            lc_time += lc["seconds"]
+            lc_count += lc["n_iter"]
+            stages.append(StageSummary(
+                scale=c, bfgs_iters=bf["n_iter"], bfgs_stop=bf["stop_reason"], bfgs_message=bf["message"],
+                bfgs_test=c * bf["test_rmse"], bfgs_train=c * bf["train_rmse"], lc_steps=lc["n_iter"],
+                lc_stop=lc["stop_reason"], lc_test=c * lc["test_rmse"], lc_train=c * lc["train_rmse"],
+                lc_alpha=lh["alpha"][1:], lc_n_directions=lh["n_directions"][1:], alpha_min=alpha_min,
+                alpha_max=self.alpha_max, bfgs_seconds=bf["seconds"], lc_seconds=lc["seconds"],
+            ))
+        last = results[-1]
+        return CombinedResult(
+            problem=self.problem,
+            curve=Curve(np.concatenate(steps), np.concatenate(values), "BFGS + low-curvature + boosting"),
+            boundaries=tuple(boundaries),
+            stages=tuple(stages),
+            test_rmse=last["final_test_rmse"],
+            train_rmse=last["final_train_rmse"],
+            merged_test_rmse=last["merged_test_rmse"],
+            y_rms=results[0]["y_rms"],
+            seconds_per_hessian_step=lc_time / lc_count if lc_count else math.nan,
+        )
 
 
 @dataclass(frozen=True)
@@ -397,82 +768,18 @@ class CombinedResult:
     seconds_per_hessian_step: float  # wall time of one low-curvature step (Hessian + eigh + line search)
 
 
-def run_combined(cfg: CombinedConfig) -> CombinedResult:
-    """Figs. 8-9's "BFGS + low-curvature + boosting" curve: stage k trains a fresh width-``width`` net (seed + k) by
-    BFGS then low-curvature steps, on the residual of the stages before normalised by its mean |.|
-    (:func:`pml.nn.boosting.boost`)."""
-    if cfg.n_stages < 1:
-        raise ValueError(f"n_stages must be >= 1, got {cfg.n_stages}")
-    X, y, Xt, yt = problem_data(cfg.problem, cfg.n_train, cfg.n_test, cfg.seed)
-    models = [make_mlp(_dim(X), cfg.width, cfg.depth, "tanh", seed=cfg.seed + k) for k in range(cfg.n_stages)]
-    searches = cfg.stage_line_search()
-    results, scales = [], []
-    with limit_threads(cfg.num_threads):
-        # boost() takes one trainer for all stages; the line search differs per stage, so stages go one at a time.
-        for k, (alpha_min, n_grid) in enumerate(searches):
-            trainer = functools.partial(
-                _bfgs_then_low_curvature,
-                bfgs_kwargs=_bfgs_kwargs(cfg),
-                lc_kwargs=dict(tau=cfg.tau, n_steps=cfg.lc_steps, rule=cfg.lc_rule, alpha_min=alpha_min,
-                               alpha_max=cfg.alpha_max, n_grid=n_grid, allow_increase=cfg.allow_increase),
-                lc_time_limit=cfg.lc_time_limit,
-            )
-            boosted = boosting.boost(models[: k + 1], X, y, trainer, Xt, yt, normaliser=cfg.normaliser,
-                                     n_pretrained=k)
-            results.append(boosted.stages[k].result)
-            scales.append(boosted.stages[k].scale)
-    merged = boosting.merge_stages(models, scales)
-    with torch.no_grad():
-        merged_pred = merged(torch.from_numpy(np.asarray(Xt, dtype=np.float64))).reshape(-1).numpy()
-    merged_test = _rms(merged_pred - yt)
-
-    # One running x axis; each stage's RMSEs are relative to its scaled target, so the combined ones are c_k times.
-    steps, values, boundaries, stages, offset = [], [], [], [], 0
-    lc_time, lc_count = 0.0, 0
-    for k, (res, c) in enumerate(zip(results, scales)):
-        bf, lc = res["bfgs"], res["low_curvature"]
-        name = f"f{k + 1}"
-        boundaries.append((offset, f"{name} BFGS"))
-        steps.append(offset + bf.history["step"])
-        values.append(c * bf.history["test_rmse"])
-        offset += int(bf.n_iter)
-        boundaries.append((offset, f"{name} low-curvature"))
-        steps.append(offset + lc.history["step"][1:])
-        values.append(c * lc.history["test_rmse"][1:])
-        offset += int(lc.n_iter)
-        lc_time += lc.wall_s
-        lc_count += lc.n_iter
-        stages.append(StageSummary(
-            scale=c, bfgs_iters=bf.n_iter, bfgs_stop=bf.stop_reason, bfgs_message=bf.message,
-            bfgs_test=c * bf.test_rmse, bfgs_train=c * bf.train_rmse, lc_steps=lc.n_iter, lc_stop=lc.stop_reason,
-            lc_test=c * lc.test_rmse, lc_train=c * lc.train_rmse, lc_alpha=lc.history["alpha"][1:],
-            lc_n_directions=lc.history["n_directions"][1:], alpha_min=searches[k][0], alpha_max=cfg.alpha_max,
-            bfgs_seconds=bf.wall_s, lc_seconds=lc.wall_s,
-        ))
-    final = boosting.predict_stages(models, scales, Xt)
-    train_final = boosting.predict_stages(models, scales, X)
-    return CombinedResult(
-        problem=cfg.problem,
-        curve=Curve(np.concatenate(steps), np.concatenate(values), "BFGS + low-curvature + boosting"),
-        boundaries=tuple(boundaries),
-        stages=tuple(stages),
-        test_rmse=_rms(final - yt),
-        train_rmse=_rms(train_final - y),
-        merged_test_rmse=merged_test,
-        y_rms=_rms(yt),
-        seconds_per_hessian_step=lc_time / lc_count if lc_count else math.nan,
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------------------
-# §11: BFGS on a random quintic until precision loss, then low-curvature steps at several tau
+# §4.2's text claims: BFGS on a random quintic until precision loss, then low-curvature steps at several tau
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class QuinticConfig(Config):
-    n_train: int = 50_000  # spec §11 (no test set: the claims are about the training RMSE)
-    width: int = 20  # the notebook's width; the paper's text says 40 (spec pitfall 10)
+class QuinticSweep(Sweep):
+    """A width-20 tanh net fit to a random quintic by BFGS until precision loss, then, from that solution,
+    ``lc_steps`` low-curvature steps for each tau: one BFGS task and one low-curvature task per tau (its input)."""
+
+    n_train: int = 50_000  # the notebook's (no test set: the claims are about the training RMSE)
+    width: int = 20  # the notebook's width; the paper's text says 40
     depth: int = 3
     gtol: float = 1e-40
     maxiter: int = 25_000
@@ -482,13 +789,54 @@ class QuinticConfig(Config):
     lc_time_limit: float | None = None  # per tau, seconds
     lc_rule: str = "abs"
     alpha_min: float = 1e-12
-    alpha_max: float = 1e18  # the notebook's sweep (cell 26)
+    alpha_max: float = 1e18  # the notebook's sweep
     n_grid: int = 15
     allow_increase: bool = False
     log_every: int = 10
     engine: str = "rank2"
-    seed: int = 0  # the quintic's coefficients and the inputs (the authors' draw was unseeded: pitfall 11)
-    num_threads: int = 1
+    seed: int = 0  # the quintic's coefficients and the inputs (the authors' draw was unseeded)
+
+    def bfgs_task(self) -> BFGSTask:
+        return BFGSTask(problem="quintic", n_train=self.n_train, n_test=0, width=self.width, depth=self.depth,
+                        gtol=self.gtol, maxiter=self.maxiter, time_limit=self.time_limit, log_every=self.log_every,
+                        engine=self.engine, seed=self.seed)
+
+    def tasks(self) -> list[Task]:
+        bfgs = self.bfgs_task()
+        return [bfgs] + [
+            LowCurvatureTask(bfgs=bfgs, tau=tau, n_steps=self.lc_steps, rule=self.lc_rule, alpha_min=self.alpha_min,
+                             alpha_max=self.alpha_max, n_grid=self.n_grid, allow_increase=self.allow_increase,
+                             time_limit=self.lc_time_limit)
+            for tau in self.taus
+        ]
+
+    def assemble(self, results: Sequence[dict]) -> QuinticResult:
+        bf, lcs = results[0], results[1:]
+        at_max = []
+        for lc in lcs:
+            alphas = lc["history"]["alpha"][1:]
+            taken = alphas[alphas > 0]
+            # the grid's last point, or beyond it after an edge zoom: the bound limited the step
+            at_max.append(float(np.mean(taken >= self.alpha_max)) if taken.size else 0.0)
+        lc_count = sum(lc["n_iter"] for lc in lcs)
+        return QuinticResult(
+            coefficients=np.asarray(teacher.random_quintic(self.seed).coef, dtype=np.float64),
+            bfgs_curve=Curve(bf["history"]["step"], bf["history"]["train_rmse"], "BFGS"),
+            bfgs_rmse=bf["train_rmse"],
+            bfgs_iters=bf["n_iter"],
+            bfgs_stop=bf["stop_reason"],
+            bfgs_message=bf["message"],
+            taus=tuple(self.taus),
+            lc_curves=tuple(Curve(lc["history"]["step"], lc["history"]["train_rmse"], f"tau={tau:g}")
+                            for tau, lc in zip(self.taus, lcs)),
+            lc_rmse=np.asarray([lc["train_rmse"] for lc in lcs], dtype=np.float64),
+            lc_steps_done=np.asarray([lc["n_iter"] for lc in lcs], dtype=np.int64),
+            lc_stop=tuple(lc["stop_reason"] for lc in lcs),
+            lc_alpha_at_max=np.asarray(at_max, dtype=np.float64),
+            y_rms=bf["y_rms"],
+            seconds_per_bfgs_iter=bf["seconds"] / max(bf["n_iter"], 1),
+            seconds_per_lc_step=sum(lc["seconds"] for lc in lcs) / lc_count if lc_count else math.nan,
+        )
 
 
 @dataclass(frozen=True)
@@ -514,138 +862,106 @@ class QuinticResult:
         return float(self.bfgs_rmse / self.lc_rmse[list(self.taus).index(tau)])
 
 
-def run_quintic(cfg: QuinticConfig) -> QuinticResult:
-    """Spec §11: a width-20 tanh net fit to a random quintic by BFGS until precision loss, then, from that
-    solution, ``lc_steps`` low-curvature steps for each tau."""
-    X, y, _, _ = problem_data("quintic", cfg.n_train, 0, cfg.seed)
-    model = make_mlp(1, cfg.width, cfg.depth, "tanh", seed=cfg.seed)
-    curves, finals, done, stops, at_max = [], [], [], [], []
-    lc_time, lc_count = 0.0, 0
-    with limit_threads(cfg.num_threads):
-        bf = optimize.bfgs(model, X, y, gtol=cfg.gtol, maxiter=cfg.maxiter, log_every=cfg.log_every,
-                           time_limit=cfg.time_limit, engine=cfg.engine)
-        for tau in cfg.taus:
-            student = copy.deepcopy(model)
-            lc = optimize.low_curvature_steps(
-                student, X, y, tau, cfg.lc_steps, rule=cfg.lc_rule, alpha_min=cfg.alpha_min, alpha_max=cfg.alpha_max,
-                n_grid=cfg.n_grid, allow_increase=cfg.allow_increase, callback=_lc_callback(cfg.lc_time_limit),
-            )
-            h = lc.history
-            curves.append(Curve(h["step"], h["train_rmse"], f"tau={tau:g}"))
-            finals.append(lc.train_rmse)
-            done.append(lc.n_iter)
-            stops.append(lc.stop_reason)
-            alphas = h["alpha"][1:]
-            taken = alphas[alphas > 0]
-            # the grid's last point, or beyond it after an edge zoom: the bound limited the step
-            at_max.append(float(np.mean(taken >= cfg.alpha_max)) if taken.size else 0.0)
-            lc_time += lc.wall_s
-            lc_count += lc.n_iter
-    return QuinticResult(
-        coefficients=np.asarray(teacher.random_quintic(cfg.seed).coef, dtype=np.float64),
-        bfgs_curve=Curve(bf.history["step"], bf.history["train_rmse"], "BFGS"),
-        bfgs_rmse=bf.train_rmse,
-        bfgs_iters=bf.n_iter,
-        bfgs_stop=bf.stop_reason,
-        bfgs_message=bf.message,
-        taus=tuple(cfg.taus),
-        lc_curves=tuple(curves),
-        lc_rmse=np.asarray(finals, dtype=np.float64),
-        lc_steps_done=np.asarray(done, dtype=np.int64),
-        lc_stop=tuple(stops),
-        lc_alpha_at_max=np.asarray(at_max, dtype=np.float64),
-        y_rms=_rms(y),
-        seconds_per_bfgs_iter=bf.wall_s / max(bf.n_iter, 1),
-        seconds_per_lc_step=lc_time / lc_count if lc_count else math.nan,
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------------------
-# Cost: what the paper profile takes on this machine
+# The chapter's steps
 # ---------------------------------------------------------------------------------------------------------------------
-
-# Work of the paper's runs, from the spec (Figs. 7-9, §11): Adam steps per learning rate, and the BFGS iterations
-# the authors' runs took before stopping (f1 + boosted f2 for the combined pipeline; spec "Numbers [read]").
-PAPER_WORK = {
-    "adam_lrs": len(PAPER_LRS),
-    "adam_steps": {"teacher": 30_000, "Z.001": 30_000, "Z.008": 50_000, "I.11.19": 50_000},
-    "bfgs40_iters": {"teacher": 3_600, "Z.001": 2_000},
-    "combined_bfgs_iters": {"teacher": 2_300 + 25_000, "Z.001": 7_400 + 10_500, "Z.008": 23_000 + 12_000,
-                            "I.11.19": 19_000 + 8_500},
-    "lc_steps_per_stage": 500,
-    "quintic_bfgs_iters": 5_000,  # the notebook: 4891-6665 iterations
-    "quintic_lc_steps": 7 * 200,  # 7 taus x 200 steps
-}
 
 
 @dataclass(frozen=True)
-class TimingConfig(Config):
-    """Seconds per loss-and-gradient pass of the chapter's nets at a few data sizes (to extrapolate costs)."""
+class Group(Sweep):
+    """Several sweeps of one figure panel as one step: the tasks of each in turn; the result maps names to results."""
 
-    n_points: tuple[int, ...] = (2_000, 20_000, 50_000)
-    widths: tuple[int, ...] = (20, 40)
-    n_repeats: int = 5
-    seed: int = 0
-    num_threads: int = 1
+    parts: tuple[tuple[str, Sweep], ...] = ()
 
+    def tasks(self) -> list[Task]:
+        return [task for _, sweep in self.parts for task in sweep.tasks()]
 
-@dataclass(frozen=True)
-class TimingResult:
-    n_points: tuple[int, ...]
-    widths: tuple[int, ...]
-    seconds: np.ndarray  # (widths, n_points): one forward + backward pass on n points
-
-    def scale(self, width: int, n_from: int, n_to: int) -> float:
-        """Cost ratio of a pass on ``n_to`` points to one on ``n_from`` points (a + b n fitted per width)."""
-        row = self.seconds[list(self.widths).index(width)]
-        b, a = np.polyfit(np.asarray(self.n_points, dtype=np.float64), row, 1)
-        a, b = max(a, 0.0), max(b, 0.0)
-        return float((a + b * n_to) / (a + b * n_from))
+    def assemble(self, results: Sequence[dict]) -> dict[str, Any]:
+        out, i = {}, 0
+        for name, sweep in self.parts:
+            n = len(sweep.tasks())
+            out[name] = sweep.assemble(results[i: i + n])
+            i += n
+        return out
 
 
-def run_timing(cfg: TimingConfig) -> TimingResult:
-    X_all, y_all, _, _ = problem_data("teacher", max(cfg.n_points), 0, cfg.seed)
-    seconds = np.empty((len(cfg.widths), len(cfg.n_points)))
-    with limit_threads(cfg.num_threads):
-        for i, width in enumerate(cfg.widths):
-            model = make_mlp(1, width, 3, "tanh", seed=cfg.seed)
-            for j, n in enumerate(cfg.n_points):
-                flat = optimize.FlatModel(model, X_all[:n], y_all[:n])
-                theta = flat.theta()
-                flat.loss_and_grad(theta)  # warm-up
-                start = time.perf_counter()
-                for _ in range(cfg.n_repeats):
-                    flat.loss_and_grad(theta)
-                seconds[i, j] = (time.perf_counter() - start) / cfg.n_repeats
-    return TimingResult(tuple(cfg.n_points), tuple(cfg.widths), seconds)
+ONE_D = ("teacher", "Z.001")  # Fig. 8's problems
+TWO_D = "Z.008"  # Fig. 9 top
+SIX_D = "I.11.19"  # Fig. 9 bottom
 
 
-def paper_estimate(timing: TimingResult, adam: dict, bfgs: dict, combined: dict, quintic: QuinticResult,
-                   spectrum: SpectrumSummary, *, n_train_run: int, quintic_n_train_run: int, n_train: int = 100_000,
-                   quintic_n_train: int = 50_000, work: dict = PAPER_WORK) -> dict[str, float]:
-    """Estimated seconds of each part of the paper profile on this machine.
+def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
+    """The chapter's sweeps from its parameter values (the names of its parameters cell), one per step:
 
-    The per-step costs measured in this run (at ``n_train_run`` points) are scaled to ``n_train`` points with
-    :meth:`TimingResult.scale` and multiplied by the paper's amount of work (``work``: Adam steps, the BFGS iterations
-    the authors' runs took, every low-curvature stage running all its steps). ``adam``, ``bfgs`` and ``combined`` map
-    problem names to this run's results.
+    ``fig7_adam`` (teacher-student Adam sweep and Fig. 7's spectrum; also Fig. 8's teacher Adam curves),
+    ``fig8_teacher`` (width-40 BFGS and the combined pipeline on the teacher), ``fig8_equation`` (Adam, BFGS and the
+    pipeline on y = x^2), ``fig9_2d`` and ``fig9_6d`` (Adam and the pipeline on Z.008 and I.11.19) and ``quintic``
+    (§4.2's text claims). The ``Group`` steps assemble to dicts with keys "adam", "bfgs", "combined".
     """
-    s20 = timing.scale(20, n_train_run, n_train)
-    s40 = timing.scale(40, n_train_run, n_train)
-    sq = timing.scale(20, quintic_n_train_run, quintic_n_train)
-    out = {
-        "adam": sum(work["adam_steps"][p] * work["adam_lrs"] * r.seconds_per_step * s40 for p, r in adam.items()),
-        "hessian_fig7": spectrum.seconds * s40,
-        "bfgs_width40": sum(work["bfgs40_iters"][p] * r.seconds_per_iter * s40 for p, r in bfgs.items()),
-        "combined_bfgs": 0.0,
-        "low_curvature": 0.0,
-        "quintic": (work["quintic_bfgs_iters"] * quintic.seconds_per_bfgs_iter
-                    + work["quintic_lc_steps"] * quintic.seconds_per_lc_step) * sq,
+    p = params
+    common = dict(n_train=int(p["n_train"]), n_test=int(p["n_test"]), log_every=int(p["log_every"]),
+                  seed=int(p["seed"]))
+    adam = dict(common, lrs=tuple(p["adam_lrs"]), n_steps=int(p["adam_steps"]))
+    adam_highd = dict(adam, n_steps=int(p["adam_steps_highd"]))
+    bfgs = dict(common, maxiter=int(p["bfgs_maxiter"]), time_limit=p["bfgs_time_limit"])
+    comb = dict(bfgs, lc_steps=int(p["lc_steps"]), lc_time_limit=p["lc_time_limit"], tau=p["tau"],
+                alpha_max=p["alpha_max"])
+    return {
+        "fig7_adam": AdamSweep(problem="teacher", spectrum_lr=p["spectrum_lr"], **adam),
+        "fig8_teacher": Group((("bfgs", BFGSSweep(problem="teacher", **bfgs)),
+                               ("combined", CombinedSweep(problem="teacher", **comb)))),
+        "fig8_equation": Group((("adam", AdamSweep(problem="Z.001", **adam)),
+                                ("bfgs", BFGSSweep(problem="Z.001", **bfgs)),
+                                ("combined", CombinedSweep(problem="Z.001", **comb)))),
+        "fig9_2d": Group((("adam", AdamSweep(problem=TWO_D, **adam_highd)),
+                          ("combined", CombinedSweep(problem=TWO_D, **comb)))),
+        "fig9_6d": Group((("adam", AdamSweep(problem=SIX_D, **adam_highd)),
+                          ("combined", CombinedSweep(problem=SIX_D, **comb)))),
+        "quintic": QuinticSweep(
+            n_train=int(p["quintic_n_train"]), maxiter=int(p["quintic_bfgs_maxiter"]),
+            time_limit=p["quintic_bfgs_time_limit"], taus=tuple(p["quintic_taus"]),
+            lc_steps=int(p["quintic_lc_steps"]), lc_time_limit=p["quintic_lc_time_limit"],
+            alpha_max=p["quintic_alpha_max"], seed=int(p["seed"]),
+        ),
     }
-    for p, r in combined.items():
-        per_iter = sum(s.bfgs_seconds for s in r.stages) / max(sum(s.bfgs_iters for s in r.stages), 1)
-        out["combined_bfgs"] += work["combined_bfgs_iters"][p] * per_iter * s20
-        out["low_curvature"] += len(r.stages) * work["lc_steps_per_stage"] * r.seconds_per_hessian_step * s20
+
+
+COST_PARTS = ("adam", "hessian_fig7", "bfgs_width40", "combined_bfgs", "low_curvature", "quintic")
+
+
+def _parts(sweep: Sweep):
+    if isinstance(sweep, Group):
+        for _, part in sweep.parts:
+            yield from _parts(part)
+    else:
+        yield sweep
+
+
+def paper_estimate(sweeps: Mapping[str, Sweep]) -> dict[str, float]:
+    """Estimated CPU-seconds (the tasks' cost model) of the chapter's steps by kind of work (``COST_PARTS``) and in
+    ``total``; a task shared by several steps counts once."""
+    out = dict.fromkeys(COST_PARTS, 0.0)
+    seen: set[str] = set()
+    for sweep in sweeps.values():
+        for part in _parts(sweep):
+            for task in part.tasks():
+                key = task.key()
+                if key in seen:
+                    continue
+                seen.add(key)
+                if isinstance(part, QuinticSweep):
+                    kind = "quintic"
+                elif isinstance(task, HessianTask):
+                    kind = "hessian_fig7"
+                elif isinstance(task, AdamTask):
+                    kind = "adam"
+                elif isinstance(part, BFGSSweep):
+                    kind = "bfgs_width40"
+                elif isinstance(task, BFGSTask):
+                    kind = "combined_bfgs"
+                else:
+                    kind = "low_curvature"
+                out[kind] += task.cost()
     out["total"] = sum(out.values())
     return out
 
@@ -726,7 +1042,7 @@ def learning_numbers(adam: AdamResult, bfgs: BFGSResult | None,
 
 
 def quintic_numbers(result: QuinticResult, claim_tau: float) -> dict[str, float | int | str]:
-    """§11's numbers: where BFGS stopped and what the low-curvature steps at ``claim_tau`` gained."""
+    """The quintic's numbers (§4.2's text): where BFGS stopped and what low-curvature steps at ``claim_tau`` gained."""
     i = list(result.taus).index(claim_tau)
     best = int(np.argmin(result.lc_rmse))
     return {
@@ -744,10 +1060,6 @@ def quintic_numbers(result: QuinticResult, claim_tau: float) -> dict[str, float 
         "best_gain": float(result.bfgs_rmse / result.lc_rmse[best]),
         "claim_tau": float(claim_tau),
     }
-
-
-ONE_D = ("teacher", "Z.001")  # Fig. 8's problems
-SIX_D = "I.11.19"  # Fig. 9 bottom
 
 
 def claim_values(spectrum: dict, learning: dict[str, dict], quintic: dict) -> dict[str, float]:
