@@ -9,7 +9,8 @@ import torch
 from nets import tiny_mlp
 from torch import nn
 
-from pml.nn import boosting, optimize
+from pml.nn import boosting
+from pml.nn.bfgs import bfgs
 
 
 def _out(net, X):
@@ -119,7 +120,7 @@ def test_boost_with_bfgs_lowers_error_and_merges():
     rng = np.random.default_rng(0)
     X, X_test = rng.uniform(-1, 1, size=(64, 1)), rng.uniform(-1, 1, size=(64, 1))
     y, y_test = np.sin(2 * X[:, 0]), np.sin(2 * X_test[:, 0])
-    trainer = functools.partial(optimize.bfgs, maxiter=3000, num_threads=1)
+    trainer = functools.partial(bfgs, maxiter=3000, num_threads=1)
     nets = [tiny_mlp([1, 4, 4, 1], seed=0), tiny_mlp([1, 4, 4, 1], seed=1)]
     res = boosting.boost(nets, X, y, trainer, X_test, y_test)
     first, second = res.stages

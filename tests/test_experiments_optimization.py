@@ -9,7 +9,10 @@ import torch
 from pml import engine
 from pml.book import claims, runner
 from pml.experiments import optimization as opt
-from pml.nn import boosting, optimize
+from pml.nn import boosting
+from pml.nn.bfgs import bfgs
+from pml.nn.flat import FlatModel
+from pml.nn.lowcurv import low_curvature_steps
 from pml.nn.networks import make_mlp
 from pml.plotting import optimization as figs
 
@@ -90,7 +93,7 @@ def test_the_hessian_task_reads_the_adam_end_point(results):
     assert isinstance(hess, opt.HessianTask) and hess.inputs() == {"adam": ADAM.adam_task(1e-3)}
     adam = hess.adam.run()
     X, y, _, _ = opt.problem_data("teacher", TINY["n_train"], TINY["n_test"], 0)
-    flat = optimize.FlatModel(opt.net_from_weights(adam["weights"]), X, y)
+    flat = FlatModel(opt.net_from_weights(adam["weights"]), X, y)
     loss, grad = flat.loss_and_grad(flat.theta())
     spec = results["adam"].spectrum
     assert spec.train_rmse == pytest.approx(float(loss) ** 0.5, rel=1e-12)
@@ -138,9 +141,9 @@ def _in_memory_pipeline(sweep: opt.CombinedSweep):
     scales = []
     for k, (alpha_min, n_grid) in enumerate(sweep.stage_line_search()):
         def trainer(model, X, y, X_test, y_test, alpha_min=alpha_min, n_grid=n_grid):
-            optimize.bfgs(model, X, y, X_test, y_test, gtol=sweep.gtol, maxiter=sweep.maxiter,
+            bfgs(model, X, y, X_test, y_test, gtol=sweep.gtol, maxiter=sweep.maxiter,
                           log_every=sweep.log_every, engine=sweep.engine)
-            return optimize.low_curvature_steps(model, X, y, sweep.tau, sweep.lc_steps, X_test, y_test,
+            return low_curvature_steps(model, X, y, sweep.tau, sweep.lc_steps, X_test, y_test,
                                                 alpha_min=alpha_min, alpha_max=sweep.alpha_max, n_grid=n_grid)
         scales = boosting.boost(models[: k + 1], X, y, trainer, Xt, yt, n_pretrained=k).scales
     return float(np.sqrt(np.mean((boosting.predict_stages(models, scales, Xt) - yt) ** 2))), scales

@@ -7,7 +7,7 @@ import torch
 from nets import tiny_mlp
 
 from pml.nn import hessian
-from pml.nn.optimize import FlatModel
+from pml.nn.flat import FlatModel
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""pml.nn.optimize (BFGS, low-curvature steps, line search) and pml.teacher (paper §4.2, spec Figs. 7-8, §11)."""
+"""pml.nn.flat, pml.nn.bfgs and pml.nn.lowcurv (BFGS, low-curvature steps, line search) and pml.teacher (paper §4.2)."""
 
 import functools
 import math
@@ -6,11 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from nets import tiny_mlp
 from torch import nn
 
-from pml.nn import optimize
-from pml.nn.optimize import FlatModel
-from nets import tiny_mlp
+from pml.nn.bfgs import bfgs
+from pml.nn.flat import FlatModel
+from pml.nn.lowcurv import log_line_search, low_curvature_direction, low_curvature_steps
 
 
 @functools.lru_cache(maxsize=None)
@@ -58,7 +59,7 @@ def test_flat_model_write_back_round_trip_and_errors():
 def test_bfgs_reaches_low_loss_and_records_precision_loss_stop():
     X, y = _data()
     model = tiny_mlp([1, 4, 4, 1], seed=0)
-    res = optimize.bfgs(model, X, y, X, y, num_threads=1)  # the authors' options: gtol 1e-60, maxiter 25,000
+    res = bfgs(model, X, y, X, y, num_threads=1)  # the authors' options: gtol 1e-60, maxiter 25,000
     assert res.train_rmse < 1e-5
     assert res.stop_reason == "precision_loss"
     assert "precision loss" in res.message and res.message == res.info["scipy_message"]
@@ -76,64 +77,64 @@ def test_bfgs_reaches_low_loss_and_records_precision_loss_stop():
 
 def test_bfgs_maxiter_log_every_and_early_stops():
     X, y = _data()
-    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, maxiter=30, log_every=10, num_threads=1)
+    res = bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, maxiter=30, log_every=10, num_threads=1)
     assert res.stop_reason == "maxiter" and res.n_iter == 30
     assert list(res.history["step"]) == [0, 10, 20, 30]
     assert np.all(np.isnan(res.history["test_rmse"])) and math.isnan(res.test_rmse)
 
     X_test, y_test = _data(32, seed=1)
-    res = optimize.bfgs(
+    res = bfgs(
         tiny_mlp([1, 4, 4, 1], seed=0), X, y, X_test, y_test, target_test_rmse=1e-2, log_every=1000, num_threads=1
     )
     assert res.stop_reason == "target" and res.test_rmse <= 1e-2 and res.n_iter < 1000
     assert list(res.history["step"]) == [0, res.n_iter]
-    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, callback=lambda row: row["step"] >= 5, num_threads=1)
+    res = bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, callback=lambda row: row["step"] >= 5, num_threads=1)
     assert res.stop_reason == "callback" and res.n_iter == 5
-    res = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, time_limit=0.0, num_threads=1)
+    res = bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, time_limit=0.0, num_threads=1)
     assert res.stop_reason == "time_limit" and res.n_iter == 1
     with pytest.raises(ValueError, match="X_test"):
-        optimize.bfgs(tiny_mlp([1, 4, 1], seed=0), X, y, X_test=X)
+        bfgs(tiny_mlp([1, 4, 1], seed=0), X, y, X_test=X)
 
 
 # ------------------------------------------------------------------------------------------- line search
 def test_log_line_search_finds_minimum_and_never_raises():
     # f(alpha) = (log10(alpha) - 2)^2 + 1: minimum at alpha = 100, and f(0) = f0 = 5.
     f = lambda a: (math.log10(a) - 2.0) ** 2 + 1.0  # noqa: E731
-    alpha, val, n_eval = optimize.log_line_search(f, 5.0)
+    alpha, val, n_eval = log_line_search(f, 5.0)
     assert alpha == pytest.approx(100.0, rel=1e-2) and val < 1.0 + 1e-4 and n_eval == 60
     # Every alpha > 0 raises the value: alpha = 0 is returned, unless the authors' behaviour is asked for.
     up = lambda a: 1.0 + a  # noqa: E731
-    assert optimize.log_line_search(up, 1.0) == (0.0, 1.0, 60)
-    alpha, val, _ = optimize.log_line_search(up, 1.0, allow_increase=True)
+    assert log_line_search(up, 1.0) == (0.0, 1.0, 60)
+    alpha, val, _ = log_line_search(up, 1.0, allow_increase=True)
     assert alpha > 0 and val > 1.0
     # A minimum beyond the grid's upper edge: the zoom extends past the edge.
-    alpha, _, _ = optimize.log_line_search(lambda a: -math.log(a), 0.0, alpha_max=1e3, n_grid=4, zoom_levels=3)
+    alpha, _, _ = log_line_search(lambda a: -math.log(a), 0.0, alpha_max=1e3, n_grid=4, zoom_levels=3)
     assert alpha > 1e3
-    assert optimize.log_line_search(lambda a: math.nan, 1.0)[0] == 0.0
+    assert log_line_search(lambda a: math.nan, 1.0)[0] == 0.0
     with pytest.raises(ValueError):
-        optimize.log_line_search(f, 1.0, alpha_min=0.0)
+        log_line_search(f, 1.0, alpha_min=0.0)
 
 
 def test_low_curvature_direction_rules():
     evals = torch.tensor([-1.0, -1e-20, 1e-20, 1.0], dtype=torch.float64)
     evecs = torch.eye(4, dtype=torch.float64)
     g = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
-    g_hat, n = optimize.low_curvature_direction(g, evals, evecs, 1e-16, rule="abs")
+    g_hat, n = low_curvature_direction(g, evals, evecs, 1e-16, rule="abs")
     assert n == 2 and torch.equal(g_hat, torch.tensor([0.0, 2.0, 3.0, 0.0], dtype=torch.float64))
-    g_hat, n = optimize.low_curvature_direction(g, evals, evecs, 1e-16, rule="signed")
+    g_hat, n = low_curvature_direction(g, evals, evecs, 1e-16, rule="signed")
     assert n == 3 and torch.equal(g_hat, torch.tensor([1.0, 2.0, 3.0, 0.0], dtype=torch.float64))
     with pytest.raises(ValueError, match="rule"):
-        optimize.low_curvature_direction(g, evals, evecs, 1e-16, rule="paper")
+        low_curvature_direction(g, evals, evecs, 1e-16, rule="paper")
 
 
 @pytest.mark.parametrize("tau,rule", [(1e-6, "abs"), (1e3, "abs"), (1e-4, "signed")])
 def test_low_curvature_steps_never_raise_the_loss(tau, rule):
     X, y = _data()
     model = tiny_mlp([1, 4, 4, 1], seed=0)
-    optimize.bfgs(model, X, y, maxiter=150, num_threads=1)
+    bfgs(model, X, y, maxiter=150, num_threads=1)
     before = FlatModel(model, X, y)
     start = before.rmse(before.theta())
-    res = optimize.low_curvature_steps(model, X, y, tau, 6, X, y, rule=rule, stop_when_stuck=False, num_threads=1)
+    res = low_curvature_steps(model, X, y, tau, 6, X, y, rule=rule, stop_when_stuck=False, num_threads=1)
     h = res.history
     assert h["train_rmse"][0] == pytest.approx(start, rel=1e-15)
     assert np.all(np.diff(h["train_rmse"]) <= 0.0)
@@ -148,15 +149,15 @@ def test_low_curvature_steps_never_raise_the_loss(tau, rule):
 def test_low_curvature_stops_when_stuck_and_validates():
     X, y = _data()
     model = tiny_mlp([1, 3, 1], seed=0)
-    res = optimize.low_curvature_steps(model, X, y, 1e-300, 5)  # no eigenvalue that small: nothing selected
+    res = low_curvature_steps(model, X, y, 1e-300, 5)  # no eigenvalue that small: nothing selected
     assert res.stop_reason == "stuck" and res.n_iter == 1 and res.history["n_directions"][1] == 0
     # The authors' behaviour (always step, even uphill) is available for comparison.
-    res = optimize.low_curvature_steps(model, X, y, 1e3, 2, allow_increase=True, num_threads=1)
+    res = low_curvature_steps(model, X, y, 1e3, 2, allow_increase=True, num_threads=1)
     assert res.n_iter == 2 and np.all(res.history["alpha"][1:] > 0) and res.info["allow_increase"]
     with pytest.raises(ValueError, match="tau"):
-        optimize.low_curvature_steps(model, X, y, 0.0, 1)
+        low_curvature_steps(model, X, y, 0.0, 1)
     with pytest.raises(ValueError, match="rule"):
-        optimize.low_curvature_steps(model, X, y, 1.0, 1, rule="paper")
+        low_curvature_steps(model, X, y, 1.0, 1, rule="paper")
 
 
 # ----------------------------------------------------------------------------------------------- teacher
@@ -199,7 +200,7 @@ def test_teacher_data_is_deterministic_in_seed():
 def test_rank2_engine_follows_scipy_bfgs():
     X, y = _data()
     runs = {
-        engine: optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, maxiter=40, engine=engine, num_threads=1)
+        engine: bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, maxiter=40, engine=engine, num_threads=1)
         for engine in ("scipy", "rank2")
     }
     a, b = runs["scipy"], runs["rank2"]
@@ -208,10 +209,10 @@ def test_rank2_engine_follows_scipy_bfgs():
     assert np.allclose(a.history["train_rmse"], b.history["train_rmse"], rtol=1e-9, atol=0)
     assert np.allclose(a.theta, b.theta, rtol=1e-7, atol=1e-10)
     assert b.info["engine"] == "rank2"
-    full = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, engine="rank2", num_threads=1)
+    full = bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, engine="rank2", num_threads=1)
     assert full.stop_reason == "precision_loss" and "precision loss" in full.message and full.train_rmse < 1e-5
     stop_at_3 = lambda r: r["step"] >= 3  # noqa: E731
-    stopped = optimize.bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, engine="rank2", callback=stop_at_3, num_threads=1)
+    stopped = bfgs(tiny_mlp([1, 4, 4, 1], seed=0), X, y, engine="rank2", callback=stop_at_3, num_threads=1)
     assert stopped.stop_reason == "callback" and stopped.n_iter == 3
     with pytest.raises(ValueError, match="engine"):
-        optimize.bfgs(tiny_mlp([1, 4, 1], seed=0), X, y, engine="lbfgs")
+        bfgs(tiny_mlp([1, 4, 1], seed=0), X, y, engine="lbfgs")

@@ -4,7 +4,7 @@ Both sides run ``scipy.optimize.minimize(method="BFGS")`` from the same initial 
 problem (:mod:`pml.teacher`), with the authors' options (gtol 1e-60), and log the test RMSE once per
 iteration in the same way. They differ only in how SciPy gets the loss and the gradient:
 
-* **pml** (:func:`pml.nn.optimize.bfgs`): ``jac=True``; each evaluation is one forward and one backward pass of
+* **pml** (:func:`pml.nn.bfgs.bfgs`): ``jac=True``; each evaluation is one forward and one backward pass of
   ``torch.func.functional_call`` on views of the flat vector (no copies into the module).
 * **pml, rank2 engine** (``bfgs(..., engine="rank2")``): as above, and the inverse-Hessian update done as
   three O(N^2) rank-one updates instead of SciPy's two dense O(N^3) matrix products per iteration.
@@ -27,7 +27,8 @@ import scipy.optimize
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from pml.nn import optimize
+from pml.nn.bfgs import _BFGS_STOP, bfgs
+from pml.nn.flat import FlatModel
 from pml.nn.networks import make_mlp
 from pml.teacher import teacher_student_data
 from pml.threads import limit_threads
@@ -93,7 +94,7 @@ def reference_bfgs(model, X, y, X_test, y_test, *, gtol=1e-60, maxiter=25_000, t
         "history": {k: np.asarray(v) for k, v in hist.items()},
         "n_iter": int(res.nit),
         "n_fev": int(res.nfev),
-        "stop_reason": stop.get("reason", optimize._BFGS_STOP.get(int(res.status), str(res.status))),
+        "stop_reason": stop.get("reason", _BFGS_STOP.get(int(res.status), str(res.status))),
         "message": str(res.message),
         "wall_s": time.perf_counter() - t0,
     }
@@ -143,15 +144,15 @@ def run(
         model_pml = make_mlp(1, width, 3, activation="tanh", seed=seed)
         model_rank2 = make_mlp(1, width, 3, activation="tanh", seed=seed)
         model_ref = make_mlp(1, width, 3, activation="tanh", seed=seed)
-        flat = optimize.FlatModel(model_pml, X, y)
+        flat = FlatModel(model_pml, X, y)
         x0 = flat.theta().numpy()
         ref = _Reference(model_ref, X, y)
         t_pml = _time_per_call(lambda: flat.scipy_fun(x0), n_eval)
         t_ref = _time_per_call(lambda: (ref.fun(x0), ref.jac(x0)), n_eval)
         vector_to_parameters(torch.from_numpy(x0.copy()), model_ref.parameters())
 
-        res = optimize.bfgs(model_pml, X, y, X_test, y_test, target_test_rmse=target_test_rmse, time_limit=time_cap)
-        res2 = optimize.bfgs(model_rank2, X, y, X_test, y_test, target_test_rmse=target_test_rmse,
+        res = bfgs(model_pml, X, y, X_test, y_test, target_test_rmse=target_test_rmse, time_limit=time_cap)
+        res2 = bfgs(model_rank2, X, y, X_test, y_test, target_test_rmse=target_test_rmse,
                              time_limit=time_cap, engine="rank2")
         rr = reference_bfgs(model_ref, X, y, X_test, y_test, target_test_rmse=target_test_rmse, time_limit=time_cap)
         threads = torch.get_num_threads()

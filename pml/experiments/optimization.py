@@ -15,7 +15,7 @@ Weights travel as plain float64 arrays (:func:`net_weights`) and are rebuilt int
 task (:func:`net_from_weights`), bit for bit. The sweeps (:class:`AdamSweep`, :class:`BFGSSweep`,
 :class:`CombinedSweep`, :class:`QuinticSweep`) list these tasks and assemble the results the chapter draws. The
 methods live in the library and are only composed here: the targets in :mod:`pml.teacher` / :mod:`pml.equations`,
-Adam in :mod:`pml.nn.training`, BFGS and low-curvature steps in :mod:`pml.nn.optimize`, the Hessian in
+Adam in :mod:`pml.nn.training`, BFGS and low-curvature steps in :mod:`pml.nn.bfgs` and :mod:`pml.nn.lowcurv`, the Hessian in
 :mod:`pml.nn.hessian`, boosting in :mod:`pml.nn.boosting`.
 
 Protocol (paper §4, Figs. 7-9; the authors' scripts and notebooks for the options):
@@ -23,7 +23,7 @@ Protocol (paper §4, Figs. 7-9; the authors' scripts and notebooks for the optio
 * float64 throughout; inputs are **not** standardised; the test set covers the full training box.
 * Adam: width-40 depth-3 tanh MLP, full batch, one initialisation (``seed``) shared by every learning rate.
 * BFGS: SciPy's algorithm with the authors' options (gtol 1e-60, maxiter 25,000), run by
-  ``pml.nn.optimize.bfgs(engine="rank2")``, the same iteration with an O(N^2) instead of O(N^3) inverse-Hessian update.
+  ``pml.nn.bfgs.bfgs(engine="rank2")``, the same iteration with an O(N^2) instead of O(N^3) inverse-Hessian update.
 * Combined pipeline: width-20 f1 by BFGS, low-curvature steps, then boosting a second width-20 net on the residual
   normalised by its mean absolute value, again BFGS and low-curvature steps.
 * Every task runs with one torch thread and one BLAS thread (its ``threads`` field): these problems are small, and on
@@ -52,7 +52,10 @@ import torch
 from pml import data, equations, teacher
 from pml.config import _canonical
 from pml.engine import Sweep, Task
-from pml.nn import boosting, hessian, optimize, training
+from pml.nn import boosting, hessian, training
+from pml.nn.bfgs import bfgs
+from pml.nn.flat import FlatModel, OptimResult
+from pml.nn.lowcurv import low_curvature_steps
 from pml.nn.networks import dense_param_count, make_mlp
 
 __all__ = [
@@ -142,7 +145,7 @@ class Curve:
 
 def net_weights(model: torch.nn.Sequential, activation: str = "tanh") -> dict:
     """A :func:`pml.nn.networks.make_mlp` network as plain data: the flat float64 parameter vector (in
-    ``model.parameters()`` order, that of :class:`pml.nn.optimize.FlatModel`) and the layer sizes."""
+    ``model.parameters()`` order, that of :class:`pml.nn.flat.FlatModel`) and the layer sizes."""
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
     sizes = [m.in_features for m in linears] + [linears[-1].out_features]
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
@@ -166,8 +169,8 @@ def net_from_weights(weights: Mapping[str, Any]) -> torch.nn.Sequential:
     return model
 
 
-def _optim_summary(res: optimize.OptimResult) -> dict:
-    """An :class:`pml.nn.optimize.OptimResult` as plain data (its history, RMSEs, counts, stop and wall time)."""
+def _optim_summary(res: OptimResult) -> dict:
+    """An :class:`pml.nn.flat.OptimResult` as plain data (its history, RMSEs, counts, stop and wall time)."""
     return {
         "history": {k: np.asarray(v) for k, v in res.history.items()},
         "train_rmse": float(res.train_rmse),
@@ -305,7 +308,7 @@ class HessianTask(_ChapterTask):
         model = net_from_weights(adam["weights"])
         start = time.perf_counter()
         spec = hessian.spectrum(model, X, y)
-        k = optimize.FlatModel(model, X, y).first_param_size()
+        k = FlatModel(model, X, y).first_param_size()
         # The authors' first-layer projection from the same eigenvectors: no second Hessian.
         first = np.abs(spec.eigenvectors[:k, :].T @ spec.gradient[:k])
         return {
@@ -383,7 +386,7 @@ class BFGSTask(_ChapterTask):
         before = _boosted_so_far(previous, self.stage)
         models = [net_from_weights(w) for w in before["weights"]]
         models.append(make_mlp(_dim(X), self.width, self.depth, "tanh", seed=self.seed + self.stage))
-        trainer = functools.partial(optimize.bfgs, gtol=self.gtol, maxiter=self.maxiter, log_every=self.log_every,
+        trainer = functools.partial(bfgs, gtol=self.gtol, maxiter=self.maxiter, log_every=self.log_every,
                                     time_limit=self.time_limit, engine=self.engine)
         boosted = boosting.boost(models, X, y, trainer, Xt, yt, normaliser=self.normaliser, n_pretrained=self.stage)
         res = boosted.stages[self.stage].result
@@ -402,7 +405,7 @@ def _low_curvature(model, X, y, X_test=None, y_test=None, *, time_limit: float |
     if time_limit is not None:
         start = time.perf_counter()
         callback = lambda row: time.perf_counter() - start >= time_limit
-    return optimize.low_curvature_steps(model, X, y, X_test=X_test, y_test=y_test, callback=callback, **kwargs)
+    return low_curvature_steps(model, X, y, X_test=X_test, y_test=y_test, callback=callback, **kwargs)
 
 
 @dataclass(frozen=True)

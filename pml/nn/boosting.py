@@ -6,7 +6,7 @@ Stage 1 fits f1 to y. Stage k > 1 fits f_k to the normalised residual (y - F_{k-
 F_k = F_{k-1} + c_k f_k. The authors' normaliser is the mean absolute training residual (their
 ``c_code = 1 / mean|y - f1|``, so the paper's c = 1 / c_code); the RMS residual is offered as an option.
 The stage trainer is any callable ``trainer(model, X, y, X_test=None, y_test=None)`` that fits ``model``
-in place (e.g. :func:`pml.nn.optimize.bfgs`, a ``functools.partial`` of it, or a composite that runs BFGS then
+in place (e.g. :func:`pml.nn.bfgs.bfgs`, a ``functools.partial`` of it, or a composite that runs BFGS then
 low-curvature steps), so the same boosting serves any optimiser.
 
 :func:`merge_stages` builds the single network of the paper: first layers stacked, hidden layers

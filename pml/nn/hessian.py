@@ -3,7 +3,7 @@
 Paper: §4.1 "Properties of Loss Landscape"; reproduction-spec Fig. 7 and pitfall 6.
 
 The Hessian is exact (forward-over-reverse autodiff of the flat-parameter loss built by
-:class:`pml.nn.optimize.FlatModel`), dense, float64 and over *all* parameters. Memory is bounded by chunking
+:class:`pml.nn.flat.FlatModel`), dense, float64 and over *all* parameters. Memory is bounded by chunking
 the Hessian-vector products over parameter directions and, if needed, the data over batches; the loss is a
 mean, so the batch Hessians add up exactly (up to rounding).
 """
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+
 import numpy as np
 import torch
 from torch import nn
 
-from pml.nn.optimize import FlatModel
+from pml.nn.flat import FlatModel
 
 __all__ = [
     "hessian_matrix",

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from pml.nn.optimize import OptimResult
+from pml.nn.flat import OptimResult
 from pml.threads import limit_threads
 
 __all__ = [
@@ -663,7 +663,7 @@ def train(
     ``target_rmse`` ...). The Jacobian is computed ``chunk_size`` points at a time (default: chunks of at most
     ``max_jacobian_bytes``) and folded into a streaming QR, so memory is O(chunk * p + p^2).
 
-    Returns :class:`pml.nn.optimize.OptimResult` (``method="lm"``): absolute train/test RMSE, the stop reason and a
+    Returns :class:`pml.nn.flat.OptimResult` (``method="lm"``): absolute train/test RMSE, the stop reason and a
     history with ``step``, ``train_rmse``, ``test_rmse`` (every ``log_every`` iterations and at the end),
     ``time_s``, ``mu``, ``rho``, ``step_norm`` and ``n_fev``. ``num_threads`` (default 1) limits torch and
     BLAS threads during training (:func:`pml.threads.limit_threads`).
