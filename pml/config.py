@@ -1,4 +1,4 @@
-"""Frozen dataclass configs with a stable hash (the results-cache key, see :mod:`pml.cache`)."""
+"""Frozen dataclass configs with a stable hash (tasks and sweeps are configs, see :mod:`pml.engine`)."""
 
 from __future__ import annotations
 

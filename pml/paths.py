@@ -26,7 +26,7 @@ def build_dir() -> Path:
 
 
 def results_dir() -> Path:
-    """The results cache (see :mod:`pml.cache`)."""
+    """The results store of the tasks (see :mod:`pml.engine.store`)."""
     return build_dir() / "results"
 
 

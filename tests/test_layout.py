@@ -16,7 +16,7 @@ from pml.engine.closure import PACKAGE_DIR, _imported, module_path
 
 LAYERS = [
     {"pml.config", "pml.paths", "pml.threads", "pml.metrics", "pml.scaling", "pml.data", "pml.equations",
-     "pml.cache", "pml.engine"},
+     "pml.engine"},
     {"pml.approx", "pml.nn"},
     {"pml.teacher"},
     {"pml.fitting", "pml.benchmarks"},

@@ -1,4 +1,5 @@
-"""One module per chapter: frozen ``Config`` dataclasses and pure ``run(cfg) -> Result`` functions.
+"""One module per chapter: its tasks and sweeps (:mod:`pml.engine`), its result classes and ``steps(params)``.
 
-Chapters call them through :func:`pml.cache.load_or_run`, so a re-run with unchanged inputs is instant.
+``steps`` builds every expensive step of the chapter from the chapter's parameter values; the chapter runs each
+with :func:`pml.engine.run`, and ``pml plan``/``pml compute`` submit the same tasks to a cluster.
 """
