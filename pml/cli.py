@@ -7,10 +7,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import io
 import json
 import sys
-from pathlib import Path
 
 from pml import paths
 from pml.book import runner
@@ -230,103 +228,17 @@ def _cmd_guide(args) -> int:
 
 
 def _cmd_fit(args) -> int:
-    import numpy as np
+    from pml.fitting import commands
 
-    from pml import fitting
-    from pml.fitting import tables
-
-    try:
-        out = Path(args.out)
-        if out.resolve() == Path(args.data).resolve():
-            return _fail(f"--out {args.out} is the data file itself; choose another name")
-        if not (out.parent if str(out.parent) else Path(".")).is_dir():
-            return _fail(f"cannot write {out}: no such folder {out.parent}")
-        table = tables.read_table(args.data)
-        if args.target not in table.names:
-            return _fail(f"{args.data}: no column {args.target!r} (--target); columns are: {', '.join(table.names)}")
-        inputs = [c.strip() for c in args.inputs.split(",")] if args.inputs else \
-            [c for c in table.names if c != args.target]
-        unknown = [c for c in inputs if c not in table.names]
-        if unknown:
-            return _fail(f"{args.data}: no column(s) {', '.join(map(repr, unknown))} (--inputs); columns are: "
-                         f"{', '.join(table.names)}")
-        if args.target in inputs:
-            return _fail(f"the target {args.target!r} cannot also be an input")
-        if not inputs:
-            return _fail(f"{args.data}: no input columns besides the target {args.target!r}")
-        y = table.column(args.target)
-        X = np.column_stack([table.column(c) for c in inputs])
-        data_floor = None
-        if table.is_csv:
-            rounded = tables.decimal_floor(table.raw[args.target], y)
-            if rounded is not None and rounded[0] > fitting.float64_floor(y):
-                data_floor = rounded[0]
-                print(f"pml: note: the target {args.target!r} is written with at most {rounded[1]} significant digits; "
-                      f"no fit can be more precise than about {data_floor:.1e}", file=sys.stderr)
-        model = fitting.fit(X, y, args.method, validation=args.validation, seed=args.seed,
-                            progress=(not args.quiet) and sys.stderr.isatty(), smooth=not args.not_smooth,
-                            refit=args.refit, input_names=inputs, target_name=args.target, data_floor=data_floor)
-        model.save(out)
-    except (tables.TableError, fitting.FitError, OSError) as exc:
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        print("pml: interrupted; no model was written", file=sys.stderr)
-        return 130
-    print(json.dumps(model.report.to_dict(), indent=2, default=float) if args.json else model.report)
-    if not args.json:
-        print(f"\nmodel written to {out}")
-    return 0
+    return commands.fit_file(args.data, args.target, args.out, inputs=args.inputs, method=args.method,
+                             validation=args.validation, seed=args.seed, refit=args.refit,
+                             smooth=not args.not_smooth, quiet=args.quiet, as_json=args.json)
 
 
 def _cmd_predict(args) -> int:
-    import numpy as np
+    from pml.fitting import commands
 
-    from pml import fitting
-    from pml.fitting import tables
-
-    try:
-        try:
-            model = fitting.load(args.model)
-        except FileNotFoundError as exc:
-            return _fail(str(exc))
-        table = tables.read_table(args.data)
-        missing = [c for c in model.input_names if c not in table.names]
-        if missing:
-            return _fail(f"{args.data} lacks the model's input column(s) {', '.join(map(repr, missing))}; the model "
-                         f"takes {', '.join(model.input_names)}; the file has: {', '.join(table.names)}")
-        X = np.column_stack([table.column(c) for c in model.input_names])
-        y = model.predict(X)
-        name = model.target_name
-        if name in table.names:
-            name = f"{name}_predicted"
-            print(f"pml: note: {args.data} already has a column {model.target_name!r}; predictions go to {name!r}",
-                  file=sys.stderr)
-        columns = {c: table.text(c) for c in table.names}
-        columns[name] = [repr(float(v)) for v in y]
-        n_nan = int(np.sum(~np.isfinite(y)))
-        if args.out and args.out.lower().endswith(".npz"):
-            arrays = {c: table.column(c) if c in model.input_names else np.asarray(table.raw[c]) for c in table.names}
-            arrays[name] = y
-            with tables.atomic_write(args.out, "wb") as fh:
-                np.savez(fh, **arrays)
-        elif args.out:
-            with tables.atomic_write(args.out) as fh:
-                tables.write_table(columns, fh)
-        else:
-            buf = io.StringIO()
-            tables.write_table(columns, buf)
-            sys.stdout.write(buf.getvalue())
-    except (tables.TableError, fitting.FitError, fitting.ModelFileError, OSError) as exc:
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        print("pml: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    if n_nan:
-        print(f"pml: note: {n_nan} of {y.size} rows got no prediction (nan): they lie outside the training data's "
-              "convex hull", file=sys.stderr)
-    if args.out:
-        print(f"{y.size} predictions of {model.target_name!r} written to {args.out}", file=sys.stderr)
-    return 0
+    return commands.predict_file(args.model, args.data, args.out)
 
 
 def _cluster_options(parser) -> None:

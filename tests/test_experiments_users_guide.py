@@ -1,29 +1,43 @@
 """pml.experiments.users_guide and pml.plotting.users_guide at tiny sizes (paper §5, Fig. 10)."""
 
+import dataclasses
 import functools
 import math
 
 import numpy as np
 import pytest
 
-from pml import equations, fitting
-from pml.book import runner, claims
-from pml.fitting import guide
+from pml import engine, equations, fitting
+from pml.book import claims, runner
 from pml.experiments import users_guide as ug
+from pml.fitting import guide
 from pml.plotting import users_guide as figs
 
 TINY = ug.StudyConfig(equations=("I.6.2a", "II.3.24", "I.12.4"), n_rows_1d=(12, 120), n_rows_2d=(60,),
                       n_rows_high_d=(120,), seeds=(0,), baselines=("simplex",), n_test=500)
 
 
+def serial(sweep):
+    """The sweep's result with every task run here, in order, without the engine or its store."""
+    return sweep.assemble([t.run() for t in sweep.tasks()])
+
+
 @functools.lru_cache(maxsize=None)
 def study():
-    return ug.run_study(TINY)
+    return serial(TINY)
 
 
 @functools.lru_cache(maxsize=None)
 def csv_run(n_rows=300):
-    return ug.run_csv(ug.CsvConfig(equation="II.3.24", n_rows=n_rows, n_test=400))
+    return serial(ug.CsvConfig(equation="II.3.24", n_rows=n_rows, n_test=400))
+
+
+def _numbers(case: dict) -> dict:
+    """A case without its timings (which differ from run to run)."""
+    out = {k: v for k, v in case.items() if k not in ("auto", "methods")}
+    out["auto"] = {k: v for k, v in case["auto"].items() if k != "seconds"}
+    out["methods"] = {m: {k: v for k, v in r.items() if k != "seconds"} for m, r in case["methods"].items()}
+    return out
 
 
 def test_study_equations_are_unseen_by_earlier_chapters():
@@ -35,6 +49,7 @@ def test_study_equations_are_unseen_by_earlier_chapters():
 def test_paper_defaults_match_the_chapter_parameters():
     params = runner.chapter_parameters("05_users_guide")
     paper = ug.StudyConfig()
+    assert ug.steps(params) == {"study": paper, "csv": ug.CsvConfig()}
     assert tuple(params["equation_ids"]) == paper.equations
     assert tuple(params["n_rows_1d"]) == paper.n_rows_1d and tuple(params["n_rows_2d"]) == paper.n_rows_2d
     assert tuple(params["n_rows_high_d"]) == paper.n_rows_high_d and tuple(params["seeds"]) == paper.seeds
@@ -86,10 +101,38 @@ def test_study_cases_are_complete_and_scored_on_fresh_points():
     assert res.methods == ("poly", "spline", "readout", "simplex")
 
 
-def test_study_is_deterministic():
+def test_study_tasks_are_one_fit_each_with_distinct_keys():
+    tasks = TINY.tasks()
+    assert len({t.key() for t in tasks}) == len(tasks) == sum(1 + len(guide.choose(equations.get(e).dim, n).methods)
+                                                               + 1 for e, n, _ in TINY.cases())
+    assert [t.method for t in tasks[:5]] == ["auto", "readout", "poly", "spline", "simplex"]
+    assert dataclasses.replace(tasks[0], threads=4).key() == tasks[0].key()  # execution settings are not the key
+
+
+def test_engine_result_equals_the_serial_one(tmp_path):
     cfg = ug.StudyConfig(equations=("I.6.2a",), n_rows_1d=(15,), seeds=(1,), baselines=(), n_test=200)
-    a, b = ug.run_study(cfg), ug.run_study(cfg)
-    assert [c["methods"]["poly"]["test"] for c in a.cases] == [c["methods"]["poly"]["test"] for c in b.cases]
+    a = serial(cfg)
+    b = engine.run(cfg, store=engine.Store(tmp_path))
+    c = engine.run(cfg, store=engine.Store(tmp_path))  # from the store
+    assert [_numbers(x) for x in a.cases] == [_numbers(x) for x in b.cases] == [_numbers(x) for x in c.cases]
+    assert a.methods == b.methods and b.seconds == c.seconds > 0
+    csv = ug.CsvConfig(equation="I.6.2a", n_rows=60, n_test=50)
+    untimed = dict(seconds_fit=0, seconds_predict=0, report_text="")  # the report prints the fit's seconds
+    d, e = serial(csv), engine.run(csv, store=engine.Store(tmp_path))
+    assert dataclasses.replace(d, **untimed) == dataclasses.replace(e, **untimed)
+    assert d.report_text.splitlines()[:3] == e.report_text.splitlines()[:3]
+
+
+def test_cost_is_positive_grows_with_rows_and_caps_lm():
+    def task(method, n, eq="II.3.24"):
+        return ug.FitTask(eq, n, 0, method)
+
+    for method in ("auto", "poly", "readout", "simplex", "lm-multistage"):
+        assert 0 < task(method, 100).cost() < task(method, 1000).cost() <= task(method, 10_000).cost()
+    assert task("simplex", 3000, "I.12.4").cost() < task("simplex", 3000, "II.35.21").cost()  # grows with d
+    lm = fitting.METHODS["lm-multistage"].options
+    assert task("lm-multistage", 10**7).cost() <= lm["n_stages"] * lm["time_limit"] + 5
+    assert 0 < ug.CsvConfig(n_rows=300).tasks()[0].cost() < ug.CsvConfig(n_rows=3000).tasks()[0].cost()
 
 
 def test_lm_max_rows_limits_the_lm_baseline():
@@ -125,14 +168,17 @@ def test_study_table_numbers_claims_and_figures():
     assert any("II.3.24" in t.get_text() for ax in fig.get_axes() for t in ax.texts)
 
 
-def test_paper_estimate_is_positive_and_scales():
-    res, csv = study(), csv_run()
-    est = ug.paper_estimate(res, csv)
+def test_paper_estimate_sums_the_cost_model():
+    paper = ug.steps(runner.full_parameters("05_users_guide", "paper"))
+    est = ug.paper_estimate(paper)
     assert est["total"] == pytest.approx(est["study"] + est["lm"] + est["csv"]) and est["study"] > 0
-    small = ug.paper_estimate(res, csv, paper=TINY)
-    assert small["study"] < est["study"]
-    assert ug.paper_numbers()["n_cases"] == sum(len(ug.StudyConfig().n_rows(equations.get(e).dim))
-                                                for e in ug.StudyConfig().equations) * 3
+    assert est["total"] == pytest.approx(sum(t.cost() for s in paper.values() for t in s.tasks()))
+    ci = ug.paper_estimate(ug.steps(runner.full_parameters("05_users_guide", "ci")))
+    assert 0 < ci["study"] < est["study"] and 0 < ci["lm"] < est["lm"]
+    numbers = ug.paper_numbers(paper["study"])
+    assert numbers["n_cases"] == sum(len(ug.StudyConfig().n_rows(equations.get(e).dim))
+                                     for e in ug.StudyConfig().equations) * 3
+    assert numbers["n_tasks"] == len(paper["study"].tasks()) > numbers["n_cases"]
 
 
 def test_csv_round_trip_through_the_command_line():

@@ -53,7 +53,7 @@ from pml.approx import classical
 from pml.nn import multistage, readout
 from pml.threads import limit_threads
 
-__all__ = ["PROBLEMS", "TARGETS", "format", "problems", "run", "summarize"]
+__all__ = ["PROBLEMS", "TARGETS", "format", "jobs", "problems", "run", "run_one", "summarize"]
 
 N_TEST = 10_000
 TEST_SEED = 20_221_024  # test points: a stream no training set uses
@@ -247,15 +247,9 @@ METHODS = {
 }
 
 
-def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), seed: int = 0,
-        on_fit: Callable[[str, str, object], None] | None = None, progress: bool = False) -> list[dict]:
-    """Run every method on every problem; one row (dict) per (problem, method). Full run ~5 minutes on 2 cores;
-    ``quick=True`` shrinks every budget (a smoke run of about a minute; its numbers are not the targets').
-
-    ``on_fit(problem, method, fitted)``, if given, receives each method's fitted object (for ``lm-multistage`` the
-    :class:`pml.nn.multistage.MultistageResult` with its stages and LM histories), e.g. to plot more than the rows hold.
-    ``progress`` shows a bar over the (problem, method) fits on standard error (``pml bench precision`` does).
-    """
+def jobs(problem_names=PROBLEMS, methods=tuple(METHODS)) -> list[tuple[str, str]]:
+    """The (problem, method) fits of a run, in its order: every method on every problem, except Chebyshev
+    interpolation beyond d = 2 (tensor grids are for d <= 2 here). Unknown names are an error naming the valid ones."""
     probs = problems()
     unknown = [n for n in problem_names if n not in probs]
     if unknown:
@@ -263,42 +257,60 @@ def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), 
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; valid: {list(METHODS)}")
-    rows = []
-    jobs = [(name, method) for name in problem_names for method in methods
-            if not (method == "chebyshev" and probs[name].dim > 2)]  # tensor grids are for d <= 2 here
+    return [(name, method) for name in problem_names for method in methods
+            if not (method == "chebyshev" and probs[name].dim > 2)]
+
+
+def run_one(name: str, method: str, quick: bool = False, *, seed: int = 0,
+            on_fit: Callable[[str, str, object], None] | None = None) -> dict:
+    """One (problem, method) fit of the benchmark, scored on the problem's test points: one row of :func:`run`.
+    Independent of every other fit (its own seeded data), so the fits of a run can run anywhere, in any order.
+    Runs with the caller's thread settings (:func:`run` and the chapter's tasks use one thread)."""
+    p = problems()[name]
+    X_test, y_test = p.sample(N_TEST, [TEST_SEED])
+    y_rms = float(np.sqrt(np.mean(y_test**2)))
+    paper_abs, paper_note = PAPER[name]
+    family, runner = METHODS[method]
+    t0 = time.perf_counter()
+    predict, n_params, n_train, details, fitted = runner(p, quick, seed)
+    seconds = time.perf_counter() - t0
+    if on_fit is not None:
+        on_fit(name, method, fitted)
+    rel, absolute = _score(predict, X_test, y_test)
+    target = TARGETS.get(name, {}).get(family)
+    return {
+        "problem": name, "method": method, "family": family, "rel_rmse": rel, "abs_rmse": absolute,
+        "n_params": int(n_params), "n_train": int(n_train), "seconds": seconds,
+        "paper_rel_rmse": None if paper_abs is None else paper_abs / y_rms,
+        "paper_abs_rmse": paper_abs, "paper_note": paper_note,
+        "target_rel_rmse": target, "meets_target": None if target is None else bool(rel <= target),
+        "y_rms": y_rms, "domain": [list(r) for r in p.ranges], "n_test": N_TEST, "quick": bool(quick),
+        "details": details,
+    }
+
+
+def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), seed: int = 0,
+        on_fit: Callable[[str, str, object], None] | None = None, progress: bool = False) -> list[dict]:
+    """Run every method on every problem (:func:`jobs`, :func:`run_one`), one thread; one row (dict) per (problem,
+    method). Full run ~5 minutes on 2 cores; ``quick=True`` shrinks every budget (a smoke run of about a minute;
+    its numbers are not the targets').
+
+    ``on_fit(problem, method, fitted)``, if given, receives each method's fitted object (for ``lm-multistage`` the
+    :class:`pml.nn.multistage.MultistageResult` with its stages and LM histories), e.g. to plot more than the rows hold.
+    ``progress`` shows a bar over the (problem, method) fits on standard error (``pml bench precision`` does).
+    """
+    todo = jobs(problem_names, methods)
     bar = None
     if progress:
         from tqdm import tqdm  # only when asked
 
-        bar = tqdm(total=len(jobs), desc="precision benchmark", leave=False)
-    tests = {}
+        bar = tqdm(total=len(todo), desc="precision benchmark", leave=False)
+    rows = []
     with limit_threads(1):
-        for name, method in jobs:
-            p = probs[name]
-            if name not in tests:
-                tests[name] = p.sample(N_TEST, [TEST_SEED])
-            X_test, y_test = tests[name]
-            y_rms = float(np.sqrt(np.mean(y_test**2)))
-            paper_abs, paper_note = PAPER[name]
-            family, runner = METHODS[method]
+        for name, method in todo:
             if bar is not None:
                 bar.set_postfix_str(f"{name} {method}")
-            t0 = time.perf_counter()
-            predict, n_params, n_train, details, fitted = runner(p, quick, seed)
-            seconds = time.perf_counter() - t0
-            if on_fit is not None:
-                on_fit(name, method, fitted)
-            rel, absolute = _score(predict, X_test, y_test)
-            target = TARGETS.get(name, {}).get(family)
-            rows.append({
-                "problem": name, "method": method, "family": family, "rel_rmse": rel, "abs_rmse": absolute,
-                "n_params": int(n_params), "n_train": int(n_train), "seconds": seconds,
-                "paper_rel_rmse": None if paper_abs is None else paper_abs / y_rms,
-                "paper_abs_rmse": paper_abs, "paper_note": paper_note,
-                "target_rel_rmse": target, "meets_target": None if target is None else bool(rel <= target),
-                "y_rms": y_rms, "domain": [list(r) for r in p.ranges], "n_test": N_TEST, "quick": bool(quick),
-                "details": details,
-            })
+            rows.append(run_one(name, method, quick, seed=seed, on_fit=on_fit))
             if bar is not None:
                 bar.update(1)
     if bar is not None:

@@ -6,20 +6,22 @@ problem, the random quintic, xy and x1y1+x2y2+x3y3) and compares it with the pap
 precision-methods §0-§1) and with the issue's targets (precision-methods §5(b)). The methods live in the library
 (:mod:`pml.nn.lm`, :mod:`pml.nn.multistage`, :mod:`pml.nn.readout`, :mod:`pml.approx.classical`); this module only composes them.
 
-Two steps, each a frozen ``Config`` and a pure ``run_*(cfg) -> Result``:
+Two steps (:func:`steps`; the chapter runs them with ``engine.run``, ``pml plan``/``pml compute`` submit their tasks):
 
-* :func:`run_benchmark`: :func:`pml.benchmarks.precision.run`, one problem at a time, keeping (besides the
-  benchmark's rows) what its Levenberg-Marquardt multi-stage fit did: the error of the combined model after each
-  stage on its training points and on the benchmark's 10^4 test points, and the LM training curve against wall
-  time. The fit is the benchmark's own (it is recorded while the benchmark runs, not repeated), so the stage errors
-  end exactly at the benchmark row's value.
-* :func:`run_bfgs`: the paper's optimiser on one 1D problem for a direct comparison on this machine: a width-40
-  depth-3 tanh network (the paper's "width-40 BFGS" of Fig. 8) trained by BFGS with the authors' options, with its
-  test RMSE against wall time.
+* ``"benchmark"`` (:class:`BenchmarkConfig`): one :class:`BenchTask` per (problem, method) fit of the benchmark
+  (:func:`pml.benchmarks.precision.run_one`), keeping besides the benchmark's row what its Levenberg-Marquardt
+  multi-stage fit did: the error of the combined model after each stage on its training points and on the
+  benchmark's 10^4 test points, and the LM training curve against wall time (:class:`StageTrace`). The fit is the
+  benchmark's own (recorded while it runs, not repeated), so the stage errors end exactly at the row's value.
+* ``"bfgs"`` (:class:`BFGSConfig`, one :class:`BFGSTask`): the paper's optimiser on one 1D problem for a direct
+  comparison on this machine: a width-40 depth-3 tanh network (the paper's "width-40 BFGS" of Fig. 8) trained by
+  BFGS with the authors' options, with its test RMSE against wall time.
 
 All RMSEs are stored relative (RMSE / y_rms of the benchmark's test targets, the paper's l_rms, Eq. 1) unless a
 name says ``abs``. The paper's numbers are absolute test RMSEs read off its figures; they are converted with the
-same y_rms.
+same y_rms. Each task's ``cost()`` is a model of its seconds on one core, measured on the machine that wrote it;
+:func:`paper_estimate` sums it over the paper profile's tasks. The trained networks' stages and the BFGS run stop at
+wall-clock time limits, so where a limit is reached their numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -27,16 +29,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from pml.nn import multistage, optimize
 from pml.benchmarks import precision
-from pml.config import Config
-from pml.plotting import MarkdownTable
+from pml.engine import Sweep, Task
+from pml.experiments.tables import MarkdownTable
+from pml.nn import multistage
+from pml.nn.bfgs import bfgs
 from pml.nn.networks import make_mlp
-from pml.threads import limit_threads
 
 __all__ = [
     "EPS",
@@ -45,13 +48,14 @@ __all__ = [
     "TAGS",
     "LABELS",
     "CLAIM_TARGETS",
+    "BenchTask",
     "BenchmarkConfig",
     "BenchmarkResult",
     "StageTrace",
-    "run_benchmark",
+    "BFGSTask",
     "BFGSConfig",
     "BFGSResult",
-    "run_bfgs",
+    "steps",
     "summary_table",
     "full_table",
     "problem_numbers",
@@ -98,13 +102,6 @@ def _test_set(problem: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class BenchmarkConfig(Config):
-    problems: tuple[str, ...] = precision.PROBLEMS  # `pml bench precision` runs all six
-    quick: bool = False  # the benchmark's quick budgets (a smoke run; its numbers are not the targets')
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class StageTrace:
     """What the benchmark's LM multi-stage fit did on one problem (relative RMSEs, combined model after stage k)."""
 
@@ -143,7 +140,7 @@ class StageTrace:
 class BenchmarkResult:
     rows: tuple[dict, ...]  # pml.benchmarks.precision.run's rows, in problem order
     traces: dict  # problem -> StageTrace (problems whose LM multi-stage fit ran)
-    seconds: float  # wall time of the whole benchmark
+    seconds: float  # the tasks' wall time, summed
 
     def best(self, problem: str, family: str) -> dict | None:
         """The row of ``family`` with the lowest relative test RMSE on ``problem`` (None when absent)."""
@@ -154,7 +151,8 @@ class BenchmarkResult:
         return float(sum(r["seconds"] for r in self.rows if r["problem"] == problem))
 
 
-def _trace(problem: str, fit: multistage.MultistageResult) -> StageTrace:
+def _trace(problem: str, fit: multistage.MultistageResult) -> dict:
+    """:class:`StageTrace`'s fields as plain data (a task's result)."""
     X_test, y_test = _test_set(problem)
     y_rms = _rms(y_test)
     test_rel, times, rels, stage_of = [], [], [], []
@@ -172,37 +170,93 @@ def _trace(problem: str, fit: multistage.MultistageResult) -> StageTrace:
     with torch.no_grad():
         merged = fit.network()(torch.from_numpy(np.ascontiguousarray(X_test))).reshape(-1).numpy()
     st = fit.stages
-    return StageTrace(
-        problem=problem,
-        y_rms=y_rms,
-        n_train=np.array([s.n_train for s in st], dtype=np.int64),
-        n_params=np.array([s.n_params for s in st], dtype=np.int64),
-        f_dominant=np.array([s.f_dominant for s in st], dtype=np.float64),
-        train_rel=np.array([s.train_rmse for s in st], dtype=np.float64) / y_rms,
-        test_rel=np.array(test_rel, dtype=np.float64),
-        seconds=np.array([s.seconds for s in st], dtype=np.float64),
-        iters=np.array([s.result.n_iter for s in st], dtype=np.int64),
-        stops=tuple(s.result.stop_reason for s in st),
-        curve_time=np.concatenate(times),
-        curve_rel=np.concatenate(rels),
-        curve_stage=np.concatenate(stage_of).astype(np.int64),
-        merged_test_rel=_rms(merged - y_test) / y_rms,
-    )
+    return {
+        "problem": problem,
+        "y_rms": y_rms,
+        "n_train": np.array([s.n_train for s in st], dtype=np.int64),
+        "n_params": np.array([s.n_params for s in st], dtype=np.int64),
+        "f_dominant": np.array([s.f_dominant for s in st], dtype=np.float64),
+        "train_rel": np.array([s.train_rmse for s in st], dtype=np.float64) / y_rms,
+        "test_rel": np.array(test_rel, dtype=np.float64),
+        "seconds": np.array([s.seconds for s in st], dtype=np.float64),
+        "iters": np.array([s.result.n_iter for s in st], dtype=np.int64),
+        "stops": [str(s.result.stop_reason) for s in st],
+        "curve_time": np.concatenate(times).astype(np.float64),
+        "curve_rel": np.concatenate(rels).astype(np.float64),
+        "curve_stage": np.concatenate(stage_of).astype(np.int64),
+        "merged_test_rel": _rms(merged - y_test) / y_rms,
+    }
 
 
-def run_benchmark(cfg: BenchmarkConfig) -> BenchmarkResult:
-    """``pml bench precision`` on ``cfg.problems``, plus a :class:`StageTrace` of each LM multi-stage fit."""
-    rows: list[dict] = []
-    traces: dict[str, StageTrace] = {}
-    t0 = time.perf_counter()
-    for problem in cfg.problems:
+def _stage_trace(plain: dict) -> StageTrace:
+    return StageTrace(**{**plain, "y_rms": float(plain["y_rms"]), "stops": tuple(plain["stops"]),
+                         "merged_test_rel": float(plain["merged_test_rel"])})
+
+
+@dataclass(frozen=True)
+class BenchTask(Task):
+    """One (problem, method) fit of the precision benchmark (:func:`pml.benchmarks.precision.run_one`). Result:
+    ``row`` (the benchmark's row), ``trace`` (:class:`StageTrace`'s fields for ``lm-multistage``, else None) and
+    ``task_seconds``."""
+
+    problem: str
+    method: str
+    quick: bool = False
+    seed: int = 0
+    threads: int = 1
+
+    def run(self) -> dict:
+        start = time.perf_counter()
         fits = {}
-        rows += precision.run(cfg.quick, problem_names=(problem,), seed=cfg.seed,
-                              on_fit=lambda name, method, fitted: fits.__setitem__(method, fitted))
-        if "lm-multistage" in fits:
-            with limit_threads(1):
-                traces[problem] = _trace(problem, fits["lm-multistage"])
-    return BenchmarkResult(rows=tuple(rows), traces=traces, seconds=time.perf_counter() - t0)
+        row = precision.run_one(self.problem, self.method, self.quick, seed=self.seed,
+                                on_fit=lambda name, method, fitted: fits.__setitem__(method, fitted))
+        trace = _trace(self.problem, fits[self.method]) if self.method == "lm-multistage" else None
+        return {"row": row, "trace": trace, "task_seconds": time.perf_counter() - start}
+
+    def cost(self) -> float:
+        dim = precision.problems()[self.problem].dim if self.problem in precision.PROBLEMS else 1
+        table = _BENCH_COST_QUICK if self.quick else _BENCH_COST
+        return table[self.method][min(dim, 3) - 1]
+
+
+# Seconds of one benchmark fit on one core of the machine that wrote this (a shared 2-core x86-64 VM, one thread),
+# per method and problem dimension (1D, 2D, 6D), full and quick budgets: the CPU time measured for the ci problems,
+# rounded up (the quintic costs what the other 1D problems cost). The sizes of each fit are fixed per dimension
+# (pml.benchmarks.precision), so a table is the whole model. lm-multistage trains each stage until it converges or
+# reaches its time limit (40 s per stage in 1D, 60 s in 2D, 200 s in 6D; 8 s quick), and its later stages usually
+# reach it: its entries are the wall times measured, close to the sum of the limits of the stages that reach them.
+_BENCH_COST = {
+    "lm-multistage": (85.0, 65.0, 220.0),
+    "readout": (0.3, 1.0, 8.0),
+    "chebyshev": (0.01, 0.01, 0.01),
+    "rbf": (0.1, 0.3, 0.3),
+    "poly-lsq": (0.05, 0.05, 0.1),
+}
+_BENCH_COST_QUICK = {
+    "lm-multistage": (4.0, 6.0, 8.0),
+    "readout": (0.1, 0.3, 1.0),
+    "chebyshev": (0.01, 0.01, 0.01),
+    "rbf": (0.1, 0.2, 0.2),
+    "poly-lsq": (0.05, 0.05, 0.1),
+}
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig(Sweep):
+    """The benchmark step: one :class:`BenchTask` per (problem, method) of ``pml bench precision`` on ``problems``."""
+
+    problems: tuple[str, ...] = precision.PROBLEMS  # `pml bench precision` runs all six
+    quick: bool = False  # the benchmark's quick budgets (a smoke run; its numbers are not the targets')
+    seed: int = 0
+
+    def tasks(self) -> list[BenchTask]:
+        return [BenchTask(name, method, bool(self.quick), int(self.seed))
+                for name, method in precision.jobs(tuple(self.problems))]
+
+    def assemble(self, results) -> BenchmarkResult:
+        traces = {r["row"]["problem"]: _stage_trace(r["trace"]) for r in results if r["trace"] is not None}
+        return BenchmarkResult(rows=tuple(r["row"] for r in results), traces=traces,
+                               seconds=float(sum(r["task_seconds"] for r in results)))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -211,7 +265,11 @@ def run_benchmark(cfg: BenchmarkConfig) -> BenchmarkResult:
 
 
 @dataclass(frozen=True)
-class BFGSConfig(Config):
+class BFGSTask(Task):
+    """BFGS (``pml.nn.bfgs.bfgs``, engine "rank2": SciPy's iteration with an O(N^2) update) on a width-40 tanh
+    net, raw inputs, as the paper's Fig. 8; test RMSE on the benchmark's test points. Result: :class:`BFGSResult`'s
+    fields as plain data."""
+
     problem: str = "x2"  # a 1D benchmark problem
     n_train: int = 100_000  # uniform training points (the paper: 100k)
     width: int = 40  # the paper's width-40 depth-3 tanh net of Fig. 8
@@ -220,8 +278,74 @@ class BFGSConfig(Config):
     maxiter: int = 25_000
     time_limit: float | None = None  # seconds (the paper: none)
     log_every: int = 10
-    paper_n_train: int = 100_000  # the size the cost of one iteration is extrapolated to
     seed: int = 0
+    threads: int = 1
+
+    def run(self) -> dict:
+        p = precision.problems()[self.problem]
+        if p.dim != 1:
+            raise ValueError(f"the BFGS comparison runs on a 1D problem, got {self.problem!r} ({p.dim}D)")
+        X, y = p.sample(self.n_train, [self.seed, 6])
+        X_test, y_test = _test_set(self.problem)
+        y_rms = _rms(y_test)
+        model = make_mlp(1, self.width, self.depth, "tanh", seed=self.seed)
+        res = bfgs(model, X, y, X_test, y_test, gtol=self.gtol, maxiter=self.maxiter,
+                            log_every=self.log_every, time_limit=self.time_limit, engine="rank2")
+        h = res.history
+        return {
+            "problem": self.problem, "y_rms": y_rms, "time_s": np.asarray(h["time_s"], dtype=np.float64),
+            "step": np.asarray(h["step"], dtype=np.int64),
+            "train_rel": np.asarray(h["train_rmse"], dtype=np.float64) / y_rms,
+            "test_rel": np.asarray(h["test_rmse"], dtype=np.float64) / y_rms, "final_test_rel": res.test_rmse / y_rms,
+            "best_test_rel": float(np.nanmin(h["test_rmse"])) / y_rms, "n_iter": int(res.n_iter),
+            "n_fev": int(res.n_fev), "stop_reason": str(res.stop_reason), "wall_s": float(res.wall_s),
+            "n_train": int(self.n_train),
+        }
+
+    def cost(self) -> float:
+        """``maxiter`` iterations at their modelled cost (``_BFGS_COST``), at most the time limit, plus the setup:
+        an upper bound when BFGS stops earlier (precision loss)."""
+        w = self.width
+        n = 2 * w + (self.depth - 2) * (w * w + w) + w + 1  # parameters of the 1-w-...-w-1 tanh net
+        c = _BFGS_COST
+        n_test = precision.N_TEST
+        per_iter = (c["step"] + c["fev"] * c["pass"] * n * self.n_train + c["update"] * n * n
+                    + c["pass"] * n * n_test / 3 / self.log_every)  # a logged iteration scores the test points
+        seconds = self.maxiter * per_iter
+        if self.time_limit is not None:
+            seconds = min(seconds, float(self.time_limit))
+        return c["setup"] + seconds
+
+
+# CPU seconds measured on the machine that wrote this (one thread, 2-core x86-64, OpenBLAS; 0.014 s per iteration of
+# the ci run, 2,000 points): a loss + gradient pass of a tanh net with N parameters on n points costs pass * N * n
+# (a forward pass alone a third); a BFGS iteration makes ``fev`` of them (SciPy's Wolfe line search) and a rank-two
+# update of the N x N inverse Hessian (update * N^2).
+_BFGS_COST = {"setup": 0.5, "step": 2e-5, "pass": 2e-9, "fev": 1.2, "update": 1.5e-9}
+
+
+@dataclass(frozen=True)
+class BFGSConfig(Sweep):
+    """The BFGS step: one :class:`BFGSTask` (same fields)."""
+
+    problem: str = "x2"
+    n_train: int = 100_000
+    width: int = 40
+    depth: int = 3
+    gtol: float = 1e-60
+    maxiter: int = 25_000
+    time_limit: float | None = None
+    log_every: int = 10
+    seed: int = 0
+
+    def tasks(self) -> list[BFGSTask]:
+        return [BFGSTask(self.problem, int(self.n_train), int(self.width), int(self.depth), float(self.gtol),
+                         int(self.maxiter), None if self.time_limit is None else float(self.time_limit),
+                         int(self.log_every), int(self.seed))]
+
+    def assemble(self, results) -> "BFGSResult":
+        r = results[0]
+        return BFGSResult(**{**r, "y_rms": float(r["y_rms"])})
 
 
 @dataclass(frozen=True)
@@ -239,55 +363,23 @@ class BFGSResult:
     stop_reason: str
     wall_s: float
     n_train: int
-    pass_seconds: float  # one loss + gradient pass on n_train points
-    pass_seconds_paper: float  # the same on paper_n_train points
 
     @property
     def seconds_per_iter(self) -> float:
         return self.wall_s / max(self.n_iter, 1)
 
-    def paper_seconds_per_iter(self) -> float:
-        """Seconds per iteration extrapolated to ``paper_n_train`` points: the measured iteration plus the extra
-        cost of its loss + gradient passes (``n_fev / n_iter`` of them) on the larger set."""
-        per_iter = self.n_fev / max(self.n_iter, 1)
-        return self.seconds_per_iter + per_iter * max(self.pass_seconds_paper - self.pass_seconds, 0.0)
 
-
-def _pass_seconds(model, X, y, repeats: int = 3) -> float:
-    flat = optimize.FlatModel(model, X, y)
-    theta = flat.theta()
-    flat.loss_and_grad(theta)  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        flat.loss_and_grad(theta)
-    return (time.perf_counter() - start) / repeats
-
-
-def run_bfgs(cfg: BFGSConfig) -> BFGSResult:
-    """BFGS (``pml.nn.optimize.bfgs``, engine "rank2": SciPy's iteration with an O(N^2) update) on a width-40 tanh net,
-    raw inputs, as the paper's Fig. 8; test RMSE on the benchmark's test points."""
-    p = precision.problems()[cfg.problem]
-    if p.dim != 1:
-        raise ValueError(f"run_bfgs compares on a 1D problem, got {cfg.problem!r} ({p.dim}D)")
-    X, y = p.sample(cfg.n_train, [cfg.seed, 6])
-    X_test, y_test = _test_set(cfg.problem)
-    y_rms = _rms(y_test)
-    model = make_mlp(1, cfg.width, cfg.depth, "tanh", seed=cfg.seed)
-    with limit_threads(1):
-        X_big, y_big = p.sample(cfg.paper_n_train, [cfg.seed, 7])
-        pass_small = _pass_seconds(model, X, y)
-        pass_big = _pass_seconds(model, X_big, y_big)
-        res = optimize.bfgs(model, X, y, X_test, y_test, gtol=cfg.gtol, maxiter=cfg.maxiter, log_every=cfg.log_every,
-                            time_limit=cfg.time_limit, engine="rank2")
-    h = res.history
-    return BFGSResult(
-        problem=cfg.problem, y_rms=y_rms, time_s=np.asarray(h["time_s"], dtype=np.float64),
-        step=np.asarray(h["step"], dtype=np.int64), train_rel=np.asarray(h["train_rmse"]) / y_rms,
-        test_rel=np.asarray(h["test_rmse"]) / y_rms, final_test_rel=res.test_rmse / y_rms,
-        best_test_rel=float(np.nanmin(h["test_rmse"])) / y_rms, n_iter=int(res.n_iter), n_fev=int(res.n_fev),
-        stop_reason=res.stop_reason,
-        wall_s=float(res.wall_s), n_train=int(cfg.n_train), pass_seconds=pass_small, pass_seconds_paper=pass_big,
-    )
+def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
+    """The chapter's sweeps from its parameter values (the names of its parameters cell): ``"benchmark"`` and
+    ``"bfgs"``."""
+    limit = params["bfgs_time_limit"]
+    return {
+        "benchmark": BenchmarkConfig(problems=tuple(params["problems"]), quick=bool(params["quick"]),
+                                     seed=int(params["seed"])),
+        "bfgs": BFGSConfig(problem=params["bfgs_problem"], n_train=int(params["bfgs_n_train"]),
+                           maxiter=int(params["bfgs_maxiter"]), time_limit=None if limit is None else float(limit),
+                           seed=int(params["seed"])),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -436,34 +528,12 @@ def bfgs_numbers(bfgs: BFGSResult, result: BenchmarkResult) -> dict[str, float |
     return out
 
 
-def paper_estimate(result: BenchmarkResult, bfgs: BFGSResult, *, quick: bool,
-                   problems: tuple[str, ...] = precision.PROBLEMS, bfgs_maxiter: int = 25_000,
-                   bfgs_time_limit: float | None = None) -> dict[str, float]:
-    """Estimated seconds of the chapter's ``paper`` profile on this machine (an upper bound for BFGS).
-
-    The benchmark: measured per problem where this run used the full budgets (``quick`` False); a problem not run
-    costs the mean of the run problems of the same dimension (the quintic: the other 1D problems). With quick
-    budgets nothing extrapolates (NaN). BFGS: the measured seconds per iteration, extrapolated to the paper's
-    100k points (:meth:`BFGSResult.paper_seconds_per_iter`), times ``bfgs_maxiter``, capped at ``bfgs_time_limit``.
-    The paper's width-40 BFGS on x^2 stopped on precision loss after about 2,000 iterations (spec Fig. 8); ours
-    need not stop there (a paper-profile run of this chapter was still iterating after 38 minutes), so the bound
-    assumes it runs to its limits.
-    """
-    probs = precision.problems()
-    run = {r["problem"] for r in result.rows}
-    bench = 0.0
-    for name in problems:
-        if quick:
-            bench = math.nan
-            break
-        if name in run:
-            bench += result.problem_seconds(name)
-            continue
-        same_dim = [result.problem_seconds(q) for q in run if probs[q].dim == probs[name].dim]
-        bench += float(np.mean(same_dim)) if same_dim else math.nan
-    bfgs_s = min(bfgs_maxiter * bfgs.paper_seconds_per_iter(), math.inf if bfgs_time_limit is None
-                 else float(bfgs_time_limit))
-    return {"benchmark": bench, "bfgs": bfgs_s, "total": bench + bfgs_s}
+def paper_estimate(paper_steps: Mapping[str, Sweep]) -> dict[str, float]:
+    """Estimated seconds on one core of the paper profile's tasks (``steps(full_parameters(..., "paper"))``) by their
+    cost model: ``benchmark``, ``bfgs`` (an upper bound: BFGS at its iteration and time limits) and ``total``."""
+    out = {name: float(sum(t.cost() for t in paper_steps[name].tasks())) for name in ("benchmark", "bfgs")}
+    out["total"] = out["benchmark"] + out["bfgs"]
+    return out
 
 
 # claim id -> (problem, family), in the order of pml/book/claimsets/06_beyond.yaml

@@ -1,19 +1,25 @@
 """Paper §5 (Conclusions, Figure 10 "User's Guide for Precision"): the chart drawn from the rules ``pml fit`` uses,
 then applied to Feynman equations that no earlier chapter uses.
 
-Every experiment here is a frozen ``Config`` and a pure ``run_*(cfg) -> Result``; the chapter
-``book/05_users_guide.md`` calls them through :func:`pml.cache.load_or_run`. Nothing here decides which method to
-use: that is :mod:`pml.fitting.guide` (the rules, one source of truth) and :func:`pml.fitting.fit` (``method="auto"``).
+The chapter ``book/05_users_guide.md`` takes its expensive work from :func:`steps` (``engine.run(steps[...])``);
+``pml plan``/``pml compute`` submit the same tasks. Nothing here decides which method to use: that is
+:mod:`pml.fitting.guide` (the rules, one source of truth) and :func:`pml.fitting.fit` (``method="auto"``).
 
-* :func:`run_guide`: the rules as data (the table and the chart's regions), cheap.
-* :func:`run_study`: for each equation (ids of :mod:`pml.equations`) and each number of rows n (per dimension class,
-  chosen to fall in the chart's bands "few", "little" and "enough"), rows sampled uniformly on the equation's
-  ranges (seeded), ``fit(method="auto")`` and each of the rule's candidate methods by name, plus baselines (linear
-  simplex interpolation, the paper's; LM-trained boosted networks, the paper's recipe), every one scored by the
-  **relative** RMSE (paper Eq. 1) on ``n_test`` fresh points uniform on the same ranges (the distribution of the
-  data: the chart promises its precision on held-out rows, not on a central box), never the validation split.
-* :func:`run_csv`: the issue's "done when": a CSV of one equation goes through the command line, ``pml fit`` then
-  ``pml predict``, in a temporary folder, and the predictions are compared with the exact formula.
+* :func:`run_guide`: the rules as data (the table and the chart's regions), cheap: no task.
+* step ``"study"`` (:class:`StudyConfig`, one :class:`FitTask` per fit): for each equation (ids of
+  :mod:`pml.equations`) and each number of rows n (per dimension class, chosen to fall in the chart's bands "few",
+  "little" and "enough"), rows sampled uniformly on the equation's ranges (seeded), ``fit(method="auto")`` and each
+  of the rule's candidate methods by name, plus baselines (linear simplex interpolation, the paper's; LM-trained
+  boosted networks, the paper's recipe), every one scored by the **relative** RMSE (paper Eq. 1) on ``n_test`` fresh
+  points uniform on the same ranges (the distribution of the data: the chart promises its precision on held-out
+  rows, not on a central box), never the validation split. Each task samples its case's rows itself (the same
+  seeded streams), so the fits of a case are independent tasks.
+* step ``"csv"`` (:class:`CsvConfig`, one :class:`CsvTask`): the issue's "done when": a CSV of one equation goes
+  through what ``pml fit`` then ``pml predict`` run (:mod:`pml.fitting.commands`) in a temporary folder, and the
+  predictions are compared with the exact formula.
+
+Each task's :meth:`~FitTask.cost` is a model of its seconds on one core, measured on the machine that wrote it;
+:func:`paper_estimate` sums it over the paper profile's tasks.
 """
 
 from __future__ import annotations
@@ -27,18 +33,22 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
 from pml import data, equations, fitting
-from pml.fitting import guide, tables
 from pml.config import Config
-from pml.plotting import MarkdownTable
+from pml.engine import Sweep, Task
+from pml.experiments.tables import MarkdownTable
+from pml.fitting import commands, guide, tables
 
 __all__ = [
     "BASELINES",
     "CsvConfig",
     "CsvResult",
+    "CsvTask",
+    "FitTask",
     "GuideConfig",
     "GuideResult",
     "NETWORKS",
@@ -54,10 +64,8 @@ __all__ = [
     "paper_estimate",
     "paper_numbers",
     "rules_markdown",
-    "run_case",
-    "run_csv",
     "run_guide",
-    "run_study",
+    "steps",
     "study_numbers",
     "study_table",
 ]
@@ -182,8 +190,106 @@ SEEN = ("Z.001", "Z.008", "Z.009", "II.8.31", "I.30.5", "I.8.14", "I.44.4", "II.
 
 
 @dataclass(frozen=True)
-class StudyConfig(Config):
-    """Defaults: the paper profile (the paper applies its chart to no equation; these sizes are ours)."""
+class FitTask(Task):
+    """One fit of the study: ``n`` rows of ``equation`` (data seed ``seed``, which also seeds the fit), fitted by
+    ``method`` ("auto" or a name of :data:`pml.fitting.METHODS`) and scored on ``n_test`` fresh points.
+
+    The result is plain data: ``test`` (relative RMSE on the test points), ``nan_fraction``, ``val`` (the report's
+    validation error), ``seconds`` (fit and prediction), ``skipped`` (why the method could not fit, else None) and
+    ``chosen``; for "auto" also ``val_kept`` (the report's verdict), ``candidates`` ([method, inner relative RMSE])
+    and ``floor`` (float64 floor of the test targets)."""
+
+    equation: str
+    n: int
+    seed: int
+    method: str
+    n_test: int = 10_000
+    validation: float = 0.2
+    base_seed: int = 0  # base of every data stream (the chapter's ``seed``)
+    threads: int = 1
+
+    def run(self) -> dict:
+        start = time.perf_counter()
+        X, y, Xt, yt = _case_data(self.equation, self.n, self.seed, self.base_seed, self.n_test)
+        r = _fit_one(self.method, X, y, Xt, yt, self.seed, self.validation)
+        model = r.pop("model")
+        if self.method == "auto":
+            if model is None:
+                raise ValueError(f"{self.equation}, n = {self.n}: auto could not fit: {r['skipped']}")
+            r.update(val_kept=model.report.promise_met, floor=fitting.float64_floor(yt),
+                     candidates=[[c["method"], c["inner_rel_rmse"]] for c in model.report.candidates])
+        r["task_seconds"] = time.perf_counter() - start
+        return r
+
+    def cost(self) -> float:
+        d = equations.get(self.equation).dim
+        n_fit = self.n * (1 - self.validation)
+        if self.method != "auto":
+            return _COST_BASE + fit_seconds(self.method, d, n_fit)
+        return _COST_BASE + _auto_seconds(d, self.n, n_fit)
+
+
+# CPU seconds of one fit (fitting.fit with its validation split, then the prediction on the 10^4 test points), one
+# thread, measured (CPU time: the load of a shared machine does not count) on the machine that wrote this (a 2-core
+# x86-64 VM) at the ci and paper profiles' sizes:
+# (training rows, seconds) per method and input dimension d (a method's largest d listed serves every larger d).
+# Between and beyond the measured sizes the cost is interpolated and extrapolated as a power law (log-log). Where
+# several equations were measured at one size the entry is their mean (a global polynomial's degree, and so its cost,
+# depends on the target: up to 10x between equations). lm-multistage trains each of its stages for at most its time
+# limit, so its cost is capped there.
+_FIT_ANCHORS = {
+    "poly": {1: ((10, 0.03), (32, 0.1), (160, 0.1), (800, 0.28)),
+             2: ((40, 0.03), (400, 0.27), (2400, 4.2), (8000, 22.0)),
+             3: ((240, 0.05), (2400, 5.9), (8000, 18.0))},
+    "spline": {1: ((10, 0.008), (160, 0.008), (800, 0.018))},
+    "readout": {1: ((10, 0.05), (160, 0.06), (800, 1.9)),
+                2: ((40, 0.022), (400, 0.086), (2400, 3.6), (8000, 10.5))},
+    "simplex": {1: ((10, 0.01), (800, 0.01)),
+                2: ((40, 0.017), (400, 0.021), (2400, 0.034), (8000, 0.1)),
+                3: ((240, 0.023), (2400, 0.083)),
+                4: ((240, 0.057), (2400, 0.43), (8000, 1.9)),
+                5: ((240, 0.38), (2400, 3.5), (8000, 18.1))},
+    "lm-multistage": {1: ((10, 0.9), (32, 2.4), (160, 1.9), (800, 3.4)),
+                      2: ((40, 0.08), (400, 9.2)),
+                      3: ((240, 8.3),)},
+}
+_COST_BASE = 0.005  # sampling the rows and the test points, scoring
+
+
+def fit_seconds(method: str, d: int, n_fit: float) -> float:
+    """Modelled CPU seconds of ``fitting.fit(method=...)`` on ``n_fit`` training rows of a d-input target, with the
+    prediction on 10^4 test points (``_FIT_ANCHORS``)."""
+    table = _FIT_ANCHORS[method]
+    anchors = table[max([k for k in table if k <= int(d)] or [min(table)])]
+    n = np.log(max(float(n_fit), 1.0))
+    x = np.log([a[0] for a in anchors])
+    y = np.log([a[1] for a in anchors])
+    if len(anchors) == 1:
+        seconds = float(np.exp(y[0] + (n - x[0])))  # one size measured: linear in the rows
+    elif n <= x[0] or n >= x[-1]:
+        i = 0 if n <= x[0] else len(x) - 2  # beyond the measured sizes: the nearest segment's power law
+        slope = max((y[i + 1] - y[i]) / (x[i + 1] - x[i]), 0.0)
+        seconds = float(np.exp(y[i] + slope * (n - x[i])))
+    else:
+        seconds = float(np.exp(np.interp(n, x, y)))
+    if method == "lm-multistage":
+        opts = fitting.METHODS["lm-multistage"].options
+        seconds = min(seconds, float(opts["n_stages"]) * float(opts["time_limit"]))
+    return seconds
+
+
+def _auto_seconds(d: int, n: int, n_fit: float) -> float:
+    """``method="auto"``: every candidate of the rule on the inner split (at most ``MAX_SELECTION_ROWS`` rows), then
+    the chosen one on the training rows (costed as the dearest candidate: which one wins is not known before)."""
+    inner = min(n_fit * (1 - fitting.INNER_FRACTION), fitting.MAX_SELECTION_ROWS)
+    names = guide.choose(d, n).methods
+    return sum(fit_seconds(m, d, inner) for m in names) + max(fit_seconds(m, d, n_fit) for m in names)
+
+
+@dataclass(frozen=True)
+class StudyConfig(Sweep):
+    """The study's sweep: one :class:`FitTask` per (equation, n, seed) and method ("auto" first). Defaults: the
+    paper profile (the paper applies its chart to no equation; these sizes are ours)."""
 
     equations: tuple[str, ...] = ("I.6.2a", "II.3.24", "I.29.4", "I.25.13", "I.14.4", "I.12.4", "III.15.12",
                                   "I.10.7", "I.29.16", "I.13.4", "II.35.21", "I.13.12")
@@ -200,6 +306,29 @@ class StudyConfig(Config):
     def n_rows(self, d: int) -> tuple[int, ...]:
         return {"1d": self.n_rows_1d, "2d": self.n_rows_2d, "high_d": self.n_rows_high_d}[_dim_class(d)]
 
+    def cases(self) -> list[tuple[str, int, int]]:
+        """(equation, n, seed) of every case, in the study's order."""
+        return [(eq_id, int(n), int(s)) for eq_id in self.equations for n in self.n_rows(equations.get(eq_id).dim)
+                for s in self.seeds]
+
+    def case_methods(self, eq_id: str, n: int) -> list[str]:
+        """"auto", then every method fitted by name in a case: the rule's candidates and the baselines."""
+        d = equations.get(eq_id).dim
+        return ["auto"] + _methods_for(guide.choose(d, n).rule, self.baselines, d, n, self.lm_max_rows)
+
+    def tasks(self) -> list[FitTask]:
+        return [FitTask(eq_id, n, s, m, int(self.n_test), float(self.validation), int(self.seed))
+                for eq_id, n, s in self.cases() for m in self.case_methods(eq_id, n)]
+
+    def assemble(self, results) -> "StudyResult":
+        results = list(results)
+        it = iter(results)
+        cases = [_case(eq_id, n, s, {m: next(it) for m in self.case_methods(eq_id, n)})
+                 for eq_id, n, s in self.cases()]
+        order = list(fitting.METHODS)
+        names = sorted({m for c in cases for m in c["methods"]}, key=order.index)
+        return StudyResult(tuple(cases), tuple(names), int(self.n_test), sum(r["task_seconds"] for r in results))
+
 
 @dataclass(frozen=True)
 class StudyResult:
@@ -211,7 +340,7 @@ class StudyResult:
     cases: tuple[dict, ...]
     methods: tuple[str, ...]  # every method name that appears, in a stable order
     n_test: int
-    seconds: float
+    seconds: float  # the tasks' seconds, summed
 
     def select(self, **where) -> list[dict]:
         return [c for c in self.cases if all(c[k] == v for k, v in where.items())]
@@ -222,6 +351,16 @@ def _methods_for(rule: guide.Rule, baselines, d: int, n: int, lm_max_rows) -> li
     if lm_max_rows is not None and n > lm_max_rows:
         names = [m for m in names if m != "lm-multistage"]
     return names
+
+
+def _case_data(eq_id: str, n: int, seed: int, base_seed: int, n_test: int):
+    """The case's training rows and test points (their own seeded streams: every task of a case sees the same)."""
+    eq = equations.get(eq_id)
+    X = data.sample_uniform(eq.ranges, n, _stream(base_seed, seed, n, eq_id, "train"))
+    Xt = data.sample_uniform(eq.ranges, n_test, _stream(base_seed, seed, n, eq_id, "test"))
+    with _quiet():
+        y, yt = eq.func(X), eq.func(Xt)
+    return X, y, Xt, yt
 
 
 def _fit_one(method: str, X, y, Xt, yt, seed: int, validation: float) -> dict:
@@ -238,45 +377,23 @@ def _fit_one(method: str, X, y, Xt, yt, seed: int, validation: float) -> dict:
             "seconds": time.perf_counter() - start, "skipped": None, "chosen": model.method, "model": model}
 
 
-def run_case(eq_id: str, n: int, seed: int, cfg: StudyConfig) -> dict:
-    """One (equation, n, seed): auto and every method by name, scored on fresh test points (see the module doc)."""
+def _case(eq_id: str, n: int, seed: int, fits: dict[str, dict]) -> dict:
+    """One case of :class:`StudyResult` from its tasks' results (``fits``: method or "auto" -> result)."""
     eq = equations.get(eq_id)
     d = eq.dim
-    X = data.sample_uniform(eq.ranges, n, _stream(cfg.seed, seed, n, eq_id, "train"))
-    Xt = data.sample_uniform(eq.ranges, cfg.n_test, _stream(cfg.seed, seed, n, eq_id, "test"))
-    with _quiet():
-        y, yt = eq.func(X), eq.func(Xt)
     choice = guide.choose(d, n)
-    auto = _fit_one("auto", X, y, Xt, yt, seed, cfg.validation)
-    if auto["model"] is None:
-        raise ValueError(f"{eq_id}, n = {n}: auto could not fit: {auto['skipped']}")
-    report = auto["model"].report
-    methods = {}
-    for name in _methods_for(choice.rule, cfg.baselines, d, n, cfg.lm_max_rows):
-        r = _fit_one(name, X, y, Xt, yt, seed, cfg.validation)
-        methods[name] = {k: r[k] for k in ("test", "nan_fraction", "val", "seconds", "skipped")}
+    auto = fits["auto"]
     return {
         "equation": eq_id, "formula": eq.formula, "dim": d, "n": int(n), "seed": int(seed), "band": band(d, n),
         "rule": choice.rule.key, "promise": choice.expected_rel_rmse, "chosen": auto["chosen"],
         "auto": {"test": auto["test"], "val": auto["val"], "seconds": auto["seconds"],
                  "kept": guide.promise_met(auto["test"], choice.expected_rel_rmse),
-                 "val_kept": report.promise_met,
-                 "candidates": tuple((c["method"], c["inner_rel_rmse"]) for c in report.candidates)},
-        "floor": fitting.float64_floor(yt), "methods": methods,
+                 "val_kept": auto["val_kept"],
+                 "candidates": tuple((m, v) for m, v in auto["candidates"])},
+        "floor": auto["floor"],
+        "methods": {m: {k: r[k] for k in ("test", "nan_fraction", "val", "seconds", "skipped")}
+                    for m, r in fits.items() if m != "auto"},
     }
-
-
-def run_study(cfg: StudyConfig) -> StudyResult:
-    start = time.perf_counter()
-    cases = []
-    for eq_id in cfg.equations:
-        d = equations.get(eq_id).dim
-        for n in cfg.n_rows(d):
-            for seed in cfg.seeds:
-                cases.append(run_case(eq_id, int(n), int(seed), cfg))
-    order = list(fitting.METHODS)
-    names = sorted({m for c in cases for m in c["methods"]}, key=order.index)
-    return StudyResult(tuple(cases), tuple(names), int(cfg.n_test), time.perf_counter() - start)
 
 
 def _best(case: dict, names) -> float:
@@ -397,16 +514,96 @@ def _machine_precision_ratio(result: StudyResult) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# (3) The CSV round trip through the command line
+# (3) The CSV round trip through `pml fit` and `pml predict`
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CsvConfig(Config):
+class CsvTask(Task):
+    """The CSV round trip (see :meth:`run`); its result is :class:`CsvResult`'s fields as plain data."""
+
+    equation: str = "II.3.24"
+    n_rows: int = 3000
+    n_test: int = 10_000
+    seed: int = 0
+    threads: int = 1
+
+    def run(self) -> dict:
+        """Write ``data.csv`` (inputs and target, full float64 digits) and ``new.csv`` (inputs only) into a temporary
+        folder, run what ``pml fit data.csv --target T --out model.npz --quiet`` and ``pml predict model.npz new.csv
+        --out predictions.csv`` run (:func:`pml.fitting.commands.fit_file`, :func:`~pml.fitting.commands.predict_file`),
+        read the predictions back and score them against the formula."""
+        eq = equations.get(self.equation)
+        X = data.sample_uniform(eq.ranges, self.n_rows, _stream(self.seed, self.equation, "csv"))
+        Xt = data.sample_uniform(eq.ranges, self.n_test, _stream(self.seed, self.equation, "csv-test"))
+        with _quiet():
+            y = eq.func(X)
+        names = list(eq.variables)
+        target = eq.output if eq.output not in names else f"{eq.output}_out"
+        fit_args = ["fit", "data.csv", "--target", target, "--out", "model.npz", "--quiet"]
+        predict_args = ["predict", "model.npz", "new.csv", "--out", "predictions.csv"]
+        with tempfile.TemporaryDirectory(prefix="pml-users-guide-") as tmp:
+            folder = Path(tmp)
+            columns = {name: [repr(float(v)) for v in X[:, j]] for j, name in enumerate(names)}
+            columns[target] = [repr(float(v)) for v in y]
+            with tables.atomic_write(folder / "data.csv") as fh:
+                tables.write_table(columns, fh)
+            with tables.atomic_write(folder / "new.csv") as fh:
+                tables.write_table({name: [repr(float(v)) for v in Xt[:, j]] for j, name in enumerate(names)}, fh)
+            code_fit, out_fit, err_fit, t_fit = _command(commands.fit_file, folder / "data.csv", target,
+                                                         folder / "model.npz", quiet=True)
+            code_pred, out_pred, err_pred, t_pred = _command(commands.predict_file, folder / "model.npz",
+                                                             folder / "new.csv", folder / "predictions.csv")
+            report = fitting.load(folder / "model.npz").report if code_fit == 0 else None
+            if code_pred == 0:
+                table = tables.read_table(folder / "predictions.csv")
+                X_back = np.column_stack([table.column(name) for name in names])
+                pred = table.column(target)
+            else:
+                X_back, pred = Xt, np.full(self.n_test, np.nan)
+            strip = lambda text: text.replace(str(folder) + "/", "").replace(str(folder), "")  # noqa: E731
+            report_text = "\n".join(line for line in out_fit.splitlines() if not line.startswith("model written to"))
+            messages = strip(err_fit + err_pred)
+        with _quiet():
+            yt = eq.func(X_back)
+        test, _ = _rel_rmse(pred, yt)
+        return {
+            "equation": self.equation, "formula": eq.formula, "columns": names + [target], "target": target,
+            "n_rows": int(self.n_rows), "n_test": int(self.n_test), "fit_exit": code_fit, "predict_exit": code_pred,
+            "command_fit": "pml " + " ".join(fit_args), "command_predict": "pml " + " ".join(predict_args),
+            "report_text": strip(report_text).strip(), "messages": messages.strip(),
+            "method": report.method if report else "", "rule": report.rule if report else None,
+            "promise": report.promise if report else None,
+            "val_rel_rmse": report.val_rel_rmse if report else math.nan, "test_rel_rmse": test,
+            "floor": fitting.float64_floor(yt), "n_predictions": int(np.isfinite(pred).sum()),
+            "seconds_fit": t_fit, "seconds_predict": t_pred,
+        }
+
+    def cost(self) -> float:
+        d = equations.get(self.equation).dim
+        csv_io = _CSV_PER_VALUE * (self.n_rows + self.n_test) * (d + 1)
+        return _COST_BASE + csv_io + _auto_seconds(d, self.n_rows, self.n_rows * 0.8)  # `pml fit`'s 20% held out
+
+
+_CSV_PER_VALUE = 5e-6  # seconds to write and read back one number of the CSV files
+
+
+@dataclass(frozen=True)
+class CsvConfig(Sweep):
+    """The CSV step: one :class:`CsvTask`."""
+
     equation: str = "II.3.24"  # an equation no earlier chapter uses (flux of a point source, d = 2)
     n_rows: int = 3000  # data rows in the CSV
     n_test: int = 10_000  # rows of the CSV given to `pml predict`
     seed: int = 0  # data and test rows; `pml fit --seed` keeps its default
+
+    def tasks(self) -> list[CsvTask]:
+        return [CsvTask(self.equation, int(self.n_rows), int(self.n_test), int(self.seed))]
+
+    def assemble(self, results) -> "CsvResult":
+        r = dict(results[0])
+        r["columns"] = tuple(r["columns"])
+        return CsvResult(**r)
 
 
 @dataclass(frozen=True)
@@ -438,65 +635,14 @@ class CsvResult:
         return guide.promise_met(self.test_rel_rmse, self.promise)
 
 
-def _cli(argv: list[str]) -> tuple[int, str, str, float]:
-    from pml import cli
-
+def _command(func, *args, **kwargs) -> tuple[int, str, str, float]:
+    """Run one of :mod:`pml.fitting.commands` with its output captured: (exit status, stdout, stderr, seconds)."""
     out, err = io.StringIO(), io.StringIO()
     start = time.perf_counter()
     with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         warnings.simplefilter("ignore")
-        code = cli.main(argv)
+        code = func(*args, **kwargs)
     return int(code), out.getvalue(), err.getvalue(), time.perf_counter() - start
-
-
-def run_csv(cfg: CsvConfig) -> CsvResult:
-    """Write ``data.csv`` (inputs and target, full float64 digits) and ``new.csv`` (inputs only) into a temporary
-    folder, run ``pml fit data.csv --target T --out model.npz --quiet`` and ``pml predict model.npz new.csv --out
-    predictions.csv`` through :func:`pml.cli.main`, read the predictions back and score them against the formula."""
-    eq = equations.get(cfg.equation)
-    X = data.sample_uniform(eq.ranges, cfg.n_rows, _stream(cfg.seed, cfg.equation, "csv"))
-    Xt = data.sample_uniform(eq.ranges, cfg.n_test, _stream(cfg.seed, cfg.equation, "csv-test"))
-    with _quiet():
-        y = eq.func(X)
-    names = list(eq.variables)
-    target = eq.output if eq.output not in names else f"{eq.output}_out"
-    with tempfile.TemporaryDirectory(prefix="pml-users-guide-") as tmp:
-        folder = Path(tmp)
-        columns = {name: [repr(float(v)) for v in X[:, j]] for j, name in enumerate(names)}
-        columns[target] = [repr(float(v)) for v in y]
-        with tables.atomic_write(folder / "data.csv") as fh:
-            tables.write_table(columns, fh)
-        with tables.atomic_write(folder / "new.csv") as fh:
-            tables.write_table({name: [repr(float(v)) for v in Xt[:, j]] for j, name in enumerate(names)}, fh)
-        fit_args = ["fit", "data.csv", "--target", target, "--out", "model.npz", "--quiet"]
-        predict_args = ["predict", "model.npz", "new.csv", "--out", "predictions.csv"]
-        code_fit, out_fit, err_fit, t_fit = _cli([a if not a.endswith((".csv", ".npz")) else str(folder / a)
-                                                  for a in fit_args])
-        code_pred, out_pred, err_pred, t_pred = _cli([a if not a.endswith((".csv", ".npz")) else str(folder / a)
-                                                      for a in predict_args])
-        report = fitting.load(folder / "model.npz").report if code_fit == 0 else None
-        if code_pred == 0:
-            table = tables.read_table(folder / "predictions.csv")
-            X_back = np.column_stack([table.column(name) for name in names])
-            pred = table.column(target)
-        else:
-            X_back, pred = Xt, np.full(cfg.n_test, np.nan)
-        strip = lambda text: text.replace(str(folder) + "/", "").replace(str(folder), "")  # noqa: E731
-        report_text = "\n".join(line for line in out_fit.splitlines() if not line.startswith("model written to"))
-        messages = strip(err_fit + err_pred)
-    with _quiet():
-        yt = eq.func(X_back)
-    test, _ = _rel_rmse(pred, yt)
-    return CsvResult(
-        equation=cfg.equation, formula=eq.formula, columns=tuple(names + [target]), target=target,
-        n_rows=int(cfg.n_rows), n_test=int(cfg.n_test), fit_exit=code_fit, predict_exit=code_pred,
-        command_fit="pml " + " ".join(fit_args), command_predict="pml " + " ".join(predict_args),
-        report_text=strip(report_text).strip(), messages=messages.strip(),
-        method=report.method if report else "", rule=report.rule if report else None,
-        promise=report.promise if report else None, val_rel_rmse=report.val_rel_rmse if report else math.nan,
-        test_rel_rmse=test, floor=fitting.float64_floor(yt), n_predictions=int(np.isfinite(pred).sum()),
-        seconds_fit=t_fit, seconds_predict=t_pred,
-    )
 
 
 def csv_transcript(result: CsvResult) -> MarkdownTable:
@@ -547,61 +693,39 @@ def claim_values(study: StudyResult, csv: CsvResult) -> dict[str, float]:
 
 
 def paper_numbers(paper: StudyConfig | None = None) -> dict[str, int]:
-    """The size of the paper profile's study (``StudyConfig()``'s defaults), for the prose."""
+    """The size of the paper profile's study (``StudyConfig()``'s defaults unless given), for the prose."""
     paper = paper or StudyConfig()
-    n_cases = sum(len(paper.n_rows(equations.get(e).dim)) for e in paper.equations) * len(paper.seeds)
     rows = [n for e in paper.equations for n in paper.n_rows(equations.get(e).dim)]
-    return {"n_equations": len(paper.equations), "n_cases": n_cases, "n_seeds": len(paper.seeds),
-            "max_rows": max(rows, default=0)}
+    return {"n_equations": len(paper.equations), "n_cases": len(paper.cases()), "n_seeds": len(paper.seeds),
+            "max_rows": max(rows, default=0), "n_tasks": len(paper.tasks())}
 
 
-def _lm_bound() -> float:
-    """Upper bound of one lm-multistage fit's seconds: its stages times its per-stage time limit."""
-    opts = fitting.METHODS["lm-multistage"].options
-    return float(opts["n_stages"]) * float(opts["time_limit"])
-
-
-def paper_estimate(study: StudyResult, csv: CsvResult, paper: StudyConfig | None = None,
-                   paper_csv: CsvConfig | None = None) -> dict[str, float]:
-    """Estimated seconds of the paper profile on this machine, from this run's timings.
-
-    Per dimension class (1D, 2D, d >= 3) the seconds of a case without LM (auto plus every method by name) are
-    fitted as a power of n over this run's cases (exponent clipped to [0.5, 2]; 1 with a single n) and summed over
-    the paper's cases; LM fits use this run's seconds per row where it ran and otherwise their upper bound (stages x
-    time limit). Meaningful only when this run's n span the paper's (``ci`` and above)."""
-    paper = paper or StudyConfig()
-    paper_csv = paper_csv or CsvConfig()
-    out = {"study": 0.0, "lm": 0.0}
-    lm_per_row = _median([c["methods"]["lm-multistage"]["seconds"] / c["n"] for c in study.cases
-                          if "lm-multistage" in c["methods"] and c["methods"]["lm-multistage"]["skipped"] is None])
-    lm_rows = max((c["n"] for c in study.cases if "lm-multistage" in c["methods"]), default=0)
-    for cls in ("1d", "2d", "high_d"):
-        cs = [c for c in study.cases if _dim_class(c["dim"]) == cls]
-        eqs = [e for e in paper.equations if _dim_class(equations.get(e).dim) == cls]
-        if not eqs:
-            continue
-        if not cs:
-            out["study"] = math.nan
-            continue
-        n = np.array([c["n"] for c in cs], dtype=float)
-        t = np.array([c["auto"]["seconds"] + sum(m["seconds"] for k, m in c["methods"].items()
-                                                  if k != "lm-multistage" and math.isfinite(m["seconds"]))
-                      for c in cs])
-        if np.unique(n).size > 1:
-            p, a = np.polyfit(np.log(n), np.log(np.maximum(t, 1e-3)), 1)
-            p = float(np.clip(p, 0.5, 2.0))
-            a = float(np.mean(np.log(np.maximum(t, 1e-3)) - p * np.log(n)))
-        else:
-            p, a = 1.0, float(np.mean(np.log(np.maximum(t, 1e-3)) - np.log(n)))
-        for n_p in paper.n_rows({"1d": 1, "2d": 2, "high_d": 3}[cls]):
-            k = len(eqs) * len(paper.seeds)
-            out["study"] += k * math.exp(a + p * math.log(n_p))
-            if "lm-multistage" in paper.baselines and (paper.lm_max_rows is None or n_p <= paper.lm_max_rows):
-                per_fit = lm_per_row * n_p if (n_p <= lm_rows and math.isfinite(lm_per_row)) else _lm_bound()
-                out["lm"] += k * min(per_fit, _lm_bound())
-    out["csv"] = (csv.seconds_fit + csv.seconds_predict) * max(1.0, paper_csv.n_rows / max(csv.n_rows, 1))
+def paper_estimate(paper_steps: Mapping[str, Sweep]) -> dict[str, float]:
+    """Estimated seconds on one core of the paper profile's tasks (``steps(full_parameters(..., "paper"))``) by
+    their cost model: ``study`` (auto and every method by name but lm-multistage), ``lm`` (lm-multistage, at most
+    its time limits), ``csv`` and ``total``."""
+    study = paper_steps["study"].tasks()
+    out = {"study": sum(t.cost() for t in study if t.method != "lm-multistage"),
+           "lm": sum(t.cost() for t in study if t.method == "lm-multistage"),
+           "csv": sum(t.cost() for t in paper_steps["csv"].tasks())}
     out["total"] = out["study"] + out["lm"] + out["csv"]
     return out
+
+
+def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
+    """The chapter's sweeps from its parameter values (the names of its parameters cell): ``"study"`` (the rules
+    applied to unseen equations) and ``"csv"`` (the CSV through ``pml fit``/``pml predict``)."""
+    lm_max_rows = params["lm_max_rows"]
+    return {
+        "study": StudyConfig(
+            equations=tuple(params["equation_ids"]), n_rows_1d=tuple(int(n) for n in params["n_rows_1d"]),
+            n_rows_2d=tuple(int(n) for n in params["n_rows_2d"]),
+            n_rows_high_d=tuple(int(n) for n in params["n_rows_high_d"]), seeds=tuple(int(s) for s in params["seeds"]),
+            baselines=tuple(params["baselines"]), lm_max_rows=None if lm_max_rows is None else int(lm_max_rows),
+            n_test=int(params["n_test"]), seed=int(params["seed"])),
+        "csv": CsvConfig(equation=params["csv_equation"], n_rows=int(params["csv_rows"]),
+                         n_test=int(params["csv_n_test"]), seed=int(params["seed"])),
+    }
 
 
 def chart_points(cfg: StudyConfig) -> list[dict]:

@@ -7,7 +7,6 @@ manager, never at import; :func:`savefig` writes ``_build/figures/<profile>/<nam
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from pathlib import Path
 
 from pml import paths
@@ -60,16 +59,3 @@ def publish(fig, name: str, profile: str):
     from IPython.display import Image
 
     return Image(filename=str(savefig(fig, name, profile)))
-
-
-@dataclasses.dataclass(frozen=True)
-class MarkdownTable:
-    """Text a notebook displays as Markdown: glue it with ``myst_nb.glue`` and show it with ``{glue:md}``."""
-
-    text: str
-
-    def _repr_markdown_(self) -> str:
-        return self.text
-
-    def __str__(self) -> str:
-        return self.text

@@ -1,0 +1,125 @@
+"""What ``pml fit`` and ``pml predict`` do once their arguments are parsed: read a table, fit or predict, write
+the model or the predictions atomically, print the precision report. :mod:`pml.cli` parses the command line and
+calls these; code that wants the commands' exact behaviour (the User's Guide chapter's CSV round trip) calls them
+without going through the command-line layer. Both print to ``sys.stdout``/``sys.stderr`` and return the exit
+status (0: done; 2: an error, explained on stderr, nothing written; 130: interrupted).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pml import fitting
+from pml.fitting import tables
+
+__all__ = ["fail", "fit_file", "predict_file"]
+
+
+def fail(message: str) -> int:
+    """Print ``pml: error: message`` on stderr and return the exit status 2."""
+    print(f"pml: error: {message}", file=sys.stderr)
+    return 2
+
+
+def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence[str] | str | None = None,
+             method: str = "auto", validation: float = 0.2, seed: int = 0, refit: bool = False,
+             smooth: bool = True, quiet: bool = False, as_json: bool = False) -> int:
+    """``pml fit DATA --target TARGET --out OUT``: fit column ``target`` of a CSV/.npz to the ``inputs`` columns
+    (a list or comma-separated names; default every other column), save the model to ``out`` and print the
+    precision report (as JSON with ``as_json``)."""
+    try:
+        out = Path(out)
+        if out.resolve() == Path(data).resolve():
+            return fail(f"--out {out} is the data file itself; choose another name")
+        if not (out.parent if str(out.parent) else Path(".")).is_dir():
+            return fail(f"cannot write {out}: no such folder {out.parent}")
+        table = tables.read_table(data)
+        if target not in table.names:
+            return fail(f"{data}: no column {target!r} (--target); columns are: {', '.join(table.names)}")
+        if isinstance(inputs, str):
+            inputs = [c.strip() for c in inputs.split(",")]
+        inputs = list(inputs) if inputs else [c for c in table.names if c != target]
+        unknown = [c for c in inputs if c not in table.names]
+        if unknown:
+            return fail(f"{data}: no column(s) {', '.join(map(repr, unknown))} (--inputs); columns are: "
+                        f"{', '.join(table.names)}")
+        if target in inputs:
+            return fail(f"the target {target!r} cannot also be an input")
+        if not inputs:
+            return fail(f"{data}: no input columns besides the target {target!r}")
+        y = table.column(target)
+        X = np.column_stack([table.column(c) for c in inputs])
+        data_floor = None
+        if table.is_csv:
+            rounded = tables.decimal_floor(table.raw[target], y)
+            if rounded is not None and rounded[0] > fitting.float64_floor(y):
+                data_floor = rounded[0]
+                print(f"pml: note: the target {target!r} is written with at most {rounded[1]} significant digits; "
+                      f"no fit can be more precise than about {data_floor:.1e}", file=sys.stderr)
+        model = fitting.fit(X, y, method, validation=validation, seed=seed,
+                            progress=(not quiet) and sys.stderr.isatty(), smooth=smooth,
+                            refit=refit, input_names=inputs, target_name=target, data_floor=data_floor)
+        model.save(out)
+    except (tables.TableError, fitting.FitError, OSError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        print("pml: interrupted; no model was written", file=sys.stderr)
+        return 130
+    print(json.dumps(model.report.to_dict(), indent=2, default=float) if as_json else model.report)
+    if not as_json:
+        print(f"\nmodel written to {out}")
+    return 0
+
+
+def predict_file(model: str | Path, data: str | Path, out: str | Path | None = None) -> int:
+    """``pml predict MODEL DATA [--out OUT]``: DATA's columns plus a column named after the model's target (CSV on
+    standard output without ``out``; ``out`` ending in ``.npz`` writes .npz, else CSV)."""
+    try:
+        try:
+            fitted = fitting.load(model)
+        except FileNotFoundError as exc:
+            return fail(str(exc))
+        table = tables.read_table(data)
+        missing = [c for c in fitted.input_names if c not in table.names]
+        if missing:
+            return fail(f"{data} lacks the model's input column(s) {', '.join(map(repr, missing))}; the model "
+                        f"takes {', '.join(fitted.input_names)}; the file has: {', '.join(table.names)}")
+        X = np.column_stack([table.column(c) for c in fitted.input_names])
+        y = fitted.predict(X)
+        name = fitted.target_name
+        if name in table.names:
+            name = f"{name}_predicted"
+            print(f"pml: note: {data} already has a column {fitted.target_name!r}; predictions go to {name!r}",
+                  file=sys.stderr)
+        columns = {c: table.text(c) for c in table.names}
+        columns[name] = [repr(float(v)) for v in y]
+        n_nan = int(np.sum(~np.isfinite(y)))
+        if out and str(out).lower().endswith(".npz"):
+            arrays = {c: table.column(c) if c in fitted.input_names else np.asarray(table.raw[c]) for c in table.names}
+            arrays[name] = y
+            with tables.atomic_write(out, "wb") as fh:
+                np.savez(fh, **arrays)
+        elif out:
+            with tables.atomic_write(out) as fh:
+                tables.write_table(columns, fh)
+        else:
+            buf = io.StringIO()
+            tables.write_table(columns, buf)
+            sys.stdout.write(buf.getvalue())
+    except (tables.TableError, fitting.FitError, fitting.ModelFileError, OSError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        print("pml: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    if n_nan:
+        print(f"pml: note: {n_nan} of {y.size} rows got no prediction (nan): they lie outside the training data's "
+              "convex hull", file=sys.stderr)
+    if out:
+        print(f"{y.size} predictions of {fitted.target_name!r} written to {out}", file=sys.stderr)
+    return 0
