@@ -237,6 +237,23 @@ def chapter_steps(stem: str, profile: str, overrides: Mapping[str, Any] | None =
     return {s: steps[s] for s in only} if only else steps
 
 
+def profile_costs(profiles: Iterable[str] = PROFILES):
+    """What each profile costs by the tasks' cost models (``pml plan``): tasks and estimated CPU-hours of one core
+    of this machine, counting a task shared by two steps once, and the most expensive step; a Markdown table."""
+    from pml.engine.plan import plan, tasks_of
+    from pml.experiments.tables import MarkdownTable
+
+    lines = ["| profile | tasks | estimated CPU-hours | most expensive step |", "|---|---|---|---|"]
+    for profile in profiles:
+        steps = {stem: chapter_steps(stem, profile) for stem in chapters() if has_steps(stem)}
+        tasks = tasks_of(steps)
+        hours = sum(t.cost() for t in tasks) / 3600
+        top = max(plan(steps), key=lambda r: r.cpu_hours)
+        lines.append(f"| `{profile}` | {len(tasks)} | {hours:.3g} | {top.chapter} `{top.step}` "
+                     f"({top.cpu_hours:.3g} CPU-hours, {top.tasks} tasks) |")
+    return MarkdownTable("\n".join(lines))
+
+
 def parse_assignment(text: str) -> tuple[str, Any]:
     """``name=value`` from the command line: a Python literal (``3``, ``1e-3``, ``[1, 2]``, ``'cos2x'``),
     ``true``/``false``, or else the bare text as a string."""
