@@ -1,4 +1,4 @@
-"""Sampling rules of paper §2 and reproduction-spec §1.
+"""Sampling rules of paper §2 and of the authors' scripts (ejmichaud/precision-ml, ``scripts/feynman-*.py``).
 
 Training inputs are uniform on each variable's range; test inputs are uniform on the *central box*, each side
 shrunk to 80% so every test point lies at least 10% of the range from the training boundary (paper footnote 3).
@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-TEST_COMPACTIFICATION = 0.8  # central-box fraction for test points (spec §1, `TEST_COMPACTIFICATION`)
+TEST_COMPACTIFICATION = 0.8  # central-box fraction for test points (the authors' `TEST_COMPACTIFICATION`)
 
 
 def _bounds(ranges: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
 """Target functions of the paper: the Feynman equations, the hard-coded targets, and their computation graphs.
 
 Paper: §2 (the AI Feynman equations as regression targets), §3 and Fig. 3 (modular networks, one small MLP per node
-of the computation graph), Fig. 6(a) (I.11.19). Reproduction spec §1, §1.1, §3, §13 and pitfall 19.
+of the computation graph), Fig. 6(a) (I.11.19). Formulas, variables and ranges are those of the authors' table
+(ejmichaud/precision-ml, ``equations.csv``, the AI Feynman format), whose formulas are parsed with sympy as their
+scripts do; rows of that table that no figure uses have errors (see :func:`load_feynman_csv`).
 
 * :class:`Equation` is one target: a sympy formula, its variables in the table's column order, their sampling
   ranges, and a vectorised float64 NumPy function built with ``parse_expr`` + ``lambdify`` (as the authors did).
@@ -492,7 +494,7 @@ def _box(names: str, lo: float, hi: float) -> list[tuple[str, float, float]]:
 
 def _build_registry() -> Mapping[str, Equation]:
     entries = [
-        # Targets of the paper's figures (spec §1.1, §13); variables and ranges as in the AI Feynman table.
+        # Targets of the paper's figures; variables and ranges as in the AI Feynman table (the authors' equations.csv).
         _eq("Z.001", "y", "x**2", _box("x", -1, 1), "y = x^2 (Fig. 2 d=1, Fig. 8 bottom)"),
         _eq("Z.008", "f", "x*y", _box("x y", 1, 5), "product of two numbers (Figs. 1b, 9 top)"),
         _eq("Z.009", "f", "exp(x)", _box("x", -1, 1), "exponential (same function as Fig. 4a)"),
@@ -517,7 +519,7 @@ def _build_registry() -> Mapping[str, Equation]:
             "relativistic mass"),
         _eq("I.39.22", "pr", "n*kb*T/V", _box("n T V kb", 1, 5), "ideal gas pressure"),
         _eq("I.12.11", "F", "q*(Ef+B*v*sin(theta))", _box("q Ef B v theta", 1, 5), "Lorentz force"),
-        # Hard-coded targets that are not table rows (spec §1.1).
+        # Hard-coded targets that are not table rows (the authors' notebooks define them inline).
         _eq("cos2x", "y", "cos(2*x)", [("x", 3, 6)], "y = cos(2x) on [3, 6] (Fig. 1a)"),
         _eq("exp_x", "y", "exp(x)", _box("x", -1, 1), "y = e^x on [-1, 1] (Fig. 4a)"),
         _eq("exp_xy", "z", "exp(x*y)", _box("x y", -1, 1), "z = e^(xy) on [-1, 1]^2 (Fig. 4b)"),
@@ -643,7 +645,8 @@ def _row_equation(row: dict[str, str], slots: list[int], columns: set[str]) -> E
 
 
 def load_feynman_csv(path) -> CsvLoad:
-    """Read a table in the public AI Feynman format (``equations.csv``; spec §1 and pitfall 19).
+    """Read a table in the public AI Feynman format (``equations.csv``; the authors' copy has rows with
+    ``#NAME?`` formulas and undeclared variables, e.g. I.18.12 uses ``theta``).
 
     Columns: Equation, Number, Output, Formula, ``# variables``, v1_name, v1_low, v1_high, ... (UTF-8, optionally with
     a byte-order mark). Every good row becomes an :class:`Equation`; every bad row (unparsable formula such as

@@ -2,7 +2,8 @@
 
 ``fit_power_law`` is ordinary least squares of log(err) on log(n): err ~ prefactor * n**exponent, with the
 exponent's standard error from the regression. ``reference_line`` draws guide lines such as the N^(-2/d) simplex
-line and the lime "d* = 2" line; those are anchored, never fitted (spec pitfall 18).
+line and the lime "d* = 2" line; those are anchored, never fitted (the paper's own guide
+lines are anchored by hand, see :func:`reference_line`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class PowerLawFit:
 def fit_power_law(n, err, last: int | None = None) -> PowerLawFit:
     """Least-squares fit of log(err) = log(prefactor) + exponent * log(n).
 
-    ``last=k`` fits only the k points with the largest n (e.g. the asymptotic regime; spec §2 fits I.30.5 on the
-    last 3 sizes). Points with non-finite or non-positive n or err are an error, not silently dropped.
+    ``last=k`` fits only the k points with the largest n (e.g. the asymptotic regime, such as the last 3 sizes of
+    I.30.5's simplex curve in Fig. 2). Points with non-finite or non-positive n or err are an error, not silently
+    dropped.
     """
     n = np.asarray(n, dtype=np.float64).reshape(-1)
     err = np.asarray(err, dtype=np.float64).reshape(-1)
@@ -78,7 +80,8 @@ def reference_line(n, exponent: float, anchor_n: float, anchor_err: float, scale
     """Guide line err = scale * anchor_err * (n / anchor_n)**exponent through (anchor_n, anchor_err).
 
     E.g. the N^(-2/d) line anchored at the last simplex point, or the lime d* = 2 line (exponent -1) anchored at the
-    first depth-4 point (scale=2 for II.6.15a). Purely visual (spec pitfall 18).
+    first depth-4 point (scale=2 for II.6.15a). Purely visual: the paper's Fig. 2 anchors its lime line there (the
+    authors' notebook ``notebooks/create-paper-figures/relu-scaling-1d-to-6d-with-normalization.ipynb``).
     """
     if not (anchor_n > 0 and anchor_err > 0 and scale > 0):
         raise ValueError("anchor_n, anchor_err and scale must be positive")

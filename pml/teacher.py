@@ -1,7 +1,10 @@
 """Targets of the optimisation chapter (paper §4): the teacher network and a random quintic.
 
 Paper: §4.1 (Fig. 7: "The teacher is a depth-3, width-3 tanh MLP"), §4.2 (Fig. 8 top; the "~1e-7 RMSE before
-precision loss" claim on single-variable polynomials); reproduction-spec Figs. 7-8 and §11.
+precision loss" claim on single-variable polynomials). The authors' code (ejmichaud/precision-ml):
+``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb`` (Fig. 7),
+``scripts/combined-techniques-teacher-student.py`` (Fig. 8 top) and
+``notebooks/low-curvature-subspace-training-mse.ipynb`` (the quintic of the text claims).
 
 Seeds are explicit and nothing touches global random state. The teacher-student inputs are drawn with a
 private ``numpy.random.RandomState(seed)``, which yields the same numbers as the authors'
@@ -19,7 +22,7 @@ from torch import nn
 
 __all__ = ["make_teacher", "teacher_student_data", "random_quintic", "quintic_data", "TEACHER_WIDTH", "TEACHER_DEPTH"]
 
-TEACHER_WIDTH = 3  # 1-3-3-1 tanh MLP (spec Fig. 7)
+TEACHER_WIDTH = 3  # 1-3-3-1 tanh MLP (paper Fig. 7: "a depth-3, width-3 tanh MLP")
 TEACHER_DEPTH = 3  # number of Linear layers
 
 
@@ -41,7 +44,8 @@ def teacher_student_data(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test) for the teacher-student problem, float64 numpy.
 
-    Paper: §4.1-4.2, Figs. 7 and 8 (top). x ~ U[-1, 1] for both sets (the full range: spec pitfall 12), X of
+    Paper: §4.1-4.2, Figs. 7 and 8 (top). x ~ U[-1, 1] for both sets (the full range, no 10% margin, as in the authors'
+    Fig. 7-9 code, unlike the scaling figures), X of
     shape (n, 1), y = teacher(x) of shape (n,). The defaults are the paper's 100k / 10k points.
     """
     n_train, n_test = _check_n("n_train", n_train), _check_n("n_test", n_test)
@@ -56,10 +60,11 @@ def teacher_student_data(
 
 
 def random_quintic(seed: int = 0) -> Polynomial:
-    """y = a + b x + ... + f x^5 with coefficients ~ U[-1.5, 1.5] (spec §11), as a callable ``Polynomial``.
+    """y = a + b x + ... + f x^5 with coefficients ~ U[-1.5, 1.5] (as the authors'), as a callable ``Polynomial``.
 
     Paper: §4.2 ("single-variable polynomials"; the ~1e-7 BFGS claim). The authors' draw was unseeded
-    (pitfall 11), so any seed is as faithful as another; ``coef`` is in ascending powers.
+    (``notebooks/low-curvature-subspace-training-mse.ipynb`` sets no seed), so any seed is as faithful as another;
+    ``coef`` is in ascending powers.
     """
     rng = np.random.default_rng(seed)
     return Polynomial(rng.uniform(-1.5, 1.5, size=6))
@@ -68,7 +73,7 @@ def random_quintic(seed: int = 0) -> Polynomial:
 def quintic_data(
     n_train: int = 50_000, n_test: int = 10_000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X_train, y_train, X_test, y_test) for :func:`random_quintic` with x ~ U[-1, 1] (spec §11: 50k points).
+    """(X_train, y_train, X_test, y_test) for :func:`random_quintic` with x ~ U[-1, 1] (the authors used 50k points).
 
     The authors used no test set; ``n_test=0`` gives empty test arrays. The coefficients come from ``seed``
     and the inputs from an independent stream of the same seed.

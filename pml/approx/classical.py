@@ -1,7 +1,7 @@
 """Classical approximation anchors: Chebyshev interpolation, polyharmonic RBF interpolation, polynomial least squares.
 
 Paper: §3 and Fig. 4 of Michaud, Liu & Tegmark (splines reach 1e-16 in 1D/2D; "RBF interpolation ... was not
-tested", footnote 4); precision-methods §2.8 and §5(a)5. These are the ceilings a precision network is measured
+tested", footnote 4). These are the ceilings a precision network is measured
 against: where they reach ~1e-16 with a few dozen numbers, a network's 1e-13 is not the state of the art.
 
 * :class:`Chebyshev` interpolates a *function* at tensor grids of Chebyshev points of the first kind on a box

@@ -1,13 +1,15 @@
 """Linear simplex interpolation, the piecewise-linear baseline of paper §2 (Figs. 1-3, 5, 6).
 
 * d = 1: linear interpolation between sorted training points, the same arithmetic as
-  ``scipy.interpolate.interp1d(kind="linear", bounds_error=False)`` used by the authors (spec §1).
+  ``scipy.interpolate.interp1d(kind="linear", bounds_error=False)`` used by the authors
+  (ejmichaud/precision-ml, ``scripts/feynman-simplex-subexperiment-v2.py``).
 * d >= 2: Delaunay triangulation (``scipy.spatial.Delaunay``, default options as upstream) and barycentric
   interpolation, with values identical to ``scipy.interpolate.LinearNDInterpolator`` on that triangulation.
 
 Query points outside the convex hull of the training points get NaN. They are never dropped silently: every result
-carries the ``inside`` mask and ``n_outside`` (spec pitfall 13: upstream dropped them, which in 5-6 dimensions at
-small |D| removed up to ~75% of the test set).
+carries the ``inside`` mask and ``n_outside`` (the authors' script dropped them before computing the RMSE, which
+in 5-6 dimensions at small |D| removes up to ~75% of the test set; see the book's appendix on where the paper and
+its code disagree).
 
 Why plain SciPy is slow, and what this module does instead
 ----------------------------------------------------------
@@ -141,7 +143,7 @@ def morton_order(X, bits: int | None = None) -> np.ndarray:
 class SimplexInterpolator:
     """Piecewise-linear interpolant of (X_train, y_train) on the Delaunay triangulation (an interval mesh in 1D).
 
-    ``n_params`` is the paper's count N = |D|(d+1) (spec §1). ``method`` picks the evaluation route for d >= 2
+    ``n_params`` is the paper's count N = |D|(d+1) (§2). ``method`` picks the evaluation route for d >= 2
     (see the module docstring); all give the values of ``LinearNDInterpolator``.
     """
 

@@ -7,7 +7,9 @@ Paper §3: methods that approximate f by a piecewise polynomial of degree n scal
 * (c) the local tricubic interpolation of Lekien & Marsden (2005), the paper's ref. [25], on I.30.5 on a regular
   3D grid (:class:`Tricubic`, :func:`tricubic_scaling`).
 
-Reproduction spec "Figure 4" and pitfalls 14-16 describe the authors' layouts, reproduced here:
+The authors' layouts (ejmichaud/precision-ml, ``notebooks/create-paper-figures/1d-2d-3d-nonlinear.ipynb`` for (a)
+and (b); ``scripts/feynman-tricubic-subexperiment.py`` and ``scripts/feynman-simplex-subexperiment-regular.py`` for
+(c)), reproduced here:
 
 * Fig. 4a: ``n = int(1.5**i)`` for i = 6..36 nodes ``np.linspace(-1, 1, n)``; ``interp1d(kind=p)``, which for an
   integer kind *is* ``make_interp_spline(x, y, k=p)`` (not-a-knot), bit for bit.
@@ -126,7 +128,7 @@ def fig4b_test_grid(n_per_axis: int = 121) -> np.ndarray:
 
 
 def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") -> int:
-    """Points per axis of a d-dimensional regular grid with about ``n_nominal`` points (Fig. 4c, spec pitfall 14).
+    """Points per axis of a d-dimensional regular grid with about ``n_nominal`` points (Fig. 4c).
 
     ``rule="authors"`` reproduces the authors' ``int(TP ** (1/d))`` with a *correctly rounded* float64 power: the
     exponent is the double nearest 1/d, ``n ** fl(1/d)`` is evaluated to 50 digits with mpmath, rounded to the
@@ -138,8 +140,8 @@ def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") ->
     * 4096 -> 15 (3375 points), 262144 -> 63 (250047 points),
     * 256 -> 6, 1024 -> 10, 16384 -> 25, 65536 -> 40 (not cubes: no surprise).
 
-    For 64 the spec reports that NumPy 1.26.4's ``np.power(64, 1/3)`` returned 4.0 (an error of 0.7 ulp), so that
-    upstream build may have used 4 points per axis; we follow the correctly rounded value, 3, and offer
+    For 64, NumPy 1.26.4's ``np.power(64, 1/3)`` has been seen to return 4.0 (an error of 0.7 ulp), so the
+    authors' build may have used 4 points per axis; we follow the correctly rounded value, 3, and offer
     ``rule="exact"`` (the integer d-th root, largest m with m^d <= n: 64 -> 4, 4096 -> 16) for grids without the
     artefact. 64 is not among the tricubic sizes (:data:`FIG4C_SIZES`); it only affects the regular-grid simplex.
     """
@@ -223,7 +225,7 @@ def spline_2d(x, y, Z, order: int) -> GridSpline2D:
 
     Paper §3, Fig. 4b. ``Z`` follows ``interp2d``: shape (len(y), len(x)) with ``Z[j, i] = f(x[i], y[j])``. The
     fit is ``RectBivariateSpline(x, y, Z.T, kx=order, ky=order, s=0)``, the documented replacement for the removed
-    ``interp2d(x, y, Z, kind)`` (spec pitfall 16).
+    ``interp2d(x, y, Z, kind)`` (SciPy 1.14 removed it; the values are identical).
     """
     order = _check_order(order, SPLINE_ORDERS_2D)
     x = _check_axis(x, "x", order + 1)
@@ -248,7 +250,7 @@ def spline_scaling_1d(order: int, sizes: Sequence[int] | None = None, n_test: in
                       target: Callable[[np.ndarray], np.ndarray] = np.exp) -> SplineScaling:
     """Fig. 4a: relative RMSE of the order-``order`` spline of ``target`` (e^x) on [-1, 1] versus node count.
 
-    Paper §3, Fig. 4a; reproduction spec "Figure 4 (a)". Sizes default to :func:`fig4a_sizes`.
+    Paper §3, Fig. 4a, with the layout of the authors' figure notebook. Sizes default to :func:`fig4a_sizes`.
     """
     order = _check_order(order, SPLINE_ORDERS_1D)
     sizes = fig4a_sizes() if sizes is None else [int(n) for n in sizes]
@@ -263,8 +265,8 @@ def spline_scaling_2d(order: int, sizes: Sequence[int] | None = None, n_test_per
                       target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> SplineScaling:
     """Fig. 4b: relative RMSE of the order-``order`` tensor spline of ``target(x, y)`` (e^(xy)) on [-1, 1]^2.
 
-    Paper §3, Fig. 4b; reproduction spec "Figure 4 (b)". Each nominal size n uses ``int(sqrt(n))`` nodes per
-    axis; the test set is the 121 x 121 grid on [-0.8, 0.8]^2. Sizes default to :func:`fig4b_sizes`.
+    Paper §3, Fig. 4b, with the layout of the authors' figure notebook. Each nominal size n uses ``int(sqrt(n))``
+    nodes per axis; the test set is the 121 x 121 grid on [-0.8, 0.8]^2. Sizes default to :func:`fig4b_sizes`.
     """
     order = _check_order(order, SPLINE_ORDERS_2D)
     target = (lambda x, y: np.exp(x * y)) if target is None else target
@@ -361,9 +363,9 @@ class Tricubic:
 
     Build it with :meth:`from_grid` (derivatives by central finite differences, as ARBInterp does) or
     :meth:`from_derivatives` (exact derivative arrays). With finite differences, ``boundary="nan"`` (default, the
-    ARBInterp convention of spec Fig. 4c) leaves every cell touching the outermost node layer undefined: queries there
-    return NaN, as do queries outside the grid. ``boundary="one-sided"`` uses second-order one-sided differences at
-    the ends instead, so every cell is defined.
+    convention of the ARBInterp package the authors used for Fig. 4c) leaves every cell touching the outermost node
+    layer undefined: queries there return NaN, as do queries outside the grid. ``boundary="one-sided"`` uses
+    second-order one-sided differences at the ends instead, so every cell is defined.
     """
 
     def __init__(self, axes: Sequence[np.ndarray], data: np.ndarray, boundary: str):
@@ -529,7 +531,7 @@ class TricubicScaling:
 
     @property
     def rmse_std(self) -> np.ndarray:
-        """Population std over seeds (NumPy default), as the spec's simplex curves use."""
+        """Population std over seeds (NumPy default), as the authors' figure notebooks compute it."""
         return self.rmse.std(axis=1)
 
     @property
@@ -546,16 +548,18 @@ def tricubic_scaling(n_nominal: Sequence[int] = FIG4C_SIZES, seeds: Sequence[int
                      rule: str = "authors") -> TricubicScaling:
     """Fig. 4c (tricubic): Lekien-Marsden interpolation of equation ``eq_id`` on regular grids of growing size.
 
-    Paper §3, Fig. 4c; reproduction spec "Figure 4 (c)". For each nominal TP the grid has
-    :func:`grid_points_per_axis` (TP) nodes per axis over the equation's ranges; the test points are ``n_test``
-    points uniform on the central 80% box drawn from ``numpy.random.default_rng(seed)``. The metric is the absolute
-    RMSE over the finite predictions; the NaN count (ARBInterp's undefined outer cell layer) is returned alongside.
+    Paper §3, Fig. 4c, with the authors' layout (``scripts/feynman-tricubic-subexperiment.py``). For each nominal TP
+    the grid has :func:`grid_points_per_axis` (TP) nodes per axis over the equation's ranges; the test points are
+    ``n_test`` points uniform on the central 80% box drawn from ``numpy.random.default_rng(seed)``. The metric is the
+    absolute RMSE over the finite predictions; the NaN count (ARBInterp's undefined outer cell layer) is returned
+    alongside.
 
     Measured with the defaults (seeds 0-3): 1.75e-3, 4.77e-4, 9.82e-5, 1.36e-5, 3.04e-6, 7.32e-7 at 216 ... 250047
-    points (spec, ARBInterp: 1.77e-3, 4.68e-4, 9.78e-5, 1.35e-5, 3.02e-6, 7.24e-7), slope -1.14; 58% and 8% of the
-    test points are NaN at 216 and 1000 points. The slope tends to -1, not -4/3: finite-difference derivatives
-    are O(h^2), so the scaled corner data and hence the interpolant are only O(h^3) accurate (exact derivatives
-    through :meth:`Tricubic.from_derivatives` give O(h^4)).
+    points (ARBInterp v1.8 itself, github.com/DurhamDecLab/ARBInterp, run as the authors' script runs it: 1.77e-3,
+    4.68e-4, 9.78e-5, 1.35e-5, 3.02e-6, 7.24e-7), slope -1.14; 58% and 8% of the test points are NaN at 216 and 1000
+    points. The slope tends to -1, not -4/3: finite-difference derivatives are O(h^2), so the scaled corner data and
+    hence the interpolant are only O(h^3) accurate (exact derivatives through :meth:`Tricubic.from_derivatives` give
+    O(h^4)).
     """
     from pml import data, equations  # equations pulls in sympy: import it only when needed
 

@@ -1,4 +1,4 @@
-"""Benchmark: pml's BFGS against the authors' way of feeding a torch model to SciPy (paper §4.2, spec Fig. 8).
+"""Benchmark: pml's BFGS against the authors' way of feeding a torch model to SciPy (paper §4.2, Fig. 8).
 
 Both sides run ``scipy.optimize.minimize(method="BFGS")`` from the same initial network on the teacher-student
 problem (:mod:`pml.teacher`), with the authors' options (gtol 1e-60), and log the test RMSE once per

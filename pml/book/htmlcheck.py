@@ -75,7 +75,7 @@ __all__ = [
     "toc_pages",
 ]
 
-#: Flags for Chromium as root on a machine without network (see the machine notes):
+#: Flags for Chromium as root on a machine without network (--no-sandbox is needed as root):
 #: without the background-networking ones, Chromium keeps trying Google's hosts.
 CHROMIUM_FLAGS = (
     "--headless",

@@ -1,10 +1,11 @@
-"""Beyond the paper (issue 6): the paper's benchmark problems fitted to float64 precision.
+"""Beyond the paper: the paper's benchmark problems fitted to float64 precision.
 
 The chapter ``book/06_beyond.md`` runs the precision benchmark (:mod:`pml.benchmarks.precision`: Levenberg-Marquardt
 multi-stage networks, exact least-squares readouts and classical baselines on x^2, cos 2x, the teacher-student
-problem, the random quintic, xy and x1y1+x2y2+x3y3) and compares it with the paper's best numbers (Figs. 8-9,
-precision-methods §0-§1) and with the issue's targets (precision-methods §5(b)). The methods live in the library
-(:mod:`pml.nn.lm`, :mod:`pml.nn.multistage`, :mod:`pml.nn.readout`, :mod:`pml.approx.classical`); this module only composes them.
+problem, the random quintic, xy and x1y1+x2y2+x3y3) and compares it with the paper's best numbers (absolute test RMSEs
+read off Figs. 8-9) and with pml's targets (:data:`pml.benchmarks.precision.TARGETS`). The methods live in the library
+(:mod:`pml.nn.lm`, :mod:`pml.nn.multistage`, :mod:`pml.nn.readout`, :mod:`pml.approx.classical`); this module only
+composes them.
 
 Two steps (:func:`steps`; the chapter runs them with ``engine.run``, ``pml plan``/``pml compute`` submit their tasks):
 
@@ -67,15 +68,15 @@ __all__ = [
 
 EPS = float(np.finfo(np.float64).eps)  # 2^-52, the float64 floor of a relative error
 FAMILIES = ("trained", "readout", "classical")
-TARGET_PROBLEMS = tuple(precision.TARGETS)  # the five problems with targets, in the issue's order
+TARGET_PROBLEMS = tuple(precision.TARGETS)  # the five problems with targets, in TARGETS' order
 
 # glue-key tags of the problems (book/06_beyond.md)
 TAGS = {"x2": "x2", "cos": "cos2x", "ts": "teacher", "q": "quintic", "xy": "xy", "a6": "I.11.19"}
 LABELS = {"x2": "x²", "cos2x": "cos 2x", "teacher": "teacher-student", "quintic": "random quintic", "xy": "xy",
           "I.11.19": "x1y1+x2y2+x3y3"}
 
-# The paper's learning curves, end points: absolute test RMSE read off Figs. 8-9 (reproduction spec, "Numbers
-# [read]"; precision-methods §1). For the quintic, the §4.2 text's BFGS training RMSE.
+# The paper's learning curves, end points: absolute test RMSE read off Figs. 8-9 (about one significant digit on
+# their log axes). For the quintic, the §4.2 text's BFGS training RMSE.
 PAPER_CURVES = {
     "x2": {"best Adam": 2e-4, "BFGS, one network": 5e-7, "BFGS + low-curvature + boosting": 4e-12},
     "teacher": {"best Adam": 4e-5, "BFGS, one network": 8e-8, "BFGS + low-curvature + boosting": 4e-14},
@@ -398,7 +399,7 @@ FAMILY_NAMES = {"trained": "trained network", "readout": "exact readout", "class
 
 
 def summary_table(result: BenchmarkResult) -> MarkdownTable:
-    """Per problem and family: the best method's relative test RMSE against the issue's target, and the paper's
+    """Per problem and family: the best method's relative test RMSE against pml's target, and the paper's
     best (its absolute value / y_rms)."""
     lines = ["| problem | paper's best | family | best method | relative RMSE | target | verdict |",
              "|---|---|---|---|---|---|---|"]

@@ -11,7 +11,7 @@ behind every number live in tested code:
   then stays flat. We fit the exponent on the *last decade* of sizes whose error is still at least
   ``floor_margin`` (100) times the floor (eps_0 = 2^-52 for relative errors, eps_0 * y_rms for absolute ones), with at
   least ``min_points`` (3) points: the asymptotic regime, as far from the floor as rounding cannot bend it.
-* **Network scaling** (:func:`network_sweep`, :mod:`pml.experiments.network_sweep`): the protocol of spec §1 (inputs
+* **Network scaling** (:func:`network_sweep`, :mod:`pml.experiments.network_sweep`): the authors' protocol (inputs
   standardised, Adam 1e-3, MSE, cyclic batches capped at 30k for tanh and 10k for ReLU, |D| = N // (d+1),
   ``test_at_min_train``), one task per network shape whose S seeds train together as one
   :class:`pml.nn.networks.BatchedMLP`; the results form one :class:`~pml.experiments.network_sweep.NetworkRuns` table.

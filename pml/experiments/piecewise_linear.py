@@ -8,13 +8,15 @@ simplex interpolant (equation x |D| x seed) or one network shape with all its se
 The summaries behind the chapter's claims (exponents, ratios at equal N, region counts) are methods and functions
 here, so every rule that produces a number is tested code.
 
-Protocol (reproduction spec §1, pitfalls 1-3, 13):
+Protocol (the authors' scripts and notebooks, ejmichaud/precision-ml: ``scripts/feynman-simplex-subexperiment-v2.py``,
+``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py`` and ``...-modular-normalize.py``, and the
+figure notebooks under ``notebooks/create-paper-figures/``):
 
 * **Data.** ``rng="legacy"`` (default) draws the training inputs and then the test inputs from
   ``numpy.random.RandomState(seed)``, the stream the authors' ``np.random.seed(seed); np.random.uniform(...)`` used:
-  the same seed gives the authors' exact data sets (we check this: the Fig. 1 simplex RMSEs and the Fig. 2 simplex
-  table come out identical to the recomputed upstream values). ``rng="pcg64"`` uses :func:`pml.data.train_test_split`.
-  Test points lie in the central 80% box.
+  the same seed gives the authors' exact data sets (we check this: the Fig. 1 simplex RMSEs agree with the figure's
+  titles, 2.18e-2 and 1.88e-2, and the Fig. 2 simplex curves with what the authors' simplex script computes).
+  ``rng="pcg64"`` uses :func:`pml.data.train_test_split`. Test points lie in the central 80% box.
 * **Networks.** :func:`pml.nn.networks.make_mlp` / :class:`~pml.nn.networks.BatchedMLP` (PyTorch default init drawn after
   ``manual_seed(seed)``, as upstream), :class:`~pml.nn.networks.ModularMLP` for Fig. 3; |D| = N // (d+1).
 * **Training.** :func:`pml.nn.training.train` / :func:`~pml.nn.training.train_batched`: Adam 1e-3, MSE, inputs standardised,
@@ -87,18 +89,19 @@ __all__ = [
 ]
 
 FIG3_EQUATIONS = ("I.8.14", "II.6.15a")
-FIG3_DEPTHS = {"I.8.14": (4, 6), "II.6.15a": (6, 9)}  # spec §3
+FIG3_DEPTHS = {"I.8.14": (4, 6), "II.6.15a": (6, 9)}  # the authors' seml configs feynman-network-modular-8*
 
-PAPER_FIG1 = {  # the values in the paper's Fig. 1 (titles) and the notebook's printed output (spec §15)
+PAPER_FIG1 = {  # the paper's Fig. 1 titles and the output printed by notebooks/create-paper-figures/2d-linear-regions
     "fig1a_raw": 7.82e-2,  # [title]
     "fig1a_normalized": 2.36e-2,  # [title]
-    "fig1a_simplex": 2.18e-2,  # [title]; 0.021771 recomputed
+    "fig1a_simplex": 2.18e-2,  # [title]; 0.021771 to more digits (the same interpolant, pml.approx.simplex)
     "fig1b_raw": 0.5355542012134172,  # [printed]
     "fig1b_normalized": 0.05656662349755255,  # [printed]
-    "fig1b_simplex": 1.88e-2,  # [title]; 0.018831 recomputed
+    "fig1b_simplex": 1.88e-2,  # [title]; 0.018831 to more digits
 }
 
-PAPER_WIDTH100 = {"modular": 0.004272291154020468, "dense": 0.004773926341924796,  # [printed], spec §3 text claim
+PAPER_WIDTH100 = {"modular": 0.004272291154020468, "dense": 0.004773926341924796,  # printed by the notebook behind
+                  # the width-100 remark (notebooks/modular-vs-dense-samewidth-compare.ipynb)
                   "n_params_modular": 16_003, "n_params_dense": 41_001}
 
 

@@ -14,7 +14,7 @@ The chapter ``book/05_users_guide.md`` takes its expensive work from :func:`step
   points uniform on the same ranges (the distribution of the data: the chart promises its precision on held-out
   rows, not on a central box), never the validation split. Each task samples its case's rows itself (the same
   seeded streams), so the fits of a case are independent tasks.
-* step ``"csv"`` (:class:`CsvConfig`, one :class:`CsvTask`): the issue's "done when": a CSV of one equation goes
+* step ``"csv"`` (:class:`CsvConfig`, one :class:`CsvTask`): the chapter's end-to-end check: a CSV of one equation goes
   through what ``pml fit`` then ``pml predict`` run (:mod:`pml.fitting.commands`) in a temporary folder, and the
   predictions are compared with the exact formula.
 

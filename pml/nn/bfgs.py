@@ -47,7 +47,8 @@ def bfgs(
     """Train ``model`` with SciPy's BFGS on the full-batch MSE; the final parameters are written into ``model``.
 
     Paper: §4.2 ("switching ... to second-order optimizers like BFGS can improve RMSE loss by multiple orders of
-    magnitude"); spec Fig. 8 "Width-40 BFGS" and §11. The defaults are the authors' options (gtol 1e-60,
+    magnitude"); Fig. 8's "width-40 BFGS" curve (ejmichaud/precision-ml, ``scripts/non-seml/compare-bfgs-*.py``)
+    and the ~1e-7 claim of §4.2. The defaults are the authors' options (gtol 1e-60,
     maxiter 25,000): with so small a gtol BFGS normally stops on SciPy's "precision loss" message, which is
     recorded in ``message`` (``stop_reason="precision_loss"``).
 

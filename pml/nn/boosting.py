@@ -1,6 +1,7 @@
 """Boosting, i.e. staged training of neural networks (paper §4.2), and merging the stages into one network.
 
-Paper: §4.2 "Boosting: staged training of neural networks"; reproduction-spec Fig. 8 (steps 3-4) and pitfall 9.
+Paper: §4.2 "Boosting: staged training of neural networks", Figs. 8-9; the authors' scripts (ejmichaud/precision-ml,
+``scripts/combined-techniques-eqn.py`` and ``scripts/combined-techniques-teacher-student.py``, steps 3-4).
 
 Stage 1 fits f1 to y. Stage k > 1 fits f_k to the normalised residual (y - F_{k-1}(x)) / c_k, and
 F_k = F_{k-1} + c_k f_k. The authors' normaliser is the mean absolute training residual (their
@@ -36,7 +37,7 @@ ELEMENTWISE = (
 
 
 def normaliser_scale(residual, normaliser: str | float = "mean_abs") -> float:
-    """c for a residual: "mean_abs" (the authors', pitfall 9), "rms", "none" (c = 1) or a positive number."""
+    """c for a residual: "mean_abs" (the authors' scripts), "rms", "none" (c = 1) or a positive number."""
     r = np.asarray(residual, dtype=np.float64).reshape(-1)
     if isinstance(normaliser, str):
         if normaliser == "mean_abs":
@@ -135,7 +136,7 @@ def boost(
     """Fit ``models`` in sequence, each to the normalised residual of the ones before (paper §4.2).
 
     ``models[0]`` is fit to y; ``models[k]`` to (y - F_{k-1}(X)) / c_k with c_k from :func:`normaliser_scale`
-    on the training residual (default "mean_abs", the authors' choice; pitfall 9). With a test set the
+    on the training residual (default "mean_abs", the authors' choice in their Fig. 8-9 scripts). With a test set the
     trainer sees the test residual scaled by the same c_k, so its test RMSE times c_k is the combined
     model's. The first ``n_pretrained`` models are taken as already fitted (e.g. f1 after BFGS and
     low-curvature steps) and are not passed to the trainer (their ``result`` is None). Models are trained

@@ -1,6 +1,9 @@
 """The loss-landscape Hessian of paper §4.1 (Fig. 7): full Hessian of the MSE, its spectrum, gradient projections.
 
-Paper: §4.1 "Properties of Loss Landscape"; reproduction-spec Fig. 7 and pitfall 6.
+Paper: §4.1 "Properties of Loss Landscape", Fig. 7. The authors' figure notebook
+(ejmichaud/precision-ml, ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``) projects the gradient with
+the first layer's weights only, because its helper returns from inside its loop; :func:`spectrum` can reproduce
+that (``first_layer_only=True``) and by default projects the full gradient.
 
 The Hessian is exact (forward-over-reverse autodiff of the flat-parameter loss built by
 :class:`pml.nn.flat.FlatModel`), dense, float64 and over *all* parameters. Memory is bounded by chunking
@@ -58,7 +61,8 @@ def hessian_matrix(
 ) -> torch.Tensor:
     """Dense (N, N) Hessian of the bound training MSE at ``theta`` (default: the module's current parameters).
 
-    Paper: §4.1 (the authors used ``torch.autograd.functional.hessian`` on the full training set; spec Fig. 7).
+    Paper: §4.1 (the authors used ``torch.autograd.functional.hessian`` on the full training set in
+    ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``).
     Rows are Hessian-vector products H e_i by forward-over-reverse autodiff, ``chunk_size`` directions
     per ``vmap`` call and ``batch_size`` points per pass (defaults: ``DEFAULT_BATCH_SIZE`` points and
     ``DEFAULT_POINT_DIRECTIONS // batch_size`` directions). The cost is about N gradient evaluations on the
@@ -109,8 +113,8 @@ class Spectrum:
 
     ``eigenvalues`` ascending (as ``torch.linalg.eigh`` returns them); ``eigenvectors[:, i]`` pairs with
     ``eigenvalues[i]``; ``grad_projections[i] = |g . e_i|``. With ``first_layer_only`` the projections use
-    only the first parameter tensor's slice of g and e_i, reproducing the authors' notebook bug
-    (pitfall 6); then their squares no longer sum to |g|^2.
+    only the first parameter tensor's slice of g and e_i, reproducing the early return in the authors' Fig. 7
+    notebook (see the module docstring); then their squares no longer sum to |g|^2.
     """
 
     eigenvalues: np.ndarray
@@ -151,7 +155,7 @@ def spectrum(
 
     Paper: §4.1, Fig. 7 (teacher-student, after Adam). Eigen-decomposition by ``torch.linalg.eigh`` in
     float64 on the full Hessian over all parameters. The projections use the full gradient unless
-    ``first_layer_only=True`` reproduces the authors' notebook (pitfall 6).
+    ``first_layer_only=True`` reproduces the authors' notebook (first-layer weights only).
     """
     flat = FlatModel(model, X, y)
     theta = flat.theta()
@@ -196,11 +200,11 @@ def gradient_fraction_top_k(spec: Spectrum, k: int, by: str = "value") -> float:
 
 
 def eigenvalue_counts(spec: Spectrum) -> dict[str, int]:
-    """Numbers of eigenvalues >= 0 and < 0 (spec Fig. 7: about 845 / 916 of 1761 after Adam)."""
+    """Numbers of eigenvalues >= 0 and < 0 (read off the paper's Fig. 7: about 845 / 916 of 1761 after Adam)."""
     nonneg = int(np.sum(spec.eigenvalues >= 0))
     return {"nonnegative": nonneg, "negative": spec.n_params - nonneg}
 
 
 def top_eigenvalue(spec: Spectrum) -> float:
-    """The largest eigenvalue (spec Fig. 7: about 5-10 after Adam)."""
+    """The largest eigenvalue (read off the paper's Fig. 7: about 5-10 after Adam)."""
     return float(spec.eigenvalues[-1])

@@ -31,15 +31,16 @@ def log_line_search(
     zoom_levels: int = 4,
     allow_increase: bool = False,
 ) -> tuple[float, float, int]:
-    """Logarithmic line search of spec Fig. 8: returns (alpha, f(alpha), number of evaluations of ``f``).
+    """Logarithmic line search of the authors' Fig. 8-9 scripts: returns (alpha, f(alpha), evaluations of ``f``).
 
     Paper: §4.2 (low-curvature subspace training, "perform a line search"). Level 0 evaluates ``f`` on
     ``n_grid`` log-spaced alphas in [alpha_min, alpha_max]; each further level re-grids between the
     argmin's neighbours (one grid ratio beyond the edge when the argmin sits on an edge), ``zoom_levels``
     levels in all. The best alpha over all levels is kept.
 
-    Unlike the authors' search (pitfall 8), alpha = 0 is a candidate with value ``f0``: unless
-    ``allow_increase`` is true the result never has f(alpha) > f0, and (0, f0) is returned when no grid
+    Unlike the authors' search (``logarithmic_line_search`` in ejmichaud/precision-ml,
+    ``scripts/combined-techniques-eqn.py``, which never considers alpha = 0), alpha = 0 is a candidate with value
+    ``f0``: unless ``allow_increase`` is true the result never has f(alpha) > f0, and (0, f0) is returned when no grid
     point beats ``f0``. Non-finite values count as +inf (so (0, f0) also when no grid value is finite).
     """
     if not (0 < alpha_min < alpha_max) or not math.isfinite(alpha_max):
@@ -75,7 +76,8 @@ def low_curvature_direction(
     """g_hat = sum over selected i of e_i (e_i . g), and the number of selected directions.
 
     Paper: §4.2, "Low-Curvature Subspace Optimization". ``rule="abs"`` selects |lambda_i| < tau, as the
-    authors' code does (pitfall 7); ``rule="signed"`` selects lambda_i < tau as the paper writes, which also
+    authors' code does (``np.abs(val) < curvature_threshold`` in ``scripts/combined-techniques-eqn.py``);
+    ``rule="signed"`` selects lambda_i < tau as the paper writes, which also
     keeps every negative-curvature direction.
     """
     if rule == "abs":
@@ -116,16 +118,16 @@ def low_curvature_steps(
     Each step computes the full-batch gradient g and Hessian H (:func:`pml.nn.hessian.hessian_matrix`),
     eigendecomposes H with ``torch.linalg.eigh``, projects g onto the eigenvectors selected by ``rule`` and
     ``tau`` (:func:`low_curvature_direction`), and line-searches along -g_hat with
-    :func:`log_line_search` (defaults: 15 log-spaced alphas in [1e-12, 1e12], 4 zoom levels; spec Fig. 8).
+    :func:`log_line_search` (defaults: 15 log-spaced alphas in [1e-12, 1e12], 4 zoom levels, as the authors' scripts).
 
     The step never raises the training loss unless ``allow_increase=True`` reproduces the authors'
-    always-take-the-step behaviour (pitfall 8, the spike in Fig. 9 bottom). When a step finds no decrease
+    always-take-the-step behaviour (the spike in the paper's Fig. 9 bottom). When a step finds no decrease
     the parameters do not change, so every later step would repeat it: with ``stop_when_stuck`` the loop
     ends there (``stop_reason="stuck"``). The history has one row per step (step 0 = the start) with
     ``alpha``, ``n_directions`` and ``gnorm_hat`` = |g_hat| besides the RMSEs.
 
     ``num_threads`` runs the loop under :func:`pml.threads.limit_threads`. The authors used tau = 1e-15 for Figs. 8-9
-    and 1e-16 for the "over 2x" claim (spec §11).
+    and 1e-16 for the "over 2x" claim of §4.2 (``notebooks/low-curvature-subspace-training-mse.ipynb``).
     """
 
     if not tau > 0:

@@ -2,7 +2,7 @@
 
 Paper: §4.2 "Boosting" of Michaud, Liu & Tegmark (a second network fits the scaled residual of the first);
 Y. Wang & C.-Y. Lai, "Multi-stage neural networks: Function approximator of machine precision", J. Comput. Phys.
-504 (2024) 112865 (arXiv:2307.08934); precision-methods §2.1 and §5(a)2.
+504 (2024) 112865 (arXiv:2307.08934).
 
 Stage 1 fits f_1 to y. Stage k > 1 fits f_k to the residual divided by its RMS,
 
@@ -234,7 +234,8 @@ def fit(
     ``points_per_period * f_d * 2`` points per axis of the normalised box [-1, 1]^d (at most ``max_train`` in all)
     when that exceeds the current size. ``init_scale`` multiplies the first-layer weights of stage 1 (and of every stage when
     ``frequency_aware`` is off); 1 = PyTorch's default init, a small value gives near-flat features whose span is
-    close to the low-degree polynomials (precision-methods §3), the better start for smooth residuals in d > 1.
+    close to the low-degree polynomials (as :func:`pml.nn.readout.random_geometry`'s), the better start for smooth
+    residuals in d > 1.
     ``X_val``/``y_val`` are only logged (no choice is made on them). Everything is seeded by ``seed``.
     """
     if isinstance(n_stages, bool) or int(n_stages) != n_stages or n_stages < 1:

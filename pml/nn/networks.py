@@ -1,8 +1,10 @@
 """Network builders: dense MLPs, modular MLPs and S same-shape MLPs evaluated as one batched model.
 
 Paper: §2 (ReLU MLPs vs simplex interpolation, "depth" = number of affine layers, ref. [19]), §3 and Fig. 3 (modular
-networks: one small MLP per node of the computation graph). Reproduction spec §1 (architecture and parameter count),
-§3 (modular layouts) and §14 pitfalls 4-5.
+networks: one small MLP per node of the computation graph). Architecture, parameter count and modular layouts follow
+the authors' scripts (ejmichaud/precision-ml, ``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py``
+and ``...-simplexcompare-modular-normalize.py``): "width" of a modular network is not a layer width (its input
+modules have width w // 2 or w // 3, :func:`modular_layout`).
 
 Every builder takes an explicit ``seed`` and ``dtype``. Weights get PyTorch's default ``nn.Linear`` initialisation
 (as the authors used), drawn on the CPU inside :func:`torch.random.fork_rng` after ``manual_seed(seed)``, so the
@@ -75,7 +77,7 @@ def make_mlp(dim: int, width: int, depth: int, activation: str = "relu", seed: i
 
 
 def dense_param_count(dim: int, width: int, depth: int) -> int:
-    """N = (d+1)w + (depth-2)(w^2+w) + (w+1): weights and biases of :func:`make_mlp` (spec §1, §13)."""
+    """N = (d+1)w + (depth-2)(w^2+w) + (w+1): weights and biases of :func:`make_mlp` (paper §2)."""
     dim, width = _check_int(dim, "dim", 1), _check_int(width, "width", 1)
     depth = _check_int(depth, "depth", 2)
     return (dim + 1) * width + (depth - 2) * (width * width + width) + (width + 1)
@@ -87,7 +89,7 @@ def count_params(model: nn.Module) -> int:
 
 
 def dataset_size_for(n_params: int, dim: int) -> int:
-    """|D| = floor(N / (d+1)): the training-set size tied to the parameter count (spec §1, the "fair comparison")."""
+    """|D| = floor(N / (d+1)): the training-set size tied to the parameter count (paper §2, the "fair comparison")."""
     n_params, dim = _check_int(n_params, "n_params", 0), _check_int(dim, "dim", 1)
     return n_params // (dim + 1)
 
@@ -119,7 +121,7 @@ class ModuleSpec:
 def modular_layout(graph, width: int, depth: int) -> tuple[ModuleSpec, ...]:
     """The modules of a modular network for ``graph`` (an ExpressionGraph: ``inputs``, ``nodes``, ``output``).
 
-    Rules (spec §3 and pitfall 5, fitted to the printed parameter counts):
+    Rules (the authors' modular script, checked against the parameter counts their notebooks print):
 
     * ``depth`` is the total depth along the longest path, so each module has depth // L layers, where L is the
       number of modules on the longest input-to-output path (I.8.14: L = 2, II.6.15a: L = 3). ``depth`` must be a
@@ -161,7 +163,8 @@ def modular_layout(graph, width: int, depth: int) -> tuple[ModuleSpec, ...]:
 
 
 def modular_param_count(graph, width: int, depth: int) -> int:
-    """True parameter count of the modular network (sum over modules; spec §3: I.8.14 depth 6 w=100 -> 16,003)."""
+    """True parameter count of the modular network (sum over modules; I.8.14 depth 6 w=100 -> 16,003, as the authors'
+    ``notebooks/modular-vs-dense-samewidth-compare.ipynb`` prints)."""
     return sum(spec.n_params for spec in modular_layout(graph, width, depth))
 
 

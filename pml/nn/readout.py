@@ -1,20 +1,20 @@
 """Exact least-squares output layers (variable projection) for one-hidden-layer tanh networks.
 
-Paper: §4 of Michaud, Liu & Tegmark (the loss is minimised over *all* parameters by BFGS/Adam); precision-methods
-§2.6, §3 and §5(a)3. The output layer of an MLP is linear, so for fixed hidden parameters the best output
-weights solve a linear least-squares problem. Solving it exactly and optimising only the hidden parameters is
-variable projection (G. H. Golub & V. Pereyra, SIAM J. Numer. Anal. 10 (1973) 413; L. Kaufman, BIT 15 (1975) 49;
-for networks: E. Newman, L. Ruthotto, J. Hart, B. van Bloemen Waanders, "Train like a (Var)Pro", SIMODS 2021).
-Freezing the hidden layer altogether is the random-feature / extreme-learning-machine special case.
+Paper: §4 of Michaud, Liu & Tegmark (the loss is minimised over *all* parameters by BFGS/Adam). The output layer of an
+MLP is linear, so for fixed hidden parameters the best output weights solve a linear least-squares problem. Solving it
+exactly and optimising only the hidden parameters is variable projection (G. H. Golub & V. Pereyra, SIAM J. Numer.
+Anal. 10 (1973) 413; L. Kaufman, BIT 15 (1975) 49; for networks: E. Newman, L. Ruthotto, J. Hart, B. van Bloemen
+Waanders, "Train like a (Var)Pro", SIMODS 2021). Freezing the hidden layer altogether is the random-feature /
+extreme-learning-machine special case.
 
 * :func:`solve_readout` solves the output layer by **truncated SVD** of the feature matrix [H, 1]: singular values
   below ``rcond`` times the largest are dropped. Never by the normal equations, which square the condition
-  number (the precision-mlps program measured 1e-4 to 1e-6 that way vs 1e-13 to 1e-15 by SVD).
+  number (the public samlayton99/precision-mlps experiments measured 1e-4 to 1e-6 that way vs 1e-13 to 1e-15 by SVD).
 * Hidden geometries: :func:`uniform_geometry` (1D: tanh(gamma (x - t_j)) on uniformly spaced centres t_j with a
   halo of centres beyond each end of the interval, gamma = lam / h for spacing h; the "quasi-interpolant"
-  layout of precision-mlps) and :func:`random_geometry` (any d: w ~ N(0, scale^2 I) on inputs mapped to
+  layout of samlayton99/precision-mlps) and :func:`random_geometry` (any d: w ~ N(0, scale^2 I) on inputs mapped to
   [-1, 1]^d; a small ``scale`` gives the "near-flat" features whose span is close to the low-degree polynomials,
-  precision-methods §3).
+  the right start for a low-degree target such as the 6D I.11.19 of the book's chapter 6).
 * :func:`fit` chooses the geometry's hyper-parameters and ``rcond`` on a validation split of the *training*
   points (never on test points), refits on all training points and returns the network.
 * :func:`refine` optimises the hidden parameters of the reduced problem min |(I - P(theta)) y| by
@@ -93,7 +93,7 @@ def random_geometry(ranges, n_units: int, *, scale: float = 1.0, bias_range: flo
 
     w ~ N(0, scale^2 I); b = u - w . z_c with z_c uniform in [-1, 1]^d (so a steep unit's transition lies in the
     box) and u ~ U(-bias_range, bias_range) (so near-flat units, scale << 1, have distinct Taylor coefficients
-    and their span approaches all polynomials of low degree; precision-methods §3 used scale 0.01 in 6D).
+    and their span approaches all polynomials of low degree; scale 0.01 suits the 6D quadratic I.11.19).
     """
     box = _ranges(ranges)
     dim = box.shape[0]

@@ -1,11 +1,13 @@
-"""The single Adam training loop of the scaling experiments (paper §2, Figs. 1-3, 5, 6; reproduction spec §1).
+"""The single Adam training loop of the scaling experiments (paper §2, Figs. 1-3, 5, 6).
 
-Protocol (spec §1, pitfalls 2, 3, 22):
+Protocol of the authors' network script (ejmichaud/precision-ml,
+``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py``), where it is more precise than the paper:
 
 * inputs standardised with the training mean and unbiased std (the same transform on the test set), outputs not;
 * Adam (PyTorch defaults apart from ``lr``), MSE loss, float64;
-* batches are cyclic contiguous slices: the whole set when |D| <= B, else indices k..k+B-1 (mod |D|) with k advanced
-  by B each step, no reshuffle;
+* batches of at most B points (the paper's min(|D|, 10^4) holds for the ReLU runs of Fig. 2; the configs behind
+  Figs. 3, 5 and 6 use B = 3 * 10^4) are cyclic contiguous slices: the whole set when |D| <= B, else indices
+  k..k+B-1 (mod |D|) with k advanced by B each step, no reshuffle;
 * at step s the *pre-update* batch train RMSE train[s] and the *post-update* full test RMSE test[s] are recorded;
   ``test_at_min_train`` is test[argmin_s train[s]] (first minimum), the value Figs. 2/3/5/6 plot.
 
@@ -105,7 +107,7 @@ class TrainConfig(Config):
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
-    """Summary of one training run. RMSEs are absolute (spec pitfall 1); steps are 0-based update indices.
+    """Summary of one training run. RMSEs are absolute, as the paper's axes; steps are 0-based update indices.
 
     ``history_*`` is thinned: steps 0, log_every, 2*log_every, ... and the last step, with the pre-update batch
     train RMSE and the post-update test RMSE of that step (NaN where not evaluated, test_every_step=False).

@@ -50,7 +50,7 @@ def plot_stages(result, eps: float = float(np.finfo(np.float64).eps)):
     """Relative RMSE of the LM multi-stage model after each stage, on its training points (blue) and on the
     benchmark's 10^4 test points (red), one panel per problem; grey triangles: each stage's start (the combined
     model with the stage's least-squares output layer, before LM; train); dashed: float64 eps = 2^-52; green dotted:
-    the issue's target for a trained network; black dash-dot: the paper's best (its absolute value / y_rms)."""
+    pml's target for a trained network; black dash-dot: the paper's best (its absolute value / y_rms)."""
     problems = list(result.traces)
     fig, axes = _grid(len(problems))
     for ax, problem in zip(axes, problems):

@@ -1,4 +1,4 @@
-"""Figures of the Section 4 chapter (optimisation): Fig. 7's spectrum, Figs. 8-9's learning curves, the §11 sweep."""
+"""Figures of the Section 4 chapter (optimisation): Fig. 7's spectrum, Figs. 8-9's learning curves, §4.2's quintic."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _spectrum_panel(ax, eigenvalues, projections, n_nonneg, title):
 def plot_spectrum(spectrum):
     """Fig. 7: |eigenvalues| of the loss Hessian after Adam (descending) and the gradient's projections on the
     eigenvectors: over all parameters (left) and over the first layer's weights only, as the authors' notebook
-    computed them (right; spec pitfall 6)."""
+    computed them (right; its helper returned from inside its loop)."""
     fig, axes = new_figure(ncols=2, width=4.6)
     evals, full, first = spectrum.descending()
     n_nonneg = spectrum.counts()["nonnegative"]
@@ -75,8 +75,8 @@ def plot_combined_techniques(panels):
 
 
 def plot_quintic(result):
-    """§11: BFGS on a random quintic until precision loss (left), then low-curvature steps from that solution at
-    each tau (right); training RMSE (absolute)."""
+    """§4.2's text claims: BFGS on a random quintic until precision loss (left), then low-curvature steps from that
+    solution at each tau (right); training RMSE (absolute)."""
     fig, axes = new_figure(ncols=2)
     left, right = axes[0]
     left.semilogy(result.bfgs_curve.step, result.bfgs_curve.rmse, color=BFGS_COLOR)
