@@ -33,8 +33,6 @@ FORBIDDEN = re.compile(
 KNOWN_IN_CODE_LITERALS = {
     # SELECTIONS' attribute docstring is a plain string statement, part of the module's code fingerprint.
     ("pml/nn/training.py", '"""Which number a run reports (spec pitfall 3):'),
-    # A heading printed by `pml bench precision` (format): should read "against pml's targets".
-    ("pml/benchmarks/precision.py", 'lines += ["", "best per (problem, family) against the issue\'s targets:"]'),
 }
 
 

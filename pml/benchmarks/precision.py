@@ -352,7 +352,7 @@ def format(rows: list[dict]) -> str:
                      f"{met:>4} {r['n_params']:>7} {r['n_train']:>7} {r['seconds']:>8.1f}")
     summary = summarize(rows)
     if summary:
-        lines += ["", "best per (problem, family) against the issue's targets:"]
+        lines += ["", "best per (problem, family) against pml's targets:"]
         for s in summary:
             lines.append(f"  {s['problem']:<8} {s['family']:<9} {s['method']:<14} {_e(s['rel_rmse']):>9} "
                          f"<= {_e(s['target_rel_rmse']):>8}: {'met' if s['meets_target'] else 'NOT met'}")
