@@ -35,6 +35,20 @@ def relative_rmse(y_pred, y) -> float:
     return rmse(y_pred, y) / y_rms
 
 
+def finite_rmse(y_pred, y, relative: bool = False) -> tuple[float, int]:
+    """RMSE, or relative RMSE (Eq. 1) when ``relative``, over the points whose prediction is finite, and the number
+    of points without one (an interpolant has no value outside its convex hull, a diverged fit gives NaN or inf).
+
+    NaN when no prediction is finite.
+    """
+    y_pred, y = _pair(y_pred, y)
+    ok = np.isfinite(y_pred)
+    n_nonfinite = int(y.size - np.count_nonzero(ok))
+    if n_nonfinite == y.size:
+        return float("nan"), n_nonfinite
+    return (relative_rmse if relative else rmse)(y_pred[ok], y[ok]), n_nonfinite
+
+
 def max_abs_err(y_pred, y) -> float:
     y_pred, y = _pair(y_pred, y)
     return float(np.max(np.abs(y_pred - y)))

@@ -40,3 +40,14 @@ def test_precision_floor_is_a_fraction_of_eps():
     assert 0.05 * 2.0**-23 < f32 < 0.5 * 2.0**-23
     # float64 data is exact in float64
     assert metrics.precision_floor(rng.uniform(1, 2, 10), "float64") == 0.0
+
+
+def test_finite_rmse_skips_points_without_a_finite_prediction():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    pred = np.array([1.5, np.nan, 2.0, np.inf])
+    value, n_bad = metrics.finite_rmse(pred, y)
+    assert n_bad == 2 and value == pytest.approx(metrics.rmse([1.5, 2.0], [1.0, 3.0]), rel=1e-15)
+    rel, _ = metrics.finite_rmse(pred, y, relative=True)
+    assert rel == pytest.approx(metrics.relative_rmse([1.5, 2.0], [1.0, 3.0]), rel=1e-15)
+    nothing, n_all = metrics.finite_rmse(np.full(4, np.nan), y)
+    assert np.isnan(nothing) and n_all == 4

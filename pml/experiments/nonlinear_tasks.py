@@ -137,7 +137,7 @@ class GridPointTask(Task):
         y = eq(X)
         if self.method == "tricubic_exact":
             with np.errstate(invalid="ignore", over="ignore"):
-                rmse, bad = _finite_rmse(_exact_tricubic(eq, m)(X), y)
+                rmse, bad = metrics.finite_rmse(_exact_tricubic(eq, m)(X), y)
             return {"rmse": rmse, "n_bad": bad, "points_per_axis": m}
         from pml.approx.simplex import SimplexInterpolator
 
@@ -194,12 +194,6 @@ def _exact_tricubic(eq, m: int) -> splines.Tricubic:
             v = np.broadcast_to(np.asarray(fn(X[:, 0], X[:, 1], X[:, 2]), dtype=np.float64), (X.shape[0],))
             values.append(np.where(np.isfinite(v), v, np.nan).reshape(m, m, m))
     return splines.Tricubic.from_derivatives(axes, *values)
-
-
-def _finite_rmse(y_pred: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """(RMSE over the finite predictions, number of non-finite ones)."""
-    ok = np.isfinite(y_pred)
-    return (metrics.rmse(y_pred[ok], y[ok]) if ok.any() else float("nan")), int(np.sum(~ok))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pml import data, equations, fitting
+from pml import data, equations, fitting, metrics
 from pml.config import Config
 from pml.engine import Sweep, Task
 from pml.experiments.tables import MarkdownTable
@@ -88,11 +88,8 @@ def band(d: int, n: int) -> str:
 
 def _rel_rmse(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(relative RMSE over the finite predictions, fraction of points without a finite prediction)."""
-    ok = np.isfinite(pred)
-    if not ok.any():
-        return math.nan, 1.0
-    err = pred[ok] - y[ok]
-    return float(np.sqrt(np.mean(err**2)) / np.sqrt(np.mean(y[ok] ** 2))), float(1.0 - ok.mean())
+    rel, n_nonfinite = metrics.finite_rmse(pred, y, relative=True)
+    return rel, n_nonfinite / len(y)
 
 
 def _stream(*parts) -> np.random.Generator:

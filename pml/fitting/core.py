@@ -66,7 +66,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pml import __version__
+from pml import __version__, metrics
 from pml.fitting import guide
 
 __all__ = [
@@ -99,13 +99,9 @@ class ModelFileError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-def _rel_rmse(pred: np.ndarray, y: np.ndarray) -> float:
+def _finite_rel_rmse(pred: np.ndarray, y: np.ndarray) -> float:
     """Relative RMSE (paper Eq. 1) over the finite predictions; NaN if there are none."""
-    ok = np.isfinite(pred)
-    if not np.any(ok):
-        return math.nan
-    err = pred[ok] - y[ok]
-    return float(np.sqrt(np.mean(err**2)) / np.sqrt(np.mean(y[ok] ** 2)))
+    return metrics.finite_rmse(pred, y, relative=True)[0]
 
 
 def float64_floor(y) -> float:
@@ -864,7 +860,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
                         _check_method_fits(METHODS[name], itr.size, d, " (inner split for comparing candidates)")
                         f = _run(METHODS[name], X[tr][itr], y[tr][itr], seed, False, {})
                         pred = np.asarray(_predictor(METHODS[name], f)(X[tr][iva]), dtype=np.float64).reshape(-1)
-                        s = _rel_rmse(pred, y[tr][iva])
+                        s = _finite_rel_rmse(pred, y[tr][iva])
                         scores[name] = s if math.isfinite(s) else math.inf
                         candidates.append({"method": name, "skipped": None, "inner_rel_rmse": s})
                     except FitError as exc:
@@ -886,11 +882,11 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     fitted = _run(spec, X[tr], y[tr], seed, progress, options)
     predict = _predictor(spec, fitted)
     p_tr = np.asarray(predict(X[tr]), dtype=np.float64).reshape(-1)
-    train_rel = _rel_rmse(p_tr, y[tr])
+    train_rel = _finite_rel_rmse(p_tr, y[tr])
     y_rms = float(np.sqrt(np.mean(y**2)))
     if va.size:
         p_va = np.asarray(predict(X[va]), dtype=np.float64).reshape(-1)
-        val_rel = _rel_rmse(p_va, y[va])
+        val_rel = _finite_rel_rmse(p_va, y[va])
         ok = np.isfinite(p_va)
         val_max = float(np.max(np.abs(p_va[ok] - y[va][ok])) / np.sqrt(np.mean(y[va] ** 2))) if ok.any() else math.nan
         n_nonfinite = int(np.sum(~ok))
