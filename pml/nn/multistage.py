@@ -51,7 +51,7 @@ from torch import nn
 
 from pml.data import as_inputs
 from pml.nn import lm
-from pml.nn.boosting import merge_stages
+from pml.nn.boosting import merge_stages, predict_stages
 from pml.nn.networks import count_params, make_mlp
 
 __all__ = ["MultistageResult", "StageRecord", "dominant_frequency", "fit", "default_trainer", "affine_fold"]
@@ -196,13 +196,8 @@ class MultistageResult:
         return merge_stages(self.models, self.scales)
 
     def predict(self, X) -> np.ndarray:
-        """sum_k eps_k f_k(X) as float64 numpy of shape (n,)."""
-        Xt = torch.from_numpy(as_inputs(X))
-        total = np.zeros(Xt.shape[0])
-        with torch.no_grad():
-            for m, c in zip(self.models, self.scales):
-                total = total + c * m(Xt).reshape(-1).numpy()
-        return total
+        """sum_k eps_k f_k(X) as float64 numpy of shape (n,) (:func:`pml.nn.boosting.predict_stages`)."""
+        return predict_stages(self.models, self.scales, as_inputs(X))
 
 
 def fit(
