@@ -191,3 +191,12 @@ def test_a_dataclass_replace_keeps_the_key():
     task = Toy(seed=9)
     assert dataclasses.replace(task, device="cuda").key() == task.key()
     assert dataclasses.replace(task, device="cuda").resources() == {"GPU": 1} and task.resources() == {}
+
+
+def test_recomputed_results_are_compared_without_their_run_times():
+    a = {"rmse": 1.5, "seconds": 0.2, "rows": [{"seconds_per_step": 1e-3, "n": 3}], "history": {"time_s": [0.1]}}
+    b = {"rmse": 1.5, "seconds": 0.9, "rows": [{"seconds_per_step": 2e-3, "n": 3}], "history": {"time_s": [0.4]}}
+    assert first_difference(a, b) is not None  # exact comparison sees the timings
+    assert first_difference(a, b, skip_timings=True) is None
+    c = dict(b, rows=[{"seconds_per_step": 2e-3, "n": 4}])
+    assert "['n']" in first_difference(a, c, skip_timings=True)

@@ -300,7 +300,8 @@ def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None
            log: Callable[[str], None] = print) -> list[Verdict]:
     """Recompute ``sample`` tasks of the archive chosen at random with ``seed``, cheapest first (by the cost
     model) while they fit in ``time_limit`` seconds, and compare with the archive: identical for tasks the archive
-    computed on CPU, within ``GPU_RTOL`` for tasks it computed on a GPU. Logs each task's config and verdict."""
+    computed on CPU, within ``GPU_RTOL`` for tasks it computed on a GPU; measured run times in the results
+    (:func:`pml.engine.store.is_timing_key`) are not compared. Logs each task's config and verdict."""
     from pml.engine.executor import execute, normalize
 
     path = Path(path)
@@ -354,11 +355,11 @@ def _verify_one(entry, task, archived, start, time_limit, execute, normalize) ->
     seconds = time.perf_counter() - began
     stored = archived[entry["key"]]["result"]
     if on_gpu or task.gpu():
-        diff = first_difference(fresh, stored, rtol=GPU_RTOL, atol=GPU_ATOL)
+        diff = first_difference(fresh, stored, rtol=GPU_RTOL, atol=GPU_ATOL, skip_timings=True)
         ok = "within tolerance"
         note = f"GPU task: rtol {GPU_RTOL:g}, atol {GPU_ATOL:g}{note}"
     else:
-        diff = first_difference(fresh, stored)
+        diff = first_difference(fresh, stored, skip_timings=True)
         ok = "identical"
     if diff:
         return Verdict("", "MISMATCH", f"recomputed vs archived at {diff}{'; ' + note if note else ''}", seconds)

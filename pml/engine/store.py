@@ -184,10 +184,21 @@ def same_data(a: Any, b: Any) -> bool:
     return first_difference(a, b) is None
 
 
+# Result keys that hold measured run times (a chapter may show them, a cost model may be fitted to them): they depend
+# on the machine and its load, so comparing recomputed results skips them (``skip_timings``).
+TIMING_KEYS = frozenset({"seconds", "time_s", "wall_s", "wall_time_s", "task_seconds", "seconds_per_step",
+                         "curve_time"})
+
+
+def is_timing_key(key: str) -> bool:
+    return key in TIMING_KEYS or key.startswith("seconds_") or key.endswith(("_seconds", "_time_s", "_wall_s"))
+
+
 def first_difference(a: Any, b: Any, where: str = "result", rtol: float | None = None,
-                     atol: float = 0.0) -> str | None:
+                     atol: float = 0.0, skip_timings: bool = False) -> str | None:
     """Where two plain-data trees first differ (None if they do not): exactly (NaN equals NaN), or, with ``rtol``,
-    floating-point values within ``|a - b| <= atol + rtol |b|``."""
+    floating-point values within ``|a - b| <= atol + rtol |b|``; with ``skip_timings``, dict entries whose key
+    :func:`is_timing_key` are not compared."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
             return f"{where}: array vs {type(b if isinstance(a, np.ndarray) else a).__name__}"
@@ -204,12 +215,13 @@ def first_difference(a: Any, b: Any, where: str = "result", rtol: float | None =
     if isinstance(a, dict) and isinstance(b, dict):
         if a.keys() != b.keys():
             return f"{where}: keys {sorted(a)} vs {sorted(b)}"
-        return next((d for k in a if (d := first_difference(a[k], b[k], f"{where}[{k!r}]", rtol, atol))), None)
+        return next((d for k in a if not (skip_timings and is_timing_key(k))
+                     and (d := first_difference(a[k], b[k], f"{where}[{k!r}]", rtol, atol, skip_timings))), None)
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return f"{where}: length {len(a)} vs {len(b)}"
         return next((d for i, (x, y) in enumerate(zip(a, b))
-                     if (d := first_difference(x, y, f"{where}[{i}]", rtol, atol))), None)
+                     if (d := first_difference(x, y, f"{where}[{i}]", rtol, atol, skip_timings))), None)
     if isinstance(a, float) and isinstance(b, float):
         same = a == b or (math.isnan(a) and math.isnan(b))
         if not same and rtol is not None:
