@@ -200,3 +200,10 @@ def test_recomputed_results_are_compared_without_their_run_times():
     assert first_difference(a, b, skip_timings=True) is None
     c = dict(b, rows=[{"seconds_per_step": 2e-3, "n": 4}])
     assert "['n']" in first_difference(a, c, skip_timings=True)
+
+
+def test_a_string_statement_anywhere_is_not_code():
+    plain = b"X = 1\n\n\ndef f():\n    return X\n"
+    documented = b'X = 1\n"""what X is"""\n\n\ndef f():\n    """f"""\n    return X\n'
+    assert closure.code_fingerprint(plain) == closure.code_fingerprint(documented)
+    assert closure.code_fingerprint(plain) != closure.code_fingerprint(b"X = 2\n\n\ndef f():\n    return X\n")

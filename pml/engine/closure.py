@@ -162,16 +162,18 @@ def import_closure(name: str, root: Path | None = None) -> tuple[str, ...]:
 def code_fingerprint(source: bytes, filename: str = "<module>") -> str:
     """The module's code without its comments, docstrings and layout: a dump of its syntax tree.
 
-    Rewording a comment or a docstring, or reflowing lines, leaves a task's key (and a cluster's results) valid;
-    any change to what the code does changes the fingerprint.
+    A statement that is only a string (a docstring, or an attribute docstring after an assignment) does nothing, so
+    it is left out. Rewording a comment or a docstring, or reflowing lines, leaves a task's key (and a cluster's
+    results) valid; any change to what the code does changes the fingerprint.
     """
     tree = ast.parse(source, filename=filename)
     for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
+        for name in ("body", "orelse", "finalbody"):
+            body = getattr(node, name, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                                and isinstance(s.value.value, str))]
+                setattr(node, name, kept or [ast.Pass()])
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 SELECTIONS = ("test_at_min_train", "min_test", "min_logged_test", "final_test")
-"""Which number a run reports (spec pitfall 3):
+"""Which number a run reports (the authors' scripts report different ones per figure; see the book's appendix):
 
 * ``test_at_min_train``: post-update test RMSE at the step of the smallest pre-update batch train RMSE (Figs. 2, 3,
   5, 6);
