@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from pml import data, equations, teacher
-from pml.config import _canonical
+from pml.config import Config, _canonical
 from pml.engine import Sweep, Task
 from pml.nn import boosting, hessian, training
 from pml.nn.bfgs import bfgs
@@ -332,12 +332,8 @@ def _boosted_so_far(previous: dict | None, stage: int) -> dict:
 
 
 @dataclass(frozen=True)
-class BFGSTask(_ChapterTask):
-    """BFGS on a fresh width-``width`` net initialised from ``seed + stage``, until SciPy's stop (Figs. 8-9, §4.2's
-    quintic). Stage k > 0 of boosting fits the residual of the boosted model of ``previous`` (stage k-1's
-    low-curvature task) normalised by ``normaliser`` (:func:`pml.nn.boosting.boost`). Returns the history, the
-    RMSEs (of this stage's net on its scaled target), and the boosted model after this stage as weights and scales.
-    ``n_test = 0``: no test set (the quintic)."""
+class BFGSSettings(Config):
+    """A BFGS run's problem, network and stopping rule: shared by the BFGS task and the width-40 sweep."""
 
     problem: str = "teacher"
     n_train: int = 100_000
@@ -350,6 +346,16 @@ class BFGSTask(_ChapterTask):
     log_every: int = 10
     engine: str = "rank2"  # "scipy" is the authors' call; "rank2" the same iteration in O(N^2) per step
     seed: int = 0  # data; the net is initialised from seed + stage
+
+
+@dataclass(frozen=True)
+class BFGSTask(BFGSSettings, _ChapterTask):
+    """BFGS on a fresh width-``width`` net initialised from ``seed + stage``, until SciPy's stop (Figs. 8-9, §4.2's
+    quintic). Stage k > 0 of boosting fits the residual of the boosted model of ``previous`` (stage k-1's
+    low-curvature task) normalised by ``normaliser`` (:func:`pml.nn.boosting.boost`). Returns the history, the
+    RMSEs (of this stage's net on its scaled target), and the boosted model after this stage as weights and scales.
+    ``n_test = 0``: no test set (the quintic)."""
+
     stage: int = 0  # boosting stage (0: fit y)
     previous: LowCurvatureTask | None = None  # stage > 0: the stage before
     normaliser: str = "mean_abs"  # boosting scale c (the authors' mean |residual|)
@@ -589,25 +595,12 @@ class AdamResult:
 
 
 @dataclass(frozen=True)
-class BFGSSweep(Sweep):
+class BFGSSweep(BFGSSettings, Sweep):
     """One width-40 net trained by BFGS alone until SciPy's precision-loss stop (Fig. 8, "width-40 BFGS")."""
 
-    problem: str = "teacher"
-    n_train: int = 100_000
-    n_test: int = 10_000
-    width: int = 40
-    depth: int = 3
-    gtol: float = 1e-60
-    maxiter: int = 25_000
-    time_limit: float | None = None  # seconds; None: run until BFGS itself stops
-    log_every: int = 10
-    engine: str = "rank2"
-    seed: int = 0
 
     def tasks(self) -> list[Task]:
-        return [BFGSTask(problem=self.problem, n_train=self.n_train, n_test=self.n_test, width=self.width,
-                         depth=self.depth, gtol=self.gtol, maxiter=self.maxiter, time_limit=self.time_limit,
-                         log_every=self.log_every, engine=self.engine, seed=self.seed)]
+        return [BFGSTask(**self.to_dict())]
 
     def assemble(self, results: Sequence[dict]) -> BFGSResult:
         (r,) = results

@@ -40,6 +40,7 @@ from torch import nn
 
 from pml import equations, scaling
 from pml.approx.simplex import SimplexInterpolator
+from pml.config import Config
 from pml.engine import Sweep, Task
 from pml.experiments.network_sweep import (
     PAPER_WIDTHS,
@@ -114,12 +115,8 @@ FIG1_KEYS = ("raw", "normalized", "simplex")
 
 
 @dataclass(frozen=True)
-class LinearRegionsTask(Task):
-    """One fit of a Fig. 1 row: the ReLU net on raw (``fit="raw"``) or standardised inputs, or the simplex.
-
-    ``init="sequential"``: both nets come from one seeded stream, the raw net first (Fig. 1a: this reproduces the
-    notebook's values); ``"shared"``: both start from ``make_mlp(seed)`` (Fig. 1b: same seed, same init).
-    """
+class Fig1Row(Config):
+    """The settings of one Fig. 1 row, shared by its sweep and its three tasks."""
 
     equation: str = "cos2x"
     width: int = 5
@@ -134,6 +131,16 @@ class LinearRegionsTask(Task):
     n_test: int = 30_000
     grid_size: int = 4001  # points per axis of the region map (Fig. 1b used 400)
     rng: str = "legacy"
+
+
+@dataclass(frozen=True)
+class LinearRegionsTask(Fig1Row, Task):
+    """One fit of a Fig. 1 row: the ReLU net on raw (``fit="raw"``) or standardised inputs, or the simplex.
+
+    ``init="sequential"``: both nets come from one seeded stream, the raw net first (Fig. 1a: this reproduces the
+    notebook's values); ``"shared"``: both start from ``make_mlp(seed)`` (Fig. 1b: same seed, same init).
+    """
+
     fit: str = "raw"  # "raw" | "normalized" | "simplex"
     threads: int = 1
 
@@ -239,22 +246,9 @@ class LinearRegionsResult:
 
 
 @dataclass(frozen=True)
-class LinearRegionsSweep(Sweep):
+class LinearRegionsSweep(Fig1Row, Sweep):
     """One row of Fig. 1 as three tasks: the net on raw inputs, on standardised inputs, and the simplex."""
 
-    equation: str = "cos2x"
-    width: int = 5
-    depth: int = 3
-    seed: int = 1
-    n_steps: int = 25_000
-    lr: float = 1e-3
-    batch_size: int = 30_000
-    selection: str = "min_logged_test"
-    log_every: int = 100
-    init: str = "sequential"
-    n_test: int = 30_000
-    grid_size: int = 4001
-    rng: str = "legacy"
     threads: int = 1
 
     def tasks(self) -> list[LinearRegionsTask]:
