@@ -86,7 +86,7 @@ def test_every_method_round_trips_through_save_and_load(method, tmp_path):
 
 def test_predictions_match_the_report():
     model = fitting.fit(X2, Y2, "poly", seed=3)
-    tr, va = fitting.core._split(X2.shape[0], 0.2, [3, 11])
+    tr, va = fitting.checks.split_rows(X2.shape[0], 0.2, [3, 11])
     assert model.report.val_rel_rmse == pytest.approx(fitting.core._finite_rel_rmse(model.predict(X2[va]), Y2[va]), rel=1e-12)
 
 
