@@ -436,6 +436,160 @@ class _Linearisation:
         return float(-2.0 * delta @ self.g - Rd @ Rd)
 
 
+def _stop_before_step(opt: LMOptions, cost2: float, m: int, it: int, t0: float) -> tuple[str, str] | None:
+    """(reason, message) when the run ends before the next linearisation: an exact fit, the target RMSE reached,
+    max_iter or the time limit; None to go on."""
+    if cost2 == 0.0:
+        return "zero_residual", "the residual is exactly zero"
+    if opt.target_rmse is not None and math.sqrt(cost2 / m) <= opt.target_rmse:
+        return "target", f"reached target RMSE {opt.target_rmse:g}"
+    if it >= opt.max_iter:
+        return "max_iter", f"reached max_iter = {opt.max_iter}"
+    if opt.time_limit is not None and time.perf_counter() - t0 >= opt.time_limit:
+        return "time_limit", f"time limit {opt.time_limit:g} s reached"
+    return None
+
+
+def _stop_at_gradient(opt: LMOptions, lin: _Linearisation, cost2: float) -> tuple[str, str] | None:
+    """(reason, message) when the gradient vanishes: a zero Jacobian, or MINPACK's orthogonality test (the cosine
+    between r and every column of J at most gtol); None to go on."""
+    if lin.s_max == 0.0:
+        return "gtol", "the Jacobian is zero"
+    col = lin.col_norms
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosines = np.where(col > 0, np.abs(lin.g) / (col * math.sqrt(cost2)), 0.0)
+    if opt.gtol > 0 and float(np.max(cosines)) <= opt.gtol:
+        return "gtol", f"max cosine(r, J_j) = {float(np.max(cosines)):.2e} <= gtol = {opt.gtol:g}"
+    return None
+
+
+def _stop_after_step(opt: LMOptions, actual: float, pred: float, rho: float, old: float, dnorm: float,
+                     lin: _Linearisation, theta: np.ndarray) -> tuple[str, str] | None:
+    """(reason, message) after an accepted step: MINPACK's ftol (actual and predicted relative reductions both
+    tiny) and xtol (a step tiny relative to the scaled parameters); None to go on."""
+    if actual <= opt.ftol * old and pred <= opt.ftol * old and rho <= 2.0:
+        return "ftol", f"relative reduction {actual / old:.2e} <= ftol = {opt.ftol:g}"
+    if dnorm <= opt.xtol * (float(np.linalg.norm(lin.d * theta)) + opt.xtol):
+        return "xtol", f"step {dnorm:.2e} <= xtol * |theta| (xtol = {opt.xtol:g})"
+    return None
+
+
+def _noise_level(opt: LMOptions, rounding, theta: np.ndarray, cost2: float) -> float:
+    """The smallest change of |r|^2 that rounding lets us judge: noise_factor * 2 |r| |delta r|, with |delta r| from
+    ``rounding`` (a number or a function of theta; default eps |r|)."""
+    if rounding is None:
+        dr = _EPS * math.sqrt(cost2)
+    else:
+        dr = float(rounding(theta)) if callable(rounding) else float(rounding)
+    return opt.noise_factor * 2.0 * math.sqrt(cost2) * dr
+
+
+def _geodesic_step(opt: LMOptions, lin: _Linearisation, blocks, theta: np.ndarray, r: np.ndarray,
+                   delta: np.ndarray, mu: float, evaluate) -> tuple[np.ndarray, bool]:
+    """Transtrum & Sethna (2012): second directional derivative by a finite difference along delta, acceleration
+    a = -(J^T J + mu D^2)^-1 J^T r_vv; returns (delta + a / 2, True) if |a| <= alpha |delta| / 2, else (delta, False)."""
+    h = opt.geodesic_h
+    r_h, _ = evaluate(theta + h * delta)
+    Jv = np.concatenate([B @ delta for B in blocks])
+    r_vv = (2.0 / h) * ((r_h - r) / h - Jv)
+    if np.all(np.isfinite(r_vv)):
+        g_vv = np.zeros(theta.size)
+        start = 0
+        for B in blocks:
+            g_vv += B.T @ r_vv[start:start + B.shape[0]]
+            start += B.shape[0]
+        acc = lin.solve_normal(mu, g_vv)
+        if 2.0 * np.linalg.norm(lin.d * acc) <= opt.geodesic_alpha * np.linalg.norm(lin.d * delta):
+            return delta + 0.5 * acc, True
+    return delta, False
+
+
+@dataclasses.dataclass
+class _Trial:
+    """Outcome of the damped-step search at one linearisation (:func:`_damped_step`)."""
+
+    mu: float
+    nu: float
+    n_invisible: int  # accepted steps in a row whose decrease was below the rounding noise
+    accepted: bool = False
+    floor: bool = False  # the steps that reduce |r|^2 are below its rounding noise and larger steps fail
+    rho: float = math.nan
+    delta: np.ndarray | None = None
+    used_accel: bool = False
+    pred: float = math.nan
+    actual: float = math.nan
+    theta: np.ndarray | None = None
+    r: np.ndarray | None = None
+    cost2: float = math.inf
+
+
+def _damped_step(opt: LMOptions, lin: _Linearisation, blocks, theta: np.ndarray, r: np.ndarray, cost2: float,
+                 mu: float, nu: float, n_invisible: int, noise: float, evaluate) -> _Trial:
+    """Search the damping mu for a step that lowers |r|^2 (Nielsen's or Marquardt's update), judging the gain
+    ratio only where the predicted reduction exceeds the rounding ``noise`` (:func:`least_squares`)."""
+    t = _Trial(mu=mu, nu=nu, n_invisible=n_invisible)
+    mu_invisible = mu_reject = None
+    n_trials = 0
+    while t.mu <= opt.mu_max * lin.s_max**2:
+        n_trials += 1
+        delta = lin.step(t.mu)
+        used_accel = False
+        if opt.geodesic:
+            delta, used_accel = _geodesic_step(opt, lin, blocks, theta, r, delta, t.mu, evaluate)
+        pred = lin.predicted_reduction(delta, None if used_accel else t.mu)
+        theta_new = theta + delta
+        r_new, cost2_new = evaluate(theta_new)
+        actual = cost2 - cost2_new
+        rho = actual / pred if pred > 0 else -math.inf
+        t.delta, t.used_accel, t.pred, t.actual, t.rho = delta, used_accel, pred, actual, rho
+        t.theta, t.r, t.cost2 = theta_new, r_new, cost2_new
+        if cost2_new < cost2:
+            t.accepted = True
+            if pred <= noise:  # a decrease, but below what rounding lets us judge: take it, widen the step
+                t.mu /= 3.0
+                t.n_invisible += 1
+            elif opt.damping == "nielsen":
+                t.mu *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+                t.n_invisible = 0
+            else:
+                t.mu /= 10.0
+                t.n_invisible = 0
+            t.nu = 2.0
+            return t
+        if pred <= noise:
+            # The model promises less than the rounding noise of |r|^2, so this rejection says nothing about
+            # mu: try a larger step (smaller mu), bisecting (geometrically) towards a mu already rejected for
+            # real; when that bracket is narrower than a factor 4, we are at the floor.
+            mu_invisible = t.mu if mu_invisible is None else min(mu_invisible, t.mu)
+            if t.mu < opt.mu_min * lin.s_max**2 or n_trials >= _MAX_TRIALS:
+                t.floor = True
+                return t
+            if mu_reject is not None:
+                if mu_invisible / mu_reject < 4.0:
+                    t.floor = True
+                    return t
+                t.mu = math.sqrt(mu_invisible * mu_reject)
+            else:
+                t.mu /= 10.0
+            t.nu = 2.0
+            continue
+        mu_reject = t.mu if mu_reject is None else max(mu_reject, t.mu)
+        if mu_invisible is not None or n_trials >= _MAX_TRIALS:
+            if mu_invisible is None:
+                return t
+            if mu_invisible / mu_reject < 4.0:
+                t.floor = True
+                return t
+            t.mu = math.sqrt(mu_invisible * mu_reject)
+            continue
+        if opt.damping == "nielsen":
+            t.mu *= t.nu
+            t.nu *= 2.0
+        else:
+            t.mu *= 10.0
+    return t
+
+
 def least_squares(
     residual: Callable[[np.ndarray], np.ndarray],
     jacobian: Callable[[np.ndarray], np.ndarray | Iterable[np.ndarray]],
@@ -494,20 +648,11 @@ def least_squares(
     mu, nu = math.nan, 2.0
     n_invisible = 0
     d = None
-    stop, message = "max_iter", f"reached max_iter = {opt.max_iter}"
     log(0, mu, math.nan, 0.0, False)
     it = 0
     while True:
-        if cost2 == 0.0:
-            stop, message = "zero_residual", "the residual is exactly zero"
-            break
-        if opt.target_rmse is not None and math.sqrt(cost2 / m) <= opt.target_rmse:
-            stop, message = "target", f"reached target RMSE {opt.target_rmse:g}"
-            break
-        if it >= opt.max_iter:
-            break
-        if opt.time_limit is not None and time.perf_counter() - t0 >= opt.time_limit:
-            stop, message = "time_limit", f"time limit {opt.time_limit:g} s reached"
+        ended = _stop_before_step(opt, cost2, m, it, t0)
+        if ended:
             break
         jac = jacobian(theta)
         blocks = [jac] if isinstance(jac, np.ndarray) else jac
@@ -518,123 +663,37 @@ def least_squares(
             d = lin.col_norms if d is None else np.maximum(d, lin.col_norms)
             lin.scale(np.where(d > 0, d, 1.0))
         it += 1
-        if lin.s_max == 0.0:
-            stop, message = "gtol", "the Jacobian is zero"
-            break
-        # MINPACK's orthogonality test: cosine between r and each column of J.
-        col = lin.col_norms
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cosines = np.where(col > 0, np.abs(lin.g) / (col * math.sqrt(cost2)), 0.0)
-        if opt.gtol > 0 and float(np.max(cosines)) <= opt.gtol:
-            stop, message = "gtol", f"max cosine(r, J_j) = {float(np.max(cosines)):.2e} <= gtol = {opt.gtol:g}"
+        ended = _stop_at_gradient(opt, lin, cost2)
+        if ended:
             break
         if math.isnan(mu):
             mu = opt.tau * lin.s_max**2
-        accepted = used_accel = False
-        rho = math.nan
-        if rounding is None:
-            dr = _EPS * math.sqrt(cost2)
-        else:
-            dr = float(rounding(theta)) if callable(rounding) else float(rounding)
-        noise = opt.noise_factor * 2.0 * math.sqrt(cost2) * dr
-        mu_invisible = mu_reject = None
-        floor = False
-        n_trials = 0
-        while mu <= opt.mu_max * lin.s_max**2:
-            n_trials += 1
-            delta = lin.step(mu)
-            used_accel = False
-            if opt.geodesic:
-                # Transtrum & Sethna (2012): second directional derivative by a finite difference along delta,
-                # acceleration a = -(J^T J + mu D^2)^-1 J^T r_vv, step delta + a / 2 if |a| <= alpha |delta| / 2.
-                h = opt.geodesic_h
-                r_h, _ = evaluate(theta + h * delta)
-                Jv = np.concatenate([B @ delta for B in blocks])
-                r_vv = (2.0 / h) * ((r_h - r) / h - Jv)
-                if np.all(np.isfinite(r_vv)):
-                    g_vv = np.zeros(p)
-                    start = 0
-                    for B in blocks:
-                        g_vv += B.T @ r_vv[start:start + B.shape[0]]
-                        start += B.shape[0]
-                    acc = lin.solve_normal(mu, g_vv)
-                    if 2.0 * np.linalg.norm(lin.d * acc) <= opt.geodesic_alpha * np.linalg.norm(lin.d * delta):
-                        delta = delta + 0.5 * acc
-                        used_accel = True
-            pred = lin.predicted_reduction(delta, None if used_accel else mu)
-            theta_new = theta + delta
-            r_new, cost2_new = evaluate(theta_new)
-            actual = cost2 - cost2_new
-            rho = actual / pred if pred > 0 else -math.inf
-            if cost2_new < cost2:
-                accepted = True
-                if pred <= noise:  # a decrease, but below what rounding lets us judge: take it, widen the step
-                    mu /= 3.0
-                    n_invisible += 1
-                elif opt.damping == "nielsen":
-                    mu *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-                    n_invisible = 0
-                else:
-                    mu /= 10.0
-                    n_invisible = 0
-                nu = 2.0
-                break
-            if pred <= noise:
-                # The model promises less than the rounding noise of |r|^2, so this rejection says nothing about
-                # mu: try a larger step (smaller mu), bisecting (geometrically) towards a mu already rejected for
-                # real; when that bracket is narrower than a factor 4, we are at the floor.
-                mu_invisible = mu if mu_invisible is None else min(mu_invisible, mu)
-                if mu < opt.mu_min * lin.s_max**2 or n_trials >= _MAX_TRIALS:
-                    floor = True
-                    break
-                if mu_reject is not None:
-                    if mu_invisible / mu_reject < 4.0:
-                        floor = True
-                        break
-                    mu = math.sqrt(mu_invisible * mu_reject)
-                else:
-                    mu /= 10.0
-                nu = 2.0
-                continue
-            mu_reject = mu if mu_reject is None else max(mu_reject, mu)
-            if mu_invisible is not None or n_trials >= _MAX_TRIALS:
-                if mu_invisible is None:
-                    break
-                if mu_invisible / mu_reject < 4.0:
-                    floor = True
-                    break
-                mu = math.sqrt(mu_invisible * mu_reject)
-                continue
-            if opt.damping == "nielsen":
-                mu *= nu
-                nu *= 2.0
-            else:
-                mu *= 10.0
-        if floor or (accepted and n_invisible >= opt.noise_patience):
-            if accepted:
-                theta, r, cost2 = theta_new, r_new, cost2_new
-            log(it, mu, rho, 0.0, False)
-            stop, message = "noise_floor", ("the steps that reduce |r|^2 are below its rounding noise "
-                                            f"(~{noise:.2e}) and larger steps fail: converged to float64 precision")
+        noise = _noise_level(opt, rounding, theta, cost2)
+        t = _damped_step(opt, lin, blocks, theta, r, cost2, mu, nu, n_invisible, noise, evaluate)
+        mu, nu, n_invisible = t.mu, t.nu, t.n_invisible
+        if t.floor or (t.accepted and n_invisible >= opt.noise_patience):
+            if t.accepted:
+                theta, r, cost2 = t.theta, t.r, t.cost2
+            log(it, mu, t.rho, 0.0, False)
+            ended = "noise_floor", ("the steps that reduce |r|^2 are below its rounding noise "
+                                    f"(~{noise:.2e}) and larger steps fail: converged to float64 precision")
             break
-        if not accepted:
-            log(it, mu, rho, 0.0, False)
-            stop, message = "damping", (f"no decrease for damping up to mu_max * s_max^2 "
-                                        f"({opt.mu_max:g} * {lin.s_max**2:.3g}): the loss is at its rounding floor")
+        if not t.accepted:
+            log(it, mu, t.rho, 0.0, False)
+            ended = "damping", (f"no decrease for damping up to mu_max * s_max^2 "
+                                f"({opt.mu_max:g} * {lin.s_max**2:.3g}): the loss is at its rounding floor")
             break
-        dnorm = float(np.linalg.norm(lin.d * delta))
-        theta, r, old = theta_new, r_new, cost2
-        cost2 = cost2_new
-        row = log(it, mu, rho, dnorm, used_accel)
+        dnorm = float(np.linalg.norm(lin.d * t.delta))
+        old = cost2
+        theta, r, cost2 = t.theta, t.r, t.cost2
+        row = log(it, mu, t.rho, dnorm, t.used_accel)
         if callback is not None and callback({**row, "theta": theta}):
-            stop, message = "callback", "callback asked to stop"
+            ended = "callback", "callback asked to stop"
             break
-        if actual <= opt.ftol * old and pred <= opt.ftol * old and rho <= 2.0:
-            stop, message = "ftol", f"relative reduction {actual / old:.2e} <= ftol = {opt.ftol:g}"
+        ended = _stop_after_step(opt, t.actual, t.pred, t.rho, old, dnorm, lin, theta)
+        if ended:
             break
-        if dnorm <= opt.xtol * (float(np.linalg.norm(lin.d * theta)) + opt.xtol):
-            stop, message = "xtol", f"step {dnorm:.2e} <= xtol * |theta| (xtol = {opt.xtol:g})"
-            break
+    stop, message = ended
     return LMResult(theta=theta, cost=0.5 * cost2, n_iter=it, n_fev=n_fev, stop_reason=stop, message=message,
                     mu=mu, history={k: np.asarray(v, dtype=np.int64 if k in ("step", "n_fev") else np.float64)
                                     for k, v in hist.items()},
