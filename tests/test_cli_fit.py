@@ -113,6 +113,18 @@ def _bad_csv(tmp_path, body):
         ("x,y\n1,2\n", ["--target", "y", "--inputs", "x,w"], "no column\\(s\\) 'w' \\(--inputs\\)"),
         ("", ["--target", "y"], "the file is empty"),
         ("x,x\n1,2\n", ["--target", "x"], "repeated column name"),
+        ("x,y\n1,2\n", ["--target", "y"], "too few rows: 1 row with d = 1 input; a fit needs at least 5 rows"),
+        ("x,y,z\n" + "".join(f"{i},{i},{i * i}\n" for i in range(40)), ["--target", "z", "--inputs", "x,x"],
+         "--inputs names 'x' more than once"),
+        ("x,y\n1,2\n", ["--target", "y", "--inputs", "x,"], "--inputs has an empty column name"),
+        ("x;y\n1;2\n2;3\n", ["--target", "y"], "contains a semicolon: the file looks semicolon-separated"),
+        ("x\ty\n1\t2\n2\t3\n", ["--target", "y"], "contains a tab: the file looks tab-separated"),
+        ("1.5,2\n2,3\n3,5\n", ["--target", "y"], "first line \\(1.5, 2\\) is numbers: the file needs a header row"),
+        ("x,y\n" + "".join(f"{i},5\n" for i in range(40)), ["--target", "y"], "every value is 5.0\\)"),
+        ("x,y\n" + "".join(f"{i},{1e307 * (1 + i % 3)}\n" for i in range(40)), ["--target", "y"],
+         "values up to 3e\\+307 in magnitude: their squares overflow float64.*rescale"),
+        ("x,y\n" + "".join(f"{i},{i}\n" for i in range(40)), ["--target", "y", "--seed", "-1"],
+         "seed must be an integer from 0 to 4294967295, got -1"),
     ],
 )
 def test_bad_data_is_a_clear_error_and_writes_nothing(body, args, message, tmp_path, capsys):
@@ -120,7 +132,8 @@ def test_bad_data_is_a_clear_error_and_writes_nothing(body, args, message, tmp_p
     before = files(tmp_path)
     assert cli.main(["fit", str(path), *args, "--out", str(tmp_path / "m.npz")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("pml: error: ") and "Traceback" not in err
+    assert err.startswith("pml: error: ") and "Traceback" not in err and "np.float64" not in err
+    assert err.count("\n") == 1, err  # one line
     assert pytest.importorskip("re").search(message, err), err
     assert files(tmp_path) == before
 
@@ -167,3 +180,82 @@ def test_unknown_method_is_rejected_by_the_parser(data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["fit", str(data), "--target", "f", "--method", "nope", "--out", str(tmp_path / "m.npz")])
     assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def _damaged(data: bytes, how: str) -> bytes:
+    if how == "flipped":
+        b = bytearray(data)
+        b[len(b) // 2] ^= 0xFF
+        return bytes(b)
+    return data[: {"empty": 0, "head": 300, "tail": len(data) - 30}[how]]
+
+
+@pytest.mark.parametrize("how", ["empty", "head", "tail", "flipped"])
+def test_truncated_or_corrupted_npz_files_are_a_clear_error(how, data, tmp_path, capsys):
+    model_path = tmp_path / "model.npz"
+    assert cli.main(["fit", str(data), "--target", "f", "--method", "poly", "--out", str(model_path), "--quiet"]) == 0
+    (tmp_path / "bad_model.npz").write_bytes(_damaged(model_path.read_bytes(), how))
+    capsys.readouterr()
+    assert cli.main(["predict", str(tmp_path / "bad_model.npz"), str(data), "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pml: error: ") and "truncated or corrupted" in err and err.count("\n") == 1, err
+    x = RNG.uniform(1, 3, 100)
+    np.savez(tmp_path / "d.npz", x=x, y=np.sin(x))
+    (tmp_path / "bad_data.npz").write_bytes(_damaged((tmp_path / "d.npz").read_bytes(), how))
+    assert cli.main(["fit", str(tmp_path / "bad_data.npz"), "--target", "y", "--out", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pml: error: ") and "truncated or corrupted" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "m.npz").exists()
+
+
+def test_huge_targets_save_no_model_and_a_non_finite_model_is_refused(tmp_path, capsys):
+    x = RNG.uniform(1, 3, 100)
+    huge = write_csv(tmp_path / "huge.csv", {"x": x, "y": 1e308 * (0.5 + 0.4 * np.sin(x))})
+    assert cli.main(["fit", str(huge), "--target", "y", "--method", "poly", "--out", str(tmp_path / "m.npz")]) == 2
+    assert "squares overflow float64" in capsys.readouterr().err and not (tmp_path / "m.npz").exists()
+    # a model file with non-finite parameters (as an older pml could save) is refused, not blamed on the hull
+    fine = write_csv(tmp_path / "fine.csv", {"x": x, "y": np.sin(x)})
+    assert cli.main(["fit", str(fine), "--target", "y", "--method", "poly", "--out", str(tmp_path / "m.npz")]) == 0
+    with np.load(tmp_path / "m.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["state.coef"] = arrays["state.coef"] * np.nan
+    np.savez(tmp_path / "m.npz", **arrays)
+    capsys.readouterr()
+    assert cli.main(["predict", str(tmp_path / "m.npz"), str(fine)]) == 2
+    err = capsys.readouterr().err
+    assert "non-finite numbers (nan or inf) in coef" in err and "convex hull" not in err
+
+
+def test_predict_names_the_reason_for_missing_predictions(tmp_path, capsys):
+    X = RNG.uniform(-1, 1, (200, 2))
+    np.savez(tmp_path / "d.npz", a=X[:, 0], b=X[:, 1], z=np.exp(X[:, 0] * X[:, 1]))
+    far = write_csv(tmp_path / "far.csv", {"a": [0.1, 5.0, 1e200], "b": [0.2, 0.0, 1e200]})
+    for method, reason in [("simplex", "outside the training data's convex hull"),
+                           ("poly", "overflows float64 there; such rows lie far outside the range")]:
+        model = tmp_path / f"{method}.npz"
+        assert cli.main(["fit", str(tmp_path / "d.npz"), "--target", "z", "--method", method, "--out", str(model),
+                         "--quiet"]) == 0
+        capsys.readouterr()
+        assert cli.main(["predict", str(model), str(far)]) == 0
+        err = capsys.readouterr().err
+        assert reason in err, err
+
+
+def test_outputs_are_checked_before_any_work(data, tmp_path, capsys, monkeypatch):
+    model_path = tmp_path / "model.npz"
+    assert cli.main(["fit", str(data), "--target", "f", "--method", "poly", "--out", str(model_path), "--quiet"]) == 0
+    before = data.read_bytes(), model_path.read_bytes()
+    for out, message in [(data, "is the data file itself"), (model_path, "is the model file itself"),
+                         (tmp_path / "." / "data.csv", "is the data file itself"), (tmp_path, "is a folder")]:
+        assert cli.main(["predict", str(model_path), str(data), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert (data.read_bytes(), model_path.read_bytes()) == before
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fit() ran")
+
+    monkeypatch.setattr(fitting, "fit", no_fit)
+    (tmp_path / "folder").mkdir()
+    assert cli.main(["fit", str(data), "--target", "f", "--out", str(tmp_path / "folder")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder; give a file name" in err and "tmp" not in err.split("folder")[-1]

@@ -1,5 +1,6 @@
 """pml.fit / pml.fitting: auto choices, precision on smooth targets, the report, save/load and bad input."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -234,3 +235,90 @@ def test_import_pml_stays_cheap():
     code = "import sys, pml; assert callable(pml.fit); print('pml.fitting' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "3"])
+def test_seed_must_be_a_non_negative_integer(seed):
+    with pytest.raises(fitting.FitError, match="seed must be an integer from 0 to 4294967295"):
+        pml.fit(X1, Y1, "poly", seed=seed)
+
+
+@pytest.mark.parametrize("scale, message", [(1e300, "squares overflow float64.*rescale"),
+                                            (1e-300, "squares underflow float64.*rescale")])
+def test_targets_and_inputs_beyond_float64_arithmetic_are_refused(scale, message):
+    with pytest.raises(fitting.FitError, match="the target 'y' has values.*" + message):
+        pml.fit(X1, scale * Y1, "poly")
+    with pytest.raises(fitting.FitError, match="input 'x0' has values.*" + message):
+        pml.fit(scale * X1, Y1, "poly")
+    assert pml.fit(1e100 * X1, 1e100 * Y1, "poly").report.val_rel_rmse < 1e-10  # large but safe scales still fit
+
+
+def test_one_row_is_too_few_rows_not_a_constant_target():
+    with pytest.raises(fitting.FitError, match="too few rows: 1 row with d = 1 input; a fit needs at least 5 rows"):
+        pml.fit(X1[:1], Y1[:1])
+    with pytest.raises(fitting.FitError, match="too few rows for method 'poly'"):
+        pml.fit(X1[:1], Y1[:1], "poly")
+
+
+def test_messages_show_plain_numbers():
+    for X, y in [(X1, np.full(80, 3.0)), (np.column_stack([X1[:, 0], np.full(80, 2.0)]), Y1)]:
+        with pytest.raises(fitting.FitError) as exc:
+            pml.fit(X, y)
+        assert "np.float64" not in str(exc.value) and ("3.0" in str(exc.value) or "2.0" in str(exc.value))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("where", ["train", "validation", "refit"])
+def test_a_model_with_non_finite_predictions_is_never_returned(bad, where, monkeypatch):
+    from pml.fitting import methods
+
+    spec = fitting.METHODS["poly"]
+    held_out = fitting.fit(X1, Y1, "poly").report.n_validation
+    calls = []
+
+    def fitter(X, y, **kwargs):  # the real fit, whose predictor breaks on the chosen call
+        fitted = spec.fitter(X, y, **kwargs)
+        calls.append(X.shape[0])
+        refit = X.shape[0] == X1.shape[0]
+
+        def predict(Q):
+            out = fitted.predict(Q)
+            if (where == "refit") == refit and (where != "validation" or Q.shape[0] == held_out):
+                out = np.where(np.arange(out.size) == 0, bad, out)
+            return out
+
+        return dataclasses.replace(fitted, predict=predict)
+
+    monkeypatch.setitem(fitting.METHODS, "poly", dataclasses.replace(spec, fitter=fitter))
+    assert methods.METHODS is fitting.METHODS
+    with pytest.raises(fitting.FitError, match="1 non-finite predictions.*no model was saved; rescale"):
+        pml.fit(X1, Y1, "poly", refit=True)
+
+
+def test_simplex_may_leave_validation_rows_outside_the_hull_without_a_prediction():
+    model = pml.fit(X2, Y2, "simplex")
+    assert model.report.n_val_nonfinite > 0 and np.isfinite(model.report.val_rel_rmse)
+
+
+@pytest.mark.parametrize("cut", [0, 10, 300, -40, -1])
+def test_truncated_or_corrupted_model_files_are_refused(cut, tmp_path):
+    path = fitting.fit(X1, Y1, "poly").save(tmp_path / "m.npz")
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[:cut] if cut else b"")
+    flipped = bytearray(data)
+    flipped[len(data) // 2 + cut] ^= 0xFF
+    (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
+    for name in ("cut.npz", "flipped.npz"):
+        with pytest.raises(fitting.ModelFileError, match="truncated or corrupted|damaged|non-finite"):
+            fitting.load(tmp_path / name)
+
+
+def test_a_model_holding_non_finite_numbers_is_refused(tmp_path):
+    path = fitting.fit(X1, Y1, "poly").save(tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["state.coef"] = np.full_like(arrays["state.coef"], np.nan)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(fitting.ModelFileError, match="non-finite numbers \\(nan or inf\\) in coef.*fit it again"):
+        fitting.load(path)

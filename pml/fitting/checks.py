@@ -9,6 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
+MAX_SEED = 2**32 - 1  # seeds are 0 .. 2**32 - 1, a range every seeded generator used by the methods accepts
+# Column values whose mean square overflows (or underflows to zero) break every method's float64 arithmetic (norms,
+# least squares, relative errors): |values| up to about 1e150 are safe, and so are values down to about 1e-150.
+
 
 class FitError(ValueError):
     """Bad input to :func:`pml.fitting.fit` or :meth:`pml.fitting.FittedModel.predict`: the message says what is wrong
@@ -22,6 +26,46 @@ def split_rows(n: int, fraction: float, seed) -> tuple[np.ndarray, np.ndarray]:
     if fraction > 0:
         n_out = max(1, n_out)
     return np.sort(perm[n_out:]), np.sort(perm[:n_out])
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int in 0 .. :data:`MAX_SEED`."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise FitError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
+def check_scale(values: np.ndarray, what: str) -> None:
+    """Refuse finite values whose scale float64 arithmetic cannot handle: a mean square that overflows to inf (values
+    near 1e308: every norm and relative error is inf) or underflows to 0 (values near 1e-308)."""
+    with np.errstate(all="ignore"):
+        mean_square = float(np.mean(np.square(values)))
+    big = float(np.max(np.abs(values)))
+    if not np.isfinite(mean_square):
+        raise FitError(f"{what} has values up to {big:.3g} in magnitude: their squares overflow float64 (max "
+                       f"{np.finfo(np.float64).max:.3g}), so no error can be computed; rescale it (divide by a "
+                       f"power of ten, e.g. 1e{int(np.log10(big))}) and fit again")
+    if mean_square < np.finfo(np.float64).tiny and big > 0:
+        raise FitError(f"{what} has values of at most {big:.3g} in magnitude: their squares underflow float64 (min "
+                       f"{np.finfo(np.float64).tiny:.3g}), so no error can be computed; rescale it (multiply by a "
+                       f"power of ten, e.g. 1e{-int(np.log10(big))}) and fit again")
+
+
+def check_rows(n: int, need: int, d: int) -> None:
+    """At least ``need`` rows (checked before any per-column test, so that 1 row is not 'a constant column')."""
+    if n < need:
+        raise FitError(f"too few rows: {n} row{'s' if n != 1 else ''} with d = {d} input{'s' if d != 1 else ''}; a "
+                       f"fit needs at least {need} rows")
+
+
+def check_predictions(pred: np.ndarray, rows: str, nan_allowed: bool = False) -> None:
+    """Refuse a model whose predictions at the data's own rows are not finite (an overflow in the fit); ``nan_allowed``:
+    the method returns NaN where it has no prediction (simplex, outside the convex hull)."""
+    bad = np.isinf(pred) if nan_allowed else ~np.isfinite(pred)
+    if bad.any():
+        raise FitError(f"the fitted model gives {int(bad.sum())} non-finite predictions (nan or inf) on {rows}: the "
+                       f"fit overflowed float64, no model was saved; rescale the inputs or the target (to "
+                       f"values of order 1) or try another method")
 
 
 def check_inputs(X, names: Sequence[str] | None, what: str) -> np.ndarray:
@@ -45,7 +89,8 @@ def check_inputs(X, names: Sequence[str] | None, what: str) -> np.ndarray:
     if bad.any():
         i, j = (int(v) for v in np.argwhere(bad)[0])
         col = names[j] if names is not None else f"column {j}"
-        raise FitError(f"{what} has {int(bad.sum())} NaN or infinite values (first: {arr[i, j]} in {col}, row {i})")
+        raise FitError(f"{what} has {int(bad.sum())} NaN or infinite values (first: {float(arr[i, j])} in {col}, "
+                       f"row {i})")
     return arr
 
 
@@ -61,9 +106,11 @@ def check_target(y, n: int, name: str) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
-        raise FitError(f"the target {name!r} has {int(bad.sum())} NaN or infinite values (first: {arr[i]} at row {i})")
+        raise FitError(f"the target {name!r} has {int(bad.sum())} NaN or infinite values (first: {float(arr[i])} at "
+                       f"row {i})")
     if np.all(arr == arr[0]):
-        raise FitError(f"the target {name!r} is constant (every value is {arr[0]!r}): there is nothing to fit, and "
-                       "relative errors are undefined" if arr[0] == 0 else
-                       f"the target {name!r} is constant (every value is {arr[0]!r}): there is nothing to fit")
+        raise FitError(f"the target {name!r} is constant (every value is {float(arr[0])!r}): there is nothing to fit, "
+                       "and relative errors are undefined" if arr[0] == 0 else
+                       f"the target {name!r} is constant (every value is {float(arr[0])!r}): there is nothing to fit")
+    check_scale(arr, f"the target {name!r}")
     return arr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from pml import fitting
-from pml.fitting import tables
+from pml.fitting import checks, tables
 
 __all__ = ["fail", "fit_file", "predict_file"]
 
@@ -34,17 +35,22 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
     (a list or comma-separated names; default every other column), save the model to ``out`` and print the
     precision report (as JSON with ``as_json``)."""
     try:
+        checks.check_seed(seed)  # before reading the data
+        problem = _output_problem(out, {"data file": data}, "model.npz")
+        if problem:
+            return fail(problem)
         out = Path(out)
-        if out.resolve() == Path(data).resolve():
-            return fail(f"--out {out} is the data file itself; choose another name")
-        if not (out.parent if str(out.parent) else Path(".")).is_dir():
-            return fail(f"cannot write {out}: no such folder {out.parent}")
         table = tables.read_table(data)
         if target not in table.names:
             return fail(f"{data}: no column {target!r} (--target); columns are: {', '.join(table.names)}")
         if isinstance(inputs, str):
             inputs = [c.strip() for c in inputs.split(",")]
         inputs = list(inputs) if inputs else [c for c in table.names if c != target]
+        if any(not c for c in inputs):
+            return fail(f"--inputs has an empty column name: {','.join(inputs)!r}; give comma-separated names")
+        repeated = sorted({c for c in inputs if inputs.count(c) > 1})
+        if repeated:
+            return fail(f"--inputs names {', '.join(map(repr, repeated))} more than once; give each input once")
         unknown = [c for c in inputs if c not in table.names]
         if unknown:
             return fail(f"{data}: no column(s) {', '.join(map(repr, unknown))} (--inputs); columns are: "
@@ -57,8 +63,10 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
         X = np.column_stack([table.column(c) for c in inputs])
         data_floor = None
         if table.is_csv:
-            rounded = tables.decimal_floor(table.raw[target], y)
-            if rounded is not None and rounded[0] > fitting.float64_floor(y):
+            with np.errstate(all="ignore"):  # values beyond float64 arithmetic are refused by fit() below
+                rounded = tables.decimal_floor(table.raw[target], y)
+                floor = fitting.float64_floor(y)
+            if rounded is not None and rounded[0] > floor:
                 data_floor = rounded[0]
                 print(f"pml: note: the target {target!r} is written with at most {rounded[1]} significant digits; "
                       f"no fit can be more precise than about {data_floor:.1e}", file=sys.stderr)
@@ -81,6 +89,10 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
     """``pml predict MODEL DATA [--out OUT]``: DATA's columns plus a column named after the model's target (CSV on
     standard output without ``out``; ``out`` ending in ``.npz`` writes .npz, else CSV)."""
     try:
+        if out:
+            problem = _output_problem(out, {"data file": data, "model file": model}, "predictions.csv")
+            if problem:
+                return fail(problem)
         try:
             fitted = fitting.load(model)
         except FileNotFoundError as exc:
@@ -91,7 +103,8 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
             return fail(f"{data} lacks the model's input column(s) {', '.join(map(repr, missing))}; the model "
                         f"takes {', '.join(fitted.input_names)}; the file has: {', '.join(table.names)}")
         X = np.column_stack([table.column(c) for c in fitted.input_names])
-        y = fitted.predict(X)
+        with np.errstate(all="ignore"):  # an overflow far outside the training range is reported below
+            y = fitted.predict(X)
         name = fitted.target_name
         if name in table.names:
             name = f"{name}_predicted"
@@ -118,8 +131,36 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
         print("pml: interrupted; nothing was written", file=sys.stderr)
         return 130
     if n_nan:
-        print(f"pml: note: {n_nan} of {y.size} rows got no prediction (nan): they lie outside the training data's "
-              "convex hull", file=sys.stderr)
+        print(f"pml: note: {_no_prediction(fitted.method, y)}", file=sys.stderr)
     if out:
         print(f"{y.size} predictions of {fitted.target_name!r} written to {out}", file=sys.stderr)
     return 0
+
+
+def _output_problem(out, inputs: dict[str, str | Path], example: str) -> str | None:
+    """Why ``out`` cannot be written (it is one of the ``inputs``, a folder, or in a missing or read-only folder),
+    checked before any work is done; None when it can."""
+    out = Path(out)
+    for what, path in inputs.items():
+        if out.resolve() == Path(path).resolve():
+            return f"--out {out} is the {what} itself; choose another name"
+    if out.is_dir():
+        return f"--out {out} is a folder; give a file name (e.g. {out / example})"
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        return f"cannot write {out}: no such folder {folder}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write {out}: the folder {folder} is not writable"
+    return None
+
+
+def _no_prediction(method: str, y: np.ndarray) -> str:
+    """Why some predictions are not finite: outside the convex hull (simplex's NaN) or an overflow far outside
+    the training data's range."""
+    bad = ~np.isfinite(y)
+    n_bad, n_inf = int(bad.sum()), int(np.isinf(y).sum())
+    if method == "simplex" and n_inf == 0:
+        return (f"{n_bad} of {y.size} rows got no prediction (nan): they lie outside the training data's convex "
+                "hull")
+    return (f"{n_bad} of {y.size} rows got no finite prediction (nan or inf): the {method} model overflows float64 "
+            "there; such rows lie far outside the range of the training data")

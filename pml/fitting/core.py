@@ -46,7 +46,16 @@ import numpy as np
 
 from pml import metrics
 from pml.fitting import guide
-from pml.fitting.checks import FitError, check_inputs, check_target, split_rows
+from pml.fitting.checks import (
+    FitError,
+    check_inputs,
+    check_predictions,
+    check_rows,
+    check_scale,
+    check_seed,
+    check_target,
+    split_rows,
+)
 from pml.fitting.methods import (
     MAX_SELECTION_ROWS,
     METHODS,
@@ -91,19 +100,22 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         spec = method_spec(method)
     if not (isinstance(validation, (int, float)) and 0 <= validation < 1):
         raise FitError(f"validation must be a fraction in [0, 1), got {validation!r}")
-    if isinstance(seed, bool) or int(seed) != seed:
-        raise FitError(f"seed must be an integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_seed(seed)
     X = check_inputs(X, input_names, what="X")
     n, d = X.shape
     names = tuple(input_names) if input_names is not None else tuple(f"x{j}" for j in range(d))
+    tr, va = split_rows(n, float(validation), [seed, 11])
+    held = f" ({va.size} of {n} rows held out for validation)" if va.size else ""
+    if method == "auto":  # too few rows first: one row is not "a constant target"
+        check_rows(n, guide.min_rows(d, smooth), d)
+    else:
+        check_method_fits(spec, tr.size, d, held)
     y = check_target(y, n, target_name)
     for j in range(d):
         if np.all(X[:, j] == X[0, j]):
-            raise FitError(f"input {names[j]!r} is constant (every value is {X[0, j]!r}): drop it")
+            raise FitError(f"input {names[j]!r} is constant (every value is {float(X[0, j])!r}): drop it")
+        check_scale(X[:, j], f"input {names[j]!r}")
     progress = (sys.stderr.isatty() if progress is None else bool(progress))
-    tr, va = split_rows(n, float(validation), [seed, 11])
-    held = f" ({va.size} of {n} rows held out for validation)" if va.size else ""
 
     rule = None
     candidates: list[dict] = []
@@ -163,10 +175,12 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     fitted = run_method(spec, X[tr], y[tr], seed, progress, options)
     predict = predictor_of(spec, fitted)
     p_tr = np.asarray(predict(X[tr]), dtype=np.float64).reshape(-1)
+    check_predictions(p_tr, "the training rows")
     train_rel = _finite_rel_rmse(p_tr, y[tr])
     y_rms = float(np.sqrt(np.mean(y**2)))
     if va.size:
         p_va = np.asarray(predict(X[va]), dtype=np.float64).reshape(-1)
+        check_predictions(p_va, "the validation rows", nan_allowed=spec.name == "simplex")  # simplex: NaN outside the hull
         val_rel = _finite_rel_rmse(p_va, y[va])
         ok = np.isfinite(p_va)
         val_max = float(np.max(np.abs(p_va[ok] - y[va][ok])) / np.sqrt(np.mean(y[va] ** 2))) if ok.any() else math.nan
@@ -181,6 +195,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     if refit and va.size:
         fitted = run_method(spec, X, y, seed, progress, options)
         predict = predictor_of(spec, fitted)
+        check_predictions(np.asarray(predict(X), dtype=np.float64).reshape(-1), "the rows (refit on all rows)")
     n_params = int(sum(v.size for k, v in fitted.state.items() if k not in _NOT_PARAMS))
     report = PrecisionReport(
         method=spec.name, requested=method, kind=spec.kind, rule=rule.key if rule else None, reason=reason,

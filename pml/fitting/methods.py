@@ -174,7 +174,7 @@ def _fit_spline(X, y, *, seed, progress, orders=(1, 3, 5, 7)):
     x = X[:, 0]
     uniq, counts = np.unique(x, return_counts=True)
     if uniq.size < x.size:
-        raise FitError(f"spline: the input has repeated values (e.g. {uniq[counts > 1][0]!r}); an interpolating "
+        raise FitError(f"spline: the input has repeated values (e.g. {float(uniq[counts > 1][0])!r}); an interpolating "
                        "spline needs distinct x. Average the repeats or use method='poly'")
     tr, va = inner_split(x.size, seed)
     scores = {}

@@ -18,6 +18,7 @@ from pml import __version__
 from pml.fitting.checks import check_inputs
 from pml.fitting.methods import METHODS
 from pml.fitting.report import PrecisionReport
+from pml.fitting.tables import NPZ_ERRORS
 
 FORMAT = "pml-model"
 FORMAT_VERSION = 1
@@ -100,8 +101,9 @@ def load(path) -> FittedModel:
             arrays = {k[len("state."):]: z[k] for k in z.files if k.startswith("state.")}
     except ModelFileError:
         raise
-    except (ValueError, OSError, EOFError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path} is not a pml model file ({type(exc).__name__}: {exc})") from None
+    except (*NPZ_ERRORS, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path} is not a pml model file, or it is truncated or corrupted "
+                             f"({type(exc).__name__}: {exc}); fit the model again (`pml fit`)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a pml model file")
     if meta.get("format_version") != FORMAT_VERSION or meta.get("pml_version") != __version__:
@@ -111,5 +113,12 @@ def load(path) -> FittedModel:
     method = meta.get("method")
     if method not in METHODS or set(arrays) != set(meta.get("state_keys", [])):
         raise ModelFileError(f"{path} is damaged or incomplete (method {method!r}, arrays {sorted(arrays)})")
-    report = PrecisionReport.from_dict(meta["report"])
-    return FittedModel(method, arrays, meta["params"], meta["input_names"], meta["target_name"], report)
+    broken = sorted(k for k, v in arrays.items() if v.dtype.kind in "fc" and not np.all(np.isfinite(v)))
+    if broken:
+        raise ModelFileError(f"{path} holds non-finite numbers (nan or inf) in {', '.join(broken)}: the model is "
+                             "unusable (its fit overflowed float64); fit it again on rescaled data")
+    try:
+        report = PrecisionReport.from_dict(meta["report"])
+        return FittedModel(method, arrays, meta["params"], meta["input_names"], meta["target_name"], report)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} is damaged or incomplete ({type(exc).__name__}: {exc})") from None

@@ -14,13 +14,20 @@ import math
 import os
 import re
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Table", "TableError", "atomic_write", "decimal_floor", "read_table", "write_table"]
+__all__ = ["NPZ_ERRORS", "Table", "TableError", "atomic_write", "decimal_floor", "read_table", "write_table"]
+
+# What numpy.load raises for a truncated or corrupted .npz (a zip archive of .npy files): a broken archive, a
+# failed checksum or decompression, a damaged .npy header, or a header whose shape asks for an impossible array.
+NPZ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+              MemoryError)
 
 
 class TableError(ValueError):
@@ -89,10 +96,14 @@ def read_table(path) -> Table:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise TableError(f"{path}: not a text CSV file (use a CSV with a header row, or .npz)") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    except csv.Error as exc:  # e.g. a NUL byte
+        raise TableError(f"{path}: not a readable CSV file ({exc})") from None
     if not rows:
         raise TableError(f"{path}: the file is empty (expected a header row and data rows)")
     names = [c.strip() for c in rows[0]]
+    _check_header(path, names)
     if any(not c for c in names):
         raise TableError(f"{path}: the header row has an empty column name (line 1): {rows[0]}")
     dup = sorted({c for c in names if names.count(c) > 1})
@@ -108,12 +119,39 @@ def read_table(path) -> Table:
     return Table(path, names, raw, len(body), True)
 
 
+def _check_header(path: Path, names: list[str]) -> None:
+    """Refuse a first row that is not a header: another delimiter than the comma, or numbers (no header at all)."""
+    if len(names) == 1:
+        for sep, what in ((";", "semicolon"), ("\t", "tab")):
+            if sep in names[0]:
+                raise TableError(f"{path}: the header has one column {names[0]!r}, which contains a {what}: the file "
+                                 f"looks {what}-separated; pml reads comma-separated CSV (convert it, e.g. "
+                                 f"pandas.read_csv(path, sep={sep!r}).to_csv(new_path, index=False))")
+    if all(_is_number(c) for c in names):
+        raise TableError(f"{path}: the first line ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}) is "
+                         "numbers: the file needs a header row naming the columns (e.g. x,y)")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_npz(path: Path) -> Table:
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):  # a single .npy array saved under an .npz name
+                raise TableError(f"{path}: a single array, not an .npz archive of named columns (save the columns "
+                                 "with numpy.savez(path, x=..., y=...))")
             raw = {k: np.asarray(z[k]) for k in z.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise TableError(f"{path}: not a readable .npz file ({exc})") from None
+    except TableError:
+        raise
+    except NPZ_ERRORS as exc:
+        raise TableError(f"{path}: not a readable .npz file, truncated or corrupted ({type(exc).__name__}: "
+                         f"{exc})") from None
     if not raw:
         raise TableError(f"{path}: the .npz file holds no arrays")
     for k, v in raw.items():
