@@ -69,7 +69,7 @@ def test_guide_result_is_the_rules():
     res = ug.run_guide(ug.GuideConfig())
     assert [r["key"] for r in res.rules] == [r.key for r in guide.RULES]
     assert list(res.regions_smooth) == guide.chart(True, 8, 1e6)
-    table = ug.rules_markdown(res).text
+    table = ug.rules_markdown(res).markdown()
     for r in guide.RULES:
         assert f"`{r.key}`" in table
     numbers = ug.guide_numbers()
@@ -149,7 +149,7 @@ def test_rel_rmse_skips_points_without_prediction():
 
 def test_study_table_numbers_claims_and_figures():
     res = study()
-    table = ug.study_table(res).text
+    table = ug.study_table(res).markdown()
     assert table.count("\n") == 1 + len(res.cases) and "I.12.4" in table
     nums = ug.study_numbers(res)
     assert nums["n_cases"] == 4 and nums["n_promised"] == 1 and nums["n_kept"] == 1

@@ -10,7 +10,6 @@ meaningful (a small ``smoke`` run cannot test a scaling law). A chapter measures
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any, Mapping
 import yaml
 
 from pml import paths
+from pml.experiments.tables import Table
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -254,12 +254,12 @@ class ClaimTable:
             out[v.verdict] = out.get(v.verdict, 0) + 1
         return out
 
+    def table(self) -> Table:
+        """The verdicts as a :class:`pml.experiments.tables.Table` (HTML class ``pml-claims``)."""
+        return Table(self.columns, self.rows(), css_class="pml-claims")
+
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in self.rows()
-        )
-        return f'<table class="pml-claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        return self.table().html()
 
     def __str__(self) -> str:
         lines = []

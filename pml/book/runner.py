@@ -241,17 +241,35 @@ def profile_costs(profiles: Iterable[str] = PROFILES):
     """What each profile costs by the tasks' cost models (``pml plan``): tasks and estimated CPU-hours of one core
     of this machine, counting a task shared by two steps once, and the most expensive step; a Markdown table."""
     from pml.engine.plan import plan, tasks_of
-    from pml.experiments.tables import MarkdownTable
+    from pml.experiments.tables import Table
 
-    lines = ["| profile | tasks | estimated CPU-hours | most expensive step |", "|---|---|---|---|"]
+    rows = []
     for profile in profiles:
         steps = {stem: chapter_steps(stem, profile) for stem in chapters() if has_steps(stem)}
         tasks = tasks_of(steps)
         hours = sum(t.cost() for t in tasks) / 3600
         top = max(plan(steps), key=lambda r: r.cpu_hours)
-        lines.append(f"| `{profile}` | {len(tasks)} | {hours:.3g} | {top.chapter} `{top.step}` "
-                     f"({top.cpu_hours:.3g} CPU-hours, {top.tasks} tasks) |")
-    return MarkdownTable("\n".join(lines))
+        rows.append((f"`{profile}`", str(len(tasks)), f"{hours:.3g}",
+                     f"{top.chapter} `{top.step}` ({top.cpu_hours:.3g} CPU-hours, {top.tasks} tasks)"))
+    return Table(("profile", "tasks", "estimated CPU-hours", "most expensive step"), rows)
+
+
+def glue_all(mapping: Mapping[str, Any], prefix: str = "", convert=None) -> None:
+    """Glue every value of ``mapping`` under ``prefix + key`` for ``{glue:text}`` (not displayed).
+
+    Parameters
+    ----------
+    mapping : Mapping[str, Any]
+        Names and values, as the experiments' ``*_numbers`` summaries return them.
+    prefix : str, optional
+        Prepended to each key (the chapter's glue namespace, such as ``"pl_"``).
+    convert : callable, optional
+        Applied to each value before it is glued (``float``, or a change of unit).
+    """
+    from myst_nb import glue
+
+    for key, value in mapping.items():
+        glue(f"{prefix}{key}", value if convert is None else convert(value), display=False)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

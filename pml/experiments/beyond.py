@@ -37,7 +37,7 @@ import torch
 
 from pml.benchmarks import precision
 from pml.engine import Sweep, Task
-from pml.experiments.tables import MarkdownTable
+from pml.experiments.tables import Table
 from pml.nn import multistage
 from pml.nn.bfgs import bfgs
 from pml.nn.networks import make_mlp
@@ -398,11 +398,10 @@ def _e(v, digits: int = 1) -> str:
 FAMILY_NAMES = {"trained": "trained network", "readout": "exact readout", "classical": "classical"}
 
 
-def summary_table(result: BenchmarkResult) -> MarkdownTable:
+def summary_table(result: BenchmarkResult) -> Table:
     """Per problem and family: the best method's relative test RMSE against pml's target, and the paper's
     best (its absolute value / y_rms)."""
-    lines = ["| problem | paper's best | family | best method | relative RMSE | target | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    rows = []
     for problem in dict.fromkeys(r["problem"] for r in result.rows):
         first = next(r for r in result.rows if r["problem"] == problem)
         for i, family in enumerate(FAMILIES):
@@ -411,21 +410,18 @@ def summary_table(result: BenchmarkResult) -> MarkdownTable:
                 continue
             target = row["target_rel_rmse"]
             verdict = "—" if target is None else ("met" if row["meets_target"] else "**missed**")
-            head = (f"{LABELS.get(problem, problem)} | {_e(first['paper_rel_rmse'])}" if i == 0 else " | ")
-            lines.append(f"| {head} | {FAMILY_NAMES[family]} | {row['method']} | {_e(row['rel_rmse'])} | "
-                         f"{_e(target, 0)} | {verdict} |")
-    return MarkdownTable("\n".join(lines))
+            head = (LABELS.get(problem, problem), _e(first["paper_rel_rmse"])) if i == 0 else ("", "")
+            rows.append((*head, FAMILY_NAMES[family], row["method"], _e(row["rel_rmse"]), _e(target, 0), verdict))
+    return Table(("problem", "paper's best", "family", "best method", "relative RMSE", "target", "verdict"), rows)
 
 
-def full_table(result: BenchmarkResult) -> MarkdownTable:
+def full_table(result: BenchmarkResult) -> Table:
     """Every (problem, method) row of the benchmark: relative and absolute test RMSE, size and wall time."""
-    lines = ["| problem | method | rel. RMSE | abs. RMSE | paper abs. | params | train points | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in result.rows:
-        lines.append(f"| {LABELS.get(r['problem'], r['problem'])} | {r['method']} | {_e(r['rel_rmse'])} | "
-                     f"{_e(r['abs_rmse'])} | {_e(r['paper_abs_rmse'])} | {r['n_params']} | {r['n_train']} | "
-                     f"{r['seconds']:.1f} |")
-    return MarkdownTable("\n".join(lines))
+    rows = [(LABELS.get(r["problem"], r["problem"]), r["method"], _e(r["rel_rmse"]), _e(r["abs_rmse"]),
+             _e(r["paper_abs_rmse"]), str(r["n_params"]), str(r["n_train"]), f"{r['seconds']:.1f}")
+            for r in result.rows]
+    return Table(("problem", "method", "rel. RMSE", "abs. RMSE", "paper abs.", "params", "train points", "seconds"),
+                 rows)
 
 
 def _orders(a: float | None, b: float | None) -> float:

@@ -40,6 +40,7 @@ from pml.experiments.nonlinear_tasks import (
     YRmsTask,
 )
 from pml.experiments.simplex_sweep import SimplexScalingResult, SimplexScalingSweep
+from pml.experiments.tables import Table
 from pml.nn import gadget
 
 EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
@@ -496,26 +497,6 @@ def dot_product_gap(nets: NetworkRuns, gadget_result: GadgetResult, equation: st
 # ---------------------------------------------------------------------------------------------------------------------
 # Summaries for the chapter
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-class Table:
-    """Rows of strings that render as an HTML table in a notebook and as aligned text elsewhere."""
-
-    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[str]]):
-        self.columns = tuple(columns)
-        self.rows = [tuple(r) for r in rows]
-
-    def _repr_html_(self) -> str:
-        import html
-
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows)
-        return f'<table class="pml-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-    def __repr__(self) -> str:
-        widths = [max(len(str(x)) for x in col) for col in zip(self.columns, *self.rows)]
-        lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in [self.columns, *self.rows]]
-        return "\n".join(lines)
 
 
 def _exponent_text(fit: PrefloorFit) -> str:

@@ -40,7 +40,7 @@ import numpy as np
 from pml import data, equations, fitting, metrics
 from pml.config import Config
 from pml.engine import Sweep, Task
-from pml.experiments.tables import MarkdownTable
+from pml.experiments.tables import MarkdownText, Table
 from pml.fitting import commands, guide, tables
 
 __all__ = [
@@ -149,15 +149,15 @@ def _n_text(r: dict) -> str:
     return f"≥ {r['n_min']:,}" if r["n_max"] is None else f"{r['n_min']:,}-{r['n_max'] - 1:,}"
 
 
-def rules_markdown(result: GuideResult) -> MarkdownTable:
+def rules_markdown(result: GuideResult) -> Table:
     """The rules as a Markdown table: rule, target, d, rows, candidate methods, promised relative RMSE."""
-    lines = ["| rule | target | d | rows n | methods (candidates; auto keeps the best on an inner split) | promise |",
-             "|---|---|---|---|---|---|"]
+    rows = []
     for r in result.rules:
         promise = "none" if r["promise"] is None else f"rel. RMSE ≤ {r['promise']:.0e}"
-        lines.append(f"| `{r['key']}` | {'smooth' if r['smooth'] else 'kinks or steps'} | {_d_text(r)} | "
-                     f"{_n_text(r)} | {', '.join(f'`{m}`' for m in r['methods'])} | {promise} |")
-    return MarkdownTable("\n".join(lines))
+        rows.append((f"`{r['key']}`", "smooth" if r["smooth"] else "kinks or steps", _d_text(r), _n_text(r),
+                     ", ".join(f"`{m}`" for m in r["methods"]), promise))
+    return Table(("rule", "target", "d", "rows n", "methods (candidates; auto keeps the best on an inner split)",
+                  "promise"), rows)
 
 
 def guide_numbers() -> dict[str, float | int | str]:
@@ -400,13 +400,12 @@ def _best(case: dict, names) -> float:
     return min(vals) if vals else math.nan
 
 
-def study_table(result: StudyResult) -> MarkdownTable:
+def study_table(result: StudyResult) -> Table:
     """One row per (equation, n): the rule, auto's choice and test relative RMSE against the promise, and every
     method's test relative RMSE (the worst over the seeds; bold: the best method of the row)."""
     methods = list(result.methods)
-    head = ("| equation | d | n | rule | auto chose | auto, test | promise | kept | "
-            + " | ".join(f"`{m}`" for m in methods) + " |")
-    lines = [head, "|" + "---|" * (8 + len(methods))]
+    columns = ("equation", "d", "n", "rule", "auto chose", "auto, test", "promise", "kept", *(f"`{m}`" for m in methods))
+    rows = []
     keys = []
     for c in result.cases:
         if (c["equation"], c["n"]) not in keys:
@@ -425,9 +424,9 @@ def study_table(result: StudyResult) -> MarkdownTable:
         finite = [v for v in worst.values() if math.isfinite(v)]
         top = min(finite) if finite else math.nan
         cells = [(f"**{_e(v)}**" if v == top else _e(v)) for v in worst.values()]
-        lines.append(f"| {eq_id} | {c0['dim']} | {n:,} | `{c0['rule']}` | {', '.join(chosen)} | {_e(auto)} | "
-                     f"{_e(c0['promise'], '.0e')} | {kept_text} | " + " | ".join(cells) + " |")
-    return MarkdownTable("\n".join(lines))
+        rows.append((eq_id, str(c0["dim"]), f"{n:,}", f"`{c0['rule']}`", ", ".join(chosen), _e(auto),
+                     _e(c0["promise"], ".0e"), kept_text, *cells))
+    return Table(columns, rows)
 
 
 def _median(values) -> float:
@@ -642,10 +641,10 @@ def _command(func, *args, **kwargs) -> tuple[int, str, str, float]:
     return int(code), out.getvalue(), err.getvalue(), time.perf_counter() - start
 
 
-def csv_transcript(result: CsvResult) -> MarkdownTable:
+def csv_transcript(result: CsvResult) -> MarkdownText:
     """The two commands and what they printed, as a Markdown code block (folder names removed)."""
     text = f"$ {result.command_fit}\n{result.report_text}\n$ {result.command_predict}\n{result.messages}"
-    return MarkdownTable(f"```text\n{text.strip()}\n```")
+    return MarkdownText(f"```text\n{text.strip()}\n```")
 
 
 def csv_numbers(result: CsvResult) -> dict[str, float | int | str]:

@@ -1,12 +1,15 @@
 """Figures: one ``plot_<figure>(result) -> Figure`` per book figure, in a module per chapter.
 
-Only this package imports matplotlib. The house style is applied explicitly with the :func:`style` context
-manager, never at import; :func:`savefig` writes ``_build/figures/<profile>/<name>.png``.
+Only this package imports matplotlib. The house style applies itself where figures are made and saved: every
+``plot_<figure>`` function is decorated with :func:`styled` (it builds its figure inside the :func:`style` context)
+and :func:`savefig` saves inside it too, so a chapter needs no style call; nothing is changed at import.
+:func:`savefig` writes ``_build/figures/<profile>/<name>.png``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 from pml import paths
@@ -25,11 +28,26 @@ STYLE = {
 
 @contextlib.contextmanager
 def style():
-    """Apply the book's matplotlib style inside a ``with`` block (or for a whole chapter with ``__enter__``)."""
+    """Apply the book's matplotlib style inside a ``with`` block (:func:`styled` and :func:`savefig` use it)."""
     import matplotlib
 
     with matplotlib.rc_context(STYLE):
         yield
+
+
+def styled(func):
+    """Decorator: ``func`` (a ``plot_<figure>`` function) builds its figure inside :func:`style`.
+
+    Matplotlib reads its settings when an artist is made, so the figure keeps the book's style wherever it is
+    made and saved afterwards.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with style():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.4, **kwargs):
@@ -45,9 +63,10 @@ def savefig(fig, name: str, profile: str) -> Path:
     """Save ``fig`` as ``_build/figures/<profile>/<name>.png`` (names follow the paper: ``fig02_relu_scaling``)."""
     if not name or "/" in name or name.endswith(".png"):
         raise ValueError(f"figure name must be a plain stem like 'fig02_relu_scaling', got {name!r}")
-    out = paths.figures_dir(profile) / f"{name}.png"
+    out = paths.output_dir("figures", profile) / f"{name}.png"  # the runner's staging folder during a run
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    with style():  # the book's savefig resolution
+        fig.savefig(out)
     return out
 
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from pml.plotting import new_figure
+from pml.plotting import new_figure, styled
 
 TRAIN_COLOR = "tab:blue"
 START_COLOR = "tab:gray"
@@ -46,6 +46,7 @@ def _label(problem: str) -> str:
     return LABELS.get(problem, problem)
 
 
+@styled
 def plot_stages(result, eps: float = float(np.finfo(np.float64).eps)):
     """Relative RMSE of the LM multi-stage model after each stage, on its training points (blue) and on the
     benchmark's 10^4 test points (red), one panel per problem; grey triangles: each stage's start (the combined
@@ -79,6 +80,7 @@ def plot_stages(result, eps: float = float(np.finfo(np.float64).eps)):
     return fig
 
 
+@styled
 def plot_time(result, bfgs=None, paper_curves=None):
     """Relative RMSE against wall time, one panel per problem: the LM multi-stage fit's training curve (blue; dots:
     the combined model's test RMSE at the end of each stage), the other methods' test RMSE at the time they took

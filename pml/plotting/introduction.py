@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pml.plotting import new_figure
+from pml.plotting import new_figure, styled
 
 
+@styled
 def plot_floors(result):
     """Measured precision floors per dtype against machine epsilon (§1.1)."""
     fig, axes = new_figure(width=5.0)
@@ -23,6 +24,7 @@ def plot_floors(result):
     return fig
 
 
+@styled
 def plot_decomposition(result):
     """Mean of each term of Eq. (6) against |D|, with the spread of the sampling luck."""
     fig, axes = new_figure(ncols=2)
@@ -46,6 +48,7 @@ def plot_decomposition(result):
     return fig
 
 
+@styled
 def plot_piecewise(result, floor: float | None = None):
     """Piecewise-polynomial error against N with the N^(-(n+1)/d) law (§1.3)."""
     fig, axes = new_figure(ncols=len(result.targets))

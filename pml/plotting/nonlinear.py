@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pml.plotting import new_figure
+from pml.plotting import new_figure, styled
 
 EPS0 = 2.0**-52
 DEPTH_COLORS = {2: "tab:blue", 3: "tab:orange", 4: "tab:red"}
@@ -34,6 +34,7 @@ def _spline_panel(ax, curves, title: str, xlabel: str):
     ax.set_ylim(1e-17, 10)
 
 
+@styled
 def plot_splines(splines_result, grid_result):
     """Fig. 4: (a) 1D splines on e^x, (b) 2D splines on e^(xy) (relative RMSE), (c) 3D on I.30.5 (absolute RMSE),
     and (d) the high orders on a steeper target (our diagnostic)."""
@@ -95,6 +96,7 @@ def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+@styled
 def plot_tanh_scaling(nets, simplex):
     """Fig. 5: tanh MLPs vs simplex interpolation (ReLU medians dotted), one panel per equation."""
     eqs = list(dict.fromkeys(nets.equation.tolist()))
@@ -110,6 +112,7 @@ def plot_tanh_scaling(nets, simplex):
     return fig
 
 
+@styled
 def plot_dot_product(nets, simplex, gadget_result, equation: str = "I.11.19"):
     """Fig. 6a: tanh scaling on x1 y1 + x2 y2 + x3 y3 against the exact width-12 network's error."""
     fig, axes = new_figure(width=6.0, height=4.2)
@@ -166,6 +169,7 @@ def _circle(xy, color):
     return Circle(xy, 0.065, fc=color, ec="k", lw=0.8, zorder=2)
 
 
+@styled
 def plot_gadget(gadget_result):
     """Fig. 6b: the gadget drawn, and its relative error against lambda in float64 and in exact arithmetic."""
     fig, axes = new_figure(ncols=2, width=4.6, height=3.9)

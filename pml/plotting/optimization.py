@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pml.plotting import new_figure
+from pml.plotting import new_figure, styled
 
 EIG_COLOR = "darkgreen"
 PROJ_COLOR = "tab:red"
@@ -32,6 +32,7 @@ def _spectrum_panel(ax, eigenvalues, projections, n_nonneg, title):
     return twin
 
 
+@styled
 def plot_spectrum(spectrum):
     """Fig. 7: |eigenvalues| of the loss Hessian after Adam (descending) and the gradient's projections on the
     eigenvectors: over all parameters (left) and over the first layer's weights only, as the authors' notebook
@@ -61,6 +62,7 @@ def _learning_panel(ax, title, adam, bfgs, combined):
     ax.legend(fontsize=7, ncol=2)
 
 
+@styled
 def plot_combined_techniques(panels):
     """Figs. 8-9: test RMSE (absolute) against optimisation steps for Adam at each learning rate, BFGS alone
     (width 40; may be None) and BFGS + low-curvature steps + boosting (width 20 + 20, dotted lines between stages).
@@ -74,6 +76,7 @@ def plot_combined_techniques(panels):
     return fig
 
 
+@styled
 def plot_quintic(result):
     """§4.2's text claims: BFGS on a random quintic until precision loss (left), then low-curvature steps from that
     solution at each tau (right); training RMSE (absolute)."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from pml import scaling
-from pml.plotting import new_figure
+from pml.plotting import new_figure, styled
 
 _DEPTH_COLORS = {2: "tab:blue", 3: "tab:orange", 4: "tab:green", 6: "tab:red", 9: "tab:purple"}
 _TITLES = {"raw": "ReLU net, raw inputs", "normalized": "ReLU net, standardised inputs", "simplex": "linear simplex"}
 
 
+@styled
 def plot_linear_regions_1d(result):
     """Fig. 1(a): the fits of the raw-input net, the standardised-input net and the simplex, with their kinks.
 
@@ -44,6 +45,7 @@ def _region_colors(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     return img
 
 
+@styled
 def plot_linear_regions_2d(result):
     """Fig. 1(b): linear-region maps (one random colour per region) of the two nets and of the simplex."""
     fig, axes = new_figure(ncols=3, width=3.6, height=3.6)
@@ -90,6 +92,7 @@ def _simplex_band(ax, simplex, equation: str) -> None:
             label=f"$N^{{-2/{d}}}$")
 
 
+@styled
 def plot_relu_scaling(simplex, relu, dstar_line: bool = True):
     """Fig. 2: simplex (mean ± std over seeds, N^(-2/d) line anchored at its last point) vs ReLU nets of each depth
     (every seed as a dot, the median as a line), absolute RMSE on the left axis, relative on the right.
@@ -127,6 +130,7 @@ def plot_relu_scaling(simplex, relu, dstar_line: bool = True):
     return fig
 
 
+@styled
 def plot_modular(simplex, modular):
     """Fig. 3: dense (light, solid) vs modular (dark, dashed) ReLU nets of the same depths, with the simplex band."""
     eqs = list(dict.fromkeys(str(e) for e in modular.equation))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Sequence
 
 from pml.fitting import guide
-from pml.plotting import new_figure
+from pml.plotting import new_figure, styled
 
 METHOD_COLORS = {"poly": "#4c72b0", "spline": "#55a868", "readout": "#dd8452", "simplex": "#8172b3",
                  "adam-relu": "#937860", "rbf": "#64b5cd", "lm-multistage": "#c44e52", "adam-tanh": "#da8bc3"}
 
 
+@styled
 def plot_guide(rules: Sequence[guide.Rule] = guide.RULES, *, d_max: int = 8, n_max: float = 1e6,
                points: Sequence[dict] = ()):
     """Fig. 10: which method for d inputs and n data rows, for smooth (left) and non-smooth (right) targets.
@@ -61,6 +62,7 @@ def _worst(cases, method):
     return max(vals) if vals else float("nan")
 
 
+@styled
 def plot_applications(study, *, ncols: int = 4):
     """The chart applied: test relative RMSE against data rows n for each equation (one panel per equation), one
     marker per method fitted by name (the worst over the seeds), a large open circle for ``auto``'s model, the
