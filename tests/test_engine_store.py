@@ -207,3 +207,22 @@ def test_a_string_statement_anywhere_is_not_code():
     documented = b'X = 1\n"""what X is"""\n\n\ndef f():\n    """f"""\n    return X\n'
     assert closure.code_fingerprint(plain) == closure.code_fingerprint(documented)
     assert closure.code_fingerprint(plain) != closure.code_fingerprint(b"X = 2\n\n\ndef f():\n    return X\n")
+
+
+def test_a_chapter_lookup_recomputes_entries_with_a_non_utf8_byte_or_a_flipped_array_byte(tmp_path):
+    """What a chapter calls (``engine.run`` of a sweep) treats a damaged entry as a miss: a byte made invalid UTF-8 in
+    the .json (no UnicodeDecodeError) or a flipped byte in the .npz recomputes just that task, same result."""
+    store, log = Store(tmp_path / "store"), str(tmp_path / "log")
+    sweep = ToySweep(seeds=(3, 1, 4), log=log)
+    first = run(sweep, store=store, client=False)
+    assert len(runs(log)) == 3
+    for n_runs, (task, suffix) in enumerate([(sweep.tasks()[0], ".json"), (sweep.tasks()[2], ".npz")], start=4):
+        path = store.paths(task)[0 if suffix == ".npz" else 1]
+        damaged = bytearray(path.read_bytes())
+        damaged[len(damaged) // 2] = 0xFF if suffix == ".json" else damaged[len(damaged) // 2] ^ 0x10
+        path.write_bytes(bytes(damaged))
+        if suffix == ".json":
+            with pytest.raises(UnicodeDecodeError):
+                path.read_text(encoding="utf-8")
+        again = run(sweep, store=store, client=False)  # never an error
+        assert first_difference(again, first) is None and len(runs(log)) == n_runs
