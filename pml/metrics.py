@@ -16,18 +16,66 @@ def _pair(y_pred, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mse(y_pred, y) -> float:
-    """L_mse = mean((f(x_i) - y_i)^2), the loss the paper trains on (§1.2)."""
+    """Mean squared error, L_mse = mean((f(x_i) - y_i)^2): the loss the paper trains on (§1.2).
+
+    Parameters
+    ----------
+    y_pred, y : array_like
+        Predictions and targets, the same number of values (flattened, as float64).
+
+    Returns
+    -------
+    float
+        The mean squared error.
+
+    Raises
+    ------
+    ValueError
+        If the sizes differ or there are no values.
+    """
     y_pred, y = _pair(y_pred, y)
     return float(np.mean((y_pred - y) ** 2))
 
 
 def rmse(y_pred, y) -> float:
-    """L_rms = sqrt(L_mse): the absolute RMSE most of the paper's figures plot."""
+    """Root mean squared error, L_rms = sqrt(L_mse): the absolute RMSE most of the paper's figures plot.
+
+    Parameters
+    ----------
+    y_pred, y : array_like
+        Predictions and targets, the same number of values.
+
+    Returns
+    -------
+    float
+        The RMSE.
+
+    Raises
+    ------
+    ValueError
+        If the sizes differ or there are no values.
+    """
     return float(np.sqrt(mse(y_pred, y)))
 
 
 def relative_rmse(y_pred, y) -> float:
-    """l_rms = |f - y|_rms / y_rms, paper Eq. (1)."""
+    """Relative RMSE, l_rms = RMSE / y_rms, paper Eq. (1).
+
+    Parameters
+    ----------
+    y_pred, y : array_like
+        Predictions and targets, the same number of values.
+
+    Returns
+    -------
+    float
+        The RMSE divided by the root mean square of ``y``.
+
+    Raises
+    ------
+    ValueError
+        If the sizes differ, there are no values or ``y`` is all zero.
+    """
     y_pred, y = _pair(y_pred, y)
     y_rms = float(np.sqrt(np.mean(y**2)))
     if y_rms == 0.0:
@@ -36,10 +84,29 @@ def relative_rmse(y_pred, y) -> float:
 
 
 def finite_rmse(y_pred, y, relative: bool = False) -> tuple[float, int]:
-    """RMSE, or relative RMSE (Eq. 1) when ``relative``, over the points whose prediction is finite, and the number
-    of points without one (an interpolant has no value outside its convex hull, a diverged fit gives NaN or inf).
+    """RMSE, or relative RMSE (Eq. 1), over the points whose prediction is finite.
 
-    NaN when no prediction is finite.
+    An interpolant has no value outside its convex hull and a diverged fit gives NaN or inf: those points are left
+    out and counted.
+
+    Parameters
+    ----------
+    y_pred, y : array_like
+        Predictions and targets, the same number of values.
+    relative : bool, optional
+        Divide by the root mean square of the targets kept (default False: the absolute RMSE).
+
+    Returns
+    -------
+    error : float
+        The (relative) RMSE over the finite predictions; NaN when no prediction is finite.
+    n_nonfinite : int
+        The number of points without a finite prediction.
+
+    Raises
+    ------
+    ValueError
+        As :func:`rmse` and :func:`relative_rmse`.
     """
     y_pred, y = _pair(y_pred, y)
     ok = np.isfinite(y_pred)
@@ -50,21 +117,66 @@ def finite_rmse(y_pred, y, relative: bool = False) -> tuple[float, int]:
 
 
 def max_abs_err(y_pred, y) -> float:
+    """The largest absolute error, max(abs(f(x_i) - y_i)).
+
+    Parameters
+    ----------
+    y_pred, y : array_like
+        Predictions and targets, the same number of values.
+
+    Returns
+    -------
+    float
+        The largest absolute difference.
+
+    Raises
+    ------
+    ValueError
+        If the sizes differ or there are no values.
+    """
     y_pred, y = _pair(y_pred, y)
     return float(np.max(np.abs(y_pred - y)))
 
 
 def machine_epsilon(dtype="float64") -> float:
-    """eps_0 = 2^-52 for float64 and 2^-23 for float32 (§1.1): the spacing of floats just above 1."""
+    """The machine epsilon eps_0: 2^-52 for float64 and 2^-23 for float32 (§1.1), the spacing of floats just above 1.
+
+    Parameters
+    ----------
+    dtype : str or numpy.dtype, optional
+        A floating-point type (default ``"float64"``).
+
+    Returns
+    -------
+    float
+        The spacing of ``dtype`` just above 1.
+    """
     return float(np.finfo(np.dtype(dtype)).eps)
 
 
 def precision_floor(y_exact, dtype="float64") -> float:
     """The relative RMSE left by storing exact targets in ``dtype``: the floor no fit in that dtype can beat.
 
-    ``y_exact`` holds values wider than ``dtype`` (``mpmath.mpf`` numbers, or any floats; float64 inputs are
-    exact for ``dtype="float32"``). Round-to-nearest leaves each value a relative error of at most
-    eps/2, so the floor is a fraction of eps_0 (about eps/(2 sqrt 3) when mantissas are spread evenly).
+    Round-to-nearest leaves each value a relative error of at most eps/2, so the floor is a fraction of eps_0
+    (about eps/(2 sqrt 3) when mantissas are spread evenly). Used in chapter 1 (the precision floors).
+
+    Parameters
+    ----------
+    y_exact : array_like
+        Values wider than ``dtype`` (``mpmath.mpf`` numbers, or any floats; float64 inputs are exact for
+        ``dtype="float32"``).
+    dtype : str or numpy.dtype, optional
+        The storage type (default ``"float64"``).
+
+    Returns
+    -------
+    float
+        sqrt(sum (rounded - exact)^2 / sum exact^2), computed at 256-bit precision.
+
+    Raises
+    ------
+    ValueError
+        If there are no values or they are all zero.
     """
     import mpmath  # a sympy dependency; imported here to keep ``import pml.metrics`` light
 

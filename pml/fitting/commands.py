@@ -23,7 +23,18 @@ __all__ = ["fail", "fit_file", "predict_file"]
 
 
 def fail(message: str) -> int:
-    """Print ``pml: error: message`` on stderr and return the exit status 2."""
+    """Print ``pml: error: message`` on stderr and return the exit status 2.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+
+    Returns
+    -------
+    int
+        2.
+    """
     print(f"pml: error: {message}", file=sys.stderr)
     return 2
 
@@ -31,9 +42,42 @@ def fail(message: str) -> int:
 def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence[str] | str | None = None,
              method: str = "auto", validation: float = 0.2, seed: int = 0, refit: bool = False,
              smooth: bool = True, quiet: bool = False, as_json: bool = False) -> int:
-    """``pml fit DATA --target TARGET --out OUT``: fit column ``target`` of a CSV/.npz to the ``inputs`` columns
-    (a list or comma-separated names; default every other column), save the model to ``out`` and print the
-    precision report (as JSON with ``as_json``)."""
+    """``pml fit DATA --target TARGET --out OUT``: fit a column of a data file and save the model.
+
+    Fits column ``target`` of a CSV/``.npz`` file to the ``inputs`` columns with :func:`pml.fitting.fit`, saves the
+    model to ``out`` and prints the precision report. Errors are printed as one line on stderr, never raised. Used in
+    :doc:`/book/05_users_guide`.
+
+    Parameters
+    ----------
+    data : str or pathlib.Path
+        The data file (CSV with a header row, or ``.npz`` with one 1-D array per column).
+    target : str
+        The target column.
+    out : str or pathlib.Path
+        The model file to write.
+    inputs : sequence of str or str, optional
+        The input columns (a list or comma-separated names); default every other column.
+    method : str, optional
+        ``"auto"`` (default) or a method's name.
+    validation : float, optional
+        Fraction of rows held out (default 0.2).
+    seed : int, optional
+        The seed (default 0).
+    refit : bool, optional
+        Refit on all rows after validation.
+    smooth : bool, optional
+        False: the target has kinks or steps.
+    quiet : bool, optional
+        Print nothing on success.
+    as_json : bool, optional
+        Print the report as JSON.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 for an error, 130 when interrupted.
+    """
     try:
         checks.check_seed(seed)  # before reading the data
         problem = _output_problem(out, {"data file": data}, "model.npz")
@@ -86,8 +130,22 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
 
 
 def predict_file(model: str | Path, data: str | Path, out: str | Path | None = None) -> int:
-    """``pml predict MODEL DATA [--out OUT]``: DATA's columns plus a column named after the model's target (CSV on
-    standard output without ``out``; ``out`` ending in ``.npz`` writes .npz, else CSV)."""
+    """``pml predict MODEL DATA [--out OUT]``: DATA's columns plus a column of predictions named after the target.
+
+    Parameters
+    ----------
+    model : str or pathlib.Path
+        A model file written by ``pml fit``.
+    data : str or pathlib.Path
+        The inputs (CSV or ``.npz`` with the model's input columns).
+    out : str or pathlib.Path, optional
+        Where to write: ``.npz`` writes ``.npz``, any other name CSV; None (default): CSV on standard output.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 for an error, 130 when interrupted.
+    """
     try:
         if out:
             problem = _output_problem(out, {"data file": data, "model file": model}, "predictions.csv")

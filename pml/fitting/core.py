@@ -84,14 +84,54 @@ _NOT_PARAMS = ("X", "box", "centre", "half", "input_mean", "input_std")  # data 
 def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, progress: bool | None = None,
         smooth: bool = True, refit: bool = False, input_names: Sequence[str] | None = None, target_name: str = "y",
         data_floor: float | None = None, **options) -> FittedModel:
-    """Fit y = f(X) to high precision and report how precise the fit is (see the module docstring).
+    """Fit y = f(X) to high precision and report how precise the fit is (paper Section 5, Fig. 10).
 
-    ``X``: (n, d) inputs (or (n,) for d = 1); ``y``: (n,) targets. ``method``: "auto" (the User's Guide rules of
-    :mod:`pml.fitting.guide`) or a name of :data:`METHODS`; ``options`` go to that method (e.g. ``max_degree`` for poly).
-    ``validation``: fraction of rows held out (0 <= validation < 1), split with ``seed``. ``smooth=False`` tells
-    ``auto`` the target has kinks or steps. ``refit=True`` refits on all rows after validation. ``progress``: show
-    progress bars on stderr (None: only when stderr is a terminal). ``data_floor``: the relative RMSE to which the
-    targets are known, if they were rounded (the CLI computes it from a CSV's digits).
+    The data are checked, a random ``validation`` fraction of the rows is held out, and ``method="auto"`` asks the
+    User's Guide rules (:func:`pml.fitting.guide.choose`) which methods suit d inputs and n rows; when a rule names
+    several, each is fitted on the training rows and the one with the smallest error on an inner validation split is
+    kept. The report gives the relative RMSE (paper Eq. 1) on the training and validation rows, the float64 floor of
+    the data and where the remaining error most likely comes from (:func:`diagnose`). Used in
+    :doc:`/book/05_users_guide`.
+
+    Parameters
+    ----------
+    X : array_like
+        (n, d) inputs, or (n,) for d = 1; finite numbers, no constant column.
+    y : array_like
+        (n,) targets; finite and not constant.
+    method : str, optional
+        ``"auto"`` (default: the guide's rules) or a name of ``pml.fitting.METHODS`` (``"poly"``, ``"spline"``,
+        ``"readout"``, ``"rbf"``, ``"simplex"``, ``"lm-multistage"``, ...).
+    validation : float, optional
+        Fraction of rows held out, 0 <= validation < 1 (default 0.2), split with ``seed``.
+    seed : int, optional
+        Seed of the row split and of every random choice of the method (default 0).
+    progress : bool or None, optional
+        Show progress bars on stderr; None (default): only when stderr is a terminal.
+    smooth : bool, optional
+        False tells ``auto`` the target has kinks or steps (default True).
+    refit : bool, optional
+        Refit on all rows after validation (default False).
+    input_names : sequence of str, optional
+        Names of the d inputs (default ``x0``, ``x1``, ...).
+    target_name : str, optional
+        Name of the target (default ``"y"``).
+    data_floor : float, optional
+        The relative RMSE to which the targets are known, if they were rounded (``pml fit`` computes it from a CSV's
+        digits).
+    **options
+        Options of a named method (for example ``max_degree`` for ``"poly"``).
+
+    Returns
+    -------
+    FittedModel
+        The model; ``model.report`` is its :class:`PrecisionReport`.
+
+    Raises
+    ------
+    FitError
+        For bad data (non-numeric, non-finite, constant target or input, too few rows), an unknown method or option,
+        or a fit without finite predictions; the message says what is wrong and what is valid.
     """
     t0 = time.perf_counter()
     if not isinstance(method, str):

@@ -29,7 +29,27 @@ class ModelFileError(ValueError):
 
 
 class FittedModel:
-    """A fitted model: ``predict(X)``, ``save(path)``, :meth:`load` (or :func:`load`) and ``report``."""
+    """A fitted model: predict, save to one ``.npz`` file, load back; ``report`` says how precise it is.
+
+    Made by :func:`fit` or :func:`load`, not by hand. Used in :doc:`/book/05_users_guide`.
+
+    Parameters
+    ----------
+    method : str
+        The method's name (a key of ``pml.fitting.METHODS``).
+    state : dict of str to numpy.ndarray
+        The fitted numbers (coefficients, weights, nodes).
+    params : dict
+        The method's settings needed to predict.
+    input_names : sequence of str
+        The names of the d inputs.
+    target_name : str
+        The name of the target.
+    report : PrecisionReport
+        How the model was chosen and how precise it is.
+    predictor : callable, optional
+        Maps (n, d) inputs to predictions; rebuilt from ``state`` and ``params`` when omitted.
+    """
 
     def __init__(self, method: str, state: dict[str, np.ndarray], params: dict, input_names: Sequence[str],
                  target_name: str, report: PrecisionReport, predictor=None):
@@ -50,9 +70,24 @@ class FittedModel:
                 f"val_rel_rmse={self.report.val_rel_rmse:.2e})")
 
     def predict(self, X) -> np.ndarray:
-        """Predictions at X (n, d), or (n,) when d = 1, as float64 of shape (n,).
+        """Predictions at ``X``.
 
-        NaN where the method has no prediction (simplex: outside the training data's convex hull)."""
+        Parameters
+        ----------
+        X : array_like
+            (n, d) inputs, or (n,) when d = 1.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n,) float64 predictions; NaN where the method has no prediction (simplex: outside the training data's convex
+            hull).
+
+        Raises
+        ------
+        FitError
+            If ``X`` is not numeric and finite or has the wrong number of columns.
+        """
         X = check_inputs(X, self.input_names, what="X")
         if self._predict is None:
             self._predict = METHODS[self.method].predictor(self.state, self.params)
@@ -64,8 +99,21 @@ class FittedModel:
                 "target_name": self.target_name, "report": self.report.to_dict(), "state_keys": sorted(self.state)}
 
     def save(self, path) -> Path:
-        """Write the model to ``path`` (one ``.npz``; the name is used as given) atomically: a temporary file in the
-        same folder is renamed over ``path`` only when complete, so nothing half-written is ever left."""
+        """Write the model to one ``.npz`` file, atomically.
+
+        A temporary file in the same folder is renamed over ``path`` only when complete, so nothing half-written is ever
+        left.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file to write (the name is used as given).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
         path = Path(path)
         arrays = {f"state.{k}": v for k, v in self.state.items()}
         meta = json.dumps(self._meta(), default=_json_default)
@@ -78,6 +126,18 @@ class FittedModel:
 
     @classmethod
     def load(cls, path) -> "FittedModel":
+        """Read a model written by :meth:`save` (the same as :func:`load`).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The model file.
+
+        Returns
+        -------
+        FittedModel
+            The model, its report included.
+        """
         return load(path)
 
 
@@ -88,8 +148,26 @@ def _json_default(o):
 
 
 def load(path) -> FittedModel:
-    """Read a model written by :meth:`FittedModel.save`. Raises FileNotFoundError for a missing file and
-    :class:`ModelFileError` for a file that is not a pml model or comes from another pml or format version."""
+    """Read a model written by :meth:`FittedModel.save`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The model file (``.npz``).
+
+    Returns
+    -------
+    FittedModel
+        The model, its report included.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ModelFileError
+        If the file is not a pml model, is truncated or damaged, holds non-finite numbers, or comes from another pml
+        or model-format version.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such model file: {path}")

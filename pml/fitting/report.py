@@ -15,8 +15,20 @@ from pml.fitting.methods import MAX_SELECTION_ROWS
 
 
 def float64_floor(y) -> float:
-    """Relative RMSE left by rounding the targets ``y`` to float64: each value is off by up to half a unit in the
-    last place, uniformly, i.e. an RMS of spacing(y)/sqrt(12). No float64 fit can be more precise on average."""
+    """Relative RMSE left by rounding the targets to float64: no float64 fit can be more precise on average.
+
+    Each value is off by up to half a unit in the last place, uniformly: an RMS of spacing(y)/sqrt(12).
+
+    Parameters
+    ----------
+    y : array_like
+        The targets.
+
+    Returns
+    -------
+    float
+        RMS(spacing(y)/sqrt(12)) / RMS(y); NaN when every target is zero.
+    """
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     y_rms = float(np.sqrt(np.mean(y**2)))
     if y_rms == 0:
@@ -30,10 +42,26 @@ ERROR_SOURCES = ("precision limit", "data precision", "generalisation", "optimis
 
 def diagnose(kind: str, train: float, val: float, floor: float, data_floor: float | None = None
              ) -> tuple[str, str]:
-    """(source, explanation): where the remaining error most likely comes from (paper §1.2's decomposition).
+    """Where the remaining error most likely comes from (paper §1.2's decomposition of the error).
 
-    ``kind`` is the method's kind ("interpolant", "least-squares", "trained"); ``train``/``val`` are relative RMSEs,
-    ``floor`` the float64 floor and ``data_floor`` the precision the targets were given to (or None).
+    Parameters
+    ----------
+    kind : str
+        The method's kind: ``"interpolant"``, ``"least-squares"`` or ``"trained"``.
+    train, val : float
+        Relative RMSE on the training and validation rows (``val`` NaN without validation rows).
+    floor : float
+        The float64 floor of the targets (:func:`float64_floor`).
+    data_floor : float, optional
+        The precision the targets were given to, if known.
+
+    Returns
+    -------
+    source : str
+        One of ``ERROR_SOURCES``: ``"precision limit"``, ``"data precision"``, ``"generalisation"``,
+        ``"optimisation"``, ``"architecture"``, ``"architecture or noise"`` or ``"unknown"``.
+    explanation : str
+        Why, and what would reduce the error.
     """
     if not math.isfinite(val) and kind == "interpolant":
         return "unknown", ("an interpolant fits its training rows exactly, and no validation row got a prediction "
@@ -83,7 +111,56 @@ def _e(v) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class PrecisionReport:
-    """How a model was chosen and how precise it is. Errors are relative RMSE (paper Eq. 1): RMSE / RMS(y)."""
+    """How a model was chosen and how precise it is; ``str(report)`` is the text ``pml fit`` prints.
+
+    Errors are relative RMSE (paper Eq. 1): RMSE / RMS(y). Made by :func:`fit`; every field is also in the model
+    file. Used in :doc:`/book/05_users_guide`.
+
+    Parameters
+    ----------
+    method, requested, kind : str
+        The method fitted, the one asked for (``"auto"`` or a name) and its kind.
+    rule : str or None
+        The guide's rule (``auto`` only).
+    reason : str
+        Why this method.
+    promise : float or None
+        The relative RMSE the chart promises for the rule (``auto`` only).
+    candidates : tuple of dict
+        ``auto``: every candidate with its inner-validation error or why it was skipped.
+    details : str
+        What the method chose (degree, order, units, stages).
+    n_rows, n_train, n_validation, dim : int
+        Rows in all, for training and for validation; number of inputs.
+    input_names : tuple of str
+        The input names.
+    target_name : str
+        The target's name.
+    y_rms : float
+        RMS of the targets.
+    train_rel_rmse, val_rel_rmse : float
+        Relative RMSE on the training and validation rows (NaN without a validation split).
+    val_max_rel_err : float
+        The largest absolute validation error over RMS(y).
+    n_val_nonfinite : int
+        Validation rows without a finite prediction (simplex: outside the convex hull).
+    float64_floor : float
+        See :func:`float64_floor`.
+    data_floor : float or None
+        The precision the targets were given to (rounded decimals in a CSV), if known.
+    error_source, diagnosis : str
+        See :func:`diagnose`.
+    refit : bool
+        Whether the model was refitted on all rows.
+    n_params : int
+        Number of fitted numbers.
+    seconds : float
+        Wall time of the fit.
+    seed : int
+        The seed.
+    pml_version : str
+        The pml version that fitted the model.
+    """
 
     method: str
     requested: str

@@ -36,7 +36,21 @@ class TableError(ValueError):
 
 @dataclass
 class Table:
-    """Columns in file order: ``names`` and, per column, the raw values (text for CSV, arrays for .npz)."""
+    """A data file's columns in file order, as :func:`read_table` returns them.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file read.
+    names : list of str
+        The column names, in file order.
+    raw : dict
+        Per column, the raw values: text for CSV, arrays for ``.npz``.
+    n_rows : int
+        Number of data rows.
+    is_csv : bool
+        Whether the file is a CSV (else ``.npz``).
+    """
 
     path: Path
     names: list[str]
@@ -84,7 +98,24 @@ def _fmt(v) -> str:
 
 
 def read_table(path) -> Table:
-    """Read a CSV file (header row, comma-separated) or an ``.npz`` (one 1-D array per column, equal lengths)."""
+    """Read a CSV file (header row, comma-separated) or an ``.npz`` (one 1-D array per column, equal lengths).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The data file.
+
+    Returns
+    -------
+    Table
+        Its columns; ``Table.column(name)`` gives one as float64.
+
+    Raises
+    ------
+    TableError
+        For a missing, empty or unreadable file, a bad header, or rows with the wrong number of fields; the message
+        names the line.
+    """
     path = Path(path)
     if not path.exists():
         raise TableError(f"no such file: {path}")
@@ -170,11 +201,23 @@ _NUM = re.compile(r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
 
 
 def decimal_floor(texts: Sequence[str], y: np.ndarray) -> tuple[float, int] | None:
-    """(relative RMSE, significant digits) of the rounding of decimal targets written with few digits, or None.
+    """The rounding of decimal targets written with few digits: (relative RMSE, significant digits), or None.
 
     A column whose longest value has k < 15 significant digits is taken as rounded to k digits: each value is off by
     up to half a unit of its k-th digit, an RMS of unit/sqrt(12). Values written with 15 or more digits (Python's
     ``repr`` of float64) are taken as exact; integers (no point, no exponent) as exact.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The target column as written in the CSV file.
+    y : numpy.ndarray
+        The same values as float64.
+
+    Returns
+    -------
+    tuple of (float, int) or None
+        The relative RMSE of the rounding and the number of significant digits; None for exact values.
     """
     digits = []
     for t in texts:
@@ -209,7 +252,27 @@ def _mode_for(path: Path) -> int:
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w"):
-    """Open a temporary file next to ``path``; on success rename it over ``path``, on any error remove it."""
+    """Open a temporary file next to ``path``; on success rename it over ``path``, on any error remove it.
+
+    A context manager: ``with atomic_write(path, "wb") as fh: ...``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write.
+    mode : str, optional
+        ``"w"`` (text, default) or ``"wb"`` (binary).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Yields the open temporary file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -229,7 +292,19 @@ def atomic_write(path, mode: str = "w"):
 
 
 def write_table(columns: dict[str, list[str]], out) -> None:
-    """Write text columns as CSV to a file object ``out`` (header first)."""
+    """Write text columns as CSV (header first).
+
+    Parameters
+    ----------
+    columns : dict of str to list of str
+        Column name to its values as text, all of one length.
+    out : file object
+        An open text file.
+
+    Returns
+    -------
+    None
+    """
     names = list(columns)
     w = csv.writer(out, lineterminator="\n")
     w.writerow(names)
