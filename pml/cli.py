@@ -201,6 +201,7 @@ def _cmd_check_html(args) -> int:
         n_figures = runner.source_path(stem).read_text().count("```{glue:figure}")
         if n_figures:  # every figure directive must show up as an image
             argv += ["--min-images", f"book/{stem}.html={n_figures}"]
+    argv += ["--screenshots"] * args.screenshots + (["--chromium", args.chromium] if args.chromium else [])
     return htmlcheck.main(argv)
 
 
@@ -312,9 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", action="store_true")
     be.set_defaults(func=_cmd_bench)
 
-    sub.add_parser("check-html", help="render the built book in headless Chromium and check it").set_defaults(
-        func=_cmd_check_html
-    )
+    ch = sub.add_parser("check-html", help="open the built book in headless Chromium (Playwright) and check it")
+    ch.add_argument("--screenshots", action="store_true", help="save a full-page PNG of each page in _build/screenshots")
+    ch.add_argument("--chromium", default=None, help="Chromium executable (default: chromium found on PATH)")
+    ch.set_defaults(func=_cmd_check_html)
 
     from pml.fitting import METHODS  # cheap: heavy dependencies load only when a method runs
 
