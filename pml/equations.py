@@ -7,7 +7,7 @@ scripts do; rows of that table that no figure uses have errors (see :func:`load_
 
 * :class:`Equation` is one target: a sympy formula, its variables in the table's column order, their sampling
   ranges, and a vectorised float64 NumPy function built with ``parse_expr`` + ``lambdify`` (as the authors did).
-* :data:`REGISTRY` / :func:`get` / :func:`ids` hold every target the paper and the book use. The registry is written
+* ``REGISTRY`` / :func:`get` / :func:`ids` hold every target the paper and the book use. The registry is written
   here by hand; the public AI Feynman table is only read for cross-checks (:func:`load_feynman_csv`).
 * :meth:`Equation.graph` splits a formula into the binary computation graph a modular network mirrors; its maximum
   arity is the paper's d*.
@@ -261,7 +261,7 @@ class ExpressionGraph:
 
     @property
     def max_arity(self) -> int:
-        """d*: the largest number of inputs of any node."""
+        """The arity d* of the graph, the largest number of inputs of any node."""
         return max(self.arities)
 
     def node(self, name: str) -> GraphNode:
@@ -456,7 +456,7 @@ class Equation:
 
     @property
     def func(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Vectorised target: X of shape (n, dim) -> y of shape (n,), float64 (compiled once per formula)."""
+        """The vectorised target, X of shape (n, dim) -> y of shape (n,), float64 (compiled once per formula)."""
         compiled = _compile(self.formula, self.variables)
         dim, what = self.dim, f"equation {self.id}"
 
@@ -472,7 +472,7 @@ class Equation:
 
     def graph(self) -> ExpressionGraph:
         """The computation graph of ``structure`` (or ``formula``): one node per binary operation that combines
-        two different inputs, with unary operations and constants folded in (see :class:`_GraphBuilder`)."""
+        two different inputs, with unary operations and constants folded in (see ``_GraphBuilder``)."""
         tree = _check_syntax(self.structure or self.formula, self.variables)
         return _GraphBuilder(self.variables).build(tree)
 

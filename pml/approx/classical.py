@@ -150,7 +150,7 @@ class Chebyshev:
 class RBF:
     """Polyharmonic RBF interpolation with a polynomial tail (``scipy.interpolate.RBFInterpolator``).
 
-    ``kernel`` is one of :data:`RBF_KERNELS`; ``degree`` is the tail's total degree (>= the kernel's minimum:
+    ``kernel`` is one of ``RBF_KERNELS``; ``degree`` is the tail's total degree (>= the kernel's minimum:
     1 for thin_plate_spline and cubic, 2 for quintic). Inputs are mapped to [-1, 1]^d by ``ranges`` (or the
     data's bounding box) before interpolation.
     """

@@ -45,7 +45,7 @@ class PiecewisePolynomial:
 
     @property
     def n_params(self) -> int:
-        """Stored numbers: one per node of every cell, N = (cells * (n+1))^d."""
+        """The number of stored numbers N = (cells * (n+1))^d, one per node of every cell."""
         return int(self.values.size)
 
     def __call__(self, X) -> np.ndarray:

@@ -143,7 +143,7 @@ def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") ->
     For 64, NumPy 1.26.4's ``np.power(64, 1/3)`` has been seen to return 4.0 (an error of 0.7 ulp), so the
     authors' build may have used 4 points per axis; we follow the correctly rounded value, 3, and offer
     ``rule="exact"`` (the integer d-th root, largest m with m^d <= n: 64 -> 4, 4096 -> 16) for grids without the
-    artefact. 64 is not among the tricubic sizes (:data:`FIG4C_SIZES`); it only affects the regular-grid simplex.
+    artefact. 64 is not among the tricubic sizes (``FIG4C_SIZES``); it only affects the regular-grid simplex.
     """
     if rule not in ("authors", "exact"):
         raise ValueError(f"rule must be one of ['authors', 'exact'], got {rule!r}")
@@ -393,7 +393,7 @@ class Tricubic:
     def from_grid(cls, axes: Sequence, values, boundary: str = "nan") -> "Tricubic":
         """Interpolant of grid values ``values[i, j, k] = f(x_i, y_j, z_k)``, derivatives by finite differences.
 
-        ``boundary`` is one of :data:`BOUNDARY_MODES`: "nan" (ARBInterp: the outermost cell layer is undefined;
+        ``boundary`` is one of ``BOUNDARY_MODES``: "nan" (ARBInterp: the outermost cell layer is undefined;
         needs >= 4 points per axis) or "one-sided" (second-order one-sided differences; needs >= 3 points per axis).
         """
         if boundary not in BOUNDARY_MODES:

@@ -53,7 +53,7 @@ def bfgs(
     recorded in ``message`` (``stop_reason="precision_loss"``).
 
     ``scipy.optimize.minimize(method="BFGS", jac=True)`` gets loss and gradient from one torch pass per
-    evaluation (:class:`FlatModel`). Every ``log_every`` iterations the history records the train RMSE at
+    evaluation (:class:`~pml.nn.flat.FlatModel`). Every ``log_every`` iterations the history records the train RMSE at
     the accepted point (SciPy already evaluated it; no extra pass) and, with a test set, the test RMSE
     (one forward pass on the test set). ``callback(row)`` receives each logged row as a dict and may return
     True to stop. ``target_test_rmse`` (or the train RMSE without a test set) and ``time_limit`` (seconds)
@@ -63,7 +63,7 @@ def bfgs(
     ``engine="scipy"`` calls ``scipy.optimize.minimize``, as the authors did. SciPy updates the inverse
     Hessian as A1 @ (H @ A2) + rho s s^T, two dense N x N products, O(N^3) per iteration: for N = 481
     (width 20) that already costs more than a loss+gradient on 10k points, and for N = 1761 (width 40) it
-    dominates everything. ``engine="rank2"`` (:func:`_bfgs_rank2`) runs the same algorithm (SciPy's
+    dominates everything. ``engine="rank2"`` (``_bfgs_rank2``) runs the same algorithm (SciPy's
     Wolfe line search, stopping rules and messages) with the algebraically identical O(N^2) rank-two update,
     so iterates agree with SciPy's up to rounding.
     """
