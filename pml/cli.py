@@ -11,7 +11,7 @@ import json
 import sys
 
 from pml import paths
-from pml.book import runner
+from pml.book import context, runner
 
 BENCHMARKS = {
     "simplex": "pml.benchmarks.simplex",
@@ -30,6 +30,8 @@ def _cmd_list(args) -> int:
                 continue
             per_profile = "  ".join(f"{p}={profiles[p].get(stem, {}).get(name, default)!r}" for p in runner.PROFILES)
             print(f"    {name:<22} default={default!r:<24} {per_profile}")
+    print("execution settings (options of pml run/book/compute, not parameters; they never change results): "
+          + ", ".join(f"--{name} (default {value})" for name, value in runner.EXECUTION_DEFAULTS.items()))
     return 0
 
 
@@ -37,21 +39,34 @@ def _overrides(pairs) -> dict:
     return dict(runner.parse_assignment(p) for p in pairs or [])
 
 
-def _steps(stems, profile, overrides=None, only=None) -> dict:
+def _steps(stems, profile, overrides=None, only=None, execution=None) -> dict:
     """chapter -> step -> sweep, for the chapters that have steps."""
-    return {stem: steps for stem in stems if (steps := runner.chapter_steps(stem, profile, overrides, only))}
+    return {stem: steps for stem in stems
+            if (steps := runner.chapter_steps(stem, profile, overrides, only, execution))}
 
 
-def _precompute(stems, profile, overrides, client) -> None:
+def _precompute(stems, profile, overrides, client, execution=None) -> None:
     """Submit every task of the chapters' steps to the cluster in one go (largest first) and wait for them, so
     the notebooks only assemble and draw; chapters without steps compute as their notebooks run."""
     from pml.engine import cluster, materialize, plan
 
     print(f"cluster: {cluster.describe(client)}", flush=True)
-    steps = _steps(stems, profile, overrides)
+    steps = _steps(stems, profile, overrides, execution=execution)
     if steps:
         print(f"computing the tasks of {', '.join(steps)} ({profile}) on the cluster ...", flush=True)
         print(f"  {materialize(plan.tasks_of(steps), client=client)}", flush=True)
+
+
+def _execution(args) -> dict:
+    """``--threads``/``--device`` checked; a CUDA device must exist unless the tasks run on a cluster."""
+    execution = runner.check_execution(args.threads, args.device)
+    if execution["device"] != "cpu" and args.workers is None and args.scheduler is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise runner.BookError(f"--device {execution['device']}: torch sees no CUDA device on this machine; "
+                                   "use --device cpu, or run the tasks on a cluster with GPUs (--scheduler)")
+    return execution
 
 
 def _cmd_run(args) -> int:
@@ -60,27 +75,38 @@ def _cmd_run(args) -> int:
     stem = runner.check_chapter(args.chapter)
     overrides = _overrides(args.param)
     runner.resolve_parameters(stem, args.profile, overrides)  # bad parameters fail before a cluster starts
+    execution = _execution(args)
     with cluster.session(args.workers, args.scheduler) as client:
         if client is not None:
-            _precompute([stem], args.profile, overrides, client)
-        result = runner.run_chapter(stem, args.profile, overrides)
-    print(f"chapter {result.chapter} ({result.profile}) executed in {result.seconds:.1f} s")
-    print(f"  parameters: {result.parameters}")
+            _precompute([stem], args.profile, overrides, client, execution)
+        result = runner.run_chapter(stem, args.profile, overrides, **execution)
+    run = result.run or result.profile
+    print(f"chapter {result.chapter} ({run}) executed in {result.seconds:.1f} s")
+    if result.overrides:
+        print(f"  with overrides: {context.describe_overrides(result.overrides)} (outputs under {run}/; "
+              f"the {result.profile} profile's outputs are unchanged)")
+    print(f"  parameters: {runner.show(result.parameters)}")
     print(f"  executed notebook: {result.notebook}")
     print(f"  figures: {result.figures}")
     print(f"  results cache: {paths.results_dir()}")
-    print(f"  claims: {result.claims or 'this chapter checks no claims'}")
+    claims_hint = f" (pml claims --profile {result.profile}{_p_args(result.overrides)})" if result.claims else ""
+    print(f"  claims: {result.claims or 'this chapter checks no claims'}{claims_hint}")
     return 0
+
+
+def _p_args(overrides) -> str:
+    return "".join(f" -p '{name}={runner.show(value)}'" for name, value in (overrides or {}).items())
 
 
 def _cmd_book(args) -> int:
     from pml.engine import cluster
 
     runner.load_profile(args.profile)
+    execution = _execution(args)
     with cluster.session(args.workers, args.scheduler) as client:
         if client is not None:
-            _precompute(runner.chapters(), args.profile, {}, client)
-        html = runner.build(args.profile)
+            _precompute(runner.chapters(), args.profile, {}, client, execution)
+        html = runner.build(args.profile, **execution)
     print(f"\nOpen the book: {html / 'index.html'}")
     table, ok = runner.summary(args.profile)
     counts = ", ".join(f"{n} {verdict}" for verdict, n in table.counts().items())
@@ -112,7 +138,7 @@ def _cmd_compute(args) -> int:
 
     stem = runner.check_chapter(args.chapter)
     overrides = _overrides(args.param)
-    steps = runner.chapter_steps(stem, args.profile, overrides, args.step)  # unknown steps: BookError, exit 2
+    steps = runner.chapter_steps(stem, args.profile, overrides, args.step, _execution(args))  # unknown: exit 2
     if not steps:
         print(f"chapter {stem} has no steps ({runner.experiments_module(stem)} defines no steps(params)): nothing to "
               f"compute; its notebook computes what it needs when it runs (`pml run {stem}`)")
@@ -169,13 +195,36 @@ def _cmd_results(args) -> int:
 
 
 def _cmd_claims(args) -> int:
-    table, ok = runner.summary(args.profile)
+    from pml.book import claims
+
+    overrides = _overrides(args.param)
+    run = runner.run_name(args.profile, overrides)
+    if overrides and not paths.claims_dir(run).is_dir():
+        raise runner.BookError(f"no chapter ran at profile {args.profile} with overrides "
+                               f"{context.describe_overrides(overrides)} (no {paths.claims_dir(run)}); runs with "
+                               f"overrides: {', '.join(_override_runs(args.profile)) or 'none'}")
+    table, ok = runner.summary(args.profile, run=run)
+    ran = claims.runs(args.profile, run=run)
     if args.json:
-        print(json.dumps([v.to_dict() for v in table.verdicts], indent=2))
+        rows = []
+        for v in table.verdicts:
+            row = v.to_dict()
+            row.update({key: ran.get(v.claim.chapter, {}).get(key) for key in ("run", "overrides", "parameters")})
+            rows.append(row)
+        print(json.dumps(rows, indent=2))
     else:
         print(table)
         counts = ", ".join(f"{n} {verdict}" for verdict, n in table.counts().items())
-        print(f"\n{len(table.verdicts)} claims at profile {args.profile}: {counts}")
+        where = f"profile {args.profile}" + (f" with overrides {context.describe_overrides(overrides)}" if overrides
+                                             else "")
+        print(f"\n{len(table.verdicts)} claims at {where}: {counts}")
+        print("Parameters each chapter ran with (beside the paper's values; `pml list` shows all):")
+        for chapter, info in ran.items():
+            print(f"  {chapter}: {_ran_with(chapter, args.profile, info)}")
+        others = [r for r in _override_runs(args.profile) if r != run]
+        if others:
+            print(f"Runs with command-line overrides, not counted above: {', '.join(others)} "
+                  f"(see them with pml claims --profile {args.profile} -p NAME=VALUE ...)")
     if not ok:
         print(
             "claims checkable at this profile are not reproduced (without a known deviation) or their chapter "
@@ -183,6 +232,31 @@ def _cmd_claims(args) -> int:
             file=sys.stderr,
         )
     return 0 if ok else 1
+
+
+def _override_runs(profile: str) -> list[str]:
+    folder = paths.claims_dir(profile).parent
+    return sorted(p.name for p in folder.glob(f"{profile}+*") if p.is_dir()) if folder.is_dir() else []
+
+
+def _ran_with(chapter: str, profile: str, info: dict) -> str:
+    """The overrides, then the values that differ from the paper's, of one chapter's recorded run."""
+    overrides = info.get("overrides") or {}
+    text = (f"profile {profile} with overrides {context.describe_overrides(overrides)}" if overrides
+            else f"profile {profile}, no overrides")
+    recorded = info.get("parameters")
+    if recorded is None:
+        return text + " (this claims file records no parameters: rerun the chapter)"
+    try:
+        paper = runner.chapter_parameters(chapter)
+    except runner.BookError:
+        paper = {}
+    changed = {k: v for k, v in recorded.items()
+               if k != "profile" and k not in overrides and k in paper and v != runner.plain(paper[k])}
+    if changed:
+        text += "; from the profile: " + context.describe_overrides(changed)
+    execution = info.get("execution")
+    return text + (f"; execution: {context.describe_overrides(execution)}" if execution else "")
 
 
 def _cmd_bench(args) -> int:
@@ -250,6 +324,15 @@ def _cluster_options(parser) -> None:
                        help="run tasks on a running Dask cluster (default: $PML_SCHEDULER; see README)")
 
 
+def _execution_options(parser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch and BLAS threads per task (default 1: small networks train fastest on one; 0: "
+                             "torch's default); never changes results")
+    parser.add_argument("--device", metavar="DEVICE",
+                        help="torch device of the network tasks: cpu (default), cuda or cuda:N; never changes which "
+                             "results are stored")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -261,13 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute one chapter")
     run.add_argument("chapter", help="chapter stem, number or slug (see `pml list`)")
     run.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
-    run.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
+    run.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                     help="override a parameter (a Python literal: 3, 1e-3, [16,64,256], cos2x); the outputs go under "
+                          "_build/*/<profile>+<overrides>/, never over the profile's")
     _cluster_options(run)
+    _execution_options(run)
     run.set_defaults(func=_cmd_run)
 
     bk = sub.add_parser("book", help="execute every chapter and render the HTML book")
     bk.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
     _cluster_options(bk)
+    _execution_options(bk)
     bk.set_defaults(func=_cmd_book)
 
     pl = sub.add_parser("plan", help="per chapter and step: tasks, how many are stored, estimated CPU-hours")
@@ -286,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--step", action="append", metavar="STEP", help="only this step (repeatable; see `pml plan`)")
     co.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
     _cluster_options(co)
+    _execution_options(co)
     co.set_defaults(func=_cmd_compute)
 
     rs = sub.add_parser("results", help="pack, unpack or verify a portable archive of task results")
@@ -305,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cl = sub.add_parser("claims", help="every claim with the paper's value, ours and the verdict")
     cl.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    cl.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                    help="the claims of a `pml run -p` with these overrides (default: the profile's own runs)")
     cl.add_argument("--json", action="store_true", help="print a JSON list")
     cl.set_defaults(func=_cmd_claims)
 
@@ -372,8 +462,8 @@ def main(argv=None) -> int:
         print(f"pml: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("pml: interrupted; finished chapters and every finished task are kept under _build/ (a rerun computes "
-              "only what is missing)", file=sys.stderr)
+        print("pml: interrupted; the interrupted chapter's last good outputs are unchanged, finished chapters and "
+              "tasks are kept under _build/ (a rerun computes only what is missing)", file=sys.stderr)
         return 130
     except Exception as exc:
         from pml.engine.archive import ArchiveError

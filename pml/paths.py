@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -42,6 +43,17 @@ def figures_dir(profile: str) -> Path:
 def claims_dir(profile: str) -> Path:
     """Per-chapter measured values and verdicts, ``<chapter>.json``."""
     return build_dir() / "claims" / profile
+
+
+STAGE_ENV = "PML_STAGE_DIR"  # set by the book runner for the kernel of the chapter it executes
+
+
+def output_dir(kind: str, profile: str) -> Path:
+    """Where a chapter writes its ``figures`` or ``claims``: ``_build/<kind>/<profile>``, or, while the book runner
+    executes the chapter, ``<kind>`` in the run's staging folder (``$PML_STAGE_DIR``), which the runner moves into
+    place only when the chapter succeeded."""
+    stage = os.environ.get(STAGE_ENV)
+    return Path(stage) / kind if stage else build_dir() / kind / profile
 
 
 def html_dir() -> Path:

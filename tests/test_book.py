@@ -33,7 +33,7 @@ def test_unknown_profile_chapter_and_parameter():
         runner.check_profile("fast")
     with pytest.raises(runner.BookError, match="unknown chapter 'nope'; valid: 01_introduction"):
         runner.check_chapter("nope")
-    with pytest.raises(runner.BookError, match="unknown parameter 'n_sedes'.*valid: profile, seed"):
+    with pytest.raises(runner.BookError, match="unknown parameter 'n_sedes'.*valid: seed, floor_equation"):
         runner.resolve_parameters("01_introduction", "smoke", {"n_sedes": 3})
 
 

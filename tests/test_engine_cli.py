@@ -119,7 +119,7 @@ def test_results_pack_unpack_verify(toy_chapter, capsys, tmp_path):
 def test_run_with_workers_precomputes_every_task_on_a_cluster_the_notebook_shares(toy_chapter, capsys, monkeypatch):
     seen = {}
 
-    def fake_run_chapter(stem, profile, overrides):  # what the chapter's kernel does, in this process
+    def fake_run_chapter(stem, profile, overrides, **execution):  # what the chapter's kernel does, here
         seen["env"] = os.environ.get(SCHEDULER_ENV)
         before = len(runs(toy_chapter))
         steps = _toy_steps(runner.full_parameters(stem, profile, overrides), toy_chapter)

@@ -59,5 +59,5 @@ def test_stderr_is_an_error(fake_book):
 def test_parameters_are_injected(fake_book):
     write_chapter(fake_book, "assert n == 5 and profile == 'smoke'")
     result = runner.run_chapter("01_fake", "smoke", {"n": 5})
-    assert result.notebook == fake_book / "_build" / "executed" / "smoke" / "book" / "01_fake.ipynb"
+    assert result.notebook == fake_book / "_build" / "executed" / "smoke+n=5" / "book" / "01_fake.ipynb"
     assert result.notebook.exists() and result.claims is None

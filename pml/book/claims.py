@@ -10,10 +10,9 @@ meaningful (a small ``smoke`` run cannot test a scaling law). A chapter measures
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,6 +20,7 @@ from typing import Any, Mapping
 import yaml
 
 from pml import paths
+from pml.book import context
 from pml.experiments.tables import Table
 
 REPRODUCED = "reproduced"
@@ -161,22 +161,19 @@ def judge(claim: Claim, measured: float | None, profile: str) -> Verdict:
 
 
 def _atomic_write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, allow_nan=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``payload`` as JSON through a temporary file (a reader never sees half a file); mode as ``open()``'s."""
+    from pml.engine.store import _atomic_write
+
+    _atomic_write(path, json.dumps(payload, indent=2, allow_nan=True).encode())
 
 
 def report(chapter: str, profile: str, measured: Mapping[str, float], parameters: Mapping[str, Any] | None = None):
     """Judge a chapter's claims, write ``_build/claims/<profile>/<chapter>.json`` and return a table to display.
 
     ``measured`` maps every claim id declared for ``chapter`` to the value the chapter measured; a missing or
-    extra id is an error, so a chapter cannot silently skip a claim.
+    extra id is an error, so a chapter cannot silently skip a claim. Run by the book runner, the file goes to the
+    run's staging folder first (see :func:`pml.paths.output_dir`) and records every parameter value of the run,
+    the command-line overrides and the execution settings; with overrides, the table says so.
     """
     declared = {c.id for c in for_chapter(chapter)}
     if not declared:
@@ -185,15 +182,34 @@ def report(chapter: str, profile: str, measured: Mapping[str, float], parameters
     if missing or extra:
         raise ValueError(f"chapter {chapter!r}: measured values missing for {missing}, unknown ids {extra}")
     verdicts = [judge(get(cid), _as_float(measured[cid]), profile) for cid in sorted(declared, key=_id_key)]
+    run = context.current()
     payload = {
         "chapter": chapter,
         "profile": profile,
-        "parameters": dict(parameters or {}),
+        "run": run.run or profile,
+        "overrides": context.plain(run.overrides),
+        "parameters": context.plain(run.parameters or dict(parameters or {})),
+        "execution": run.execution(),
         "measured": {v.claim.id: v.measured for v in verdicts},
         "verdicts": [v.to_dict() for v in verdicts],
     }
-    _atomic_write_json(paths.claims_dir(profile) / f"{chapter}.json", payload)
-    return ClaimTable(verdicts)
+    _atomic_write_json(paths.output_dir("claims", profile) / f"{chapter}.json", payload)
+    note = f"with overrides: {context.describe_overrides(run.overrides)}" if run.overrides else None
+    return ClaimTable(verdicts, note=note)
+
+
+def runs(profile: str, chapters: list[str] | None = None, run: str | None = None) -> dict[str, dict[str, Any]]:
+    """chapter -> what its claims file records about the run: ``run``, ``overrides``, ``parameters`` and
+    ``execution`` (``run``: a run name such as ``ci+n_test=200``; default the profile itself)."""
+    folder = paths.claims_dir(run or profile)
+    out = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if chapters is not None and path.stem not in chapters:
+            continue
+        payload = json.loads(path.read_text())
+        out[path.stem] = {key: payload.get(key) for key in ("run", "overrides", "parameters", "execution")}
+        out[path.stem]["overrides"] = out[path.stem]["overrides"] or {}
+    return out
 
 
 def _as_float(value) -> float:
@@ -202,7 +218,7 @@ def _as_float(value) -> float:
     if isinstance(value, bool):
         return float(value)
     if not isinstance(value, (int, float)):
-        raise TypeError(f"a measured value must be a number, got {type(value).__name__}: {value!r}")
+        raise TypeError(f"a measured value must be a number, got {type(value).__name__}: {context.show(value)}")
     return float(value)
 
 
@@ -211,14 +227,15 @@ def _id_key(claim_id: str) -> tuple[int, int]:
     return int(section), int(n)
 
 
-def collect(profile: str, chapters: list[str] | None = None) -> list[Verdict]:
-    """Verdicts for every declared claim at ``profile``, recomputed from the measured values on disk."""
+def collect(profile: str, chapters: list[str] | None = None, run: str | None = None) -> list[Verdict]:
+    """Verdicts for every declared claim at ``profile``, recomputed from the measured values on disk (``run``: those
+    of a run with overrides, such as ``ci+n_test=200``, judged by the profile's checks)."""
     measured_by_chapter: dict[str, dict[str, float]] = {}
     for claim in registry().values():
         if chapters is not None and claim.chapter not in chapters:
             continue
         if claim.chapter not in measured_by_chapter:
-            path = paths.claims_dir(profile) / f"{claim.chapter}.json"
+            path = paths.claims_dir(run or profile) / f"{claim.chapter}.json"
             measured_by_chapter[claim.chapter] = json.loads(path.read_text())["measured"] if path.exists() else {}
     out = []
     for claim in sorted(registry().values(), key=lambda c: _id_key(c.id)):
@@ -238,8 +255,9 @@ class ClaimTable:
 
     columns = ("claim", "paper says", "paper", "check", "measured", "verdict")
 
-    def __init__(self, verdicts: list[Verdict]):
+    def __init__(self, verdicts: list[Verdict], note: str | None = None):
         self.verdicts = list(verdicts)
+        self.note = note  # how the run differs from its profile ("with overrides: n_test=200"), shown above the table
 
     def rows(self) -> list[tuple[str, ...]]:
         rows = []
@@ -259,10 +277,11 @@ class ClaimTable:
         return Table(self.columns, self.rows(), css_class="pml-claims")
 
     def _repr_html_(self) -> str:
-        return self.table().html()
+        note = f"<p><strong>{html.escape(self.note)}</strong></p>" if self.note else ""
+        return note + self.table().html()
 
     def __str__(self) -> str:
-        lines = []
+        lines = [self.note] if self.note else []
         for v, row in zip(self.verdicts, self.rows()):
             lines.append(f"{row[0]:<6} {row[5]:<40} measured {row[4]:<10} check {row[3]}  (paper: {row[2]})")
             lines.append(f"       {v.claim.statement}")

@@ -9,10 +9,16 @@ mirror with execution off and warnings as errors into ``_build/html``.
 from __future__ import annotations
 
 import ast
+import contextlib
+import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,8 +29,11 @@ import yaml
 
 from pml import paths
 from pml.book import claims
+from pml.book.context import EXECUTION_DEFAULTS, RUN_ENV, RunContext, plain, show
+from pml.book.context import current as run_context
 
 PROFILES = ("smoke", "ci", "paper")
+EXECUTION_SETTINGS = tuple(EXECUTION_DEFAULTS)  # runner options (--threads, --device), not chapter parameters
 DEFAULT_PROFILE = "ci"
 CHAPTER_TIMEOUT_S = {"smoke": 300, "ci": 900, "paper": None}  # per cell; None = no limit
 
@@ -133,18 +142,41 @@ def _type_ok(default: Any, value: Any) -> bool:
     return type(value) is type(default)
 
 
+def _type_name(default: Any) -> str:
+    if isinstance(default, (list, tuple)):
+        kinds = sorted({type(v).__name__ for v in default})
+        return "list" + (f" of {kinds[0]}" if len(kinds) == 1 else "")
+    return type(default).__name__
+
+
+def _example(name: str, default: Any) -> str:
+    text = json.dumps(plain(default)) if isinstance(default, (list, tuple, bool)) else repr(default)
+    return f'-p "{name}={text}"' if " " in text or "[" in text else f"-p {name}={text}"
+
+
 def validate_parameters(stem: str, overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check override names and types against the chapter's defaults; returns them converted."""
+    """Check override names and types against the chapter's defaults; returns them converted (ints widen to float
+    where the default is a float, tuples become lists, NumPy values plain Python). ``profile`` is not an override:
+    it is chosen with ``--profile`` (or a profile file's name)."""
     defaults = chapter_parameters(stem)
+    settable = [n for n in defaults if n != "profile"]
     out = {}
     for name, value in overrides.items():
+        if name == "profile":
+            raise BookError(f"{where}: 'profile' is not a parameter to override; use --profile "
+                            f"{value if isinstance(value, str) else show(value)} "
+                            f"(parameters of chapter {stem}: {', '.join(settable)})")
+        if name in EXECUTION_SETTINGS and name not in defaults:
+            raise BookError(f"{where}: {name!r} is an execution setting, not a parameter of chapter {stem}: "
+                            f"use --{name} (it changes where and how fast tasks run, never their results)")
         if name not in defaults:
-            raise BookError(f"{where}: unknown parameter {name!r} for chapter {stem}; valid: {', '.join(defaults)}")
-        default = defaults[name]
+            raise BookError(f"{where}: unknown parameter {name!r} for chapter {stem}; valid: {', '.join(settable)}")
+        default, value = defaults[name], plain(value)
         if not _type_ok(default, value):
             raise BookError(
-                f"{where}: parameter {name!r} of chapter {stem} must be of type {type(default).__name__} "
-                f"(default {default!r}), got {type(value).__name__} {value!r}"
+                f"{where}: parameter {name!r} of chapter {stem} must be of type {_type_name(default)} "
+                f"(default {show(default)}; for example {_example(name, default)}), "
+                f"got {type(value).__name__} {show(value)}"
             )
         out[name] = float(value) if isinstance(default, float) and isinstance(value, int) else value
     return out
@@ -183,20 +215,66 @@ def resolve_parameters(stem: str, profile: str, overrides: Mapping[str, Any] | N
     return params
 
 
-def full_parameters(stem: str, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def chapter_values(stem: str, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every parameter of the chapter as a run at ``profile`` sees it: defaults, then the profile, then overrides."""
     params = chapter_parameters(stem)
     params.update(resolve_parameters(stem, profile, overrides))
     return params
 
 
+def check_execution(threads: Any = None, device: Any = None) -> dict[str, Any]:
+    """The execution settings of a run (``--threads``, ``--device``; None: the defaults), checked."""
+    threads = EXECUTION_DEFAULTS["threads"] if threads is None else threads
+    device = EXECUTION_DEFAULTS["device"] if device is None else device
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise BookError(f"--threads must be a whole number >= 0 (0: torch's default), got {show(threads)}")
+    name, _, index = str(device).partition(":")
+    if name not in ("cpu", "cuda") or (index and (name != "cuda" or not index.isdigit())):
+        raise BookError(f"--device must be cpu, cuda or cuda:N (a GPU's index), got {show(device)}")
+    return {"threads": threads, "device": str(device)}
+
+
+def full_parameters(stem: str, profile: str, overrides: Mapping[str, Any] | None = None,
+                    execution: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What ``pml.experiments.<slug>.steps`` takes: :func:`chapter_values` plus the execution settings ``threads``
+    and ``device`` (``execution``, else those the runner set for this process, else the defaults), which change
+    where tasks run, never their keys or results."""
+    params = chapter_values(stem, profile, overrides)
+    params.update(execution if execution is not None else run_context().execution())
+    return params
+
+
 def parameter_values(stem: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The chapter's parameters (the names of its parameters cell) picked from ``namespace`` (a chapter's globals).
+    """The chapter's parameters (the names of its parameters cell) picked from ``namespace`` (a chapter's globals),
+    plus the execution settings the runner set (:func:`pml.book.context.current`).
 
     With :func:`full_parameters` this gives ``pml.experiments.<slug>.steps`` the same values in the chapter and in
     ``pml plan``/``pml compute``: one source of truth for a chapter's sweeps.
     """
-    return {name: namespace[name] for name in chapter_parameters(stem)}
+    values = {name: namespace[name] for name in chapter_parameters(stem)}
+    values.update(run_context().execution())
+    return values
+
+
+def parameters_table(stem: str, namespace: Mapping[str, Any]):
+    """The chapter's parameters as this build ran them beside the paper's values (its parameters cell's defaults):
+    a :class:`pml.experiments.tables.Table` with one row per parameter, the values set on the command line
+    (``pml run -p``) marked, then the profile and the execution settings (runner options, not parameters)."""
+    from pml.experiments.tables import Table
+
+    ctx = run_context()
+    rows = []
+    for name, paper in chapter_parameters(stem).items():
+        if name != "profile":
+            mark = " (command line)" if name in ctx.overrides else ""
+            rows.append((name, show(namespace.get(name, paper)) + mark, show(paper)))
+    profile = str(namespace.get("profile", ctx.profile or "paper"))
+    if ctx.overrides:
+        profile += " with command-line overrides: " + ", ".join(f"{k}={show(v)}" for k, v in ctx.overrides.items())
+    rows.append(("profile", profile, "paper"))
+    rows.append(("execution (runner options)", ", ".join(f"{k}={show(v)}" for k, v in ctx.execution().items()),
+                 "(runner options: they do not change results)"))
+    return Table(("parameter", "this build", "the paper's value"), rows, css_class="pml-parameters")
 
 
 def experiments_module(stem: str) -> str:
@@ -216,14 +294,14 @@ def has_steps(stem: str) -> bool:
 
 
 def chapter_steps(stem: str, profile: str, overrides: Mapping[str, Any] | None = None,
-                  only: Iterable[str] | None = None) -> dict[str, Any]:
+                  only: Iterable[str] | None = None, execution: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's sweeps at ``profile``: ``pml.experiments.<slug>.steps(full_parameters(...))``, the same call
     the chapter makes with its own parameter values (``only``: just these steps). {} when the module defines no
     ``steps``; an unknown step name is a :class:`BookError` naming the valid ones."""
     import importlib
 
     stem = check_chapter(stem)
-    params = full_parameters(stem, profile, overrides)
+    params = full_parameters(stem, profile, overrides, execution)
     only = list(only or [])
     if not has_steps(stem):
         if only:
@@ -291,6 +369,31 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+_SLUG_OK = re.compile(r"[A-Za-z0-9_.,=-]+")
+
+
+def run_name(profile: str, overrides: Mapping[str, Any] | None = None) -> str:
+    """Where a run's outputs go under ``_build/`` (executed notebook, figures, claims): the profile's name, or with
+    command-line overrides ``<profile>+<name=value,...>`` (``ci+n_test=200``; lists as ``16,64,256``), or
+    ``<profile>+o<hash>`` when the values do not make a short, plain folder name. A run with overrides therefore
+    never replaces the profile's outputs, and ``pml claims --profile P`` shows only runs of P as it is."""
+    if not overrides:
+        return profile
+
+    def text(value):
+        value = plain(value)
+        if isinstance(value, list) and all(not isinstance(v, (list, dict)) for v in value):
+            return ",".join(text(v) for v in value)
+        return json.dumps(value) if isinstance(value, bool) else str(value)
+
+    items = sorted(overrides.items())
+    slug = "+".join(f"{name}={text(value)}" for name, value in items)
+    if len(slug) > 60 or not all(_SLUG_OK.fullmatch(part) for part in slug.split("+")):
+        digest = hashlib.sha256(json.dumps(plain(dict(items)), sort_keys=True).encode()).hexdigest()[:10]
+        slug = f"o{digest}"
+    return f"{profile}+{slug}"
+
+
 @dataclass(frozen=True)
 class ChapterRun:
     chapter: str
@@ -300,10 +403,18 @@ class ChapterRun:
     figures: Path
     claims: Path | None
     seconds: float
+    run: str | None = None  # where the outputs went: the profile, or <profile>+<overrides>
+    overrides: dict[str, Any] | None = None
 
 
 def executed_notebook(stem: str, profile: str) -> Path:
+    """The executed notebook of ``stem`` for a run named ``profile`` (see :func:`run_name`)."""
     return paths.executed_dir(profile) / "book" / f"{stem}.ipynb"
+
+
+def failed_notebook(stem: str, run: str) -> Path:
+    """Where a failed run leaves its notebook with the traceback (outside the executed mirror the book renders)."""
+    return paths.build_dir() / "logs" / "failed" / run / f"{stem}.ipynb"
 
 
 def _stderr_outputs(nb) -> list[tuple[int, str]]:
@@ -315,53 +426,237 @@ def _stderr_outputs(nb) -> list[tuple[int, str]]:
     return found
 
 
-def run_chapter(stem: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None) -> ChapterRun:
-    """Execute one chapter with papermill; a cell that raises (or writes to stderr) is a named error."""
+class Progress:
+    """Progress of chapter runs: on a terminal a live line (chapter, cell k of n, the current section or step,
+    elapsed seconds) that ends as one summary line; elsewhere (CI logs) just that line per chapter when it ends:
+    ``<prefix><chapter> (<run>): ok in 12.3 s``, ``failed after ...`` or ``interrupted after ...``."""
+
+    def __init__(self, stream=None, live: bool | None = None, prefix: str = ""):
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = bool(live if live is not None else getattr(self.stream, "isatty", lambda: False)())
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = None
+        self._state = ""
+        self._start = time.perf_counter()
+
+    def start(self, chapter: str, run: str) -> None:
+        self.chapter, self.run, self._start = chapter, run, time.perf_counter()
+        self._state = "starting the kernel"
+        if self.live:
+            self._stop.clear()
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+            self._draw()
+
+    def cell(self, k: int, n: int, where: str) -> None:
+        """Cell ``k`` of ``n`` code cells started; ``where``: its section heading or step name."""
+        self._state = f"cell {k}/{n}" + (f" {where}" if where else "")
+        if self.live:
+            self._draw()
+
+    def finish(self, outcome: str) -> None:
+        """``outcome``: "ok", "failed" or "interrupted"."""
+        seconds = time.perf_counter() - self._start
+        if self._ticker is not None:
+            self._stop.set()
+            self._ticker.join()
+            self._ticker = None
+        word = "in" if outcome == "ok" else "after"
+        line = f"{self.prefix}{self.chapter} ({self.run}): {outcome} {word} {seconds:.1f} s"
+        with self._lock:
+            self.stream.write(("\r\x1b[K" if self.live else "") + line + "\n")
+            self.stream.flush()
+
+    def _tick(self):
+        while not self._stop.wait(1.0):
+            self._draw()
+
+    def _draw(self):
+        elapsed = time.perf_counter() - self._start
+        line = f"{self.prefix}{self.chapter} ({self.run}) {self._state} [{elapsed:.0f} s]"
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        with self._lock:
+            if not self._stop.is_set() or self._ticker is None:
+                self.stream.write("\r\x1b[K" + line[:width])
+                self.stream.flush()
+
+
+_STEP = re.compile(r"""steps\[["']([\w.-]+)["']\]""")
+_HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$", re.M)
+
+
+def _cell_places(nb) -> dict[int, tuple[int, int, str]]:
+    """cell index -> (k, n, where) for each code cell: its number among the n code cells, and the step it runs
+    (``steps["fig1a"]``) or else the heading of the section it is in."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    places, heading = {}, ""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            found = _HEADING.findall(cell.source)
+            heading = found[-1] if found else heading
+        elif cell.cell_type == "code":
+            step = _STEP.search(cell.source)
+            where = f"step {step.group(1)}" if step else (f"§ {heading}" if heading else "")
+            places[index] = (code.index(index) + 1, len(code), where)
+    return places
+
+
+def _engine():
+    """papermill's nbclient engine, reporting each cell's start to a ``progress`` callback."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, progress=None, **kwargs):
+            if progress is not None:
+                places, started = _cell_places(nb_man.nb), nb_man.cell_start
+
+                def cell_start(cell, cell_index=None, **kw):
+                    if cell_index in places:
+                        progress.cell(*places[cell_index])
+                    return started(cell, cell_index, **kw)
+
+                nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("pml", Engine)
+    return "pml"
+
+
+def _kernel_options() -> dict[str, Any]:
+    """Options of the kernel: its messages encrypted (CurveZMQ keys provisioned by the kernel manager, so the kernel
+    has no reason to warn about plain-text TCP), and stopped at once when the run ends or is interrupted (no
+    half-closed sockets to report)."""
+    import zmq
+    from traitlets.config import Config
+
+    encryption = "auto" if zmq.has("curve") else "disabled"
+    return {"config": Config({"KernelManager": {"transport_encryption": encryption}}), "shutdown_kernel": "immediate"}
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]):
+    """Set environment variables (the kernel inherits them) and restore them afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _finish_notebook(nb) -> None:
+    """Collapse the parameters cell and drop papermill's injected one from the rendered page: the chapter's
+    parameters table shows what this build ran with beside the paper's values."""
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+
+
+def _install(stage: Path, stem: str, run: str, notebook) -> Path | None:
+    """Move a successful run's outputs from ``stage`` into place, each file atomically; returns the claims file."""
+    import nbformat
+
+    from pml.engine.store import _atomic_write, new_file_mode
+
+    figures = paths.figures_dir(run)
+    for png in sorted((stage / "figures").glob("*.png")):
+        figures.mkdir(parents=True, exist_ok=True)
+        os.chmod(png, new_file_mode())
+        os.replace(png, figures / png.name)
+    claims_file = None
+    for staged in sorted((stage / "claims").glob("*.json")):
+        claims_file = paths.claims_dir(run) / staged.name
+        _atomic_write(claims_file, staged.read_bytes())
+    out = executed_notebook(stem, run)
+    _atomic_write(out, nbformat.writes(notebook).encode())
+    return claims_file if claims_file is not None else _existing(paths.claims_dir(run) / f"{stem}.json")
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.exists() else None
+
+
+def run_chapter(stem: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None, *,
+                threads: int | None = None, device: str | None = None, progress: Progress | None = None
+                ) -> ChapterRun:
+    """Execute one chapter with papermill; a cell that raises (or writes to stderr) is a named error.
+
+    The kernel writes the executed notebook, figures and claims into a staging folder under ``_build/``; they
+    replace the last good ones only when every cell succeeded, so a failed or interrupted run (Ctrl-C) changes
+    nothing but the failed notebook it leaves for inspection (:func:`failed_notebook`). With ``overrides`` the
+    outputs go under :func:`run_name` ``(profile, overrides)``, never over the profile's. ``threads`` and
+    ``device`` are the execution settings the chapter's tasks get (:mod:`pml.book.context`).
+    """
     import nbformat
     import papermill
 
     stem = check_chapter(stem)
-    params = resolve_parameters(stem, check_profile(profile), overrides)
-    out = executed_notebook(stem, profile)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    env_backup = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"  # the kernel inherits it: figures are never shown in a window
+    user = validate_parameters(stem, overrides or {}, "command line")
+    params = resolve_parameters(stem, check_profile(profile), user)
+    execution = check_execution(threads, device)
+    run = run_name(profile, user)
+    ctx = RunContext(profile=profile, run=run, overrides=user, parameters=chapter_values(stem, profile, user),
+                     **execution)
+    paths.build_dir().mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".run-{stem}-", dir=paths.build_dir()))
+    staged_nb = stage / f"{stem}.ipynb"
+    env = {"MPLBACKEND": "Agg", paths.STAGE_ENV: str(stage), RUN_ENV: ctx.to_env()}  # Agg: never a window
+    progress = progress if progress is not None else Progress()
+    progress.start(stem, run)
+    start, outcome = time.perf_counter(), "failed"
     try:
-        papermill.execute_notebook(
-            _read(stem),
-            str(out),
-            parameters=params,
-            kernel_name="python3",
-            language="python",
-            cwd=str(paths.repo_root()),
-            progress_bar=False,
-            execution_timeout=CHAPTER_TIMEOUT_S[profile],
-        )
-    except papermill.PapermillExecutionError as exc:
-        raise BookError(
-            f"chapter {stem} ({profile}) failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
-            f"{exc.ename}: {exc.evalue}\n  executed notebook with the traceback: {out}"
-        ) from None
+        try:
+            with _environ(env):
+                papermill.execute_notebook(
+                    _read(stem), str(staged_nb), parameters=params, kernel_name="python3", language="python",
+                    cwd=str(paths.repo_root()), progress_bar=False, execution_timeout=CHAPTER_TIMEOUT_S[profile],
+                    engine_name=_engine(), progress=progress, **_kernel_options(),
+                )
+        except papermill.PapermillExecutionError as exc:
+            kept = _keep_failed(staged_nb, stem, run)
+            raise BookError(
+                f"chapter {stem} ({run}) failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+                f"{exc.ename}: {exc.evalue}\n  notebook with the traceback: {kept}\n  the last good outputs of "
+                f"this chapter are unchanged"
+            ) from None
+        notebook = nbformat.read(staged_nb, as_version=4)
+        stderr = _stderr_outputs(notebook)
+        if stderr:
+            cell, text = stderr[0]
+            kept = _keep_failed(staged_nb, stem, run)
+            raise BookError(f"chapter {stem} ({run}) wrote to stderr in cell {cell}: {text[:500]}\n  notebook: {kept}"
+                            f"\n  the last good outputs of this chapter are unchanged")
+        _finish_notebook(notebook)
+        claims_file = _install(stage, stem, run, notebook)
+        outcome = "ok"
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        raise
     finally:
-        if env_backup is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = env_backup
-    stderr = _stderr_outputs(nbformat.read(out, as_version=4))
-    if stderr:
-        cell, text = stderr[0]
-        raise BookError(f"chapter {stem} ({profile}) wrote to stderr in cell {cell}: {text[:500]}\n  notebook: {out}")
-    claims_file = paths.claims_dir(profile) / f"{stem}.json"
-    return ChapterRun(
-        chapter=stem,
-        profile=profile,
-        parameters=params,
-        notebook=out,
-        figures=paths.figures_dir(profile),
-        claims=claims_file if claims_file.exists() else None,
-        seconds=time.perf_counter() - start,
-    )
+        progress.finish(outcome)
+        shutil.rmtree(stage, ignore_errors=True)
+    return ChapterRun(chapter=stem, profile=profile, parameters=params, notebook=executed_notebook(stem, run),
+                      figures=paths.figures_dir(run), claims=claims_file, seconds=time.perf_counter() - start,
+                      run=run, overrides=user)
+
+
+def _keep_failed(staged: Path, stem: str, run: str) -> Path | None:
+    if not staged.exists():
+        return None
+    kept = failed_notebook(stem, run)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, kept)
+    return kept
 
 
 def stage(profile: str) -> Path:
@@ -420,23 +715,29 @@ def render(profile: str, log=print) -> Path:
     return html
 
 
-def build(profile: str = DEFAULT_PROFILE, chapters_to_run: Iterable[str] | None = None, log=print) -> Path:
-    """Execute every chapter (report last) and render the book; prints progress as it goes."""
+def build(profile: str = DEFAULT_PROFILE, chapters_to_run: Iterable[str] | None = None, log=print, *,
+          threads: int | None = None, device: str | None = None) -> Path:
+    """Execute every chapter (report last) and render the book; shows each chapter's progress as it goes
+    (:class:`Progress`) and stops at the first chapter that fails."""
     check_profile(profile)
     load_profile(profile)  # fail fast on a bad profile file
+    check_execution(threads, device)
     names = list(chapters_to_run) if chapters_to_run is not None else chapters()
     total = time.perf_counter()
     for i, stem in enumerate(names, 1):
-        log(f"[{i}/{len(names)}] executing {stem} ({profile}) ...", flush=True)
-        result = run_chapter(stem, profile)
-        log(f"[{i}/{len(names)}] {stem} done in {result.seconds:.1f} s", flush=True)
+        run_chapter(stem, profile, threads=threads, device=device, progress=Progress(prefix=f"[{i}/{len(names)}] "))
     log("rendering the HTML book with jupyter-book ...", flush=True)
     html = render(profile)
     log(f"book built in {time.perf_counter() - total:.0f} s", flush=True)
     return html
 
 
-def summary(profile: str) -> tuple[claims.ClaimTable, bool]:
-    """All claims at ``profile`` and whether ``make verify`` should pass."""
-    verdicts = claims.collect(profile, chapters())
-    return claims.ClaimTable(verdicts), all(v.ok for v in verdicts)
+def summary(profile: str, run: str | None = None) -> tuple[claims.ClaimTable, bool]:
+    """All claims at ``profile`` and whether ``make verify`` should pass (``run``: those of a run with overrides,
+    see :func:`run_name`, judged by the profile's checks)."""
+    names = chapters()
+    if run not in (None, profile):  # a run with overrides: only the chapters that ran with them
+        names = [c for c in names if (paths.claims_dir(run) / f"{c}.json").exists()]
+    verdicts = claims.collect(profile, names, run=run)
+    note = None if run in (None, profile) else f"run {run}: profile {profile} with command-line overrides"
+    return claims.ClaimTable(verdicts, note=note), all(v.ok for v in verdicts)

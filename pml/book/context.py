@@ -1,0 +1,82 @@
+"""What the book runner tells the kernel of the chapter it executes, through one environment variable.
+
+Papermill injects a chapter's parameter values (the profile's, then the command line's). Three more things reach
+the kernel this way: which of those values came from the command line (``pml run -p``: the chapter's claim table
+says so, and the claims file records them), every parameter value of the run (recorded beside the measured values),
+and the execution settings ``threads`` and ``device``. Execution settings change where and how fast the tasks run,
+never their results: :class:`pml.engine.tasks.Task` leaves them out of its key. Outside the runner (a chapter opened
+in Jupyter) :func:`current` gives the defaults: no overrides, one thread, the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+RUN_ENV = "PML_RUN"
+EXECUTION_DEFAULTS = {"threads": 1, "device": "cpu"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """One chapter run as the runner describes it to the kernel.
+
+    Parameters
+    ----------
+    profile : str or None
+        The profile whose values papermill injected (None outside the runner).
+    run : str or None
+        Where the run's outputs go under ``_build/``: the profile, or ``<profile>+<overrides>`` with overrides.
+    overrides : dict
+        The command line's parameter values (``pml run -p NAME=VALUE``).
+    parameters : dict
+        Every parameter value of the run: the chapter's defaults, then the profile's, then the overrides.
+    threads : int
+        Torch and BLAS threads per task (0: torch's default).
+    device : str
+        Torch device of the network tasks (``"cpu"``, ``"cuda"`` or ``"cuda:N"``).
+    """
+
+    profile: str | None = None
+    run: str | None = None
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    threads: int = EXECUTION_DEFAULTS["threads"]
+    device: str = EXECUTION_DEFAULTS["device"]
+
+    def execution(self) -> dict[str, Any]:
+        """The execution settings, ``{"threads": ..., "device": ...}``."""
+        return {"threads": self.threads, "device": self.device}
+
+    def to_env(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+
+def current() -> RunContext:
+    """The context the runner set for this process (``$PML_RUN``), or the defaults outside the runner."""
+    raw = os.environ.get(RUN_ENV)
+    return RunContext(**json.loads(raw)) if raw else RunContext()
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain Python data: NumPy scalars and arrays become numbers and lists, tuples become lists (what
+    papermill can inject: it would inject a tuple as its text), recursively."""
+    if hasattr(value, "tolist") and type(value).__module__ == "numpy":
+        return plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def show(value: Any) -> str:
+    """A value for a message: the Python literal of :func:`plain` (``3.0``, never ``np.float64(3.0)``)."""
+    return repr(plain(value))
+
+
+def describe_overrides(overrides: dict[str, Any]) -> str:
+    """``name=value, ...`` of command-line overrides, values as Python literals."""
+    return ", ".join(f"{name}={show(value)}" for name, value in overrides.items())
