@@ -57,7 +57,17 @@ class EquationError(ValueError):
 
 
 class UndeclaredSymbolError(EquationError):
-    """The formula uses symbols that are not among the declared variables."""
+    """The formula uses symbols that are not among the declared variables.
+
+    Parameters
+    ----------
+    message : str
+        The error message.
+    undeclared : sequence of str
+        The symbols the formula uses without declaring them.
+    declared : sequence of str
+        The declared variables.
+    """
 
     def __init__(self, message: str, undeclared: Sequence[str], declared: Sequence[str]):
         super().__init__(message)
@@ -223,6 +233,15 @@ class GraphNode:
 
     ``inputs`` are variable names or names of earlier nodes (variables first, in column order; then nodes in
     topological order). ``expr`` is the node's function, written in symbols named after its inputs.
+
+    Parameters
+    ----------
+    name : str
+        The node's name.
+    inputs : tuple of str
+        Its inputs.
+    expr : sympy.Expr
+        Its function.
     """
 
     name: str
@@ -246,6 +265,13 @@ class ExpressionGraph:
 
     Paper §3: a function is "modular" when it is a composition of functions of few variables; ``max_arity`` is the
     largest number of inputs of any node, the paper's d*.
+
+    Parameters
+    ----------
+    inputs : tuple of str
+        The variables, in column order.
+    nodes : tuple of GraphNode
+        The nodes in topological order.
     """
 
     inputs: tuple[str, ...]
@@ -265,13 +291,36 @@ class ExpressionGraph:
         return max(self.arities)
 
     def node(self, name: str) -> GraphNode:
+        """The node called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A node's name.
+
+        Returns
+        -------
+        GraphNode
+            The node.
+        """
         for node in self.nodes:
             if node.name == name:
                 return node
         raise KeyError(f"no node {name!r}; nodes: {[n.name for n in self.nodes]}")
 
     def evaluate(self, X) -> np.ndarray:
-        """Compute the output node by node from X of shape (n, len(inputs)); returns shape (n,), float64."""
+        """Compute the output node by node.
+
+        Parameters
+        ----------
+        X : array_like
+            (n, len(inputs)) inputs.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n,) float64 outputs.
+        """
         X = _as_inputs(X, len(self.inputs), "ExpressionGraph.evaluate")
         values = {name: X[:, j] for j, name in enumerate(self.inputs)}
         for node in self.nodes:
@@ -376,6 +425,32 @@ class Equation:
     table). ``variables`` are in the table's column order, which is the column order of X. ``structure``, when
     given, is the same function written with the grouping the paper's modular networks use (Fig. 3); it must agree
     with ``formula`` numerically and only changes :meth:`graph`.
+
+    Used in every chapter (the targets of Figs. 2-3, 5-6 and the benchmarks of chapters 4-6).
+
+    Parameters
+    ----------
+    id : str
+        The equation's id (``"I.6.2a"``, ``"Z.001"``, ...).
+    formula : str
+        The function of the variables.
+    variables : tuple of str
+        The variable names, in column order.
+    ranges : tuple of (float, float)
+        The uniform sampling range of each variable, low < high.
+    output : str
+        The output's name.
+    description : str, optional
+        A short description.
+    structure : str, optional
+        The formula with the modular networks' grouping.
+
+    Raises
+    ------
+    EquationError
+        For an invalid id, variable names, ranges, formula or structure.
+    UndeclaredSymbolError
+        If the formula uses symbols that are not variables.
     """
 
     id: str
@@ -471,8 +546,16 @@ class Equation:
         return self.func(X)
 
     def graph(self) -> ExpressionGraph:
-        """The computation graph of ``structure`` (or ``formula``): one node per binary operation that combines
-        two different inputs, with unary operations and constants folded in (see ``_GraphBuilder``)."""
+        """The computation graph of ``structure`` (or ``formula``).
+
+        One node per binary operation that combines two different inputs, with unary operations and constants folded
+        in (see ``_GraphBuilder``).
+
+        Returns
+        -------
+        ExpressionGraph
+            The graph; ``max_arity`` is the paper's d*.
+        """
         tree = _check_syntax(self.structure or self.formula, self.variables)
         return _GraphBuilder(self.variables).build(tree)
 
@@ -555,12 +638,34 @@ REGISTRY: Mapping[str, Equation] = _build_registry()
 
 
 def ids() -> list[str]:
-    """Every registry id, in registration order (paper figures first)."""
+    """Every registry id, in registration order (paper figures first).
+
+    Returns
+    -------
+    list of str
+        The ids of ``REGISTRY``.
+    """
     return list(REGISTRY)
 
 
 def get(eq_id: str) -> Equation:
-    """The registry equation ``eq_id``; raises :class:`UnknownEquationError` listing the valid ids."""
+    """The registry equation ``eq_id``.
+
+    Parameters
+    ----------
+    eq_id : str
+        An id of ``REGISTRY`` (see :func:`ids`).
+
+    Returns
+    -------
+    Equation
+        The equation.
+
+    Raises
+    ------
+    UnknownEquationError
+        For an unknown id; the message lists the valid ids.
+    """
     try:
         return REGISTRY[eq_id]
     except (KeyError, TypeError):
@@ -576,7 +681,15 @@ _REQUIRED_COLUMNS = ("Equation", "Output", "Formula", "# variables", "v1_name", 
 
 @dataclasses.dataclass(frozen=True)
 class CsvLoad:
-    """Result of :func:`load_feynman_csv`: the rows that make valid equations, and a message per bad row."""
+    """Result of :func:`load_feynman_csv`: the rows that make valid equations, and a message per bad row.
+
+    Parameters
+    ----------
+    equations : dict of str to Equation
+        The valid rows by id.
+    errors : dict of str to str
+        A message per bad row, by id.
+    """
 
     equations: dict[str, Equation]
     errors: dict[str, str]
@@ -652,6 +765,23 @@ def load_feynman_csv(path) -> CsvLoad:
     a byte-order mark). Every good row becomes an :class:`Equation`; every bad row (unparsable formula such as
     ``#NAME?``, undeclared symbols, a variable count that disagrees with the filled columns, non-numeric ranges,
     duplicate ids) gets a message in ``errors`` under its id. A missing file or a missing required column raises.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The CSV file.
+
+    Returns
+    -------
+    CsvLoad
+        The valid equations and a message per bad row.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        If a required column is missing.
     """
     path = Path(path)
     if not path.is_file():

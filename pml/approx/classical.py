@@ -49,7 +49,23 @@ def _box(ranges) -> tuple[np.ndarray, np.ndarray]:
 
 
 def chebyshev_points(n: int) -> np.ndarray:
-    """The n Chebyshev points of the first kind on [-1, 1], cos((2k+1) pi / 2n), in increasing order."""
+    """The n Chebyshev points of the first kind on [-1, 1], cos((2k+1) pi / 2n), in increasing order.
+
+    Parameters
+    ----------
+    n : int
+        Number of points, at least 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) points, ascending.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+    """
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     k = np.arange(int(n))
@@ -63,13 +79,9 @@ def _check_fitted(obj, attr: str) -> None:
 
 # --------------------------------------------------------------------------------------------------- Chebyshev
 class Chebyshev:
-    """Tensor-product Chebyshev interpolant of a function on a box (d = 1, 2 or 3).
+    """Tensor-product Chebyshev interpolant of a function on a box (d = 1, 2 or 3), a classical baseline of chapter 6.
 
-    ``fit(func, ranges, degree=None)``: ``func`` maps X of shape (n, d) to (n,). With ``degree`` given, the
-    interpolant of that degree per axis on the (degree+1)^d first-kind grid. With ``degree=None`` the degree
-    doubles from 8 until the trailing coefficients along every axis fall below ``tol`` times the largest (a
-    plateau at rounding level, as chebfun's chop), up to ``max_degree``; the series is then chopped after the
-    last coefficient (per axis) above ``tol`` times the largest.
+    Made empty and fitted with :meth:`fit`; ``predict(X)`` evaluates it. Used in :doc:`/book/06_beyond`.
     """
 
     def __init__(self):
@@ -92,6 +104,36 @@ class Chebyshev:
 
     def fit(self, func: Callable[[np.ndarray], np.ndarray], ranges, degree: int | None = None, *,
             tol: float = 4 * EPS, max_degree: int = 512) -> "Chebyshev":
+        """Interpolate ``func`` on the first-kind Chebyshev grid of the box.
+
+        With ``degree`` given, the interpolant of that degree per axis on the (degree+1)^d grid. With ``degree=None``
+        the degree doubles from 8 until the trailing coefficients along every axis fall below ``tol`` times the largest
+        (a plateau at rounding level, as chebfun's chop), up to ``max_degree``; the series is then chopped after the last
+        coefficient (per axis) above ``tol`` times the largest.
+
+        Parameters
+        ----------
+        func : callable
+            Maps X of shape (n, d) to (n,).
+        ranges : sequence of (float, float)
+            (low, high) of each axis, d <= 3.
+        degree : int, optional
+            Degree per axis; None (default) chooses it as above.
+        tol : float, optional
+            Relative size of the coefficients treated as rounding (default 4 eps).
+        max_degree : int, optional
+            The largest degree tried (default 512).
+
+        Returns
+        -------
+        Chebyshev
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            For d > 3, a bad range or a bad degree.
+        """
         centre, half = _box(ranges)
         dim = centre.size
         if dim > 3:
@@ -126,6 +168,25 @@ class Chebyshev:
         return self
 
     def predict(self, X) -> np.ndarray:
+        """The interpolant's values.
+
+        Parameters
+        ----------
+        X : array_like
+            (n, d) points.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n,) values.
+
+        Raises
+        ------
+        RuntimeError
+            If the interpolant is not fitted.
+        ValueError
+            If ``X`` has the wrong number of columns.
+        """
         _check_fitted(self, "coef")
         X = as_inputs(X)
         if X.shape[1] != self.coef.ndim:
@@ -150,9 +211,21 @@ class Chebyshev:
 class RBF:
     """Polyharmonic RBF interpolation with a polynomial tail (``scipy.interpolate.RBFInterpolator``).
 
-    ``kernel`` is one of ``RBF_KERNELS``; ``degree`` is the tail's total degree (>= the kernel's minimum:
-    1 for thin_plate_spline and cubic, 2 for quintic). Inputs are mapped to [-1, 1]^d by ``ranges`` (or the
-    data's bounding box) before interpolation.
+    Inputs are mapped to [-1, 1]^d by ``ranges`` (or the data's bounding box) before interpolation. Used in
+    :doc:`/book/06_beyond`.
+
+    Parameters
+    ----------
+    kernel : str, optional
+        One of ``RBF_KERNELS`` (default ``"quintic"``).
+    degree : int, optional
+        The tail's total degree (default 2), at least the kernel's minimum: 1 for thin_plate_spline and cubic, 2 for
+        quintic.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kernel or a tail of too low a degree.
     """
 
     def __init__(self, kernel: str = "quintic", degree: int = 2):
@@ -166,6 +239,27 @@ class RBF:
         self.n_train = 0
 
     def fit(self, X, y, ranges=None) -> "RBF":
+        """Interpolate the data.
+
+        Parameters
+        ----------
+        X : array_like
+            (n, d) centres.
+        y : array_like
+            (n,) values.
+        ranges : sequence of (float, float), optional
+            The box mapped to [-1, 1]^d (default: the data's bounding box).
+
+        Returns
+        -------
+        RBF
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` and ``y`` differ in length or a range is bad.
+        """
         X = as_inputs(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if y.size != X.shape[0]:
@@ -181,6 +275,18 @@ class RBF:
         return self
 
     def predict(self, X) -> np.ndarray:
+        """The interpolant's values.
+
+        Parameters
+        ----------
+        X : array_like
+            (m, d) points.
+
+        Returns
+        -------
+        numpy.ndarray
+            (m,) values.
+        """
         _check_fitted(self, "interp")
         X = as_inputs(X)
         return self.interp((X - self.centre) / self.half).reshape(-1)
@@ -200,9 +306,13 @@ def _total_degree_indices(dim: int, degree: int) -> list[tuple[int, ...]]:
 class PolynomialLSQ:
     """Least-squares polynomial of total degree <= ``degree`` in d variables (Chebyshev product basis on the box).
 
-    ``fit(X, y, ranges, degree=None, degrees=range(0, 9))``: with ``degree=None`` the degree is chosen by RMSE on
-    a validation split (``val_fraction`` of the training points, seeded); the winner is refit on all points.
-    The solve is a truncated SVD (``rcond``) plus one step of iterative refinement.
+    The solve is a truncated SVD (``rcond``) plus one step of iterative refinement. Used in :doc:`/book/06_beyond`
+    and by :func:`pml.fitting.fit` (method ``"poly"``).
+
+    Parameters
+    ----------
+    rcond : float, optional
+        Relative cutoff of the singular values (default 1e-15).
     """
 
     def __init__(self, rcond: float = 1e-15):
@@ -231,6 +341,38 @@ class PolynomialLSQ:
 
     def fit(self, X, y, ranges, degree: int | None = None, *, degrees: Sequence[int] = range(0, 9),
             val_fraction: float = 0.2, seed: int = 0, num_threads: int | None = 1) -> "PolynomialLSQ":
+        """Fit the coefficients by least squares, choosing the degree on a validation split when none is given.
+
+        Parameters
+        ----------
+        X : array_like
+            (n, d) inputs.
+        y : array_like
+            (n,) targets.
+        ranges : sequence of (float, float)
+            (low, high) of each axis: the box of the Chebyshev basis.
+        degree : int, optional
+            The total degree; None (default) picks the one of ``degrees`` with the smallest RMSE on a validation split
+            (``val_fraction`` of the points, seeded) and refits it on all points.
+        degrees : sequence of int, optional
+            Candidate degrees (default 0 to 8).
+        val_fraction : float, optional
+            Fraction of points held out to choose the degree (default 0.2).
+        seed : int, optional
+            Seed of the split (default 0).
+        num_threads : int or None, optional
+            BLAS threads for the solve (default 1; None: unchanged).
+
+        Returns
+        -------
+        PolynomialLSQ
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            For mismatched shapes, too few points for any candidate degree or a bad degree.
+        """
         X = as_inputs(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if y.size != X.shape[0]:
@@ -262,6 +404,18 @@ class PolynomialLSQ:
         return self
 
     def predict(self, X) -> np.ndarray:
+        """The polynomial's values.
+
+        Parameters
+        ----------
+        X : array_like
+            (m, d) points.
+
+        Returns
+        -------
+        numpy.ndarray
+            (m,) values.
+        """
         _check_fitted(self, "coef")
         return self._basis(as_inputs(X), self.degree) @ self.coef
 

@@ -17,7 +17,19 @@ from numpy.polynomial import legendre
 
 @dataclass(frozen=True)
 class LossDecomposition:
-    """Relative RMS losses (Eqs. 1-2) and the four terms of Eq. (6); they sum to ``total`` exactly."""
+    """Relative RMS losses (Eqs. 1-2) and the four terms of Eq. (6); they sum to ``total`` exactly.
+
+    Parameters
+    ----------
+    optimization : float
+        L_D(f_used) - L_D(f_D^best): what the imperfect optimiser leaves.
+    sampling_luck : float
+        L_D(f_D^best) - L_P(f_D^best): the training loss below the expected loss (negative when the sample is lucky).
+    generalization : float
+        L_P(f_D^best) - L_P(f_P^best): the cost of fitting a finite sample.
+    architecture : float
+        L_P(f_P^best): the best the model class can do.
+    """
 
     optimization: float
     sampling_luck: float
@@ -29,6 +41,13 @@ class LossDecomposition:
         return self.optimization + self.sampling_luck + self.generalization + self.architecture
 
     def as_array(self) -> np.ndarray:
+        """The four terms in the order of ``TERMS``.
+
+        Returns
+        -------
+        numpy.ndarray
+            (4,) optimization, sampling luck, generalization, architecture.
+        """
         return np.array([self.optimization, self.sampling_luck, self.generalization, self.architecture])
 
 
@@ -60,7 +79,32 @@ def decompose(
     n_gd_steps: int,
     n_quadrature: int = 256,
 ) -> LossDecomposition:
-    """Eq. (6) for a degree-``degree`` polynomial fit of f on the sample ``x_train`` (uniform P on [low, high])."""
+    """Eq. (6) for a polynomial fit of ``f`` on the sample ``x_train`` (uniform P on [low, high]).
+
+    f_P^best (Eq. 3) is the L2(P) projection (Gauss-Legendre quadrature), f_D^best (Eq. 4) the least-squares fit to
+    the sample and f_D^used (Eq. 5) what ``n_gd_steps`` of gradient descent on the empirical MSE reach from zero. Used
+    in :doc:`/book/01_introduction`.
+
+    Parameters
+    ----------
+    f : callable
+        The target, vectorised over a 1-D array.
+    low, high : float
+        The interval of the uniform distribution P.
+    x_train : numpy.ndarray
+        The sample D.
+    degree : int
+        Degree of the polynomial model class.
+    n_gd_steps : int
+        Gradient-descent steps (step 1/L) of the imperfect learning algorithm.
+    n_quadrature : int, optional
+        Gauss-Legendre nodes for the expectations under P (default 256).
+
+    Returns
+    -------
+    LossDecomposition
+        The four terms.
+    """
     model = _PolynomialClass(degree, low, high)
     # Expected loss under uniform P by Gauss-Legendre quadrature.
     nodes, weights = legendre.leggauss(n_quadrature)

@@ -14,7 +14,18 @@ import numpy as np
 
 
 def chebyshev_points(degree: int) -> np.ndarray:
-    """The degree+1 Chebyshev points of the first kind on [-1, 1], ascending."""
+    """The degree+1 Chebyshev points of the first kind on [-1, 1], ascending.
+
+    Parameters
+    ----------
+    degree : int
+        The polynomial degree n (n + 1 points).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n + 1,) points cos((2k + 1) pi / (2n + 2)), sorted.
+    """
     k = np.arange(degree + 1)
     return np.sort(np.cos((2 * k + 1) * np.pi / (2 * degree + 2)))
 
@@ -31,7 +42,22 @@ def _lagrange_basis(t: np.ndarray, nodes: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PiecewisePolynomial:
-    """A degree-n tensor polynomial per cell, stored as its values at the cell's Chebyshev points."""
+    """A degree-n tensor polynomial per cell, stored as its values at the cell's Chebyshev points (paper §1.3).
+
+    Calling it on (m, d) points returns their (m,) values. Made by :func:`fit_piecewise_polynomial`; used in
+    :doc:`/book/01_introduction`.
+
+    Parameters
+    ----------
+    low, high : numpy.ndarray
+        (d,) corners of the box.
+    n_cells : int
+        Cells per axis.
+    degree : int
+        Degree n of each cell's polynomial.
+    values : numpy.ndarray
+        Values at the nodes, shape (n_cells,) * d + (degree + 1,) * d.
+    """
 
     low: np.ndarray
     high: np.ndarray
@@ -67,7 +93,32 @@ class PiecewisePolynomial:
 def fit_piecewise_polynomial(
     f: Callable[[np.ndarray], np.ndarray], ranges: Sequence[Sequence[float]], n_cells: int, degree: int
 ) -> PiecewisePolynomial:
-    """Interpolate f at the Chebyshev points of each of n_cells^d cells with a degree-``degree`` polynomial."""
+    """Interpolate ``f`` at the Chebyshev points of each of n_cells^d cells with a polynomial of degree ``degree``.
+
+    The error in each cell is O(eps^(n+1)) for cells of side eps while N = O(1/eps^d), so the error scales as
+    N^(-(n+1)/d) (paper §1.3).
+
+    Parameters
+    ----------
+    f : callable
+        Maps (m, d) points to (m,) values.
+    ranges : sequence of (float, float)
+        (low, high) of each of the d axes.
+    n_cells : int
+        Cells per axis, at least 1.
+    degree : int
+        Polynomial degree n, at least 0.
+
+    Returns
+    -------
+    PiecewisePolynomial
+        The interpolant.
+
+    Raises
+    ------
+    ValueError
+        If ``n_cells`` < 1 or ``degree`` < 0.
+    """
     if n_cells < 1 or degree < 0:
         raise ValueError(f"need n_cells >= 1 and degree >= 0, got {n_cells}, {degree}")
     bounds = np.asarray(ranges, dtype=np.float64)

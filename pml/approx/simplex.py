@@ -69,8 +69,14 @@ _EPS = 100 * np.finfo(np.float64).eps  # LinearNDInterpolator's simplex toleranc
 class SimplexResult:
     """Interpolated values at the query points, with points outside the convex hull reported, never dropped.
 
-    ``values`` is NaN outside; ``inside`` is the mask of points inside the hull; ``cell`` is the simplex index
-    (d >= 2) or interval index (d = 1) containing each point, -1 outside.
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (n,) interpolated values; NaN outside the convex hull.
+    inside : numpy.ndarray
+        (n,) bool mask of the points inside the hull.
+    cell : numpy.ndarray
+        (n,) index of the simplex (d >= 2) or interval (d = 1) containing each point, -1 outside.
     """
 
     values: np.ndarray
@@ -90,7 +96,23 @@ class SimplexResult:
         return self.n_outside / max(self.inside.size, 1)
 
     def rmse(self, y_true) -> float:
-        """Absolute RMSE over the points *inside* the hull (the authors' convention; see ``n_outside``)."""
+        """Absolute RMSE over the points *inside* the hull (the authors' convention; see ``n_outside``).
+
+        Parameters
+        ----------
+        y_true : array_like
+            (n,) exact values at the query points.
+
+        Returns
+        -------
+        float
+            The RMSE over the inside points.
+
+        Raises
+        ------
+        ValueError
+            If the sizes differ or every point lies outside the hull.
+        """
         y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
         if y_true.shape != self.values.shape:
             raise ValueError(f"y_true has {y_true.size} values for {self.values.size} query points")
@@ -106,10 +128,27 @@ class SimplexResult:
 
 
 def morton_order(X, bits: int | None = None) -> np.ndarray:
-    """A permutation that sorts the points X (n, d) along a Morton (Z-order) curve.
+    """A permutation that sorts the points along a Morton (Z-order) curve.
 
-    Coordinates are quantised to ``bits`` bits per axis on the points' bounding box (default: as many as fit in 63
-    bits, at most 16) and interleaved into one integer key; ties keep their input order.
+    Coordinates are quantised to ``bits`` bits per axis on the points' bounding box and interleaved into one integer
+    key; ties keep their input order.
+
+    Parameters
+    ----------
+    X : array_like
+        (n, d) points.
+    bits : int, optional
+        Bits per axis, 1 to 63 // d (default: as many as fit in 63 bits, at most 16).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) indices that order ``X`` along the curve.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D or ``bits`` is out of range.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
@@ -141,10 +180,26 @@ def morton_order(X, bits: int | None = None) -> np.ndarray:
 
 
 class SimplexInterpolator:
-    """Piecewise-linear interpolant of (X_train, y_train) on the Delaunay triangulation (an interval mesh in 1D).
+    """Piecewise-linear interpolant on the Delaunay triangulation (an interval mesh in 1D), paper §2.
 
-    ``n_params`` is the paper's count N = |D|(d+1) (§2). ``method`` picks the evaluation route for d >= 2
-    (see the module docstring); all give the values of ``LinearNDInterpolator``.
+    Calling it on query points returns a :class:`SimplexResult`. ``n_params`` is the paper's count N = |D|(d+1) (§2).
+    Used in :doc:`/book/02_piecewise_linear` and :doc:`/book/03_nonlinear`.
+
+    Parameters
+    ----------
+    X_train : array_like
+        (n, d) training inputs, or (n,) for d = 1; finite, at least d + 1 points (distinct in 1D).
+    y_train : array_like
+        (n,) training values, finite.
+    method : str, optional
+        The evaluation route for d >= 2, one of ``METHODS``: ``"auto"`` (default: ``"walk"`` from d = 4, else
+        ``"scipy"``), ``"walk"``, ``"scipy"`` or ``"plain"``; all give the values of SciPy's ``LinearNDInterpolator``
+        (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        For mismatched shapes, non-finite data, too few points, repeated 1D inputs or an unknown method.
     """
 
     def __init__(self, X_train, y_train, method: str = "auto"):
@@ -209,7 +264,18 @@ class SimplexInterpolator:
         return SimplexResult(values=values, inside=~np.isnan(values), cell=cell)
 
     def find(self, X) -> np.ndarray:
-        """Index of the simplex (d >= 2) or interval (d = 1) containing each query point; -1 outside."""
+        """Index of the simplex (d >= 2) or interval (d = 1) containing each query point.
+
+        Parameters
+        ----------
+        X : array_like
+            (m, d) query points.
+
+        Returns
+        -------
+        numpy.ndarray
+            (m,) indices, -1 outside the convex hull.
+        """
         return self(X).cell
 
     # -- helpers ------------------------------------------------------------------------------------------------
@@ -409,5 +475,22 @@ def _barycentric_transforms_numpy(points: np.ndarray, simplices: np.ndarray) -> 
 
 
 def simplex_interpolate(X_train, y_train, X_query, method: str = "auto") -> SimplexResult:
-    """One-shot :class:`SimplexInterpolator` (paper §2): values at X_query with the outside points reported."""
+    """One-shot :class:`SimplexInterpolator` (paper §2): values at ``X_query`` with the outside points reported.
+
+    Parameters
+    ----------
+    X_train : array_like
+        (n, d) training inputs.
+    y_train : array_like
+        (n,) training values.
+    X_query : array_like
+        (m, d) query points.
+    method : str, optional
+        The evaluation route (see :class:`SimplexInterpolator`).
+
+    Returns
+    -------
+    SimplexResult
+        Values (NaN outside the hull), the inside mask and the containing cells.
+    """
     return SimplexInterpolator(X_train, y_train, method=method)(X_query)

@@ -89,22 +89,66 @@ def _check_axis(x, name: str, min_points: int) -> np.ndarray:
 # Grid layouts of Fig. 4
 # ---------------------------------------------------------------------------------------------------------------------
 def fig4a_sizes(i_min: int = 6, i_max: int = 36) -> list[int]:
-    """Fig. 4a node counts ``[int(1.5**i) for i in range(i_min, i_max + 1)]``: 11, 17, 25, ..., 2,184,164."""
+    """Fig. 4a node counts ``[int(1.5**i) for i in range(i_min, i_max + 1)]``: 11, 17, 25, ..., 2,184,164.
+
+    Parameters
+    ----------
+    i_min, i_max : int, optional
+        The first and last exponent (default 6 and 36).
+
+    Returns
+    -------
+    list of int
+        The node counts.
+    """
     return [int(1.5**i) for i in range(int(i_min), int(i_max) + 1)]
 
 
 def fig4a_nodes(n: int) -> np.ndarray:
-    """Fig. 4a training nodes: ``np.linspace(-1, 1, n)``."""
+    """Fig. 4a training nodes: ``np.linspace(-1, 1, n)``.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) equally spaced nodes on [-1, 1].
+    """
     return np.linspace(-1.0, 1.0, int(n))
 
 
 def fig4a_test_points(n_test: int = 2000) -> np.ndarray:
-    """Fig. 4a test points: ``n_test`` equally spaced points on [-0.9, 0.9]."""
+    """Fig. 4a test points: ``n_test`` equally spaced points on [-0.9, 0.9].
+
+    Parameters
+    ----------
+    n_test : int, optional
+        Number of points (default 2000).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_test,) points.
+    """
     return np.linspace(-0.9, 0.9, int(n_test))
 
 
 def fig4b_sizes(i_min: int = 9, i_max: int = 35) -> list[int]:
-    """Fig. 4b *nominal* sizes ``int(1.5**i)`` for i = 9..35 (38 ... 1,456,109); the figure plots these."""
+    """Fig. 4b *nominal* sizes ``int(1.5**i)`` for i = 9..35 (38 ... 1,456,109); the figure plots these.
+
+    Parameters
+    ----------
+    i_min, i_max : int, optional
+        The first and last exponent (default 9 and 35).
+
+    Returns
+    -------
+    list of int
+        The nominal sizes.
+    """
     return [int(1.5**i) for i in range(int(i_min), int(i_max) + 1)]
 
 
@@ -113,17 +157,49 @@ def fig4b_points_per_axis(n_nominal: int) -> int:
 
     ``sqrt`` is correctly rounded in IEEE arithmetic, so ``int(sqrt(n))`` equals the exact integer square root for
     every n below 2^52 and no truncation surprise can occur (unlike the cube root of Fig. 4c).
+
+    Parameters
+    ----------
+    n_nominal : int
+        The nominal size n.
+
+    Returns
+    -------
+    int
+        ``int(sqrt(n))``.
     """
     return grid_points_per_axis(n_nominal, dim=2)
 
 
 def fig4b_nodes(n_nominal: int) -> np.ndarray:
-    """Fig. 4b nodes of each axis: ``np.linspace(-1, 1, int(sqrt(n_nominal)))``."""
+    """Fig. 4b nodes of each axis: ``np.linspace(-1, 1, int(sqrt(n_nominal)))``.
+
+    Parameters
+    ----------
+    n_nominal : int
+        The nominal size.
+
+    Returns
+    -------
+    numpy.ndarray
+        The nodes of one axis.
+    """
     return np.linspace(-1.0, 1.0, fig4b_points_per_axis(n_nominal))
 
 
 def fig4b_test_grid(n_per_axis: int = 121) -> np.ndarray:
-    """Fig. 4b test axis: a ``n_per_axis`` x ``n_per_axis`` grid on [-0.8, 0.8]^2 uses this for both axes."""
+    """Fig. 4b test axis: the ``n_per_axis`` x ``n_per_axis`` test grid on [-0.8, 0.8]^2 uses it for both axes.
+
+    Parameters
+    ----------
+    n_per_axis : int, optional
+        Points per axis (default 121).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_per_axis,) equally spaced points on [-0.8, 0.8].
+    """
     return np.linspace(-0.8, 0.8, int(n_per_axis))
 
 
@@ -144,6 +220,25 @@ def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") ->
     authors' build may have used 4 points per axis; we follow the correctly rounded value, 3, and offer
     ``rule="exact"`` (the integer d-th root, largest m with m^d <= n: 64 -> 4, 4096 -> 16) for grids without the
     artefact. 64 is not among the tricubic sizes (``FIG4C_SIZES``); it only affects the regular-grid simplex.
+
+    Parameters
+    ----------
+    n_nominal : int
+        The nominal number of points TP, positive.
+    dim : int, optional
+        The dimension d (default 3).
+    rule : str, optional
+        ``"authors"`` (default) or ``"exact"``.
+
+    Returns
+    -------
+    int
+        Points per axis.
+
+    Raises
+    ------
+    ValueError
+        For an unknown rule or a non-positive size or dimension.
     """
     if rule not in ("authors", "exact"):
         raise ValueError(f"rule must be one of ['authors', 'exact'], got {rule!r}")
@@ -172,8 +267,26 @@ def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") ->
 def regular_grid(ranges: Sequence[Sequence[float]], points_per_axis) -> tuple[list[np.ndarray], np.ndarray]:
     """The product grid of ``np.linspace(low, high, m)`` axes (Fig. 4c layout).
 
-    Returns ``(axes, X)`` with ``X`` of shape (prod m, d) in ``indexing="ij"`` order, so that
     ``f(X).reshape([len(a) for a in axes])`` is the array of values ``V[i, j, k] = f(x_i, y_j, z_k)``.
+
+    Parameters
+    ----------
+    ranges : sequence of (float, float)
+        (low, high) of each axis, low < high.
+    points_per_axis : int or sequence of int
+        Points m of every axis, or of each.
+
+    Returns
+    -------
+    axes : list of numpy.ndarray
+        The d axes.
+    X : numpy.ndarray
+        (prod m, d) grid points in ``indexing="ij"`` order.
+
+    Raises
+    ------
+    ValueError
+        For a bad range.
     """
     bounds = np.asarray(ranges, dtype=np.float64)
     if bounds.ndim != 2 or bounds.shape[1] != 2 or np.any(bounds[:, 1] <= bounds[:, 0]):
@@ -192,6 +305,27 @@ def spline_1d(x, y, order: int) -> BSpline:
 
     Paper §3, Fig. 4a. Same as ``make_interp_spline(x, y, k=order)`` (not-a-knot end conditions), which is what
     ``interp1d`` calls for an integer ``kind``. The returned spline extrapolates outside [x[0], x[-1]].
+
+    Used in :doc:`/book/03_nonlinear` and by :func:`pml.fitting.fit` (method ``"spline"``).
+
+    Parameters
+    ----------
+    x : array_like
+        (n,) nodes, finite and strictly increasing (at least order + 1).
+    y : array_like
+        (n,) values.
+    order : int
+        Degree 1 to 7.
+
+    Returns
+    -------
+    scipy.interpolate.BSpline
+        The interpolating spline.
+
+    Raises
+    ------
+    ValueError
+        For a bad order, too few or unsorted nodes, or mismatched shapes.
     """
     order = _check_order(order, SPLINE_ORDERS_1D)
     x = _check_axis(x, "x", order + 1)
@@ -203,13 +337,34 @@ def spline_1d(x, y, order: int) -> BSpline:
 
 @dataclass(frozen=True)
 class GridSpline2D:
-    """A tensor-product interpolating spline on a rectangular grid, with ``interp2d``'s conventions (Fig. 4b)."""
+    """A tensor-product interpolating spline on a rectangular grid, with ``interp2d``'s conventions (Fig. 4b).
+
+    Calling it on (n, 2) points returns their (n,) values. Made by :func:`spline_2d`.
+
+    Parameters
+    ----------
+    spline : scipy.interpolate.RectBivariateSpline
+        The fitted spline.
+    order : int
+        Its degree in each variable.
+    """
 
     spline: RectBivariateSpline
     order: int
 
     def grid(self, x, y) -> np.ndarray:
-        """Values on the grid x × y, shaped (len(y), len(x)) as ``interp2d(...)(x, y)`` returned them."""
+        """Values on the grid x × y, shaped as ``interp2d(...)(x, y)`` returned them.
+
+        Parameters
+        ----------
+        x, y : array_like
+            The grid's axes.
+
+        Returns
+        -------
+        numpy.ndarray
+            (len(y), len(x)) values.
+        """
         return self.spline(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), grid=True).T
 
     def __call__(self, X) -> np.ndarray:
@@ -226,6 +381,25 @@ def spline_2d(x, y, Z, order: int) -> GridSpline2D:
     Paper §3, Fig. 4b. ``Z`` follows ``interp2d``: shape (len(y), len(x)) with ``Z[j, i] = f(x[i], y[j])``. The
     fit is ``RectBivariateSpline(x, y, Z.T, kx=order, ky=order, s=0)``, the documented replacement for the removed
     ``interp2d(x, y, Z, kind)`` (SciPy 1.14 removed it; the values are identical).
+
+    Parameters
+    ----------
+    x, y : array_like
+        The grid's axes, finite and strictly increasing.
+    Z : array_like
+        (len(y), len(x)) values.
+    order : int
+        Degree 1, 3 or 5.
+
+    Returns
+    -------
+    GridSpline2D
+        The interpolating spline.
+
+    Raises
+    ------
+    ValueError
+        For a bad order, bad axes or a ``Z`` of the wrong shape.
     """
     order = _check_order(order, SPLINE_ORDERS_2D)
     x = _check_axis(x, "x", order + 1)
@@ -238,7 +412,19 @@ def spline_2d(x, y, Z, order: int) -> GridSpline2D:
 
 @dataclass(frozen=True)
 class SplineScaling:
-    """A Fig. 4a/4b curve: relative test RMSE (paper Eq. 1) against the nominal and real training-set sizes."""
+    """A Fig. 4a/4b curve: relative test RMSE (paper Eq. 1) against the nominal and real training-set sizes.
+
+    Parameters
+    ----------
+    order : int
+        The spline's degree.
+    n_nominal : numpy.ndarray
+        The nominal sizes.
+    n_train : numpy.ndarray
+        The real numbers of nodes.
+    rel_rmse : numpy.ndarray
+        Relative test RMSE per size.
+    """
 
     order: int
     n_nominal: np.ndarray  # what the figure plots on the x axis
@@ -251,6 +437,22 @@ def spline_scaling_1d(order: int, sizes: Sequence[int] | None = None, n_test: in
     """Fig. 4a: relative RMSE of the order-``order`` spline of ``target`` (e^x) on [-1, 1] versus node count.
 
     Paper §3, Fig. 4a, with the layout of the authors' figure notebook. Sizes default to :func:`fig4a_sizes`.
+
+    Parameters
+    ----------
+    order : int
+        Degree 1 to 7.
+    sizes : sequence of int, optional
+        Node counts (default :func:`fig4a_sizes`).
+    n_test : int, optional
+        Test points (default 2000).
+    target : callable, optional
+        The target (default ``np.exp``).
+
+    Returns
+    -------
+    SplineScaling
+        The curve.
     """
     order = _check_order(order, SPLINE_ORDERS_1D)
     sizes = fig4a_sizes() if sizes is None else [int(n) for n in sizes]
@@ -267,6 +469,22 @@ def spline_scaling_2d(order: int, sizes: Sequence[int] | None = None, n_test_per
 
     Paper §3, Fig. 4b, with the layout of the authors' figure notebook. Each nominal size n uses ``int(sqrt(n))``
     nodes per axis; the test set is the 121 x 121 grid on [-0.8, 0.8]^2. Sizes default to :func:`fig4b_sizes`.
+
+    Parameters
+    ----------
+    order : int
+        Degree 1, 3 or 5.
+    sizes : sequence of int, optional
+        Nominal sizes (default :func:`fig4b_sizes`).
+    n_test_per_axis : int, optional
+        Test points per axis (default 121).
+    target : callable, optional
+        ``target(x, y)`` (default e^(xy)).
+
+    Returns
+    -------
+    SplineScaling
+        The curve.
     """
     order = _check_order(order, SPLINE_ORDERS_2D)
     target = (lambda x, y: np.exp(x * y)) if target is None else target
@@ -327,6 +545,11 @@ def tricubic_coefficient_matrix() -> np.ndarray:
     ``b[8 q + c]`` is derivative q (f, f_x, f_y, f_z, f_xy, f_xz, f_yz, f_xyz, scaled by the cell sizes) at corner
     c = cx + 2 cy + 4 cz; ``a[i + 4 j + 16 k]`` multiplies u^i v^j w^k in local coordinates u, v, w in [0, 1].
     Built by inverting the constraint system (not typed in); a read-only integer-valued float64 array.
+
+    Returns
+    -------
+    numpy.ndarray
+        The read-only (64, 64) matrix A.
     """
     return _coefficient_matrix().copy()
 
@@ -366,6 +589,17 @@ class Tricubic:
     convention of the ARBInterp package the authors used for Fig. 4c) leaves every cell touching the outermost node
     layer undefined: queries there return NaN, as do queries outside the grid. ``boundary="one-sided"`` uses
     second-order one-sided differences at the ends instead, so every cell is defined.
+
+    Used in :doc:`/book/03_nonlinear`.
+
+    Parameters
+    ----------
+    axes : sequence of numpy.ndarray
+        The three equally spaced axes.
+    data : numpy.ndarray
+        Scaled corner data of every node (built by the constructors).
+    boundary : str
+        ``"nan"`` or ``"one-sided"`` (or ``"exact"`` for exact derivatives).
     """
 
     def __init__(self, axes: Sequence[np.ndarray], data: np.ndarray, boundary: str):
@@ -395,6 +629,25 @@ class Tricubic:
 
         ``boundary`` is one of ``BOUNDARY_MODES``: "nan" (ARBInterp: the outermost cell layer is undefined;
         needs >= 4 points per axis) or "one-sided" (second-order one-sided differences; needs >= 3 points per axis).
+
+        Parameters
+        ----------
+        axes : sequence of array_like
+            The three equally spaced axes (at least 3 points each).
+        values : array_like
+            (len(x), len(y), len(z)) values.
+        boundary : str, optional
+            ``"nan"`` (default) or ``"one-sided"``.
+
+        Returns
+        -------
+        Tricubic
+            The interpolant.
+
+        Raises
+        ------
+        ValueError
+            For uneven axes, values of the wrong shape or an unknown boundary mode.
         """
         if boundary not in BOUNDARY_MODES:
             raise ValueError(f"boundary must be one of {list(BOUNDARY_MODES)}, got {boundary!r}")
@@ -414,6 +667,23 @@ class Tricubic:
         """Interpolant from exact grid data: f and its derivatives (in physical units) at every node.
 
         Reproduces every polynomial sum_{i,j,k<=3} a_ijk x^i y^j z^k exactly (up to rounding).
+
+        Parameters
+        ----------
+        axes : sequence of array_like
+            The three equally spaced axes.
+        values, fx, fy, fz, fxy, fxz, fyz, fxyz : array_like
+            f and its derivatives at every node, each of shape (len(x), len(y), len(z)).
+
+        Returns
+        -------
+        Tricubic
+            The interpolant (every cell defined).
+
+        Raises
+        ------
+        ValueError
+            For uneven axes or arrays of the wrong shape.
         """
         axes, f = cls._check_values(axes, values, 2)
         hx, hy, hz = ((a[-1] - a[0]) / (a.size - 1) for a in axes)
@@ -432,6 +702,25 @@ class Tricubic:
 
         The ARBInterp input layout (an (M, 4) array [x, y, z, f]) is ``from_points(a[:, :3], a[:, 3])``. The rows
         may come in any order; they must cover the product of three equally spaced axes exactly once.
+
+        Parameters
+        ----------
+        points : array_like
+            (M, 3) grid points in any order.
+        values : array_like
+            (M,) values.
+        boundary : str, optional
+            As :meth:`from_grid`.
+
+        Returns
+        -------
+        Tricubic
+            The interpolant.
+
+        Raises
+        ------
+        ValueError
+            If the points do not form a full regular grid or repeat.
         """
         points = np.asarray(points, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -490,6 +779,25 @@ class Tricubic:
 
         Points outside the grid, and (with finite differences and ``boundary="nan"``) points in the outermost cell
         layer, give NaN. Work is done ``chunk_size`` points at a time to bound memory.
+
+        Parameters
+        ----------
+        X : array_like
+            (m, 3) query points.
+        gradient : bool, optional
+            Also return the gradients (default False).
+        chunk_size : int, optional
+            Points evaluated at once (default 32768).
+
+        Returns
+        -------
+        numpy.ndarray or tuple of numpy.ndarray
+            (m,) values, or (values, (m, 3) gradients).
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is not of shape (m, 3).
         """
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         if X.ndim != 2 or X.shape[1] != 3:
@@ -513,7 +821,25 @@ class Tricubic:
 
 @dataclass(frozen=True)
 class TricubicScaling:
-    """A Fig. 4c tricubic curve: absolute test RMSE (NaN queries excluded, but counted) per grid size and seed."""
+    """A Fig. 4c tricubic curve: absolute test RMSE (NaN queries excluded, but counted) per grid size and seed.
+
+    Parameters
+    ----------
+    eq_id : str
+        The equation.
+    n_nominal, points_per_axis, n_train : numpy.ndarray
+        Nominal sizes, nodes per axis and real grid sizes.
+    seeds : tuple of int
+        The test sets' seeds.
+    n_test : int
+        Test points per seed.
+    rmse : numpy.ndarray
+        (sizes, seeds) absolute test RMSE over the finite predictions.
+    n_nan : numpy.ndarray
+        (sizes, seeds) NaN predictions.
+    boundary : str
+        The boundary mode.
+    """
 
     eq_id: str
     n_nominal: np.ndarray  # configured TP
@@ -539,7 +865,13 @@ class TricubicScaling:
         return self.n_nan / self.n_test
 
     def slope(self) -> float:
-        """Least-squares slope of log(mean RMSE) against log(n_train)."""
+        """Least-squares slope of log(mean RMSE) against log(n_train).
+
+        Returns
+        -------
+        float
+            The fitted exponent.
+        """
         return float(np.polyfit(np.log(self.n_train), np.log(self.rmse_mean), 1)[0])
 
 
@@ -560,6 +892,31 @@ def tricubic_scaling(n_nominal: Sequence[int] = FIG4C_SIZES, seeds: Sequence[int
     points. The slope tends to -1, not -4/3: finite-difference derivatives are O(h^2), so the scaled corner data and
     hence the interpolant are only O(h^3) accurate (exact derivatives through :meth:`Tricubic.from_derivatives` give
     O(h^4)).
+
+    Parameters
+    ----------
+    n_nominal : sequence of int, optional
+        Nominal grid sizes TP (default ``FIG4C_SIZES``).
+    seeds : sequence of int, optional
+        Seeds of the test sets (default 0-3).
+    n_test : int, optional
+        Test points per seed (default 30000).
+    eq_id : str, optional
+        A three-variable equation (default ``"I.30.5"``).
+    boundary : str, optional
+        Boundary mode of :meth:`Tricubic.from_grid` (default ``"nan"``).
+    rule : str, optional
+        Rule of :func:`grid_points_per_axis` (default ``"authors"``).
+
+    Returns
+    -------
+    TricubicScaling
+        The curve.
+
+    Raises
+    ------
+    ValueError
+        If the equation does not have three variables.
     """
     from pml import data, equations  # equations pulls in sympy: import it only when needed
 
