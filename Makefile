@@ -30,6 +30,7 @@ verify: $(STAMP)
 claims: $(STAMP)
 	$(PY) -m pml.cli claims --profile $(PROFILE)
 
+# Screenshots are on demand (`$(PY) -m pml.cli check-html --screenshots`: _build/screenshots/, about 1 s more a page).
 check-html: $(STAMP)
 	$(PY) -m pml.cli check-html
 
