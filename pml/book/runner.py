@@ -427,8 +427,8 @@ def _stderr_outputs(nb) -> list[tuple[int, str]]:
 
 
 class Progress:
-    """Progress of chapter runs: on a terminal a live line (chapter, cell k of n, the current section or step,
-    elapsed seconds) that ends as one summary line; elsewhere (CI logs) just that line per chapter when it ends:
+    """Progress of chapter runs: on a terminal a live line (chapter, elapsed seconds, cell k of n, the current
+    section or step) that ends as one summary line; elsewhere (CI logs) just that line per chapter when it ends:
     ``<prefix><chapter> (<run>): ok in 12.3 s``, ``failed after ...`` or ``interrupted after ...``."""
 
     def __init__(self, stream=None, live: bool | None = None, prefix: str = ""):
@@ -475,10 +475,10 @@ class Progress:
 
     def _draw(self):
         elapsed = time.perf_counter() - self._start
-        line = f"{self.prefix}{self.chapter} ({self.run}) {self._state} [{elapsed:.0f} s]"
+        line = f"{self.prefix}{self.chapter} ({self.run}) {elapsed:.0f} s, {self._state}"
         width = shutil.get_terminal_size((100, 20)).columns - 1
         with self._lock:
-            if not self._stop.is_set() or self._ticker is None:
+            if not self._stop.is_set():
                 self.stream.write("\r\x1b[K" + line[:width])
                 self.stream.flush()
 
@@ -551,15 +551,17 @@ def _environ(values: Mapping[str, str]):
                 os.environ[name] = value
 
 
-def _finish_notebook(nb) -> None:
-    """Collapse the parameters cell and drop papermill's injected one from the rendered page: the chapter's
-    parameters table shows what this build ran with beside the paper's values."""
+def _finish_notebook(nb, only_profile: bool = False) -> None:
+    """Collapse the parameters cell (remove it where it sets only ``profile``, which the page states) and drop
+    papermill's injected one from the rendered page: the chapter's parameters table shows what this build ran with
+    beside the paper's values."""
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
-        if "parameters" in tags and "hide-cell" not in tags:
-            tags.append("hide-cell")
-        if "injected-parameters" in tags and "remove-cell" not in tags:
+        if "parameters" in tags:
+            tags.append("remove-cell" if only_profile else "hide-cell")
+        if "injected-parameters" in tags:
             tags.append("remove-cell")
+        cell.metadata["tags"] = list(dict.fromkeys(tags))
 
 
 def _install(stage: Path, stem: str, run: str, notebook) -> Path | None:
@@ -636,7 +638,7 @@ def run_chapter(stem: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[st
             kept = _keep_failed(staged_nb, stem, run)
             raise BookError(f"chapter {stem} ({run}) wrote to stderr in cell {cell}: {text[:500]}\n  notebook: {kept}"
                             f"\n  the last good outputs of this chapter are unchanged")
-        _finish_notebook(notebook)
+        _finish_notebook(notebook, only_profile=set(chapter_parameters(stem)) == {"profile"})
         claims_file = _install(stage, stem, run, notebook)
         outcome = "ok"
     except KeyboardInterrupt:
