@@ -131,6 +131,14 @@ def test_failed_run_keeps_the_last_good_notebook_figures_and_claims(fake_book): 
     assert not list(paths.build_dir().glob(".run-*")), "the staging folder is removed"
 
 
+@pytest.mark.chapters
+def test_a_dying_kernel_is_a_named_error_not_a_traceback(fake_book):  # noqa: F811
+    write_book(fake_book, "import os\nos._exit(1)")
+    with pytest.raises(runner.BookError, match=r"chapter 01_fake \(smoke\) stopped: DeadKernelError.*\n.*\n.*unchanged"):
+        runner.run_chapter("01_fake", "smoke", progress=quiet())
+    assert not runner.executed_notebook("01_fake", "smoke").exists()
+
+
 CLI_ON_FAKE_BOOK = """
 import sys
 from pathlib import Path

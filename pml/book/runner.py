@@ -601,6 +601,7 @@ def run_chapter(stem: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[st
     """
     import nbformat
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     stem = check_chapter(stem)
     user = validate_parameters(stem, overrides or {}, "command line")
@@ -631,6 +632,11 @@ def run_chapter(stem: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[st
                 f"{exc.ename}: {exc.evalue}\n  notebook with the traceback: {kept}\n  the last good outputs of "
                 f"this chapter are unchanged"
             ) from None
+        except (CellTimeoutError, DeadKernelError) as exc:  # a cell ran past the profile's limit; the kernel died
+            kept = _keep_failed(staged_nb, stem, run)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BookError(f"chapter {stem} ({run}) stopped: {type(exc).__name__}: {reason}\n  notebook: {kept}\n  "
+                            f"the last good outputs of this chapter are unchanged") from None
         notebook = nbformat.read(staged_nb, as_version=4)
         stderr = _stderr_outputs(notebook)
         if stderr:
