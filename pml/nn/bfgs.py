@@ -66,6 +66,43 @@ def bfgs(
     dominates everything. ``engine="rank2"`` (``_bfgs_rank2``) runs the same algorithm (SciPy's
     Wolfe line search, stopping rules and messages) with the algebraically identical O(N^2) rank-two update,
     so iterates agree with SciPy's up to rounding.
+
+    Used in :doc:`/book/04_optimization` and :doc:`/book/06_beyond`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A float64 network, trained in place.
+    X, y : array_like
+        Training inputs (n, d) and targets (n,).
+    X_test, y_test : array_like, optional
+        A test set (both or neither).
+    gtol : float, optional
+        Gradient-norm tolerance (default 1e-60, the authors').
+    maxiter : int, optional
+        Iteration limit (default 25,000).
+    log_every : int, optional
+        Iterations between history rows (default 1).
+    callback : callable, optional
+        Called with each logged row (a dict); returning True stops.
+    target_test_rmse : float, optional
+        Stop once the test RMSE (train RMSE without a test set) reaches it.
+    time_limit : float, optional
+        Stop after this many seconds.
+    num_threads : int, optional
+        Torch/BLAS threads for the run.
+    engine : str, optional
+        ``"scipy"`` (default) or ``"rank2"``.
+
+    Returns
+    -------
+    pml.nn.flat.OptimResult
+        The final parameters, RMSEs, stop reason, SciPy's message and the learning curve.
+
+    Raises
+    ------
+    ValueError
+        For an unknown engine or a bad ``maxiter`` or ``log_every``.
     """
     if engine not in ("scipy", "rank2"):
         raise ValueError(f"engine must be 'scipy' or 'rank2', got {engine!r}")

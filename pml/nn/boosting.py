@@ -37,7 +37,26 @@ ELEMENTWISE = (
 
 
 def normaliser_scale(residual, normaliser: str | float = "mean_abs") -> float:
-    """c for a residual: "mean_abs" (the authors' scripts), "rms", "none" (c = 1) or a positive number."""
+    """The boosting scale c of a residual.
+
+    Parameters
+    ----------
+    residual : array_like
+        The residual of the stages so far.
+    normaliser : str or float, optional
+        ``"mean_abs"`` (default, c = mean(abs(r)), the authors' scripts), ``"rms"`` (c = RMS(r)), ``"none"``
+        (c = 1) or a positive number (c itself). The next stage fits r / c.
+
+    Returns
+    -------
+    float
+        c, positive and finite.
+
+    Raises
+    ------
+    ValueError
+        For an unknown normaliser or a residual that gives no finite positive c (an exactly zero residual).
+    """
     r = np.asarray(residual, dtype=np.float64).reshape(-1)
     if isinstance(normaliser, str):
         if normaliser == "mean_abs":
@@ -74,7 +93,27 @@ def _output(model: nn.Module, X) -> np.ndarray:
 
 
 def predict_stages(models: Sequence[nn.Module], scales: Sequence[float], X) -> np.ndarray:
-    """F(X) = sum_k c_k f_k(X) as float64 numpy, shaped (n,) for scalar outputs and (n, k) otherwise."""
+    """F(X) = sum_k c_k f_k(X) as float64 numpy, shaped (n,) for scalar outputs and (n, k) otherwise.
+
+    Parameters
+    ----------
+    models : sequence of torch.nn.Module
+        The stage networks f_k.
+    scales : sequence of float
+        Their scales c_k, one per model.
+    X : array_like
+        (n, d) inputs.
+
+    Returns
+    -------
+    numpy.ndarray
+        The combined prediction.
+
+    Raises
+    ------
+    ValueError
+        Without models, or with a number of scales that differs from the number of models.
+    """
     if len(models) != len(scales) or not models:
         raise ValueError(f"need one scale per model and at least one model, got {len(models)} and {len(scales)}")
     total = scales[0] * _output(models[0], X)
@@ -85,7 +124,17 @@ def predict_stages(models: Sequence[nn.Module], scales: Sequence[float], X) -> n
 
 @dataclasses.dataclass
 class BoostStage:
-    """One stage: its scale c_k (1 for stage 1), the trainer's return value, and the combined model's RMSEs."""
+    """One stage: its scale c_k (1 for stage 1), the trainer's return value, and the combined model's RMSEs.
+
+    Parameters
+    ----------
+    scale : float
+        c_k.
+    result : object
+        The trainer's return value (None for a pretrained stage).
+    train_rmse, test_rmse : float
+        The combined model's absolute RMSEs after this stage.
+    """
 
     scale: float
     result: Any
@@ -95,7 +144,19 @@ class BoostStage:
 
 @dataclasses.dataclass
 class BoostResult:
-    """Stages f_k with scales c_k: the model is F(x) = sum_k c_k f_k(x) (paper §4.2)."""
+    """Stages f_k with scales c_k: the model is F(x) = sum_k c_k f_k(x) (paper §4.2).
+
+    Used in :doc:`/book/04_optimization` and :doc:`/book/06_beyond`.
+
+    Parameters
+    ----------
+    models : list of torch.nn.Module
+        The stage networks.
+    scales : list of float
+        Their scales.
+    stages : list of BoostStage
+        One record per stage.
+    """
 
     models: list[nn.Module]
     scales: list[float]
@@ -110,6 +171,18 @@ class BoostResult:
         return self.stages[-1].test_rmse
 
     def predict(self, X) -> np.ndarray:
+        """F(X) = sum_k c_k f_k(X) (:func:`predict_stages`).
+
+        Parameters
+        ----------
+        X : array_like
+            (n, d) inputs.
+
+        Returns
+        -------
+        numpy.ndarray
+            The combined prediction.
+        """
         return predict_stages(self.models, self.scales, X)
 
     def merged(self) -> nn.Sequential:
@@ -141,6 +214,34 @@ def boost(
     model's. The first ``n_pretrained`` models are taken as already fitted (e.g. f1 after BFGS and
     low-curvature steps) and are not passed to the trainer (their ``result`` is None). Models are trained
     in place; the result holds them with their scales.
+
+    Parameters
+    ----------
+    models : sequence of torch.nn.Module
+        The stage networks, trained in place.
+    X, y : array_like
+        The training set.
+    trainer : callable
+        ``trainer(model, X, y, X_test, y_test, **trainer_kwargs)`` fits one stage (for example
+        :func:`pml.nn.lm.train` or :func:`pml.nn.bfgs.bfgs`).
+    X_test, y_test : array_like, optional
+        A test set (both or neither).
+    normaliser : str or float, optional
+        How c_k is computed (:func:`normaliser_scale`; default ``"mean_abs"``).
+    n_pretrained : int, optional
+        Leading models already fitted (default 0).
+    trainer_kwargs : dict, optional
+        Keyword arguments for every trainer call.
+
+    Returns
+    -------
+    BoostResult
+        The stages and their scales.
+
+    Raises
+    ------
+    ValueError
+        Without models, for a bad ``n_pretrained``, a test set without targets or a zero residual.
     """
     models = list(models)
     if not models:
@@ -205,6 +306,25 @@ def merge_stages(nets: Sequence[nn.Module], scales: Sequence[float]) -> nn.Seque
     layer concatenates the last layers' columns with stage k's weights (and bias) multiplied by scales[k]
     (the paper's "parameters of the last layer of f2 are scaled down by c"). A single-layer (linear)
     stack merges to the scaled sum. The result has the first net's dtype and device.
+
+    Parameters
+    ----------
+    nets : sequence of torch.nn.Module
+        The stage networks (``nn.Sequential``).
+    scales : sequence of float
+        One scale per net.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The merged network.
+
+    Raises
+    ------
+    TypeError
+        If a net is not an ``nn.Sequential``.
+    ValueError
+        For nets of different layouts or a wrong number of scales.
     """
     nets = list(nets)
     if len(nets) != len(scales) or not nets:

@@ -69,6 +69,29 @@ def hessian_matrix(
     full data set, so a width-40 student (N = 1761) on 100k points is minutes of CPU time. With
     ``symmetrize`` the result is (H + H^T)/2, which removes the rounding asymmetry of the products (``eigh``
     reads only one triangle anyway).
+
+    Parameters
+    ----------
+    flat : pml.nn.flat.FlatModel
+        The model bound to its training set.
+    theta : torch.Tensor, optional
+        The parameters (default: the module's current ones).
+    batch_size : int, optional
+        Points per pass.
+    chunk_size : int, optional
+        Directions per ``vmap`` call.
+    symmetrize : bool, optional
+        Return (H + H^T)/2 (default True).
+
+    Returns
+    -------
+    torch.Tensor
+        The (N, N) float64 Hessian.
+
+    Raises
+    ------
+    ValueError
+        If ``batch_size`` or ``chunk_size`` is not a positive integer.
     """
     if theta is None:
         theta = flat.theta()
@@ -103,6 +126,20 @@ def hessian(model: nn.Module, X, y, **kwargs) -> torch.Tensor:
     """Hessian of the MSE of ``model`` on (X, y) w.r.t. all trainable parameters (flat order), float64.
 
     Paper: §4.1. Keyword arguments go to :func:`hessian_matrix`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A float64 model.
+    X, y : array_like
+        The data set.
+    **kwargs
+        Passed to :func:`hessian_matrix`.
+
+    Returns
+    -------
+    torch.Tensor
+        The (N, N) Hessian.
     """
     return hessian_matrix(FlatModel(model, X, y), **kwargs)
 
@@ -115,6 +152,23 @@ class Spectrum:
     ``eigenvalues[i]``; ``grad_projections[i] = |g . e_i|``. With ``first_layer_only`` the projections use
     only the first parameter tensor's slice of g and e_i, reproducing the early return in the authors' Fig. 7
     notebook (see the module docstring); then their squares no longer sum to |g|^2.
+
+    Used in :doc:`/book/04_optimization` (Fig. 7).
+
+    Parameters
+    ----------
+    eigenvalues : numpy.ndarray
+        (N,) ascending.
+    eigenvectors : numpy.ndarray
+        (N, N), column i for eigenvalue i.
+    gradient : numpy.ndarray
+        (N,) the gradient g.
+    grad_projections : numpy.ndarray
+        (N,) the projections of g on the eigenvectors, in absolute value.
+    loss : float
+        The MSE there.
+    first_layer_only : bool, optional
+        Whether the projections use only the first parameter tensor.
     """
 
     eigenvalues: np.ndarray
@@ -129,8 +183,15 @@ class Spectrum:
         return int(self.eigenvalues.size)
 
     def descending(self) -> tuple[np.ndarray, np.ndarray]:
-        """(eigenvalues, grad_projections) in descending eigenvalue order: Fig. 7's x axis (non-negative
-        eigenvalues from the largest down, then negative ones from -0 to the most negative)."""
+        """The spectrum in descending eigenvalue order, Fig. 7's x axis.
+
+        Non-negative eigenvalues from the largest down, then negative ones from -0 to the most negative.
+
+        Returns
+        -------
+        eigenvalues, grad_projections : numpy.ndarray
+            Both reversed.
+        """
         return self.eigenvalues[::-1].copy(), self.grad_projections[::-1].copy()
 
     def __repr__(self) -> str:
@@ -156,6 +217,24 @@ def spectrum(
     Paper: §4.1, Fig. 7 (teacher-student, after Adam). Eigen-decomposition by ``torch.linalg.eigh`` in
     float64 on the full Hessian over all parameters. The projections use the full gradient unless
     ``first_layer_only=True`` reproduces the authors' notebook (first-layer weights only).
+
+    Used in :doc:`/book/04_optimization`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A float64 model.
+    X, y : array_like
+        The data set.
+    first_layer_only : bool, optional
+        Project only the first-layer slice (the authors' notebook; default False).
+    batch_size, chunk_size : int, optional
+        Memory settings of :func:`hessian_matrix`.
+
+    Returns
+    -------
+    Spectrum
+        Eigenvalues, eigenvectors, gradient and projections.
     """
     flat = FlatModel(model, X, y)
     theta = flat.theta()
@@ -183,6 +262,25 @@ def gradient_fraction_top_k(spec: Spectrum, k: int, by: str = "value") -> float:
 
     ``by="value"`` ranks directions by eigenvalue (largest first), ``by="abs"`` by |eigenvalue|.
     Uses ``spec.grad_projections``, so for a ``first_layer_only`` spectrum it is the buggy projection's share.
+
+    Parameters
+    ----------
+    spec : Spectrum
+        The spectrum.
+    k : int
+        Number of directions, 0 to N.
+    by : str, optional
+        ``"value"`` (default) or ``"abs"``.
+
+    Returns
+    -------
+    float
+        The fraction, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For a bad ``k`` or ``by``, or a zero gradient.
     """
     if int(k) != k or not 0 <= k <= spec.n_params:
         raise ValueError(f"k must be an integer in [0, {spec.n_params}], got {k!r}")
@@ -200,11 +298,33 @@ def gradient_fraction_top_k(spec: Spectrum, k: int, by: str = "value") -> float:
 
 
 def eigenvalue_counts(spec: Spectrum) -> dict[str, int]:
-    """Numbers of eigenvalues >= 0 and < 0 (read off the paper's Fig. 7: about 845 / 916 of 1761 after Adam)."""
+    """Numbers of eigenvalues >= 0 and < 0 (read off the paper's Fig. 7: about 845 / 916 of 1761 after Adam).
+
+    Parameters
+    ----------
+    spec : Spectrum
+        The spectrum.
+
+    Returns
+    -------
+    dict of str to int
+        ``{"nonnegative": ..., "negative": ...}``.
+    """
     nonneg = int(np.sum(spec.eigenvalues >= 0))
     return {"nonnegative": nonneg, "negative": spec.n_params - nonneg}
 
 
 def top_eigenvalue(spec: Spectrum) -> float:
-    """The largest eigenvalue (read off the paper's Fig. 7: about 5-10 after Adam)."""
+    """The largest eigenvalue (read off the paper's Fig. 7: about 5-10 after Adam).
+
+    Parameters
+    ----------
+    spec : Spectrum
+        The spectrum.
+
+    Returns
+    -------
+    float
+        The largest eigenvalue.
+    """
     return float(spec.eigenvalues[-1])

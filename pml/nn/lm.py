@@ -62,6 +62,7 @@ __all__ = [
     "rounding_estimate",
     "SOLVERS",
     "LMOptions",
+    "LMResult",
     "flat_params",
     "jacobian",
     "jacobian_chunks",
@@ -118,7 +119,18 @@ def _layout(model: nn.Module) -> _Layout:
 
 
 def flat_params(model: nn.Module) -> np.ndarray:
-    """The trainable parameters of ``model`` as one float64 vector (``named_parameters`` order)."""
+    """The trainable parameters of ``model`` as one float64 vector (``named_parameters`` order).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+
+    Returns
+    -------
+    numpy.ndarray
+        (p,) float64 parameters.
+    """
     lay = _layout(model)
     params = dict(model.named_parameters())
     return torch.cat([params[n].detach().reshape(-1).cpu() for n in lay.names]).numpy().copy()
@@ -246,6 +258,18 @@ def rounding_estimate(model: nn.Module, X) -> float:
     For ``nn.Sequential`` stacks of Linear and Tanh/Sigmoid/ReLU layers; other models get eps * |model(X)|.
     The LM noise test uses it: a network whose output is a sum of large cancelling terms (e.g. near-flat
     features with large output weights) has a rounding error far above eps |f|.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A float64 model.
+    X : array_like
+        (n, d) inputs.
+
+    Returns
+    -------
+    float
+        The estimated norm of the rounding error of the n outputs.
     """
     net = _NetJacobian(model, X)
     theta = flat_params(model)
@@ -260,6 +284,29 @@ def jacobian_chunks(model: nn.Module, X, *, chunk_size: int | None = None,
 
     Each block covers ``chunk_size`` points (default: as many as fit in ``max_bytes``) and has shape
     (points * n_out, n_params); the columns follow :func:`flat_params`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A float64 model.
+    X : array_like
+        (n, d) inputs.
+    chunk_size : int, optional
+        Points per block.
+    max_bytes : int, optional
+        Memory per block when ``chunk_size`` is None (default 64 MiB).
+
+    Yields
+    ------
+    numpy.ndarray
+        (points * n_out, n_params) blocks.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``X`` or ``chunk_size``.
+    TypeError
+        If a parameter is not float64.
     """
     net = _NetJacobian(model, X)
     rows = _chunk_rows(net.n_out, net.lay.n_params, chunk_size, max_bytes)
@@ -272,6 +319,20 @@ def jacobian(model: nn.Module, X, *, chunk_size: int | None = None,
 
     Built with ``torch.func`` (``vmap(jacrev(...))`` over points) in chunks; the result does not depend on the
     chunking (a test checks this).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A float64 model.
+    X : array_like
+        (n, d) inputs.
+    chunk_size, max_bytes
+        As :func:`jacobian_chunks`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n * n_out, n_params) Jacobian.
     """
     return np.concatenate(list(jacobian_chunks(model, X, chunk_size=chunk_size, max_bytes=max_bytes)), axis=0)
 
@@ -293,6 +354,40 @@ class LMOptions:
     J^T r_vv, so the Jacobian blocks of an iteration are kept in memory while it is on. Off by default: on tanh
     nets fitting x^2 (1-10-10-1 and 1-40-1, 400 points, 2000-3000 iterations) it cost 4x the residual
     evaluations and ended at a slightly *higher* RMSE than plain LM.
+
+    Parameters
+    ----------
+    max_iter : int, optional
+        Iterations (Jacobians), default 500.
+    solver : str, optional
+        ``"svd"`` (default) or ``"qr"``.
+    damping : str, optional
+        ``"nielsen"`` (default) or ``"marquardt"``.
+    scaling : str, optional
+        ``"identity"`` (default) or ``"jac"``.
+    tau : float, optional
+        Initial damping factor (default 1e-3).
+    ftol, gtol, xtol : float, optional
+        Stopping tolerances (defaults 1e-15, 0, 0; 0 disables).
+    mu_max, mu_min : float, optional
+        Damping bounds (defaults 1e20, 1e-24).
+    noise_factor : float, optional
+        Multiple of the rounding noise below which a change is invisible (default 16).
+    noise_patience : int, optional
+        Invisible steps in a row before stopping (default 20).
+    geodesic : bool, optional
+        Geodesic acceleration (default False).
+    geodesic_h, geodesic_alpha : float, optional
+        Its step and acceptance ratio (defaults 0.1, 0.75).
+    time_limit : float, optional
+        Stop after this many seconds.
+    target_rmse : float, optional
+        Stop once the RMSE reaches it.
+
+    Raises
+    ------
+    ValueError
+        For an unknown solver, damping or scaling, or a negative or non-finite tolerance.
     """
 
     max_iter: int = 500
@@ -338,7 +433,27 @@ class LMOptions:
 
 @dataclasses.dataclass
 class LMResult:
-    """Outcome of :func:`least_squares`: the minimiser, its residual norm, counters and the per-iteration log."""
+    """Outcome of :func:`least_squares`: the minimiser, its residual norm, counters and the per-iteration log.
+
+    Parameters
+    ----------
+    theta : numpy.ndarray
+        The parameters reached.
+    cost : float
+        1/2 |r|^2 there.
+    n_iter, n_fev : int
+        Iterations and residual evaluations.
+    stop_reason : str
+        Why it stopped (see the module docstring).
+    message : str
+        In words.
+    mu : float
+        The final damping.
+    history : dict of str to numpy.ndarray
+        One row per iteration.
+    wall_s : float
+        Wall time.
+    """
 
     theta: np.ndarray
     cost: float  # 1/2 |r|^2
@@ -615,6 +730,33 @@ def least_squares(
     when they decrease |r|^2, a rejected one makes mu *smaller*, and when steps that small are invisible and
     larger ones fail (or ``noise_patience`` invisible steps come in a row), the run stops with "noise_floor".
     :func:`train` passes a forward error estimate of the network (:func:`rounding_estimate`).
+
+    Parameters
+    ----------
+    residual : callable
+        theta -> (m,) residual vector.
+    jacobian : callable
+        theta -> (m, p) Jacobian or an iterable of its row blocks.
+    theta0 : array_like
+        (p,) starting point.
+    options : LMOptions, optional
+        The options (or pass its fields as keywords).
+    callback : callable, optional
+        Called with each iteration's row; returning True stops.
+    rounding : float or callable, optional
+        Norm of the rounding error of the residual (default eps |r|).
+    **kwargs
+        Fields of :class:`LMOptions`.
+
+    Returns
+    -------
+    LMResult
+        The minimiser, cost, counters, stop reason and history.
+
+    Raises
+    ------
+    ValueError
+        For a non-finite starting residual, Jacobian blocks of the wrong shape or bad options.
     """
     if options is None:
         options = LMOptions(**kwargs)
@@ -729,6 +871,43 @@ def train(
     history with ``step``, ``train_rmse``, ``test_rmse`` (every ``log_every`` iterations and at the end),
     ``time_s``, ``mu``, ``rho``, ``step_norm`` and ``n_fev``. ``num_threads`` (default 1) limits torch and
     BLAS threads during training (:func:`pml.threads.limit_threads`).
+
+    Used in :doc:`/book/06_beyond` and by :func:`pml.fitting.fit` (method ``"lm-multistage"``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A float64 network, trained in place.
+    X, y : array_like
+        The training set.
+    X_test, y_test : array_like, optional
+        A test set (both or neither).
+    options : LMOptions, optional
+        The options (or pass its fields as keywords).
+    chunk_size : int, optional
+        Points per Jacobian block.
+    max_jacobian_bytes : int, optional
+        Memory per block when ``chunk_size`` is None.
+    log_every : int, optional
+        Iterations between test evaluations (default 1).
+    callback : callable, optional
+        Called with each logged row; returning True stops.
+    num_threads : int or None, optional
+        Torch/BLAS threads (default 1).
+    **kwargs
+        Fields of :class:`LMOptions`.
+
+    Returns
+    -------
+    pml.nn.flat.OptimResult
+        ``method="lm"``: RMSEs, stop reason and history.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``log_every``, a test set without targets or bad options.
+    TypeError
+        If a parameter is not float64.
     """
     if options is None:
         options = LMOptions(**kwargs)

@@ -42,6 +42,35 @@ def log_line_search(
     ``scripts/combined-techniques-eqn.py``, which never considers alpha = 0), alpha = 0 is a candidate with value
     ``f0``: unless ``allow_increase`` is true the result never has f(alpha) > f0, and (0, f0) is returned when no grid
     point beats ``f0``. Non-finite values count as +inf (so (0, f0) also when no grid value is finite).
+
+    Parameters
+    ----------
+    f : callable
+        The loss as a function of the step length alpha.
+    f0 : float
+        The loss at alpha = 0.
+    alpha_min, alpha_max : float, optional
+        The search range, 0 < alpha_min < alpha_max (default 1e-12 to 1e12).
+    n_grid : int, optional
+        Log-spaced points per level, at least 3 (default 15).
+    zoom_levels : int, optional
+        Levels, at least 1 (default 4).
+    allow_increase : bool, optional
+        Return the best grid point even when it is worse than ``f0`` (the authors' behaviour).
+
+    Returns
+    -------
+    alpha : float
+        The step length (0 when nothing beats ``f0``).
+    value : float
+        f(alpha).
+    n_evaluations : int
+        Calls of ``f``.
+
+    Raises
+    ------
+    ValueError
+        For a bad range, grid or number of levels.
     """
     if not (0 < alpha_min < alpha_max) or not math.isfinite(alpha_max):
         raise ValueError(f"need 0 < alpha_min < alpha_max < inf, got {alpha_min!r}, {alpha_max!r}")
@@ -79,6 +108,31 @@ def low_curvature_direction(
     authors' code does (``np.abs(val) < curvature_threshold`` in ``scripts/combined-techniques-eqn.py``);
     ``rule="signed"`` selects lambda_i < tau as the paper writes, which also
     keeps every negative-curvature direction.
+
+    Parameters
+    ----------
+    grad : torch.Tensor
+        The gradient g (p,).
+    eigenvalues : torch.Tensor
+        (p,) Hessian eigenvalues.
+    eigenvectors : torch.Tensor
+        (p, p) eigenvectors as columns.
+    tau : float
+        The curvature threshold.
+    rule : str, optional
+        ``"abs"`` (default) or ``"signed"``.
+
+    Returns
+    -------
+    g_hat : torch.Tensor
+        The projected gradient.
+    n_selected : int
+        The number of selected directions.
+
+    Raises
+    ------
+    ValueError
+        For an unknown rule.
     """
     if rule == "abs":
         mask = eigenvalues.abs() < tau
@@ -128,6 +182,43 @@ def low_curvature_steps(
 
     ``num_threads`` runs the loop under :func:`pml.threads.limit_threads`. The authors used tau = 1e-15 for Figs. 8-9
     and 1e-16 for the "over 2x" claim of §4.2 (``notebooks/low-curvature-subspace-training-mse.ipynb``).
+
+    Used in :doc:`/book/04_optimization`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A float64 network, trained in place.
+    X, y : array_like
+        The training set.
+    tau : float
+        The curvature threshold, positive.
+    n_steps : int
+        Steps to take.
+    X_test, y_test : array_like, optional
+        A test set.
+    rule : str, optional
+        ``"abs"`` (default) or ``"signed"`` (see :func:`low_curvature_direction`).
+    alpha_min, alpha_max, n_grid, zoom_levels, allow_increase
+        The line search's settings (see :func:`log_line_search`).
+    stop_when_stuck : bool, optional
+        End when a step finds no decrease (default True).
+    hessian_batch_size, hessian_chunk_size : int, optional
+        Memory settings of :func:`pml.nn.hessian.hessian_matrix`.
+    callback : callable, optional
+        Called with each history row; returning True stops.
+    num_threads : int, optional
+        Torch/BLAS threads for the loop.
+
+    Returns
+    -------
+    pml.nn.flat.OptimResult
+        The final parameters, RMSEs, stop reason and one history row per step.
+
+    Raises
+    ------
+    ValueError
+        For a non-positive ``tau`` or a negative ``n_steps``.
     """
 
     if not tau > 0:

@@ -66,6 +66,35 @@ def make_mlp(dim: int, width: int, depth: int, activation: str = "relu", seed: i
 
     Depth 3 with width 40 and dim 1 is 1-40-40-1. Weights use PyTorch's default init, drawn on the CPU from
     ``seed`` without touching the global RNG, then moved to ``device``.
+
+    Used in :doc:`/book/02_piecewise_linear`, :doc:`/book/03_nonlinear` and :doc:`/book/04_optimization`.
+
+    Parameters
+    ----------
+    dim : int
+        Number of inputs d.
+    width : int
+        Hidden width w.
+    depth : int
+        Number of linear layers (at least 2).
+    activation : str, optional
+        A name of ``ACTIVATIONS`` (default ``"relu"``).
+    seed : int, optional
+        Seed of the initialisation (default 0).
+    dtype : torch.dtype, optional
+        Parameter type (default float64).
+    device : str or torch.device, optional
+        Where the parameters live (default ``"cpu"``).
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The network, input (n, dim) to output (n, 1).
+
+    Raises
+    ------
+    ValueError
+        For an unknown activation or a size below its minimum.
     """
     dim, width = _check_int(dim, "dim", 1), _check_int(width, "width", 1)
     depth = _check_int(depth, "depth", 2)
@@ -77,19 +106,54 @@ def make_mlp(dim: int, width: int, depth: int, activation: str = "relu", seed: i
 
 
 def dense_param_count(dim: int, width: int, depth: int) -> int:
-    """N = (d+1)w + (depth-2)(w^2+w) + (w+1): weights and biases of :func:`make_mlp` (paper §2)."""
+    """N = (d+1)w + (depth-2)(w^2+w) + (w+1): weights and biases of :func:`make_mlp` (paper §2).
+
+    Parameters
+    ----------
+    dim, width, depth : int
+        As :func:`make_mlp`.
+
+    Returns
+    -------
+    int
+        The parameter count N.
+    """
     dim, width = _check_int(dim, "dim", 1), _check_int(width, "width", 1)
     depth = _check_int(depth, "depth", 2)
     return (dim + 1) * width + (depth - 2) * (width * width + width) + (width + 1)
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of scalar parameters of ``model`` (for a BatchedMLP: of all S members together)."""
+    """Number of scalar parameters of ``model`` (for a BatchedMLP: of all S members together).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+
+    Returns
+    -------
+    int
+        The number of scalar parameters.
+    """
     return int(sum(p.numel() for p in model.parameters()))
 
 
 def dataset_size_for(n_params: int, dim: int) -> int:
-    """|D| = floor(N / (d+1)): the training-set size tied to the parameter count (paper §2, the "fair comparison")."""
+    """The training-set size tied to the parameter count: floor(N / (d+1)) (paper §2, the "fair comparison").
+
+    Parameters
+    ----------
+    n_params : int
+        The parameter count N.
+    dim : int
+        Number of inputs d.
+
+    Returns
+    -------
+    int
+        The number of training points.
+    """
     n_params, dim = _check_int(n_params, "n_params", 0), _check_int(dim, "dim", 1)
     return n_params // (dim + 1)
 
@@ -101,7 +165,19 @@ def dataset_size_for(n_params: int, dim: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class ModuleSpec:
-    """One module of a modular network: an MLP mirroring graph node ``name`` on its ``inputs``."""
+    """One module of a modular network: an MLP mirroring graph node ``name`` on its ``inputs``.
+
+    Parameters
+    ----------
+    name : str
+        The graph node.
+    inputs : tuple of str
+        Its inputs (variables or earlier nodes).
+    width, depth : int
+        The module's width and number of linear layers.
+    level : int
+        Its position on the longest input-to-output path (1: an input module).
+    """
 
     name: str
     inputs: tuple[str, ...]
@@ -128,6 +204,26 @@ def modular_layout(graph, width: int, depth: int) -> tuple[ModuleSpec, ...]:
       multiple of L.
     * Input modules (all inputs are variables) share the width: each has width // k, where k is the number of input
       modules (I.8.14: two modules of width w//2; II.6.15a: three of width w//3). All other modules have width w.
+
+    Parameters
+    ----------
+    graph : pml.equations.ExpressionGraph
+        The computation graph.
+    width : int
+        The network width w.
+    depth : int
+        The total depth along the longest path, a multiple of its number of modules.
+
+    Returns
+    -------
+    tuple of ModuleSpec
+        One module per graph node, in node order.
+
+    Raises
+    ------
+    ValueError
+        For an empty or inconsistent graph, a depth that is not a multiple of the levels (the message lists the valid
+        depths) or a width too small for the input modules.
     """
     width, depth = _check_int(width, "width", 1), _check_int(depth, "depth", 2)
     variables = tuple(graph.inputs)
@@ -163,8 +259,23 @@ def modular_layout(graph, width: int, depth: int) -> tuple[ModuleSpec, ...]:
 
 
 def modular_param_count(graph, width: int, depth: int) -> int:
-    """True parameter count of the modular network (sum over modules; I.8.14 depth 6 w=100 -> 16,003, as the authors'
-    ``notebooks/modular-vs-dense-samewidth-compare.ipynb`` prints)."""
+    """True parameter count of the modular network (sum over modules).
+
+    I.8.14 at depth 6, w = 100 gives 16,003, as the authors' ``notebooks/modular-vs-dense-samewidth-compare.ipynb``
+    prints.
+
+    Parameters
+    ----------
+    graph : pml.equations.ExpressionGraph
+        The computation graph.
+    width, depth : int
+        As :func:`modular_layout`.
+
+    Returns
+    -------
+    int
+        The parameter count.
+    """
     return sum(spec.n_params for spec in modular_layout(graph, width, depth))
 
 
@@ -174,6 +285,23 @@ class ModularMLP(nn.Module):
     ``forward(X)`` takes X of shape (n, d) with columns in ``graph.inputs`` order and returns shape (n, 1), like
     :func:`make_mlp`.
     Modules are initialised in node order from one seeded stream (global RNG untouched).
+
+    Used in :doc:`/book/02_piecewise_linear` (Fig. 3).
+
+    Parameters
+    ----------
+    graph : pml.equations.ExpressionGraph
+        The computation graph.
+    width, depth : int
+        As :func:`modular_layout`.
+    activation : str, optional
+        A name of ``ACTIVATIONS`` (default ``"relu"``).
+    seed : int, optional
+        Seed of the initialisation (default 0).
+    dtype : torch.dtype, optional
+        Parameter type (default float64).
+    device : str or torch.device, optional
+        Where the parameters live (default ``"cpu"``).
     """
 
     def __init__(self, graph, width: int, depth: int, activation: str = "relu", seed: int = 0,
@@ -216,6 +344,26 @@ class BatchedMLP(nn.Module):
     Member s equals ``make_mlp(dim, width, depth, activation, seed=seeds[s], dtype=dtype)`` exactly. ``forward``
     takes X of shape (S, n, dim) (member s sees X[s]) and returns (S, n, 1). Because the members share no
     parameters, the gradient of the sum of per-member losses gives each member its own gradient.
+
+    Used to train the seeds of a sweep together (chapters 2-4).
+
+    Parameters
+    ----------
+    dim, width, depth : int
+        The members' shape, as :func:`make_mlp`.
+    activation : str, optional
+        A name of ``ACTIVATIONS`` (default ``"relu"``).
+    seeds : sequence of int, optional
+        One seed per member (default ``(0,)``).
+    dtype : torch.dtype, optional
+        Parameter type (default float64).
+    device : str or torch.device, optional
+        Where the parameters live (default ``"cpu"``).
+
+    Raises
+    ------
+    ValueError
+        Without seeds, or for an unknown activation or bad size.
     """
 
     def __init__(self, dim: int, width: int, depth: int, activation: str = "relu", seeds: Sequence[int] = (0,),
@@ -229,7 +377,25 @@ class BatchedMLP(nn.Module):
 
     @classmethod
     def from_models(cls, models: Iterable[nn.Sequential], activation: str = "relu") -> "BatchedMLP":
-        """Stack same-shape ``nn.Sequential`` MLPs (as built by :func:`make_mlp`) into one BatchedMLP (copies)."""
+        """Stack same-shape ``nn.Sequential`` MLPs (as built by :func:`make_mlp`) into one BatchedMLP (copies).
+
+        Parameters
+        ----------
+        models : iterable of torch.nn.Sequential
+            MLPs of one shape.
+        activation : str, optional
+            Their activation (default ``"relu"``).
+
+        Returns
+        -------
+        BatchedMLP
+            The stacked members.
+
+        Raises
+        ------
+        ValueError
+            Without models, or for models of different shapes.
+        """
         models = list(models)
         if not models:
             raise ValueError("from_models needs at least one model")
@@ -273,7 +439,23 @@ class BatchedMLP(nn.Module):
         return h
 
     def member(self, s: int) -> nn.Sequential:
-        """Member s as a standalone ``nn.Sequential`` (a copy, same layout as :func:`make_mlp`)."""
+        """Member s as a standalone ``nn.Sequential`` (a copy, same layout as :func:`make_mlp`).
+
+        Parameters
+        ----------
+        s : int
+            The member's index.
+
+        Returns
+        -------
+        torch.nn.Sequential
+            A copy of member s.
+
+        Raises
+        ------
+        IndexError
+            If ``s`` is out of range.
+        """
         if not -self.n_members <= s < self.n_members:
             raise IndexError(f"member index {s} out of range for {self.n_members} members")
         layers: list[nn.Module] = []

@@ -31,6 +31,25 @@ def grid(ranges: Sequence[Sequence[float]], n: int) -> tuple[np.ndarray, tuple[i
 
     The first axis varies slowest, so ``labels.reshape(shape)[i, j]`` is at (x_i, y_j) (plot with ``.T`` for
     x horizontal).
+
+    Parameters
+    ----------
+    ranges : sequence of (float, float)
+        One or two (low, high) pairs.
+    n : int
+        Points per axis, at least 2.
+
+    Returns
+    -------
+    X : numpy.ndarray
+        (n**d, d) points.
+    shape : tuple of int
+        (n,) * d.
+
+    Raises
+    ------
+    ValueError
+        For a bad box or ``n``.
     """
     arr = np.asarray(ranges, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] not in (1, 2):
@@ -55,6 +74,33 @@ def relu_regions(model: nn.Module, X, input_mean=None, input_std=None, method: s
     """Integer region label of each point X (n, d) for a ReLU network (any module built from ``nn.ReLU`` layers).
 
     ``input_mean``/``input_std`` apply the run's input standardisation first (``TrainResult.input_mean`` etc.).
+
+    Used in :doc:`/book/02_piecewise_linear` (Fig. 1).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A ReLU network.
+    X : array_like
+        (n, d) points.
+    input_mean, input_std : array_like, optional
+        The run's input standardisation.
+    method : str, optional
+        ``"pattern"`` (default) or ``"jacobian"`` (see the module docstring).
+    decimals : int, optional
+        Round the gradients first (``"jacobian"`` only).
+    chunk_size : int, optional
+        Points per pass (default 65536).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) labels 0..k-1.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, a model without ReLU layers or a bad ``X``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {list(METHODS)}")
@@ -96,7 +142,20 @@ def relu_regions(model: nn.Module, X, input_mean=None, input_std=None, method: s
 
 def simplex_regions(interpolator, X) -> np.ndarray:
     """Simplex (d >= 2) or interval (d = 1) index of each point for a :class:`pml.approx.simplex.SimplexInterpolator`,
-    relabelled 0..k-1 in order of index; -1 outside the convex hull."""
+    relabelled 0..k-1 in order of index; -1 outside the convex hull.
+
+    Parameters
+    ----------
+    interpolator : pml.approx.simplex.SimplexInterpolator
+        The interpolant.
+    X : array_like
+        (n, d) points.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) labels, -1 outside.
+    """
     cell = np.asarray(interpolator.find(X))
     labels = np.full(cell.shape, -1, dtype=np.int64)
     inside = cell >= 0
@@ -106,6 +165,17 @@ def simplex_regions(interpolator, X) -> np.ndarray:
 
 
 def count_regions(labels) -> int:
-    """Number of distinct regions (labels >= 0; -1 marks points outside any region)."""
+    """Number of distinct regions (labels >= 0; -1 marks points outside any region).
+
+    Parameters
+    ----------
+    labels : array_like
+        Region labels.
+
+    Returns
+    -------
+    int
+        The number of distinct labels >= 0.
+    """
     labels = np.asarray(labels).reshape(-1)
     return int(np.unique(labels[labels >= 0]).size)

@@ -70,7 +70,36 @@ step than "for-loop" on CPU for small networks."""
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
-    """Settings of :func:`train` / :func:`train_batched`. Defaults are the paper's ReLU scaling runs (Fig. 2)."""
+    """Settings of :func:`train` / :func:`train_batched`. Defaults are the paper's ReLU scaling runs (Fig. 2).
+
+    Parameters
+    ----------
+    n_steps : int, optional
+        Adam steps (default 20,000; paper §2: 20k, Fig. 1 and the width-100 remark: 25k).
+    lr : float, optional
+        Adam learning rate (default 1e-3).
+    batch_size : int, optional
+        Batch cap B (default 10,000; 30k for the tanh runs of Figs. 5-6 and for Fig. 3).
+    normalize_inputs : bool, optional
+        Standardise X with the training mean and unbiased std (default True).
+    log_every : int, optional
+        Thinning of the stored history and the grid of ``min_logged_test`` (default 100).
+    selection : str, optional
+        One of ``SELECTIONS``, the value reported as ``TrainResult.selected`` (default ``"test_at_min_train"``).
+    test_every_step : bool, optional
+        Evaluate the test set after every step (default True); False is exact for every selection but
+        ``min_test``.
+    eval_chunk_size : int, optional
+        Evaluate the test set in chunks of this many points; 0 (default): all at once.
+    adam_impl : str, optional
+        One of ``ADAM_IMPLS`` (default ``"fused"``).
+
+    Raises
+    ------
+    ValueError
+        For a non-positive size, an unknown selection or Adam implementation, or ``min_test`` without
+        ``test_every_step``.
+    """
 
     n_steps: int = 20_000  # Adam steps (paper §2: 20k; Fig. 1 and the width-100 remark: 25k)
     lr: float = 1e-3  # Adam learning rate
@@ -111,6 +140,33 @@ class TrainResult:
 
     ``history_*`` is thinned: steps 0, log_every, 2*log_every, ... and the last step, with the pre-update batch
     train RMSE and the post-update test RMSE of that step (NaN where not evaluated, test_every_step=False).
+
+    Parameters
+    ----------
+    selection : str
+        The selection rule.
+    selected : float
+        The value named by ``selection``.
+    test_at_min_train : float
+        Test RMSE at the step of the smallest batch train RMSE.
+    step_at_min_train : int
+        That step.
+    min_train, min_test, min_logged_test : float
+        Smallest train, test (NaN unless ``test_every_step``) and logged test RMSE.
+    initial_test : float
+        Test RMSE before any update.
+    final_train, final_test : float
+        Train (pre-update batch) and test (post-update) RMSE of the last step.
+    n_steps_done : int
+        Steps completed.
+    interrupted : bool
+        Whether the run was interrupted.
+    wall_time_s : float
+        Wall time.
+    history_step, history_train, history_test : numpy.ndarray
+        The thinned learning curve.
+    input_mean, input_std : numpy.ndarray or None
+        The input standardisation (None without ``normalize_inputs``).
     """
 
     selection: str
@@ -138,7 +194,13 @@ class TrainResult:
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised on KeyboardInterrupt. ``.result`` summarises the completed steps: a TrainResult for :func:`train`
-    (None if no step completed), a list of them for :func:`train_batched` (empty if none completed)."""
+    (None if no step completed), a list of them for :func:`train_batched` (empty if none completed).
+
+    Parameters
+    ----------
+    result : TrainResult or list of TrainResult or None
+        What the completed steps gave.
+    """
 
     def __init__(self, result):
         super().__init__("training interrupted; partial result in .result")
@@ -150,6 +212,27 @@ def select(train_rmse, test_rmse, selection: str = "test_at_min_train", initial_
     """The reported value from per-step curves (train pre-update, test post-update); see :data:`SELECTIONS`.
 
     ``argmin`` takes the first minimum, as ``np.argmin`` in the authors' code.
+
+    Parameters
+    ----------
+    train_rmse, test_rmse : array_like
+        Per-step curves of equal length.
+    selection : str, optional
+        One of ``SELECTIONS`` (default ``"test_at_min_train"``).
+    initial_test : float, optional
+        Test RMSE before any update (for ``min_logged_test``).
+    log_every : int, optional
+        The logging grid (default 100).
+
+    Returns
+    -------
+    float
+        The selected RMSE.
+
+    Raises
+    ------
+    ValueError
+        For curves of different lengths or an unknown selection.
     """
     train_rmse = np.asarray(train_rmse, dtype=np.float64)
     test_rmse = np.asarray(test_rmse, dtype=np.float64)
@@ -168,12 +251,42 @@ def select(train_rmse, test_rmse, selection: str = "test_at_min_train", initial_
 
 
 def standardize(X, mean, std):
-    """(X - mean) / std, the input transform of a run (pass ``result.input_mean``/``input_std``)."""
+    """The input transform of a run: (X - mean) / std (pass ``result.input_mean`` and ``input_std``).
+
+    Parameters
+    ----------
+    X : array_like or torch.Tensor
+        (n, d) raw inputs.
+    mean, std : array_like or torch.Tensor
+        The run's standardisation, (d,) each.
+
+    Returns
+    -------
+    array_like or torch.Tensor
+        The standardised inputs.
+    """
     return (X - mean) / std
 
 
 def predict(model: nn.Module, X, result: TrainResult | None = None, chunk_size: int = 0) -> np.ndarray:
-    """Model output on raw inputs X (n, d) as a float64 array (n,), applying ``result``'s input standardisation."""
+    """Model output on raw inputs X (n, d) as a float64 array (n,), applying ``result``'s input standardisation.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A trained model.
+    X : array_like
+        (n, d) raw inputs.
+    result : TrainResult, optional
+        The run whose standardisation applies (None: none).
+    chunk_size : int, optional
+        Evaluate in chunks of this many points; 0 (default): all at once.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) float64 outputs.
+    """
     param = next(model.parameters())
     Xt = torch.as_tensor(np.asarray(X), dtype=param.dtype, device=param.device)
     if result is not None and result.input_mean is not None:
@@ -379,6 +492,36 @@ def train(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig =
     """Fit ``model`` (maps (n, d) -> (n, 1) or (n,)) in place with Adam on MSE; see the module docstring.
 
     Arrays may be NumPy or torch; they are converted to the model's dtype and device. X has shape (n, d), y (n,).
+
+    Used in :doc:`/book/02_piecewise_linear`, :doc:`/book/03_nonlinear` and :doc:`/book/04_optimization`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, trained in place.
+    X_train, y_train : array_like
+        (n, d) inputs and (n,) targets.
+    X_test, y_test : array_like
+        (m, d) inputs and (m,) targets of the test set.
+    cfg : TrainConfig, optional
+        The settings (default: the paper's ReLU runs).
+    progress : bool, optional
+        Show a progress bar (default False).
+
+    Returns
+    -------
+    TrainResult
+        The run's summary and learning curve.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric arrays or a ``cfg`` that is not a TrainConfig.
+    ValueError
+        For inconsistent shapes, empty sets, a constant input column with ``normalize_inputs``, or a model that does
+        not return one value per point.
+    TrainingInterrupted
+        On Ctrl-C, with the summary of the completed steps.
     """
     params, dtype, device = _params_of(model)
     Xtr = _as_tensor(X_train, dtype, device, "X_train")
@@ -408,6 +551,31 @@ def train_batched(model: nn.Module, X_train, y_train, X_test, y_test, cfg: Train
     Shapes: X_train (S, n, d), y_train (S, n), X_test (S, m, d), y_test (S, m); a 2-D X_test / 1-D y_test is shared
     by all members. Returns one TrainResult per member, equal to ``train(model.member(s), ...)`` on member s's data
     up to float64 rounding (each member has its own standardisation, batches and Adam state).
+
+    Parameters
+    ----------
+    model : pml.nn.networks.BatchedMLP
+        The S members, trained in place.
+    X_train, y_train : array_like
+        (S, n, d) inputs and (S, n) targets.
+    X_test, y_test : array_like
+        (S, m, d) and (S, m), or (m, d) and (m,) shared by all members.
+    cfg : TrainConfig, optional
+        The settings.
+    progress : bool, optional
+        Show a progress bar (default False).
+
+    Returns
+    -------
+    list of TrainResult
+        One per member.
+
+    Raises
+    ------
+    ValueError
+        For inconsistent shapes or a model whose members do not match the data sets.
+    TrainingInterrupted
+        On Ctrl-C, with the summaries of the completed steps.
     """
     params, dtype, device = _params_of(model)
     Xtr = _as_tensor(X_train, dtype, device, "X_train")
