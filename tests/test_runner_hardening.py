@@ -266,3 +266,23 @@ def test_run_context_round_trips_through_the_environment(monkeypatch):
     assert context.current() == ctx
     monkeypatch.delenv(context.RUN_ENV)
     assert context.current() == context.RunContext()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "01", "--profile", "smoke", "-p", "profile=ci"], "use --profile ci"),
+    (["run", "01", "--profile", "smoke", "-p", "n_train=abc"], "'n_train' of chapter 01_introduction must be of type "
+                                                               "list of int"),
+    (["run", "01", "--profile", "smoke", "-p", "threads=2"], "use --threads"),
+    (["run", "01", "--profile", "smoke", "--threads", "-1"], "--threads must be a whole number"),
+    (["run", "01", "--profile", "smoke", "--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
+    (["compute", "01", "--profile", "smoke", "--device", "gpu"], "--device must be cpu, cuda or cuda:N"),
+])
+def test_cli_rejects_bad_runs_before_executing_anything(args, message, capsys, build_tmp):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not build_tmp.exists()
+
+
+def test_claims_of_an_override_run_that_never_ran_is_a_clear_error(build_tmp, capsys):
+    assert cli.main(["claims", "--profile", "ci", "-p", "n_test=200"]) == 2
+    assert "no chapter ran at profile ci with overrides n_test=200" in capsys.readouterr().err
