@@ -84,7 +84,10 @@ def test_refine_lowers_the_reduced_residual():
     W, b = readout.random_geometry([(-1, 1)], 8, scale=2.0, seed=0)
     before = readout.fit_readout(X, y, W, b, rcond=1e-14).train_rmse
     refined, res = readout.refine(X, y, W, b, rcond=1e-14, max_iter=40)
-    assert refined.train_rmse < 1e-2 * before
+    # LM on the reduced problem accepts only steps that lower it; how far 40 steps get depends on the trajectory
+    # (hidden-layer seeds 0-11: 8e-5 to 0.04 of the start), so a 5x reduction holds with room to spare.
+    assert np.all(np.diff(res.history["cost"]) <= 0)
+    assert refined.train_rmse < 0.2 * before
     assert res.stop_reason and res.n_iter >= 1
 
 
