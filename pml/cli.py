@@ -8,6 +8,7 @@ import argparse
 import importlib
 import inspect
 import json
+import math
 import sys
 
 from pml import paths
@@ -18,6 +19,7 @@ BENCHMARKS = {
     "batched": "pml.benchmarks.batched",
     "bfgs": "pml.benchmarks.bfgs",
     "precision": "pml.benchmarks.precision",
+    "fit": "pml.benchmarks.fit",
 }
 
 
@@ -261,8 +263,13 @@ def _ran_with(chapter: str, profile: str, info: dict) -> str:
 
 def _cmd_bench(args) -> int:
     module = importlib.import_module(BENCHMARKS[args.name])
-    takes_progress = "progress" in inspect.signature(module.run).parameters
-    result = module.run(progress=sys.stderr.isatty()) if takes_progress else module.run()
+    takes = inspect.signature(module.run).parameters
+    kwargs = {"progress": sys.stderr.isatty()} if "progress" in takes else {}
+    if args.time_limit is not None:
+        if "time_limit" not in takes:
+            return _fail(f"--time-limit is not an option of `pml bench {args.name}`")
+        kwargs["time_limit"] = args.time_limit
+    result = module.run(**kwargs)
     print(json.dumps(result, indent=2, default=float) if args.json else module.format(result))
     return 0
 
@@ -277,6 +284,17 @@ def _cmd_check_html(args) -> int:
             argv += ["--min-images", f"book/{stem}.html={n_figures}"]
     argv += ["--screenshots"] * args.screenshots + (["--chromium", args.chromium] if args.chromium else [])
     return htmlcheck.main(argv)
+
+
+def _seconds(text: str) -> float:
+    """argparse type of --time-limit: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds (e.g. 600), got {text!r}")
+    return value
 
 
 def _fail(message: str) -> int:
@@ -307,7 +325,8 @@ def _cmd_fit(args) -> int:
 
     return commands.fit_file(args.data, args.target, args.out, inputs=args.inputs, method=args.method,
                              validation=args.validation, seed=args.seed, refit=args.refit,
-                             smooth=not args.not_smooth, quiet=args.quiet, as_json=args.json)
+                             smooth=not args.not_smooth, quiet=args.quiet, as_json=args.json,
+                             time_limit=args.time_limit)
 
 
 def _cmd_predict(args) -> int:
@@ -401,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="run a benchmark and print its figures")
     be.add_argument("name", choices=sorted(BENCHMARKS))
     be.add_argument("--json", action="store_true")
+    be.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
+                    help="pml's budget per fit, for benchmarks that take one (fit: default 600)")
     be.set_defaults(func=_cmd_bench)
 
     ch = sub.add_parser("check-html", help="open the built book in headless Chromium (Playwright) and check it")
@@ -425,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--not-smooth", action="store_true", help="the target has kinks or steps (changes auto's choice)")
     ft.add_argument("--quiet", action="store_true", help="no progress bars")
     ft.add_argument("--json", action="store_true", help="print the report as JSON")
+    ft.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
+                    help="seconds auto may spend on its candidates for d >= 3 (default 600; the best so far is kept)")
     ft.set_defaults(func=_cmd_fit)
 
     pr = sub.add_parser("predict", help="predict with a saved model; writes the input columns plus the prediction",

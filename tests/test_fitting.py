@@ -28,6 +28,8 @@ TINY = {
     "lm-multistage": (X1, Y1, {"max_iter": [10, 10], "width": 6}),
     "adam-tanh": (X2, Y2, {"n_steps": 20, "width": 8}),
     "adam-relu": (X2, Y2, {"n_steps": 20, "width": 8}),
+    "kernel": (X2, Y2, {"n_restarts": 1, "kernels": ("rbf",)}),
+    "deep-lm": (X2, Y2, {"depths": (3,), "n_stages": 1, "time_limit": 1.0}),
 }
 
 

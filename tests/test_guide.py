@@ -17,7 +17,7 @@ from pml.fitting import guide
         (2, 50, True, "2d-few", "readout"),
         (2, 5000, True, "2d-enough", "poly"),
         (2, 100, True, "2d-little", "readout"),
-        (4, 1000, True, "high-d", "readout"),
+        (4, 1000, True, "high-d", "poly"),
         (1, 100, False, "rough-1d", "spline"),
         (3, 500, False, "rough-simplex", "simplex"),
         (8, 500, False, "rough-high-d", "adam-relu"),

@@ -18,6 +18,7 @@ import numpy as np
 
 from pml import fitting
 from pml.fitting import checks, tables
+from pml.fitting.budget import check_time_limit
 
 __all__ = ["fail", "fit_file", "predict_file"]
 
@@ -41,7 +42,7 @@ def fail(message: str) -> int:
 
 def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence[str] | str | None = None,
              method: str = "auto", validation: float = 0.2, seed: int = 0, refit: bool = False,
-             smooth: bool = True, quiet: bool = False, as_json: bool = False) -> int:
+             smooth: bool = True, quiet: bool = False, as_json: bool = False, time_limit: float | None = None) -> int:
     """``pml fit DATA --target TARGET --out OUT``: fit a column of a data file and save the model.
 
     Fits column ``target`` of a CSV/``.npz`` file to the ``inputs`` columns with :func:`pml.fitting.fit`, saves the
@@ -72,6 +73,8 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
         Print nothing on success.
     as_json : bool, optional
         Print the report as JSON.
+    time_limit : float, optional
+        Seconds ``auto`` may spend on its candidates for d >= 3 (default 600; ``--time-limit``).
 
     Returns
     -------
@@ -80,6 +83,8 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
     """
     try:
         checks.check_seed(seed)  # before reading the data
+        if time_limit is not None:
+            check_time_limit(time_limit)
         problem = _output_problem(out, {"data file": data}, "model.npz")
         if problem:
             return fail(problem)
@@ -116,7 +121,8 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
                       f"no fit can be more precise than about {data_floor:.1e}", file=sys.stderr)
         model = fitting.fit(X, y, method, validation=validation, seed=seed,
                             progress=(not quiet) and sys.stderr.isatty(), smooth=smooth,
-                            refit=refit, input_names=inputs, target_name=target, data_floor=data_floor)
+                            refit=refit, input_names=inputs, target_name=target, data_floor=data_floor,
+                            time_limit=time_limit)
         model.save(out)
     except (tables.TableError, fitting.FitError, OSError) as exc:
         return fail(str(exc))

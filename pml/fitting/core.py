@@ -46,6 +46,7 @@ import numpy as np
 
 from pml import metrics
 from pml.fitting import guide
+from pml.fitting.budget import DEFAULT_TIME_LIMIT, check_time_limit, choose_within
 from pml.fitting.checks import (
     FitError,
     check_inputs,
@@ -83,7 +84,7 @@ _NOT_PARAMS = ("X", "box", "centre", "half", "input_mean", "input_std")  # data 
 
 def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, progress: bool | None = None,
         smooth: bool = True, refit: bool = False, input_names: Sequence[str] | None = None, target_name: str = "y",
-        data_floor: float | None = None, **options) -> FittedModel:
+        data_floor: float | None = None, time_limit: float | None = None, **options) -> FittedModel:
     """Fit y = f(X) to high precision and report how precise the fit is (paper Section 5, Fig. 10).
 
     The data are checked, a random ``validation`` fraction of the rows is held out, and ``method="auto"`` asks the
@@ -119,6 +120,10 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     data_floor : float, optional
         The relative RMSE to which the targets are known, if they were rounded (``pml fit`` computes it from a CSV's
         digits).
+    time_limit : float, optional
+        Seconds ``auto`` may spend on its candidates for d >= 3 (default 600): they are tried cheapest first and the
+        best so far is kept (:mod:`pml.fitting.budget`). Positive and finite. With a named method that has a
+        ``time_limit`` option (``kernel``, ``deep-lm``, ``lm-multistage``), it sets that option.
     **options
         Options of a named method (for example ``max_degree`` for ``"poly"``).
 
@@ -141,6 +146,10 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     if not (isinstance(validation, (int, float)) and 0 <= validation < 1):
         raise FitError(f"validation must be a fraction in [0, 1), got {validation!r}")
     seed = check_seed(seed)
+    if time_limit is not None:
+        time_limit = check_time_limit(time_limit)
+        if method != "auto" and "time_limit" in spec.options:
+            options.setdefault("time_limit", time_limit)
     X = check_inputs(X, input_names, what="X")
     n, d = X.shape
     names = tuple(input_names) if input_names is not None else tuple(f"x{j}" for j in range(d))
@@ -159,6 +168,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
 
     rule = None
     candidates: list[dict] = []
+    fitted = None
     if method == "auto":
         if options:
             raise FitError(f"options {sorted(options)} need a named method, not 'auto'")
@@ -177,7 +187,11 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         if not usable:
             raise FitError(f"too few rows: no method of rule {rule.key!r} can be fitted to {tr.size} training "
                            f"rows{held}: " + "; ".join(c["skipped"] for c in candidates))
-        if len(usable) == 1:
+        if d >= 3 and len(usable) > 1:  # within the time budget, cheapest first (pml.fitting.budget)
+            budget = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=budget, progress=progress)
+            candidates += tried
+        elif len(usable) == 1:
             chosen = usable[0]
             candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
         else:
@@ -212,7 +226,8 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         reason = f"requested: {spec.description}"
     check_method_fits(spec, tr.size, d, held)
 
-    fitted = run_method(spec, X[tr], y[tr], seed, progress, options)
+    if fitted is None:
+        fitted = run_method(spec, X[tr], y[tr], seed, progress, options)
     predict = predictor_of(spec, fitted)
     p_tr = np.asarray(predict(X[tr]), dtype=np.float64).reshape(-1)
     check_predictions(p_tr, "the training rows")

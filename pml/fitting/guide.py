@@ -28,9 +28,12 @@ User's Guide chapter):
   is exact). With 15 points in 1D it was 10-1000x more precise than the polynomial in our measurements. The
   LM-trained boosted networks of the paper's recipe (``lm-multistage``) stay available by name; on the same data
   they were slower and less precise, so ``auto`` does not pick them.
-* "for d >= 3, neural networks": ``readout`` again, with ``poly`` as a competitor: when a rule names several
-  methods, ``auto`` fits each on the training rows and keeps the one with the smallest error on an inner
-  validation split of those rows (the report lists every candidate).
+* "for d >= 3, neural networks": ``deep-lm`` (tanh networks of depth 3-4, every weight trained by
+  Levenberg-Marquardt, :mod:`pml.nn.deep`) and ``readout``, with ``poly`` and ``kernel`` (a Gaussian-process mean
+  with learned length scales, :mod:`pml.approx.kernel`) as competitors: ``auto`` tries them cheapest first within
+  its time limit (:mod:`pml.fitting.budget`) and keeps the one with the smallest error on an inner validation
+  split (the report lists every candidate with its error and seconds). Measured in the User's Guide chapter: the
+  kernel wins on oscillatory targets, the deep network on compositional ones and near singular corners.
 * The baseline for non-smooth targets (kinks, steps): linear simplex interpolation ("always fits the training
   points exactly", §2), ``spline`` in 1D, and ReLU networks trained with Adam beyond d = 6 where Delaunay
   triangulations are out of reach.
@@ -114,10 +117,13 @@ _LOW_D_FEW = ("Too few rows for any promise: one period of an oscillation, or th
               "between the points. pml fits the same candidates as with little data (smooth tanh network with an "
               "exactly solved output layer, validated polynomial) and measures the error; more rows are the cure.")
 _HIGH_D = ("Paper §5: 'for higher-dimensional problems (d >= 3), neural networks are typically the most promising "
-           "choice, since they can learn compositional modular structure'. pml fits a tanh network with an exactly "
-           "solved output layer and, as a competitor, a validated polynomial; no precision is promised: it depends on "
-           "the target's structure (the report measures it). For more, try method='lm-multistage' (LM-trained, "
-           "boosted networks, the paper's recipe; slower).")
+           "choice, since they can learn compositional modular structure'. Measured in 3-4 dimensions, no single "
+           "method wins everywhere: a Gaussian-process mean with one learned length scale per input wins on "
+           "oscillatory targets, a deep tanh network trained by Levenberg-Marquardt where there is compositional "
+           "structure or a singular corner, a validated polynomial on rational-smooth targets. So pml tries them "
+           "cheapest first (polynomial, tanh network with an exactly solved output layer, kernel, deep LM network) "
+           "within the time limit and keeps the one with the smallest validation error; no precision is promised: it "
+           "depends on the target's structure (the report measures it).")
 _ROUGH_1D = ("Target not smooth (kinks, steps): high orders do not pay. 1D interpolating splines of validated order "
              "(order 1 is linear interpolation); the error falls as n^-(k+1) only where the target is smooth.")
 _ROUGH_LOW = ("Target not smooth: paper §2, 'linear simplex interpolation ... always fits the training points "
@@ -140,7 +146,7 @@ RULES: tuple[Rule, ...] = (
          "smooth net / polynomial", _LOW_D_LITTLE),
     Rule("2d-few", 2, 2, 10, 100, True, ("readout", "poly"), None,
          "smooth net / polynomial", _LOW_D_FEW),
-    Rule("high-d", 3, None, 100, None, True, ("readout", "poly"), None,
+    Rule("high-d", 3, None, 100, None, True, ("poly", "readout", "kernel", "deep-lm"), None,
          "neural network\n(smooth, exact readout)", _HIGH_D),
     Rule("rough-1d", 1, 1, 4, None, False, ("spline",), None, "spline (low order)", _ROUGH_1D),
     Rule("rough-simplex", 2, 6, 10, None, False, ("simplex",), None, "linear simplex\ninterpolation", _ROUGH_LOW),

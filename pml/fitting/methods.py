@@ -11,6 +11,8 @@ spline          interpolant   interpolating B-spline, order 1/3/5/7 chosen on va
 readout         least-squares one-hidden-layer tanh network, output layer solved exactly by truncated SVD
 rbf             interpolant   polyharmonic RBF with polynomial tail, kernel chosen on validation (<= 5000 rows)
 simplex         interpolant   linear simplex interpolation (Delaunay; d <= 6); NaN outside the convex hull
+kernel          interpolant   Gaussian-process mean, one length scale per input by marginal likelihood (d >= 2)
+deep-lm         trained       tanh network of depth 3-4 trained by Levenberg-Marquardt, residual stages (d >= 2)
 lm-multistage   trained       boosted tanh networks trained by Levenberg-Marquardt, merged into one network
 adam-tanh       trained       tanh MLP trained with Adam (the paper's baseline)
 adam-relu       trained       ReLU MLP trained with Adam (the paper's baseline)
@@ -99,6 +101,7 @@ class Fitted:
     params: dict[str, Any]
     details: str
     predict: Callable[[np.ndarray], np.ndarray] | None = None  # a live predictor; None: build from the state
+    score: float | None = None  # relative RMSE on the validation_data a method was given (before any final refit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +282,66 @@ def _simplex_predictor(state, params):
     return lambda Q: interp(Q).values
 
 
+# -- kernel (Gaussian-process mean)
+def _fit_kernel(X, y, *, seed, progress, kernels=("rbf", "matern52"), n_restarts=3, hyper_rows=1000, max_rows=8000,
+                time_limit=None, validation_data=None):
+    from pml.approx import kernel
+
+    bar = progress_bar(progress, None, "kernel: starts")
+
+    def tick(label, err):
+        bar.update(1)
+        bar.set_postfix_str(f"{label}: validation {err:.1e}")
+
+    Xv, yv = validation_data if validation_data is not None else (None, None)
+    try:
+        m = kernel.fit(X, y, box=_box(X), kernels=tuple(kernels), n_restarts=int(n_restarts),
+                       hyper_rows=int(hyper_rows), max_rows=int(max_rows), seed=seed, time_limit=time_limit,
+                       callback=tick, X_val=Xv, y_val=yv)
+    finally:
+        bar.close()
+    sub = f" (a seeded subsample of {m.info['rows']} rows)" if m.info["subsampled"] else ""
+    return Fitted(m.state(), {"kernel": m.kernel},
+                  f"{m.kernel} kernel, length scales {np.array2string(m.lengths, precision=3)} (inputs scaled to "
+                  f"[-1, 1]) by marginal likelihood, nugget {m.nugget:.0e}; kernel, start and nugget chosen on a "
+                  f"validation split ({m.info['n_candidates']} candidates); exact Cholesky solve{sub}", m.predict,
+                  m.info["val_rel_rmse"])
+
+
+def _kernel_predictor(state, params):
+    from pml.approx import kernel
+
+    return kernel.KernelModel.from_state(params["kernel"], state).predict
+
+
+# -- deep LM networks
+def _fit_deep(X, y, *, seed, progress, depths=(3, 4), n_stages=2, params_per_row=0.25, max_params=1200,
+              time_limit=120.0, validation_data=None):
+    from pml.nn import deep
+
+    bar = progress_bar(progress, None, "deep-lm: checks")
+
+    def tick(label, err):
+        bar.update(1)
+        bar.set_postfix_str(f"{label}: validation {err:.1e}")
+
+    Xv, yv = validation_data if validation_data is not None else (None, None)
+    try:
+        res = deep.fit(X, y, box=_box(X), depths=tuple(int(k) for k in depths), n_stages=int(n_stages),
+                       params_per_row=float(params_per_row), max_params=int(max_params), seed=seed,
+                       time_limit=float(time_limit), callback=tick, X_val=Xv, y_val=yv)
+    finally:
+        bar.close()
+    state = _layers_state(res.layers())
+    state["input_mean"], state["input_std"] = res.centre, res.half
+    archs = ", ".join(f"depth {h['depth']} width {h['width']}: {h['val_rel_rmse']:.1e}" for h in res.history
+                      if h["stage"] == 1)
+    return Fitted(state, {"activation": "tanh"},
+                  f"{res.n_stages} tanh network(s) of depth {res.depth}, width {res.width} (inputs scaled to [-1, 1]) "
+                  f"trained by Levenberg-Marquardt from an exact least-squares output layer, merged into one "
+                  f"network; architecture and stopping on a validation split ({archs})", None, res.val_rel_rmse)
+
+
 # -- LM multi-stage networks
 def _fit_lm(X, y, *, seed, progress, n_stages=2, width=None, depth=2, max_iter=None, time_limit=60.0,
             init_scale=None):
@@ -351,6 +414,14 @@ METHODS: dict[str, MethodSpec] = {
                       lambda d: math.comb(d + 2, 2) + 3, max_rows=5000),
     "simplex": MethodSpec("simplex", "interpolant", "linear simplex interpolation (NaN outside the convex hull)",
                           _fit_simplex, _simplex_predictor, {}, lambda d: d + 2, d_max=6, max_rows=20_000),
+    "kernel": MethodSpec("kernel", "interpolant",
+                         "Gaussian-process mean with one learned length scale per input, exact solve", _fit_kernel,
+                         _kernel_predictor, {"kernels": ("rbf", "matern52"), "n_restarts": 3, "hyper_rows": 1000,
+                                             "max_rows": 8000, "time_limit": None}, lambda d: 10),
+    "deep-lm": MethodSpec("deep-lm", "trained", "tanh network of depth 3-4 trained by Levenberg-Marquardt",
+                          _fit_deep, _mlp_predictor, {"depths": (3, 4), "n_stages": 2, "params_per_row": 0.25,
+                                                      "max_params": 1200, "time_limit": 120.0},
+                          lambda d: 40),
     "lm-multistage": MethodSpec("lm-multistage", "trained",
                                 "boosted tanh networks trained by Levenberg-Marquardt, merged", _fit_lm,
                                 _mlp_predictor, {"n_stages": 2, "width": None, "depth": 2, "max_iter": None,

@@ -230,10 +230,12 @@ class PrecisionReport:
                 if c.get("skipped"):
                     parts.append(f"{c['method']} skipped ({c['skipped']})")
                 else:
-                    parts.append(f"{c['method']} {_e(c['inner_rel_rmse'])}" + (" <- chosen" if c["method"] ==
-                                                                                self.method else ""))
-            sub = f" (candidates fitted to at most {MAX_SELECTION_ROWS} rows)" if self.n_train > MAX_SELECTION_ROWS \
-                else ""
+                    secs = f" in {c['seconds']:.0f} s" if c.get("seconds") is not None else ""
+                    parts.append(f"{c['method']} {_e(c['inner_rel_rmse'])}{secs}" + (
+                        " <- chosen: the lowest validation error" if c["method"] == self.method else ""))
+            budgeted = any(c.get("seconds") is not None for c in self.candidates)  # d >= 3: pml.fitting.budget
+            sub = f" (candidates fitted to at most {MAX_SELECTION_ROWS} rows)" if (
+                self.n_train > MAX_SELECTION_ROWS and not budgeted) else ""
             out.append(line("candidates", f"relative RMSE on the inner validation split{sub}: " + "; ".join(parts)))
         out.append(line("model", self.details + f" ({self.n_params} numbers, {self.seconds:.1f} s)"))
         out.append(line("train", f"relative RMSE {_e(self.train_rel_rmse)}"))

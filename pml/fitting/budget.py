@@ -1,0 +1,105 @@
+"""``auto`` for d >= 3: try the candidates cheapest first within a time budget, keep the best on validation.
+
+Paper §5: "for higher-dimensional problems (d >= 3), neural networks are typically the most promising choice", but
+no single method wins everywhere in 3-6 dimensions: a Gaussian-process mean (:mod:`pml.approx.kernel`) wins on
+oscillatory targets, a deep tanh network trained by Levenberg-Marquardt (:mod:`pml.nn.deep`) where there is
+compositional structure or a singular corner, a polynomial on rational-smooth targets (the User's Guide chapter
+measures them). So :func:`choose_within` fits every candidate of the rule on the inner-fit rows, in the rule's
+order (cheapest first), scores each on the inner validation rows, and keeps the smallest error:
+
+* ``poly`` and ``readout`` choose their own hyper-parameters inside the inner-fit rows; the winner among them is
+  refitted on all training rows when the time left allows it (seconds);
+* ``kernel`` and ``deep-lm`` choose theirs (length scales, restarts, nugget; architecture, stopping, stages) on the
+  inner validation rows, and their score is that validation error. The kernel's final solve then uses the inner
+  validation rows too; the network is kept as trained (a refit would cost the whole budget again).
+
+The budget: each candidate starts only while time is left; the kernel gets at most a third of what is left, the
+network the rest (less a reserve for the final refit and the report). The outer validation rows that the precision
+report quotes are never seen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from pml import metrics
+from pml.fitting.checks import FitError
+from pml.fitting.methods import METHODS, check_method_fits, inner_split, predictor_of, progress_bar, run_method
+from pml.threads import limit_threads
+
+__all__ = ["BUDGETED", "DEFAULT_TIME_LIMIT", "choose_within", "check_time_limit"]
+
+DEFAULT_TIME_LIMIT = 600.0  # seconds: ten minutes on 2 cores
+BUDGETED = ("kernel", "deep-lm")  # candidates that take their share of the budget and their validation rows
+_RESERVE = 0.05  # of the budget, kept for the final refit and the report
+_MIN_SECONDS = 1.0
+
+
+def check_time_limit(value) -> float:
+    """``value`` as a positive, finite number of seconds; :class:`FitError` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise FitError(f"time_limit must be a positive, finite number of seconds (e.g. 600), got {value!r}")
+    return float(value)
+
+
+def _score(pred, y) -> float:
+    s = metrics.finite_rmse(np.asarray(pred, dtype=np.float64).reshape(-1), y, relative=True)[0]
+    return s if math.isfinite(s) else math.inf
+
+
+def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool):
+    """Fit ``names`` (in order) on the inner split of the training rows (X, y) within ``time_limit`` seconds.
+
+    Returns (chosen name, its Fitted on the training rows, candidate records with ``method``, ``skipped``,
+    ``inner_rel_rmse``, ``seconds``)."""
+    t0 = time.perf_counter()
+    n, d = X.shape
+    itr, iva = inner_split(n, seed + 1)
+    Xf, yf, Xv, yv = X[itr], y[itr], X[iva], y[iva]
+    records, fits = [], {}
+    bar = progress_bar(progress, len(names), "auto: candidates")
+
+    def left() -> float:
+        return time_limit * (1 - _RESERVE) - (time.perf_counter() - t0)
+
+    try:
+        for k, name in enumerate(names):
+            bar.set_postfix_str(name)
+            start = time.perf_counter()
+            spec = METHODS[name]
+            try:
+                check_method_fits(spec, itr.size, d, " (inner split for comparing candidates)")
+                if left() < _MIN_SECONDS:
+                    raise FitError(f"the time limit ({time_limit:g} s) was spent on the candidates before it")
+                if name in BUDGETED:
+                    rest = [m for m in names[k + 1:] if m in BUDGETED]
+                    share = left() / 3 if rest else left()
+                    with limit_threads(1):
+                        f = spec.fitter(Xf, yf, seed=seed, progress=progress, time_limit=max(share, _MIN_SECONDS),
+                                        validation_data=(Xv, yv))
+                    s = float(f.score) if f.score is not None and math.isfinite(f.score) else math.inf
+                else:
+                    f = run_method(spec, Xf, yf, seed, False, {})
+                    s = _score(predictor_of(spec, f)(Xv), yv)
+                fits[name] = f
+                records.append({"method": name, "skipped": None, "inner_rel_rmse": s,
+                                "seconds": time.perf_counter() - start})
+            except FitError as exc:
+                records.append({"method": name, "skipped": str(exc), "inner_rel_rmse": None,
+                                "seconds": time.perf_counter() - start})
+            bar.update(1)
+    finally:
+        bar.close()
+    scored = {r["method"]: r["inner_rel_rmse"] for r in records if r["skipped"] is None}
+    if not scored:
+        raise FitError("no candidate method could be fitted: " + "; ".join(
+            f"{r['method']}: {r['skipped']}" for r in records if r["skipped"]))
+    chosen = min(scored, key=lambda m: (scored[m], names.index(m)))
+    fitted = fits[chosen]
+    spent = next(r["seconds"] for r in records if r["method"] == chosen)
+    if chosen not in BUDGETED and time_limit - (time.perf_counter() - t0) > 1.5 * spent:
+        fitted = run_method(METHODS[chosen], X, y, seed, progress, {})  # refit on all training rows: seconds
+    return chosen, fitted, records

@@ -1,0 +1,237 @@
+"""Deep tanh networks trained by Levenberg-Marquardt in float64, for 3-6 dimensional data.
+
+Paper: Michaud, Liu & Tegmark, "Precision Machine Learning", §5 ("for higher-dimensional problems (d >= 3), neural
+networks are typically the most promising choice, since they can learn compositional modular structure") and §4.2
+(second-order training and boosting). The recipe:
+
+1. inputs scaled to [-1, 1] by the data's box, targets standardised;
+2. a tanh network of depth 3 or 4 (``depth`` = number of linear layers) whose width is chosen from the rows
+   available, so that the parameters stay well below the training rows (``params_per_row``);
+3. a good start: PyTorch's default initialisation for the hidden layers and the exact least-squares output layer
+   on those features (the variable-projection start of :mod:`pml.nn.readout`);
+4. every weight trained by Levenberg-Marquardt (:func:`pml.nn.lm.train`, streaming-QR solver, Jacobian scaling);
+   the validation error is checked as it trains and the best weights are kept (early stopping on held-out rows);
+5. residual stages of the same depth fitted to what is left, kept only when the validation error falls, merged
+   into one network (:func:`pml.nn.boosting.merge_stages`; the paper's boosting, §4.2).
+
+Architecture (depth, width) and stopping are chosen on the validation split only, never on test points.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pml.nn import boosting, lm, networks, readout
+from pml.threads import limit_threads
+
+__all__ = ["DeepFit", "candidate_widths", "fit", "train_network"]
+
+
+def candidate_widths(d: int, n_train: int, depths: Sequence[int] = (3, 4), params_per_row: float = 0.25,
+                     max_params: int = 1200, min_width: int = 6, max_width: int = 64) -> list[tuple[int, int]]:
+    """(depth, width) per depth: the widest network with at most ``params_per_row * n_train`` (and ``max_params``)
+    parameters, at least ``min_width`` units wide."""
+    budget = min(int(max_params), int(params_per_row * n_train))
+    out = []
+    for depth in depths:
+        w = min_width
+        while w < max_width and networks.dense_param_count(d, w + 1, depth) <= budget:
+            w += 1
+        out.append((int(depth), int(w)))
+    return out
+
+
+@dataclasses.dataclass
+class DeepFit:
+    """A fitted deep network on scaled inputs: ``network(Z)`` with Z = (X - centre) / half, output in y units."""
+
+    network: nn.Sequential
+    centre: np.ndarray
+    half: np.ndarray
+    depth: int
+    width: int
+    n_stages: int
+    val_rel_rmse: float
+    history: list[dict]
+    seconds: float
+
+    def predict(self, X) -> np.ndarray:
+        Z = (np.asarray(X, dtype=np.float64).reshape(-1, self.centre.size) - self.centre) / self.half
+        with torch.no_grad():
+            return self.network(torch.from_numpy(np.ascontiguousarray(Z))).reshape(-1).numpy().copy()
+
+    def layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy())
+                for m in self.network if isinstance(m, nn.Linear)]
+
+
+def _readout_start(net: nn.Sequential, Z: np.ndarray, t: np.ndarray) -> None:
+    with torch.no_grad():
+        H = nn.Sequential(*list(net)[:-1])(torch.from_numpy(Z)).numpy()
+    c, c0, _ = readout.solve_readout(H, t, rcond=1e-12, refine_steps=1)
+    last = net[len(net) - 1]
+    with torch.no_grad():
+        last.weight.copy_(torch.from_numpy(c).reshape(1, -1))
+        last.bias.fill_(c0)
+
+
+def train_network(Z: np.ndarray, t: np.ndarray, Zv: np.ndarray, tv: np.ndarray, *, depth: int, width: int,
+                  seed: int = 0, max_iter: int = 2000, time_limit: float | None = None, check_every: int = 5,
+                  patience: int = 40, callback: Callable[[float], None] | None = None,
+                  net: nn.Sequential | None = None) -> tuple[nn.Sequential, float, int, str]:
+    """One tanh network on (Z, t), LM-trained from an exact least-squares output layer; the weights with the
+    smallest validation RMSE on (Zv, tv) (checked every ``check_every`` iterations) are kept. Training stops after
+    ``patience`` checks without improvement, at ``max_iter`` or at ``time_limit`` seconds.
+
+    ``net``: train a copy of this network on from its weights instead of a fresh one.
+    Returns (network, validation RMSE, iterations, stop reason)."""
+    if net is None:
+        net = networks.make_mlp(Z.shape[1], int(width), int(depth), "tanh", seed=seed)
+        _readout_start(net, Z, t)
+    else:
+        net = copy.deepcopy(net)
+    probe = copy.deepcopy(net)
+    Zv_t = torch.from_numpy(np.ascontiguousarray(Zv))
+    tv_t = torch.from_numpy(np.ascontiguousarray(tv))
+
+    def val_rmse(model) -> float:
+        with torch.no_grad():
+            return float(torch.sqrt(torch.mean((model(Zv_t).reshape(-1) - tv_t) ** 2)))
+
+    best = {"val": val_rmse(net), "theta": lm.flat_params(net), "since": 0}
+
+    def on_iter(row: dict) -> bool:
+        if row["step"] % check_every:
+            return False
+        torch.nn.utils.vector_to_parameters(torch.from_numpy(row["theta"]), probe.parameters())
+        v = val_rmse(probe)
+        if v < best["val"]:
+            best.update(val=v, theta=row["theta"].copy(), since=0)
+        else:
+            best["since"] += 1
+        if callback is not None:
+            callback(best["val"])
+        return best["since"] >= patience
+
+    res = lm.train(net, Z, t, options=lm.LMOptions(max_iter=int(max_iter), time_limit=time_limit),
+                   callback=on_iter, num_threads=None)
+    final = val_rmse(net)
+    if final < best["val"]:
+        best.update(val=final, theta=lm.flat_params(net))
+    torch.nn.utils.vector_to_parameters(torch.from_numpy(best["theta"]), net.parameters())
+    return net, best["val"], int(res.n_iter), res.stop_reason
+
+
+def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = None, depths=(3, 4),
+        params_per_row: float = 0.25, max_params: int = 1200, flops_per_iteration: float = 1.5e9, n_stages: int = 2,
+        probe_fraction: float = 0.3,
+        max_iter: int = 3000, validation: float = 0.2, seed: int = 0, time_limit: float = 120.0,
+        callback: Callable[[str, float], None] | None = None, num_threads: int | None = 1, X_val=None,
+        y_val=None) -> DeepFit:
+    """Fit a deep tanh network to (X, y) by LM (module docstring) within ``time_limit`` seconds.
+
+    ``architectures``: (depth, width) pairs to compare (default :func:`candidate_widths` for ``depths``). Each gets
+    ``probe_fraction`` of the budget divided among them; the one with the smallest validation error trains on with
+    what is left of the first stage's share, and up to ``n_stages - 1`` residual stages share the rest.
+    ``callback(label, val_rel_rmse)`` reports progress (for progress bars). ``X_val``, ``y_val``: validation rows
+    to choose on instead of a ``validation`` fraction of (X, y) (then every row of X is a training row).
+    """
+    t0 = time.perf_counter()
+    X = np.asarray(X, dtype=np.float64)
+    X = X.reshape(-1, 1) if X.ndim == 1 else X
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    n, d = X.shape
+    if not (isinstance(time_limit, (int, float)) and time_limit > 0 and math.isfinite(time_limit)):
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    if box is None:
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    else:
+        lo, hi = np.asarray(box, dtype=np.float64).T
+    centre, half = (lo + hi) / 2, np.where(hi > lo, (hi - lo) / 2, 1.0)
+    if X_val is None:
+        perm = np.random.default_rng([seed, 29]).permutation(n)
+        n_va = max(1, int(round(validation * n)))
+        va, tr = np.sort(perm[:n_va]), np.sort(perm[n_va:])
+    else:  # given validation rows go after the training rows
+        X = np.concatenate([X, np.asarray(X_val, dtype=np.float64).reshape(-1, d)])
+        y = np.concatenate([y, np.asarray(y_val, dtype=np.float64).reshape(-1)])
+        tr, va = np.arange(n), np.arange(n, X.shape[0])
+    Z = (X - centre) / half
+    y_mean, y_scale = float(np.mean(y[tr])), float(np.std(y[tr])) or 1.0
+    t = (y - y_mean) / y_scale
+    # An LM iteration costs ~ 2 n p^2 flops (the streaming QR): cap p so that an iteration stays ~ flops_per_iteration.
+    max_params = min(int(max_params), int(math.sqrt(flops_per_iteration / max(1, tr.size))))
+    archs = list(architectures) if architectures else candidate_widths(d, tr.size, depths, params_per_row,
+                                                                        max_params)
+    t_rms = float(np.sqrt(np.mean(y[va] ** 2))) / y_scale or 1.0  # relative errors are of y, not of t
+    history: list[dict] = []
+
+    def left() -> float:
+        return time_limit - (time.perf_counter() - t0)
+
+    def report(label):
+        return (lambda v: callback(label, v / t_rms)) if callback is not None else None
+
+    with limit_threads(num_threads):
+        probe_each = probe_fraction * time_limit / max(1, len(archs))
+        nets = []
+        for k, (depth, width) in enumerate(archs):
+            if k and left() < probe_each:
+                break
+            label = f"depth {depth} width {width}"
+            net, v, its, stop = train_network(Z[tr], t[tr], Z[va], t[va], depth=depth, width=width, seed=seed,
+                                              max_iter=max_iter, time_limit=min(probe_each, left()),
+                                              callback=report(label))
+            history.append({"stage": 1, "depth": depth, "width": width, "val_rel_rmse": v / t_rms, "iterations": its,
+                            "stop": stop, "seconds": time.perf_counter() - t0})
+            nets.append((v, k, net))
+        v_best, k_best, net = min(nets, key=lambda e: (e[0], e[1]))
+        depth, width = archs[k_best]
+        stage_share = left() / max(1, n_stages)
+        if stage_share > 1.0 and history[k_best]["stop"] in ("time_limit",):
+            # go on training the winner (a fresh LM run from its best weights)
+            cont, v, its, stop = train_network(Z[tr], t[tr], Z[va], t[va], depth=depth, width=width, net=net,
+                                               max_iter=max_iter, time_limit=stage_share,
+                                               callback=report(f"depth {depth} width {width}"))
+            history.append({"stage": 1, "depth": depth, "width": width, "val_rel_rmse": v / t_rms,
+                            "iterations": its, "stop": stop, "seconds": time.perf_counter() - t0})
+            if v < v_best:
+                net, v_best = cont, v
+        stages, scales = [net], [1.0]
+        for s in range(2, int(n_stages) + 1):
+            budget = left() / max(1, n_stages - s + 1)
+            if budget < 1.0:
+                break
+            merged = boosting.merge_stages(stages, scales)
+            with torch.no_grad():
+                r_tr = t[tr] - merged(torch.from_numpy(Z[tr])).reshape(-1).numpy()
+                r_va = t[va] - merged(torch.from_numpy(Z[va])).reshape(-1).numpy()
+            scale = float(np.sqrt(np.mean(r_tr**2))) or 1.0
+            tick = report(f"stage {s}")
+            net_s, v_s, its, stop = train_network(Z[tr], r_tr / scale, Z[va], r_va / scale, depth=depth,
+                                                  width=width, seed=seed + s, max_iter=max_iter, time_limit=budget,
+                                                  callback=(lambda v, sc=scale, f=tick: f(v * sc)) if tick else None)
+            v_s *= scale
+            history.append({"stage": s, "depth": depth, "width": width, "val_rel_rmse": v_s / t_rms,
+                            "iterations": its, "stop": stop, "seconds": time.perf_counter() - t0})
+            if not v_s < v_best:
+                break
+            stages.append(net_s)
+            scales.append(scale)
+            v_best = v_s
+    merged = boosting.merge_stages(stages, scales)
+    last = [m for m in merged if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():  # standardised -> y units
+        last.weight.mul_(y_scale)
+        last.bias.mul_(y_scale).add_(y_mean)
+    return DeepFit(merged, centre, half, depth, width, len(stages), v_best / t_rms, history,
+                   time.perf_counter() - t0)
+
