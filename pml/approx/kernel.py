@@ -53,7 +53,27 @@ def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def kernel_matrix(kernel: str, A: np.ndarray, B: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """k(a_i, b_j) for rows of A and B (unit variance), length scale ``lengths[j]`` on input j."""
+    """k(a_i, b_j) for rows of A and B (unit variance), length scale ``lengths[j]`` on input j.
+
+    Parameters
+    ----------
+    kernel : str
+        A name of ``KERNELS``.
+    A, B : numpy.ndarray
+        (n, d) and (m, d) points.
+    lengths : numpy.ndarray
+        (d,) length scales.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, m) kernel values.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kernel.
+    """
     kernel = _check_kernel(kernel)
     ls = np.asarray(lengths, dtype=np.float64)
     r2 = _sqdist(A / ls, B / ls)
@@ -84,6 +104,26 @@ def log_marginal_likelihood(kernel: str, X: np.ndarray, y: np.ndarray, log_lengt
     -n/2 log(s^2) - 1/2 log|C| - n/2 (1 + log 2 pi); its derivative in theta is
     1/2 alpha^T dC alpha / s^2 - 1/2 tr(C^-1 dC), alpha = C^-1 y (Rasmussen & Williams Eq. 5.9).
     Returns (-inf, 0) where the factorisation fails even with a grown nugget.
+
+    Parameters
+    ----------
+    kernel : str
+        A name of ``KERNELS``.
+    X : numpy.ndarray
+        (n, d) scaled inputs.
+    y : numpy.ndarray
+        (n,) targets.
+    log_lengths : numpy.ndarray
+        (d,) log length scales.
+    nugget : float, optional
+        Relative nugget g (default 1e-10).
+
+    Returns
+    -------
+    value : float
+        The profile log marginal likelihood.
+    gradient : numpy.ndarray
+        Its (d,) gradient in the log length scales.
     """
     n = X.shape[0]
     ls = np.exp(np.asarray(log_lengths, dtype=np.float64))
@@ -118,7 +158,29 @@ def log_marginal_likelihood(kernel: str, X: np.ndarray, y: np.ndarray, log_lengt
 
 @dataclasses.dataclass
 class KernelModel:
-    """A fitted kernel interpolant: ``predict(X)`` on raw inputs; arrays for saving in :meth:`state`."""
+    """A fitted kernel interpolant: ``predict(X)`` on raw inputs; arrays for saving in ``state()``.
+
+    Used by :func:`pml.fitting.fit` (method ``"kernel"``).
+
+    Parameters
+    ----------
+    kernel : str
+        The kernel.
+    lengths : numpy.ndarray
+        Length scale per input, in the scaled [-1, 1] coordinates.
+    nugget : float
+        The relative nugget used.
+    centre, half : numpy.ndarray
+        The input scaling, Z = (X - centre) / half.
+    X : numpy.ndarray
+        The scaled training inputs of the solve.
+    alpha : numpy.ndarray
+        The solved weights.
+    y_mean, y_scale : float
+        The target scaling.
+    info : dict, optional
+        How the hyper-parameters were chosen.
+    """
 
     kernel: str
     lengths: np.ndarray  # per input, in the scaled [-1, 1] coordinates
@@ -132,6 +194,20 @@ class KernelModel:
     info: dict = dataclasses.field(default_factory=dict)
 
     def predict(self, X, chunk: int = 2000) -> np.ndarray:
+        """Predictions on raw inputs.
+
+        Parameters
+        ----------
+        X : array_like
+            (m, d) inputs.
+        chunk : int, optional
+            Rows evaluated at once (default 2000).
+
+        Returns
+        -------
+        numpy.ndarray
+            (m,) predictions.
+        """
         Z = (np.asarray(X, dtype=np.float64).reshape(-1, self.centre.size) - self.centre) / self.half
         out = np.empty(Z.shape[0])
         for s in range(0, Z.shape[0], chunk):
@@ -186,6 +262,45 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     seconds after which no further start is tried (the best so far is kept). ``callback(label, val_rel_rmse)``
     is called after each candidate (for progress bars). ``X_val``, ``y_val``: validation rows to choose on instead
     of a ``validation`` fraction of (X, y) (then every row of X is a training row).
+
+    Parameters
+    ----------
+    X, y : array_like
+        (n, d) inputs and (n,) targets, at least 4 rows.
+    box : array_like, optional
+        (d, 2) input ranges.
+    kernels : sequence of str, optional
+        Kernels tried (default ``KERNELS``).
+    n_restarts, hyper_rows, select_rows, max_rows : int, optional
+        As above (defaults 3, 1000, 3000, 8000).
+    min_length, max_length : float, optional
+        Length-scale bounds (defaults 0.05, 100).
+    nuggets : sequence of float, optional
+        Relative nuggets tried.
+    validation : float, optional
+        Validation fraction (default 0.2).
+    max_iter : int, optional
+        Iterations per likelihood maximisation (default 100).
+    seed : int, optional
+        The seed (default 0).
+    time_limit : float, optional
+        Seconds for the starts.
+    callback : callable, optional
+        ``callback(label, val_rel_rmse)`` after each candidate.
+    X_val, y_val : array_like, optional
+        Validation rows.
+
+    Returns
+    -------
+    KernelModel
+        The fitted interpolant.
+
+    Raises
+    ------
+    ValueError
+        With fewer than 4 rows.
+    numpy.linalg.LinAlgError
+        If no candidate could be factorised.
     """
     t0 = time.perf_counter()
     X = np.asarray(X, dtype=np.float64)

@@ -39,7 +39,23 @@ _MIN_SECONDS = 1.0
 
 
 def check_time_limit(value) -> float:
-    """``value`` as a positive, finite number of seconds; :class:`FitError` otherwise."""
+    """``value`` as a positive, finite number of seconds; :class:`~pml.fitting.FitError` otherwise.
+
+    Parameters
+    ----------
+    value : float
+        Seconds.
+
+    Returns
+    -------
+    float
+        ``value``.
+
+    Raises
+    ------
+    FitError
+        If it is not a positive, finite number.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
         raise FitError(f"time_limit must be a positive, finite number of seconds (e.g. 600), got {value!r}")
     return float(value)
@@ -54,7 +70,31 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool):
     """Fit ``names`` (in order) on the inner split of the training rows (X, y) within ``time_limit`` seconds.
 
     Returns (chosen name, its Fitted on the training rows, candidate records with ``method``, ``skipped``,
-    ``inner_rel_rmse``, ``seconds``)."""
+    ``inner_rel_rmse``, ``seconds``).
+
+    Parameters
+    ----------
+    names : sequence of str
+        Candidate methods, cheapest first.
+    X, y : numpy.ndarray
+        The training rows.
+    seed : int
+        The seed.
+    time_limit : float
+        Seconds.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    tuple
+        (chosen name, its fitted model, candidate records).
+
+    Raises
+    ------
+    FitError
+        If no candidate could be fitted in time.
+    """
     t0 = time.perf_counter()
     n, d = X.shape
     itr, iva = inner_split(n, seed + 1)

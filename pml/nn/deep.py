@@ -38,7 +38,28 @@ __all__ = ["DeepFit", "candidate_widths", "fit", "train_network"]
 def candidate_widths(d: int, n_train: int, depths: Sequence[int] = (3, 4), params_per_row: float = 0.25,
                      max_params: int = 1200, min_width: int = 6, max_width: int = 64) -> list[tuple[int, int]]:
     """(depth, width) per depth: the widest network with at most ``params_per_row * n_train`` (and ``max_params``)
-    parameters, at least ``min_width`` units wide."""
+    parameters, at least ``min_width`` units wide.
+
+    Parameters
+    ----------
+    d : int
+        Number of inputs.
+    n_train : int
+        Training rows.
+    depths : sequence of int, optional
+        Depths (default 3 and 4).
+    params_per_row : float, optional
+        Parameter budget per row (default 0.25).
+    max_params : int, optional
+        Largest parameter count (default 1200).
+    min_width, max_width : int, optional
+        Width bounds (defaults 6, 64).
+
+    Returns
+    -------
+    list of (int, int)
+        (depth, width) per depth.
+    """
     budget = min(int(max_params), int(params_per_row * n_train))
     out = []
     for depth in depths:
@@ -51,7 +72,25 @@ def candidate_widths(d: int, n_train: int, depths: Sequence[int] = (3, 4), param
 
 @dataclasses.dataclass
 class DeepFit:
-    """A fitted deep network on scaled inputs: ``network(Z)`` with Z = (X - centre) / half, output in y units."""
+    """A fitted deep network on scaled inputs: ``network(Z)`` with Z = (X - centre) / half, output in y units.
+
+    Used by :func:`pml.fitting.fit` (method ``"deep-lm"``).
+
+    Parameters
+    ----------
+    network : torch.nn.Sequential
+        The network (stages merged).
+    centre, half : numpy.ndarray
+        The input scaling.
+    depth, width, n_stages : int
+        Architecture and number of stages.
+    val_rel_rmse : float
+        Validation relative RMSE.
+    history : list of dict
+        What each candidate and stage gave.
+    seconds : float
+        Wall time.
+    """
 
     network: nn.Sequential
     centre: np.ndarray
@@ -64,6 +103,18 @@ class DeepFit:
     seconds: float
 
     def predict(self, X) -> np.ndarray:
+        """Predictions on raw inputs.
+
+        Parameters
+        ----------
+        X : array_like
+            (n, d) inputs.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n,) predictions.
+        """
         Z = (np.asarray(X, dtype=np.float64).reshape(-1, self.centre.size) - self.centre) / self.half
         with torch.no_grad():
             return self.network(torch.from_numpy(np.ascontiguousarray(Z))).reshape(-1).numpy().copy()
@@ -92,7 +143,34 @@ def train_network(Z: np.ndarray, t: np.ndarray, Zv: np.ndarray, tv: np.ndarray, 
     ``patience`` checks without improvement, at ``max_iter`` or at ``time_limit`` seconds.
 
     ``net``: train a copy of this network on from its weights instead of a fresh one.
-    Returns (network, validation RMSE, iterations, stop reason)."""
+    Returns (network, validation RMSE, iterations, stop reason).
+
+    Parameters
+    ----------
+    Z, t : numpy.ndarray
+        Scaled training inputs and targets.
+    Zv, tv : numpy.ndarray
+        Scaled validation inputs and targets.
+    depth, width : int
+        The architecture.
+    seed : int, optional
+        The seed (default 0).
+    max_iter : int, optional
+        LM iterations (default 2000).
+    time_limit : float, optional
+        Seconds.
+    check_every, patience : int, optional
+        Validation checks (defaults 5 and 40).
+    callback : callable, optional
+        Called with each validation RMSE.
+    net : torch.nn.Sequential, optional
+        Start from a copy of this network.
+
+    Returns
+    -------
+    tuple
+        (network, validation RMSE, iterations, stop reason).
+    """
     if net is None:
         net = networks.make_mlp(Z.shape[1], int(width), int(depth), "tanh", seed=seed)
         _readout_start(net, Z, t)
@@ -143,6 +221,47 @@ def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = Non
     what is left of the first stage's share, and up to ``n_stages - 1`` residual stages share the rest.
     ``callback(label, val_rel_rmse)`` reports progress (for progress bars). ``X_val``, ``y_val``: validation rows
     to choose on instead of a ``validation`` fraction of (X, y) (then every row of X is a training row).
+
+    Parameters
+    ----------
+    X, y : array_like
+        (n, d) inputs and (n,) targets.
+    box : array_like, optional
+        (d, 2) input ranges.
+    architectures : sequence of (int, int), optional
+        (depth, width) pairs.
+    depths, params_per_row, max_params
+        As :func:`candidate_widths`.
+    flops_per_iteration : float, optional
+        Cost model of one LM iteration.
+    n_stages : int, optional
+        Stages (default 2).
+    probe_fraction : float, optional
+        Share of the budget for comparing architectures (default 0.3).
+    max_iter : int, optional
+        LM iterations per network (default 3000).
+    validation : float, optional
+        Validation fraction (default 0.2).
+    seed : int, optional
+        The seed (default 0).
+    time_limit : float, optional
+        Seconds, positive (default 120).
+    callback : callable, optional
+        ``callback(label, val_rel_rmse)``.
+    num_threads : int or None, optional
+        Torch threads (default 1).
+    X_val, y_val : array_like, optional
+        Validation rows.
+
+    Returns
+    -------
+    DeepFit
+        The fitted network.
+
+    Raises
+    ------
+    ValueError
+        For a non-positive time limit.
     """
     t0 = time.perf_counter()
     X = np.asarray(X, dtype=np.float64)
