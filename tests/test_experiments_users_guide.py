@@ -10,11 +10,11 @@ import pytest
 from pml import engine, equations, fitting
 from pml.book import claims, runner
 from pml.experiments import users_guide as ug
-from pml.fitting import guide
+from pml.fitting import budget, guide
 from pml.plotting import users_guide as figs
 
 TINY = ug.StudyConfig(equations=("I.6.2a", "II.3.24", "I.12.4"), n_rows_1d=(12, 120), n_rows_2d=(60,),
-                      n_rows_high_d=(120,), seeds=(0,), baselines=("simplex",), n_test=500)
+                      n_rows_high_d=(120,), seeds=(0,), baselines=("simplex",), n_test=500, time_limit=5.0)
 
 
 def serial(sweep):
@@ -90,15 +90,17 @@ def test_study_cases_are_complete_and_scored_on_fresh_points():
         assert c["rule"] == rule.key and c["promise"] == rule.promise
         assert c["chosen"] in rule.methods
         assert set(rule.methods) | {"simplex"} == set(c["methods"])
-        # auto's model is the chosen method fitted by name: same seed, same split, same numbers
-        assert c["auto"]["test"] == pytest.approx(c["methods"][c["chosen"]]["test"], rel=1e-12)
+        # auto's model is the chosen method fitted by name: same seed, same split, same numbers (for d >= 3 a kernel
+        # or deep network winner is kept as fitted on the inner split, see pml.fitting.budget)
+        if c["chosen"] not in budget.BUDGETED:
+            assert c["auto"]["test"] == pytest.approx(c["methods"][c["chosen"]]["test"], rel=1e-12)
         assert c["auto"]["kept"] == guide.promise_met(c["auto"]["test"], c["promise"])
         assert 0 < c["floor"] < 1e-15
         for m in c["methods"].values():
             assert m["skipped"] is None and math.isfinite(m["test"]) and m["test"] > 0
     one_d_enough = res.select(equation="I.6.2a", n=120)[0]
     assert one_d_enough["band"] == "enough" and one_d_enough["auto"]["kept"] is True
-    assert res.methods == ("poly", "spline", "readout", "simplex")
+    assert res.methods == ("poly", "spline", "readout", "simplex", "kernel", "deep-lm")
 
 
 def test_study_tasks_are_one_fit_each_with_distinct_keys():

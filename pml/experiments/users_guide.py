@@ -70,8 +70,8 @@ __all__ = [
     "study_table",
 ]
 
-NETWORKS = ("readout", "lm-multistage", "adam-tanh")  # smooth-activation networks (paper: "neural networks")
-NON_NETWORKS = ("poly", "spline", "rbf", "simplex")  # polynomial / spline / interpolation methods
+NETWORKS = ("readout", "deep-lm", "lm-multistage", "adam-tanh")  # smooth-activation networks (paper: "neural networks")
+NON_NETWORKS = ("poly", "spline", "rbf", "kernel", "simplex")  # polynomial / spline / kernel / interpolation methods
 BASELINES = ("simplex", "lm-multistage")  # besides the rule's candidates: the paper's baseline and its recipe
 AUTO_BEST_TOL = 1e-4  # auto's model counts as the most precise when within this relative margin of the best
 
@@ -204,11 +204,12 @@ class FitTask(Task):
     validation: float = 0.2
     base_seed: int = 0  # base of every data stream (the chapter's ``seed``)
     threads: int = 1
+    time_limit: float | None = None  # seconds for auto's d >= 3 candidates and for kernel / deep-lm (None: defaults)
 
     def run(self) -> dict:
         start = time.perf_counter()
         X, y, Xt, yt = _case_data(self.equation, self.n, self.seed, self.base_seed, self.n_test)
-        r = _fit_one(self.method, X, y, Xt, yt, self.seed, self.validation)
+        r = _fit_one(self.method, X, y, Xt, yt, self.seed, self.validation, self.time_limit)
         model = r.pop("model")
         if self.method == "auto":
             if model is None:
@@ -222,8 +223,8 @@ class FitTask(Task):
         d = equations.get(self.equation).dim
         n_fit = self.n * (1 - self.validation)
         if self.method != "auto":
-            return _COST_BASE + fit_seconds(self.method, d, n_fit)
-        return _COST_BASE + _auto_seconds(d, self.n, n_fit)
+            return _COST_BASE + fit_seconds(self.method, d, n_fit, self.time_limit)
+        return _COST_BASE + _auto_seconds(d, self.n, n_fit, self.time_limit)
 
 
 # CPU seconds of one fit (fitting.fit with its validation split, then the prediction on the 10^4 test points), one
@@ -249,13 +250,15 @@ _FIT_ANCHORS = {
     "lm-multistage": {1: ((10, 0.9), (32, 2.4), (160, 1.9), (800, 3.4)),
                       2: ((40, 0.08), (400, 9.2)),
                       3: ((240, 8.3),)},
+    "kernel": {3: ((240, 2.0), (2400, 40.0))},
+    "deep-lm": {3: ((240, 120.0), (2400, 120.0))},  # trains until its time limit (or its validation stalls)
 }
 _COST_BASE = 0.005  # sampling the rows and the test points, scoring
 
 
-def fit_seconds(method: str, d: int, n_fit: float) -> float:
+def fit_seconds(method: str, d: int, n_fit: float, time_limit: float | None = None) -> float:
     """Modelled CPU seconds of ``fitting.fit(method=...)`` on ``n_fit`` training rows of a d-input target, with the
-    prediction on 10^4 test points (``_FIT_ANCHORS``)."""
+    prediction on 10^4 test points (``_FIT_ANCHORS``); ``time_limit`` caps the methods that take one."""
     table = _FIT_ANCHORS[method]
     anchors = table[max([k for k in table if k <= int(d)] or [min(table)])]
     n = np.log(max(float(n_fit), 1.0))
@@ -271,15 +274,23 @@ def fit_seconds(method: str, d: int, n_fit: float) -> float:
         seconds = float(np.exp(np.interp(n, x, y)))
     if method == "lm-multistage":
         opts = fitting.METHODS["lm-multistage"].options
-        seconds = min(seconds, float(opts["n_stages"]) * float(opts["time_limit"]))
+        seconds = min(seconds, float(opts["n_stages"]) * float(time_limit or opts["time_limit"]))
+    if method == "deep-lm":
+        seconds = min(seconds, float(time_limit or fitting.METHODS["deep-lm"].options["time_limit"]))
+    if method == "kernel" and time_limit is not None:  # the first start and the final solve run past it
+        seconds = min(seconds, 2.0 * float(time_limit) + 5.0)
     return seconds
 
 
-def _auto_seconds(d: int, n: int, n_fit: float) -> float:
+def _auto_seconds(d: int, n: int, n_fit: float, time_limit: float | None = None) -> float:
     """``method="auto"``: every candidate of the rule on the inner split (at most ``MAX_SELECTION_ROWS`` rows), then
-    the chosen one on the training rows (costed as the dearest candidate: which one wins is not known before)."""
+    the chosen one on the training rows (costed as the dearest candidate: which one wins is not known before). For
+    d >= 3 the candidates share ``time_limit`` (default 600 s) and only a cheap winner is refitted."""
     inner = min(n_fit * (1 - fitting.INNER_FRACTION), fitting.MAX_SELECTION_ROWS)
     names = guide.choose(d, n).methods
+    if d >= 3:
+        budget = float(time_limit or 600.0)
+        return budget + max(fit_seconds(m, d, n_fit) for m in names if m in ("poly", "readout"))
     return sum(fit_seconds(m, d, inner) for m in names) + max(fit_seconds(m, d, n_fit) for m in names)
 
 
@@ -299,6 +310,7 @@ class StudyConfig(Sweep):
     n_test: int = 10_000  # fresh test points per (equation, n, seed), uniform on the equation's ranges
     validation: float = 0.2  # fit()'s held-out fraction (its default)
     seed: int = 0  # base of every data stream
+    time_limit: float | None = None  # auto's budget for d >= 3 and the kernel / deep-lm limit (None: fit's defaults)
 
     def n_rows(self, d: int) -> tuple[int, ...]:
         return {"1d": self.n_rows_1d, "2d": self.n_rows_2d, "high_d": self.n_rows_high_d}[_dim_class(d)]
@@ -314,7 +326,8 @@ class StudyConfig(Sweep):
         return ["auto"] + _methods_for(guide.choose(d, n).rule, self.baselines, d, n, self.lm_max_rows)
 
     def tasks(self) -> list[FitTask]:
-        return [FitTask(eq_id, n, s, m, int(self.n_test), float(self.validation), int(self.seed))
+        return [FitTask(eq_id, n, s, m, int(self.n_test), float(self.validation), int(self.seed),
+                        time_limit=self.time_limit)
                 for eq_id, n, s in self.cases() for m in self.case_methods(eq_id, n)]
 
     def assemble(self, results) -> "StudyResult":
@@ -360,11 +373,11 @@ def _case_data(eq_id: str, n: int, seed: int, base_seed: int, n_test: int):
     return X, y, Xt, yt
 
 
-def _fit_one(method: str, X, y, Xt, yt, seed: int, validation: float) -> dict:
+def _fit_one(method: str, X, y, Xt, yt, seed: int, validation: float, time_limit: float | None = None) -> dict:
     start = time.perf_counter()
     try:
         with _quiet():
-            model = fitting.fit(X, y, method, validation=validation, seed=seed, progress=False)
+            model = fitting.fit(X, y, method, validation=validation, seed=seed, progress=False, time_limit=time_limit)
             pred = model.predict(Xt)
     except fitting.FitError as exc:
         return {"test": math.nan, "nan_fraction": math.nan, "val": math.nan, "seconds": math.nan, "skipped": str(exc),
@@ -718,7 +731,8 @@ def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
             n_rows_2d=tuple(int(n) for n in params["n_rows_2d"]),
             n_rows_high_d=tuple(int(n) for n in params["n_rows_high_d"]), seeds=tuple(int(s) for s in params["seeds"]),
             baselines=tuple(params["baselines"]), lm_max_rows=None if lm_max_rows is None else int(lm_max_rows),
-            n_test=int(params["n_test"]), seed=int(params["seed"])),
+            n_test=int(params["n_test"]), seed=int(params["seed"]),
+            time_limit=None if params.get("time_limit") is None else float(params["time_limit"])),
         "csv": CsvConfig(equation=params["csv_equation"], n_rows=int(params["csv_rows"]),
                          n_test=int(params["csv_n_test"]), seed=int(params["seed"])),
     }

@@ -8,7 +8,8 @@ from pml.fitting import guide
 from pml.plotting import new_figure, styled
 
 METHOD_COLORS = {"poly": "#4c72b0", "spline": "#55a868", "readout": "#dd8452", "simplex": "#8172b3",
-                 "adam-relu": "#937860", "rbf": "#64b5cd", "lm-multistage": "#c44e52", "adam-tanh": "#da8bc3"}
+                 "adam-relu": "#937860", "rbf": "#64b5cd", "lm-multistage": "#c44e52", "adam-tanh": "#da8bc3",
+                 "kernel": "#8c8c8c", "deep-lm": "#1b7837"}
 
 
 @styled
@@ -54,6 +55,7 @@ def plot_guide(rules: Sequence[guide.Rule] = guide.RULES, *, d_max: int = 8, n_m
 
 
 METHOD_MARKERS = {"poly": "o", "spline": "s", "readout": "^", "simplex": "v", "lm-multistage": "D", "rbf": "P",
+                  "kernel": "X", "deep-lm": "*",
                   "adam-tanh": "x", "adam-relu": "+"}
 
 
