@@ -10,7 +10,8 @@ def test_toc_lists_every_chapter_and_root_is_index():
     files = runner.toc_files()
     assert files[0] == "book/index"
     listed = {f.split("/", 1)[1] for f in files}
-    on_disk = {p.stem for p in paths.book_dir().glob("*.md")}
+    on_disk = {p.relative_to(paths.book_dir()).with_suffix("").as_posix() for p in paths.book_dir().rglob("*.md")
+               if "_params" not in p.parts}
     assert on_disk == listed, "every book/*.md must be in _toc.yml and vice versa"
     assert runner.chapters()[-1] == "99_reproduction_report"
 

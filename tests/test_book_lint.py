@@ -61,12 +61,17 @@ def _glue_key_patterns(stem):
     patterns = []
     for cell in code_cells(stem):
         for node in ast.walk(ast.parse(cell.source)):
+            glue_all = isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "glue_all"
+            if glue_all and len(node.args) >= 2:  # runner.glue_all(mapping, prefix): any key after the prefix
+                node = ast.Call(func=ast.Name("glue"), args=[ast.JoinedStr([node.args[1], ast.Name("key")])],
+                                keywords=[])
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "glue" and node.args:
                 key = node.args[0]
                 if isinstance(key, ast.Constant):
                     patterns.append(re.escape(key.value))
                 elif isinstance(key, ast.JoinedStr):
-                    patterns.append("".join(re.escape(p.value) if isinstance(p, ast.Constant) else ".+" for p in key.values))
+                    parts = [v for p in key.values for v in (p.values if isinstance(p, ast.JoinedStr) else [p])]
+                    patterns.append("".join(re.escape(p.value) if isinstance(p, ast.Constant) else ".+" for p in parts))
     return patterns
 
 
