@@ -253,6 +253,7 @@ _FIT_ANCHORS = {
     "kernel": {3: ((240, 2.0), (2400, 40.0))},
     "deep-lm": {3: ((240, 120.0), (2400, 120.0))},  # trains until its time limit (or its validation stalls)
 }
+_BUDGETED = ("auto", "kernel", "deep-lm")  # the fits a study's time_limit applies to
 _COST_BASE = 0.005  # sampling the rows and the test points, scoring
 
 
@@ -274,7 +275,7 @@ def fit_seconds(method: str, d: int, n_fit: float, time_limit: float | None = No
         seconds = float(np.exp(np.interp(n, x, y)))
     if method == "lm-multistage":
         opts = fitting.METHODS["lm-multistage"].options
-        seconds = min(seconds, float(opts["n_stages"]) * float(time_limit or opts["time_limit"]))
+        seconds = min(seconds, float(opts["n_stages"]) * float(opts["time_limit"]))
     if method == "deep-lm":
         seconds = min(seconds, float(time_limit or fitting.METHODS["deep-lm"].options["time_limit"]))
     if method == "kernel" and time_limit is not None:  # the first start and the final solve run past it
@@ -377,7 +378,8 @@ def _fit_one(method: str, X, y, Xt, yt, seed: int, validation: float, time_limit
     start = time.perf_counter()
     try:
         with _quiet():
-            model = fitting.fit(X, y, method, validation=validation, seed=seed, progress=False, time_limit=time_limit)
+            limit = time_limit if method in _BUDGETED else None  # lm-multistage keeps its own stage limits
+            model = fitting.fit(X, y, method, validation=validation, seed=seed, progress=False, time_limit=limit)
             pred = model.predict(Xt)
     except fitting.FitError as exc:
         return {"test": math.nan, "nan_fraction": math.nan, "val": math.nan, "seconds": math.nan, "skipped": str(exc),
