@@ -83,6 +83,9 @@ def test_each_stage_fits_the_rms_normalised_residual_and_lowers_the_error():
     assert seen[0] == pytest.approx(1.0, rel=1e-12)  # stage 1: standardised y
     assert seen[1] == pytest.approx(1.0, rel=1e-12) and seen[2] == pytest.approx(1.0, rel=1e-12)  # e_k / RMS(e_k)
     train = [s.train_rmse for s in res.stages]
+    # Each stage starts from its least-squares output layer (no worse than the previous error) and LM only lowers
+    # the loss, so the error falls stage by stage. The levels are measured, with room: over seeds 0-4 and BLAS
+    # kernels (Haswell, Sandybridge, Prescott) train[1] / train[0] <= 0.07 and train[2] <= 2.2e-8.
     assert train[2] < train[1] < 0.2 * train[0]
     assert train[2] < 1e-7
     assert res.stages[1].scale == pytest.approx(train[0], rel=1e-9)  # eps_k = RMS of the previous residual
