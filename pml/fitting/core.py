@@ -85,7 +85,7 @@ _NOT_PARAMS = ("X", "box", "centre", "half", "input_mean", "input_std")  # data 
 def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, progress: bool | None = None,
         smooth: bool = True, refit: bool = False, input_names: Sequence[str] | None = None, target_name: str = "y",
         data_floor: float | None = None, time_limit: float | None = None, **options) -> FittedModel:
-    """Fit y = f(X) to high precision and report how precise the fit is (paper Section 5, Fig. 10).
+    """Fit y = f(X) to high precision and report how precise the fit is (paper Section 5 and Figure 10).
 
     The data are checked, a random ``validation`` fraction of the rows is held out, and ``method="auto"`` asks the
     User's Guide rules (:func:`pml.fitting.guide.choose`) which methods suit d inputs and n rows; when a rule names
