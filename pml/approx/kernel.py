@@ -233,17 +233,31 @@ def _solve(kernel: str, Z: np.ndarray, t: np.ndarray, lengths: np.ndarray, nugge
     return scipy.linalg.cho_solve((L, True), t, check_finite=False), g
 
 
+class _OutOfTime(Exception):
+    pass
+
+
 def _optimise(kernel: str, Z: np.ndarray, t: np.ndarray, start: np.ndarray, bounds, nugget: float,
-              max_iter: int) -> np.ndarray:
+              max_iter: int, deadline: float | None = None) -> np.ndarray:
+    """Log length scales maximising the likelihood from ``start`` (the best point so far at ``deadline``)."""
+    best = {"f": math.inf, "x": np.asarray(start, dtype=np.float64)}
+
     def objective(theta):
+        if deadline is not None and time.perf_counter() > deadline and math.isfinite(best["f"]):
+            raise _OutOfTime
         lml, g = log_marginal_likelihood(kernel, Z, t, theta, nugget)
         if not math.isfinite(lml):
             return 1e300, np.zeros_like(theta)
+        if -lml < best["f"]:
+            best.update(f=-lml, x=np.array(theta, dtype=np.float64))
         return -lml, -g
 
-    res = scipy.optimize.minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                                  options={"maxiter": int(max_iter)})
-    return np.asarray(res.x, dtype=np.float64)
+    try:
+        scipy.optimize.minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={"maxiter": int(max_iter)})
+    except _OutOfTime:
+        pass
+    return best["x"]
 
 
 def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int = 1000, select_rows: int = 3000,
@@ -259,7 +273,8 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     compare candidates on the validation rows. ``min_length``/``max_length``: bounds on each length scale in scaled
     coordinates (the box is 2 wide). ``nuggets``: relative nuggets tried (each grown until
     the factorisation succeeds). ``max_rows``: the final exact solve uses at most this many rows. ``time_limit``:
-    seconds after which no further start is tried (the best so far is kept). ``callback(label, val_rel_rmse)``
+    seconds after which no further start is tried and a running likelihood search stops at its best point so far
+    (the final solves still run). ``callback(label, val_rel_rmse)``
     is called after each candidate (for progress bars). ``X_val``, ``y_val``: validation rows to choose on instead
     of a ``validation`` fraction of (X, y) (then every row of X is a training row).
 
@@ -284,7 +299,7 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     seed : int, optional
         The seed (default 0).
     time_limit : float, optional
-        Seconds for the starts.
+        Seconds for the likelihood searches (the final solves still run).
     callback : callable, optional
         ``callback(label, val_rel_rmse)`` after each candidate.
     X_val, y_val : array_like, optional
@@ -351,7 +366,8 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
             if time_limit is not None and tried and time.perf_counter() - t0 > time_limit:
                 break
             start = np.full(d, math.log(0.5)) if k == 0 else rng.uniform(math.log(0.2), math.log(3.0), d)
-            theta = _optimise(kernel, Z[hyper], t[hyper], start, bounds, nuggets[-1], max_iter)
+            deadline = None if time_limit is None else t0 + time_limit
+            theta = _optimise(kernel, Z[hyper], t[hyper], start, bounds, nuggets[-1], max_iter, deadline)
             lengths = np.exp(theta)
             err, g = val_error(kernel, lengths, nuggets[0])
             tried.append({"kernel": kernel, "lengths": lengths, "nugget": g, "val": err})

@@ -86,7 +86,7 @@ def _lm_net(X, y, Xt, box, seed, seconds):
 
 
 def run_case(eq_id: str, n: int, methods=METHODS, *, seed: int = 0, time_limit: float = 600.0,
-             lm_seconds: float = 150.0, gp_max_rows: int = 3000, gp_restarts: int = 2,
+             lm_seconds: float = 150.0, gp_max_rows: int = 3000, gp_restarts: int = 0,
              progress: bool = False) -> list[dict]:
     """The rows of one case: one per method, with ``case``, ``method``, ``rel_rmse``, ``seconds``, ``note``."""
     X, y, Xt, yt, box = _case_data(eq_id, n, seed)
