@@ -11,7 +11,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,test,bench]"
 	touch $(STAMP)
 
 book: $(STAMP)
