@@ -474,7 +474,14 @@ def run_method(spec: MethodSpec, X, y, seed: int, progress: bool, options: dict)
     from pml.threads import limit_threads
 
     with limit_threads(1):  # small dense algebra: one BLAS thread is fastest on few cores (pml.threads)
-        return spec.fitter(X, y, seed=seed, progress=progress, **options)
+        try:
+            return spec.fitter(X, y, seed=seed, progress=progress, **options)
+        except FitError:
+            raise
+        except (np.linalg.LinAlgError, ArithmeticError, ValueError, RuntimeError) as exc:  # e.g. QhullError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise FitError(f"method {spec.name!r} failed on these data ({type(exc).__name__}: {first}); the inputs "
+                           "may be degenerate (points on a line or plane, repeated rows): try another method") from exc
 
 
 def predictor_of(spec: MethodSpec, fitted: Fitted):
