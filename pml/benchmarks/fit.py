@@ -51,7 +51,9 @@ def _auto(X, y, Xt, box, seed, time_limit, progress):
     import pml
 
     model = pml.fit(X, y, seed=seed, time_limit=time_limit, progress=progress)
-    return model.predict(Xt), model.method
+    tried = "; ".join(f"{c['method']} {c['inner_rel_rmse']:.1e}" if c["skipped"] is None else f"{c['method']} skipped"
+                      for c in model.report.candidates)
+    return model.predict(Xt), f"{model.method} (validation: {tried})"
 
 
 def _sklearn_gp(X, y, Xt, box, seed, gp_max_rows, restarts):
