@@ -338,7 +338,7 @@ def _fit_deep(X, y, *, seed, progress, depths=(3, 4), n_stages=2, params_per_row
                       if h["stage"] == 1)
     return Fitted(state, {"activation": "tanh"},
                   f"{res.n_stages} tanh network(s) of depth {res.depth}, width {res.width} (inputs scaled to [-1, 1]) "
-                  f"trained by Levenberg-Marquardt from an exact least-squares output layer, merged into one "
+                  f"trained by Levenberg-Marquardt, merged into one "
                   f"network; architecture and stopping on a validation split ({archs})", None, res.val_rel_rmse)
 
 
