@@ -66,7 +66,7 @@ def _score(pred, y) -> float:
     return s if math.isfinite(s) else math.inf
 
 
-def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool):
+def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, max_rows: int | None = None):
     """Fit ``names`` (in order) on the inner split of the training rows (X, y) within ``time_limit`` seconds.
 
     Returns (chosen name, its Fitted on the training rows, candidate records with ``method``, ``skipped``,
@@ -81,9 +81,12 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool):
     seed : int
         The seed.
     time_limit : float
-        Seconds.
+        Seconds (``math.inf``: no limit).
     progress : bool
         Show a progress bar.
+    max_rows : int, optional
+        Fit the candidates to a seeded subsample of at most this many inner-fit rows (the ranking, not the best
+        fit, is what they are for); None: every inner-fit row.
 
     Returns
     -------
@@ -98,6 +101,8 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool):
     t0 = time.perf_counter()
     n, d = X.shape
     itr, iva = inner_split(n, seed + 1)
+    if max_rows is not None and itr.size > max_rows:
+        itr = np.sort(np.random.default_rng([seed, 13]).choice(itr, max_rows, replace=False))
     Xf, yf, Xv, yv = X[itr], y[itr], X[iva], y[iva]
     records, fits = [], {}
     cheap_seconds = 0.0

@@ -61,11 +61,9 @@ from pml.fitting.methods import (
     MAX_SELECTION_ROWS,
     METHODS,
     check_method_fits,
-    inner_split,
     method_names,
     method_spec,
     predictor_of,
-    progress_bar,
     run_method,
 )
 from pml.fitting.model import FittedModel
@@ -187,38 +185,17 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         if not usable:
             raise FitError(f"too few rows: no method of rule {rule.key!r} can be fitted to {tr.size} training "
                            f"rows{held}: " + "; ".join(c["skipped"] for c in candidates))
-        if d >= 3 and len(usable) > 1:  # within the time budget, cheapest first (pml.fitting.budget)
+        if len(usable) == 1:
+            chosen = usable[0]
+            candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
+        elif d >= 3:  # within the time budget, cheapest first (pml.fitting.budget)
             budget = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
             chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=budget, progress=progress)
             candidates += tried
-        elif len(usable) == 1:
-            chosen = usable[0]
-            candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
-        else:
-            itr, iva = inner_split(tr.size, seed + 1)
-            if itr.size > MAX_SELECTION_ROWS:  # compare candidates on a subsample: the ranking, not the best fit
-                itr = np.sort(np.random.default_rng([seed, 13]).choice(itr, MAX_SELECTION_ROWS, replace=False))
-            bar = progress_bar(progress, len(usable), "auto: candidates")
-            scores = {}
-            try:
-                for name in usable:
-                    bar.set_postfix_str(name)
-                    try:
-                        check_method_fits(METHODS[name], itr.size, d, " (inner split for comparing candidates)")
-                        f = run_method(METHODS[name], X[tr][itr], y[tr][itr], seed, False, {})
-                        pred = np.asarray(predictor_of(METHODS[name], f)(X[tr][iva]), dtype=np.float64).reshape(-1)
-                        s = _finite_rel_rmse(pred, y[tr][iva])
-                        scores[name] = s if math.isfinite(s) else math.inf
-                        candidates.append({"method": name, "skipped": None, "inner_rel_rmse": s})
-                    except FitError as exc:
-                        candidates.append({"method": name, "skipped": str(exc), "inner_rel_rmse": None})
-                    bar.update(1)
-            finally:
-                bar.close()
-            if not scores:
-                raise FitError("no candidate method could be fitted: " + "; ".join(
-                    f"{c['method']}: {c['skipped']}" for c in candidates if c["skipped"]))
-            chosen = min(scores, key=scores.get)
+        else:  # d <= 2: every candidate is cheap; compare them on at most MAX_SELECTION_ROWS inner-fit rows
+            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=math.inf,
+                                                  progress=progress, max_rows=MAX_SELECTION_ROWS)
+            candidates += tried
         spec = METHODS[chosen]
         reason = (f"d = {d}, n = {n} rows, {'smooth' if smooth else 'non-smooth'} target -> rule {rule.key!r} "
                   f"({', '.join(rule.methods)}). {rule.reason}")
