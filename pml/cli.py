@@ -326,7 +326,7 @@ def _cmd_fit(args) -> int:
     return commands.fit_file(args.data, args.target, args.out, inputs=args.inputs, method=args.method,
                              validation=args.validation, seed=args.seed, refit=args.refit,
                              smooth=not args.not_smooth, quiet=args.quiet, as_json=args.json,
-                             time_limit=args.time_limit)
+                             time_limit=args.time_limit, transform=args.transform)
 
 
 def _cmd_predict(args) -> int:
@@ -448,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--json", action="store_true", help="print the report as JSON")
     ft.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
                     help="seconds auto may spend on its candidates for d >= 3 (default 600; the best so far is kept)")
+    ft.add_argument("--transform", metavar="'G ~ H'",
+                    help="fit a transformed target against transformed inputs: 'y ~ x', 'log y ~ log x', "
+                         "'y ~ log x', 'log y ~ x', 'y^2 ~ x', 'y^2 ~ log x' (default: auto tries each for d >= 3; "
+                         "a named method fits 'y ~ x')")
     ft.set_defaults(func=_cmd_fit)
 
     pr = sub.add_parser("predict", help="predict with a saved model; writes the input columns plus the prediction",

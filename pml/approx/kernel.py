@@ -264,7 +264,8 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
         max_rows: int = 8000,
         min_length: float = 0.05, max_length: float = 100.0, nuggets=(1e-13, 1e-12, 1e-11, 1e-10),
         validation: float = 0.2, max_iter: int = 100, seed: int = 0, time_limit: float | None = None,
-        callback: Callable[[str, float], None] | None = None, X_val=None, y_val=None) -> KernelModel:
+        callback: Callable[[str, float], None] | None = None, X_val=None, y_val=None,
+        score: Callable[[np.ndarray], float] | None = None) -> KernelModel:
     """Fit a kernel interpolant (module docstring) to (X, y); hyper-parameters chosen on a validation split.
 
     ``box``: (d, 2) input ranges for the [-1, 1] scaling (default: the data's). ``kernels``: the kernels tried.
@@ -276,7 +277,9 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     seconds after which no further start is tried and a running likelihood search stops at its best point so far
     (the final solves still run). ``callback(label, val_rel_rmse)``
     is called after each candidate (for progress bars). ``X_val``, ``y_val``: validation rows to choose on instead
-    of a ``validation`` fraction of (X, y) (then every row of X is a training row).
+    of a ``validation`` fraction of (X, y) (then every row of X is a training row). ``score(pred)``: the error of
+    predictions at the given validation rows that chooses (default: their relative RMSE; a transformed fit scores
+    on the target as given, :mod:`pml.fitting.transforms`).
 
     Parameters
     ----------
@@ -304,6 +307,8 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
         ``callback(label, val_rel_rmse)`` after each candidate.
     X_val, y_val : array_like, optional
         Validation rows.
+    score : callable, optional
+        Maps predictions at ``X_val`` to the error that chooses (needs ``X_val``).
 
     Returns
     -------
@@ -324,6 +329,8 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     n, d = X.shape
     if n < 4:
         raise ValueError(f"kernel fit needs at least 4 rows, got {n}")
+    if score is not None and X_val is None:
+        raise ValueError("score needs the validation rows X_val, y_val")
     for k in kernels:
         _check_kernel(k)
     if box is None:
@@ -356,7 +363,7 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
         except np.linalg.LinAlgError:
             return math.inf, nugget
         pred = y_mean + y_scale * (kernel_matrix(kernel, Z[va], Z[tr], lengths) @ alpha)
-        err = float(np.sqrt(np.mean((pred - y[va]) ** 2))) / y_rms
+        err = float(score(pred)) if score is not None else float(np.sqrt(np.mean((pred - y[va]) ** 2))) / y_rms
         return (err if math.isfinite(err) else math.inf), g
 
     tried: list[dict] = []

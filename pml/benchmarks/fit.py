@@ -49,11 +49,13 @@ def _rel(pred, y) -> float:
 
 def _auto(X, y, Xt, box, seed, time_limit, progress):
     import pml
+    from pml.fitting.transforms import label
 
     model = pml.fit(X, y, seed=seed, time_limit=time_limit, progress=progress)
-    tried = "; ".join(f"{c['method']} {c['inner_rel_rmse']:.1e}" if c["skipped"] is None else f"{c['method']} skipped"
-                      for c in model.report.candidates)
-    return model.predict(Xt), f"{model.method} (validation: {tried})"
+    names = [label(c["method"], c["transform"]) for c in model.report.candidates]
+    tried = "; ".join(f"{name} {c['inner_rel_rmse']:.1e}" for name, c in zip(names, model.report.candidates)
+                      if c["skipped"] is None)
+    return model.predict(Xt), f"{label(model.method, model.report.transform)} (validation: {tried})"
 
 
 def _sklearn_gp(X, y, Xt, box, seed, gp_max_rows, restarts):

@@ -42,6 +42,7 @@ from pml.config import Config
 from pml.engine import Sweep, Task
 from pml.experiments.tables import MarkdownText, Table
 from pml.fitting import commands, guide, tables
+from pml.fitting.transforms import IDENTITY, label
 
 __all__ = [
     "BASELINES",
@@ -215,7 +216,9 @@ class FitTask(Task):
             if model is None:
                 raise ValueError(f"{self.equation}, n = {self.n}: auto could not fit: {r['skipped']}")
             r.update(val_kept=model.report.promise_met, floor=fitting.float64_floor(yt),
-                     candidates=[[c["method"], c["inner_rel_rmse"]] for c in model.report.candidates])
+                     transform=model.report.transform,
+                     candidates=[[label(c["method"], c.get("transform", IDENTITY.name)), c["inner_rel_rmse"]]
+                                 for c in model.report.candidates])
         r["task_seconds"] = time.perf_counter() - start
         return r
 
@@ -398,6 +401,7 @@ def _case(eq_id: str, n: int, seed: int, fits: dict[str, dict]) -> dict:
     return {
         "equation": eq_id, "formula": eq.formula, "dim": d, "n": int(n), "seed": int(seed), "band": band(d, n),
         "rule": choice.rule.key, "promise": choice.expected_rel_rmse, "chosen": auto["chosen"],
+        "transform": auto.get("transform", IDENTITY.name),
         "auto": {"test": auto["test"], "val": auto["val"], "seconds": auto["seconds"],
                  "kept": guide.promise_met(auto["test"], choice.expected_rel_rmse),
                  "val_kept": auto["val_kept"],
@@ -428,7 +432,7 @@ def study_table(result: StudyResult) -> Table:
     for eq_id, n in keys:
         cs = result.select(equation=eq_id, n=n)
         c0 = cs[0]
-        chosen = sorted({c["chosen"] for c in cs})
+        chosen = sorted({label(c["chosen"], c.get("transform", IDENTITY.name)) for c in cs})
         auto = max(c["auto"]["test"] for c in cs)
         kept = [c["auto"]["kept"] for c in cs]
         kept_text = "—" if kept[0] is None else ("yes" if all(kept) else f"**no** ({sum(map(bool, kept))}/{len(kept)})")

@@ -27,7 +27,16 @@ import numpy as np
 
 from pml import metrics
 from pml.fitting.checks import FitError
-from pml.fitting.methods import METHODS, check_method_fits, inner_split, predictor_of, progress_bar, run_method
+from pml.fitting.methods import (
+    METHODS,
+    check_method_fits,
+    inner_split,
+    predictor_of,
+    progress_bar,
+    run_method,
+    transformed,
+)
+from pml.fitting.transforms import IDENTITY, Transform, label
 from pml.threads import limit_threads
 
 __all__ = ["BUDGETED", "DEFAULT_TIME_LIMIT", "choose_within", "check_time_limit"]
@@ -66,11 +75,12 @@ def _score(pred, y) -> float:
     return s if math.isfinite(s) else math.inf
 
 
-def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, max_rows: int | None = None):
+def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, max_rows: int | None = None,
+                  transforms=(IDENTITY,), stop_below: float | None = None):
     """Fit ``names`` (in order) on the inner split of the training rows (X, y) within ``time_limit`` seconds.
 
-    Returns (chosen name, its Fitted on the training rows, candidate records with ``method``, ``skipped``,
-    ``inner_rel_rmse``, ``seconds``).
+    With several ``transforms`` (:mod:`pml.fitting.transforms`), the first name is fitted under each of them and the
+    other names under the one with which it did best; every error is measured on the target as given.
 
     Parameters
     ----------
@@ -87,11 +97,17 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
     max_rows : int, optional
         Fit the candidates to a seeded subsample of at most this many inner-fit rows (the ranking, not the best
         fit, is what they are for); None: every inner-fit row.
+    transforms : sequence of Transform, optional
+        Transforms the first candidate is tried under (default: the identity only).
+    stop_below : float, optional
+        Stop trying candidates once one has an inner validation error at most this (nothing left to gain: e.g. a
+        multiple of the float64 floor).
 
     Returns
     -------
     tuple
-        (chosen name, its fitted model, candidate records).
+        (chosen name, its fitted model, candidate records with ``method``, ``transform``, ``skipped``,
+        ``inner_rel_rmse``, ``seconds``; the chosen model predicts y from x whatever its transform).
 
     Raises
     ------
@@ -106,46 +122,66 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
     Xf, yf, Xv, yv = X[itr], y[itr], X[iva], y[iva]
     records, fits = [], {}
     cheap_seconds = 0.0
-    bar = progress_bar(progress, len(names), "auto: candidates")
+    plan = [(names[0], t) for t in transforms] + [(m, None) for m in names[1:]]  # None: the first's best transform
+    bar = progress_bar(progress, len(plan), "auto: candidates")
 
     def left() -> float:
         return time_limit * (1 - _RESERVE) - (time.perf_counter() - t0)
 
+    def best_transform() -> Transform:
+        tried = [(r["inner_rel_rmse"], k) for k, r in enumerate(records) if r["skipped"] is None
+                 and r["method"] == names[0]]
+        return records[min(tried)[1]]["transform"] if tried else transforms[0]
+
     try:
-        for k, name in enumerate(names):
-            bar.set_postfix_str(name)
+        for name, transform in plan:
+            transform = transform if transform is not None else best_transform()
+            key = (name, transform)
+            bar.set_postfix_str(label(name, transform.name))
             start = time.perf_counter()
             spec = METHODS[name]
             try:
+                if stop_below is not None and any(r["skipped"] is None and r["inner_rel_rmse"] <= stop_below
+                                                  for r in records):
+                    raise FitError(f"a candidate before it reached {stop_below:.1e}, within reach of the float64 "
+                                   "floor: nothing left to gain")
                 check_method_fits(spec, itr.size, d, " (inner split for comparing candidates)")
                 if left() < max(_MIN_SECONDS, cheap_seconds if name not in BUDGETED else 0.0):
                     raise FitError(f"the time limit ({time_limit:g} s) was spent on the candidates before it")
+                with np.errstate(all="ignore"):
+                    Xf_t, yf_t, Xv_t, yv_t = (transform.inputs(Xf), transform.forward(yf), transform.inputs(Xv),
+                                              transform.forward(yv))
                 if name in BUDGETED:
-                    rest = [m for m in names[k + 1:] if m in BUDGETED]
+                    rest = [m for m in names[names.index(name) + 1:] if m in BUDGETED]
                     share = left() / 3 if rest else left()
+                    score_of = None if transform.is_identity else (lambda p, t=transform: _score(t.inverse(p), yv))
                     with limit_threads(1):
-                        f = spec.fitter(Xf, yf, seed=seed, progress=progress, time_limit=max(share, _MIN_SECONDS),
-                                        validation_data=(Xv, yv))
+                        f = spec.fitter(Xf_t, yf_t, seed=seed, progress=progress, time_limit=max(share, _MIN_SECONDS),
+                                        validation_data=(Xv_t, yv_t), **({"score_of": score_of} if score_of else {}))
                     s = float(f.score) if f.score is not None and math.isfinite(f.score) else math.inf
+                    f = transformed(spec, f, transform)
                 else:
-                    f = run_method(spec, Xf, yf, seed, False, {})
+                    f = run_method(spec, Xf, yf, seed, False, {}, transform)
                     s = _score(predictor_of(spec, f)(Xv), yv)
                     cheap_seconds = time.perf_counter() - start  # the next cheap candidate costs about as much
-                fits[name] = f
-                records.append({"method": name, "skipped": None, "inner_rel_rmse": s,
+                fits[key] = f
+                records.append({"method": name, "transform": transform, "skipped": None, "inner_rel_rmse": s,
                                 "seconds": time.perf_counter() - start})
             except FitError as exc:
-                records.append({"method": name, "skipped": str(exc), "inner_rel_rmse": None,
+                records.append({"method": name, "transform": transform, "skipped": str(exc), "inner_rel_rmse": None,
                                 "seconds": time.perf_counter() - start})
             bar.update(1)
     finally:
         bar.close()
-    scored = {r["method"]: r["inner_rel_rmse"] for r in records if r["skipped"] is None}
+    scored = [(r["inner_rel_rmse"], k) for k, r in enumerate(records) if r["skipped"] is None]
     if not scored:
         raise FitError("no candidate method could be fitted: " + "; ".join(
-            f"{r['method']}: {r['skipped']}" for r in records if r["skipped"]))
-    chosen = min(scored, key=lambda m: (scored[m], names.index(m)))
-    fitted = fits[chosen]
+            f"{label(r['method'], r['transform'].name)}: {r['skipped']}" for r in records if r["skipped"]))
+    best = records[min(scored)[1]]
+    chosen, transform = best["method"], best["transform"]
+    fitted = fits[(chosen, transform)]
     if chosen not in BUDGETED:  # refit on all training rows: about as long as its inner fit, after the search
-        fitted = run_method(METHODS[chosen], X, y, seed, progress, {})
+        fitted = run_method(METHODS[chosen], X, y, seed, progress, {}, transform)
+    for r in records:
+        r["transform"] = r["transform"].name
     return chosen, fitted, records

@@ -19,6 +19,7 @@ import numpy as np
 from pml import fitting
 from pml.fitting import checks, tables
 from pml.fitting.budget import check_time_limit
+from pml.fitting.transforms import transform_named
 
 __all__ = ["fail", "fit_file", "predict_file"]
 
@@ -42,7 +43,8 @@ def fail(message: str) -> int:
 
 def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence[str] | str | None = None,
              method: str = "auto", validation: float = 0.2, seed: int = 0, refit: bool = False,
-             smooth: bool = True, quiet: bool = False, as_json: bool = False, time_limit: float | None = None) -> int:
+             smooth: bool = True, quiet: bool = False, as_json: bool = False, time_limit: float | None = None,
+             transform: str | None = None) -> int:
     """``pml fit DATA --target TARGET --out OUT``: fit a column of a data file and save the model.
 
     Fits column ``target`` of a CSV/``.npz`` file to the ``inputs`` columns with :func:`pml.fitting.fit`, saves the
@@ -75,6 +77,9 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
         Print the report as JSON.
     time_limit : float, optional
         Seconds ``auto`` may spend on its candidates for d >= 3 (default 600; ``--time-limit``).
+    transform : str, optional
+        Fit a transformed target against transformed inputs (``--transform``, e.g. ``"log y ~ log x"``;
+        :mod:`pml.fitting.transforms`); default: ``auto`` tries them for d >= 3, a named method fits y ~ x.
 
     Returns
     -------
@@ -85,6 +90,11 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
         checks.check_seed(seed)  # before reading the data
         if time_limit is not None:
             check_time_limit(time_limit)
+        if transform is not None:
+            try:
+                transform_named(transform)
+            except ValueError as exc:
+                return fail(f"--transform: {exc}")
         problem = _output_problem(out, {"data file": data}, "model.npz")
         if problem:
             return fail(problem)
@@ -122,7 +132,7 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
         model = fitting.fit(X, y, method, validation=validation, seed=seed,
                             progress=(not quiet) and sys.stderr.isatty(), smooth=smooth,
                             refit=refit, input_names=inputs, target_name=target, data_floor=data_floor,
-                            time_limit=time_limit)
+                            time_limit=time_limit, transform=transform)
         model.save(out)
     except (tables.TableError, fitting.FitError, OSError) as exc:
         return fail(str(exc))
@@ -195,7 +205,7 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
         print("pml: interrupted; nothing was written", file=sys.stderr)
         return 130
     if n_nan:
-        print(f"pml: note: {_no_prediction(fitted.method, y)}", file=sys.stderr)
+        print(f"pml: note: {_no_prediction(fitted, X, y)}", file=sys.stderr)
     if out:
         print(f"{y.size} predictions of {fitted.target_name!r} written to {out}", file=sys.stderr)
     return 0
@@ -218,11 +228,16 @@ def _output_problem(out, inputs: dict[str, str | Path], example: str) -> str | N
     return None
 
 
-def _no_prediction(method: str, y: np.ndarray) -> str:
-    """Why some predictions are not finite: outside the convex hull (simplex's NaN) or an overflow far outside
-    the training data's range."""
+def _no_prediction(fitted, X: np.ndarray, y: np.ndarray) -> str:
+    """Why some predictions are not finite: an input <= 0 for a model fitted against log x, outside the convex hull
+    (simplex's NaN) or an overflow far outside the training data's range."""
     bad = ~np.isfinite(y)
     n_bad, n_inf = int(bad.sum()), int(np.isinf(y).sum())
+    method = fitted.method
+    if fitted.params.get("transform", {}).get("log_inputs") and np.any(X[bad] <= 0):
+        return (f"{n_bad} of {y.size} rows got no prediction (nan): {int(np.sum(np.any(X <= 0, axis=1)))} of them "
+                f"have an input <= 0, and the model was fitted against the logarithms of its inputs "
+                f"({fitted.report.transform}), so it predicts only where every input is positive")
     if method == "simplex" and n_inf == 0:
         return (f"{n_bad} of {y.size} rows got no prediction (nan): they lie outside the training data's convex "
                 "hull")

@@ -68,6 +68,7 @@ from pml.fitting.methods import (
 )
 from pml.fitting.model import FittedModel
 from pml.fitting.report import PrecisionReport, diagnose, float64_floor
+from pml.fitting.transforms import IDENTITY, admissible, from_dict, transform_named
 
 __all__ = ["fit"]
 
@@ -77,12 +78,14 @@ def _finite_rel_rmse(pred: np.ndarray, y: np.ndarray) -> float:
     return metrics.finite_rmse(pred, y, relative=True)[0]
 
 
+FLOOR_STOP = 100.0  # auto for d >= 3 stops trying candidates at this multiple of the float64 floor
 _NOT_PARAMS = ("X", "box", "centre", "half", "input_mean", "input_std")  # data and input maps, not fitted numbers
 
 
 def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, progress: bool | None = None,
         smooth: bool = True, refit: bool = False, input_names: Sequence[str] | None = None, target_name: str = "y",
-        data_floor: float | None = None, time_limit: float | None = None, **options) -> FittedModel:
+        data_floor: float | None = None, time_limit: float | None = None, transform: str | None = None,
+        **options) -> FittedModel:
     """Fit y = f(X) to high precision and report how precise the fit is (paper Section 5 and Figure 10).
 
     The data are checked, a random ``validation`` fraction of the rows is held out, and ``method="auto"`` asks the
@@ -122,6 +125,11 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         Seconds ``auto`` may spend on its candidates for d >= 3 (default 600): they are tried cheapest first and the
         best so far is kept (:mod:`pml.fitting.budget`). Positive and finite. With a named method that has a
         ``time_limit`` option (``kernel``, ``deep-lm``, ``lm-multistage``), it sets that option.
+    transform : str, optional
+        Fit a transformed target against transformed inputs (:mod:`pml.fitting.transforms`), e.g. ``"log y ~ log
+        x"`` for a product of powers or ``"y^2 ~ x"`` for a distance; predictions are of y. None (default): a named
+        method fits y against x, and ``auto`` for d >= 3 tries every transform the data admit with its first
+        candidate (the polynomial) and fits the others under the best one.
     **options
         Options of a named method (for example ``max_degree`` for ``"poly"``).
 
@@ -150,6 +158,11 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
             options.setdefault("time_limit", time_limit)
     X = check_inputs(X, input_names, what="X")
     n, d = X.shape
+    if transform is not None:
+        try:
+            transform = transform_named(transform)
+        except ValueError as exc:
+            raise FitError(str(exc)) from None
     names = tuple(input_names) if input_names is not None else tuple(f"x{j}" for j in range(d))
     tr, va = split_rows(n, float(validation), [seed, 11])
     held = f" ({va.size} of {n} rows held out for validation)" if va.size else ""
@@ -162,6 +175,10 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         if np.all(X[:, j] == X[0, j]):
             raise FitError(f"input {names[j]!r} is constant (every value is {float(X[0, j])!r}): drop it")
         check_scale(X[:, j], f"input {names[j]!r}")
+    if transform is not None and not admissible(X, y, [transform]):
+        raise FitError(f"transform {transform.name!r} does not suit these data: " + (
+            "log x needs every input positive" if transform.log_inputs and not np.all(X > 0) else
+            f"{transform.name.split(' ~ ')[0]} needs a target of one sign (and nonzero for the log)"))
     progress = (sys.stderr.isatty() if progress is None else bool(progress))
 
     rule = None
@@ -188,13 +205,17 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         if len(usable) == 1:
             chosen = usable[0]
             candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
-        elif d >= 3:  # within the time budget, cheapest first (pml.fitting.budget)
+        elif d >= 3:  # within the time budget, cheapest first, under transforms (pml.fitting.budget)
             budget = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
-            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=budget, progress=progress)
+            tried_transforms = [transform] if transform is not None else admissible(X, y)
+            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=budget,
+                                                  progress=progress, transforms=tried_transforms,
+                                                  stop_below=FLOOR_STOP * float64_floor(y[tr]))
             candidates += tried
         else:  # d <= 2: every candidate is cheap; compare them on at most MAX_SELECTION_ROWS inner-fit rows
             chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=math.inf,
-                                                  progress=progress, max_rows=MAX_SELECTION_ROWS)
+                                                  progress=progress, max_rows=MAX_SELECTION_ROWS,
+                                                  transforms=[transform or IDENTITY])
             candidates += tried
         spec = METHODS[chosen]
         reason = (f"d = {d}, n = {n} rows, {'smooth' if smooth else 'non-smooth'} target -> rule {rule.key!r} "
@@ -204,7 +225,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     check_method_fits(spec, tr.size, d, held)
 
     if fitted is None:
-        fitted = run_method(spec, X[tr], y[tr], seed, progress, options)
+        fitted = run_method(spec, X[tr], y[tr], seed, progress, options, transform or IDENTITY)
     predict = predictor_of(spec, fitted)
     p_tr = np.asarray(predict(X[tr]), dtype=np.float64).reshape(-1)
     check_predictions(p_tr, "the training rows")
@@ -225,7 +246,8 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         raise FitError(f"data_floor must be a non-negative number, got {data_floor!r}")
     source, why = diagnose(spec.kind, train_rel, val_rel, floor, data_floor)
     if refit and va.size:
-        fitted = run_method(spec, X, y, seed, progress, options)
+        fitted = run_method(spec, X, y, seed, progress, options, from_dict(fitted.params["transform"])
+                            if fitted.params.get("transform") else IDENTITY)
         predict = predictor_of(spec, fitted)
         check_predictions(np.asarray(predict(X), dtype=np.float64).reshape(-1), "the rows (refit on all rows)")
     n_params = int(sum(v.size for k, v in fitted.state.items() if k not in _NOT_PARAMS))
@@ -235,5 +257,6 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         n_train=int(tr.size), n_validation=int(va.size), dim=d, input_names=names, target_name=str(target_name),
         y_rms=y_rms, train_rel_rmse=train_rel, val_rel_rmse=val_rel, val_max_rel_err=val_max,
         n_val_nonfinite=n_nonfinite, float64_floor=floor, data_floor=data_floor, error_source=source, diagnosis=why,
-        refit=bool(refit and va.size), n_params=n_params, seconds=time.perf_counter() - t0, seed=seed)
+        refit=bool(refit and va.size), n_params=n_params, seconds=time.perf_counter() - t0, seed=seed,
+        transform=from_dict(fitted.params["transform"]).name if fitted.params.get("transform") else IDENTITY.name)
     return FittedModel(spec.name, fitted.state, fitted.params, names, target_name, report, predict)

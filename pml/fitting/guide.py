@@ -138,10 +138,13 @@ _HIGH_D = ("Paper §5: 'for higher-dimensional problems (d >= 3), neural network
            "choice, since they can learn compositional modular structure'. Measured in 3-4 dimensions, no single "
            "method wins everywhere: a Gaussian-process mean with one learned length scale per input wins on "
            "oscillatory targets, a deep tanh network trained by Levenberg-Marquardt where there is compositional "
-           "structure or a singular corner, a validated polynomial on rational-smooth targets. So pml tries them "
-           "cheapest first (polynomial, tanh network with an exactly solved output layer, kernel, deep LM network) "
-           "within the time limit and keeps the one with the smallest validation error; no precision is promised: it "
-           "depends on the target's structure (the report measures it).")
+           "structure or a singular corner, a validated polynomial on rational-smooth targets; and many formulas are "
+           "exact in other coordinates (a product of powers is a plane in log y against log x, a distance's square "
+           "is a polynomial). So pml tries them cheapest first (polynomial, tanh network with an exactly solved "
+           "output layer, kernel, deep LM network) within the time limit, the polynomial first under every transform "
+           "of target and inputs the data admit and the others under its best, and keeps the one with the smallest "
+           "validation error (on the target as given), stopping early at the float64 floor; no precision is "
+           "promised: it depends on the target's structure (the report measures it).")
 _ROUGH_1D = ("Target not smooth (kinks, steps): high orders do not pay. 1D interpolating splines of validated order "
              "(order 1 is linear interpolation); the error falls as n^-(k+1) only where the target is smooth.")
 _ROUGH_LOW = ("Target not smooth: paper §2, 'linear simplex interpolation ... always fits the training points "

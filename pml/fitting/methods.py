@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pml.fitting.checks import FitError, split_rows
+from pml.fitting.transforms import IDENTITY, Transform, from_dict
 
 INNER_FRACTION = 0.2  # the inner validation split that chooses hyper-parameters and candidates
 MAX_SELECTION_ROWS = 5000  # auto compares its candidates on at most this many training rows
@@ -284,7 +285,7 @@ def _simplex_predictor(state, params):
 
 # -- kernel (Gaussian-process mean)
 def _fit_kernel(X, y, *, seed, progress, kernels=("rbf", "matern52"), n_restarts=3, hyper_rows=1000, max_rows=8000,
-                time_limit=None, validation_data=None):
+                time_limit=None, validation_data=None, score_of=None):
     from pml.approx import kernel
 
     bar = progress_bar(progress, None, "kernel: starts")
@@ -297,7 +298,7 @@ def _fit_kernel(X, y, *, seed, progress, kernels=("rbf", "matern52"), n_restarts
     try:
         m = kernel.fit(X, y, box=_box(X), kernels=tuple(kernels), n_restarts=int(n_restarts),
                        hyper_rows=int(hyper_rows), max_rows=int(max_rows), seed=seed, time_limit=time_limit,
-                       callback=tick, X_val=Xv, y_val=yv)
+                       callback=tick, X_val=Xv, y_val=yv, score=score_of)
     finally:
         bar.close()
     sub = f" (a seeded subsample of {m.info['rows']} rows)" if m.info["subsampled"] else ""
@@ -316,7 +317,7 @@ def _kernel_predictor(state, params):
 
 # -- deep LM networks
 def _fit_deep(X, y, *, seed, progress, depths=(3, 4), n_stages=2, params_per_row=0.25, max_params=1200,
-              time_limit=120.0, validation_data=None):
+              time_limit=120.0, validation_data=None, score_of=None):
     from pml.nn import deep
 
     bar = progress_bar(progress, None, "deep-lm: checks")
@@ -336,10 +337,13 @@ def _fit_deep(X, y, *, seed, progress, depths=(3, 4), n_stages=2, params_per_row
     state["input_mean"], state["input_std"] = res.centre, res.half
     archs = ", ".join(f"depth {h['depth']} width {h['width']}: {h['val_rel_rmse']:.1e}" for h in res.history
                       if h["stage"] == 1)
+    score = res.val_rel_rmse
+    if score_of is not None:  # the network never trains on the validation rows: score its predictions there
+        score = float(score_of(_mlp_predictor(state, {"activation": "tanh"})(Xv)))
     return Fitted(state, {"activation": "tanh"},
                   f"{res.n_stages} tanh network(s) of depth {res.depth}, width {res.width} (inputs scaled to [-1, 1]) "
                   f"trained by Levenberg-Marquardt, merged into one "
-                  f"network; architecture and stopping on a validation split ({archs})", None, res.val_rel_rmse)
+                  f"network; architecture and stopping on a validation split ({archs})", None, score)
 
 
 # -- LM multi-stage networks
@@ -465,8 +469,21 @@ def check_method_fits(spec: MethodSpec, n_train: int, d: int, held_out: str = ""
                        f"the number of rows), got {n_train}; use 'poly' or 'readout'")
 
 
-def run_method(spec: MethodSpec, X, y, seed: int, progress: bool, options: dict) -> Fitted:
-    """Fit ``spec`` to (X, y) with its ``options`` (unknown ones are a :class:`FitError`), one BLAS thread."""
+def transformed(spec: MethodSpec, fitted: Fitted, transform: Transform) -> Fitted:
+    """``fitted`` (of ``g(y)`` against ``h(x)``) as a fit of y against x: the transform joins its parameters (so that
+    a saved model predicts y) and its predictor maps back."""
+    if transform.is_identity:
+        return fitted
+    params = {**fitted.params, "transform": transform.to_dict()}
+    inner = fitted.predict if fitted.predict is not None else spec.predictor(fitted.state, fitted.params)
+    return dataclasses.replace(fitted, params=params, predict=transform.wrap(inner),
+                               details=f"fitted to {transform.name}: {fitted.details}")
+
+
+def run_method(spec: MethodSpec, X, y, seed: int, progress: bool, options: dict,
+               transform: Transform = IDENTITY) -> Fitted:
+    """Fit ``spec`` to (X, y) with its ``options`` (unknown ones are a :class:`FitError`), one BLAS thread; with a
+    ``transform``, to ``g(y)`` against ``h(x)`` (:mod:`pml.fitting.transforms`), predicting y."""
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         valid = ", ".join(spec.options) or "none"
@@ -475,6 +492,10 @@ def run_method(spec: MethodSpec, X, y, seed: int, progress: bool, options: dict)
 
     with limit_threads(1):  # small dense algebra: one BLAS thread is fastest on few cores (pml.threads)
         try:
+            if not transform.is_identity:
+                with np.errstate(all="ignore"):
+                    Xt, yt = transform.inputs(X), transform.forward(y)
+                return transformed(spec, spec.fitter(Xt, yt, seed=seed, progress=progress, **options), transform)
             return spec.fitter(X, y, seed=seed, progress=progress, **options)
         except FitError:
             raise
@@ -484,6 +505,12 @@ def run_method(spec: MethodSpec, X, y, seed: int, progress: bool, options: dict)
                            "may be degenerate (points on a line or plane, repeated rows): try another method") from exc
 
 
+def rebuild_predictor(spec: MethodSpec, state: dict, params: dict):
+    """The predictor of a saved model: ``spec``'s, mapped back through the transform in ``params`` if any."""
+    predict = spec.predictor(state, params)
+    return from_dict(params["transform"]).wrap(predict) if params.get("transform") else predict
+
+
 def predictor_of(spec: MethodSpec, fitted: Fitted):
     """The fitted model's predictor: the live one, or one rebuilt from its saved arrays."""
-    return fitted.predict if fitted.predict is not None else spec.predictor(fitted.state, fitted.params)
+    return fitted.predict if fitted.predict is not None else rebuild_predictor(spec, fitted.state, fitted.params)

@@ -16,9 +16,10 @@ import numpy as np
 
 from pml import __version__
 from pml.fitting.checks import check_inputs
-from pml.fitting.methods import METHODS
+from pml.fitting.methods import METHODS, rebuild_predictor
 from pml.fitting.report import PrecisionReport
 from pml.fitting.tables import NPZ_ERRORS
+from pml.fitting.transforms import from_dict
 
 FORMAT = "pml-model"
 FORMAT_VERSION = 1
@@ -90,7 +91,7 @@ class FittedModel:
         """
         X = check_inputs(X, self.input_names, what="X")
         if self._predict is None:
-            self._predict = METHODS[self.method].predictor(self.state, self.params)
+            self._predict = rebuild_predictor(METHODS[self.method], self.state, self.params)
         return np.asarray(self._predict(X), dtype=np.float64).reshape(-1)
 
     def _meta(self) -> dict:
@@ -196,6 +197,8 @@ def load(path) -> FittedModel:
         raise ModelFileError(f"{path} holds non-finite numbers (nan or inf) in {', '.join(broken)}: the model is "
                              "unusable (its fit overflowed float64); fit it again on rescaled data")
     try:
+        if meta["params"].get("transform") is not None:
+            from_dict(meta["params"]["transform"])
         report = PrecisionReport.from_dict(meta["report"])
         return FittedModel(method, arrays, meta["params"], meta["input_names"], meta["target_name"], report)
     except (KeyError, TypeError, ValueError) as exc:

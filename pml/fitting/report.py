@@ -12,6 +12,7 @@ import numpy as np
 from pml import __version__
 from pml.fitting import guide
 from pml.fitting.methods import MAX_SELECTION_ROWS
+from pml.fitting.transforms import IDENTITY, label
 
 
 def float64_floor(y) -> float:
@@ -160,6 +161,9 @@ class PrecisionReport:
         The seed.
     pml_version : str
         The pml version that fitted the model.
+    transform : str
+        What the method fitted against what (:mod:`pml.fitting.transforms`): ``"y ~ x"``, or e.g. ``"log y ~ log
+        x"``; predictions are of y either way.
     """
 
     method: str
@@ -190,6 +194,7 @@ class PrecisionReport:
     seconds: float
     seed: int
     pml_version: str = __version__
+    transform: str = "y ~ x"
 
     @property
     def promise_met(self) -> bool | None:
@@ -221,18 +226,24 @@ class PrecisionReport:
                line("data", f"{self.n_rows} rows: {self.n_train} to fit, {self.n_validation} held out for "
                             f"validation; d = {self.dim} inputs ({inputs}) -> target {self.target_name}; "
                             f"RMS(target) = {self.y_rms:.3e}"),
-               line("method", f"{self.method} ({self.kind})" + (f", chosen by rule {self.rule!r} of the User's Guide"
-                                                                 if self.rule else ", as requested")),
+               line("method", f"{self.method} ({self.kind})" + (
+                   f" fitted to {self.transform} (predictions of {self.target_name})" if self.transform != IDENTITY.name
+                   else "") + (f", chosen by rule {self.rule!r} of the User's Guide" if self.rule else
+                               ", as requested")),
                line("why", self.reason)]
         if self.candidates:
-            parts = []
+            parts, skipped = [], {}  # skipped: reason -> names (one reason often skips several candidates)
             for c in self.candidates:
+                transform = c.get("transform", IDENTITY.name)
+                name = label(c["method"], transform)
                 if c.get("skipped"):
-                    parts.append(f"{c['method']} skipped ({c['skipped']})")
+                    skipped.setdefault(c["skipped"], []).append(name)
                 else:
                     secs = f" in {c['seconds']:.0f} s" if c.get("seconds") is not None else ""
-                    parts.append(f"{c['method']} {_e(c['inner_rel_rmse'])}{secs}" + (
-                        " <- chosen: the lowest validation error" if c["method"] == self.method else ""))
+                    parts.append(f"{name} {_e(c['inner_rel_rmse'])}{secs}" + (
+                        " <- chosen: the lowest validation error" if (c["method"], transform) == (
+                            self.method, self.transform) else ""))
+            parts += [f"{', '.join(names)} skipped ({why})" for why, names in skipped.items()]
             budgeted = any(c.get("seconds") is not None for c in self.candidates)  # d >= 3: pml.fitting.budget
             sub = f" (candidates fitted to at most {MAX_SELECTION_ROWS} rows)" if (
                 self.n_train > MAX_SELECTION_ROWS and not budgeted) else ""
