@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pml import cli, fitting
-from pml.fitting import transforms
+from pml.fitting import budget, transforms
 from pml.fitting.transforms import IDENTITY, TRANSFORMS, Transform
 
 RNG = np.random.default_rng(11)
@@ -144,3 +144,20 @@ def test_a_model_file_with_a_damaged_transform_is_refused(tmp_path):
     assert zipfile.is_zipfile(bad)
     with pytest.raises(fitting.ModelFileError, match="damaged"):
         fitting.load(bad)
+
+
+def test_the_later_candidates_take_the_first_ones_best_transform_only_with_a_clear_gain():
+    X, y = _power_law(300)
+    tried = transforms.admissible(X, y)
+    name, fitted, records = budget.choose_within(("poly", "readout"), X, y, seed=0, time_limit=60, progress=False,
+                                                 transforms=tried)
+    polys = {r["transform"]: r["inner_rel_rmse"] for r in records if r["method"] == "poly"}
+    assert set(polys) == {t.name for t in tried}
+    assert polys["log y ~ log x"] * budget.TRANSFORM_GAIN <= polys["y ~ x"]
+    assert [r["transform"] for r in records if r["method"] == "readout"] == ["log y ~ log x"]
+    assert (name, fitted.params["transform"]["target"]) == ("poly", "log")
+    # with the identity unbeatable (a plane), the later candidates fit the target as given
+    plane = X @ np.array([1.0, -2.0, 0.5]) + 3.0
+    _, _, records = budget.choose_within(("poly", "readout"), X, plane, seed=0, time_limit=60, progress=False,
+                                         transforms=transforms.admissible(X, plane))
+    assert [r["transform"] for r in records if r["method"] == "readout"] == ["y ~ x"]
