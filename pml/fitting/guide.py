@@ -33,25 +33,28 @@ User's Guide chapter):
   with learned length scales, :mod:`pml.approx.kernel`) as competitors: ``auto`` tries them cheapest first within
   its time limit (:mod:`pml.fitting.budget`) and keeps the one with the smallest error on an inner validation
   split (the report lists every candidate with its error and seconds). Why several: no single method wins in 3-4
-  dimensions. ``pml bench fit`` measured (3,000 rows, 12,000 for I.8.14; relative RMSE on 10^4 fresh points of the
-  central 80% box; a reduced budget of 120 s for auto and for the plain depth-3 width-20 LM network, on a 2-core
-  machine shared with other jobs, so the times are inflated; scikit-learn's ``GaussianProcessRegressor`` with one
-  length scale per input and ``normalize_y``, 3,000 rows at most):
+  dimensions, and many formulas are exact in other coordinates: the polynomial is tried first under every
+  transform of target and inputs the data admit (:mod:`pml.fitting.transforms`; a product of powers is a plane in
+  log y against log x, the square of a distance is a polynomial), the other candidates under its best transform when
+  that beat the target as given 10x. ``pml bench fit`` measured (3,000 rows, 12,000 for I.8.14; relative RMSE on
+  10^4 fresh points of the central 80% box; auto with its default 600 s budget on a 2-core machine, the plain
+  depth-3 width-20 LM network trained for 150 s, scikit-learn's ``GaussianProcessRegressor`` with one length scale
+  per input and ``normalize_y``, 3,000 rows at most):
 
-  ========== ================================== =========== ===========
-  equation   auto (its choice)                  sklearn GP  LM network
-  ========== ================================== =========== ===========
-  I.12.4     5.5e-6 (deep-lm; poly gave 8.8e-7) 1.7e-4      3.3e-6
-  III.15.12  9.5e-7 (kernel)                    1.5e-6      2.0e-4
-  I.30.5     2.0e-6 (deep-lm)                   3.1e-6      3.5e-6
-  I.29.16    5.8e-4 (deep-lm)                   1.9e-2      4.1e-4
-  I.8.14     7.0e-3 (deep-lm)                   4.3e-1      6.9e-4
-  ========== ================================== =========== ===========
+  ========== ============================================== =========== ===========
+  equation   auto (its choice, seconds)                     sklearn GP  LM network
+  ========== ============================================== =========== ===========
+  I.12.4     2.7e-16 (poly on log y ~ log x, 5 s)           1.7e-4      2.6e-6
+  III.15.12  9.5e-7 (kernel, 408 s)                         1.5e-6      1.5e-4
+  I.30.5     9.5e-9 (deep-lm on log y ~ log x, 439 s)       3.1e-6      3.0e-6
+  I.29.16    8.3e-7 (kernel on y^2 ~ x, 416 s)              1.9e-2      3.7e-4
+  I.8.14     5.0e-16 (poly on y^2 ~ x, 53 s)                4.3e-1      3.8e-4
+  ========== ============================================== =========== ===========
 
-  The kernel wins on the oscillatory III.15.12, the deep network near I.30.5's singular corner and on the
-  compositional I.29.16; with 120 s auto's share for the network (trained on 64% of the rows, the rest validates)
-  stays behind a network given every row and the whole budget on I.29.16 and I.8.14: the default budget (600 s) is
-  the one to use.
+  The transforms make the power law I.12.4 and the distance I.8.14 exact; the kernel wins on the oscillatory
+  III.15.12 (no transform helps there), the deep network near I.30.5's singular corner (in log coordinates the
+  target depends on one combination of the inputs) and the kernel on the square of I.29.16's distance (the target
+  itself has a cone where it is zero).
 * The baseline for non-smooth targets (kinks, steps): linear simplex interpolation ("always fits the training
   points exactly", §2), ``spline`` in 1D, and ReLU networks trained with Adam beyond d = 6 where Delaunay
   triangulations are out of reach.
