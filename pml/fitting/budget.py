@@ -8,7 +8,8 @@ measures them). So :func:`choose_within` fits every candidate of the rule on the
 order (cheapest first), scores each on the inner validation rows, and keeps the smallest error. The first candidate
 (the polynomial) is fitted under every transform the data admit (:mod:`pml.fitting.transforms`: a product of powers
 is exact in log y against log x), the others under the transform with which it did best if that beat the target as
-given by ``TRANSFORM_GAIN``; every error that chooses is of the target as given, and the search stops once a
+given by ``TRANSFORM_GAIN`` (the transforms take at most ``SCREEN_SHARE`` of the time limit, so that a short limit
+still leaves time for the others); every error that chooses is of the target as given, and the search stops once a
 candidate is within ``stop_below`` (``fit``: 100 times the float64 floor):
 
 * ``poly`` and ``readout`` choose their own hyper-parameters inside the inner-fit rows; the winner among them is
@@ -53,6 +54,7 @@ _MIN_SECONDS = 1.0
 # polynomial is poor (an oscillatory target), which transform it likes best says little about the others (measured:
 # III.15.12's kernel reached 4e-2 fitted to y^2, about 1e-6 fitted to y, after a 1.7x gain of the polynomial on y^2).
 TRANSFORM_GAIN = 10.0
+SCREEN_SHARE = 0.25  # of the time limit, at most, for the first candidate under the transforms (the others need time)
 
 
 def check_time_limit(value) -> float:
@@ -87,9 +89,10 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
                   transforms=(IDENTITY,), stop_below: float | None = None):
     """Fit ``names`` (in order) on the inner split of the training rows (X, y) within ``time_limit`` seconds.
 
-    With several ``transforms`` (:mod:`pml.fitting.transforms`), the first name is fitted under each of them and the
-    other names under the one with which it did best, if that beat the first transform (the identity) by
-    ``TRANSFORM_GAIN``, else under the first; every error is measured on the target as given.
+    With several ``transforms`` (:mod:`pml.fitting.transforms`), the first name is fitted under each of them, in
+    order, while that has taken less than ``SCREEN_SHARE`` of the time limit, and the other names under the one with
+    which it did best, if that beat the first transform (the identity) by ``TRANSFORM_GAIN``, else under the first;
+    every error is measured on the target as given.
 
     Parameters
     ----------
@@ -162,6 +165,10 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
                 check_method_fits(spec, itr.size, d, " (inner split for comparing candidates)")
                 if left() < max(_MIN_SECONDS, cheap_seconds if name not in BUDGETED else 0.0):
                     raise FitError(f"the time limit ({time_limit:g} s) was spent on the candidates before it")
+                if transform is not transforms[0] and name == names[0] and (
+                        time.perf_counter() - t0 > SCREEN_SHARE * time_limit):  # starts while within its share
+                    raise FitError(f"the transforms may take {SCREEN_SHARE:.0%} of the time limit "
+                                   f"({SCREEN_SHARE * time_limit:.3g} s), spent before it")
                 with np.errstate(all="ignore"):
                     Xf_t, yf_t, Xv_t, yv_t = (transform.inputs(Xf), transform.forward(yf), transform.inputs(Xv),
                                               transform.forward(yv))

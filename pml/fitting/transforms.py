@@ -140,10 +140,11 @@ class Transform:
 
 
 IDENTITY = Transform()
-# Tried in this order (the identity first, so that a short time limit keeps today's candidates): products of powers,
-# a function of a product of powers, log of a smooth function, square roots of smooth functions.
-TRANSFORMS = (IDENTITY, Transform(True, "log"), Transform(True, "identity"), Transform(False, "log"),
-              Transform(False, "square"), Transform(True, "square"))
+# Tried in this order (a short time limit tries the first few): the target as given, then the two forms physics
+# formulas take most often, products of powers and square roots of polynomials (distances), then a function of a
+# product of powers, the log of a smooth function and the square root of a function of log x.
+TRANSFORMS = (IDENTITY, Transform(True, "log"), Transform(False, "square"), Transform(True, "identity"),
+              Transform(False, "log"), Transform(True, "square"))
 
 
 def admissible(X: np.ndarray, y: np.ndarray, transforms=TRANSFORMS) -> list[Transform]:
