@@ -160,7 +160,7 @@ def admissible(X: np.ndarray, y: np.ndarray, transforms=TRANSFORMS) -> list[Tran
     y : numpy.ndarray
         (n,) targets.
     transforms : sequence of Transform, optional
-        Candidates (default :data:`TRANSFORMS`).
+        Candidates (default ``TRANSFORMS``).
 
     Returns
     -------
