@@ -38,6 +38,17 @@ def test_parameters_cell_first_and_literal(stem):
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
+def test_papermill_reads_every_parameter(stem):
+    """papermill parses each line of the parameters cell itself (a comment holding "=" defeats it and it then calls
+    an injected parameter unknown): every parameter must come out, under its name."""
+    from papermill.translators import PythonTranslator
+
+    params = runner.chapter_parameters(stem)
+    source = next(c.source for c in code_cells(stem) if "parameters" in c.metadata.get("tags", []))
+    assert [p.name for p in PythonTranslator.inspect({"source": source})] == list(params)
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
 def test_chapter_code_defines_nothing_and_stays_small(stem):
     cells = code_cells(stem)
     assert len(cells) <= 20
