@@ -94,6 +94,10 @@ def test_a_named_method_fits_the_transform_it_is_given():
         fitting.fit(X, y, "poly", transform="sqrt y ~ x")
     with pytest.raises(fitting.FitError, match="does not suit these data"):
         fitting.fit(X, y - 2.0, "poly", transform="log y ~ x")  # a target of both signs has no log
+    with pytest.raises(fitting.FitError, match="does not suit these data"):
+        fitting.fit(X, -y - 1.0, "poly", transform="log y ~ x")  # a negative target: 'log (-y) ~ x'
+    negative = fitting.fit(X, -y, "poly", progress=False, transform="(-y)^2 ~ x")
+    assert negative.report.val_rel_rmse < 1e-12
 
 
 def test_auto_with_a_transform_given_tries_only_that_one():

@@ -175,10 +175,10 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         if np.all(X[:, j] == X[0, j]):
             raise FitError(f"input {names[j]!r} is constant (every value is {float(X[0, j])!r}): drop it")
         check_scale(X[:, j], f"input {names[j]!r}")
-    if transform is not None and not admissible(X, y, [transform]):
+    if transform is not None and transform not in admissible(X, y, [transform]):  # the sign as well
         raise FitError(f"transform {transform.name!r} does not suit these data: " + (
             "log x needs every input positive" if transform.log_inputs and not np.all(X > 0) else
-            f"{transform.name.split(' ~ ')[0]} needs a target of one sign (and nonzero for the log)"))
+            f"{transform.name.split(' ~ ')[0]} needs a target of that sign everywhere (and nonzero for the log)"))
     progress = (sys.stderr.isatty() if progress is None else bool(progress))
 
     rule = None
