@@ -19,7 +19,7 @@ import numpy as np
 from pml import fitting
 from pml.fitting import checks, tables
 from pml.fitting.budget import check_time_limit
-from pml.fitting.transforms import transform_named
+from pml.fitting.transforms import of_params, transform_named
 
 __all__ = ["fail", "fit_file", "predict_file"]
 
@@ -234,7 +234,7 @@ def _no_prediction(fitted, X: np.ndarray, y: np.ndarray) -> str:
     bad = ~np.isfinite(y)
     n_bad, n_inf = int(bad.sum()), int(np.isinf(y).sum())
     method = fitted.method
-    if fitted.params.get("transform", {}).get("log_inputs") and np.any(X[bad] <= 0):
+    if of_params(fitted.params).log_inputs and np.any(X[bad] <= 0):
         return (f"{n_bad} of {y.size} rows got no prediction (nan): {int(np.sum(np.any(X <= 0, axis=1)))} of them "
                 f"have an input <= 0, and the model was fitted against the logarithms of its inputs "
                 f"({fitted.report.transform}), so it predicts only where every input is positive")

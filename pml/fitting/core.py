@@ -68,7 +68,7 @@ from pml.fitting.methods import (
 )
 from pml.fitting.model import FittedModel
 from pml.fitting.report import PrecisionReport, diagnose, float64_floor
-from pml.fitting.transforms import IDENTITY, admissible, from_dict, transform_named
+from pml.fitting.transforms import IDENTITY, admissible, of_params, transform_named
 
 __all__ = ["fit"]
 
@@ -246,8 +246,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         raise FitError(f"data_floor must be a non-negative number, got {data_floor!r}")
     source, why = diagnose(spec.kind, train_rel, val_rel, floor, data_floor)
     if refit and va.size:
-        fitted = run_method(spec, X, y, seed, progress, options, from_dict(fitted.params["transform"])
-                            if fitted.params.get("transform") else IDENTITY)
+        fitted = run_method(spec, X, y, seed, progress, options, of_params(fitted.params))
         predict = predictor_of(spec, fitted)
         check_predictions(np.asarray(predict(X), dtype=np.float64).reshape(-1), "the rows (refit on all rows)")
     n_params = int(sum(v.size for k, v in fitted.state.items() if k not in _NOT_PARAMS))
@@ -258,5 +257,5 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         y_rms=y_rms, train_rel_rmse=train_rel, val_rel_rmse=val_rel, val_max_rel_err=val_max,
         n_val_nonfinite=n_nonfinite, float64_floor=floor, data_floor=data_floor, error_source=source, diagnosis=why,
         refit=bool(refit and va.size), n_params=n_params, seconds=time.perf_counter() - t0, seed=seed,
-        transform=from_dict(fitted.params["transform"]).name if fitted.params.get("transform") else IDENTITY.name)
+        transform=of_params(fitted.params).name)
     return FittedModel(spec.name, fitted.state, fitted.params, names, target_name, report, predict)

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pml.fitting.checks import FitError, split_rows
-from pml.fitting.transforms import IDENTITY, Transform, from_dict
+from pml.fitting.transforms import IDENTITY, Transform, of_params
 
 INNER_FRACTION = 0.2  # the inner validation split that chooses hyper-parameters and candidates
 MAX_SELECTION_ROWS = 5000  # auto compares its candidates on at most this many training rows
@@ -508,7 +508,7 @@ def run_method(spec: MethodSpec, X, y, seed: int, progress: bool, options: dict,
 def rebuild_predictor(spec: MethodSpec, state: dict, params: dict):
     """The predictor of a saved model: ``spec``'s, mapped back through the transform in ``params`` if any."""
     predict = spec.predictor(state, params)
-    return from_dict(params["transform"]).wrap(predict) if params.get("transform") else predict
+    return of_params(params).wrap(predict)
 
 
 def predictor_of(spec: MethodSpec, fitted: Fitted):

@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["IDENTITY", "TRANSFORMS", "Transform", "admissible", "from_dict", "label", "transform_named"]
+__all__ = ["IDENTITY", "TRANSFORMS", "Transform", "admissible", "from_dict", "label", "of_params", "transform_named"]
 
 _TARGETS = ("identity", "square", "log")
 
@@ -236,6 +236,22 @@ def from_dict(fields: dict) -> Transform:
         return Transform(bool(fields["log_inputs"]), str(fields["target"]), float(fields["sign"]))
     except (KeyError, TypeError) as exc:
         raise ValueError(f"bad transform fields {fields!r}") from exc
+
+
+def of_params(params: dict) -> Transform:
+    """The transform a fitted model's parameters hold (stored by :meth:`Transform.to_dict`), else the identity.
+
+    Parameters
+    ----------
+    params : dict
+        A fitted model's parameters.
+
+    Returns
+    -------
+    Transform
+        Its transform.
+    """
+    return from_dict(params["transform"]) if params.get("transform") else IDENTITY
 
 
 def label(method: str, transform: str = "y ~ x") -> str:
