@@ -19,7 +19,7 @@ import numpy as np
 from pml import equations, scaling
 from pml.approx.simplex import SimplexInterpolator
 from pml.engine import Sweep, Task
-from pml.experiments.network_sweep import interp_loglog, sample_split
+from pml.experiments.sampling import interp_loglog, sample_split
 
 __all__ = ["FIG2_EQUATIONS", "SIMPLEX_SECONDS", "SimplexScalingResult", "SimplexScalingSweep", "SimplexTask",
            "simplex_seconds"]
