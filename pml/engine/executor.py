@@ -332,5 +332,12 @@ def client_from_env() -> Any:
 
 
 def run(sweep: Sweep, *, store: Store | None = None, client: Any = None) -> Any:
-    """The sweep's result: its tasks from the store or computed (on ``$PML_SCHEDULER`` when set), assembled."""
-    return sweep.assemble(compute(sweep.tasks(), store=store, client=client))
+    """The sweep's result: its tasks from the store or computed (on ``$PML_SCHEDULER`` when set), assembled. Where
+    each task's result came from is noted for the claims of the run (:func:`pml.engine.provenance.note_step`)."""
+    from pml.engine import provenance
+
+    store = store or Store()
+    tasks = sweep.tasks()
+    results = compute(tasks, store=store, client=client)
+    provenance.note_step(sweep, tasks, store)
+    return sweep.assemble(results)
