@@ -13,5 +13,6 @@ verifies portable results archives. Importing this package does not import Dask.
 """
 
 from pml.engine.executor import Report, TaskFailures, compute, materialize, run  # noqa: F401
+from pml.engine.partial import NotComputed, is_missing  # noqa: F401
 from pml.engine.store import Store  # noqa: F401
 from pml.engine.tasks import Sweep, Task, graph  # noqa: F401

@@ -331,13 +331,19 @@ def client_from_env() -> Any:
         raise RuntimeError(f"cannot reach the Dask scheduler {address} (${SCHEDULER_ENV}): {exc}") from exc
 
 
-def run(sweep: Sweep, *, store: Store | None = None, client: Any = None) -> Any:
+def run(sweep: Sweep, *, store: Store | None = None, client: Any = None, stored: bool | None = None) -> Any:
     """The sweep's result: its tasks from the store or computed (on ``$PML_SCHEDULER`` when set), assembled. Where
-    each task's result came from is noted for the claims of the run (:func:`pml.engine.provenance.note_step`)."""
-    from pml.engine import provenance
+    each task's result came from is noted for the claims of the run (:func:`pml.engine.provenance.note_step`).
+
+    In stored mode (``stored=True``, or ``$PML_STORED`` set by ``pml run/book --stored``) nothing is computed: the
+    result is :func:`pml.engine.partial.from_store`'s (assembled, partial, or a ``NotComputed``)."""
+    from pml.engine import partial, provenance
 
     store = store or Store()
     tasks = sweep.tasks()
+    if partial.stored_mode() if stored is None else stored:
+        provenance.note_step(sweep, [t for t in tasks if store.contains(t)], store)
+        return partial.from_store(sweep, store)
     results = compute(tasks, store=store, client=client)
     provenance.note_step(sweep, tasks, store)
     return sweep.assemble(results)
