@@ -207,11 +207,14 @@ def _cmd_claims(args) -> int:
                                f"overrides: {', '.join(_override_runs(args.profile)) or 'none'}")
     table, ok = runner.summary(args.profile, run=run)
     ran = claims.runs(args.profile, run=run)
+    inputs = claims.provenance_of(args.profile, run=run)  # where each claim's task results came from
+    claims.with_inputs(table, args.profile, run=run)
     if args.json:
         rows = []
         for v in table.verdicts:
             row = v.to_dict()
             row.update({key: ran.get(v.claim.chapter, {}).get(key) for key in ("run", "overrides", "parameters")})
+            row["inputs"] = {**inputs.get(v.claim.id, {}), "label": table.inputs[v.claim.id]}
             rows.append(row)
         print(json.dumps(rows, indent=2))
     else:
@@ -220,6 +223,7 @@ def _cmd_claims(args) -> int:
         where = f"profile {args.profile}" + (f" with overrides {context.describe_overrides(overrides)}" if overrides
                                              else "")
         print(f"\n{len(table.verdicts)} claims at {where}: {counts}")
+        print(claims.inputs_summary(args.profile, run=run))
         print("Parameters each chapter ran with (beside the paper's values; `pml list` shows all):")
         for chapter, info in ran.items():
             print(f"  {chapter}: {_ran_with(chapter, args.profile, info)}")

@@ -83,6 +83,7 @@ class Claim:
     check: Check
     profiles: tuple[str, ...]  # where the check is meaningful
     deviation: str | None = None  # a known, explained deviation: reported, but does not fail `make verify`
+    steps: tuple[str, ...] | None = None  # the chapter steps whose results the quantity uses (None: not declared)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +125,9 @@ def _registry_cached(files: tuple[tuple[str, float], ...]) -> dict[str, Claim]:
         for entry in yaml.safe_load(Path(path).read_text()) or []:
             entry = dict(entry)
             check = Check(**entry.pop("check"))
-            claim = Claim(check=check, profiles=tuple(entry.pop("profiles")), **entry)
+            steps = entry.pop("steps", None)
+            claim = Claim(check=check, profiles=tuple(entry.pop("profiles")),
+                          steps=None if steps is None else tuple(steps), **entry)
             if claim.id in claims:
                 raise ValueError(f"claim {claim.id} is declared twice ({Path(path).name})")
             if claim.chapter != Path(path).stem:
@@ -192,10 +195,13 @@ def report(chapter: str, profile: str, measured: Mapping[str, float], parameters
         "execution": run.execution(),
         "measured": {v.claim.id: v.measured for v in verdicts},
         "verdicts": [v.to_dict() for v in verdicts],
+        "provenance": inputs_provenance(chapter, profile, [v.claim for v in verdicts]),
     }
     _atomic_write_json(paths.output_dir("claims", profile) / f"{chapter}.json", payload)
     note = f"with overrides: {context.describe_overrides(run.overrides)}" if run.overrides else None
-    return ClaimTable(verdicts, note=note)
+    table = ClaimTable(verdicts, note=note)
+    table.inputs = {cid: _inputs_cell(info) for cid, info in payload["provenance"]["claims"].items()}
+    return table
 
 
 def runs(profile: str, chapters: list[str] | None = None, run: str | None = None) -> dict[str, dict[str, Any]]:
@@ -244,6 +250,144 @@ def collect(profile: str, chapters: list[str] | None = None, run: str | None = N
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# provenance of each claim's inputs: computed here, verified here, or taken unverified from an archive
+# ---------------------------------------------------------------------------------------------------------------
+
+INPUTS_COLUMN = "inputs"
+CHAPTER_BASIS = "all steps the chapter ran"  # a claim that declares no steps: its chapter's steps stand for it
+NOT_RECORDED = "not recorded (claims file written before provenance records: rerun the chapter)"
+INPUTS_LEGEND = ("inputs: where the task results behind each claim came from: computed here, verified here (taken "
+                 "from a results archive and matched by a recomputation here), or from archive X (unverified); "
+                 "[chapter's steps]: the claim declares no steps, so every step its chapter ran counts")
+
+
+def _step_names(chapter: str, profile: str) -> list[tuple[str, Any]]:
+    """(name, sweep) of the chapter's steps as this run builds them, for naming the sweeps :func:`pml.engine.run`
+    ran; [] when they cannot be built here (a chapter without steps, or parameters changed by hand in Jupyter)."""
+    from pml.book import runner
+
+    run = context.current()
+    try:
+        return list(runner.chapter_steps(chapter, profile, run.overrides, execution=run.execution()).items())
+    except Exception:  # naming is a convenience: an unnamed step is still reported, by its sweep's type
+        return []
+
+
+def inputs_provenance(chapter: str, profile: str, claims_: list[Claim]) -> dict[str, Any]:
+    """Where the results behind each claim came from, from the steps this process ran
+    (:func:`pml.engine.provenance.used_steps`).
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter whose claims these are.
+    profile : str
+        Its profile (to name the steps as the chapter built them).
+    claims_ : list of Claim
+        The chapter's claims.
+
+    Returns
+    -------
+    dict
+        ``{"steps": {step: summary}, "claims": {claim id: summary + "steps" and "basis"}}``; a summary is
+        :meth:`pml.engine.provenance.Summary.to_dict`. A claim that declares ``steps`` (in its claim set) gets those
+        steps' tasks, basis ``"the claim's steps"``; otherwise, or when one of its steps did not run, every step the
+        chapter ran, basis :data:`CHAPTER_BASIS`.
+    """
+    from pml.engine import provenance
+
+    named = _step_names(chapter, profile)
+    steps: dict[str, provenance.StepUse] = {}
+    for use in provenance.used_steps():
+        name = next((n for n, sweep in named if provenance._same_sweep(sweep, use.sweep)), type(use.sweep).__name__)
+        if name in steps:  # two sweeps of one type that are not the chapter's named steps
+            name = f"{name}#{sum(1 for n in steps if n.split('#')[0] == name) + 1}"
+        steps[name] = use
+
+    def combined(names: list[str]) -> dict[str, Any]:
+        sources = {key: src for n in names for key, src in steps[n].sources.items()}
+        out = provenance.Summary()
+        for src in sources.values():
+            out.add(src)
+        return out.to_dict()
+
+    by_claim = {}
+    for claim in claims_:
+        if claim.steps and all(s in steps for s in claim.steps):
+            names, basis = list(claim.steps), "the claim's steps"
+        else:
+            names, basis = list(steps), CHAPTER_BASIS
+        by_claim[claim.id] = {"steps": names, "basis": basis, **combined(names)}
+    return {"steps": {name: use.summary().to_dict() for name, use in steps.items()}, "claims": by_claim}
+
+
+def _inputs_cell(info: Mapping[str, Any] | None) -> str:
+    """One claim's provenance for a table cell: the summary's label, marked when it stands for the chapter's steps."""
+    from pml.engine.provenance import Summary
+
+    if info is None:
+        return NOT_RECORDED
+    try:
+        label = Summary.from_dict(info).label()
+    except ValueError:
+        return NOT_RECORDED
+    return label + (" [chapter's steps]" if info.get("basis") == CHAPTER_BASIS else "")
+
+
+def provenance_of(profile: str, chapters: list[str] | None = None, run: str | None = None) -> dict[str, dict]:
+    """claim id -> where its inputs came from, as the claims files of ``profile`` (or ``run``) record it
+    (:func:`inputs_provenance`); claims whose file records none map to ``{}``."""
+    out: dict[str, dict] = {}
+    folder = paths.claims_dir(run or profile)
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if chapters is not None and path.stem not in chapters:
+            continue
+        payload = json.loads(path.read_text())
+        recorded = (payload.get("provenance") or {}).get("claims") or {}
+        for cid in payload.get("measured") or {}:
+            out[cid] = recorded.get(cid) or {}
+    return out
+
+
+def with_inputs(table: "ClaimTable", profile: str, run: str | None = None) -> "ClaimTable":
+    """``table`` with its :data:`INPUTS_COLUMN` filled from the claims files (:func:`provenance_of`); returns it."""
+    recorded = provenance_of(profile, run=run)
+    table.inputs = {v.claim.id: (_inputs_cell(recorded[v.claim.id] or None) if v.claim.id in recorded else "-")
+                    for v in table.verdicts}
+    return table
+
+
+def inputs_summary(profile: str, run: str | None = None) -> str:
+    """One sentence: how many claims of ``profile`` were judged on inputs computed here, verified here, or taken
+    unverified from archives (named)."""
+    from pml.engine.provenance import Summary
+
+    counts = {"computed here": 0, "verified here": 0, "unverified": 0, "not recorded": 0}
+    archives: set[str] = set()
+    recorded = provenance_of(profile, run=run)
+    for info in recorded.values():
+        try:
+            summary = Summary.from_dict(info) if info else None
+        except ValueError:
+            summary = None
+        if summary is None:
+            counts["not recorded"] += 1
+            continue
+        counts[summary.kind()] += 1
+        archives |= {n for n, c in summary.archives.items() if c["unverified"]}
+    if not recorded:
+        return "No chapter has recorded where its claims' inputs came from."
+    parts = [f"{counts['computed here']} on results computed here", f"{counts['verified here']} on results "
+             "verified here (taken from an archive and matched by a recomputation here)"]
+    parts.append(f"{counts['unverified']} on unverified results from "
+                 + (f"archive{'s' if len(archives) > 1 else ''} {', '.join(sorted(archives))}" if archives
+                    else "archives"))
+    if counts["not recorded"]:
+        parts.append(f"{counts['not recorded']} without a record (claims files from before provenance records)")
+    return f"Of {len(recorded)} claims, " + "; ".join(parts) + "."
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
@@ -258,6 +402,7 @@ class ClaimTable:
     def __init__(self, verdicts: list[Verdict], note: str | None = None):
         self.verdicts = list(verdicts)
         self.note = note  # how the run differs from its profile ("with overrides: n_test=200"), shown above the table
+        self.inputs: dict[str, str] | None = None  # claim id -> where its inputs came from (see with_inputs)
 
     def rows(self) -> list[tuple[str, ...]]:
         rows = []
@@ -274,11 +419,18 @@ class ClaimTable:
 
     def table(self) -> Table:
         """The verdicts as a :class:`pml.experiments.tables.Table` (HTML class ``pml-claims``)."""
-        return Table(self.columns, self.rows(), css_class="pml-claims")
+        if self.inputs is None:
+            return Table(self.columns, self.rows(), css_class="pml-claims")
+        return Table((*self.columns, INPUTS_COLUMN), self._rows_with_inputs(), css_class="pml-claims")
+
+    def _rows_with_inputs(self) -> list[tuple[str, ...]]:
+        """:meth:`rows` with the provenance of each claim's inputs as a last column."""
+        return [(*row, (self.inputs or {}).get(v.claim.id, "-")) for v, row in zip(self.verdicts, self.rows())]
 
     def _repr_html_(self) -> str:
         note = f"<p><strong>{html.escape(self.note)}</strong></p>" if self.note else ""
-        return note + self.table().html()
+        legend = f"<p><small>{html.escape(INPUTS_LEGEND)}</small></p>" if self.inputs is not None else ""
+        return note + self.table().html() + legend
 
     def __str__(self) -> str:
         lines = [self.note] if self.note else []
@@ -287,6 +439,10 @@ class ClaimTable:
             lines.append(f"       {v.claim.statement}")
             if v.claim.deviation and v.verdict == NOT_REPRODUCED:
                 lines.append(f"       known deviation: {v.claim.deviation}")
+            if self.inputs is not None:
+                lines.append(f"       inputs: {self.inputs.get(v.claim.id, '-')}")
+        if self.inputs is not None:
+            lines.append(f"({INPUTS_LEGEND})")
         return "\n".join(lines)
 
     __repr__ = __str__
