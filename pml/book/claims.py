@@ -295,12 +295,13 @@ def inputs_provenance(chapter: str, profile: str, claims_: list[Claim]) -> dict[
         steps' tasks, basis ``"the claim's steps"``; otherwise, or when one of its steps did not run, every step the
         chapter ran, basis :data:`CHAPTER_BASIS`.
     """
-    from pml.engine import provenance
+    from pml.engine import partial, provenance
 
     named = _step_names(chapter, profile)
     steps: dict[str, provenance.StepUse] = {}
     for use in provenance.used_steps():
-        name = next((n for n, sweep in named if provenance._same_sweep(sweep, use.sweep)), type(use.sweep).__name__)
+        name = next((n for n, sweep in named if provenance._same_sweep(sweep, use.sweep)), None)
+        name = name or partial.step_name(use.sweep)  # the names a chapter gave its steps, else the sweep's type
         if name in steps:  # two sweeps of one type that are not the chapter's named steps
             name = f"{name}#{sum(1 for n in steps if n.split('#')[0] == name) + 1}"
         steps[name] = use
