@@ -6,6 +6,8 @@ unverified from a named archive."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import tarfile
 
 import pytest
@@ -226,3 +228,41 @@ def test_graph_inputs_count_once(tmp_path):
     tasks = graph(ToySweep(seeds=(0, 1)).tasks() * 2)
     compute(tasks, store=store, client=False)
     assert provenance.summary(store, ToySweep(seeds=(0, 1)).tasks() * 2).tasks == 2
+
+
+ssh_keygen = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH's ssh-keygen")
+
+
+def _key(tmp_path, name):
+    key = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    return key
+
+
+@ssh_keygen
+def test_signed_archive_names_its_signer_and_a_changed_one_is_refused(shipped, tmp_path):
+    path, tasks = shipped
+    alice, mallory = _key(tmp_path, "alice"), _key(tmp_path, "mallory")
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"alice@example.org {alice.with_suffix('.pub').read_text()}")
+    with pytest.raises(provenance.SignatureError, match="no such file.*pml results sign"):
+        provenance.check_signature(path, allowed)
+    sig = provenance.sign_archive(path, alice)
+    assert sig == tmp_path / "ch-toy.tar.gz.sig" and sig.read_text().startswith("-----BEGIN SSH SIGNATURE-----")
+    signer = provenance.check_signature(path, allowed)
+    assert signer == "alice@example.org"
+    laptop = Store(tmp_path / "laptop")
+    archive.unpack(path, laptop)
+    manifest = json.loads(tarfile.open(path).extractfile("manifest.json").read())
+    origin = provenance.archive_origin(path, provenance.file_sha256(path), manifest, signer=signer)
+    provenance.record_origin(laptop, tasks[0].task_type(), tasks[0].key(), origin)
+    assert provenance.origin_record(laptop, tasks[0].task_type(), tasks[0].key())["origin"]["signer"] == signer
+
+    provenance.sign_archive(path, mallory)  # a key the allowed-signers file does not name
+    with pytest.raises(provenance.SignatureError, match="not by a key of allowed_signers"):
+        provenance.check_signature(path, allowed)
+    provenance.sign_archive(path, alice)
+    with open(path, "ab") as fh:  # changed after signing
+        fh.write(b"\0")
+    with pytest.raises(provenance.SignatureError, match="bad signature ch-toy.tar.gz.sig, refusing the archive"):
+        provenance.check_signature(path, allowed)

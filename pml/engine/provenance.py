@@ -487,3 +487,116 @@ def _same_sweep(a: Any, b: Any) -> bool:
         return type(a) is type(b) and bool(a == b)
     except Exception:  # a sweep whose fields do not compare (arrays): only the same object is the same sweep
         return a is b
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# detached signatures of archives, by OpenSSH (``ssh-keygen -Y sign`` / ``-Y verify``) with the user's own keys
+# ---------------------------------------------------------------------------------------------------------------
+
+SIG_NAMESPACE = "pml-results"  # what a signature is for: a key's signature of anything else does not count here
+SIG_SUFFIX = ".sig"
+
+
+class SignatureError(RuntimeError):
+    """An archive's signature is missing, not by an allowed signer, or does not match; or ``ssh-keygen`` failed."""
+
+
+def _ssh_keygen(args: list[str], stdin: Path, what: str) -> str:
+    """Run ``ssh-keygen`` with ``args`` on the bytes of ``stdin``; its stdout, or SignatureError in one line."""
+    try:
+        with open(stdin, "rb") as fh:
+            done = subprocess.run(["ssh-keygen", *args], stdin=fh, capture_output=True, timeout=120)
+    except FileNotFoundError as exc:
+        if exc.filename == "ssh-keygen":
+            raise SignatureError(f"{what}: ssh-keygen (OpenSSH 8.1 or later) is not installed") from None
+        raise SignatureError(f"{what}: {exc.filename}: no such file") from None
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SignatureError(f"{what}: {type(exc).__name__}: {exc}") from None
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.decode(errors="replace").splitlines()
+                 if ln.strip() and not ln.startswith("Signing data on standard input")]
+        raise SignatureError(f"{what}: {lines[-1].strip() if lines else f'ssh-keygen exited {done.returncode}'}")
+    return done.stdout.decode(errors="replace")
+
+
+def signature_path(archive_path: Path | str) -> Path:
+    """Where an archive's detached signature lives: ``ARCHIVE.sig``."""
+    archive_path = Path(archive_path)
+    return archive_path.with_name(archive_path.name + SIG_SUFFIX)
+
+
+def sign_archive(archive_path: Path | str, key: Path | str) -> Path:
+    """Sign an archive with an SSH key (``ssh-keygen -Y sign``, namespace ``pml-results``) into ``ARCHIVE.sig``.
+
+    Parameters
+    ----------
+    archive_path : path-like
+        The archive (any file).
+    key : path-like
+        The signer's private key, or its public key when the private key is held by ``ssh-agent``.
+
+    Returns
+    -------
+    Path
+        The signature file, written atomically beside the archive.
+
+    Raises
+    ------
+    SignatureError
+        If the archive or key cannot be read, ``ssh-keygen`` fails, or ``ARCHIVE.sig`` exists and is not a
+        regular file.
+    """
+    archive_path, key = Path(archive_path).resolve(), Path(key).resolve()  # absolute: never read as an option
+    if not archive_path.is_file():
+        raise SignatureError(f"{archive_path}: no such file")
+    if not key.is_file():
+        raise SignatureError(f"signing key {key}: no such file")
+    out = signature_path(archive_path)
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise SignatureError(f"{out} exists and is not a regular file; refusing to replace it")
+    signature = _ssh_keygen(["-Y", "sign", "-f", str(key), "-n", SIG_NAMESPACE], archive_path,
+                            f"signing {archive_path.name}")
+    _atomic_write(out, signature.encode())
+    return out
+
+
+def check_signature(archive_path: Path | str, allowed_signers: Path | str, signature: Path | str | None = None
+                    ) -> str:
+    """The principal whose signature of the archive is good and allowed (``ssh-keygen -Y verify``).
+
+    Parameters
+    ----------
+    archive_path : path-like
+        The archive.
+    allowed_signers : path-like
+        An OpenSSH allowed-signers file (``principal key-type key`` per line, see ``ssh-keygen(1)``), chosen by the
+        user: only its keys are trusted.
+    signature : path-like, optional
+        The detached signature (default ``ARCHIVE.sig``).
+
+    Returns
+    -------
+    str
+        The signer's principal as the allowed-signers file names it.
+
+    Raises
+    ------
+    SignatureError
+        If the signature is missing, by a key the file does not allow, or does not match the archive's bytes.
+    """
+    archive_path, allowed = Path(archive_path).resolve(), Path(allowed_signers).resolve()
+    sig = Path(signature).resolve() if signature is not None else signature_path(archive_path)
+    for path, what in ((archive_path, "archive"), (allowed, "allowed-signers file"), (sig, "signature")):
+        if not path.is_file():
+            raise SignatureError(f"{what} {path}: no such file" + (" (sign it with `pml results sign`)"
+                                                                  if what == "signature" else ""))
+    found = _ssh_keygen(["-Y", "find-principals", "-s", str(sig), "-f", str(allowed)], archive_path,
+                        f"{archive_path.name}: signature {sig.name} is not by a key of {allowed.name}")
+    principals = [p.strip() for p in found.splitlines() if p.strip()]
+    if not principals:
+        raise SignatureError(f"{archive_path.name}: signature {sig.name} is not by a key of {allowed.name}")
+    principal = principals[0]
+    _ssh_keygen(["-Y", "verify", "-f", str(allowed), "-I", principal, "-n", SIG_NAMESPACE, "-s", str(sig)],
+                archive_path, f"{archive_path.name}: bad signature {sig.name}, refusing the archive (changed "
+                              "after it was signed, or signed for another purpose)")
+    return principal
