@@ -78,10 +78,11 @@ def _cmd_run(args) -> int:
     overrides = _overrides(args.param)
     runner.resolve_parameters(stem, args.profile, overrides)  # bad parameters fail before a cluster starts
     execution = _execution(args)
+    _check_build_cost(args, [stem], overrides, f"pml run {stem} --profile {args.profile}{_p_args(overrides)}")
     with cluster.session(args.workers, args.scheduler) as client:
         if client is not None:
             _precompute([stem], args.profile, overrides, client, execution)
-        result = runner.run_chapter(stem, args.profile, overrides, **execution)
+        result = runner.run_chapter(stem, args.profile, overrides, stored=args.stored, **execution)
     run = result.run or result.profile
     print(f"chapter {result.chapter} ({run}) executed in {result.seconds:.1f} s")
     if result.overrides:
@@ -105,15 +106,26 @@ def _cmd_book(args) -> int:
 
     runner.load_profile(args.profile)
     execution = _execution(args)
+    _check_build_cost(args, runner.chapters(), {}, f"pml book --profile {args.profile}")
     with cluster.session(args.workers, args.scheduler) as client:
         if client is not None:
             _precompute(runner.chapters(), args.profile, {}, client, execution)
-        html = runner.build(args.profile, **execution)
+        html = runner.build(args.profile, stored=args.stored, **execution)
     print(f"\nOpen the book: {html / 'index.html'}")
     table, ok = runner.summary(args.profile)
     counts = ", ".join(f"{n} {verdict}" for verdict, n in table.counts().items())
     print(f"Claims at profile {args.profile}: {counts or 'none'} (details: pml claims --profile {args.profile})")
     return 0
+
+
+def _check_build_cost(args, stems, overrides, command) -> None:
+    """``--stored`` computes nothing (so no cluster); without it or ``--yes``, a build that would compute more than
+    :data:`pml.book.runner.COMPUTE_LIMIT_CPU_HOURS` stops first (:func:`pml.book.runner.check_cost`)."""
+    if args.stored and (args.workers is not None or args.scheduler is not None):
+        raise runner.BookError("--stored computes nothing, so --workers/--scheduler have nothing to run; use one or "
+                               "the other")
+    if not args.stored and not args.yes:
+        runner.check_cost(stems, args.profile, overrides, command=command)
 
 
 def _cmd_plan(args) -> int:
@@ -356,6 +368,16 @@ def _execution_options(parser) -> None:
                              "results are stored")
 
 
+def _build_options(parser) -> None:
+    parser.add_argument("--stored", action="store_true",
+                        help="build from the results store only and compute nothing: figures draw what is stored "
+                             "and mark the rest, claims whose tasks are missing read 'not computed'")
+    parser.add_argument("--yes", action="store_true",
+                        help=f"compute whatever is missing even when it costs more than "
+                             f"{runner.COMPUTE_LIMIT_CPU_HOURS:g} CPU-hours by the cost models (without it such a "
+                             "build stops first and says what it would cost)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -372,12 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "_build/*/<profile>+<overrides>/, never over the profile's")
     _cluster_options(run)
     _execution_options(run)
+    _build_options(run)
     run.set_defaults(func=_cmd_run)
 
     bk = sub.add_parser("book", help="execute every chapter and render the HTML book")
     bk.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
     _cluster_options(bk)
     _execution_options(bk)
+    _build_options(bk)
     bk.set_defaults(func=_cmd_book)
 
     pl = sub.add_parser("plan", help="per chapter and step: tasks, how many are stored, estimated CPU-hours")

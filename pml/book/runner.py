@@ -28,13 +28,15 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from pml import paths
-from pml.book import claims
+from pml.book import claims, coverage
 from pml.book.context import EXECUTION_DEFAULTS, RUN_ENV, RunContext, plain, show
 from pml.book.context import current as run_context
+from pml.engine.partial import STORED_ENV
 
 PROFILES = ("smoke", "ci", "paper")
 EXECUTION_SETTINGS = tuple(EXECUTION_DEFAULTS)  # runner options (--threads, --device), not chapter parameters
 DEFAULT_PROFILE = "ci"
+COMPUTE_LIMIT_CPU_HOURS = 2.0  # a build that would compute more (cost models of the missing tasks) asks first
 CHAPTER_TIMEOUT_S = {"smoke": 300, "ci": 900, "paper": None}  # per cell; None = no limit
 
 
@@ -579,9 +581,56 @@ def _install(stage: Path, stem: str, run: str, notebook) -> Path | None:
     for staged in sorted((stage / "claims").glob("*.json")):
         claims_file = paths.claims_dir(run) / staged.name
         _atomic_write(claims_file, staged.read_bytes())
+    for staged in sorted((stage / "claims" / coverage.FOLDER).glob("*.json")):
+        _atomic_write(paths.claims_dir(run) / coverage.FOLDER / staged.name, staged.read_bytes())
     out = executed_notebook(stem, run)
     _atomic_write(out, nbformat.writes(notebook).encode())
     return claims_file if claims_file is not None else _existing(paths.claims_dir(run) / f"{stem}.json")
+
+
+_GLUE_ROLE = re.compile(r"\{glue(?::(?:text|md|any|math))?\}`([\w.-]+)(?::[^`]*)?`")
+_GLUE_FIGURE = re.compile(r"^```\{glue:figure\}\s+([\w.-]+)\s*\n.*?^```[ \t]*$", re.M | re.S)
+NOT_COMPUTED_TEXT = "*(not computed)*"
+
+
+def _glue_values(nb) -> dict[str, str]:
+    """Glue key -> its text/plain, of every glue output of the notebook."""
+    out = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                data = output.get("data", {})
+                out[name] = next((v for k, v in data.items() if k.endswith("text/plain")), "")
+    return out
+
+
+def _mark_not_computed(nb) -> list[str]:
+    """In a stored build: where the chapter's text pastes a glued value that a step not in the store left unset
+    (or set to a ``NotComputed``), write "(not computed)" instead, and a missing figure as a note, so the page
+    renders and says so. Returns the keys marked."""
+    from pml.engine.partial import NOT_COMPUTED
+
+    values = _glue_values(nb)
+    missing = lambda key: key not in values or str(values[key]).startswith(NOT_COMPUTED)  # noqa: E731
+    marked: list[str] = []
+
+    def role(m):
+        if not missing(m.group(1)):
+            return m.group(0)
+        marked.append(m.group(1))
+        return NOT_COMPUTED_TEXT
+
+    def figure(m):
+        if not missing(m.group(1)):
+            return m.group(0)
+        marked.append(m.group(1))
+        return f"*Figure `{m.group(1)}` not computed: its steps are not in the results store.*"
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _GLUE_ROLE.sub(role, _GLUE_FIGURE.sub(figure, cell.source))
+    return list(dict.fromkeys(marked))
 
 
 def _existing(path: Path) -> Path | None:
@@ -589,15 +638,17 @@ def _existing(path: Path) -> Path | None:
 
 
 def run_chapter(stem: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None, *,
-                threads: int | None = None, device: str | None = None, progress: Progress | None = None
-                ) -> ChapterRun:
+                threads: int | None = None, device: str | None = None, progress: Progress | None = None,
+                stored: bool = False) -> ChapterRun:
     """Execute one chapter with papermill; a cell that raises (or writes to stderr) is a named error.
 
     The kernel writes the executed notebook, figures and claims into a staging folder under ``_build/``; they
     replace the last good ones only when every cell succeeded, so a failed or interrupted run (Ctrl-C) changes
     nothing but the failed notebook it leaves for inspection (:func:`failed_notebook`). With ``overrides`` the
     outputs go under :func:`run_name` ``(profile, overrides)``, never over the profile's. ``threads`` and
-    ``device`` are the execution settings the chapter's tasks get (:mod:`pml.book.context`).
+    ``device`` are the execution settings the chapter's tasks get (:mod:`pml.book.context`). ``stored``: build
+    from the results store only, computing nothing (``$PML_STORED`` for the kernel, :mod:`pml.engine.partial`);
+    the values of the text that a missing step left unset then read "(not computed)".
     """
     import nbformat
     import papermill
@@ -613,7 +664,8 @@ def run_chapter(stem: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[st
     paths.build_dir().mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".run-{stem}-", dir=paths.build_dir()))
     staged_nb = stage / f"{stem}.ipynb"
-    env = {"MPLBACKEND": "Agg", paths.STAGE_ENV: str(stage), RUN_ENV: ctx.to_env()}  # Agg: never a window
+    env = {"MPLBACKEND": "Agg", paths.STAGE_ENV: str(stage), RUN_ENV: ctx.to_env(),  # Agg: never a window
+           STORED_ENV: "1" if stored else ""}
     progress = progress if progress is not None else Progress()
     progress.start(stem, run)
     start, outcome = time.perf_counter(), "failed"
@@ -645,6 +697,8 @@ def run_chapter(stem: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[st
             raise BookError(f"chapter {stem} ({run}) wrote to stderr in cell {cell}: {text[:500]}\n  notebook: {kept}"
                             f"\n  the last good outputs of this chapter are unchanged")
         _finish_notebook(notebook, only_profile=set(chapter_parameters(stem)) == {"profile"})
+        if stored:
+            _mark_not_computed(notebook)
         claims_file = _install(stage, stem, run, notebook)
         outcome = "ok"
     except KeyboardInterrupt:
@@ -724,20 +778,58 @@ def render(profile: str, log=print) -> Path:
 
 
 def build(profile: str = DEFAULT_PROFILE, chapters_to_run: Iterable[str] | None = None, log=print, *,
-          threads: int | None = None, device: str | None = None) -> Path:
+          threads: int | None = None, device: str | None = None, stored: bool = False) -> Path:
     """Execute every chapter (report last) and render the book; shows each chapter's progress as it goes
-    (:class:`Progress`) and stops at the first chapter that fails."""
+    (:class:`Progress`) and stops at the first chapter that fails. ``stored``: from the results store only
+    (:func:`run_chapter`)."""
     check_profile(profile)
     load_profile(profile)  # fail fast on a bad profile file
     check_execution(threads, device)
     names = list(chapters_to_run) if chapters_to_run is not None else chapters()
     total = time.perf_counter()
     for i, stem in enumerate(names, 1):
-        run_chapter(stem, profile, threads=threads, device=device, progress=Progress(prefix=f"[{i}/{len(names)}] "))
+        run_chapter(stem, profile, threads=threads, device=device, progress=Progress(prefix=f"[{i}/{len(names)}] "),
+                    stored=stored)
     log("rendering the HTML book with jupyter-book ...", flush=True)
     html = render(profile)
     log(f"book built in {time.perf_counter() - total:.0f} s", flush=True)
     return html
+
+
+class TooExpensive(BookError):
+    """A build would compute more than :data:`COMPUTE_LIMIT_CPU_HOURS` of missing tasks without ``--yes``."""
+
+
+def check_cost(stems: Iterable[str], profile: str, overrides: Mapping[str, Any] | None = None, *,
+               command: str | None = None, limit: float = COMPUTE_LIMIT_CPU_HOURS) -> float:
+    """What building ``stems`` at ``profile`` would compute: the cost-model CPU-hours of the tasks of their steps
+    that the store lacks (each task once). Raises :class:`TooExpensive` with the ``pml plan`` numbers and the
+    alternatives (``--stored``, ``--workers``, ``--scheduler``, ``--yes``) when that is more than ``limit``;
+    ``command`` is the build's command line for them (default ``pml book --profile PROFILE``)."""
+    from pml.engine import Store
+    from pml.engine.partial import hours_text
+    from pml.engine.plan import format_plan, plan, tasks_of
+
+    stems = list(stems)
+    steps = {stem: chapter_steps(stem, profile, overrides) for stem in stems if has_steps(stem)}
+    steps = {stem: s for stem, s in steps.items() if s}
+    store = Store()
+    missing = sum(t.cost() for t in tasks_of(steps) if not store.contains(t)) / 3600
+    if missing <= limit:
+        return missing
+    rows = [r for r in plan(steps, store) if r.remaining_cpu_hours > 0]
+    command = command or f"pml book --profile {profile}"
+    planned = f"pml plan {stems[0]} --profile {profile}" if len(stems) == 1 else f"pml plan --profile {profile}"
+    raise TooExpensive(
+        f"`{command}` would compute {hours_text(missing)} of tasks that are not in the results store (by the "
+        f"tasks' cost models; a build computes at most {hours_text(limit)} without asking). The steps with tasks "
+        f"still to compute (`{planned}`):\n\n{format_plan(rows, profile)}\n\nChoose one:\n"
+        f"  {command} --stored\n      build from what the store holds, compute nothing (figures mark what is "
+        f"missing, its claims are not judged)\n"
+        f"  {command} --workers N --yes\n      compute it on a local Dask cluster of N processes\n"
+        f"  {command} --scheduler ADDRESS --yes\n      compute it on a running Dask cluster (README: \"Running "
+        f"the paper profile on a cluster\")\n"
+        f"  {command} --yes\n      compute it here, one task after the other")
 
 
 def summary(profile: str, run: str | None = None) -> tuple[claims.ClaimTable, bool]:

@@ -1,0 +1,154 @@
+"""Partial builds: `--stored` computes nothing and marks what is missing; a build that would compute more than the
+limit stops first (unless --yes); each chapter run writes its coverage beside its claims."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from engine_tasks import Toy, ToySweep, runs
+from test_runner import HEADER, fake_book  # noqa: F401  (fixture)
+
+from pml import cli, paths
+from pml.book import coverage, runner
+from pml.engine import Store, compute, partial
+
+TESTS = Path(__file__).resolve().parent
+
+
+def quiet():
+    return runner.Progress(stream=io.StringIO(), live=False)
+
+
+# --- the cost check -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def toy_steps(monkeypatch, build_tmp):
+    """Every chapter has one step of two Toy tasks, each costing 1.5 CPU-hours by its cost model; run_chapter is
+    recorded instead of executed."""
+    monkeypatch.setattr(Toy, "cost", lambda self: 1.5 * 3600)
+    monkeypatch.setattr(runner, "has_steps", lambda stem: True)
+    monkeypatch.setattr(runner, "chapter_steps", lambda stem, profile, overrides=None, only=None, execution=None:
+                        {"toys": ToySweep(seeds=(0, 1))})
+    calls = []
+
+    def fake_run(stem, profile, overrides=None, **kwargs):
+        calls.append((stem, kwargs.get("stored")))
+        return runner.ChapterRun(stem, profile, {}, build_tmp / "nb.ipynb", build_tmp, None, 0.0, profile, {})
+
+    monkeypatch.setattr(runner, "run_chapter", fake_run)
+    return calls
+
+
+def test_a_build_over_the_limit_stops_first_and_says_what_it_would_cost(toy_steps, capsys):
+    assert cli.main(["run", "01_introduction", "--profile", "paper"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pml: error: `pml run 01_introduction --profile paper` would compute 3 CPU-hours")
+    assert "pml plan 01_introduction --profile paper" in err and "toys" in err
+    for option in ("--stored", "--workers N --yes", "--scheduler ADDRESS --yes", "--profile paper --yes"):
+        assert option in err
+    assert toy_steps == []  # nothing ran
+
+
+def test_yes_overrides_the_limit_and_stored_needs_no_check(toy_steps, capsys):
+    assert cli.main(["run", "01_introduction", "--profile", "paper", "--yes"]) == 0
+    assert cli.main(["run", "01_introduction", "--profile", "paper", "--stored"]) == 0
+    assert toy_steps == [("01_introduction", False), ("01_introduction", True)]
+
+
+def test_stored_and_a_cluster_do_not_go_together(toy_steps, capsys):
+    assert cli.main(["run", "01_introduction", "--profile", "paper", "--stored", "--workers", "2"]) == 2
+    assert "--stored computes nothing" in capsys.readouterr().err and toy_steps == []
+
+
+def test_a_book_over_the_limit_stops_first(toy_steps, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "build", lambda *a, **k: pytest.fail("the book must not be built"))
+    assert cli.main(["book", "--profile", "paper"]) == 2
+    assert "`pml book --profile paper` would compute" in capsys.readouterr().err
+
+
+def test_under_the_limit_the_check_passes_quietly(toy_steps, monkeypatch):
+    monkeypatch.setattr(Toy, "cost", lambda self: 0.5 * 3600)
+    assert runner.check_cost(["01_introduction"], "paper") == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "ci"])
+def test_smoke_and_ci_from_an_empty_store_are_under_the_limit(build_tmp, profile):
+    assert runner.check_cost(runner.chapters(), profile) < runner.COMPUTE_LIMIT_CPU_HOURS
+
+
+# --- coverage -------------------------------------------------------------------------------------------------------
+
+
+def test_coverage_of_a_stored_build_and_its_file(build_tmp, tmp_path, monkeypatch):
+    store = Store(tmp_path / "store")
+    compute([Toy(seed=0)], store=store, client=False)
+    steps = {"toys": ToySweep(seeds=(0, 1)), "one": ToySweep(seeds=(0,))}
+    monkeypatch.setenv(partial.STORED_ENV, "1")
+    cov = coverage.report("01_fake", steps, "paper", store=store)
+    assert (cov.available, cov.tasks, cov.complete) == (2, 3, False)
+    assert cov.step("one").complete and not cov.step("toys").complete
+    assert "2 of 3 tasks stored" in cov.line() and "not complete: toys" in cov.line()
+    data = json.loads((paths.claims_dir("paper") / "coverage" / "01_fake.json").read_text())
+    assert data["stored_mode"] is True and [s["available"] for s in data["steps"]] == [1, 1]
+    assert coverage.read("paper")[0] == cov
+    assert coverage.missing_hours("01_fake", ["one"]) is None
+    assert coverage.missing_hours("01_fake", ["toys"]) == pytest.approx(Toy(seed=1).cost() / 3600)
+    rows = coverage.table("paper").rows
+    assert rows[0][:4] == ("01_fake", "toys", "stored", "1 / 2") and rows[-1][1] == "(all steps)"
+
+
+def test_coverage_of_a_normal_build_counts_everything(build_tmp, tmp_path, monkeypatch):
+    monkeypatch.delenv(partial.STORED_ENV, raising=False)
+    cov = coverage.report("01_fake", {"toys": ToySweep(seeds=(0, 1))}, "ci", store=Store(tmp_path / "store"))
+    assert cov.complete and cov.step("toys").stored_before == 0
+    assert cov.line().startswith("Coverage: this build computed or took from the results store every task")
+    assert coverage.missing_hours("01_fake", None) is None
+
+
+# --- a stored chapter run -------------------------------------------------------------------------------------------
+
+CHAPTER = """
+```{{code-cell}} ipython3
+import sys
+sys.path.insert(0, {tests!r})
+from myst_nb import glue
+from engine_tasks import ToySweep
+from pml import engine
+from pml.book import coverage
+store = engine.Store({store!r})
+steps = {{"toys": ToySweep(seeds=(0, 1), log={log!r}), "done": ToySweep(seeds=(0,), log={log!r})}}
+coverage.report("01_fake", steps, profile, store=store)
+```
+
+```{{code-cell}} ipython3
+toys = engine.run(steps["toys"], store=store)
+done = engine.run(steps["done"], store=store)
+glue("toy_norm", toys, display=False)
+glue("done_norm", float(done["norms"][0]), display=False)
+assert engine.is_missing(toys) and not engine.is_missing(done)
+```
+
+Norm {{glue:text}}`toy_norm:.3f`, unset {{glue:text}}`never_glued:.2e`, stored {{glue:text}}`done_norm:.3f`.
+"""
+
+
+@pytest.mark.chapters
+def test_a_stored_chapter_run_computes_nothing_and_marks_the_missing_values(fake_book, tmp_path):  # noqa: F811
+    log = str(tmp_path / "log")
+    store = Store(tmp_path / "store")
+    compute([Toy(seed=0, log=log)], store=store, client=False)
+    body = CHAPTER.format(tests=str(TESTS), store=str(tmp_path / "store"), log=log)
+    (fake_book / "book" / "01_fake.md").write_text(HEADER + body)
+    runner._chapters_cached.cache_clear()
+    result = runner.run_chapter("01_fake", "paper", progress=quiet(), stored=True)
+    assert len(runs(log)) == 1  # only the task stored before the run ever ran
+    nb = nbformat.read(result.notebook, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "Norm *(not computed)*, unset *(not computed)*, stored {glue:text}`done_norm:.3f`" in text
+    cov = json.loads((paths.claims_dir("paper") / "coverage" / "01_fake.json").read_text())
+    assert (cov["available"], cov["tasks"], cov["stored_mode"]) == (2, 3, True)
