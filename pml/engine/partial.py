@@ -47,7 +47,10 @@ def hours_text(h: float) -> str:
     return f"{_hours(h)} CPU-hour{'' if h == 1 else 's'}"
 
 
-@dataclasses.dataclass(frozen=True)
+NOT_COMPUTED = "(not computed"  # how a NotComputed's repr starts: a glued one is recognised by it
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
 class NotComputed:
     """The result of a step whose tasks are not all stored, in stored mode.
 
@@ -90,6 +93,9 @@ class NotComputed:
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:  # also the text/plain of a glued one, which the book runner recognises
+        return f"{NOT_COMPUTED}: {self.text})"
 
     def __format__(self, spec: str) -> str:  # a glued number of a missing step reads "not computed"
         return "(not computed)"
