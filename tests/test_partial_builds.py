@@ -152,3 +152,45 @@ def test_a_stored_chapter_run_computes_nothing_and_marks_the_missing_values(fake
     assert "Norm *(not computed)*, unset *(not computed)*, stored {glue:text}`done_norm:.3f`" in text
     cov = json.loads((paths.claims_dir("paper") / "coverage" / "01_fake.json").read_text())
     assert (cov["available"], cov["tasks"], cov["stored_mode"]) == (2, 3, True)
+
+
+# --- claims a stored build cannot judge -----------------------------------------------------------------------------
+
+
+def test_not_computed_is_a_verdict_of_its_own():
+    from pml.book import claims
+
+    claim = claims.get("C3.5")
+    v = claims.judge(claim, None, "paper", 1700.0)
+    assert (v.verdict, v.measured, v.ok) == (claims.NOT_COMPUTED, None, True)
+    assert v.text == "not computed at paper (1,700 CPU-hours missing)"
+    assert claims.ClaimTable([v]).counts() == {claims.NOT_COMPUTED: 1}
+    assert claims.judge(claim, 0.5, "paper").verdict == claims.REPRODUCED
+
+
+def test_a_stored_build_judges_only_the_claims_whose_steps_are_stored(build_tmp, tmp_path, monkeypatch):
+    from pml.book import claims
+
+    store = Store(tmp_path / "store")
+    compute([Toy(seed=0)], store=store, client=False)
+    stored, missing = ToySweep(seeds=(0,)), ToySweep(seeds=(7,))
+    steps = {name: stored for name in ("fig4_splines", "fig4_grid", "fig5_simplex", "fig6_networks", "gadget")}
+    steps["fig5_networks"] = missing  # C3.5 and C3.6 depend on it
+    monkeypatch.setenv(partial.STORED_ENV, "1")
+    coverage.report("03_nonlinear", steps, "paper", store=store)
+    measured = {f"C3.{i}": 0.0 for i in range(1, 11)}
+    measured["C3.5"] = partial.NotComputed("fig5_networks", 0, 1, 2.0, 2.0)
+    measured.update({"C3.7": 3.0, "C3.8": 11.0, "C3.9": 2.0})
+    table = claims.report("03_nonlinear", "paper", measured)
+    verdicts = {v.claim.id: v for v in table.verdicts}
+    hours = Toy(seed=7).cost() / 3600
+    assert {cid for cid, v in verdicts.items() if v.verdict == claims.NOT_COMPUTED} == {"C3.5", "C3.6"}
+    assert verdicts["C3.6"].missing_cpu_hours == pytest.approx(hours)
+    assert verdicts["C3.9"].verdict == claims.REPRODUCED and verdicts["C3.7"].verdict == claims.REPRODUCED
+    again = {v.claim.id: v for v in claims.collect("paper", ["03_nonlinear"])}  # from the file, as pml claims does
+    assert {cid: (v.verdict, v.missing_cpu_hours) for cid, v in again.items()} == \
+        {cid: (v.verdict, v.missing_cpu_hours) for cid, v in verdicts.items()}
+    monkeypatch.delenv(partial.STORED_ENV)
+    coverage.report("03_nonlinear", steps, "paper", store=store)  # a normal build judges everything
+    measured["C3.5"] = 0.5
+    assert claims.NOT_COMPUTED not in claims.report("03_nonlinear", "paper", measured).counts()

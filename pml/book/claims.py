@@ -27,6 +27,7 @@ REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 NOT_CHECKED = "not checked at this profile"
 MISSING = "missing (chapter not run at this profile)"
+NOT_COMPUTED = "not computed"  # a stored build (pml run/book --stored) lacks tasks the claim depends on
 CHECK_KINDS = ("between", "at_least", "at_most", "close")
 
 
@@ -91,6 +92,20 @@ class Verdict:
     claim: Claim
     measured: float | None
     verdict: str
+    missing_cpu_hours: float | None = None  # NOT_COMPUTED: cost-model CPU-hours of the tasks it lacks
+    profile: str | None = None  # NOT_COMPUTED: the profile whose results it lacks
+
+    @property
+    def text(self) -> str:
+        """The verdict as the tables show it: ``not computed at paper (1,700 CPU-hours missing)`` for a claim
+        whose tasks a stored build lacks, the verdict itself otherwise."""
+        if self.verdict != NOT_COMPUTED:
+            return self.verdict
+        from pml.engine.partial import hours_text
+
+        where = f" at {self.profile}" if self.profile else ""
+        hours = f" ({hours_text(self.missing_cpu_hours)} missing)" if self.missing_cpu_hours is not None else ""
+        return f"{NOT_COMPUTED}{where}{hours}"
 
     @property
     def ok(self) -> bool:
@@ -111,6 +126,7 @@ class Verdict:
             "measured": self.measured,
             "verdict": self.verdict,
             "deviation": self.claim.deviation,
+            "missing_cpu_hours": self.missing_cpu_hours,
         }
 
 
@@ -153,8 +169,11 @@ def for_chapter(chapter: str) -> list[Claim]:
     return [c for c in registry().values() if c.chapter == chapter]
 
 
-def judge(claim: Claim, measured: float | None, profile: str) -> Verdict:
-    """The verdict for one measured value at one profile."""
+def judge(claim: Claim, measured: float | None, profile: str, missing_cpu_hours: float | None = None) -> Verdict:
+    """The verdict for one measured value at one profile; ``missing_cpu_hours`` (not None): a stored build lacks
+    tasks the claim depends on, worth that many CPU-hours, so it is :data:`NOT_COMPUTED`, not judged."""
+    if missing_cpu_hours is not None:
+        return Verdict(claim, None, NOT_COMPUTED, float(missing_cpu_hours), profile)
     if measured is None:
         return Verdict(claim, None, MISSING)
     measured = float(measured)
@@ -184,7 +203,10 @@ def report(chapter: str, profile: str, measured: Mapping[str, float], parameters
     missing, extra = sorted(declared - set(measured)), sorted(set(measured) - declared)
     if missing or extra:
         raise ValueError(f"chapter {chapter!r}: measured values missing for {missing}, unknown ids {extra}")
-    verdicts = [judge(get(cid), _as_float(measured[cid]), profile) for cid in sorted(declared, key=_id_key)]
+    verdicts = []
+    for cid in sorted(declared, key=_id_key):
+        value, missing_hours = _measured_or_missing(get(cid), measured[cid])
+        verdicts.append(judge(get(cid), value, profile, missing_hours))
     run = context.current()
     payload = {
         "chapter": chapter,
@@ -195,6 +217,7 @@ def report(chapter: str, profile: str, measured: Mapping[str, float], parameters
         "execution": run.execution(),
         "measured": {v.claim.id: v.measured for v in verdicts},
         "verdicts": [v.to_dict() for v in verdicts],
+        "not_computed": {v.claim.id: v.missing_cpu_hours for v in verdicts if v.verdict == NOT_COMPUTED},
         "provenance": inputs_provenance(chapter, profile, [v.claim for v in verdicts]),
     }
     _atomic_write_json(paths.output_dir("claims", profile) / f"{chapter}.json", payload)
@@ -202,6 +225,21 @@ def report(chapter: str, profile: str, measured: Mapping[str, float], parameters
     table = ClaimTable(verdicts, note=note)
     table.inputs = {cid: _inputs_cell(info) for cid, info in payload["provenance"]["claims"].items()}
     return table
+
+
+def _measured_or_missing(claim: Claim, value: Any) -> tuple[float | None, float | None]:
+    """(measured value, None), or (None, CPU-hours missing) when a stored build lacks tasks of the claim's steps
+    (:func:`pml.book.coverage.missing_hours`; every step of its chapter when it declares none) or the value is
+    a :class:`pml.engine.NotComputed`."""
+    from pml.book import coverage
+    from pml.engine.partial import NotComputed
+
+    hours = coverage.missing_hours(claim.chapter, claim.steps)
+    if hours is not None:
+        return None, hours
+    if isinstance(value, NotComputed):
+        return None, value.missing_cpu_hours
+    return _as_float(value), None
 
 
 def runs(profile: str, chapters: list[str] | None = None, run: str | None = None) -> dict[str, dict[str, Any]]:
@@ -237,17 +275,30 @@ def collect(profile: str, chapters: list[str] | None = None, run: str | None = N
     """Verdicts for every declared claim at ``profile``, recomputed from the measured values on disk (``run``: those
     of a run with overrides, such as ``ci+n_test=200``, judged by the profile's checks)."""
     measured_by_chapter: dict[str, dict[str, float]] = {}
+    not_computed: dict[str, float] = {}  # claim id -> CPU-hours its stored build lacked
     for claim in registry().values():
         if chapters is not None and claim.chapter not in chapters:
             continue
         if claim.chapter not in measured_by_chapter:
             path = paths.claims_dir(run or profile) / f"{claim.chapter}.json"
-            measured_by_chapter[claim.chapter] = json.loads(path.read_text())["measured"] if path.exists() else {}
+            payload = json.loads(path.read_text()) if path.exists() else {}
+            measured_by_chapter[claim.chapter] = payload.get("measured", {})
+            not_computed.update(_not_computed_of(payload))
     out = []
     for claim in sorted(registry().values(), key=lambda c: _id_key(c.id)):
         if claim.chapter in measured_by_chapter:
-            out.append(judge(claim, measured_by_chapter[claim.chapter].get(claim.id), profile))
+            out.append(judge(claim, measured_by_chapter[claim.chapter].get(claim.id), profile,
+                             not_computed.get(claim.id)))
     return out
+
+
+def _not_computed_of(payload: Mapping[str, Any]) -> dict[str, float]:
+    """claim id -> missing CPU-hours, as a claims file records its not-computed claims (numbers only: data)."""
+    recorded = payload.get("not_computed")
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(k): float(v) for k, v in recorded.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -408,7 +459,7 @@ class ClaimTable:
     def rows(self) -> list[tuple[str, ...]]:
         rows = []
         for v in self.verdicts:
-            verdict = v.verdict + (" (known deviation)" if v.claim.deviation and v.verdict == NOT_REPRODUCED else "")
+            verdict = v.text + (" (known deviation)" if v.claim.deviation and v.verdict == NOT_REPRODUCED else "")
             rows.append((v.claim.id, v.claim.statement, v.claim.paper, v.claim.check.describe(), _fmt(v.measured), verdict))
         return rows
 
