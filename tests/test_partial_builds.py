@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from engine_tasks import Toy, ToySweep, runs
 from test_runner import HEADER, fake_book  # noqa: F401  (fixture)
@@ -194,3 +195,37 @@ def test_a_stored_build_judges_only_the_claims_whose_steps_are_stored(build_tmp,
     coverage.report("03_nonlinear", steps, "paper", store=store)  # a normal build judges everything
     measured["C3.5"] = 0.5
     assert claims.NOT_COMPUTED not in claims.report("03_nonlinear", "paper", measured).counts()
+
+
+# --- partial network sweeps ------------------------------------------------------------------------------------------
+
+
+def _fake_result(task, rmse=1e-3):
+    rows = [dict(kind=task.kind, equation=task.equation, dim=task.dim, activation=task.activation, depth=task.depth,
+                 width=task.width, n_params=task.n_params(), n_train=task.n_train(), batch_size=task.batch_size,
+                 n_steps=task.n_steps, n_test=task.n_test, seed=s, rmse=rmse / task.width, seconds_per_step=1e-3)
+            for s in task.seeds]
+    return {"rows": rows, "y_rms": 2.0}
+
+
+def test_a_network_sweep_with_missing_widths_assembles_the_rest_and_lists_them():
+    from pml.experiments.network_sweep import NetworkSweep
+    from pml.experiments.piecewise_linear import SameWidthSweep
+
+    sweep = NetworkSweep.grid(["I.30.5"], [2, 3], [(51, 204, 819), (13, 29, 61)], ("tanh",), seeds=(0, 1))
+    tasks = sweep.tasks()
+    results = [None if t.width in (204, 819) else _fake_result(t) for t in tasks]
+    runs_ = sweep.assemble_partial(results)
+    assert not runs_.complete and len(runs_) == 4 * 2  # four shapes, two seeds each
+    N, med = runs_.median_curve("I.30.5", "tanh", 3)
+    assert N.size == 3 and np.all(np.isfinite(med))
+    missing = runs_.missing_shapes("I.30.5", "tanh", 2)
+    assert [m["width"] for m in missing] == [204, 819]
+    assert missing[1]["cpu_hours"] == pytest.approx(tasks[2].cost() / 3600)
+    assert missing[1]["n_params"] == tasks[2].n_params()
+    assert runs_.missing_shapes(depth=3) == []
+    assert sweep.assemble_partial([_fake_result(t) for t in tasks]).complete
+    nothing = sweep.assemble_partial([None] * len(tasks))  # no row at all: the queries find nothing, no error
+    assert len(nothing) == 0 and nothing.median_curve("I.30.5", "tanh", 2)[0].size == 0
+    assert len(nothing.missing) == len(tasks)
+    assert SameWidthSweep.build().assemble_partial is None  # a half pair is NotComputed, not a partial table

@@ -269,10 +269,29 @@ class NetworkRuns:
     rmse: np.ndarray
     seconds_per_step: np.ndarray
     y_rms: dict = dataclasses.field(default_factory=dict)
+    missing: tuple = ()  # a partial result (stored build): one dict per shape not computed (see assemble_partial)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, Any]], y_rms: Mapping[str, float] | None = None) -> NetworkRuns:
-        return cls(**{k: np.asarray([r[k] for r in rows]) for k in ROW_KEYS}, y_rms=dict(y_rms or {}))
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]], y_rms: Mapping[str, float] | None = None,
+                  missing: Sequence[Mapping[str, Any]] = ()) -> NetworkRuns:
+        if not rows:  # typed empty columns, so that the queries work (and find nothing)
+            text = {"kind", "equation", "activation"}
+            columns = {k: np.array([], dtype=str if k in text else np.float64) for k in ROW_KEYS}
+        else:
+            columns = {k: np.asarray([r[k] for r in rows]) for k in ROW_KEYS}
+        return cls(**columns, y_rms=dict(y_rms or {}), missing=tuple(dict(m) for m in missing))
+
+    @property
+    def complete(self) -> bool:
+        """Whether every shape of the sweep is here (False for a partial result of a stored build)."""
+        return not self.missing
+
+    def missing_shapes(self, equation: str | None = None, activation: str | None = None,
+                       depth: int | None = None, kind: str | None = None) -> list[dict]:
+        """The shapes not computed (``missing`` entries), of ``equation`` (and the activation, depth and kind
+        given)."""
+        want = {"equation": equation, "activation": activation, "depth": depth, "kind": kind}
+        return [m for m in self.missing if all(v is None or m[k] == v for k, v in want.items())]
 
     def __len__(self) -> int:
         return int(self.rmse.size)
@@ -419,3 +438,19 @@ class NetworkSweep(Sweep):
             rows += result["rows"]
             y_rms.setdefault(task.equation, float(result["y_rms"]))
         return NetworkRuns.from_rows(rows, y_rms)
+
+    def assemble_partial(self, results: Sequence[dict | None]) -> NetworkRuns:
+        """The table of the shapes whose results are stored (None: a task not stored, in a stored build of the
+        book, :mod:`pml.engine.partial`); each missing shape is listed in :attr:`NetworkRuns.missing` with its
+        parameter count and its cost model's CPU-hours, so that figures mark it and claims know what is absent."""
+        tasks = self.tasks()
+        rows, y_rms, missing = [], {}, []
+        for task, result in zip(tasks, results):
+            if result is None:
+                missing.append(dict(kind=task.kind, equation=task.equation, activation=task.activation,
+                                    depth=task.depth, width=task.width, n_params=task.n_params(),
+                                    seeds=len(task.seeds), cpu_hours=task.cost() / 3600))
+                continue
+            rows += result["rows"]
+            y_rms.setdefault(task.equation, float(result["y_rms"]))
+        return NetworkRuns.from_rows(rows, y_rms, missing)

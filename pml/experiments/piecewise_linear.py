@@ -365,6 +365,8 @@ class SameWidthSweep(NetworkSweep):
         return cls(curves=curves, seeds=(seed,), n_steps=n_steps, selection="min_logged_test", n_test=n_test,
                    batched=False, **protocol)
 
+    assemble_partial = None  # one pair: half of it is no comparison (a stored build without both is NotComputed)
+
     def assemble(self, results: Sequence[dict]) -> SameWidthResult:
         runs = super().assemble(results)
         fields = {name: {str(k): getattr(runs, name)[i].item() for i, k in enumerate(runs.kind)}
