@@ -224,8 +224,26 @@ def test_a_network_sweep_with_missing_widths_assembles_the_rest_and_lists_them()
     assert missing[1]["cpu_hours"] == pytest.approx(tasks[2].cost() / 3600)
     assert missing[1]["n_params"] == tasks[2].n_params()
     assert runs_.missing_shapes(depth=3) == []
-    assert sweep.assemble_partial([_fake_result(t) for t in tasks]).complete
+    short = runs_.not_computed  # what the numbers and claims of a partial table stand on
+    assert (short.stored, short.total) == (4, 6) and partial.missing_part(runs_) is short
+    assert short.missing_cpu_hours == pytest.approx((tasks[1].cost() + tasks[2].cost()) / 3600)
+    full = sweep.assemble_partial([_fake_result(t) for t in tasks])
+    assert full.complete and full.not_computed is None and partial.missing_part(full) is None
     nothing = sweep.assemble_partial([None] * len(tasks))  # no row at all: the queries find nothing, no error
     assert len(nothing) == 0 and nothing.median_curve("I.30.5", "tanh", 2)[0].size == 0
     assert len(nothing.missing) == len(tasks)
     assert SameWidthSweep.build().assemble_partial is None  # a half pair is NotComputed, not a partial table
+
+
+def test_needs_complete_refuses_partial_results_and_passes_missing_does_not():
+    short = partial.NotComputed("fig5_networks", 4, 6, 2.0, 3.0)
+
+    class Partial:
+        not_computed = short
+
+    calls = []
+    numbers = partial.needs_complete(lambda r: calls.append(r) or 1.0)
+    drawing = partial.passes_missing(lambda r: calls.append(r) or "figure")
+    assert numbers(Partial()) is short and numbers(object()) == 1.0
+    assert drawing(Partial()) == "figure" and drawing(short) is short
+    assert len(calls) == 2

@@ -129,6 +129,15 @@ def combine(*values: Any) -> NotComputed | None:
                        total_cpu_hours=sum(m.total_cpu_hours for m in missing))
 
 
+def missing_part(value: Any) -> NotComputed | None:
+    """What ``value`` lacks: itself if it is a :class:`NotComputed`, the ``not_computed`` attribute of a partial
+    result (a sweep's ``assemble_partial`` sets it, :func:`shortfall`), else None."""
+    if isinstance(value, NotComputed):
+        return value
+    found = getattr(value, "not_computed", None)
+    return found if isinstance(found, NotComputed) else None
+
+
 def passes_missing(func: Callable) -> Callable:
     """Decorator for summaries and figures: when an argument is a :class:`NotComputed`, return it (merged with
     the others, :func:`combine`) instead of calling ``func``."""
@@ -139,6 +148,32 @@ def passes_missing(func: Callable) -> Callable:
         return missing if missing is not None else func(*args, **kwargs)
 
     return wrapper
+
+
+def needs_complete(func: Callable) -> Callable:
+    """Decorator for numbers and tables that hold only for complete results: when an argument is a
+    :class:`NotComputed` or a partial result (:func:`missing_part`), return what is missing (merged) instead of
+    calling ``func``. Figures draw partial results; numbers of a truncated curve are not reported as the curve's."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        missing = combine(*(missing_part(a) for a in (*args, *kwargs.values())))
+        return missing if missing is not None else func(*args, **kwargs)
+
+    return wrapper
+
+
+def shortfall(sweep: Sweep, results: Sequence[Any]) -> NotComputed | None:
+    """For a sweep's ``assemble_partial``: what its missing tasks (None in ``results``) are, as a
+    :class:`NotComputed` of the step (tasks of the sweep, not their inputs); None when nothing is missing."""
+    tasks = sweep.tasks()
+    absent = [t for t, r in zip(tasks, results) if r is None]
+    if not absent:
+        return None
+    costs = [t.cost() / 3600 for t in tasks]
+    return NotComputed(step=step_name(sweep), stored=len(tasks) - len(absent), total=len(tasks),
+                       missing_cpu_hours=sum(t.cost() for t in absent) / 3600, total_cpu_hours=sum(costs),
+                       sweep=sweep)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -197,8 +232,8 @@ def coverage(tasks: Sequence[Task], store: Store | None = None) -> Coverage:
 
 def from_store(sweep: Sweep, store: Store | None = None) -> Any:
     """The sweep's result from the store alone (no task runs): assembled when every task is stored, else
-    ``sweep.assemble_partial(results)`` (None for each missing task) where the sweep defines it, else a
-    :class:`NotComputed`."""
+    ``sweep.assemble_partial(results)`` (None for each missing task) where the sweep defines it and it returns a
+    result, else a :class:`NotComputed`."""
     store = store or Store()
     tasks = sweep.tasks()
     results = [store.get(t) for t in tasks]
@@ -206,7 +241,9 @@ def from_store(sweep: Sweep, store: Store | None = None) -> Any:
         return sweep.assemble(results)
     assemble_partial = getattr(sweep, "assemble_partial", None)
     if callable(assemble_partial):
-        return assemble_partial(results)
+        result = assemble_partial(results)
+        if result is not None:  # None: too little is stored to assemble anything
+            return result
     cov = coverage(tasks, store)
     return NotComputed(step=step_name(sweep), stored=cov.stored, total=cov.total,
                        missing_cpu_hours=cov.missing_cpu_hours, total_cpu_hours=cov.total_cpu_hours, sweep=sweep)

@@ -270,16 +270,18 @@ class NetworkRuns:
     seconds_per_step: np.ndarray
     y_rms: dict = dataclasses.field(default_factory=dict)
     missing: tuple = ()  # a partial result (stored build): one dict per shape not computed (see assemble_partial)
+    not_computed: Any = None  # ... and what that is, as a pml.engine.NotComputed of the step
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]], y_rms: Mapping[str, float] | None = None,
-                  missing: Sequence[Mapping[str, Any]] = ()) -> NetworkRuns:
+                  missing: Sequence[Mapping[str, Any]] = (), not_computed: Any = None) -> NetworkRuns:
         if not rows:  # typed empty columns, so that the queries work (and find nothing)
             text = {"kind", "equation", "activation"}
             columns = {k: np.array([], dtype=str if k in text else np.float64) for k in ROW_KEYS}
         else:
             columns = {k: np.asarray([r[k] for r in rows]) for k in ROW_KEYS}
-        return cls(**columns, y_rms=dict(y_rms or {}), missing=tuple(dict(m) for m in missing))
+        return cls(**columns, y_rms=dict(y_rms or {}), missing=tuple(dict(m) for m in missing),
+                   not_computed=not_computed)
 
     @property
     def complete(self) -> bool:
@@ -453,4 +455,6 @@ class NetworkSweep(Sweep):
                 continue
             rows += result["rows"]
             y_rms.setdefault(task.equation, float(result["y_rms"]))
-        return NetworkRuns.from_rows(rows, y_rms, missing)
+        from pml.engine import partial
+
+        return NetworkRuns.from_rows(rows, y_rms, missing, partial.shortfall(self, results))
