@@ -524,9 +524,9 @@ def main(argv=None) -> int:
         from pml.engine.archive import ArchiveError
         from pml.engine.cluster import ClusterError
 
-        if isinstance(exc, ArchiveError):
+        if isinstance(exc, ArchiveError):  # bad input: an archive that cannot be used
             print(f"pml: error: {exc}", file=sys.stderr)
-            return 1
+            return 2
         if isinstance(exc, ClusterError):
             print(f"pml: error: {exc}", file=sys.stderr)
             return 2

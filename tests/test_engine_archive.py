@@ -56,7 +56,9 @@ def test_round_trip_then_nothing_the_archive_holds_is_computed(packed, tmp_path)
     manifest = json.loads(tarfile.open(path).extractfile("manifest.json").read())
     entry = manifest["entries"][0]
     assert {"task", "key", "config", "files", "steps"} <= set(entry) and manifest["versions"]["numpy"]
-    assert all(len(sha) == 64 for sha in entry["files"].values()) and manifest["pml_version"]
+    assert manifest["format"] == "pml-results/2" and manifest["pml_version"]
+    for name, spec in entry["files"].items():
+        assert len(spec["sha256"]) == 64 and spec["size"] == tarfile.open(path).getmember(name).size
 
 
 def test_a_stored_entry_with_another_result_is_never_overwritten(packed, tmp_path):

@@ -112,7 +112,7 @@ def test_results_pack_unpack_verify(toy_chapter, capsys, tmp_path):
     assert printed.count("identical") >= 3 and "seed=" in printed
     broken = tmp_path / "broken.tar.gz"
     broken.write_bytes(out.read_bytes()[:-200])
-    assert cli.main(["results", "unpack", str(broken)]) == 1
+    assert cli.main(["results", "unpack", str(broken)]) == 2
     assert "truncated or corrupt" in capsys.readouterr().err
 
 

@@ -1,60 +1,92 @@
 """Portable results archives: the task results of a profile in one file, checked on the way in.
 
-``pack`` writes a ``.tar.gz`` whose first member, ``manifest.json``, lists every entry (task type, class, key,
-config, the chapter steps that use it, the SHA-256 of each of its two files) with the ``pml`` version and the
-numerical library versions; the entries follow as ``entries/<task type>/<key>.npz`` and ``.json``, exactly the
-store's files. ``unpack`` reads the archive twice: first it checks everything (every file against the manifest,
-every entry against its own hash, the library versions against this environment) and refuses the whole archive,
-naming the entry, if anything is truncated, tampered with or from other library versions; then it installs the
-entries, never replacing an intact entry that holds a different result. Since keys are the same wherever a task
-runs, a book built afterwards computes nothing the archive holds. ``verify`` recomputes a random sample of the
-archive's tasks here and compares the numbers.
+``pack`` writes a gzip-compressed tar (POSIX pax format) whose first member, ``manifest.json``, lists every entry
+(task type, class, key, config and fields, the chapter steps that use it, and the SHA-256 and size in bytes of each
+of its two files) with the ``pml`` version and the numerical library versions; the entries follow as
+``entries/<task type>/<key>.npz`` and ``.json``, exactly the store's files.
+
+Reading an archive is reading data: nothing it names is imported or called. Every entry's class must be a task
+class known here (:func:`pml.engine.tasks.known_class`) and its fields plain JSON. ``unpack`` checks everything
+before it writes anything: the manifest (at most :data:`MAX_JSON_BYTES`, :data:`MAX_JSON_TOKENS` values and
+:data:`MAX_JSON_DEPTH` levels, every field of the expected type), then each member's name, type (plain files only)
+and declared size against the manifest before reading it, streaming it in chunks through a running SHA-256 into a
+staging folder under the store's root, then every entry against its own hash and the archive's library versions.
+It refuses the whole archive, naming the entry, if anything is malformed, truncated, tampered with or from other
+library versions; only then does it move the entries into place (an atomic rename per file, the ``.json`` last),
+never replacing an intact entry that holds a different result. No member is held whole in memory, except an
+entry's ``.json`` (at most :data:`MAX_JSON_BYTES`) and, to compare with an entry already stored under the same key,
+its result. Since keys are the same wherever a task runs, a book built afterwards computes nothing the archive
+holds. ``verify`` recomputes a random sample of the archive's tasks here and compares the numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import gzip
 import hashlib
 import io
 import json
+import os
 import random
 import re
+import shutil
 import tarfile
+import tempfile
 import time
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from pml.engine.closure import closure_hash
+from pml.engine.store import FORMAT as ENTRY_FORMAT
 from pml.engine.store import (
     Store,
     _atomic_write,
+    _meta_hash,
     first_difference,
+    new_file_mode,
     parse_entry,
     same_data,
 )
-from pml.engine.tasks import Task, library_versions, load_task
+from pml.engine.tasks import Task, check_task_json, library_versions, load_task
 
-FORMAT = "pml-results/1"
+FORMAT = "pml-results/2"
 MANIFEST = "manifest.json"
+MAX_JSON_BYTES = 32 << 20  # the manifest, and each entry's .json (a paper-profile manifest is a few MB)
+MAX_JSON_TOKENS = 1_000_000  # values, keys and escapes of one JSON file: bounds the memory of parsing it
+MAX_JSON_DEPTH = 64
+MAX_MEMBER_BYTES = 1 << 30  # an entry's .npz
+CHUNK = 1 << 20  # bytes read from a member at a time
 GPU_RTOL = 1e-6  # GPU kernels do not promise the same rounding from run to run or card to card
 GPU_ATOL = 1e-12  # for values that are zero up to rounding
-_TYPE = re.compile(r"^[A-Za-z_][\w.]*$")
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,199}")  # ASCII: a task type names a folder of the store
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_ENTRY_FIELDS = frozenset({"task", "class", "key", "config", "fields", "device", "seconds", "steps", "files"})
+_BLOCK = 512
+_MAX_PAX = 65536  # a pax header holds a long name; pack writes a few hundred bytes
+_MAX_TAIL = 1 << 20  # zero padding after the end-of-archive blocks (tar pads to 10240 bytes)
+_KINDS = {b"1": "hard link", b"2": "symbolic link", b"3": "character device", b"4": "block device",
+          b"5": "directory", b"6": "FIFO", b"7": "contiguous file", b"g": "global pax header",
+          b"L": "GNU long name", b"K": "GNU long link name", b"S": "GNU sparse file"}
 
 
 class ArchiveError(RuntimeError):
-    """An archive that cannot be used; the message names the entry at fault."""
+    """An archive that cannot be used; the message (one line) names the entry at fault."""
 
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split("\n")))
 
 
 def _member(task_type: str, key: str, suffix: str) -> str:
     return f"entries/{task_type}/{key}{suffix}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -96,14 +128,16 @@ def pack(tasks_by_step: dict[str, list[Task]], out: Path | str, *, profile: str,
         entries.append({
             "task": task.task_type(), "class": parsed.get("class"), "key": key, "config": parsed["config"],
             "fields": parsed.get("fields"), "device": parsed.get("device"), "seconds": parsed.get("seconds"),
-            "steps": steps_of[key], "files": {name: _sha(data) for name, data in names.items()},
+            "steps": steps_of[key],
+            "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                      for name, data in names.items()},
         })
         files.extend(names.items())
     manifest = {"format": FORMAT, "pml_version": pml.__version__, "versions": library_versions(),
                 "profile": profile, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "entries": entries}
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
         for name, data in [(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode()), *files]:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -114,108 +148,429 @@ def pack(tasks_by_step: dict[str, list[Task]], out: Path | str, *, profile: str,
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# reading and checking
+# reading: a tar reader that checks each header before reading what follows it
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _describe(entry: dict) -> str:
-    fields = ", ".join(f"{k}={v}" for k, v in (entry.get("config") or {}).items())
-    return f"entry {entry.get('task')} {str(entry.get('key'))[:12]} ({fields})"
+class _HashingFile:
+    """The archive file for gzip, hashing the bytes it reads (the archive's SHA-256)."""
+
+    def __init__(self, fh):
+        self.fh, self.sha = fh, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.sha.update(data)
+        return data
 
 
-def _members(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every member, in order; ArchiveError when the archive cannot be read to its end."""
-    if not path.is_file():
-        raise ArchiveError(f"{path}: no such file")
-    last = "the start"
+class _Tar:
+    """The plain-file members of a gzip-compressed tar, header by header, each member's data read in chunks.
+
+    Python's ``tarfile`` reads a pax or GNU long-name header whole before a caller sees the member, so a crafted
+    header could take any amount of memory; this reader knows the few header kinds ``pack`` writes (ustar and pax
+    ``x`` headers), bounds each, checks every header's checksum, and refuses every other kind of member.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.last = "the start"  # the last member read whole, for error messages
+        self._left = 0  # unread bytes of the current member's data (and padding)
+        try:
+            self._fh = open(path, "rb")
+        except OSError as exc:
+            raise ArchiveError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        if self._fh.read(2) != b"\x1f\x8b":
+            self._fh.close()
+            raise ArchiveError(f"{path}: not a pml results archive (not gzip-compressed)")
+        self._fh.seek(0)
+        self._raw = _HashingFile(self._fh)
+        self._gz = gzip.GzipFile(fileobj=self._raw, mode="rb")
+
+    def close(self) -> None:
+        self._gz.close()
+        self._fh.close()
+
+    def sha256(self) -> str:
+        """SHA-256 of the archive file (complete once :meth:`members` has ended)."""
+        return self._raw.sha.hexdigest()
+
+    def _corrupt(self, exc: BaseException) -> ArchiveError:
+        return ArchiveError(f"{self.path}: truncated or corrupt after {self.last} ({type(exc).__name__}: {exc}); "
+                            "refusing the archive")
+
+    def _read(self, n: int, exact: bool = True) -> bytes:
+        parts, got = [], 0
+        try:
+            while got < n:
+                part = self._gz.read(min(n - got, CHUNK))
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            raise self._corrupt(exc) from None
+        if exact and got < n:
+            raise self._corrupt(EOFError("unexpected end of data"))
+        return b"".join(parts)
+
+    def members(self) -> Iterator[tuple[str, int]]:
+        """``(name, size)`` of each member; read its data with :meth:`chunks` (what is not read is skipped)."""
+        pax: dict[str, str] = {}
+        while True:
+            while self._left:  # skip what the caller did not read
+                self._left -= len(self._read(min(self._left, CHUNK)))
+            header = self._read(_BLOCK)
+            if not header.strip(b"\0"):
+                if pax:
+                    raise self._corrupt(ValueError("a pax header with no member after it"))
+                self._end()
+                return
+            name, size, kind = self._header(header)
+            if kind == b"x":
+                if size > _MAX_PAX:
+                    raise ArchiveError(f"{self.path}: a pax header of {size} bytes after {self.last} (pack writes "
+                                       f"at most a few hundred); refusing the archive")
+                pax = self._pax(self._read(size + (-size) % _BLOCK)[:size])
+                continue
+            name = pax.get("path", name)
+            if "size" in pax:
+                size = pax["size"]
+            pax = {}
+            if kind not in (b"0", b"\0") or name.endswith("/"):
+                what = _KINDS.get(kind, f"member of type {kind!r}") if kind not in (b"0", b"\0") else "directory"
+                raise ArchiveError(f"{self.path}: member {name!r} is a {what}, not a plain file; refusing the archive")
+            self._left = size + (-size) % _BLOCK
+            yield name, size
+            self.last = name
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The current member's data (``size`` bytes, as its header declared), in chunks of at most :data:`CHUNK`."""
+        left = size
+        while left:
+            chunk = self._read(min(left, CHUNK))
+            left -= len(chunk)
+            self._left -= len(chunk)
+            yield chunk
+
+    def _header(self, block: bytes) -> tuple[str, int, bytes]:
+        try:
+            checksum = _octal(block[148:156])
+            if checksum != 256 + sum(block[:148]) + sum(block[156:]):
+                raise ValueError("bad header checksum")
+            size = _octal(block[124:136])
+            name = block[:100].split(b"\0", 1)[0]
+            if block[257:263] == b"ustar\0":
+                prefix = block[345:500].split(b"\0", 1)[0]
+                name = prefix + b"/" + name if prefix else name
+            return name.decode("utf-8"), size, block[156:157]
+        except ValueError as exc:
+            raise self._corrupt(exc) from None
+
+    def _pax(self, data: bytes) -> dict[str, str]:
+        records, pos = {}, 0
+        try:
+            while pos < len(data):
+                length = re.match(rb"(\d{1,5}) ", data[pos:pos + 6])
+                end = pos + int(length.group(1)) if length else 0
+                if end > len(data) or end <= pos + len(length.group(0)) or data[end - 1:end] != b"\n":
+                    raise ValueError("malformed pax record")
+                key, eq, value = data[pos + len(length.group(0)):end - 1].partition(b"=")
+                if not eq:
+                    raise ValueError("malformed pax record")
+                records[key.decode("utf-8")] = value.decode("utf-8")
+                pos = end
+            if "size" in records:
+                if not re.fullmatch(r"[0-9]{1,19}", records["size"]):
+                    raise ValueError(f"pax size {records['size'][:30]!r}")
+                records["size"] = int(records["size"])
+        except ValueError as exc:
+            raise self._corrupt(exc) from None
+        return records
+
+    def _end(self) -> None:
+        """After the first zero block: only zeros to the end of the file (and the gzip checksum is checked)."""
+        left = _MAX_TAIL
+        while True:
+            tail = self._read(min(CHUNK, left + 1), exact=False)
+            if not tail:
+                return
+            if tail.strip(b"\0") or len(tail) > left:
+                raise ArchiveError(f"{self.path}: data after the archive's end (after {self.last}); refusing the "
+                                   "archive")
+            left -= len(tail)
+
+
+def _octal(field: bytes) -> int:
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    if not re.fullmatch(rb"[0-7]{1,12}", text):
+        raise ValueError(f"header number {field!r} is not octal")
+    return int(text, 8)
+
+
+def _parse_json(data: bytes, what: str, *, strict: bool = True) -> Any:
+    """``data`` parsed as JSON after a scan that bounds what parsing it can take: at most :data:`MAX_JSON_TOKENS`
+    tokens (values, keys, escapes) and :data:`MAX_JSON_DEPTH` levels. ValueError, naming ``what``, otherwise."""
+    tokens = data.count(b",")
+    depth, pos = 0, 0
+    structure, in_string = re.compile(rb'["\[\]{}]'), re.compile(rb'["\\]')
+    while tokens <= MAX_JSON_TOKENS:
+        found = structure.search(data, pos)
+        if found is None:
+            break
+        tokens += 1
+        pos = found.end()
+        char = data[found.start()]
+        if char == 0x22:  # a string: to its closing quote, escapes counted
+            while tokens <= MAX_JSON_TOKENS:
+                end = in_string.search(data, pos)
+                if end is None:
+                    raise ValueError(f"{what} is not valid JSON (a string is not terminated)")
+                pos = end.end()
+                if data[end.start()] == 0x22:
+                    break
+                pos += 1
+                tokens += 1
+        elif char in b"[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+        else:
+            depth -= 1
+    if tokens > MAX_JSON_TOKENS:
+        raise ValueError(f"{what} holds more than {MAX_JSON_TOKENS} JSON values")
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not strict JSON")
+
     try:
-        with tarfile.open(path, mode="r:*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    raise ArchiveError(f"{path}: member {member.name!r} is not a plain file; refusing the archive")
-                data = tar.extractfile(member).read()
-                if len(data) != member.size:
-                    raise EOFError(f"member {member.name} cut short")
-                last = member.name
-                yield member.name, data
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise ArchiveError(f"{path}: truncated or corrupt after {last} ({type(exc).__name__}: {exc}); "
-                           "refusing the archive") from None
+        return json.loads(data, parse_constant=no_constant) if strict else json.loads(data)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a number too long
+        raise ValueError(f"{what} is not valid JSON ({exc})") from None
 
 
-def _check_manifest(path: Path, name: str, data: bytes) -> dict:
-    if name != MANIFEST:
-        raise ArchiveError(f"{path}: not a pml results archive (its first member is {name!r}, not {MANIFEST})")
+# ---------------------------------------------------------------------------------------------------------------
+# checking
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _describe(entry: Any, index: int | None = None) -> str:
+    """``entry [<index>] <task type> <key prefix> (<config>)``, from whatever the manifest holds."""
+    if index is not None:
+        return f"entry {index}" + _describe(entry)[len("entry"):]
+    if not isinstance(entry, dict):
+        return f"entry {_short(entry, 40)}"
+    task, key, config = entry.get("task"), entry.get("key"), entry.get("config")
+    task = task if isinstance(task, str) and _TYPE.fullmatch(task) else _short(task, 60)
+    key = key[:12] if isinstance(key, str) and _HEX64.fullmatch(key) else _short(key, 20)
+    fields = ""
+    if isinstance(config, dict):
+        fields = ", ".join(f"{k}={v if isinstance(v, (bool, int, float)) or v is None else _short(v, 40)}"
+                           for k, v in config.items())
+        fields = fields if len(fields) <= 300 else fields[:297] + "..."
+    return f"entry {task} {key} ({fields})"
+
+
+def _check_manifest(path: Path, data: bytes) -> dict:
+    """The parsed manifest, every field of the type ``pack`` writes; ArchiveError naming the first that is not."""
     try:
-        manifest = json.loads(data)
+        manifest = _parse_json(data, MANIFEST)
     except ValueError as exc:
-        raise ArchiveError(f"{path}: unreadable {MANIFEST}: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArchiveError(f"{path}: archive format {manifest.get('format')!r}, this pml reads {FORMAT!r}")
+        raise ArchiveError(f"{path}: {exc}; refusing the archive") from None
+    if not isinstance(manifest, dict):
+        raise ArchiveError(f"{path}: {MANIFEST} holds a JSON {_json_type(manifest)}, not an object; refusing the "
+                           "archive")
+    if manifest.get("format") != FORMAT:
+        if manifest.get("format") == "pml-results/1":
+            raise ArchiveError(f"{path}: archive format 'pml-results/1' (written by an older pml, without the sizes "
+                               f"of its files); this pml reads {FORMAT!r}: pack it again with this pml")
+        raise ArchiveError(f"{path}: archive format {_short(manifest.get('format'))}, this pml reads {FORMAT!r}")
+    for name in ("pml_version", "profile", "created"):
+        if not isinstance(manifest.get(name), (str, type(None))):
+            raise ArchiveError(f"{path}: malformed {MANIFEST}: {name!r} is a JSON {_json_type(manifest[name])}, "
+                               "not a string; refusing the archive")
+    versions, entries = manifest.get("versions"), manifest.get("entries")
+    if not (isinstance(versions, dict) and all(isinstance(v, str) for v in versions.values())):
+        raise ArchiveError(f"{path}: malformed {MANIFEST}: 'versions' must be an object of version strings, got "
+                           f"{_short(versions)}; refusing the archive")
+    if not isinstance(entries, list):
+        raise ArchiveError(f"{path}: malformed {MANIFEST}: 'entries' is a JSON {_json_type(entries)}, not a list; "
+                           "refusing the archive")
+    keys: set[str] = set()
+    for i, entry in enumerate(entries):
+        problem = _entry_problem(entry)
+        if problem is None and entry["key"] in keys:
+            problem = "its key appears twice"
+        if problem:
+            raise ArchiveError(f"{path}: malformed {MANIFEST} at {_describe(entry, i)}: {problem}; refusing the "
+                               "archive")
+        keys.add(entry["key"])
     here = library_versions()
-    theirs = manifest.get("versions") or {}
-    diff = [f"{lib} {theirs.get(lib, 'absent')} (here {v})" for lib, v in here.items() if theirs.get(lib) != v]
+    diff = [f"{lib} {versions.get(lib, 'absent')[:40]} (here {v})" for lib, v in here.items()
+            if versions.get(lib) != v]
     if diff:
-        first = (manifest.get("entries") or [{}])[0]
-        raise ArchiveError(f"{path}: computed with {', '.join(diff)} (every entry, e.g. {_describe(first)}); results "
-                           "from other library versions are not used here (they are part of every key): install "
-                           "the archive's versions (constraints.txt) or recompute; refusing the archive")
-    for entry in manifest.get("entries", []):
-        task_type, key = str(entry.get("task")), str(entry.get("key"))
-        expected = {_member(task_type, key, ".npz"), _member(task_type, key, ".json")}
-        if not (_TYPE.match(task_type) and _KEY.match(key)) or set(entry.get("files", {})) != expected:
-            raise ArchiveError(f"{path}: malformed manifest at {_describe(entry)}; refusing the archive")
+        example = f", e.g. {_describe(entries[0])}" if entries else ""
+        raise ArchiveError(f"{path}: computed with {', '.join(diff)} (every entry{example}); results from other "
+                           "library versions are not used here (they are part of every key): install the archive's "
+                           "versions (constraints.txt) or recompute; refusing the archive")
     return manifest
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with a manifest entry (None if nothing): its fields, their types, its class and its files."""
+    if not isinstance(entry, dict):
+        return f"a JSON {_json_type(entry)}, not an object"
+    if set(entry) != _ENTRY_FIELDS:
+        unknown, missing = sorted(set(entry) - _ENTRY_FIELDS), sorted(_ENTRY_FIELDS - set(entry))
+        return "; ".join(([f"unknown field(s) {_short(unknown)}"] if unknown else [])
+                         + ([f"missing field(s) {missing}"] if missing else []))
+    task, key, files = entry["task"], entry["key"], entry["files"]
+    if not (isinstance(task, str) and _TYPE.fullmatch(task)):
+        return f"task type {_short(task)} is not a dotted Python name"
+    if not (isinstance(key, str) and _HEX64.fullmatch(key)):
+        return f"key {_short(key)} is not 64 lowercase hex digits"
+    if not isinstance(entry["config"], dict):
+        return f"config is a JSON {_json_type(entry['config'])}, not an object"
+    if not (entry["device"] is None or isinstance(entry["device"], str)):
+        return f"device {_short(entry['device'])} is not a string"
+    seconds = entry["seconds"]
+    if not (seconds is None or (isinstance(seconds, (int, float)) and not isinstance(seconds, bool))):
+        return f"seconds {_short(seconds)} is not a number"
+    if not (isinstance(entry["steps"], list) and all(isinstance(s, str) for s in entry["steps"])):
+        return f"steps {_short(entry['steps'])} is not a list of strings"
+    try:
+        check_task_json(entry["class"], entry["fields"])
+    except ValueError as exc:
+        return str(exc)
+    module, _, qualname = entry["class"].partition(":")
+    if f"{module}.{qualname}" != task:
+        return f"class {entry['class']!r} is not of task type {task!r}"
+    expected = {_member(task, key, ".npz"): MAX_MEMBER_BYTES, _member(task, key, ".json"): MAX_JSON_BYTES}
+    if not isinstance(files, dict) or set(files) != set(expected):
+        return f"files must be an object naming exactly {sorted(expected)}"
+    for name, spec in files.items():
+        if not (isinstance(spec, dict) and set(spec) == {"sha256", "size"} and isinstance(spec["sha256"], str)
+                and _HEX64.fullmatch(spec["sha256"]) and type(spec["size"]) is int and spec["size"] >= 0):
+            return f"file {name}: expected {{\"sha256\": 64 hex digits, \"size\": bytes}}, got {_short(spec)}"
+        if spec["size"] > expected[name]:
+            return f"file {name} has {spec['size']} bytes, more than the {expected[name]} this pml reads"
+    return None
 
 
 @dataclass
 class _Checked:
     manifest: dict
+    sha256: str = ""  # of the archive file
+    staged: dict[str, Path] = field(default_factory=dict)  # member name -> its checked copy in the staging folder
+    metas: dict[str, dict] = field(default_factory=dict)  # key -> the entry's metadata (without its result)
     kept: dict[str, dict] = field(default_factory=dict)  # key -> parsed entry (with result) for wanted keys
+
+
+def _stage(path: Path, staging: Path, want: Callable[[dict], bool] = lambda entry: False) -> _Checked:
+    """Check the whole archive, copying each member into ``staging`` as it is read; ArchiveError at the first fault.
+
+    Nothing is read before it is known to be expected: the manifest's declared size before the manifest, each
+    member's name, kind and declared size before its data."""
+    tar = _Tar(path)
+    try:
+        members = tar.members()
+        first = next(members, None)
+        if first is None:
+            raise ArchiveError(f"{path}: empty archive")
+        name, size = first
+        if name != MANIFEST:
+            raise ArchiveError(f"{path}: not a pml results archive (its first member is {name!r}, not {MANIFEST})")
+        if size > MAX_JSON_BYTES:
+            raise ArchiveError(f"{path}: {MANIFEST} has {size} bytes, more than the {MAX_JSON_BYTES} a manifest "
+                               "may have; refusing the archive")
+        checked = _Checked(_check_manifest(path, b"".join(tar.chunks(size))))
+        owner = {name: entry for entry in checked.manifest["entries"] for name in entry["files"]}
+        need = sum(spec["size"] for entry in checked.manifest["entries"] for spec in entry["files"].values())
+        free = shutil.disk_usage(staging).free
+        if need > free:
+            raise ArchiveError(f"{path}: unpacking needs {need / 1e6:.1f} MB, {free / 1e6:.1f} MB are free on "
+                               f"{staging.parent}; refusing the archive")
+        for name, size in members:
+            entry = owner.get(name)
+            if entry is None:
+                raise ArchiveError(f"{path}: member {name!r} is not in the manifest (tampered); refusing the "
+                                   "archive")
+            if name in checked.staged:
+                raise ArchiveError(f"{path}: member {name!r} appears twice (tampered); refusing the archive")
+            spec = entry["files"][name]
+            if size != spec["size"]:
+                raise ArchiveError(f"{path}: {_describe(entry)}: {name} has {size} bytes, the manifest says "
+                                   f"{spec['size']} (tampered); refusing the archive")
+            copy = staging / f"{len(checked.staged)}.part"
+            sha = hashlib.sha256()
+            try:
+                with open(copy, "xb") as out:
+                    for chunk in tar.chunks(size):
+                        sha.update(chunk)
+                        out.write(chunk)
+            except OSError as exc:
+                raise ArchiveError(f"{path}: cannot write {copy}: {exc.strerror or exc}") from None
+            if sha.hexdigest() != spec["sha256"]:
+                raise ArchiveError(f"{path}: {_describe(entry)}: {name} does not match its SHA-256 in the manifest "
+                                   "(tampered or corrupt); refusing the archive")
+            checked.staged[name] = copy
+        checked.sha256 = tar.sha256()
+    finally:
+        tar.close()
+    entries = checked.manifest["entries"]
+    absent = [entry for entry in entries if any(n not in checked.staged for n in entry["files"])]
+    if absent:
+        raise ArchiveError(f"{path}: truncated: {_describe(absent[0])} is missing "
+                           f"({len(absent)} of {len(entries)} entries incomplete); refusing the archive")
+    for entry in entries:
+        npz, meta = (checked.staged[_member(entry["task"], entry["key"], s)] for s in (".npz", ".json"))
+        try:
+            checked.metas[entry["key"]] = _check_entry(entry, npz, meta, checked.manifest)
+            if want(entry):
+                checked.kept[entry["key"]] = parse_entry(npz.read_bytes(), meta.read_bytes(), key=entry["key"])
+        except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+            raise ArchiveError(f"{path}: {_describe(entry)} is not an intact result entry ({exc}); refusing the "
+                               "archive") from None
+    return checked
+
+
+def _check_entry(entry: dict, npz: Path, meta_path: Path, manifest: dict) -> dict:
+    """An entry's metadata, checked as the store reads it and against the manifest, without reading its arrays
+    whole (their SHA-256 was taken while streaming); ValueError otherwise."""
+    meta = _parse_json(meta_path.read_bytes(), "its .json", strict=False)
+    if not isinstance(meta, dict) or meta.get("format") != ENTRY_FORMAT:
+        raise ValueError("not a task result entry of this format")
+    if meta.pop("meta_sha256", None) != _meta_hash(meta):
+        raise ValueError("the entry's metadata (.json) does not match its hash")
+    for name in ("key", "task", "class", "config", "fields"):
+        if meta.get(name) != entry[name]:
+            raise ValueError(f"its {name} differs from the manifest's")
+    if meta.get("versions") != manifest["versions"]:
+        raise ValueError(f"computed with {_short(meta.get('versions'), 200)}, not the archive's versions")
+    if meta.get("npz_sha256") != entry["files"][_member(entry["task"], entry["key"], ".npz")]["sha256"]:
+        raise ValueError("the arrays (.npz) do not match the entry's hash")
+    with zipfile.ZipFile(npz) as arrays:  # np.savez stores arrays uncompressed: no member can expand in memory
+        infos = arrays.infolist()
+        if any(i.compress_type != zipfile.ZIP_STORED for i in infos) or sum(i.file_size for i in infos) > \
+                npz.stat().st_size:
+            raise ValueError("its .npz holds compressed or oversized arrays (np.savez writes neither)")
+    return meta
 
 
 def check(path: Path | str, want: Callable[[dict], bool] = lambda entry: False) -> _Checked:
     """Read the whole archive and check it; keep the decoded entries that ``want`` selects (by manifest entry)."""
     path = Path(path)
-    members = _members(path)
-    try:
-        first = next(members)
-    except StopIteration:
-        raise ArchiveError(f"{path}: empty archive") from None
-    manifest = _check_manifest(path, *first)
-    owner = {name: entry for entry in manifest["entries"] for name in entry["files"]}
-    seen: set[str] = set()
-    checked = _Checked(manifest)
-    pending: dict[str, dict[str, bytes]] = {}
-    for name, data in members:
-        entry = owner.get(name)
-        if entry is None:
-            raise ArchiveError(f"{path}: member {name!r} is not in the manifest (tampered); refusing the archive")
-        if name in seen:
-            raise ArchiveError(f"{path}: member {name!r} appears twice (tampered); refusing the archive")
-        if _sha(data) != entry["files"][name]:
-            raise ArchiveError(f"{path}: {_describe(entry)}: {name} does not match its SHA-256 in the manifest "
-                               "(tampered or corrupt); refusing the archive")
-        seen.add(name)
-        parts = pending.setdefault(entry["key"], {})
-        parts[name.rsplit(".", 1)[1]] = data
-        if len(parts) == 2:
-            del pending[entry["key"]]
-            try:
-                parsed = parse_entry(parts["npz"], parts["json"], key=entry["key"], want_result=want(entry))
-            except Exception as exc:
-                raise ArchiveError(f"{path}: {_describe(entry)} is not an intact result entry ({exc}); refusing "
-                                   "the archive") from None
-            if parsed.get("versions") != manifest["versions"]:
-                raise ArchiveError(f"{path}: {_describe(entry)} was computed with {parsed.get('versions')}, not the "
-                                   f"archive's {manifest['versions']}; refusing the archive")
-            if want(entry):
-                checked.kept[entry["key"]] = parsed
-    absent = [entry for entry in manifest["entries"] if any(n not in seen for n in entry["files"])]
-    if absent:
-        raise ArchiveError(f"{path}: truncated: {_describe(absent[0])} is missing "
-                           f"({len(absent)} of {len(manifest['entries'])} entries incomplete); refusing the archive")
-    return checked
+    with tempfile.TemporaryDirectory(prefix="pml-archive-") as staging:
+        checked = _stage(path, Path(staging), want)
+        checked.staged = {}
+        return checked
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -231,43 +586,67 @@ class UnpackReport:
     conflicts: list[str] = field(default_factory=list)  # stored with a different result: kept, archive's skipped
     stale: int = 0  # computed from other source of the modules the task imports: this code will not use them
     profile: str | None = None
+    sha256: str = ""  # of the archive file
 
 
 def unpack(path: Path | str, store: Store | None = None) -> UnpackReport:
-    """Check the archive (ArchiveError if anything is wrong), then install its entries into ``store``."""
+    """Check the archive (ArchiveError if anything is wrong, with nothing written), then install its entries
+    into ``store``."""
     path = Path(path)
     store = store or Store()
-    manifest = check(path).manifest
-    by_name = {name: entry for entry in manifest["entries"] for name in entry["files"]}
-    report = UnpackReport(profile=manifest.get("profile"))
-    parts: dict[str, dict[str, bytes]] = {}
-    for name, data in _members(path):
-        if name == MANIFEST:
-            continue
-        entry = by_name[name]
-        if _sha(data) != entry["files"][name]:  # the file changed since it was checked
-            raise ArchiveError(f"{path}: {_describe(entry)}: {name} changed while unpacking; stopped")
-        mine = parts.setdefault(entry["key"], {})
-        mine[name.rsplit(".", 1)[1]] = data
-        if len(mine) < 2:
-            continue
-        del parts[entry["key"]]
-        theirs = parse_entry(mine["npz"], mine["json"], key=entry["key"])
-        existing_files = [p.exists() for p in store.entry_paths(entry["task"], entry["key"])]
-        existing = store.read_entry(entry["task"], entry["key"])
+    made = [d for d in (store.root, *store.root.parents) if not d.exists()]  # to remove again if refused
+    try:
+        store.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=store.root))
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot unpack into {store.root}: {exc.strerror or exc}") from None
+    try:
+        checked = _stage(path, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in made:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    try:
+        return _install(path, checked, store)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(path: Path, checked: _Checked, store: Store) -> UnpackReport:
+    manifest = checked.manifest
+    report = UnpackReport(profile=manifest.get("profile"), sha256=checked.sha256)
+    for entry in manifest["entries"]:
+        task_type, key = entry["task"], entry["key"]
+        npz, meta = (checked.staged[_member(task_type, key, s)] for s in (".npz", ".json"))
+        targets = store.entry_paths(task_type, key)
+        existing_files = [p.exists() for p in targets]
+        existing = store.read_entry(task_type, key)
         if existing is not None:
+            theirs = parse_entry(npz.read_bytes(), meta.read_bytes(), key=key)
             if same_data(existing["result"], theirs["result"]):
                 report.present += 1
             else:
                 report.conflicts.append(_describe(entry))
             continue
-        store.write_entry(entry["task"], entry["key"], mine["npz"], mine["json"])
+        try:
+            targets[0].parent.mkdir(parents=True, exist_ok=True)
+            for staged, target in zip((npz, meta), targets):  # the .json, which makes the entry visible, last
+                os.chmod(staged, new_file_mode())
+                os.replace(staged, target)
+        except OSError as exc:
+            raise ArchiveError(f"{path}: cannot install {_describe(entry)} into {store.root}: "
+                               f"{exc.strerror or exc}") from None
         if any(existing_files):
             report.replaced += 1
         else:
             report.added += 1
-        module = str(entry.get("class") or "").partition(":")[0]
-        if module and theirs.get("source") and _source(module) not in (None, theirs["source"]):
+        module = entry["class"].partition(":")[0]  # a known class's module: closure_hash reads its source
+        source = checked.metas[key].get("source")
+        if source and _source(module) not in (None, source):
             report.stale += 1
     return report
 

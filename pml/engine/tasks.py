@@ -9,6 +9,12 @@ anyone can read. Its :meth:`Task.key` hashes the fields that change the numbers 
 
 A :class:`Sweep` is a config that yields its tasks and assembles the chapter's result from their results, so a
 figure's grid (seeds x sizes x depths) becomes many independent tasks while the chapter keeps one result object.
+
+A task is rebuilt from its class name and fields (:func:`load_task`, e.g. to recompute an archive's task) only
+through a registry: ``pml``'s own task classes, listed in :data:`PML_TASKS`, and every :class:`Task` subclass or
+:func:`register`-ed config class of a module imported by code. Reading a name from data never imports a module or
+calls anything it names; a name outside the registry, an unknown or missing field or a value that is not plain
+JSON is an error naming it.
 """
 
 from __future__ import annotations
@@ -19,15 +25,47 @@ import importlib
 import json
 import math
 import platform
+import re
 from functools import lru_cache
 from importlib import metadata
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence, TypeVar
 
 from pml.config import Config, _canonical
 from pml.engine import closure
 from pml.engine.closure import closure_hash
 
 VERSIONED = ("numpy", "scipy", "sympy", "torch")  # the libraries whose arithmetic a task's numbers depend on
+
+# pml's own task classes (``module:qualname``): names a results archive may hold that are known without importing
+# anything; :func:`task_class` imports a module of this list (and only of this list) to rebuild one of them.
+# tests/test_engine_archive.py checks that it lists every Task subclass defined under pml/.
+PML_TASKS = (
+    "pml.experiments.beyond:BFGSTask",
+    "pml.experiments.beyond:BenchTask",
+    "pml.experiments.introduction:DecompositionTask",
+    "pml.experiments.introduction:FloorTask",
+    "pml.experiments.introduction:PiecewiseTask",
+    "pml.experiments.network_sweep:NetworkTask",
+    "pml.experiments.nonlinear_tasks:DotProductTask",
+    "pml.experiments.nonlinear_tasks:GadgetCurveTask",
+    "pml.experiments.nonlinear_tasks:GadgetTruncationTask",
+    "pml.experiments.nonlinear_tasks:GridPointTask",
+    "pml.experiments.nonlinear_tasks:SplineCurveTask",
+    "pml.experiments.nonlinear_tasks:YRmsTask",
+    "pml.experiments.optimization:AdamTask",
+    "pml.experiments.optimization:BFGSTask",
+    "pml.experiments.optimization:HessianTask",
+    "pml.experiments.optimization:LowCurvatureTask",
+    "pml.experiments.piecewise_linear:LinearRegionsTask",
+    "pml.experiments.simplex_sweep:SimplexTask",
+    "pml.experiments.users_guide:CsvTask",
+    "pml.experiments.users_guide:FitTask",
+)
+MAX_DEPTH = 32  # nesting of a config value (tuples in tuples, a task in a task): ours are a few levels deep
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_REGISTRY: dict[str, type] = {}  # module:qualname -> Task subclass or registered config class, filled by code
+C = TypeVar("C", bound=type)
+_NESTED = object()  # what checking (not building) a nested config gives
 
 
 @lru_cache(maxsize=1)
@@ -49,6 +87,10 @@ class Task(Config):
 
     # Fields that say how, not what: never part of the key (a result does not depend on them, up to rounding).
     EXECUTION_FIELDS: ClassVar[frozenset[str]] = frozenset({"threads", "device", "member_memory_gb"})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[class_path(cls)] = cls  # defined by code that was imported: may be rebuilt from its name
 
     def run(self, **inputs: dict) -> dict:
         """Compute the result (plain data) from the fields and the results of :meth:`inputs`, by name."""
@@ -122,12 +164,75 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _import(path: str) -> Any:
-    module, _, qualname = path.partition(":")
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+def register(cls: C) -> C:
+    """Allow a config dataclass to be rebuilt from its name when it sits in a task's field (a decorator).
+
+    :class:`Task` subclasses are registered when they are defined; a config class nested in a task's fields (a
+    training config inside a task, say) must be registered by its module, so that :func:`load_task` rebuilds it.
+
+    Parameters
+    ----------
+    cls : type
+        A frozen dataclass of plain values (a :class:`pml.config.Config`).
+
+    Returns
+    -------
+    type
+        ``cls`` itself.
+
+    Raises
+    ------
+    TypeError
+        If ``cls`` is not a dataclass.
+    """
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"register() takes a dataclass, got {cls!r}")
+    _REGISTRY[class_path(cls)] = cls
+    return cls
+
+
+def known_class(name: Any) -> bool:
+    """Whether ``name`` (``module:qualname``) is a registered class or one of :data:`PML_TASKS`; imports nothing."""
+    return isinstance(name, str) and (name in _REGISTRY or name in PML_TASKS)
+
+
+def task_class(name: Any, *, task: bool = True) -> type:
+    """The registered class named ``module:qualname``, importing its module only if it is one of :data:`PML_TASKS`.
+
+    Parameters
+    ----------
+    name : str
+        ``module:qualname``, as :func:`class_path` writes it.
+    task : bool, optional
+        Require a :class:`Task` subclass (default); False also accepts a :func:`register`-ed config class.
+
+    Returns
+    -------
+    type
+        The class.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a registered class (nothing is imported then) or, with ``task``, not a task class.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"class name {_short(name)} is not of the form module:qualname")
+    if name not in _REGISTRY and name in PML_TASKS:
+        module = PML_TASKS[PML_TASKS.index(name)].partition(":")[0]  # the constant's own text, not the data's
+        importlib.import_module(module)  # its Task subclasses register themselves
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise ValueError(f"class {name!r} is not a known task class (pml's own tasks and the Task subclasses of "
+                         "modules imported here); nothing was imported")
+    if task and not issubclass(cls, Task):
+        raise ValueError(f"class {name!r} is not a pml.engine.Task")
+    return cls
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def to_json(value: Any) -> Any:
@@ -152,28 +257,183 @@ def to_json(value: Any) -> Any:
 
 
 def from_json(value: Any) -> Any:
-    """The inverse of :func:`to_json`."""
+    """The inverse of :func:`to_json`: plain JSON values and the tagged forms only; a nested config must be of a
+    registered class (:func:`task_class`) and have exactly its fields. ValueError, naming the value, otherwise."""
+    return _walk(value, "value", 0, build=True)
+
+
+def _walk(value: Any, where: str, depth: int, *, build: bool) -> Any:
+    """The value :func:`to_json` wrote, rebuilt (``build``) or only checked (nested classes need only be known)."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):  # to_json tags non-finite floats
+            raise ValueError(f"{where}: untagged non-finite float {value!r}")
+        return value
     if isinstance(value, list):
-        return [from_json(v) for v in value]
-    if isinstance(value, dict):
-        if "__tuple__" in value:
-            return tuple(from_json(v) for v in value["__tuple__"])
-        if "__float__" in value:
-            return float(value["__float__"])
-        if "__dict__" in value:
-            return {from_json(k): from_json(v) for k, v in value["__dict__"]}
-        if "__dataclass__" in value:
-            return _import(value["__dataclass__"])(**{k: from_json(v) for k, v in value["fields"].items()})
-        raise ValueError(f"untagged object in a config: {sorted(value)}")
-    return value
+        return [_walk(v, f"{where}[{i}]", depth + 1, build=build) for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: a {type(value).__name__} is not plain JSON")
+    tags = sorted(map(str, value))
+    if tags == ["__tuple__"] and isinstance(value["__tuple__"], list):
+        return tuple(_walk(v, f"{where}[{i}]", depth + 1, build=build) for i, v in enumerate(value["__tuple__"]))
+    if tags == ["__float__"] and value["__float__"] in ("nan", "inf", "-inf"):
+        return float(value["__float__"])
+    if tags == ["__dict__"] and isinstance(value["__dict__"], list):
+        out = {}
+        for i, pair in enumerate(value["__dict__"]):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise ValueError(f"{where}: item {i} of a tagged dict is not a [key, value] pair")
+            k = _walk(pair[0], f"{where} key {i}", depth + 1, build=build)
+            if not (k is None or isinstance(k, (bool, int, float, str, tuple))):
+                raise ValueError(f"{where}: key {i} of a tagged dict is a {type(k).__name__}")
+            try:
+                hash(k)
+            except TypeError:
+                raise ValueError(f"{where}: key {i} of a tagged dict is not hashable") from None
+            out[k] = _walk(pair[1], f"{where}[{_short(k, 40)}]", depth + 1, build=build)
+        return out
+    if tags == ["__dataclass__", "fields"]:
+        name = value["__dataclass__"]
+        inner = f"{where} ({_short(name)})"
+        if build:
+            try:
+                cls = task_class(name, task=False)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            return cls(**_fields(cls, value["fields"], inner, depth + 1))
+        check_task_json(name, value["fields"], where=inner, depth=depth + 1, task=False)
+        return _NESTED
+    raise ValueError(f"{where}: untagged or malformed object in a config (keys {_short(tags)})")
+
+
+def _fields(cls: type, fields: Any, where: str, depth: int, build: bool = True) -> dict[str, Any]:
+    """Keyword arguments for ``cls`` from its JSON fields: exactly its own fields, plain JSON of their types."""
+    if not isinstance(fields, dict):
+        raise ValueError(f"{where}: fields must be an object, got {type(fields).__name__}")
+    own = {f.name: f for f in dataclasses.fields(cls)}
+    unknown, missing = sorted(map(str, set(fields) - set(own))), sorted(set(own) - set(fields))
+    if unknown or missing:
+        raise ValueError(f"{where}: " + "; ".join(
+            ([f"unknown field(s) {_short(unknown)}"] if unknown else [])
+            + ([f"missing field(s) {missing}"] if missing else [])) + f"; valid: {sorted(own)}")
+    kwargs = {}
+    for name, spec in own.items():
+        value = _walk(fields[name], f"{where}.{name}", depth, build=build)
+        hint = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", str(spec.type))
+        if not _matches(value, str(hint)):
+            raise ValueError(f"{where}.{name}: {_short(value)} is not of type {hint}")
+        if spec.init:
+            kwargs[name] = value
+    return kwargs
+
+
+def _split(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == sep and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return [*parts, text[start:].strip()]
+
+
+def _matches(value: Any, hint: str) -> bool:
+    """Whether a rebuilt field value fits its annotation; annotations this does not read accept any plain value."""
+    if value is _NESTED:  # a nested config only checked, not built: its class was checked
+        return True
+    alternatives = _split(hint, "|")
+    if len(alternatives) > 1:
+        return any(_matches(value, h) for h in alternatives)
+    hint = hint.removeprefix("typing.")
+    if hint == "None":
+        return value is None
+    if hint in ("int", "float", "str", "bool"):
+        if isinstance(value, bool):
+            return hint == "bool"
+        return isinstance(value, {"int": int, "float": (int, float), "str": str, "bool": bool}[hint])
+    if hint.startswith(("tuple[", "Tuple[")) and hint.endswith("]"):
+        if not isinstance(value, (tuple, list)):  # a list where code passed one: its key is the same
+            return False
+        args = _split(hint[hint.index("[") + 1:-1], ",")
+        if len(args) == 2 and args[1] == "...":
+            return all(_matches(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args))
+    if any(cls.__qualname__ == hint for cls in _REGISTRY.values()):
+        return dataclasses.is_dataclass(value) and type(value).__qualname__ == hint
+    return True
 
 
 def load_task(class_name: str, fields: dict[str, Any]) -> Task:
-    """The task of class ``module:qualname`` with fields from :meth:`Task.fields_json` (imports the module)."""
-    cls = _import(class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise TypeError(f"{class_name} is not a pml.engine.Task")
-    return cls(**{k: from_json(v) for k, v in fields.items()})
+    """The task of class ``module:qualname`` with fields from :meth:`Task.fields_json`.
+
+    Parameters
+    ----------
+    class_name : str
+        ``module:qualname`` of a registered task class (see :func:`task_class`).
+    fields : dict
+        Every field of the class, as :meth:`Task.fields_json` writes them.
+
+    Returns
+    -------
+    Task
+        The rebuilt task.
+
+    Raises
+    ------
+    ValueError
+        If the class is not registered (nothing is imported then), a field is unknown or missing, or a value is
+        not plain JSON of the field's type.
+    """
+    cls = task_class(class_name)
+    return cls(**_fields(cls, fields, class_name, 0))
+
+
+def check_task_json(class_name: Any, fields: Any, *, where: str | None = None, depth: int = 0,
+                    task: bool = True) -> None:
+    """Check a task's class name and JSON fields as :func:`load_task` would, importing and building nothing.
+
+    The class must be known (:func:`known_class`), every value plain JSON and every nested config of a known class;
+    where the class is already imported, the field names must be exactly its own.
+
+    Parameters
+    ----------
+    class_name : str
+        ``module:qualname``.
+    fields : dict
+        The fields, as :meth:`Task.fields_json` writes them.
+    where : str, optional
+        How error messages name the value (default: the class name).
+    depth : int, optional
+        Nesting depth of the value already (for nested configs).
+    task : bool, optional
+        Require a task class (default); False also accepts a registered config class.
+
+    Raises
+    ------
+    ValueError
+        Naming the class, field or value that :func:`load_task` would refuse.
+    """
+    where = where or (class_name if isinstance(class_name, str) and _NAME.fullmatch(class_name) else _short(class_name))
+    if not isinstance(class_name, str) or not _NAME.fullmatch(class_name):
+        raise ValueError(f"{where}: class name {_short(class_name)} is not of the form module:qualname")
+    if not known_class(class_name):
+        raise ValueError(f"{where}: class {class_name!r} is not a known task class (pml's own tasks and the Task "
+                         "subclasses of modules imported here); nothing was imported")
+    cls = _REGISTRY.get(class_name)
+    if task and cls is not None and not issubclass(cls, Task):
+        raise ValueError(f"{where}: class {class_name!r} is not a pml.engine.Task")
+    if not isinstance(fields, dict):
+        raise ValueError(f"{where}: fields must be an object, got {type(fields).__name__}")
+    if cls is not None:
+        _fields(cls, fields, where, depth, build=False)
+    else:
+        for name, value in fields.items():
+            _walk(value, f"{where}.{name}", depth, build=False)
 
 
 def graph(tasks: Sequence[Task]) -> list[Task]:
