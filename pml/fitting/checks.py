@@ -5,6 +5,9 @@ Every check raises :class:`FitError` with a message that says what is wrong and 
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -66,6 +69,47 @@ def check_predictions(pred: np.ndarray, rows: str, nan_allowed: bool = False) ->
         raise FitError(f"the fitted model gives {int(bad.sum())} non-finite predictions (nan or inf) on {rows}: the "
                        f"fit overflowed float64, no model was saved; rescale the inputs or the target (to "
                        f"values of order 1) or try another method")
+
+
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_a_regular_file(path: str | Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file ("a folder", "a FIFO (named pipe)", "a symbolic link
+    to ...", ...); None when it is a regular file or nothing is there. Links are not followed: an atomic rename
+    would put a file in place of the link, the device or the pipe, not write through it."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:  # nothing there (or an unreadable folder on the way: the write reports that)
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    if stat.S_ISLNK(mode):
+        kind += f" (to {os.readlink(path)})"
+    return kind
+
+
+def distinct_rows(X: np.ndarray, y: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) without repeated rows (same inputs and same target: the first is kept); :class:`FitError` naming how
+    many rows and the first pair when the same inputs have different targets, which no interpolant can honour."""
+    _, first, inverse = np.unique(X, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if first.size == X.shape[0]:
+        return X, y
+    clash = y != y[first[inverse]]  # a row whose target differs from the first row with the same inputs
+    if clash.any():
+        i = int(np.argmax(clash))
+        j = int(first[inverse[i]])
+        groups = np.unique(inverse[clash])
+        n_rows = int(np.isin(inverse, groups).sum())
+        point = ", ".join(repr(float(v)) for v in X[i])
+        raise FitError(f"{method}: {n_rows} rows at {groups.size} repeated input points have conflicting targets "
+                       f"(first: inputs ({point}) with targets {float(y[j])!r} and {float(y[i])!r}); an interpolant passes through every row, so it needs one target per input "
+                       "point: average the repeats or use a least-squares method ('poly', 'readout')")
+    keep = np.sort(first)
+    return X[keep], y[keep]
 
 
 def check_inputs(X, names: Sequence[str] | None, what: str) -> np.ndarray:
