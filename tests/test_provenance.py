@@ -29,7 +29,8 @@ def _install(path, store):
     """``unpack`` followed by what it records for each entry it wrote (the call its loop makes)."""
     report = archive.unpack(path, store)
     manifest = json.loads(tarfile.open(path).extractfile("manifest.json").read())
-    origin = provenance.archive_origin(path, provenance.file_sha256(path), manifest)
+    assert report.sha256 == provenance.file_sha256(path)
+    origin = provenance.archive_origin(path, report.sha256, manifest)
     for entry in manifest["entries"]:
         provenance.record_origin(store, entry["task"], entry["key"], origin)
     return report, manifest
@@ -92,7 +93,7 @@ def test_verify_marks_then_recomputation_overrides(shipped, tmp_path):
     _, manifest = _install(path, laptop)
     task = tasks[0]
     member = f"entries/{task.task_type()}/{task.key()}.json"
-    sha = next(e["files"][member] for e in manifest["entries"] if e["key"] == task.key())
+    sha = next(e["files"][member]["sha256"] for e in manifest["entries"] if e["key"] == task.key())
     assert not provenance.mark_verified(laptop, task.task_type(), task.key(), "identical", entry_sha256="f" * 64)
     assert provenance.provenance(laptop, task).endswith("(unverified)")  # other bytes were checked: no mark
     assert provenance.mark_verified(laptop, task.task_type(), task.key(), "identical; 0.01 s", entry_sha256=sha)
@@ -111,16 +112,19 @@ def test_verify_marks_then_recomputation_overrides(shipped, tmp_path):
     assert not provenance.mark_verified(Store(tmp_path / "empty"), task.task_type(), task.key(), "identical")
 
 
-def test_a_check_before_unpack_is_kept(shipped, tmp_path):
+def test_unpacking_again_keeps_the_check_of_the_same_bytes(shipped, tmp_path):
     path, tasks = shipped
     laptop = Store(tmp_path / "laptop")
-    manifest = json.loads(tarfile.open(path).extractfile("manifest.json").read())
-    archive.unpack(path, laptop)
-    for entry in manifest["entries"]:
-        provenance.mark_verified(laptop, entry["task"], entry["key"], "identical")
-    assert {provenance.provenance(laptop, t) for t in tasks} == {"computed here"}  # no origin recorded yet
     _install(path, laptop)
+    for task in tasks:
+        assert provenance.mark_verified(laptop, task.task_type(), task.key(), "identical")
+    _install(path, laptop)  # the origin is recorded again; the check was of these very bytes
     assert {provenance.provenance(laptop, t) for t in tasks} == {"verified here"}
+    # a check recorded on an entry without an origin (ours) is kept but changes nothing: it was computed here
+    here = Toy(seed=7)
+    compute([here], store=laptop, client=False)
+    assert provenance.mark_verified(laptop, here.task_type(), here.key(), "identical")
+    assert provenance.provenance(laptop, here) == "computed here"
 
 
 def test_a_malformed_record_is_never_trusted(shipped, tmp_path):
@@ -266,3 +270,17 @@ def test_signed_archive_names_its_signer_and_a_changed_one_is_refused(shipped, t
         fh.write(b"\0")
     with pytest.raises(provenance.SignatureError, match="bad signature ch-toy.tar.gz.sig, refusing the archive"):
         provenance.check_signature(path, allowed)
+
+
+@pytest.mark.xfail(strict=True, reason="archive.pack/unpack/verify do not call pml.engine.provenance yet: once they "
+                   "do, this passes and the mark must go")
+def test_pack_unpack_verify_record_provenance_by_themselves(shipped, tmp_path):
+    path, tasks = shipped
+    laptop = Store(tmp_path / "laptop")
+    archive.unpack(path, laptop)
+    origin = provenance.origin_record(laptop, tasks[0].task_type(), tasks[0].key())["origin"]
+    assert origin["archive"] == "ch-toy.tar.gz" and origin["machine"] == provenance.machine_line()
+    assert ("pml_commit" in origin) == (provenance.pml_commit() is not None)
+    assert {provenance.provenance(laptop, t) for t in tasks} == {"archive ch-toy.tar.gz (unverified)"}
+    archive.verify(path, sample=len(tasks), log=lambda line: None, store=laptop)
+    assert {provenance.provenance(laptop, t) for t in tasks} == {"verified here"}
