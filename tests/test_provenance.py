@@ -73,7 +73,7 @@ def test_unpacked_entries_carry_their_origin_and_computed_ones_none(shipped, tmp
     assert laptop.get(tasks[0]) is not None
     summary = provenance.summary(laptop, [*tasks, here])
     assert (summary.tasks, summary.computed, summary.unverified, summary.verified) == (3, 1, 2, 0)
-    assert summary.label() == "from archive ch-toy.tar.gz (unverified: 2 of 3 tasks)"
+    assert summary.label() == "from archive ch-toy.tar.gz (unverified: 2 of 3 tasks; 1 computed here)"
 
 
 def test_manifest_text_is_data_kept_short_on_one_line(tmp_path):

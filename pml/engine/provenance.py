@@ -387,7 +387,9 @@ class Summary:
         if self.unverified:
             names = ", ".join(sorted(n for n, c in self.archives.items() if c["unverified"]))
             differed = f", {self.mismatched} differed from a recomputation here" if self.mismatched else ""
-            return f"from archive {names} (unverified: {self.unverified} of {self.tasks} tasks{differed})"
+            rest = "".join(f"; {n} {what}" for n, what in ((self.verified, "verified here"),
+                                                           (self.computed, "computed here")) if n)
+            return f"from archive {names} (unverified: {self.unverified} of {self.tasks} tasks{differed}{rest})"
         if self.verified:
             names = ", ".join(sorted(self.archives))
             here = f", {self.computed} computed here" if self.computed else ""
