@@ -32,7 +32,8 @@ def _install(path, store):
     assert report.sha256 == provenance.file_sha256(path)
     origin = provenance.archive_origin(path, report.sha256, manifest)
     for entry in manifest["entries"]:
-        provenance.record_origin(store, entry["task"], entry["key"], origin)
+        json_sha = entry["files"][f"entries/{entry['task']}/{entry['key']}.json"]["sha256"]
+        provenance.record_origin(store, entry["task"], entry["key"], origin, entry_sha256=json_sha)
     return report, manifest
 
 
@@ -63,6 +64,10 @@ def test_unpacked_entries_carry_their_origin_and_computed_ones_none(shipped, tmp
     assert report.added == 2
     assert provenance.provenance(laptop, here) == "computed here"
     assert provenance.origin_record(laptop, here.task_type(), here.key()) is None
+    # an archive's entry the store already holds as a result computed here (other bytes) stays ours
+    origin = provenance.archive_origin(path, report.sha256, manifest)
+    assert not provenance.record_origin(laptop, here.task_type(), here.key(), origin, entry_sha256="0" * 64)
+    assert provenance.provenance(laptop, here) == "computed here"
     for task in tasks:
         assert provenance.provenance(laptop, task) == "archive ch-toy.tar.gz (unverified)"
         origin = provenance.origin_record(laptop, task.task_type(), task.key())["origin"]
@@ -281,6 +286,10 @@ def test_pack_unpack_verify_record_provenance_by_themselves(shipped, tmp_path):
     origin = provenance.origin_record(laptop, tasks[0].task_type(), tasks[0].key())["origin"]
     assert origin["archive"] == "ch-toy.tar.gz" and origin["machine"] == provenance.machine_line()
     assert ("pml_commit" in origin) == (provenance.pml_commit() is not None)
+    assert {provenance.provenance(laptop, t) for t in tasks} == {"archive ch-toy.tar.gz (unverified)"}
+    for task in tasks:  # as if unpacked by a pml that recorded no origins: unpacking again records them
+        provenance.record_path(laptop, task.task_type(), task.key()).unlink()
+    assert archive.unpack(path, laptop).present == len(tasks)
     assert {provenance.provenance(laptop, t) for t in tasks} == {"archive ch-toy.tar.gz (unverified)"}
     archive.verify(path, sample=len(tasks), log=lambda line: None, store=laptop)
     assert {provenance.provenance(laptop, t) for t in tasks} == {"verified here"}

@@ -192,11 +192,14 @@ def _write_record(path: Path, record: dict) -> None:
     _atomic_write(path, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
-def record_origin(store: Store, task_type: str, key: str, origin: Mapping[str, Any]) -> None:
-    """Record that the entry now stored under ``task_type``/``key`` came from the archive ``origin`` describes.
+def record_origin(store: Store, task_type: str, key: str, origin: Mapping[str, Any], *,
+                  entry_sha256: str | None = None) -> bool:
+    """Record that the entry stored under ``task_type``/``key`` came from the archive ``origin`` describes.
 
-    Call it right after the entry's files were written. A check recorded earlier for the same bytes (a ``verify``
-    run before ``unpack``) is kept.
+    Call it for every entry of the archive the store holds once ``unpack`` is done with it: installed now, or
+    already present. With ``entry_sha256`` (the archive member's hash) an entry whose ``.json`` is other bytes (a
+    result computed here that happens to agree) is left alone, so re-unpacking an archive installed before origins
+    were recorded records them. A check recorded earlier for the same bytes is kept.
 
     Parameters
     ----------
@@ -206,14 +209,23 @@ def record_origin(store: Store, task_type: str, key: str, origin: Mapping[str, A
         The entry's names.
     origin : mapping
         From :func:`archive_origin`.
+    entry_sha256 : str, optional
+        SHA-256 of the archive's ``.json`` member of this entry: record only if the store holds those bytes.
+
+    Returns
+    -------
+    bool
+        Whether the origin was recorded.
 
     Raises
     ------
     ValueError
-        If the names are not an entry's, or the store holds no entry under them.
+        If the names are not an entry's, or (without ``entry_sha256``) the store holds no entry under them.
     """
     path = record_path(store, task_type, key)
     entry_sha = _entry_sha(store, task_type, key)
+    if entry_sha256 is not None and entry_sha != entry_sha256:
+        return False
     if entry_sha is None:
         raise ValueError(f"no entry {task_type}/{key} in {store.root} to record an origin for")
     record = {"format": FORMAT, "task": task_type, "key": key, "entry_sha256": entry_sha, "origin": dict(origin)}
@@ -221,6 +233,7 @@ def record_origin(store: Store, task_type: str, key: str, origin: Mapping[str, A
     if old and old.get("entry_sha256") == entry_sha and isinstance(old.get("check"), dict):
         record["check"] = old["check"]
     _write_record(path, record)
+    return True
 
 
 def _mark(store, task_type, key, verdict, detail, entry_sha256) -> bool:
