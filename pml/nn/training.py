@@ -19,7 +19,10 @@ Both train the model **in place** and return summaries. On KeyboardInterrupt the
 (a KeyboardInterrupt) whose ``.result`` holds the summary of the steps completed so far, so nothing is lost and
 nothing half-done is mistaken for a finished run (e.g. cached).
 
-Speed notes. ``adam_impl="fused"`` (default) is PyTorch's fused Adam, the same update as the authors' default
+Speed notes. ``step_impl="fast"`` computes the loss and gradients of a dense tanh/ReLU network with
+:mod:`pml.nn.fast_step` (a compiled fused kernel for one hidden layer, else a chunked pure-torch step) instead of
+autograd: the same mathematics up to float64 rounding, several times faster per step for wide networks on the CPU;
+the kernel that ran is ``TrainResult.step_kernel``. ``adam_impl="fused"`` (default) is PyTorch's fused Adam, the same update as the authors' default
 (for-loop) Adam up to float rounding and ~3x cheaper per step for small networks. On a CPU, small networks spend most
 of their time in per-operation overhead: with several intra-op threads on a busy 2-core machine a step can be 10x
 or more slower than with one thread. The loop never changes ``torch.set_num_threads`` (global state); callers may.
@@ -37,10 +40,12 @@ import torch
 from torch import nn
 
 from pml.config import Config
+from pml.nn import fast_step
 
 __all__ = [
     "ADAM_IMPLS",
     "SELECTIONS",
+    "STEP_IMPLS",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",
@@ -66,6 +71,11 @@ SELECTIONS = ("test_at_min_train", "min_test", "min_logged_test", "final_test")
 ADAM_IMPLS = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
 """PyTorch's Adam implementations (same algorithm; they differ only by float rounding). "fused" is ~3x faster per
 step than "for-loop" on CPU for small networks."""
+
+STEP_IMPLS = fast_step.STEP_IMPLS
+"""How a step computes the loss and gradients (:data:`pml.nn.fast_step.STEP_IMPLS`): ``"autograd"`` (forward, then
+``backward()``), ``"fast"`` (:class:`pml.nn.fast_step.FastStep` where it applies: dense tanh/ReLU networks on the
+CPU; autograd elsewhere), or one named kernel, ``"compiled"`` or ``"torch"``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,11 +103,14 @@ class TrainConfig(Config):
         Evaluate the test set in chunks of this many points; 0 (default): all at once.
     adam_impl : str, optional
         One of ``ADAM_IMPLS`` (default ``"fused"``).
+    step_impl : str, optional
+        One of ``STEP_IMPLS`` (default ``"autograd"``). The loss and gradients agree to float64 rounding; curves then
+        differ at rounding level, so the choice is part of the configuration.
 
     Raises
     ------
     ValueError
-        For a non-positive size, an unknown selection or Adam implementation, or ``min_test`` without
+        For a non-positive size, an unknown selection, Adam or step implementation, or ``min_test`` without
         ``test_every_step``.
     """
 
@@ -110,6 +123,7 @@ class TrainConfig(Config):
     test_every_step: bool = True  # False: evaluate the test set only where ``selection`` needs it (see below)
     eval_chunk_size: int = 0  # >0: evaluate the test set in chunks of this many points (memory); 0: all at once
     adam_impl: str = "fused"  # one of ADAM_IMPLS; the same update rule, "for-loop" is PyTorch's reference code
+    step_impl: str = "autograd"  # one of STEP_IMPLS: loss and gradients by autograd or by pml.nn.fast_step
 
     # test_every_step=False is exact for test_at_min_train, min_logged_test and final_test: the test set is then
     # evaluated at the logged steps and at the last step, and once at the end with a copy of each member's parameters
@@ -128,6 +142,8 @@ class TrainConfig(Config):
             raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
         if self.adam_impl not in ADAM_IMPLS:
             raise ValueError(f"unknown adam_impl {self.adam_impl!r}; valid: {list(ADAM_IMPLS)}")
+        if self.step_impl not in STEP_IMPLS:
+            raise ValueError(f"unknown step_impl {self.step_impl!r}; valid: {list(STEP_IMPLS)}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}; valid: {list(SELECTIONS)}")
         if self.selection == "min_test" and not self.test_every_step:
@@ -167,6 +183,8 @@ class TrainResult:
         The thinned learning curve.
     input_mean, input_std : numpy.ndarray or None
         The input standardisation (None without ``normalize_inputs``).
+    step_kernel : str
+        What computed the loss and gradients: "autograd", "compiled" or "torch" (see ``TrainConfig.step_impl``).
     """
 
     selection: str
@@ -187,6 +205,7 @@ class TrainResult:
     history_test: np.ndarray
     input_mean: np.ndarray | None  # the standardisation (None when normalize_inputs=False)
     input_std: np.ndarray | None
+    step_kernel: str = "autograd"  # what computed the loss and gradients (TrainConfig.step_impl)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -314,10 +333,12 @@ def _as_tensor(a, dtype, device, name: str) -> torch.Tensor:
 
 
 def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Tensor], X_train, y_train, X_test,
-         y_test, cfg: TrainConfig, progress: bool, desc: str) -> list[TrainResult]:
+         y_test, cfg: TrainConfig, progress: bool, desc: str, model: nn.Module) -> list[TrainResult]:
     """Train; X_* have shape (S, n, d), y_* (S, n); forward maps (S, b, d) -> (S, b)."""
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    kernel = fast_step.choose_kernel(model, cfg.step_impl)
+    fast = fast_step.FastStep(model, kernel) if kernel != "autograd" else None
     S, n, d = X_train.shape
     if n == 0 or X_test.shape[1] == 0:
         raise ValueError("need at least one training and one test point")
@@ -372,8 +393,11 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
             Xb, yb = batch(k)
             k = (k + B) % n
             optimizer.zero_grad(set_to_none=True)
-            per_member = ((forward(Xb) - yb) ** 2).mean(dim=1)  # (S,) batch MSE of each member
-            per_member.sum().backward()  # members share no parameters: each gets its own gradient
+            if fast is None:
+                per_member = ((forward(Xb) - yb) ** 2).mean(dim=1)  # (S,) batch MSE of each member
+                per_member.sum().backward()  # members share no parameters: each gets its own gradient
+            else:
+                per_member = fast(Xb, yb)  # the same loss; sets each parameter's .grad
             optimizer.step()
             train_curve[s] = per_member.detach().sqrt()
             if cfg.test_every_step:
@@ -394,14 +418,15 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
         if best is not None and done:
             best.fill(test_curve, test_rmse)
         results = _summaries(train_curve[:done], test_curve[:done], initial_test, cfg, done, True,
-                             time.perf_counter() - start, mean, std) if done else []  # nothing done: no result
+                             time.perf_counter() - start, mean, std, kernel) if done else []  # nothing done: no result
         raise TrainingInterrupted(results) from None
     finally:
         if bar is not None:
             bar.close()
     if best is not None:
         best.fill(test_curve, test_rmse)
-    return _summaries(train_curve, test_curve, initial_test, cfg, done, False, time.perf_counter() - start, mean, std)
+    return _summaries(train_curve, test_curve, initial_test, cfg, done, False, time.perf_counter() - start, mean, std,
+                      kernel)
 
 
 class _BestParams:
@@ -444,7 +469,8 @@ class _BestParams:
             test_curve[self.step[m], m] = values[m]
 
 
-def _summaries(train_curve, test_curve, initial_test, cfg, done, interrupted, wall, mean, std) -> list[TrainResult]:
+def _summaries(train_curve, test_curve, initial_test, cfg, done, interrupted, wall, mean, std,
+               kernel) -> list[TrainResult]:
     train_np = train_curve.cpu().numpy().astype(np.float64)
     test_np = test_curve.cpu().numpy().astype(np.float64)
     initial = initial_test.cpu().numpy().astype(np.float64)
@@ -476,6 +502,7 @@ def _summaries(train_curve, test_curve, initial_test, cfg, done, interrupted, wa
             history_test=te[steps].copy(),
             input_mean=None if mean is None else mean[m, 0].cpu().numpy().astype(np.float64),
             input_std=None if std is None else std[m, 0].cpu().numpy().astype(np.float64),
+            step_kernel=kernel,
         ))
     return results
 
@@ -538,7 +565,7 @@ def train(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig =
         return out.reshape(1, -1)
 
     try:
-        return _fit(forward, params, Xtr[None], ytr, Xte[None], yte, cfg, progress, "train")[0]
+        return _fit(forward, params, Xtr[None], ytr, Xte[None], yte, cfg, progress, "train", model)[0]
     except TrainingInterrupted as exc:
         exc.result = exc.result[0] if exc.result else None
         raise
@@ -596,4 +623,5 @@ def train_batched(model: nn.Module, X_train, y_train, X_test, y_test, cfg: Train
     def forward(X: torch.Tensor) -> torch.Tensor:
         return model(X).reshape(X.shape[0], X.shape[1])
 
-    return _fit(forward, params, Xtr, ytr.reshape(S, -1), Xte, yte.reshape(S, -1), cfg, progress, "train_batched")
+    return _fit(forward, params, Xtr, ytr.reshape(S, -1), Xte, yte.reshape(S, -1), cfg, progress, "train_batched",
+                model)

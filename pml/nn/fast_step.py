@@ -1,0 +1,417 @@
+"""A fast training step for dense MLPs in float64: MSE loss and its gradients without autograd.
+
+The step of :func:`pml.nn.training.train` / :func:`~pml.nn.training.train_batched` with
+``TrainConfig(step_impl="autograd")`` evaluates the network on the whole batch and back-propagates through autograd,
+which allocates several fresh (points x hidden units) arrays per step and passes over each of them several times; for
+the wide networks of the paper's scaling figures (paper §2, Figs. 2, 5, 6a) that, not the arithmetic, is most of
+the time. :class:`FastStep` computes the same quantities, the per-member batch MSE and the gradients of their sum
+(written into each parameter's ``.grad``, so :class:`torch.optim.Adam` runs unchanged), by one of two kernels:
+
+``"compiled"``
+    A fused C++ kernel (``fast_step.cpp`` next to this module, built at first use with
+    :func:`torch.utils.cpp_extension.load` and cached per CPU type) for one hidden layer (``depth=2``), tanh or
+    ReLU, 1 to 64 inputs. It processes the batch in blocks of points, keeps each block's hidden activations in a small
+    scratch that stays in cache (no array of all points x units), and accumulates the gradients of fixed groups of
+    points privately before adding the groups up in a fixed order, so its results do not depend on the number of
+    threads. tanh is glibc's vectorised tanh (libmvec) where it exists.
+``"torch"``
+    Pure PyTorch, always available, any depth: the batch in chunks of a few thousand points through preallocated
+    buffers, in-place activations and the backward formulas written out (the same elementwise derivative ops
+    autograd uses).
+
+Both give autograd's loss and gradients up to float64 rounding (the sums run in another order); the training curves
+then differ at rounding level, which is why the step implementation is a field of the training configuration (and
+so of a task's key). :func:`choose_kernel` says which kernel a model and a request get.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import platform
+import sysconfig
+import threading
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "KERNELS",
+    "STEP_IMPLS",
+    "FastStep",
+    "choose_kernel",
+    "compiled_kernel",
+    "kernel_info",
+    "unsupported_reason",
+]
+
+STEP_IMPLS = ("autograd", "fast", "compiled", "torch")
+"""Values of ``TrainConfig.step_impl``: ``"autograd"`` (forward, then ``backward()``), ``"fast"`` (the compiled kernel
+where it applies and builds, else the torch kernel; autograd for networks neither supports and on CUDA),
+``"compiled"`` and ``"torch"`` (that kernel or an error)."""
+
+KERNELS = ("compiled", "torch")
+"""The two implementations of :class:`FastStep`."""
+
+SOURCE = Path(__file__).with_name("fast_step.cpp")
+# sha256 of fast_step.cpp (first 16 hex digits): the kernel's source is not Python, so this line ties it to this
+# module's source and through it to the key of every task that trains with it (a test checks that it is current).
+KERNEL_DIGEST = "a52a3ca4166b616f"
+
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_state: dict = {"tried": False, "module": None, "error": None}
+_ACTIVATIONS = {nn.Tanh: "tanh", nn.ReLU: "relu"}
+_ACT_CODE = {"tanh": 0, "relu": 1}
+MAX_DIM = 64  # inputs the compiled kernel takes (its source's MAX_DIM)
+
+
+def _cpu_tag() -> str:
+    """A short tag of the CPU's instruction sets: the kernel is built with -march=native, so a build directory shared
+    by different machines (a cluster's home) keeps one build per CPU type."""
+    text = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features", "model name")):
+                text += line
+                if line.startswith(("flags", "Features")):
+                    break
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@contextlib.contextmanager
+def _ninja_on_path():
+    """torch finds ``ninja`` on PATH; the pip-installed one sits next to this interpreter's scripts, which is not on
+    PATH when the virtual environment is used without activating it."""
+    scripts = sysconfig.get_path("scripts")
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = scripts + os.pathsep + old if scripts else old
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
+def _build():
+    from torch.utils import cpp_extension
+
+    # -O3 -march=native: the machine's SIMD width; -ffp-contract=off: rounding fixed by the source (explicit FMAs).
+    flags = ["-O3", "-march=native", "-ffp-contract=off"]
+    name = f"pml_fast_step_{KERNEL_DIGEST}_{_cpu_tag()}"
+    errors = []
+    with _ninja_on_path():
+        for suffix, cflags, ldflags in (("_mvec", ["-DPML_MVEC"], ["-lmvec"]), ("", [], [])):
+            try:
+                return cpp_extension.load(name=name + suffix, sources=[str(SOURCE)], extra_cflags=flags + cflags,
+                                          extra_ldflags=ldflags, verbose=False)
+            except Exception as exc:  # no compiler, no ninja, no libmvec: try the next variant, then give up
+                errors.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}")
+    raise RuntimeError("; ".join(errors))
+
+
+def compiled_kernel():
+    """The compiled kernel's module, built (once per process, cached on disk) at the first call; None if it cannot be.
+
+    A failed build logs one warning and is not retried in this process.
+
+    Returns
+    -------
+    module or None
+        The extension module (``dense2_step``, ``tanh_``, ``info``), or None where it cannot be built.
+    """
+    with _lock:
+        if not _state["tried"]:
+            _state["tried"] = True
+            try:
+                _state["module"] = _build()
+            except Exception as exc:
+                _state["error"] = str(exc)
+                _log.warning("pml: the compiled training step could not be built (%s); using the pure-torch step",
+                             exc)
+        return _state["module"]
+
+
+def kernel_info() -> dict:
+    """How the compiled kernel was built (ISA, SIMD lanes, tanh), or why it is not available; builds it if needed.
+
+    Returns
+    -------
+    dict
+        ``available`` (bool) and either the build's facts or ``error``.
+    """
+    module = compiled_kernel()
+    if module is None:
+        return {"available": False, "error": _state["error"]}
+    return {"available": True, **module.info()}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Which networks, which kernel
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _dense_layers(model: nn.Module):
+    """(weights (S, out, in), biases (S, out), parameters in the same order, activation) of a dense MLP, else a reason.
+
+    A :class:`pml.nn.networks.BatchedMLP` gives its stacked parameters; an ``nn.Sequential`` of Linear layers with
+    biases, one tanh/ReLU between each (:func:`pml.nn.networks.make_mlp`), gives views with S = 1.
+    """
+    from pml.nn import networks
+
+    if isinstance(model, networks.BatchedMLP):
+        if model.activation not in _ACT_CODE:
+            return f"activation {model.activation!r} (supported: {sorted(_ACT_CODE)})"
+        weights, biases = list(model.weights), list(model.biases)
+        params = [p for pair in zip(weights, biases) for p in pair]
+        return weights, biases, params, model.activation
+    if not isinstance(model, nn.Sequential):
+        return f"a {type(model).__name__} (supported: BatchedMLP and make_mlp's nn.Sequential)"
+    layers = list(model)
+    linears, acts = layers[0::2], layers[1::2]
+    if len(linears) < 2 or len(acts) != len(linears) - 1 or not all(isinstance(m, nn.Linear) for m in linears):
+        return "an nn.Sequential that is not Linear, activation, ..., Linear"
+    kinds = {_ACTIVATIONS.get(type(a)) for a in acts}
+    if len(kinds) != 1 or None in kinds:
+        return f"activations {sorted({type(a).__name__ for a in acts})} (supported: one of Tanh, ReLU)"
+    if any(lin.bias is None for lin in linears) or linears[-1].out_features != 1:
+        return "layers without bias or more than one output"
+    weights = [lin.weight.unsqueeze(0) for lin in linears]
+    biases = [lin.bias.unsqueeze(0) for lin in linears]
+    params = [p for lin in linears for p in (lin.weight, lin.bias)]
+    return weights, biases, params, kinds.pop()
+
+
+def unsupported_reason(model: nn.Module, kernel: str) -> str | None:
+    """Why ``kernel`` cannot train ``model`` (None if it can; the compiled kernel is not built by this check).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    kernel : str
+        One of :data:`KERNELS`.
+
+    Returns
+    -------
+    str or None
+        The reason, or None.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kernel.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; valid: {list(KERNELS)}")
+    layers = _dense_layers(model)
+    if isinstance(layers, str):
+        return layers
+    weights = layers[0]
+    if any(p.dtype != torch.float64 for p in layers[2]):
+        return "parameters that are not float64"
+    if any(p.requires_grad is False for p in layers[2]):
+        return "frozen parameters"
+    if kernel == "compiled":
+        if len(weights) != 2:
+            return f"depth {len(weights)} (the compiled kernel has one hidden layer, depth 2)"
+        if weights[0].device.type != "cpu":
+            return f"device {weights[0].device} (the compiled kernel runs on the CPU)"
+        if weights[0].shape[2] > MAX_DIM:
+            return f"{weights[0].shape[2]} inputs (the compiled kernel takes at most {MAX_DIM})"
+    return None
+
+
+def choose_kernel(model: nn.Module, step_impl: str) -> str:
+    """The kernel that trains ``model`` under ``step_impl``: "compiled", "torch" or "autograd".
+
+    ``"fast"`` gives the compiled kernel where it applies (depth 2 on the CPU) and builds, the torch kernel for other
+    dense tanh/ReLU networks on the CPU, and autograd on CUDA (a GPU has neither a page-fault cost per fresh array
+    nor a use for the CPU kernel) and for networks neither kernel supports (e.g. modular networks).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    step_impl : str
+        One of :data:`STEP_IMPLS`.
+
+    Returns
+    -------
+    str
+        "compiled", "torch" or "autograd".
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``step_impl``, or a kernel named explicitly that cannot train the model (or, for
+        ``"compiled"``, could not be built).
+    """
+    if step_impl not in STEP_IMPLS:
+        raise ValueError(f"unknown step_impl {step_impl!r}; valid: {list(STEP_IMPLS)}")
+    if step_impl == "autograd":
+        return "autograd"
+    if step_impl in KERNELS:
+        reason = unsupported_reason(model, step_impl)
+        if reason is not None:
+            raise ValueError(f"step_impl {step_impl!r} cannot train {reason}")
+        if step_impl == "compiled" and compiled_kernel() is None:
+            raise ValueError(f"step_impl 'compiled': the kernel could not be built ({_state['error']})")
+        return step_impl
+    if unsupported_reason(model, "torch") is not None:
+        return "autograd"
+    if next(model.parameters()).device.type != "cpu":
+        return "autograd"
+    if unsupported_reason(model, "compiled") is None and compiled_kernel() is not None:
+        return "compiled"
+    return "torch"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The step
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class FastStep:
+    """Per-member batch MSE and its gradients for a dense MLP, without autograd; one reusable workspace.
+
+    ``step(X, y)`` with X of shape (S, B, d) and y (S, B) returns the (S,) batch MSE of each member (no grad) and sets
+    every parameter's ``.grad`` to the gradient of their sum (buffers owned by this object, overwritten each call),
+    the quantities of ``((model(X) - y) ** 2).mean(dim=1)`` and ``.sum().backward()``.
+
+    Parameters
+    ----------
+    model : pml.nn.networks.BatchedMLP or torch.nn.Sequential
+        A dense tanh/ReLU MLP (S members, or one ``make_mlp`` network with X of shape (1, B, d)).
+    kernel : str, optional
+        "compiled", "torch" or "auto" (default: the compiled kernel where :func:`choose_kernel` gives it under
+        ``"fast"``, else the torch kernel).
+    chunk_points : int, optional
+        Points per chunk of the torch kernel (default: about 2^18 activations per buffer).
+    block_points : int, optional
+        Points per block of the compiled kernel (speed only; default: 64 for ReLU, for tanh as many as keep the
+        block's activations within 256 KiB, 4 to 256).
+
+    Raises
+    ------
+    ValueError
+        For a network or kernel that does not fit (see :func:`unsupported_reason`).
+    """
+
+    def __init__(self, model: nn.Module, kernel: str = "auto", chunk_points: int | None = None,
+                 block_points: int | None = None):
+        if kernel == "auto":
+            kernel = choose_kernel(model, "fast")
+            if kernel == "autograd":
+                raise ValueError(f"FastStep cannot train {unsupported_reason(model, 'torch') or 'on this device'}")
+        else:
+            kernel = choose_kernel(model, kernel)
+        weights, biases, params, activation = _dense_layers(model)
+        self.kernel, self.activation = kernel, activation
+        self.weights, self.biases, self.params = weights, biases, params
+        self.n_members = weights[0].shape[0]
+        self.grad_w = [torch.zeros_like(w, memory_format=torch.contiguous_format) for w in weights]
+        self.grad_b = [torch.zeros_like(b, memory_format=torch.contiguous_format) for b in biases]
+        self._grads = [g for pair in zip(self.grad_w, self.grad_b) for g in pair]
+        if block_points is None:  # measured: tanh's block of activations should stay within ~256 KiB (L2)
+            width = -(-weights[0].shape[1] // 8) * 8
+            block_points = 64 if activation == "relu" else max(4, min(256, 32768 // width))
+        self.block_points = int(block_points)
+        self.chunk_points = chunk_points
+        self._ws = [torch.empty(0, dtype=torch.float64) for _ in range(3)]
+        self._bufs: dict = {}
+
+    def __call__(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        S = self.n_members
+        if X.ndim != 3 or X.shape[0] != S or X.shape[2] != self.weights[0].shape[2] or y.shape != X.shape[:2]:
+            raise ValueError(f"FastStep expects X (S={S}, B, {self.weights[0].shape[2]}) and y (S, B), got "
+                             f"{tuple(X.shape)} and {tuple(y.shape)}")
+        with torch.no_grad():
+            if self.kernel == "compiled":
+                loss = self._compiled(X, y)
+            else:
+                loss = self._torch(X, y)
+        for p, g in zip(self.params, self._grads):
+            p.grad = g.view(p.shape)
+        return loss
+
+    def _compiled(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if X.stride(2) != 1 or X.stride(1) != X.shape[2]:
+            X = X.contiguous()
+        if y.stride(1) != 1:
+            y = y.contiguous()
+        loss = torch.empty(self.n_members, dtype=torch.float64)
+        W1, W2 = (w if w.is_contiguous() else w.contiguous() for w in self.weights)
+        b1, b2 = (b if b.is_contiguous() else b.contiguous() for b in self.biases)
+        compiled_kernel().dense2_step(X, y, W1, b1, W2, b2, self.grad_w[0], self.grad_b[0], self.grad_w[1],
+                                      self.grad_b[1], loss, self._ws, _ACT_CODE[self.activation], self.block_points)
+        return loss
+
+    def _buffers(self, chunk: int, dtype, device) -> dict:
+        """The torch kernel's workspace for chunks of ``chunk`` points (allocated once, kept)."""
+        if self._bufs.get("chunk") != chunk:
+            S = self.n_members
+            widths = [w.shape[1] for w in self.weights[:-1]]
+            kw = dict(dtype=dtype, device=device)
+            self._bufs = {"chunk": chunk, "h": [torch.empty(S * chunk * w, **kw) for w in widths],
+                          "delta": [torch.empty(S * chunk * max(widths), **kw) for _ in range(2)],
+                          "out": torch.empty(S * chunk, **kw), "sq": torch.empty(S * chunk, **kw),
+                          "colsum": torch.empty(S * max(widths), **kw)}
+        return self._bufs
+
+    def _torch(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        S, B, _ = X.shape
+        weights, biases = self.weights, self.biases
+        widths = [w.shape[1] for w in weights[:-1]]
+        chunk = self.chunk_points or max(64, min(8192, (1 << 18) // (S * max(widths))))
+        chunk = min(chunk, B)
+        buf = self._buffers(chunk, X.dtype, X.device)
+        for g in self._grads:
+            g.zero_()
+        sse = torch.zeros(S, dtype=X.dtype, device=X.device)
+        scale = 2.0 / B
+        tanh = self.activation == "tanh"
+        last = len(weights) - 1
+        for c0 in range(0, B, chunk):
+            n = min(chunk, B - c0)
+            Xc = X[:, c0:c0 + n]
+            inp, hs = Xc, []
+            for l in range(last):
+                h = buf["h"][l][:S * n * widths[l]].view(S, n, widths[l])
+                torch.baddbmm(biases[l].unsqueeze(1), inp, weights[l].transpose(1, 2), out=h)
+                if tanh:
+                    h.tanh_()
+                else:
+                    h.relu_()
+                hs.append(h)
+                inp = h
+            r = buf["out"][:S * n].view(S, n, 1)
+            torch.baddbmm(biases[last].unsqueeze(1), inp, weights[last].transpose(1, 2), out=r)
+            r2 = r.view(S, n)
+            r2.sub_(y[:, c0:c0 + n])
+            sq = buf["sq"][:S * n].view(S, n)
+            torch.mul(r2, r2, out=sq)
+            sse.add_(sq.sum(dim=1))
+            r.mul_(scale)  # the gradient of the batch MSE with respect to each output
+            self.grad_w[last].baddbmm_(r.transpose(1, 2), hs[-1])
+            self.grad_b[last].add_(r.sum(dim=1))
+            cur = 0
+            delta = buf["delta"][cur][:S * n * widths[-1]].view(S, n, widths[-1])
+            torch.mul(r, weights[last], out=delta)  # (S, n, 1) * (S, 1, W): the gradient of the last activations
+            for l in range(last - 1, -1, -1):
+                if tanh:  # autograd's own derivative ops: grad * (1 - tanh^2), grad * (relu > 0)
+                    torch.ops.aten.tanh_backward.grad_input(delta, hs[l], grad_input=delta)
+                else:
+                    torch.ops.aten.threshold_backward.grad_input(delta, hs[l], 0, grad_input=delta)
+                self.grad_w[l].baddbmm_(delta.transpose(1, 2), hs[l - 1] if l > 0 else Xc)
+                colsum = buf["colsum"][:S * widths[l]].view(S, widths[l])
+                torch.sum(delta, dim=1, out=colsum)
+                self.grad_b[l].add_(colsum)
+                if l > 0:
+                    cur = 1 - cur
+                    nxt = buf["delta"][cur][:S * n * widths[l - 1]].view(S, n, widths[l - 1])
+                    torch.bmm(delta, weights[l], out=nxt)
+                    delta = nxt
+        return sse.div_(B)
