@@ -549,7 +549,7 @@ def _check_entry(entry: dict, npz: Path, meta_path: Path, manifest: dict) -> dic
         raise ValueError("not a task result entry of this format")
     if meta.pop("meta_sha256", None) != _meta_hash(meta):
         raise ValueError("the entry's metadata (.json) does not match its hash")
-    for name in ("key", "task", "class", "config", "fields"):
+    for name in ("key", "task", "class", "config", "fields", "device", "seconds"):
         if meta.get(name) != entry[name]:
             raise ValueError(f"its {name} differs from the manifest's")
     if meta.get("versions") != manifest["versions"]:
