@@ -344,12 +344,16 @@ def glue_all(mapping: Mapping[str, Any], prefix: str = "", convert=None) -> None
     prefix : str, optional
         Prepended to each key (the chapter's glue namespace, such as ``"pl_"``).
     convert : callable, optional
-        Applied to each value before it is glued (``float``, or a change of unit).
+        Applied to each value before it is glued (``float``, or a change of unit); not to a
+        :class:`pml.engine.NotComputed` (a value a stored build lacks), which is glued as it is and reads
+        "(not computed)" in the text.
     """
     from myst_nb import glue
 
+    from pml.engine.partial import is_missing
+
     for key, value in mapping.items():
-        glue(f"{prefix}{key}", value if convert is None else convert(value), display=False)
+        glue(f"{prefix}{key}", value if convert is None or is_missing(value) else convert(value), display=False)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -19,6 +19,7 @@ behind every number live in tested code:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -27,7 +28,7 @@ import numpy as np
 
 from pml import scaling
 from pml.approx import splines
-from pml.engine import Sweep, Task
+from pml.engine import Sweep, Task, partial
 from pml.experiments.network_sweep import PAPER_WIDTHS, NetworkRuns, NetworkSweep
 from pml.experiments.nonlinear_tasks import (
     GRID_LABELS,
@@ -64,17 +65,28 @@ __all__ = [
     "SplineResult",
     "Table",
     "YRmsTask",
+    "DOT_KEYS",
+    "HIGH_ORDERS",
+    "LOW_ORDERS",
     "beats_simplex",
     "beats_table",
     "best_beat",
+    "claim_values",
+    "dot_numbers",
     "dot_product_gap",
     "exponent_table",
     "fit_prefloor",
+    "gadget_numbers",
+    "grid_numbers",
     "network_sweep",
+    "networks_trained",
+    "paper_hours",
     "prefloor_window",
     "scaling_scatter",
     "scatter_ratio",
+    "spline_numbers",
     "steps",
+    "tanh_numbers",
 ]
 
 
@@ -257,20 +269,40 @@ class RegularGridConfig(Sweep):
 
     def assemble(self, results: Sequence[dict]) -> "RegularGridResult":
         """The three curves (absolute RMSE per size and seed, their pre-floor fits against the true grid size)."""
+        return self._assemble(results)
+
+    def assemble_partial(self, results: Sequence[dict | None]) -> "RegularGridResult | None":
+        """What a stored build has (None: a task not stored): each curve over the sizes whose every test seed is
+        stored, the others in :attr:`GridCurve.missing`; None without the test sets' y_rms (no floor, no fit)."""
+        if results[0] is None:
+            return None
+        return self._assemble(results, partial.shortfall(self, results))
+
+    def _assemble(self, results, not_computed=None) -> "RegularGridResult":
         y_rms = float(results[0]["y_rms"])
         floor = EPS0 * y_rms
         S, rest = len(self.seeds), list(results[1:])
+        tasks = self.tasks()[1:]
         curves = {}
         for method in GRID_METHODS:
             sizes = self._sizes(method)
             block, rest = rest[: len(sizes) * S], rest[len(sizes) * S:]
-            rmse = np.array([r["rmse"] for r in block], dtype=np.float64).reshape(len(sizes), S)
-            bad = np.array([r["n_bad"] for r in block]).reshape(len(sizes), S)
-            n_train = np.array([block[a * S]["points_per_axis"] for a in range(len(sizes))]) ** 3
+            costs, tasks = [t.cost() for t in tasks[: len(sizes) * S]], tasks[len(sizes) * S:]
+            done = [a for a in range(len(sizes)) if all(r is not None for r in block[a * S:(a + 1) * S])]
+            absent = [a for a in range(len(sizes)) if a not in done]
+            block = [r for a in done for r in block[a * S:(a + 1) * S]]
+            rmse = np.array([r["rmse"] for r in block], dtype=np.float64).reshape(len(done), S)
+            bad = np.array([r["n_bad"] for r in block]).reshape(len(done), S)
+            n_train = np.array([block[a * S]["points_per_axis"] for a in range(len(done))], dtype=int) ** 3
             undefined = bad.sum(axis=1) / (S * self.n_test)  # fraction of all test points, every seed together
-            curves[method] = _grid_curve(GRID_LABELS[method], sizes, n_train, rmse, undefined, floor, self)
+            curves[method] = _grid_curve(GRID_LABELS[method], tuple(sizes[a] for a in done), n_train, rmse, undefined,
+                                         floor, self)
+            if absent:
+                hours = sum(sum(costs[a * S:(a + 1) * S]) for a in absent) / 3600
+                curves[method] = dataclasses.replace(curves[method], missing=tuple(sizes[a] for a in absent),
+                                                     missing_cpu_hours=hours)
         return RegularGridResult(self.equation, y_rms, curves["tricubic"], curves["tricubic_exact"],
-                                 curves["simplex"])
+                                 curves["simplex"], not_computed)
 
 
 @dataclass(frozen=True)
@@ -283,6 +315,8 @@ class GridCurve:
     rmse: np.ndarray  # (sizes, seeds)
     nan_fraction: np.ndarray  # (sizes,), mean over seeds: test points left undefined (and out of the RMSE)
     fit: PrefloorFit
+    missing: tuple[int, ...] = ()  # a stored build's partial curve: nominal sizes not computed
+    missing_cpu_hours: float = 0.0  # ... and their tasks' cost-model CPU-hours
 
     @property
     def rmse_mean(self) -> np.ndarray:
@@ -300,6 +334,7 @@ class RegularGridResult:
     tricubic: GridCurve  # finite-difference derivatives, ARBInterp's convention (the paper's)
     tricubic_exact: GridCurve  # exact derivatives (Lekien & Marsden with analytic data; not in the paper)
     simplex: GridCurve  # Delaunay-linear on the same grids
+    not_computed: Any = None  # a stored build's partial result: what is missing (pml.engine.NotComputed)
 
 
 def _grid_curve(method, nominal, n_train, rmse, nan_fraction, floor, cfg) -> GridCurve:
@@ -512,8 +547,10 @@ def _window_text(n: np.ndarray, window: np.ndarray) -> str:
     return f"{int(sel.min()):,} - {int(sel.max()):,}"
 
 
+@partial.needs_complete
 def exponent_table(spline_result: SplineResult, grid_result: RegularGridResult) -> Table:
-    """Every Fig. 4 curve: fitted exponent, the paper's (n+1)/d, the fit window and the level reached."""
+    """Every Fig. 4 curve: fitted exponent, the paper's (n+1)/d, the fit window and the level reached (a
+    :class:`pml.engine.NotComputed` when a step is not, or not all, stored)."""
     rows = []
     for c in spline_result.curves + spline_result.stiff:
         rows.append((c.target, str(c.dim), str(c.order), _exponent_text(c.fit),
@@ -526,8 +563,10 @@ def exponent_table(spline_result: SplineResult, grid_result: RegularGridResult) 
     return Table(("target", "d", "order n", "fitted exponent", "theory", "fit window |D|", "lowest error"), rows)
 
 
+@partial.needs_complete
 def beats_table(nets: NetworkRuns, simplex: SimplexScalingResult, activations=("tanh", "relu")) -> Table:
-    """Per equation and activation: the equal-N comparison of :func:`beats_simplex` and the scaling scatter."""
+    """Per equation and activation: the equal-N comparison of :func:`beats_simplex` and the scaling scatter (a
+    :class:`pml.engine.NotComputed` when a step is not, or not all, stored)."""
     rows = []
     for name in dict.fromkeys(nets.equation.tolist()):
         for act in activations:
@@ -575,4 +614,136 @@ def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
         "gadget": GadgetConfig(n_lambdas=int(p["gadget_n_lambdas"]), truncation_points=int(p["truncation_points"]),
                                dot_equation=p["dot_equation"], n_test=int(p["net_n_test"])),
         **network_steps(p),  # "fig5_simplex", "fig5_networks", "fig6_networks"
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What the chapter reports, complete or not (a stored build: pml.engine.partial)
+# ---------------------------------------------------------------------------------------------------------------------
+
+LOW_ORDERS = (1, 2, 3)  # C3.1: the orders whose exponents follow (n+1)/d
+HIGH_ORDERS = (5, 7)  # C3.2: the high orders
+
+
+def _or_missing(compute, *inputs):
+    """``compute()``, or what the inputs lack (a :class:`pml.engine.NotComputed`) when one is missing or partial."""
+    missing = partial.combine(*(partial.missing_part(value) for value in inputs))
+    return missing if missing is not None else compute()
+
+
+def _all_missing(keys, *inputs) -> dict[str, Any] | None:
+    missing = partial.combine(*(partial.missing_part(value) for value in inputs))
+    return None if missing is None else {key: missing for key in keys}
+
+
+def spline_numbers(spline_result: SplineResult) -> dict[str, Any]:
+    """The Fig. 4a/4b numbers the chapter quotes: ``gap_low``/``gap_high`` (largest |fitted - theory| of
+    :data:`LOW_ORDERS` and :data:`HIGH_ORDERS`), ``slope_<d>d_<n>`` per curve, ``slope_stiff_<n>`` of the e^(a x)
+    diagnostic, ``floor_1d``/``floor_2d`` (:meth:`SplineResult.best_floor`). For a step that is not stored, the
+    same keys (from its config) with the :class:`pml.engine.NotComputed` as every value."""
+    if partial.is_missing(spline_result):
+        cfg = spline_result.sweep if isinstance(spline_result.sweep, SplineConfig) else SplineConfig()
+        keys = ["gap_low", "gap_high", *(f"slope_1d_{o}" for o in cfg.orders_1d),
+                *(f"slope_2d_{o}" for o in cfg.orders_2d), *(f"slope_stiff_{o}" for o in cfg.stiff_orders),
+                "floor_1d", "floor_2d"]
+        return {key: spline_result for key in keys}
+    out: dict[str, Any] = {"gap_low": spline_result.max_gap(LOW_ORDERS),
+                           "gap_high": spline_result.max_gap(HIGH_ORDERS)}
+    for c in spline_result.curves:
+        out[f"slope_{c.dim}d_{c.order}"] = float(c.fit.exponent)
+    for c in spline_result.stiff:
+        out[f"slope_stiff_{c.order}"] = float(c.fit.exponent)
+    out["floor_1d"], out["floor_2d"] = spline_result.best_floor(1), spline_result.best_floor(2)
+    return out
+
+
+def grid_numbers(grid_result: RegularGridResult) -> dict[str, Any]:
+    """The Fig. 4c numbers the chapter quotes: fitted exponents of the three curves, the tricubic's gain from exact
+    derivatives at the largest grid, and its undefined test fraction at the smallest; every value a
+    :class:`pml.engine.NotComputed` when the step is not (all) stored."""
+    keys = ("tricubic_slope", "tricubic_exact_slope", "tricubic_ratio", "grid_simplex_slope", "tricubic_nan",
+            "tricubic_nan_n")
+    missing = _all_missing(keys, grid_result)
+    if missing is not None:
+        return missing
+    tri, exact = grid_result.tricubic, grid_result.tricubic_exact
+    return {"tricubic_slope": float(tri.fit.exponent), "tricubic_exact_slope": float(exact.fit.exponent),
+            "tricubic_ratio": float(tri.rmse_mean[-1] / exact.rmse_mean[-1]),
+            "grid_simplex_slope": float(grid_result.simplex.fit.exponent),
+            "tricubic_nan": float(tri.nan_fraction[0]), "tricubic_nan_n": int(tri.n_train[0])}
+
+
+def tanh_numbers(nets: NetworkRuns, simplex: SimplexScalingResult) -> dict[str, Any]:
+    """Fig. 5's numbers: ``beat_eq``/``beat`` (:func:`best_beat` of tanh), ``relu_beat`` (ReLU's margin on that
+    equation) and ``scatter_ratio`` (:func:`scatter_ratio`); NotComputed values unless both steps are complete."""
+    missing = _all_missing(("beat_eq", "beat", "relu_beat", "scatter_ratio"), nets, simplex)
+    if missing is not None:
+        return missing
+    beat_eq, beat = best_beat(nets, simplex, "tanh")
+    relu_beat = beats_simplex(nets, simplex, beat_eq, "relu")[1] if beat_eq != "-" else float("nan")
+    return {"beat_eq": beat_eq, "beat": beat, "relu_beat": relu_beat, "scatter_ratio": scatter_ratio(nets)}
+
+
+def gadget_numbers(gadget_result: GadgetResult) -> dict[str, Any]:
+    """Fig. 6b's numbers per Richardson order n: ``gadget_floor_<n>``, ``gadget_lambda_<n>`` (best float64 error and
+    its lambda), ``trunc_slope_<n>`` (exact arithmetic), ``dot_rel_<n>``/``dot_width_<n>`` (the dot-product
+    network), and ``dot_short`` (decades above eps_0); NotComputed values when the step is not stored."""
+    if partial.is_missing(gadget_result):
+        cfg = gadget_result.sweep if isinstance(gadget_result.sweep, GadgetConfig) else GadgetConfig()
+        keys = [f"{name}_{o}" for o in cfg.orders
+                for name in ("gadget_floor", "gadget_lambda", "trunc_slope", "dot_rel", "dot_width")]
+        return {key: gadget_result for key in [*keys, "dot_short"]}
+    out: dict[str, Any] = {}
+    for k, order in enumerate(gadget_result.orders):
+        dot = gadget_result.dot_curve(order)
+        out.update({f"gadget_floor_{order}": gadget_result.floor(order),
+                    f"gadget_lambda_{order}": gadget_result.curves[k].best_lambda,
+                    f"trunc_slope_{order}": float(gadget_result.truncation_exponent[k]),
+                    f"dot_rel_{order}": dot.best_rel_rmse, f"dot_width_{order}": dot.width})
+    out["dot_short"] = float(np.log10(gadget_result.dot_curve(1).best_rel_rmse / EPS0))
+    return out
+
+
+DOT_KEYS = ("best_N", "best_rmse", "best_rel_rmse", "exact_rmse", "exact_rel_rmse", "exact_width", "exact_n_params",
+            "log10_gap_to_exact", "log10_gap_to_floor")
+
+
+def dot_numbers(nets: NetworkRuns, gadget_result: GadgetResult, equation: str = "I.11.19") -> dict[str, Any]:
+    """:func:`dot_product_gap` (its keys, :data:`DOT_KEYS`), or NotComputed values unless both steps are complete."""
+    missing = _all_missing(DOT_KEYS, nets, gadget_result)
+    return missing if missing is not None else dot_product_gap(nets, gadget_result, equation)
+
+
+def paper_hours(paper_steps: Mapping[str, Sweep]) -> dict[str, float]:
+    """Cost-model CPU-hours of the paper profile's steps: ``hours`` (the networks of Figs. 5 and 6a),
+    ``simplex_hours`` (their simplex curves) and ``fig4_hours`` (splines, the regular grids and the gadget)."""
+    def hours(names):
+        return float(sum(t.cost() for name in names for t in paper_steps[name].tasks()) / 3600)
+
+    return {"hours": hours(("fig5_networks", "fig6_networks")), "simplex_hours": hours(("fig5_simplex",)),
+            "fig4_hours": hours(("fig4_splines", "fig4_grid", "gadget"))}
+
+
+def networks_trained(*runs: NetworkRuns) -> Any:
+    """How many networks (counting seeds) the tables hold; NotComputed unless every one is complete."""
+    return _or_missing(lambda: int(sum(len(r.rmse) for r in runs)), *runs)
+
+
+def claim_values(spline_result, grid_result, nets, simplex, gadget_result, dot_nets,
+                 dot_equation: str = "I.11.19") -> dict[str, Any]:
+    """The measured value of every claim C3.1-C3.10 (see ``pml/book/claimsets/03_nonlinear.yaml``); a claim whose
+    inputs are not (all) stored gets their :class:`pml.engine.NotComputed` instead."""
+    sp, grid, gad = spline_result, grid_result, gadget_result
+    gap = dot_numbers(dot_nets, gad, dot_equation)
+    return {
+        "C3.1": _or_missing(lambda: sp.max_gap(LOW_ORDERS), sp),
+        "C3.2": _or_missing(lambda: sp.max_gap(HIGH_ORDERS), sp),
+        "C3.3": _or_missing(lambda: max(sp.best_floor(1), sp.best_floor(2)), sp),
+        "C3.4": _or_missing(lambda: grid.tricubic.fit.exponent, grid),
+        "C3.5": tanh_numbers(nets, simplex)["beat"],
+        "C3.6": _or_missing(lambda: scatter_ratio(nets), nets),
+        "C3.7": gap["log10_gap_to_exact"],
+        "C3.8": gap["log10_gap_to_floor"],
+        "C3.9": _or_missing(lambda: gad.truncation_exponent[gad.orders.index(1)], gad),
+        "C3.10": _or_missing(lambda: gad.dot_curve(1).best_rel_rmse, gad),
     }

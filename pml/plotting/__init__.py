@@ -4,6 +4,11 @@ Only this package imports matplotlib. The house style applies itself where figur
 ``plot_<figure>`` function is decorated with :func:`styled` (it builds its figure inside the :func:`style` context)
 and :func:`savefig` saves inside it too, so a chapter needs no style call; nothing is changed at import.
 :func:`savefig` writes ``_build/figures/<profile>/<name>.png``.
+
+Stored builds (``pml run/book --stored``, :mod:`pml.engine.partial`): a ``plot_<figure>`` function given a step that
+is not stored (a :class:`pml.engine.NotComputed`) returns a figure that says so (:func:`not_computed_figure`),
+unless it is marked :func:`draws_partial` and draws what it can itself; partial results are drawn with their
+missing points marked (:func:`mark_missing`).
 """
 
 from __future__ import annotations
@@ -39,15 +44,67 @@ def styled(func):
     """Decorator: ``func`` (a ``plot_<figure>`` function) builds its figure inside :func:`style`.
 
     Matplotlib reads its settings when an artist is made, so the figure keeps the book's style wherever it is
-    made and saved afterwards.
+    made and saved afterwards. Given a :class:`pml.engine.NotComputed` (a step a stored build lacks), it returns
+    :func:`not_computed_figure` instead, unless ``func`` is marked :func:`draws_partial`.
     """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with style():
+            if not getattr(func, "draws_partial", False):
+                from pml.engine import partial
+
+                missing = partial.combine(*args, *kwargs.values())
+                if missing is not None:
+                    return not_computed_figure(missing, func.__name__.removeprefix("plot_").replace("_", " "))
             return func(*args, **kwargs)
 
     return wrapper
+
+
+def draws_partial(func):
+    """Mark a ``plot_<figure>`` function that draws what is stored itself when given a
+    :class:`pml.engine.NotComputed` (see :func:`styled`)."""
+    func.draws_partial = True
+    return func
+
+
+def not_computed_figure(missing, what: str = "figure", width: float = 6.0, height: float = 2.0):
+    """A figure that says which step it lacks: ``missing`` is the :class:`pml.engine.NotComputed`."""
+    fig, axes = new_figure(width=width, height=height)
+    ax = axes[0, 0]
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{what}: not computed in this build\n{missing.text}", ha="center", va="center",
+            fontsize=9, wrap=True, transform=ax.transAxes, color="0.3")
+    return fig
+
+
+def note_missing(ax, text: str, loc: str = "upper right") -> None:
+    """A grey note in a corner of ``ax`` (what a partial panel lacks)."""
+    x, ha = (0.98, "right") if loc.endswith("right") else (0.02, "left")
+    y, va = (0.98, "top") if loc.startswith("upper") else (0.02, "bottom")
+    ax.text(x, y, text, ha=ha, va=va, fontsize=6.5, color="0.35", style="italic", transform=ax.transAxes,
+            bbox=dict(fc="white", ec="0.7", lw=0.5, alpha=0.85, pad=2))
+
+
+def mark_missing(ax, xs, color="0.4", label: str | None = None) -> None:
+    """Hollow markers along the bottom of ``ax`` at the x positions of points not computed."""
+    import numpy as np
+    from matplotlib.transforms import blended_transform_factory
+
+    xs = np.asarray(list(xs), dtype=float)
+    if xs.size:
+        transform = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.plot(xs, np.full(xs.size, 0.03), "o", mfc="none", mec=color, ms=6, mew=1.2, transform=transform,
+                clip_on=False, label=label)
+
+
+def not_computed_panel(ax, missing, what: str) -> None:
+    """An empty panel that says which step it lacks."""
+    ax.text(0.5, 0.5, f"{what}: not computed\n{missing.text}", ha="center", va="center", fontsize=7.5,
+            color="0.3", wrap=True, transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.4, **kwargs):

@@ -1,10 +1,17 @@
-"""Figures of the Section 3 chapter (nonlinear methods): Figs. 4, 5, 6a and 6b."""
+"""Figures of the Section 3 chapter (nonlinear methods): Figs. 4, 5, 6a and 6b.
+
+In a stored build (:mod:`pml.engine.partial`) the figures draw what is stored: a step that is not stored leaves
+its panels with a note, and the network and grid sizes not computed are hollow markers along the bottom of their
+panel, with a note naming them and their cost.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pml.plotting import new_figure, styled
+from pml import equations
+from pml.engine.partial import hours_text, is_missing
+from pml.plotting import draws_partial, mark_missing, new_figure, not_computed_panel, note_missing, styled
 
 EPS0 = 2.0**-52
 DEPTH_COLORS = {2: "tab:blue", 3: "tab:orange", 4: "tab:red"}
@@ -14,6 +21,8 @@ ORDER_COLORS = {1: "tab:blue", 2: "tab:orange", 3: "tab:green", 4: "tab:olive", 
 
 def _theory_line(ax, n, err, window, exponent, color):
     """Dashed n**exponent guide through the first point of the fit window (or the first point)."""
+    if not np.size(n):
+        return
     k = int(np.flatnonzero(window)[0]) if window.any() else 0
     ax.loglog(n, err[k] * (n / n[k]) ** exponent, "--", color=color, lw=0.9, alpha=0.6)
 
@@ -35,25 +44,50 @@ def _spline_panel(ax, curves, title: str, xlabel: str):
 
 
 @styled
+@draws_partial
 def plot_splines(splines_result, grid_result):
     """Fig. 4: (a) 1D splines on e^x, (b) 2D splines on e^(xy) (relative RMSE), (c) 3D on I.30.5 (absolute RMSE),
-    and (d) the high orders on a steeper target (our diagnostic)."""
+    and (d) the high orders on a steeper target (our diagnostic). Either result may be a step a stored build lacks
+    (its panels say so) and the grid result may be partial (its missing sizes marked)."""
     fig, axes = new_figure(ncols=2, nrows=2, width=5.0, height=4.0)
-    curves = splines_result.curves
-    _spline_panel(axes[0, 0], [c for c in curves if c.dim == 1], r"(a) $y = e^x$, $d = 1$", "training points |D|")
-    _spline_panel(axes[0, 1], [c for c in curves if c.dim == 2], r"(b) $z = e^{xy}$, $d = 2$",
-                  r"nominal |D| ($\lfloor\sqrt{n}\rfloor^2$ nodes used)")
-    rate = f"{splines_result.stiff_rate:g}"
-    _spline_panel(axes[1, 1], splines_result.stiff, f"(d) ours: high orders on $y = e^{{{rate}x}}$",
-                  "training points |D|")
+    if is_missing(splines_result):
+        for ax, what in ((axes[0, 0], "(a) splines on $e^x$"), (axes[0, 1], "(b) splines on $e^{xy}$"),
+                         (axes[1, 1], "(d) high orders on $e^{ax}$")):
+            not_computed_panel(ax, splines_result, what)
+    else:
+        curves = splines_result.curves
+        _spline_panel(axes[0, 0], [c for c in curves if c.dim == 1], r"(a) $y = e^x$, $d = 1$",
+                      "training points |D|")
+        _spline_panel(axes[0, 1], [c for c in curves if c.dim == 2], r"(b) $z = e^{xy}$, $d = 2$",
+                      r"nominal |D| ($\lfloor\sqrt{n}\rfloor^2$ nodes used)")
+        rate = f"{splines_result.stiff_rate:g}"
+        _spline_panel(axes[1, 1], splines_result.stiff, f"(d) ours: high orders on $y = e^{{{rate}x}}$",
+                      "training points |D|")
     ax = axes[1, 0]
+    if is_missing(grid_result):
+        not_computed_panel(ax, grid_result, "(c) regular grids in 3D")
+        return fig
+    _grid_panel(ax, grid_result)
+    return fig
+
+
+def _grid_panel(ax, grid_result):
+    """Fig. 4c: the three regular-grid curves, the missing sizes of a partial result marked."""
+    from pml.approx.splines import grid_points_per_axis
+
     styles = ((grid_result.tricubic, "tab:purple", "o-"), (grid_result.tricubic_exact, "0.5", "s--"),
               (grid_result.simplex, "tab:blue", "^-"))
+    notes = []
     for curve, color, fmt in styles:
         n = curve.n_train.astype(float)
+        slope = f"slope {curve.fit.exponent:.2f}" if not curve.missing else "partial: no fit"
         ax.errorbar(n, curve.rmse_mean, yerr=curve.rmse_std, fmt=fmt, ms=3, lw=1, color=color, capsize=2,
-                    label=f"{curve.method}: slope {curve.fit.exponent:.2f}")
+                    label=f"{curve.method}: {slope}")
         ax.loglog(n[curve.fit.window], curve.rmse_mean[curve.fit.window], "o", ms=6, mfc="none", color=color)
+        if curve.missing:
+            mark_missing(ax, [grid_points_per_axis(int(tp)) ** 3 for tp in curve.missing], color)
+            notes.append(f"{curve.method}: TP {', '.join(str(int(tp)) for tp in curve.missing)} "
+                         f"({hours_text(curve.missing_cpu_hours)})")
     tri = grid_result.tricubic_exact
     _theory_line(ax, tri.n_train.astype(float), tri.rmse_mean, tri.fit.window, -4 / 3, "0.3")
     sim = grid_result.simplex
@@ -64,18 +98,25 @@ def plot_splines(splines_result, grid_result):
     ax.set_ylabel(r"absolute test RMSE $L_{\rm rms}$")
     ax.set_title(f"(c) {grid_result.equation}, $d = 3$; dashed: $D^{{-4/3}}$, $D^{{-2/3}}$")
     ax.legend(fontsize=7, loc="lower left")
-    return fig
+    if notes:
+        note_missing(ax, "not computed (hollow markers):\n" + "\n".join(notes))
 
 
 def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
-    """Scatter + median lines per depth (tanh solid, ReLU dotted), the simplex band and its N^(-2/d) line."""
-    if simplex is not None and equation in simplex.equations:
+    """Scatter + median lines per depth (tanh solid, ReLU dotted), the simplex band and its N^(-2/d) line; in a
+    stored build, the network shapes not computed marked (hollow, at the bottom) and named in a note, and a
+    simplex step that is not stored named too."""
+    notes = []
+    if is_missing(simplex):
+        notes.append(f"simplex: {simplex.text}")
+    elif simplex is not None and equation in simplex.equations:
         N = simplex.n_params(equation).astype(float)
         mean, std = simplex.mean(equation), simplex.std(equation)
         ax.fill_between(N, np.maximum(mean - std, mean * 1e-3), mean + std, color="0.6", alpha=0.3, lw=0)
         ax.loglog(N, mean, "k-", lw=1.2, label="simplex (mean ± std)")
         d = simplex.dims[simplex.index(equation)]
-        n_all = np.concatenate([N, nets.n_params[nets.equation == equation].astype(float)])
+        n_all = np.concatenate([N, nets.n_params[nets.equation == equation].astype(float),
+                                [float(m["n_params"]) for m in nets.missing_shapes(equation)]])
         grid = np.geomspace(n_all.min(), n_all.max(), 50)
         ax.loglog(grid, mean[-1] * (grid / N[-1]) ** (-2 / d), "--", color="limegreen", lw=1.2,
                   label=rf"linear-method scaling $N^{{-2/{d}}}$")
@@ -89,6 +130,15 @@ def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
                 ax.loglog(N, med, "-", lw=1.6, color=color, label=f"tanh depth {depth} (median)")
             else:
                 ax.loglog(N, med, ":", lw=1.6, color=color, label=f"{act} depth {depth} (median)")
+    for act in activations:
+        for depth in sorted({int(m["depth"]) for m in nets.missing_shapes(equation, act)}):
+            shapes = nets.missing_shapes(equation, act, depth)
+            mark_missing(ax, [m["n_params"] for m in shapes], DEPTH_COLORS.get(depth, "k"))
+            widths = ", ".join(str(m["width"]) for m in shapes)
+            notes.append(f"{act} depth {depth}: width{'s' if len(shapes) > 1 else ''} {widths} "
+                         f"({hours_text(sum(m['cpu_hours'] for m in shapes))})")
+    if notes:
+        note_missing(ax, "not computed (hollow markers):\n" + "\n".join(notes))
     ax.set_xlabel("parameters N")
     ax.set_ylabel(r"absolute test RMSE $L_{\rm rms}$")
     from matplotlib.ticker import NullFormatter
@@ -97,14 +147,16 @@ def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
 
 
 @styled
+@draws_partial
 def plot_tanh_scaling(nets, simplex):
-    """Fig. 5: tanh MLPs vs simplex interpolation (ReLU medians dotted), one panel per equation."""
-    eqs = list(dict.fromkeys(nets.equation.tolist()))
+    """Fig. 5: tanh MLPs vs simplex interpolation (ReLU medians dotted), one panel per equation; partial networks
+    and a simplex step that is not stored are marked (:func:`_network_panel`)."""
+    eqs = list(dict.fromkeys(nets.equation.tolist() + [m["equation"] for m in nets.missing]))
     fig, axes = new_figure(ncols=min(len(eqs), 2), nrows=int(np.ceil(len(eqs) / 2)), width=4.6, height=3.6)
     flat = axes.reshape(-1)
     for ax, equation in zip(flat, eqs):
         _network_panel(ax, nets, simplex, equation)
-        d = int(nets.dim[nets.equation == equation][0])
+        d = equations.get(equation).dim
         ax.set_title(f"{equation} (d = {d})")
         ax.legend(fontsize=6.5, loc="lower left")
     for ax in flat[len(eqs):]:
@@ -113,11 +165,17 @@ def plot_tanh_scaling(nets, simplex):
 
 
 @styled
+@draws_partial
 def plot_dot_product(nets, simplex, gadget_result, equation: str = "I.11.19"):
-    """Fig. 6a: tanh scaling on x1 y1 + x2 y2 + x3 y3 against the exact width-12 network's error."""
+    """Fig. 6a: tanh scaling on x1 y1 + x2 y2 + x3 y3 against the exact width-12 network's error (what a stored
+    build lacks marked, :func:`_network_panel`; without the gadget step, no exact network)."""
     fig, axes = new_figure(width=6.0, height=4.2)
     ax = axes[0, 0]
     _network_panel(ax, nets, simplex, equation, activations=("tanh",))
+    if is_missing(gadget_result):
+        note_missing(ax, f"exact network: {gadget_result.text}", loc="lower left")
+        ax.set_title(f"{equation}: $x_1y_1 + x_2y_2 + x_3y_3$ (d = 6)")
+        return fig
     exact = gadget_result.dot_curve(1)
     ax.axhline(exact.best_rmse, color="tab:green", lw=1.2,
                label=f"exact width-{exact.width} network, float64 (N = {exact.n_params})")
