@@ -7,6 +7,7 @@ code 2; archive bombs are refused before they are read (peak memory measured in 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import gzip
 import io
 import json
@@ -305,7 +306,7 @@ MALFORMED = {
     "entries dict": (lambda m: m.update(entries={}), "'entries' is a JSON object, not a list"),
     "entries null": (lambda m: m.update(entries=None), "'entries' is a JSON null, not a list"),
     "versions list": (lambda m: m.update(versions=[]), "'versions' must be an object"),
-    "entry list": (lambda m: m["entries"].__setitem__(0, []), "entry 0 []: a JSON list, not an object"),
+    "entry list": (lambda m: m["entries"].__setitem__(0, []), "at entry 0: a JSON list, not an object"),
     "files list": (_entry0({"files": []}), "files must be an object naming exactly"),
     "files sha": (lambda m: [s.update(sha256=1) for s in m["entries"][0]["files"].values()], "expected {\"sha256\""),
     "size str": (lambda m: [s.update(size="9") for s in m["entries"][0]["files"].values()], "expected {\"sha256\""),
@@ -498,3 +499,45 @@ def test_archive_bombs_are_refused_within_bounded_memory(packed, tmp_path):
         peaks[label] = peak
     print("peak resident memory of `pml results unpack` (MB):", peaks)
     assert all(peak < 200 for peak in peaks.values()), peaks
+
+
+def _pax_member(records: bytes, size: int | None = None) -> bytes:
+    """A raw pax extended header (type x) holding ``records``, declared ``size`` bytes long."""
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = len(records) if size is None else size
+    return info.tobuf(format=tarfile.USTAR_FORMAT) + records + bytes(-len(records) % 512)
+
+
+@pytest.mark.parametrize("records, size, fragment", [
+    (b"", 1 << 30, "a pax header of 1073741824 bytes"),  # refused by its declared size, never read
+    (b"abc path=x\n", None, "malformed pax record"),
+    (b"30 path=x\n", None, "malformed pax record"),
+    (b"12 pathx\n", None, "malformed pax record"),
+    (b"14 size=-5000\n", None, "pax size '-5000'"),
+])
+def test_malformed_or_oversized_pax_headers_are_refused(records, size, fragment, packed, tmp_path, build_tmp,
+                                                         capsys):
+    path, _, _ = packed
+    with tarfile.open(path, "r:gz") as tar:
+        manifest = tar.extractfile("manifest.json").read()
+    raw = _header("manifest.json", len(manifest)) + manifest + bytes(-len(manifest) % 512)
+    bad = tmp_path / "pax.tar.gz"
+    bad.write_bytes(_gz(raw + _pax_member(records, size) + _header("entries/x", 0) + bytes(1024)))
+    _cli_refuses(["results", "unpack", str(bad)], capsys, fragment)
+    assert not build_tmp.exists()
+
+
+def test_long_task_types_travel_in_pax_headers(tmp_path):
+    """pack writes names over 100 characters (a long task type) in pax headers; unpack reads them back."""
+    cls = type("A" * 60 + "Task", (Toy,), {"__module__": Toy.__module__, "__qualname__": "A" * 60 + "Task"})
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    task = cls(seed=5)
+    origin = Store(tmp_path / "origin")
+    compute([task], store=origin, client=False)
+    path = tmp_path / "long.tar.gz"
+    archive.pack({"01/long": [task]}, path, profile="ci", store=origin)
+    assert any(len(m.name) > 100 for m in tarfile.open(path))
+    laptop = Store(tmp_path / "laptop")
+    assert archive.unpack(path, laptop).added == 1
+    np.testing.assert_array_equal(laptop.get(task)["ax"], origin.get(task)["ax"])

@@ -68,6 +68,9 @@ _ENTRY_FIELDS = frozenset({"task", "class", "key", "config", "fields", "device",
 _BLOCK = 512
 _MAX_PAX = 65536  # a pax header holds a long name; pack writes a few hundred bytes
 _MAX_TAIL = 1 << 20  # zero padding after the end-of-archive blocks (tar pads to 10240 bytes)
+_PAX_LENGTH = re.compile(rb"(\d{1,5}) ")
+_JSON_STRUCTURE = re.compile(rb'["\[\]{}]')  # what the scan of a JSON file stops at: strings and brackets
+_JSON_IN_STRING = re.compile(rb'["\\]')
 _KINDS = {b"1": "hard link", b"2": "symbolic link", b"3": "character device", b"4": "block device",
           b"5": "directory", b"6": "FIFO", b"7": "contiguous file", b"g": "global pax header",
           b"L": "GNU long name", b"K": "GNU long link name", b"S": "GNU sparse file"}
@@ -77,7 +80,7 @@ class ArchiveError(RuntimeError):
     """An archive that cannot be used; the message (one line) names the entry at fault."""
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split("\n")))
+        super().__init__(" ".join(str(message).splitlines()))
 
 
 def _member(task_type: str, key: str, suffix: str) -> str:
@@ -271,11 +274,11 @@ class _Tar:
         records, pos = {}, 0
         try:
             while pos < len(data):
-                length = re.match(rb"(\d{1,5}) ", data[pos:pos + 6])
+                length = _PAX_LENGTH.match(data, pos)
                 end = pos + int(length.group(1)) if length else 0
-                if end > len(data) or end <= pos + len(length.group(0)) or data[end - 1:end] != b"\n":
+                if not length or end > len(data) or end <= length.end() or data[end - 1:end] != b"\n":
                     raise ValueError("malformed pax record")
-                key, eq, value = data[pos + len(length.group(0)):end - 1].partition(b"=")
+                key, eq, value = data[length.end():end - 1].partition(b"=")
                 if not eq:
                     raise ValueError("malformed pax record")
                 records[key.decode("utf-8")] = value.decode("utf-8")
@@ -313,9 +316,8 @@ def _parse_json(data: bytes, what: str, *, strict: bool = True) -> Any:
     tokens (values, keys, escapes) and :data:`MAX_JSON_DEPTH` levels. ValueError, naming ``what``, otherwise."""
     tokens = data.count(b",")
     depth, pos = 0, 0
-    structure, in_string = re.compile(rb'["\[\]{}]'), re.compile(rb'["\\]')
     while tokens <= MAX_JSON_TOKENS:
-        found = structure.search(data, pos)
+        found = _JSON_STRUCTURE.search(data, pos)
         if found is None:
             break
         tokens += 1
@@ -323,7 +325,7 @@ def _parse_json(data: bytes, what: str, *, strict: bool = True) -> Any:
         char = data[found.start()]
         if char == 0x22:  # a string: to its closing quote, escapes counted
             while tokens <= MAX_JSON_TOKENS:
-                end = in_string.search(data, pos)
+                end = _JSON_IN_STRING.search(data, pos)
                 if end is None:
                     raise ValueError(f"{what} is not valid JSON (a string is not terminated)")
                 pos = end.end()
@@ -359,7 +361,7 @@ def _parse_json(data: bytes, what: str, *, strict: bool = True) -> Any:
 def _describe(entry: Any, index: int | None = None) -> str:
     """``entry [<index>] <task type> <key prefix> (<config>)``, from whatever the manifest holds."""
     if index is not None:
-        return f"entry {index}" + _describe(entry)[len("entry"):]
+        return f"entry {index}" + (_describe(entry)[len("entry"):] if isinstance(entry, dict) else "")
     if not isinstance(entry, dict):
         return f"entry {_short(entry, 40)}"
     task, key, config = entry.get("task"), entry.get("key"), entry.get("config")
