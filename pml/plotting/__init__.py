@@ -99,6 +99,12 @@ def mark_missing(ax, xs, color="0.4", label: str | None = None) -> None:
                 clip_on=False, label=label)
 
 
+def legend(ax, **kwargs) -> None:
+    """``ax.legend(**kwargs)`` when something in ``ax`` has a label (a partial panel may have none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def not_computed_panel(ax, missing, what: str) -> None:
     """An empty panel that says which step it lacks."""
     ax.text(0.5, 0.5, f"{what}: not computed\n{missing.text}", ha="center", va="center", fontsize=7.5,

@@ -11,7 +11,15 @@ import numpy as np
 
 from pml import equations
 from pml.engine.partial import hours_text, is_missing
-from pml.plotting import draws_partial, mark_missing, new_figure, not_computed_panel, note_missing, styled
+from pml.plotting import (
+    draws_partial,
+    legend,
+    mark_missing,
+    new_figure,
+    not_computed_panel,
+    note_missing,
+    styled,
+)
 
 EPS0 = 2.0**-52
 DEPTH_COLORS = {2: "tab:blue", 3: "tab:orange", 4: "tab:red"}
@@ -97,9 +105,29 @@ def _grid_panel(ax, grid_result):
     ax.set_xlabel("grid points |D| (true count)")
     ax.set_ylabel(r"absolute test RMSE $L_{\rm rms}$")
     ax.set_title(f"(c) {grid_result.equation}, $d = 3$; dashed: $D^{{-4/3}}$, $D^{{-2/3}}$")
-    ax.legend(fontsize=7, loc="lower left")
+    legend(ax, fontsize=7, loc="lower left")
     if notes:
         note_missing(ax, "not computed (hollow markers):\n" + "\n".join(notes))
+
+
+def _missing_networks(ax, nets, equation, activation) -> list[str]:
+    """Mark the network shapes of one activation a partial table lacks; the lines of the panel's note (all of them
+    at once when none is there, else the widths per depth, with their cost-model CPU-hours)."""
+    shapes = nets.missing_shapes(equation, activation)
+    if not shapes:
+        return []
+    for depth in sorted({int(m["depth"]) for m in shapes}):
+        mark_missing(ax, [m["n_params"] for m in shapes if m["depth"] == depth], DEPTH_COLORS.get(depth, "k"))
+    if not nets.rows(equation, activation).any():
+        return [f"{activation}: all {len(shapes)} networks ({hours_text(sum(m['cpu_hours'] for m in shapes))})"]
+    lines = []
+    for depth in sorted({int(m["depth"]) for m in shapes}):
+        mine = [m for m in shapes if m["depth"] == depth]
+        widths = " and ".join(str(m["width"]) for m in mine) if len(mine) <= 2 else \
+            ", ".join(str(m["width"]) for m in mine)
+        lines.append(f"{activation} depth {depth}: width{'s' if len(mine) > 1 else ''} {widths} "
+                     f"({hours_text(sum(m['cpu_hours'] for m in mine))})")
+    return lines
 
 
 def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
@@ -131,14 +159,13 @@ def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
             else:
                 ax.loglog(N, med, ":", lw=1.6, color=color, label=f"{act} depth {depth} (median)")
     for act in activations:
-        for depth in sorted({int(m["depth"]) for m in nets.missing_shapes(equation, act)}):
-            shapes = nets.missing_shapes(equation, act, depth)
-            mark_missing(ax, [m["n_params"] for m in shapes], DEPTH_COLORS.get(depth, "k"))
-            widths = ", ".join(str(m["width"]) for m in shapes)
-            notes.append(f"{act} depth {depth}: width{'s' if len(shapes) > 1 else ''} {widths} "
-                         f"({hours_text(sum(m['cpu_hours'] for m in shapes))})")
+        notes += _missing_networks(ax, nets, equation, act)
     if notes:
         note_missing(ax, "not computed (hollow markers):\n" + "\n".join(notes))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if not np.isfinite(ax.dataLim.y0) or ax.dataLim.height == 0:  # nothing drawn: an empty log axis of RMSEs
+        ax.set_ylim(1e-8, 1)
     ax.set_xlabel("parameters N")
     ax.set_ylabel(r"absolute test RMSE $L_{\rm rms}$")
     from matplotlib.ticker import NullFormatter
@@ -158,7 +185,7 @@ def plot_tanh_scaling(nets, simplex):
         _network_panel(ax, nets, simplex, equation)
         d = equations.get(equation).dim
         ax.set_title(f"{equation} (d = {d})")
-        ax.legend(fontsize=6.5, loc="lower left")
+        legend(ax, fontsize=6.5, loc="lower left")
     for ax in flat[len(eqs):]:
         ax.set_visible(False)
     return fig
@@ -183,7 +210,7 @@ def plot_dot_product(nets, simplex, gadget_result, equation: str = "I.11.19"):
     ax.axhline(EPS0 * gadget_result.dot_y_rms, color="k", lw=0.8, ls=":",
                label=r"float64 floor $\epsilon_0 y_{\rm rms}$")
     ax.set_title(f"{equation}: $x_1y_1 + x_2y_2 + x_3y_3$ (d = 6)")
-    ax.legend(fontsize=7, loc="center right")
+    legend(ax, fontsize=7, loc="center right")
     return fig
 
 
