@@ -20,6 +20,7 @@ BENCHMARKS = {
     "bfgs": "pml.benchmarks.bfgs",
     "precision": "pml.benchmarks.precision",
     "fit": "pml.benchmarks.fit",
+    "step": "pml.benchmarks.step",
 }
 
 
@@ -285,6 +286,10 @@ def _cmd_bench(args) -> int:
         if "time_limit" not in takes:
             return _fail(f"--time-limit is not an option of `pml bench {args.name}`")
         kwargs["time_limit"] = args.time_limit
+    if args.quick:
+        if "quick" not in takes:
+            return _fail(f"--quick is not an option of `pml bench {args.name}`")
+        kwargs["quick"] = True
     result = module.run(**kwargs)
     print(json.dumps(result, indent=2, default=float) if args.json else module.format(result))
     return 0
@@ -450,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", action="store_true")
     be.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
                     help="pml's budget per fit, for benchmarks that take one (fit: default 600)")
+    be.add_argument("--quick", action="store_true", help="fewer cases, smaller sizes (precision, step)")
     be.set_defaults(func=_cmd_bench)
 
     ch = sub.add_parser("check-html", help="open the built book in headless Chromium (Playwright) and check it")

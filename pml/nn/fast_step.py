@@ -289,7 +289,7 @@ class FastStep:
         "compiled", "torch" or "auto" (default: the compiled kernel where :func:`choose_kernel` gives it under
         ``"fast"``, else the torch kernel).
     chunk_points : int, optional
-        Points per chunk of the torch kernel (default: about 2^18 activations per buffer).
+        Points per chunk of the torch kernel (default: 2^19 / width, 64 to 8192).
     block_points : int, optional
         Points per block of the compiled kernel (speed only; default: 64 for ReLU, for tanh as many as keep the
         block's activations within 256 KiB, 4 to 256).
@@ -365,7 +365,7 @@ class FastStep:
         S, B, _ = X.shape
         weights, biases = self.weights, self.biases
         widths = [w.shape[1] for w in weights[:-1]]
-        chunk = self.chunk_points or max(64, min(8192, (1 << 18) // (S * max(widths))))
+        chunk = self.chunk_points or max(64, min(8192, (1 << 19) // max(widths)))  # GEMMs want K >= ~500
         chunk = min(chunk, B)
         buf = self._buffers(chunk, X.dtype, X.device)
         for g in self._grads:
