@@ -4,11 +4,12 @@ A small real archive (four toy tasks and one that depends on two of them) is pac
 its members (dropped, duplicated, reordered, renamed, truncated, bytes flipped, an extra one added, a link or a
 device instead of a file, a header that lies about the size), its manifest (fields of other types, other sizes,
 hashes, names, keys, deep nesting, class names pointing at os, subprocess, builtins or the module ``this`` with a
-command that would create a marker file) or the compressed bytes (cut, flipped, garbage appended). Most cases apply
-one change whose verdict is known (refused, or still valid: members reordered, a step renamed, an extra top-level
-note); the rest apply two or three. The property: ``pml`` never raises; it exits 2 with exactly one
-``pml: error: ...`` line and leaves the store as it was, or exits 0 having installed only files byte-identical to
-the real archive's; the marker file is never created and ``this`` is never imported.
+command that would create a marker file), the tar's bytes (headers and data overwritten, the tar cut) or the
+compressed bytes (cut, flipped, garbage appended). Most cases apply one change whose verdict is known (refused, or
+still valid: members reordered, a step renamed, an extra top-level note); the rest apply two or three. The
+property: ``pml`` never raises; it exits 2 with exactly one ``pml: error: ...`` line and leaves the store as it
+was, or exits 0 having installed only files byte-identical to the real archive's; the marker file is never created
+and ``this`` is never imported.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _archive(members: list[Member], manifest) -> bytes:
-    """A gzip-compressed pax tar of ``members`` (the first one's data replaced by ``manifest`` when given)."""
+def _archive(members: list[Member], manifest, damage=None) -> bytes:
+    """A gzip-compressed pax tar of ``members`` (the first one's data replaced by ``manifest`` when given), the
+    uncompressed tar passed through ``damage`` first."""
     out = bytearray()
     for i, m in enumerate(members):
         data = m.data
@@ -77,7 +79,8 @@ def _archive(members: list[Member], manifest) -> bytes:
             info.linkname = "/etc/passwd"
         out += info.tobuf(format=tarfile.PAX_FORMAT) + data + bytes(-len(data) % 512)
     out += bytes(1024)
-    return gzip.compress(bytes(out + bytes(-len(out) % 10240)), mtime=0)
+    out += bytes(-len(out) % 10240)
+    return gzip.compress(bytes(out) if damage is None else damage(bytes(out)), mtime=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -249,7 +252,9 @@ def m_sha(rng, members, manifest, marker):
 def m_file_names(rng, members, manifest, marker):
     files = _entry(rng, manifest)["files"]
     name = rng.choice(sorted(files))
-    files[rng.choice(["../../x.json", name + "x", "/etc/passwd", name.replace(".npz", ".json")])] = files.pop(name)
+    other = rng.choice(["../../x.json", name + "x", "/etc/passwd", name.replace(".npz", ".json"),
+                        name.replace(".json", ".npz")])
+    files[other if other != name else name + "\n"] = files.pop(name)
     return "error"
 
 
@@ -318,6 +323,15 @@ def _compressed_damage(rng, data: bytes) -> bytes:
     return data + rng.choice([b"\x00", b"garbage", gzip.compress(b"more"), bytes(rng.randrange(1, 3000))])
 
 
+def _raw_damage(rng, raw: bytes) -> bytes:
+    b = bytearray(raw)
+    headers = [i for i in range(0, len(b), 512) if b[i + 257:i + 262] == b"ustar"]
+    for _ in range(rng.randint(1, 3)):
+        at = rng.choice(headers) + rng.randrange(512) if rng.random() < 0.7 else rng.randrange(len(b))
+        b[at] = rng.randrange(256)
+    return bytes(b) if rng.random() < 0.8 else bytes(b[: rng.randrange(len(b))])
+
+
 def _case(rng, real, marker) -> tuple[bytes, str, str]:
     """(archive bytes, expected verdict, what was done)."""
     members = [dataclasses.replace(m) for m in real[0]]
@@ -325,10 +339,15 @@ def _case(rng, real, marker) -> tuple[bytes, str, str]:
     done, verdict = [], None
     if rng.random() < 0.08:
         return _compressed_damage(rng, _archive(members, manifest)), "either", "compressed bytes"
+    if rng.random() < 0.08:  # headers and data of the tar itself (a flip in padding changes nothing)
+        return _archive(members, manifest, lambda raw: _raw_damage(rng, raw)), "either", "tar bytes"
     for _ in range(1 if rng.random() < 0.8 else rng.randint(2, 3)):
         choices = MEMBER_MUTATIONS + (MANIFEST_MUTATIONS if isinstance(manifest, dict) else [])
         mutation = rng.choice(choices)
-        result = mutation(rng, members, manifest, marker)
+        try:
+            result = mutation(rng, members, manifest, marker)
+        except (LookupError, TypeError, AttributeError):  # an earlier change took what this one changes
+            continue
         if isinstance(result, tuple):  # the manifest as bytes from now on
             manifest, result = result
         done.append(mutation.__name__)
