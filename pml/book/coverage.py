@@ -112,6 +112,8 @@ class ChapterCoverage:
 
 
 def _h(hours: float) -> str:
+    if 0 < hours < 0.01:  # a few CPU-seconds: two digits, not "< 0.01"
+        return f"{hours:.2g}"
     return partial.hours_text(hours).removesuffix(" CPU-hours").removesuffix(" CPU-hour")
 
 

@@ -44,7 +44,8 @@ def hours_text(h: float) -> str:
     """``"1,700 CPU-hours"`` (singular below 1.5, seconds-scale values as ``"< 0.01 CPU-hours"``)."""
     if 0 < h < 0.01:
         return "< 0.01 CPU-hours"
-    return f"{_hours(h)} CPU-hour{'' if h == 1 else 's'}"
+    text = _hours(h)
+    return f"{text} CPU-hour{'' if text == '1' else 's'}"
 
 
 NOT_COMPUTED = "(not computed"  # how a NotComputed's repr starts: a glued one is recognised by it
@@ -90,6 +91,11 @@ class NotComputed:
         """One line: ``step fig5_networks not computed (12 of 144 tasks stored; 1,700 CPU-hours missing)``."""
         return (f"step {self.step} not computed ({self.stored} of {self.total} tasks stored; "
                 f"{hours_text(self.missing_cpu_hours)} missing)")
+
+    @property
+    def short(self) -> str:
+        """``12 of 144 tasks stored, 1,700 CPU-hours missing`` (for a figure's note)."""
+        return f"{self.stored} of {self.total} tasks stored, {hours_text(self.missing_cpu_hours)} missing"
 
     def __str__(self) -> str:
         return self.text

@@ -41,7 +41,7 @@ from torch import nn
 from pml import equations, scaling
 from pml.approx.simplex import SimplexInterpolator
 from pml.config import Config
-from pml.engine import Sweep, Task
+from pml.engine import Sweep, Task, partial
 from pml.experiments.network_sweep import (
     PAPER_WIDTHS,
     Curve,
@@ -81,12 +81,14 @@ __all__ = [
     "fig1b_config",
     "fig2_summary",
     "interp_loglog",
+    "modular_numbers",
     "modular_sweep",
     "paper_hours",
     "relu_net_from_1d_interpolant",
     "relu_sweep",
     "sample_split",
     "steps",
+    "width100_numbers",
 ]
 
 FIG3_EQUATIONS = ("I.8.14", "II.6.15a")
@@ -412,9 +414,12 @@ def paper_hours(sweeps: Mapping[str, Sweep]) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 def fig1_summary(fig1a: LinearRegionsResult, fig1b: LinearRegionsResult) -> dict[str, float]:
-    """Ratios, region counts and the deviation from the paper's Fig. 1 values (claims C2.1-C2.7)."""
+    """Ratios, region counts and the deviation from the paper's Fig. 1 values (claims C2.1-C2.7). In a stored build
+    a panel that is not stored leaves out its keys and those that need it (the book marks them "not computed")."""
     out: dict[str, float] = {}
     for name, res in (("1a", fig1a), ("1b", fig1b)):
+        if partial.is_missing(res):
+            continue
         for key in FIG1_KEYS:
             out[f"{name}_rmse_{key}"] = float(res.rmse[key])
             out[f"{name}_rel_{key}"] = float(res.relative(key))
@@ -428,16 +433,26 @@ def fig1_summary(fig1a: LinearRegionsResult, fig1b: LinearRegionsResult) -> dict
         out[f"{name}_regions_normalized_over_raw"] = res.n_regions("normalized") / max(res.n_regions("raw"), 1)
         out[f"{name}_regions_normalized_over_simplex"] = res.n_regions("normalized") / max(res.n_regions("simplex"), 1)
         out[f"{name}_seconds"] = float(sum(r.wall_time_s for r in res.train_results.values()))
-    out["max_dev"] = max(out[f"{n}_dev_{k}"] for n in ("1a", "1b") for k in FIG1_KEYS)
-    out["construction_gap"] = float(fig1a.construction_max_abs_diff)
-    out["construction_hidden"] = int(fig1a.n_train - 1)
+    if not partial.is_missing(fig1a) and not partial.is_missing(fig1b):
+        out["max_dev"] = max(out[f"{n}_dev_{k}"] for n in ("1a", "1b") for k in FIG1_KEYS)
+    if not partial.is_missing(fig1a):
+        out["construction_gap"] = float(fig1a.construction_max_abs_diff)
+        out["construction_hidden"] = int(fig1a.n_train - 1)
     return out
 
 
 def fig2_summary(simplex: SimplexScalingResult, relu: NetworkRuns, early_points: int = 3) -> dict[str, float]:
     """Per input dimension d (one equation each): simplex exponent and its gap to -2/d, ReLU early exponent,
-    net/simplex ratios at the largest N; plus the claim quantities of C2.8-C2.13 (see :func:`claim_values`)."""
+    net/simplex ratios at the largest N; plus the claim quantities of C2.8-C2.13 (see :func:`claim_values`).
+
+    In a stored build the keys of what is not (all) stored are left out: none without the simplex, only the
+    simplex's with a partial network table (the book marks the others "not computed")."""
     out: dict[str, float] = {}
+    if partial.is_missing(simplex):
+        return out
+    networks = partial.missing_part(relu) is None  # else the simplex keys only: no number of a truncated curve
+    if not networks:
+        relu = NetworkRuns.from_rows([])
     gaps_low, gaps_high, high_ratios, steeper, n_high = [], [], [], 0, 0
     for eq in simplex.equations:
         d = simplex.dim(eq)
@@ -466,9 +481,10 @@ def fig2_summary(simplex: SimplexScalingResult, relu: NetworkRuns, early_points:
             high_ratios.append(out[f"ratio_largest_d{d}"])
     out["max_gap_low_d"] = float(np.max(gaps_low)) if gaps_low else float("nan")  # C2.8 (NaN if a d is missing)
     out["max_gap_high_d"] = float(np.max(gaps_high)) if gaps_high else float("nan")  # C2.9
-    out["max_ratio_high_d"] = _nan_max(high_ratios)  # C2.12
-    out["n_steeper"] = steeper  # C2.13
-    out["n_high_d"] = n_high
+    if networks:
+        out["max_ratio_high_d"] = _nan_max(high_ratios)  # C2.12
+        out["n_steeper"] = steeper  # C2.13
+        out["n_high_d"] = n_high
     return out
 
 
@@ -484,23 +500,50 @@ def _nan_max(values) -> float:
 
 def claim_values(fig1: dict[str, float], fig2: dict[str, float], modular: NetworkRuns,
                  same: SameWidthResult) -> dict[str, float]:
-    """Every claim quantity of the chapter (C2.1-C2.16) from the summaries and results."""
+    """Every claim quantity of the chapter (C2.1-C2.16) from the summaries and results; in a stored build a value
+    whose inputs are not stored is NaN or a :class:`pml.engine.NotComputed` (its claim reads "not computed")."""
+    nan = float("nan")
     values = {
-        "C2.1": fig1["1a_net_over_simplex"],
-        "C2.2": fig1["1b_raw_over_normalized"],
-        "C2.3": fig1["1b_net_over_simplex"],
-        "C2.4": fig1["1b_regions_normalized_over_raw"],
-        "C2.5": fig1["1b_regions_normalized_over_simplex"],
-        "C2.6": fig1["max_dev"],
-        "C2.7": fig1["construction_gap"],
-        "C2.8": fig2["max_gap_low_d"],
-        "C2.9": fig2["max_gap_high_d"],
-        "C2.10": fig2.get("ratio_largest_d1", float("nan")),
-        "C2.11": fig2.get("ratio_largest_d2", float("nan")),
-        "C2.12": fig2["max_ratio_high_d"],
-        "C2.13": fig2["n_steeper"],
-        "C2.14": modular.geometric_mean_ratio(),
-        "C2.15": same.rmse_ratio,
-        "C2.16": same.param_ratio,
+        "C2.1": fig1.get("1a_net_over_simplex", nan),
+        "C2.2": fig1.get("1b_raw_over_normalized", nan),
+        "C2.3": fig1.get("1b_net_over_simplex", nan),
+        "C2.4": fig1.get("1b_regions_normalized_over_raw", nan),
+        "C2.5": fig1.get("1b_regions_normalized_over_simplex", nan),
+        "C2.6": fig1.get("max_dev", nan),
+        "C2.7": fig1.get("construction_gap", nan),
+        "C2.8": fig2.get("max_gap_low_d", nan),
+        "C2.9": fig2.get("max_gap_high_d", nan),
+        "C2.10": fig2.get("ratio_largest_d1", nan),
+        "C2.11": fig2.get("ratio_largest_d2", nan),
+        "C2.12": fig2.get("max_ratio_high_d", nan),
+        "C2.13": fig2.get("n_steeper", nan),
+        "C2.14": modular_numbers(modular)["modular_ratio"],
+        "C2.15": width100_numbers(same)["w100_rmse_ratio"],
+        "C2.16": width100_numbers(same)["w100_param_ratio"],
     }
-    return {k: float(v) for k, v in sorted(values.items(), key=lambda kv: int(kv[0].split(".")[1]))}
+    return {k: v if partial.is_missing(v) else float(v)
+            for k, v in sorted(values.items(), key=lambda kv: int(kv[0].split(".")[1]))}
+
+
+def modular_numbers(modular: NetworkRuns) -> dict[str, Any]:
+    """Fig. 3's number: ``modular_ratio`` (:meth:`NetworkRuns.geometric_mean_ratio`), or what a stored build lacks
+    (a :class:`pml.engine.NotComputed`) when the table is not complete."""
+    missing = partial.missing_part(modular)
+    return {"modular_ratio": missing if missing is not None else modular.geometric_mean_ratio()}
+
+
+def width100_numbers(same: SameWidthResult) -> dict[str, Any]:
+    """The width-100 pair's numbers: ``w100_n_params_<kind>``, ``w100_n_train_<kind>``, ``w100_rmse_<kind>``,
+    ``w100_paper_<kind>`` for modular and dense, ``w100_param_ratio``, ``w100_dense_over_modular``,
+    ``w100_rmse_ratio`` and ``w100_n_steps``; NotComputed values (the paper's kept) when the pair is not stored."""
+    out: dict[str, Any] = {}
+    missing = partial.missing_part(same)
+    for key in ("modular", "dense"):
+        for name in ("n_params", "n_train", "rmse"):
+            out[f"w100_{name}_{key}"] = missing if missing is not None else getattr(same, name)[key]
+        out[f"w100_paper_{key}"] = PAPER_WIDTH100[key]
+    if missing is not None:
+        return {**out, **{k: missing for k in ("w100_param_ratio", "w100_dense_over_modular", "w100_rmse_ratio",
+                                               "w100_n_steps")}}
+    return {**out, "w100_param_ratio": same.param_ratio, "w100_dense_over_modular": 1 / same.param_ratio,
+            "w100_rmse_ratio": same.rmse_ratio, "w100_n_steps": same.n_steps}

@@ -83,8 +83,9 @@ def note_missing(ax, text: str, loc: str = "upper right") -> None:
     """A grey note in a corner of ``ax`` (what a partial panel lacks)."""
     x, ha = (0.98, "right") if loc.endswith("right") else (0.02, "left")
     y, va = (0.98, "top") if loc.startswith("upper") else (0.02, "bottom")
-    ax.text(x, y, text, ha=ha, va=va, fontsize=6.5, color="0.35", style="italic", transform=ax.transAxes,
-            bbox=dict(fc="white", ec="0.7", lw=0.5, alpha=0.85, pad=2))
+    note = ax.text(x, y, text, ha=ha, va=va, fontsize=6.5, color="0.35", style="italic", transform=ax.transAxes,
+                   bbox=dict(fc="white", ec="0.7", lw=0.5, alpha=0.85, pad=2))
+    note.set_in_layout(False)  # inside the axes: the layout must not shrink them for it
 
 
 def mark_missing(ax, xs, color="0.4", label: str | None = None) -> None:
@@ -105,10 +106,46 @@ def legend(ax, **kwargs) -> None:
         ax.legend(**kwargs)
 
 
+def missing_networks(ax, nets, equation: str, activation: str | None, colors, kind: str | None = None,
+                     label: str | None = None) -> list[str]:
+    """Mark the network shapes a partial table lacks (``nets.missing_shapes(...)``, hollow at the bottom of ``ax`` in
+    the colour of their depth); returns the lines of the panel's note: all of them at once when none is there, else
+    the widths per depth, with their cost-model CPU-hours."""
+    from pml.engine.partial import hours_text
+
+    shapes = nets.missing_shapes(equation, activation, kind=kind)
+    if not shapes:
+        return []
+    name = label or activation or kind or "networks"
+    for depth in sorted({int(m["depth"]) for m in shapes}):
+        mark_missing(ax, [m["n_params"] for m in shapes if m["depth"] == depth], colors.get(depth, "k"))
+    if not nets.rows(equation, activation, kind=kind).any():
+        return [f"{name}: all {len(shapes)} networks ({hours_text(sum(m['cpu_hours'] for m in shapes))})"]
+    lines = []
+    for depth in sorted({int(m["depth"]) for m in shapes}):
+        mine = [m for m in shapes if m["depth"] == depth]
+        widths = [str(m["width"]) for m in mine]
+        text = " and ".join(widths) if len(widths) <= 2 else ", ".join(widths)
+        lines.append(f"{name} depth {depth}: width{'s' if len(mine) > 1 else ''} {text} "
+                     f"({hours_text(sum(m['cpu_hours'] for m in mine))})")
+    return lines
+
+
+def empty_log_axes(ax, low: float = 1e-8, high: float = 1.0) -> None:
+    """Log axes; y from ``low`` to ``high`` when nothing was drawn (a panel whose networks are all missing)."""
+    import numpy as np
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if not np.isfinite(ax.dataLim.y0) or ax.dataLim.height == 0:
+        ax.set_ylim(low, high)
+
+
 def not_computed_panel(ax, missing, what: str) -> None:
     """An empty panel that says which step it lacks."""
-    ax.text(0.5, 0.5, f"{what}: not computed\n{missing.text}", ha="center", va="center", fontsize=7.5,
-            color="0.3", wrap=True, transform=ax.transAxes)
+    text = ax.text(0.5, 0.5, f"{what}: not computed\n{missing.short}\n({missing.step})", ha="center",
+                   va="center", fontsize=7.5, color="0.3", transform=ax.transAxes)
+    text.set_in_layout(False)
     ax.set_xticks([])
     ax.set_yticks([])
 

@@ -13,8 +13,10 @@ from pml import equations
 from pml.engine.partial import hours_text, is_missing
 from pml.plotting import (
     draws_partial,
+    empty_log_axes,
     legend,
     mark_missing,
+    missing_networks,
     new_figure,
     not_computed_panel,
     note_missing,
@@ -110,33 +112,13 @@ def _grid_panel(ax, grid_result):
         note_missing(ax, "not computed (hollow markers):\n" + "\n".join(notes))
 
 
-def _missing_networks(ax, nets, equation, activation) -> list[str]:
-    """Mark the network shapes of one activation a partial table lacks; the lines of the panel's note (all of them
-    at once when none is there, else the widths per depth, with their cost-model CPU-hours)."""
-    shapes = nets.missing_shapes(equation, activation)
-    if not shapes:
-        return []
-    for depth in sorted({int(m["depth"]) for m in shapes}):
-        mark_missing(ax, [m["n_params"] for m in shapes if m["depth"] == depth], DEPTH_COLORS.get(depth, "k"))
-    if not nets.rows(equation, activation).any():
-        return [f"{activation}: all {len(shapes)} networks ({hours_text(sum(m['cpu_hours'] for m in shapes))})"]
-    lines = []
-    for depth in sorted({int(m["depth"]) for m in shapes}):
-        mine = [m for m in shapes if m["depth"] == depth]
-        widths = " and ".join(str(m["width"]) for m in mine) if len(mine) <= 2 else \
-            ", ".join(str(m["width"]) for m in mine)
-        lines.append(f"{activation} depth {depth}: width{'s' if len(mine) > 1 else ''} {widths} "
-                     f"({hours_text(sum(m['cpu_hours'] for m in mine))})")
-    return lines
-
-
 def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
     """Scatter + median lines per depth (tanh solid, ReLU dotted), the simplex band and its N^(-2/d) line; in a
     stored build, the network shapes not computed marked (hollow, at the bottom) and named in a note, and a
     simplex step that is not stored named too."""
     notes = []
     if is_missing(simplex):
-        notes.append(f"simplex: {simplex.text}")
+        notes.append(f"simplex: {simplex.short}")
     elif simplex is not None and equation in simplex.equations:
         N = simplex.n_params(equation).astype(float)
         mean, std = simplex.mean(equation), simplex.std(equation)
@@ -159,13 +141,10 @@ def _network_panel(ax, nets, simplex, equation, activations=("tanh", "relu")):
             else:
                 ax.loglog(N, med, ":", lw=1.6, color=color, label=f"{act} depth {depth} (median)")
     for act in activations:
-        notes += _missing_networks(ax, nets, equation, act)
+        notes += missing_networks(ax, nets, equation, act, DEPTH_COLORS)
     if notes:
         note_missing(ax, "not computed (hollow markers):\n" + "\n".join(notes))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    if not np.isfinite(ax.dataLim.y0) or ax.dataLim.height == 0:  # nothing drawn: an empty log axis of RMSEs
-        ax.set_ylim(1e-8, 1)
+    empty_log_axes(ax)
     ax.set_xlabel("parameters N")
     ax.set_ylabel(r"absolute test RMSE $L_{\rm rms}$")
     from matplotlib.ticker import NullFormatter

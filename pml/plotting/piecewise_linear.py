@@ -1,11 +1,26 @@
-"""Figures of the Section 2 chapter (piecewise linear methods): Figs. 1(a), 1(b), 2 and 3."""
+"""Figures of the Section 2 chapter (piecewise linear methods): Figs. 1(a), 1(b), 2 and 3.
+
+In a stored build (:mod:`pml.engine.partial`) Figs. 2 and 3 draw the networks that are stored and mark the others
+(hollow, at the bottom of their panel, named with their cost in a note); a Fig. 1 panel that is not stored is a
+figure that says so.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pml import scaling
-from pml.plotting import new_figure, styled
+from pml import equations, scaling
+from pml.engine.partial import combine, is_missing
+from pml.plotting import (
+    draws_partial,
+    empty_log_axes,
+    legend,
+    missing_networks,
+    new_figure,
+    not_computed_figure,
+    note_missing,
+    styled,
+)
 
 _DEPTH_COLORS = {2: "tab:blue", 3: "tab:orange", 4: "tab:green", 6: "tab:red", 9: "tab:purple"}
 _TITLES = {"raw": "ReLU net, raw inputs", "normalized": "ReLU net, standardised inputs", "simplex": "linear simplex"}
@@ -92,22 +107,34 @@ def _simplex_band(ax, simplex, equation: str) -> None:
             label=f"$N^{{-2/{d}}}$")
 
 
+def _equations_of(nets) -> list[str]:
+    """The equations of a network table, the missing shapes' included, in order."""
+    return list(dict.fromkeys([str(e) for e in nets.equation] + [m["equation"] for m in nets.missing]))
+
+
 @styled
+@draws_partial
 def plot_relu_scaling(simplex, relu, dstar_line: bool = True):
     """Fig. 2: simplex (mean ± std over seeds, N^(-2/d) line anchored at its last point) vs ReLU nets of each depth
     (every seed as a dot, the median as a line), absolute RMSE on the left axis, relative on the right.
 
     The lime "d* = 2" N^(-1) line (d >= 3) is anchored at the first depth-4 point (x2 for II.6.15a), as upstream.
+    In a stored build, missing networks are marked and a simplex step that is not stored is named.
     """
-    eqs = [e for e in simplex.equations if e in set(relu.equation)]
+    has_simplex = not is_missing(simplex)
+    eqs = ([e for e in simplex.equations if e in set(_equations_of(relu))] if has_simplex else _equations_of(relu))
+    if not eqs:
+        return not_computed_figure(combine(simplex, relu.not_computed), "Fig. 2")
     ncols = 3
     nrows = (len(eqs) + ncols - 1) // ncols
     fig, axes = new_figure(ncols=ncols, nrows=nrows, width=4.0, height=3.2)
     for ax in axes.flat[len(eqs):]:
         ax.set_visible(False)
     for ax, eq in zip(axes.flat, eqs):
-        _simplex_band(ax, simplex, eq)
-        d = simplex.dim(eq)
+        notes = [] if has_simplex else [f"simplex: {simplex.short}"]
+        if has_simplex:
+            _simplex_band(ax, simplex, eq)
+        d = equations.get(eq).dim
         for depth in relu.depths_of(eq):
             m = (relu.equation == eq) & (relu.depth == depth) & (relu.kind == "dense")
             color = _DEPTH_COLORS.get(depth)
@@ -121,24 +148,35 @@ def plot_relu_scaling(simplex, relu, dstar_line: bool = True):
             scale = 2.0 if eq == "II.6.15a" else 1.0
             ax.plot(ref_n, scaling.reference_line(ref_n, -1.0, N[0], med[0], scale), "--", color="lime", lw=1.2,
                     label="$N^{-2/d^*}$, $d^* = 2$")
+        notes += missing_networks(ax, relu, eq, None, _DEPTH_COLORS, label="ReLU")
+        empty_log_axes(ax)
         _log_axes(ax)
         ax.set_title(f"{eq} (d = {d})", fontsize=10)
         ax.set_xlabel("parameters N")
         ax.set_ylabel("test RMSE (absolute)")
-        _relative_axis(ax, relu.y_rms.get(eq, simplex.y_rms[simplex.index(eq)]))
-        ax.legend(fontsize=6.5, loc="best")
+        y_rms = relu.y_rms.get(eq, simplex.y_rms[simplex.index(eq)] if has_simplex else None)
+        if y_rms is not None:
+            _relative_axis(ax, y_rms)
+        legend(ax, fontsize=6.5, loc="best")
+        if notes:
+            note_missing(ax, "not computed (hollow markers):\n" + "\n".join(notes), loc="upper right")
     return fig
 
 
 @styled
+@draws_partial
 def plot_modular(simplex, modular):
-    """Fig. 3: dense (light, solid) vs modular (dark, dashed) ReLU nets of the same depths, with the simplex band."""
-    eqs = list(dict.fromkeys(str(e) for e in modular.equation))
+    """Fig. 3: dense (light, solid) vs modular (dark, dashed) ReLU nets of the same depths, with the simplex band;
+    in a stored build, missing networks marked and a simplex step that is not stored named."""
+    eqs = _equations_of(modular)
+    if not eqs:
+        return not_computed_figure(combine(simplex, modular.not_computed), "Fig. 3")
     fig, axes = new_figure(ncols=len(eqs), width=4.6, height=3.6)
     light = {0: "lightskyblue", 1: "lightsalmon"}
     dark = {0: "navy", 1: "darkred"}
     for ax, eq in zip(axes[0], eqs):
-        if eq in simplex.equations:
+        notes = [f"simplex: {simplex.short}"] if is_missing(simplex) else []
+        if not is_missing(simplex) and eq in simplex.equations:
             _simplex_band(ax, simplex, eq)
         for k, depth in enumerate(modular.depths_of(eq, "dense")):
             for kind, color, ls in (("dense", light[k % 2], "-"), ("modular", dark[k % 2], "--")):
@@ -148,10 +186,16 @@ def plot_modular(simplex, modular):
                 ax.scatter(modular.n_params[m], modular.rmse[m], s=8, color=color, alpha=0.5, lw=0)
                 N, med = modular.curve(eq, depth, kind)
                 ax.plot(N, med, ls, color=color, marker="o", ms=3, lw=1.3, label=f"{kind} depth {depth}")
+        for kind in ("dense", "modular"):
+            notes += missing_networks(ax, modular, eq, None, _DEPTH_COLORS, kind=kind)
+        empty_log_axes(ax)
         _log_axes(ax)
         ax.set_title(f"{eq}: modular vs dense", fontsize=10)
         ax.set_xlabel("parameters N")
         ax.set_ylabel("test RMSE (absolute)")
-        _relative_axis(ax, modular.y_rms[eq])
-        ax.legend(fontsize=6.5, loc="best")
+        if eq in modular.y_rms:
+            _relative_axis(ax, modular.y_rms[eq])
+        legend(ax, fontsize=6.5, loc="best")
+        if notes:
+            note_missing(ax, "not computed (hollow markers):\n" + "\n".join(notes), loc="upper right")
     return fig
