@@ -195,11 +195,14 @@ def report(chapter: str, profile: str, measured: Mapping[str, float], parameters
     ``measured`` maps every claim id declared for ``chapter`` to the value the chapter measured; a missing or
     extra id is an error, so a chapter cannot silently skip a claim. Run by the book runner, the file goes to the
     run's staging folder first (see :func:`pml.paths.output_dir`) and records every parameter value of the run,
-    the command-line overrides and the execution settings; with overrides, the table says so.
+    the command-line overrides and the execution settings; with overrides, the table says so. In a stored build
+    (``pml run/book --stored``) a value may be a :class:`pml.engine.NotComputed` (so may ``measured`` itself), and a
+    claim whose steps the store lacks is :data:`NOT_COMPUTED` whatever its value (:mod:`pml.book.coverage`).
     """
     declared = {c.id for c in for_chapter(chapter)}
     if not declared:
         raise ValueError(f"no claims are declared for chapter {chapter!r} in pml/claimsets/{chapter}.yaml")
+    measured = _every_claim_missing(measured, declared)
     missing, extra = sorted(declared - set(measured)), sorted(set(measured) - declared)
     if missing or extra:
         raise ValueError(f"chapter {chapter!r}: measured values missing for {missing}, unknown ids {extra}")
@@ -225,6 +228,14 @@ def report(chapter: str, profile: str, measured: Mapping[str, float], parameters
     table = ClaimTable(verdicts, note=note)
     table.inputs = {cid: _inputs_cell(info) for cid, info in payload["provenance"]["claims"].items()}
     return table
+
+
+def _every_claim_missing(measured: Any, declared: set[str]) -> Any:
+    """``measured`` itself, or, when it is a :class:`pml.engine.NotComputed` (the claim values of a step a stored
+    build lacks), that for every declared claim."""
+    from pml.engine.partial import NotComputed
+
+    return {cid: measured for cid in declared} if isinstance(measured, NotComputed) else measured
 
 
 def _measured_or_missing(claim: Claim, value: Any) -> tuple[float | None, float | None]:

@@ -339,8 +339,9 @@ def glue_all(mapping: Mapping[str, Any], prefix: str = "", convert=None) -> None
 
     Parameters
     ----------
-    mapping : Mapping[str, Any]
-        Names and values, as the experiments' ``*_numbers`` summaries return them.
+    mapping : Mapping[str, Any] or pml.engine.NotComputed
+        Names and values, as the experiments' ``*_numbers`` summaries return them; a summary of a step a stored
+        build lacks (a NotComputed) glues nothing, and the text's values it would have set read "(not computed)".
     prefix : str, optional
         Prepended to each key (the chapter's glue namespace, such as ``"pl_"``).
     convert : callable, optional
@@ -352,6 +353,8 @@ def glue_all(mapping: Mapping[str, Any], prefix: str = "", convert=None) -> None
 
     from pml.engine.partial import is_missing
 
+    if is_missing(mapping):  # a summary of a step a stored build lacks: its keys read "(not computed)" in the text
+        return
     for key, value in mapping.items():
         glue(f"{prefix}{key}", value if convert is None or is_missing(value) else convert(value), display=False)
 
@@ -593,7 +596,7 @@ def _install(stage: Path, stem: str, run: str, notebook) -> Path | None:
 
 
 _GLUE_ROLE = re.compile(r"\{glue(?::(?:text|md|any|math))?\}`([\w.-]+)(?::[^`]*)?`")
-_GLUE_FIGURE = re.compile(r"^```\{glue:figure\}\s+([\w.-]+)\s*\n.*?^```[ \t]*$", re.M | re.S)
+_GLUE_DIRECTIVE = re.compile(r"^```\{glue(?::(figure|md|math|any))?\}\s+([\w.-]+)\s*\n.*?^```[ \t]*$", re.M | re.S)
 NOT_COMPUTED_TEXT = "*(not computed)*"
 
 
@@ -625,15 +628,18 @@ def _mark_not_computed(nb) -> list[str]:
         marked.append(m.group(1))
         return NOT_COMPUTED_TEXT
 
-    def figure(m):
-        if not missing(m.group(1)):
+    def directive(m):
+        key = m.group(2)
+        if not missing(key):
             return m.group(0)
-        marked.append(m.group(1))
-        return f"*Figure `{m.group(1)}` not computed: its steps are not in the results store.*"
+        marked.append(key)
+        what = "Figure" if m.group(1) == "figure" else "Table"
+        reason = str(values[key]).strip("()") if key in values else "its steps are not in the results store"
+        return f"*{what} `{key}`: {reason}.*"
 
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = _GLUE_ROLE.sub(role, _GLUE_FIGURE.sub(figure, cell.source))
+            cell.source = _GLUE_ROLE.sub(role, _GLUE_DIRECTIVE.sub(directive, cell.source))
     return list(dict.fromkeys(marked))
 
 
