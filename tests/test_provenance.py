@@ -277,8 +277,6 @@ def test_signed_archive_names_its_signer_and_a_changed_one_is_refused(shipped, t
         provenance.check_signature(path, allowed)
 
 
-@pytest.mark.xfail(strict=True, reason="archive.pack/unpack/verify do not call pml.engine.provenance yet: once they "
-                   "do, this passes and the mark must go")
 def test_pack_unpack_verify_record_provenance_by_themselves(shipped, tmp_path):
     path, tasks = shipped
     laptop = Store(tmp_path / "laptop")

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pml.engine import provenance
 from pml.engine.closure import closure_hash
 from pml.engine.store import FORMAT as ENTRY_FORMAT
 from pml.engine.store import (
@@ -138,7 +139,10 @@ def pack(tasks_by_step: dict[str, list[Task]], out: Path | str, *, profile: str,
         files.extend(names.items())
     manifest = {"format": FORMAT, "pml_version": pml.__version__, "versions": library_versions(),
                 "profile": profile, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "entries": entries}
+                "machine": provenance.machine_line(), "entries": entries}
+    commit = provenance.pml_commit()
+    if commit is not None:
+        manifest["pml_commit"] = commit
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
         for name, data in [(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode()), *files]:
@@ -621,8 +625,10 @@ def unpack(path: Path | str, store: Store | None = None) -> UnpackReport:
 def _install(path: Path, checked: _Checked, store: Store) -> UnpackReport:
     manifest = checked.manifest
     report = UnpackReport(profile=manifest.get("profile"), sha256=checked.sha256)
+    origin = provenance.archive_origin(path, checked.sha256, manifest)
     for entry in manifest["entries"]:
         task_type, key = entry["task"], entry["key"]
+        json_sha = entry["files"][_member(task_type, key, ".json")]["sha256"]
         npz, meta = (checked.staged[_member(task_type, key, s)] for s in (".npz", ".json"))
         targets = store.entry_paths(task_type, key)
         existing_files = [p.exists() for p in targets]
@@ -631,6 +637,7 @@ def _install(path: Path, checked: _Checked, store: Store) -> UnpackReport:
             theirs = parse_entry(npz.read_bytes(), meta.read_bytes(), key=key)
             if same_data(existing["result"], theirs["result"]):
                 report.present += 1
+                provenance.record_origin(store, task_type, key, origin, entry_sha256=json_sha)  # its bytes only
             else:
                 report.conflicts.append(_describe(entry))
             continue
@@ -642,6 +649,7 @@ def _install(path: Path, checked: _Checked, store: Store) -> UnpackReport:
         except OSError as exc:
             raise ArchiveError(f"{path}: cannot install {_describe(entry)} into {store.root}: "
                                f"{exc.strerror or exc}") from None
+        provenance.record_origin(store, task_type, key, origin, entry_sha256=json_sha)
         if any(existing_files):
             report.replaced += 1
         else:
@@ -678,7 +686,7 @@ class Verdict:
 
 
 def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None, seed: int = 0,
-           log: Callable[[str], None] = print) -> list[Verdict]:
+           log: Callable[[str], None] = print, store: Store | None = None) -> list[Verdict]:
     """Recompute ``sample`` tasks of the archive chosen at random with ``seed``, cheapest first (by the cost
     model) while they fit in ``time_limit`` seconds, and compare with the archive: identical for tasks the archive
     computed on CPU, within ``GPU_RTOL`` for tasks it computed on a GPU; measured run times in the results
@@ -705,6 +713,13 @@ def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None
         label = task.label() if isinstance(task, Task) else _describe(entry)
         verdict = _verify_one(entry, task, archived, start, time_limit, execute, normalize)
         verdict.label = label
+        json_sha = entry["files"][_member(entry["task"], entry["key"], ".json")]["sha256"]
+        if verdict.verdict in ("identical", "within tolerance"):
+            provenance.mark_verified(store or Store(), entry["task"], entry["key"],
+                                     f"{verdict.verdict}; {verdict.detail}", entry_sha256=json_sha)
+        elif verdict.verdict == "MISMATCH":
+            provenance.mark_mismatch(store or Store(), entry["task"], entry["key"], verdict.detail,
+                                     entry_sha256=json_sha)
         log(f"{verdict.verdict:<16} {label}" + (f"\n                 {verdict.detail}" if verdict.detail else ""))
         verdicts.append(verdict)
     return verdicts
