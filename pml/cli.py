@@ -9,6 +9,8 @@ import importlib
 import inspect
 import json
 import math
+import os
+import select
 import sys
 
 from pml import paths
@@ -167,12 +169,15 @@ def _cmd_compute(args) -> int:
 
 
 def _cmd_results(args) -> int:
+    from pml.book import shipped
     from pml.engine import archive, graph
 
     if args.action == "pack":
+        _check_out(args.out, "results.tar.gz")
         stems = [runner.check_chapter(c) for c in args.chapter] if args.chapter else runner.chapters()
         by_step = {f"{stem}/{name}": graph(sweep.tasks())
-                   for stem, steps in _steps(stems, args.profile).items() for name, sweep in steps.items()}
+                   for stem, steps in _steps(stems, args.profile, only=args.step).items()
+                   for name, sweep in steps.items()}
         if not by_step:
             raise runner.BookError(f"no chapter among {', '.join(stems)} has steps: nothing to pack")
         report = archive.pack(by_step, args.out, profile=args.profile)
@@ -184,8 +189,41 @@ def _cmd_results(args) -> int:
                   file=sys.stderr)
         return 0
     if args.action == "unpack":
-        report = archive.unpack(args.file)
-        print(f"{args.file} (profile {report.profile}): {report.added} entries added, {report.present} already "
+        return _unpack(_archive_args(args))
+    if args.action == "status":
+        return _results_status(runner.check_profile(args.profile))
+    if args.shipped:
+        if args.file:
+            raise runner.BookError("give an archive or --shipped, not both")
+        verdicts = shipped.verify_sample(seed=args.seed, time_limit=args.time_limit or 300.0)
+        return _verdicts(verdicts)
+    if not args.file:
+        raise runner.BookError("give the archive to verify, or --shipped for those of results/")
+    if args.sample < 1:
+        raise runner.BookError(f"--sample must be at least 1, got {args.sample}")
+    verdicts = archive.verify(args.file, sample=args.sample, time_limit=args.time_limit, seed=args.seed or 0)
+    return _verdicts(verdicts)
+
+
+def _archive_args(args) -> list[str]:
+    """The archives an unpack names: its files, or with --shipped those of results/."""
+    from pml.book import shipped
+
+    if args.shipped and args.file:
+        raise runner.BookError("give archives or --shipped, not both")
+    files = [str(p) for p in shipped.archives()] if args.shipped else list(args.file)
+    if not files:
+        raise runner.BookError(f"no archive to unpack ({'results/ holds none' if args.shipped else 'name one'})")
+    return files
+
+
+def _unpack(files: list[str]) -> int:
+    from pml.engine import archive
+
+    rc = 0
+    for file in files:
+        report = archive.unpack(file)
+        print(f"{file} (profile {report.profile}): {report.added} entries added, {report.present} already "
               f"present, {report.replaced} corrupt entries replaced, {len(report.conflicts)} conflicts")
         if report.stale:
             print(f"pml: note: {report.stale} entries were computed from other source code of the modules their "
@@ -193,11 +231,25 @@ def _cmd_results(args) -> int:
         if report.conflicts:
             print("pml: error: stored results differ from the archive's; the stored ones were kept:\n  "
                   + "\n  ".join(report.conflicts), file=sys.stderr)
-            return 1
-        return 0
-    if args.sample < 1:
-        raise runner.BookError(f"--sample must be at least 1, got {args.sample}")
-    verdicts = archive.verify(args.file, sample=args.sample, time_limit=args.time_limit, seed=args.seed)
+            rc = 1
+    return rc
+
+
+def _results_status(profile: str) -> int:
+    from pml.book import shipped
+
+    rows, stale = shipped.status(profile=profile)
+    print(f"{'step':<36} {'tasks':>6} {'shipped':>8} {'verified':>9} {'CPU-h missing':>14}")
+    for r in rows:
+        print(f"{r.step:<36} {r.tasks:>6} {r.shipped:>8} {r.verified:>9} {r.missing_cpu_hours:>14.3g}")
+    print(f"{len(shipped.archives())} archives in {shipped.shipped_dir()}; {len(stale)} stale entries (their keys "
+          "are no task of this checkout: never used)")
+    for e in stale[:20]:
+        print(f"  stale: {e.archive.name}: {e.entry['task']} {e.entry['key'][:12]} ({', '.join(e.steps)})")
+    return 0
+
+
+def _verdicts(verdicts) -> int:
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[v.verdict] = counts.get(v.verdict, 0) + 1
@@ -318,6 +370,47 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _check_out(out, example: str) -> None:
+    """Refuse an ``--out`` that cannot be written before any work (BookError: one line, exit 2): an empty name, a
+    folder, an existing path that is not a regular file (a link, a FIFO, a device), a folder that cannot take a
+    file (:func:`pml.fitting.commands.output_problem`); a missing folder is created by the writer."""
+    from pml.fitting.commands import output_problem
+
+    problem = output_problem(out, example=example, make_folder=True)
+    if problem:
+        raise runner.BookError(problem)
+
+
+def _os_error(exc: OSError) -> str:
+    """``PATH: what went wrong`` (the errno's text) of an OSError, one line."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return what
+    return f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "") + f": {what}"
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (``pml list | head -1``)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real file behind sys.stdout
+        return False
+
+
+def _end_quietly() -> int:
+    """Standard output was closed early: point it at /dev/null (so that the interpreter's last flush does not fail
+    again) and exit like a process that SIGPIPE ended (128 + 13), without a word."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
+    return 141
+
+
 def _fail(message: str) -> int:
     print(f"pml: error: {message}", file=sys.stderr)
     return 2
@@ -434,13 +527,22 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
     pk.add_argument("--out", required=True, metavar="FILE", help="the archive to write (.tar.gz)")
     pk.add_argument("chapter", nargs="*", help="only these chapters (default: every chapter)")
-    up = rsub.add_parser("unpack", help="check an archive and add its results to the store")
-    up.add_argument("file")
+    pk.add_argument("--step", action="append", metavar="STEP", help="only this step (repeatable; see `pml plan`)")
+    up = rsub.add_parser("unpack", help="check archives and add their results to the store")
+    up.add_argument("file", nargs="*", help="archives (.tar.gz)")
+    up.add_argument("--shipped", action="store_true", help="every archive of the repository's results/ folder")
     ve = rsub.add_parser("verify", help="recompute a random sample of an archive's tasks and compare")
-    ve.add_argument("file")
+    ve.add_argument("file", nargs="?", help="the archive (.tar.gz)")
+    ve.add_argument("--shipped", action="store_true",
+                    help="the archives of results/: one cheap task per step, steps in an order seeded by the commit")
     ve.add_argument("--sample", type=int, default=5, metavar="K", help="tasks to recompute (default 5)")
-    ve.add_argument("--time-limit", type=float, metavar="S", help="seconds to spend at most (cheapest tasks first)")
-    ve.add_argument("--seed", type=int, default=0, help="seed of the random sample (default 0)")
+    ve.add_argument("--time-limit", type=_seconds, metavar="S",
+                    help="seconds to spend at most (cheapest tasks first; positive and finite; --shipped: 300)")
+    ve.add_argument("--seed", type=int, default=None,
+                    help="seed of the random sample (default 0; --shipped: from the commit)")
+    st = rsub.add_parser("status", help="the shipped archives (results/) against this checkout: per step, tasks "
+                         "shipped, verified here and missing; stale entries")
+    st.add_argument("--profile", default="paper", help=f"one of {', '.join(runner.PROFILES)} (default paper)")
     rs.set_defaults(func=_cmd_results)
 
     cl = sub.add_parser("claims", help="every claim with the paper's value, ours and the verdict")
@@ -515,7 +617,14 @@ def main(argv=None) -> int:
     from pml.engine import TaskFailures
 
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside these handlers, not at the interpreter's exit
+        return code
+    except BrokenPipeError as exc:
+        if _stdout_closed():
+            return _end_quietly()
+        print(f"pml: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
     except runner.BookError as exc:
         print(f"pml: error: {exc}", file=sys.stderr)
         return 2
@@ -526,6 +635,9 @@ def main(argv=None) -> int:
         print("pml: interrupted; the interrupted chapter's last good outputs are unchanged, finished chapters and "
               "tasks are kept under _build/ (a rerun computes only what is missing)", file=sys.stderr)
         return 130
+    except OSError as exc:  # a read-only checkout, a full disk, a folder where a file should be
+        print(f"pml: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:
         from pml.engine.archive import ArchiveError
         from pml.engine.cluster import ClusterError

@@ -38,7 +38,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from pml.engine import provenance
 from pml.engine.closure import closure_hash
@@ -570,6 +570,22 @@ def _check_entry(entry: dict, npz: Path, meta_path: Path, manifest: dict) -> dic
     return meta
 
 
+def read_manifest(path: Path | str) -> dict:
+    """The checked manifest alone (the archive's first member); its files are neither read nor checked."""
+    path = Path(path)
+    tar = _Tar(path)
+    try:
+        first = next(tar.members(), None)
+        if first is None:
+            raise ArchiveError(f"{path}: empty archive")
+        name, size = first
+        if name != MANIFEST or size > MAX_JSON_BYTES:
+            raise ArchiveError(f"{path}: not a pml results archive (first member {name!r}, {size} bytes)")
+        return _check_manifest(path, b"".join(tar.chunks(size)))
+    finally:
+        tar.close()
+
+
 def check(path: Path | str, want: Callable[[dict], bool] = lambda entry: False) -> _Checked:
     """Read the whole archive and check it; keep the decoded entries that ``want`` selects (by manifest entry)."""
     path = Path(path)
@@ -686,17 +702,22 @@ class Verdict:
 
 
 def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None, seed: int = 0,
-           log: Callable[[str], None] = print, store: Store | None = None) -> list[Verdict]:
+           log: Callable[[str], None] = print, store: Store | None = None,
+           keys: Collection[str] | None = None) -> list[Verdict]:
     """Recompute ``sample`` tasks of the archive chosen at random with ``seed``, cheapest first (by the cost
     model) while they fit in ``time_limit`` seconds, and compare with the archive: identical for tasks the archive
     computed on CPU, within ``GPU_RTOL`` for tasks it computed on a GPU; measured run times in the results
-    (:func:`pml.engine.store.is_timing_key`) are not compared. Logs each task's config and verdict."""
+    (:func:`pml.engine.store.is_timing_key`) are not compared; ``keys``, when given, are the entries to recompute
+    in place of a random sample. Logs each task's config and verdict."""
     from pml.engine.executor import execute, normalize
 
     path = Path(path)
     manifest = check(path).manifest  # hashes and versions first: never recompute from a bad archive
     entries = manifest["entries"]
-    chosen = random.Random(seed).sample(entries, min(sample, len(entries)))
+    if keys is not None:
+        chosen = [e for e in entries if e["key"] in set(keys)]
+    else:
+        chosen = random.Random(seed).sample(entries, min(sample, len(entries)))
     rebuilt: list[tuple[dict, Task | Exception]] = []
     for entry in chosen:
         try:
