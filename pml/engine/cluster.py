@@ -7,19 +7,137 @@ single-threaded worker processes for the whole command (on a machine with a CUDA
 workers share the card); ``--scheduler`` connects to a running one (``dask
 scheduler`` + ``dask worker`` by hand, a dask-jobqueue ``SLURMCluster``, Kubernetes). Dask is imported only here,
 and only when a cluster is asked for.
+
+Before anything starts, the address is checked (:func:`check_address`) and ``--workers N`` is checked against the
+machine (:func:`check_workers`: more workers than cores is a warning, more than its memory holds is refused). The
+local workers start with Ctrl-C blocked, so an interrupt reaches only this process, which stops them: one line on
+the terminal, not a traceback from every worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
+import signal
+import sys
+import threading
 from typing import Any, Iterator
 
 from pml.engine.executor import SCHEDULER_ENV, gpu_workers
 
+SCHEDULER_FORM = "[tcp://]HOST:PORT, e.g. tcp://10.0.0.5:8786 (tls://HOST:PORT for a cluster with TLS)"
+_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+# A worker process holds Python, Dask, NumPy, SciPy and torch (about 300 MB measured) plus its task's arrays; below
+# this much memory per worker, Dask's per-worker budget (total / N) pauses or kills them.
+MIN_WORKER_MEMORY = 512 * 2**20
+
 
 class ClusterError(RuntimeError):
     """A cluster that cannot be started or reached (a user-facing error)."""
+
+
+def check_address(address: str, source: str = "--scheduler") -> str:
+    """``address`` (stripped) when it is a Dask scheduler address ``[tcp://|tls://]HOST:PORT``.
+
+    Parameters
+    ----------
+    address : str
+        The address given.
+    source : str, optional
+        Where it came from, for the message (``--scheduler`` or ``$PML_SCHEDULER``).
+
+    Returns
+    -------
+    str
+        The address.
+
+    Raises
+    ------
+    ClusterError
+        If it is not of that form (the message shows the expected one).
+    """
+    text = str(address).strip()
+    match = _ADDRESS.fullmatch(text)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ClusterError(f"{source} {address!r} is not a Dask scheduler address; expected {SCHEDULER_FORM}")
+    return text
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _memory() -> int | None:
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit when lower; None if unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    return total
+
+
+def check_workers(workers: int) -> None:
+    """Refuse a ``--workers`` count this machine cannot hold; warn (one line on stderr) above its core count.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes asked for.
+
+    Raises
+    ------
+    ClusterError
+        Below 1, or more workers than its memory holds at :data:`MIN_WORKER_MEMORY` each.
+    """
+    if workers < 1:
+        raise ClusterError(f"--workers must be at least 1, got {workers}")
+    memory = _memory()
+    if memory is not None and workers * MIN_WORKER_MEMORY > memory:
+        raise ClusterError(f"--workers {workers}: this machine has {memory / 2**30:.1f} GiB of memory and a worker "
+                           f"process needs {MIN_WORKER_MEMORY // 2**20} MiB at least: at most "
+                           f"{max(1, memory // MIN_WORKER_MEMORY)} workers (one per core, {_cores()} here, is "
+                           "fastest)")
+    cores = _cores()
+    if workers > cores:
+        print(f"pml: warning: --workers {workers} is more than the {cores} cores of this machine: the workers share "
+              f"them (no faster than --workers {cores}) and each holds its own memory", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread, and so in the threads it starts and the processes they start (the signal mask
+    survives fork and exec; Python does not unblock it): Ctrl-C reaches only this process, which stops the workers.
+    A Ctrl-C meanwhile (another thread of this process may take it) is held and raised when the block ends, so the
+    cluster is never left half started."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # now: starting it later would unblock SIGINT in the thread that starts it
+    previous = signal.getsignal(signal.SIGINT)
+    held: list[Any] = []
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        if callable(previous) and previous is not signal.default_int_handler:
+            previous(signal.SIGINT, held[0])
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -28,26 +146,41 @@ def session(workers: int | None = None, scheduler: str | None = None) -> Iterato
     ``$PML_SCHEDULER``), or None (serial, in process) when neither is given."""
     if workers is not None and scheduler:
         raise ClusterError("give --workers (a cluster on this machine) or --scheduler (a running one), not both")
-    if workers is not None and workers < 1:
-        raise ClusterError(f"--workers must be at least 1, got {workers}")
     if workers is None:
-        scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
-        if not scheduler:
+        if scheduler:
+            scheduler = check_address(scheduler, "--scheduler")
+        elif os.environ.get(SCHEDULER_ENV, "").strip():
+            scheduler = check_address(os.environ[SCHEDULER_ENV], f"${SCHEDULER_ENV}")
+        else:
             yield None
             return
-    from distributed import Client, LocalCluster
+    else:
+        check_workers(workers)
 
     with contextlib.ExitStack() as stack:
         if workers is not None:
+            print(f"pml: starting a Dask cluster of {workers} worker process{'es' if workers > 1 else ''} on this "
+                  "machine ...", file=sys.stderr, flush=True)
             resources = {"GPU": 1} if local_gpu() else None  # each worker may run one GPU task; they share the card
-            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       dashboard_address=None, resources=resources))
+            with _interrupts_blocked():  # Dask's IO loop thread, and so the workers, inherit the block
+                from distributed import LocalCluster
+
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                    resources=resources,
+                    # Dask's errors only: its warnings about tasks it cancels and workers it stops on Ctrl-C say
+                    # nothing the user needs (pml reports failed and lost tasks itself)
+                    silence_logs=logging.ERROR,
+                    # the scheduler's HTTP server (health checks) on a free port: 8787 may be another cluster's
+                    scheduler_kwargs={"dashboard_address": ":0"}))
             address = cluster.scheduler_address
         else:
             address = scheduler
+        from distributed import Client
+
         try:
             client = stack.enter_context(Client(address, set_as_default=True))
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         previous = os.environ.get(SCHEDULER_ENV)
         os.environ[SCHEDULER_ENV] = address

@@ -313,10 +313,14 @@ def gpu_workers(client: Any) -> int:
 
 
 def client_from_env() -> Any:
-    """A ``distributed.Client`` for ``$PML_SCHEDULER`` when it is set, else None (run in process)."""
-    address = os.environ.get(SCHEDULER_ENV)
+    """A ``distributed.Client`` for ``$PML_SCHEDULER`` when it is set, else None (run in process); a
+    :class:`~pml.engine.cluster.ClusterError` for a malformed or unreachable address."""
+    address = os.environ.get(SCHEDULER_ENV, "").strip()
     if not address:
         return None
+    from pml.engine.cluster import ClusterError, check_address
+
+    address = check_address(address, f"${SCHEDULER_ENV}")
     from distributed import Client, default_client
 
     try:
@@ -327,8 +331,8 @@ def client_from_env() -> Any:
         pass
     try:
         return Client(address, set_as_default=True)
-    except OSError as exc:
-        raise RuntimeError(f"cannot reach the Dask scheduler {address} (${SCHEDULER_ENV}): {exc}") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler {address} (${SCHEDULER_ENV}): {exc}") from None
 
 
 def run(sweep: Sweep, *, store: Store | None = None, client: Any = None, stored: bool | None = None) -> Any:

@@ -10,6 +10,8 @@ it ran, and the SHA-256 of the metadata itself. Both files are written atomicall
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -36,15 +38,26 @@ def new_file_mode() -> int:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    """Write ``path`` atomically (a temporary file renamed over it). An OSError (a read-only folder, a full disk)
+    names ``path`` itself, not the temporary file; a folder where the file should be is an IsADirectoryError (a
+    reader takes it for a missing entry; the writer does not remove what someone put there)."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a folder stands where this file should be written; remove it (or "
+                                              "move it away) and rerun", str(path))
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +22,7 @@ from pml.fitting import checks, tables
 from pml.fitting.budget import check_time_limit
 from pml.fitting.transforms import of_params, transform_named
 
-__all__ = ["fail", "fit_file", "predict_file"]
+__all__ = ["fail", "fit_file", "output_problem", "predict_file"]
 
 
 def fail(message: str) -> int:
@@ -95,7 +96,7 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
                 transform_named(transform)
             except ValueError as exc:
                 return fail(f"--transform: {exc}")
-        problem = _output_problem(out, {"data file": data}, "model.npz")
+        problem = output_problem(out, {"data file": data}, "model.npz")
         if problem:
             return fail(problem)
         out = Path(out)
@@ -155,18 +156,21 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
     data : str or pathlib.Path
         The inputs (CSV or ``.npz`` with the model's input columns).
     out : str or pathlib.Path, optional
-        Where to write: ``.npz`` writes ``.npz``, any other name CSV; None (default): CSV on standard output.
+        Where to write: ``.npz`` writes ``.npz``, any other name CSV; None (default): CSV on standard output. An
+        existing path that is not a regular file (a link, a FIFO, a device) is refused (:func:`output_problem`).
 
     Returns
     -------
     int
         The exit status: 0 on success, 2 for an error, 130 when interrupted.
     """
+    def out_problem() -> str | None:
+        return None if out is None else output_problem(out, {"data file": data, "model file": model},
+                                                        "predictions.csv")
+
     try:
-        if out:
-            problem = _output_problem(out, {"data file": data, "model file": model}, "predictions.csv")
-            if problem:
-                return fail(problem)
+        if problem := out_problem():
+            return fail(problem)
         try:
             fitted = fitting.load(model)
         except FileNotFoundError as exc:
@@ -187,6 +191,8 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
         columns = {c: table.text(c) for c in table.names}
         columns[name] = [repr(float(v)) for v in y]
         n_nan = int(np.sum(~np.isfinite(y)))
+        if problem := out_problem():  # again: something may have taken the name while we worked
+            return fail(problem)
         if out and str(out).lower().endswith(".npz"):
             arrays = {c: table.column(c) if c in fitted.input_names else np.asarray(table.raw[c]) for c in table.names}
             arrays[name] = y
@@ -199,6 +205,8 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
             buf = io.StringIO()
             tables.write_table(columns, buf)
             sys.stdout.write(buf.getvalue())
+    except BrokenPipeError:  # standard output closed early (`| head`): pml.cli.main ends quietly
+        raise
     except (tables.TableError, fitting.FitError, fitting.ModelFileError, OSError) as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
@@ -211,20 +219,58 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
     return 0
 
 
-def _output_problem(out, inputs: dict[str, str | Path], example: str) -> str | None:
-    """Why ``out`` cannot be written (it is one of the ``inputs``, a folder, or in a missing or read-only folder),
-    checked before any work is done; None when it can."""
+def output_problem(out: str | Path, inputs: dict[str, str | Path] | None = None, example: str = "out.npz",
+                   make_folder: bool = False) -> str | None:
+    """Why ``--out`` cannot be written, checked before any work is done; None when it can.
+
+    The answer names the problem: an empty name, one of the ``inputs``, a folder, an existing path that is not a
+    regular file (a symbolic link, a FIFO, a device, a socket: an atomic rename would put a file in its place), or a
+    missing or read-only folder. Every command that writes a file the user names (``pml fit``, ``pml predict``,
+    ``pml results pack``) asks this first.
+
+    Parameters
+    ----------
+    out : str or pathlib.Path
+        The file to write.
+    inputs : dict of str to path, optional
+        What the command reads (``{"data file": path}``): ``out`` must be none of them.
+    example : str, optional
+        A file name the message suggests inside a folder given as ``out``.
+    make_folder : bool, optional
+        The command creates a missing folder itself: only an existing folder on the way is checked.
+
+    Returns
+    -------
+    str or None
+        The problem (one line, for ``pml: error: ...``), or None.
+    """
+    if not str(out).strip():
+        return f"--out is empty ({str(out)!r}); give a file name (e.g. {example})"
     out = Path(out)
-    for what, path in inputs.items():
+    kind = checks.not_a_regular_file(out)
+    if kind == "a folder":
+        return f"--out {out} is a folder; give a file name (e.g. {out / example})"
+    if kind:
+        return (f"--out {out} exists and is {kind}, not a regular file; pml replaces only regular files: give "
+                "another name")
+    for what, path in (inputs or {}).items():
         if out.resolve() == Path(path).resolve():
             return f"--out {out} is the {what} itself; choose another name"
-    if out.is_dir():
-        return f"--out {out} is a folder; give a file name (e.g. {out / example})"
     folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
+    if make_folder:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if folder.exists() and not folder.is_dir():
+            return f"cannot write {out}: {folder} is not a folder"
+    elif not folder.is_dir():
         return f"cannot write {out}: no such folder {folder}"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cannot write {out}: the folder {folder} is not writable"
+    try:  # what the permissions do not tell: a read-only file system, /proc, a root-squashed share
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"cannot write {out}: no file can be created in {folder} ({exc.strerror or exc})"
     return None
 
 

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pml.fitting.checks import FitError, split_rows
+from pml.fitting.checks import FitError, distinct_rows, split_rows
 from pml.fitting.transforms import IDENTITY, Transform, of_params
 
 INNER_FRACTION = 0.2  # the inner validation split that chooses hyper-parameters and candidates
@@ -271,6 +271,7 @@ def _rbf_predictor(state, params):
 def _fit_simplex(X, y, *, seed, progress):
     from pml.approx.simplex import SimplexInterpolator
 
+    X, y = distinct_rows(X, y, "simplex")  # repeated points break the triangulation; conflicting ones are refused
     interp = SimplexInterpolator(X, y)
     return Fitted({"X": X, "y": y}, {}, f"linear simplex interpolation through {X.shape[0]} points "
                                          f"(Delaunay triangulation for d >= 2)", lambda Q: interp(Q).values)
