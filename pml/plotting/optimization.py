@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pml.plotting import new_figure, styled
+from pml.engine.partial import combine
+from pml.plotting import new_figure, not_computed_figure, styled
 
 EIG_COLOR = "darkgreen"
 PROJ_COLOR = "tab:red"
@@ -67,9 +68,13 @@ def plot_combined_techniques(panels):
     """Figs. 8-9: test RMSE (absolute) against optimisation steps for Adam at each learning rate, BFGS alone
     (width 40; may be None) and BFGS + low-curvature steps + boosting (width 20 + 20, dotted lines between stages).
 
-    ``panels`` is a sequence of ``(title, AdamResult, BFGSResult | None, CombinedResult)``, one row each.
+    ``panels`` is a sequence of ``(title, AdamResult, BFGSResult | None, CombinedResult)``, one row each; in a
+    stored build where one is not stored (a :class:`pml.engine.NotComputed`), a figure that says so.
     """
     panels = list(panels)
+    missing = combine(*(x for panel in panels for x in panel[1:]))
+    if missing is not None:
+        return not_computed_figure(missing, "combined techniques")
     fig, axes = new_figure(nrows=len(panels), width=8.4, height=3.6)
     for ax, (title, adam, bfgs, combined) in zip(axes[:, 0], panels):
         _learning_panel(ax, title, adam, bfgs, combined)
