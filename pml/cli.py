@@ -191,6 +191,9 @@ def _cmd_results(args) -> int:
     if args.action == "unpack":
         return _unpack(_archive_args(args))
     if args.action == "status":
+        if args.markdown:
+            print(shipped.archive_table())
+            return 0
         return _results_status(runner.check_profile(args.profile))
     if args.shipped:
         if args.file:
@@ -543,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = rsub.add_parser("status", help="the shipped archives (results/) against this checkout: per step, tasks "
                          "shipped, verified here and missing; stale entries")
     st.add_argument("--profile", default="paper", help=f"one of {', '.join(runner.PROFILES)} (default paper)")
+    st.add_argument("--markdown", action="store_true", help="print the table of the archives (results/README.md)")
     rs.set_defaults(func=_cmd_results)
 
     cl = sub.add_parser("claims", help="every claim with the paper's value, ours and the verdict")

@@ -65,3 +65,18 @@ def test_verify_shipped_passes_on_true_results_and_fails_on_an_altered_entry(res
     assert cli.main(["results", "verify", "--shipped", "--seed", "3"]) == 1
     captured = capsys.readouterr()
     assert "MISMATCH" in captured.out and "do not reproduce the archive" in captured.err
+
+
+def test_results_from_another_cpu_compare_within_a_tolerance_and_trajectories_are_skipped(results, monkeypatch):
+    folder, store, toys = results
+    path = folder / "toy.tar.gz"
+    right = store.get(toys[1])
+    store.put(toys[1], {**right, "norm": right["norm"] * (1 + 1e-3)}, seconds=0.1)  # beyond rounding
+    archive.pack({"01_toy/a": toys[:2], "01_toy/b": toys[2:]}, path, profile="paper", store=store)
+    monkeypatch.setattr(archive.provenance, "machine_line", lambda: "Another CPU, 2 cores, Linux (x86_64)")
+    verdicts = archive.verify(path, keys=[toys[0].key()], log=lambda s: None)
+    assert [v.verdict for v in verdicts] == ["within tolerance"] and "another CPU" in verdicts[0].detail
+    assert [v.verdict for v in archive.verify(path, keys=[toys[1].key()], log=lambda s: None)] == ["MISMATCH"]
+    monkeypatch.setattr(Toy, "ROUNDING_SENSITIVE", True)
+    skipped = archive.verify(path, keys=[toys[0].key()], log=lambda s: None)
+    assert [v.verdict for v in skipped] == ["skipped"] and "amplifies rounding" in skipped[0].detail

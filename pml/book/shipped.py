@@ -159,3 +159,19 @@ def verify_sample(folder: Path | None = None, *, seed: int | None = None, time_l
         log(f"{path.name}:")
         verdicts += archive.verify(path, keys=keys, time_limit=max(left, 0.0), log=log, store=store)
     return verdicts
+
+
+def archive_table(folder: Path | None = None) -> str:
+    """A Markdown table of the shipped archives: steps, tasks, CPU-hours (as measured where they were computed),
+    size, when, where and from which pml commit (results/README.md)."""
+    lines = ["| archive | steps | tasks | CPU-hours | size | created | pml commit | machine |",
+             "|---|---|---|---|---|---|---|---|"]
+    for path in archives(folder):
+        manifest = archive.read_manifest(path)
+        found = manifest["entries"]
+        steps = sorted({s for e in found for s in e.get("steps") or []})
+        hours = sum(float(e["seconds"]) for e in found if isinstance(e.get("seconds"), (int, float))) / 3600
+        lines.append(f"| `{path.name}` | {', '.join(steps)} | {len(found)} | {hours:.3g} | "
+                     f"{path.stat().st_size / 1e6:.2f} MB | {manifest.get('created', '?')} | "
+                     f"{str(manifest.get('pml_commit', '?'))[:12]} | {manifest.get('machine', '?')} |")
+    return "\n".join(lines)

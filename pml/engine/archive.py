@@ -63,6 +63,9 @@ MAX_MEMBER_BYTES = 1 << 30  # an entry's .npz
 CHUNK = 1 << 20  # bytes read from a member at a time
 GPU_RTOL = 1e-6  # GPU kernels do not promise the same rounding from run to run or card to card
 GPU_ATOL = 1e-12  # for values that are zero up to rounding
+# On another CPU model the BLAS and libm kernels differ in the last bits: a deterministic computation stays within
+# CPU_RTOL, while a task that amplifies rounding (an Adam trajectory: ``Task.ROUNDING_SENSITIVE``) cannot be compared.
+CPU_RTOL = 1e-6
 _TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,199}")  # ASCII: a task type names a folder of the store
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ENTRY_FIELDS = frozenset({"task", "class", "key", "config", "fields", "device", "seconds", "steps", "files"})
@@ -706,7 +709,8 @@ def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None
            keys: Collection[str] | None = None) -> list[Verdict]:
     """Recompute ``sample`` tasks of the archive chosen at random with ``seed``, cheapest first (by the cost
     model) while they fit in ``time_limit`` seconds, and compare with the archive: identical for tasks the archive
-    computed on CPU, within ``GPU_RTOL`` for tasks it computed on a GPU; measured run times in the results
+    computed on this CPU model, within ``CPU_RTOL`` on another (tasks that amplify rounding are skipped there),
+    within ``GPU_RTOL`` for tasks it computed on a GPU; measured run times in the results
     (:func:`pml.engine.store.is_timing_key`) are not compared; ``keys``, when given, are the entries to recompute
     in place of a random sample. Logs each task's config and verdict."""
     from pml.engine.executor import execute, normalize
@@ -728,11 +732,13 @@ def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None
     want |= {d.key() for _, t in rebuilt if isinstance(t, Task) for d in t.inputs().values()}
     archived = check(path, want=lambda e: e["key"] in want).kept
     rebuilt.sort(key=lambda et: et[1].cost() if isinstance(et[1], Task) else 0.0)
+    theirs = _cpu_model(manifest.get("machine"))
+    other_cpu = theirs if theirs and theirs != _cpu_model(provenance.machine_line()) else ""
     verdicts: list[Verdict] = []
     start = time.perf_counter()
     for entry, task in rebuilt:
         label = task.label() if isinstance(task, Task) else _describe(entry)
-        verdict = _verify_one(entry, task, archived, start, time_limit, execute, normalize)
+        verdict = _verify_one(entry, task, archived, start, time_limit, execute, normalize, other_cpu)
         verdict.label = label
         json_sha = entry["files"][_member(entry["task"], entry["key"], ".json")]["sha256"]
         if verdict.verdict in ("identical", "within tolerance"):
@@ -746,7 +752,11 @@ def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None
     return verdicts
 
 
-def _verify_one(entry, task, archived, start, time_limit, execute, normalize) -> Verdict:
+def _cpu_model(machine: Any) -> str:
+    return str(machine or "").split(",")[0].strip()
+
+
+def _verify_one(entry, task, archived, start, time_limit, execute, normalize, other_cpu: str = "") -> Verdict:
     if isinstance(task, Exception):
         return Verdict("", "error", f"cannot rebuild the task here: {type(task).__name__}: {task}")
     if task.key_fields() != entry["config"]:
@@ -760,6 +770,9 @@ def _verify_one(entry, task, archived, start, time_limit, execute, normalize) ->
             return Verdict("", "error", f"input {name} ({dep.label()}) is not in the archive")
         inputs[name] = archived[dep.key()]["result"]
     on_gpu = str(entry.get("device", "cpu")).startswith("cuda")
+    if other_cpu and not on_gpu and task.ROUNDING_SENSITIVE:
+        return Verdict("", "skipped", f"computed on another CPU ({other_cpu}); this task amplifies rounding, so "
+                       "only the same CPU model reproduces it")
     note = ""
     if task.gpu() and not _cuda():
         task = dataclasses.replace(task, device="cpu")
@@ -775,6 +788,10 @@ def _verify_one(entry, task, archived, start, time_limit, execute, normalize) ->
         diff = first_difference(fresh, stored, rtol=GPU_RTOL, atol=GPU_ATOL, skip_timings=True)
         ok = "within tolerance"
         note = f"GPU task: rtol {GPU_RTOL:g}, atol {GPU_ATOL:g}{note}"
+    elif other_cpu:
+        diff = first_difference(fresh, stored, rtol=CPU_RTOL, skip_timings=True)
+        ok = "within tolerance"
+        note = f"computed on another CPU ({other_cpu}): rtol {CPU_RTOL:g}{note}"
     else:
         diff = first_difference(fresh, stored, skip_timings=True)
         ok = "identical"

@@ -87,6 +87,9 @@ class Task(Config):
 
     # Fields that say how, not what: never part of the key (a result does not depend on them, up to rounding).
     EXECUTION_FIELDS: ClassVar[frozenset[str]] = frozenset({"threads", "device", "member_memory_gb"})
+    # True for tasks whose numbers amplify rounding (long optimiser trajectories): another CPU model's kernels give
+    # other digits, so `pml results verify` compares them only with results from the same CPU model.
+    ROUNDING_SENSITIVE: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

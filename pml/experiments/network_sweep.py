@@ -13,10 +13,16 @@ Protocol (paper §2, the authors' configs; :func:`sample_split` for the data str
 ``min(|D|, batch_size)``, the test set evaluated in chunks of 10k points; the reported RMSE is absolute and chosen by
 ``selection`` (``test_at_min_train`` for the scaling figures).
 
+Training step: :mod:`pml.nn.fast_step` (``step_impl="fast"``): dense networks of one hidden layer take the compiled
+fused kernel, deeper dense ones the chunked pure-torch step, modular networks autograd; loss and gradients equal
+autograd's to float64 rounding (``TrainResult.step_kernel`` says which ran).
+
 Cost model (:meth:`NetworkTask.cost`, :func:`step_seconds`): the seconds of one step are an overhead plus, per
-member, the points of the step (``3 min(|D|, B)`` for the forward and backward passes on the batch, plus the test
-set every ``log_every`` steps) times the parameters N (matrix products) and the hidden units (elementwise work, which
-dominates for wide shallow networks), with constants measured on one core of the machine that built the book.
+member, the points of the step times the parameters N (matrix products, multiply-adds) and the hidden units
+(elementwise work, which dominates for wide shallow networks), with constants per step kernel measured on one core
+of the machine that built the book (``pml bench step``): autograd and the torch kernel pass over the batch three
+times (``3 min(|D|, B)`` points), the compiled kernel's cost is per unit and point of the batch (tanh or ReLU); the
+test set every ``log_every`` steps is a forward pass of each.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -43,6 +49,7 @@ __all__ = [
     "NetworkTask",
     "interp_loglog",
     "sample_split",
+    "step_kernel",
     "step_seconds",
     "train_config",
     "train_seeds",
@@ -63,6 +70,12 @@ MEMBER_OVERHEAD_S = 2.5e-4  # ... and per member of the group
 MODULE_OVERHEAD_S = 5e-5  # ... and per module of a modular network (each is its own small MLP)
 SECONDS_PER_MAC = 2.7e-11  # per parameter and point of a pass (the matrix products)
 SECONDS_PER_ACTIVATION = 7e-9  # per hidden unit and point of a pass (bias, activation and their gradients)
+# The fast step (pml.nn.fast_step), fitted to `pml bench step` on the same machine (one thread):
+TORCH_SECONDS_PER_MAC = 2.7e-11  # torch kernel (depth >= 3): per parameter and point of a pass
+TORCH_SECONDS_PER_ACTIVATION = 7e-9  # ... per hidden unit and point of a pass
+COMPILED_SECONDS_PER_MAC = 2.7e-11  # compiled kernel (depth 2): per parameter and batch point (the d + 2 products)
+COMPILED_SECONDS_PER_UNIT = {"tanh": 7e-9, "relu": 7e-9}  # ... per hidden unit and batch point (tanh dominates)
+STEP_KERNELS = ("autograd", "torch", "compiled")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -82,29 +95,50 @@ def stack_splits(equation: str, n_train: int, n_test: int, seeds: Sequence[int],
 
 
 def train_config(n_steps: int, lr: float, batch_size: int, selection: str, log_every: int = 100):
-    """The :class:`pml.nn.training.TrainConfig` of every network of this module (test set in chunks of 10k)."""
+    """The :class:`pml.nn.training.TrainConfig` of every network of this module (test set in chunks of 10k, the fast
+    training step)."""
     from pml.nn import training
 
     return training.TrainConfig(n_steps=n_steps, lr=lr, batch_size=batch_size, selection=selection,
-                                log_every=log_every, test_every_step=selection == "min_test", eval_chunk_size=10_000)
+                                log_every=log_every, test_every_step=selection == "min_test", eval_chunk_size=10_000,
+                                step_impl="fast")
+
+
+def step_kernel(kind: str, depth: int, activation: str, device: str = "cpu") -> str:
+    """The kernel :func:`train_config`'s ``step_impl="fast"`` gives a network (:func:`pml.nn.fast_step.choose_kernel`,
+    assuming the compiled kernel builds): "compiled", "torch" or "autograd"."""
+    if kind != "dense" or activation not in ("tanh", "relu") or not str(device).startswith("cpu"):
+        return "autograd"
+    return "compiled" if depth == 2 else "torch"
 
 
 def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int = 100, members: int = 1,
-                 modules: int = 0) -> float:
+                 modules: int = 0, kernel: str = "autograd", activation: str = "relu") -> float:
     """Estimated seconds of one Adam step of ``members`` networks trained together (see the module docstring).
 
     ``hidden``: hidden units per network; ``test_every``: steps between test-set passes (1 with ``min_test``);
-    ``modules``: modules per network (0 for a dense one).
+    ``modules``: modules per network (0 for a dense one); ``kernel``: one of :data:`STEP_KERNELS`
+    (:func:`step_kernel`); ``activation``: the compiled kernel's cost per unit depends on it.
     """
-    points = 3 * min(int(n_train), int(batch_size)) + n_test / test_every
-    per_member = (MEMBER_OVERHEAD_S + modules * MODULE_OVERHEAD_S + SECONDS_PER_MAC * n_params * points
-                  + SECONDS_PER_ACTIVATION * hidden * points)
+    if kernel not in STEP_KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; valid: {list(STEP_KERNELS)}")
+    batch = min(int(n_train), int(batch_size))
+    test = n_test / test_every  # a forward pass (torch, outside the kernels)
+    per_member = (MEMBER_OVERHEAD_S + modules * MODULE_OVERHEAD_S
+                  + (SECONDS_PER_MAC * n_params + SECONDS_PER_ACTIVATION * hidden) * test)
+    if kernel == "compiled":
+        per_member += (COMPILED_SECONDS_PER_MAC * n_params + COMPILED_SECONDS_PER_UNIT[activation] * hidden) * batch
+    elif kernel == "torch":
+        per_member += (TORCH_SECONDS_PER_MAC * n_params + TORCH_SECONDS_PER_ACTIVATION * hidden) * 3 * batch
+    else:
+        per_member += (SECONDS_PER_MAC * n_params + SECONDS_PER_ACTIVATION * hidden) * 3 * batch
     return float(STEP_OVERHEAD_S + members * per_member)
 
 
 def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, device, member_memory_gb):
     """Train one dense (equation, depth, width, activation) on every seed, several seeds per BatchedMLP where their
-    activations (about three float64 copies per hidden layer) fit ``member_memory_gb``.
+    activations (about three float64 copies per hidden layer of the batch, without autograd only of the test chunk)
+    fit ``member_memory_gb``.
 
     Returns (N, |D|, [(seed, TrainResult, members trained together)], y_rms of the test points).
     """
@@ -114,7 +148,10 @@ def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, de
     N = networks.dense_param_count(d, width, depth)
     D = networks.dataset_size_for(N, d)
     Xtr, ytr, Xte, yte = stack_splits(equation, D, n_test, seeds, rng)
-    per_member = 8 * 3 * (min(D, tcfg.batch_size) + min(n_test, tcfg.eval_chunk_size or n_test)) * width * (depth - 1)
+    # the fast step keeps no (batch x units) arrays: only the test set's forward pass counts
+    batch_points = 0 if tcfg.step_impl != "autograd" and step_kernel("dense", depth, activation, device) != "autograd" \
+        else min(D, tcfg.batch_size)
+    per_member = 8 * 3 * (batch_points + min(n_test, tcfg.eval_chunk_size or n_test)) * width * (depth - 1)
     group = max(1, int(member_memory_gb * 2**30 // max(per_member, 1)))
     seeds = tuple(seeds)
     runs = []
@@ -160,6 +197,8 @@ class NetworkTask(Task):
     fit ``member_memory_gb``); ``batched=False`` trains one ``make_mlp`` per seed (the width-100 notebook);
     ``kind="modular"`` one ModularMLP per seed, built on the equation's computation graph.
     """
+
+    ROUNDING_SENSITIVE: ClassVar[bool] = True  # an Adam trajectory: another CPU model gives other digits
 
     equation: str = "I.30.5"
     kind: str = "dense"
@@ -236,7 +275,8 @@ class NetworkTask(Task):
         together = len(self.seeds) if self.kind == "dense" and self.batched else 1
         test_every = 1 if self.selection == "min_test" else 100
         per_group = step_seconds(self.n_params(), self.hidden_units(), self.n_train(), self.batch_size, self.n_test,
-                                 test_every, together, modules)
+                                 test_every, together, modules, step_kernel(self.kind, self.depth, self.activation,
+                                                                            self.device), self.activation)
         return float(self.n_steps * per_group * len(self.seeds) / together)
 
 
