@@ -18,6 +18,10 @@ nugget relative to the unit kernel diagonal.
   Cholesky factorisation succeeds; the smallest few that succeed are compared on the validation split.
 * **The final solve** is an exact Cholesky solve on all rows, up to ``max_rows`` (a seeded subsample beyond: a
   stated approximation; n = 12,000 rows need 1.2 GB and a few BLAS seconds).
+* **A time limit** covers the whole fit: one timed solve on up to 1,000 rows gives the cost of a solve on m rows
+  (m^3) and of predicting with it (m per row); the final solve, and the prediction of ``predict_rows`` rows with it,
+  get at most ``FINAL_SHARE`` of the limit (fewer rows, a seeded subsample, where the time is short), the validation
+  solves that compare the candidates at most ``SELECT_SHARE``, and the likelihood searches stop in time for them.
 
 Pure NumPy/SciPy (no scikit-learn): the benchmark ``pml bench fit`` compares it with scikit-learn's
 ``GaussianProcessRegressor``.
@@ -38,6 +42,9 @@ __all__ = ["KERNELS", "KernelModel", "fit", "kernel_matrix", "log_marginal_likel
 
 KERNELS = ("rbf", "matern52")
 _SQ5 = math.sqrt(5.0)
+FINAL_SHARE = 0.3  # of a time limit, at most, for the final solve and the predictions that follow it
+SELECT_SHARE = 0.3  # of a time limit, at most, for the validation solves that compare the candidates
+_PROBE_ROWS = 1000
 
 
 def _check_kernel(kernel: str) -> str:
@@ -237,6 +244,38 @@ class _OutOfTime(Exception):
     pass
 
 
+@dataclasses.dataclass(frozen=True)
+class _SolveCost:
+    """Seconds of a solve on m rows (m^2 kernel entries, an m^3 factorisation) and of predictions with it, scaled
+    from one timed solve on ``rows`` rows."""
+
+    rows: int
+    factor: float  # seconds of the timed solve's factorisation and back-substitution
+    matrix: float  # seconds of its kernel matrix
+
+    @classmethod
+    def measure(cls, kernel: str, Z: np.ndarray, t: np.ndarray, nugget: float) -> "_SolveCost":
+        lengths = np.full(Z.shape[1], 0.5)
+        start = time.perf_counter()
+        kernel_matrix(kernel, Z, Z, lengths)
+        matrix = time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            _solve(kernel, Z, t, lengths, nugget)
+        except np.linalg.LinAlgError:  # the time it took still measures the machine
+            pass
+        return cls(Z.shape[0], max(time.perf_counter() - start - matrix, 0.0), matrix)
+
+    def solve(self, m: int) -> float:
+        return self.factor * (m / self.rows) ** 3 + self.matrix * (m / self.rows) ** 2
+
+    def predict(self, rows: int, m: int) -> float:
+        return self.matrix * rows * m / self.rows**2
+
+    def validate(self, m: int, rows: int) -> float:
+        return self.solve(m) + self.predict(rows, m)
+
+
 def _optimise(kernel: str, Z: np.ndarray, t: np.ndarray, start: np.ndarray, bounds, nugget: float,
               max_iter: int, deadline: float | None = None) -> np.ndarray:
     """Log length scales maximising the likelihood from ``start`` (the best point so far at ``deadline``)."""
@@ -265,7 +304,7 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
         min_length: float = 0.05, max_length: float = 100.0, nuggets=(1e-13, 1e-12, 1e-11, 1e-10),
         validation: float = 0.2, max_iter: int = 100, seed: int = 0, time_limit: float | None = None,
         callback: Callable[[str, float], None] | None = None, X_val=None, y_val=None,
-        score: Callable[[np.ndarray], float] | None = None) -> KernelModel:
+        score: Callable[[np.ndarray], float] | None = None, predict_rows: int = 0) -> KernelModel:
     """Fit a kernel interpolant (module docstring) to (X, y); hyper-parameters chosen on a validation split.
 
     ``box``: (d, 2) input ranges for the [-1, 1] scaling (default: the data's). ``kernels``: the kernels tried.
@@ -274,8 +313,9 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     compare candidates on the validation rows. ``min_length``/``max_length``: bounds on each length scale in scaled
     coordinates (the box is 2 wide). ``nuggets``: relative nuggets tried (each grown until
     the factorisation succeeds). ``max_rows``: the final exact solve uses at most this many rows. ``time_limit``:
-    seconds after which no further start is tried and a running likelihood search stops at its best point so far
-    (the final solves still run). ``callback(label, val_rel_rmse)``
+    seconds for the whole fit and the prediction of ``predict_rows`` rows after it (module docstring): fewer rows for
+    the final and the validation solves where a timed solve says they would not fit, no start after the time for
+    the searches, and a running likelihood search stops at its best point so far. ``callback(label, val_rel_rmse)``
     is called after each candidate (for progress bars). ``X_val``, ``y_val``: validation rows to choose on instead
     of a ``validation`` fraction of (X, y) (then every row of X is a training row). ``score(pred)``: the error of
     predictions at the given validation rows that chooses (default: their relative RMSE; a transformed fit scores
@@ -302,13 +342,15 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     seed : int, optional
         The seed (default 0).
     time_limit : float, optional
-        Seconds for the likelihood searches (the final solves still run).
+        Seconds for the whole fit and the prediction of ``predict_rows`` rows (None: no limit).
     callback : callable, optional
         ``callback(label, val_rel_rmse)`` after each candidate.
     X_val, y_val : array_like, optional
         Validation rows.
     score : callable, optional
         Maps predictions at ``X_val`` to the error that chooses (needs ``X_val``).
+    predict_rows : int, optional
+        Rows the caller will predict with the model, whose time counts in ``time_limit`` (default 0).
 
     Returns
     -------
@@ -353,6 +395,22 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     else:
         va, tr = np.arange(n, X.shape[0]), perm
     tr = tr[:select_rows]
+    n_all = X.shape[0]  # the final solve uses the validation rows too (given or split off)
+    final_rows = min(int(max_rows), n_all)
+    search_end = end = cost = None
+    if time_limit is not None:  # the validation solves and the final solve get their shares: fewer rows if need be
+        cost = _SolveCost.measure(kernels[0], Z[tr[:_PROBE_ROWS]], t[tr[:_PROBE_ROWS]], nuggets[-1])
+        n_checks = len(kernels) * int(n_restarts) + len(nuggets) - 1
+        sel = tr.size
+        while sel > 10 and n_checks * cost.validate(sel, va.size) > SELECT_SHARE * time_limit:
+            sel = int(0.9 * sel)
+        tr = tr[:sel]
+        # the final solve: at least the rows that the validation solves had (their error is the model's score)
+        while final_rows > max(sel, 10) and cost.solve(final_rows) + cost.predict(int(predict_rows), final_rows) > (
+                FINAL_SHARE * time_limit):
+            final_rows = max(int(0.9 * final_rows), min(sel, n_all))
+        end = t0 + time_limit - cost.solve(final_rows) - cost.predict(int(predict_rows), final_rows)
+        search_end = end - (len(nuggets) - 1) * cost.validate(tr.size, va.size)
     hyper = tr[:hyper_rows]
     bounds = [(math.log(min_length), math.log(max_length))] * d
     y_rms = float(np.sqrt(np.mean(y[va] ** 2))) or 1.0
@@ -370,10 +428,10 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     best = None
     for kernel in kernels:
         for k in range(int(n_restarts)):
-            if time_limit is not None and tried and time.perf_counter() - t0 > time_limit:
+            deadline = None if cost is None else search_end - cost.validate(tr.size, va.size)
+            if deadline is not None and tried and time.perf_counter() > deadline:
                 break
             start = np.full(d, math.log(0.5)) if k == 0 else rng.uniform(math.log(0.2), math.log(3.0), d)
-            deadline = None if time_limit is None else t0 + time_limit
             theta = _optimise(kernel, Z[hyper], t[hyper], start, bounds, nuggets[-1], max_iter, deadline)
             lengths = np.exp(theta)
             err, g = val_error(kernel, lengths, nuggets[0])
@@ -387,13 +445,15 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     for g in nuggets[1:]:  # the smallest nugget is not always the most precise (rounding in the solve)
         if g <= best["nugget"]:
             continue
+        if cost is not None and time.perf_counter() + cost.validate(tr.size, va.size) > end:
+            break
         err, g_used = val_error(best["kernel"], best["lengths"], g)
         tried.append({"kernel": best["kernel"], "lengths": best["lengths"], "nugget": g_used, "val": err})
         if err < best["val"]:
             best = tried[-1]
-    n_all = X.shape[0]  # the final solve uses the validation rows too (given or split off)
-    rows = np.random.default_rng([seed, 31]).permutation(n_all)[:max_rows] if n_all > max_rows else np.arange(n_all)
+    rows = (np.random.default_rng([seed, 31]).permutation(n_all)[:final_rows] if n_all > final_rows else
+            np.arange(n_all))
     alpha, g = _solve(best["kernel"], Z[rows], t[rows], best["lengths"], best["nugget"])
     info = {"val_rel_rmse": best["val"], "n_candidates": len(tried), "rows": int(rows.size),
-            "subsampled": bool(n_all > max_rows), "seconds": time.perf_counter() - t0}
+            "subsampled": bool(n_all > final_rows), "seconds": time.perf_counter() - t0}
     return KernelModel(best["kernel"], best["lengths"], g, centre, half, Z[rows], alpha, y_mean, y_scale, info)

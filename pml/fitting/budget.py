@@ -1,4 +1,5 @@
-"""``auto`` for d >= 3: try the candidates cheapest first within a time budget, keep the best on validation.
+"""``auto`` within a time limit: try the candidates cheapest first, keep the best on validation; and what a fit
+will need in memory.
 
 Paper §5: "for higher-dimensional problems (d >= 3), neural networks are typically the most promising choice", but
 no single method wins everywhere in 3-6 dimensions: a Gaussian-process mean (:mod:`pml.approx.kernel`) wins on
@@ -13,19 +14,37 @@ still leaves time for the others); every error that chooses is of the target as 
 candidate is within ``stop_below`` (``fit``: 100 times the float64 floor):
 
 * ``poly`` and ``readout`` choose their own hyper-parameters inside the inner-fit rows; the winner among them is
-  refitted on all training rows (about as long as its inner fit; this refit comes after the time-limited search);
+  refitted on the training rows;
 * ``kernel`` and ``deep-lm`` choose theirs (length scales, restarts, nugget; architecture, stopping, stages) on the
   inner validation rows, and their score is that validation error. The kernel's final solve then uses the inner
   validation rows too; the network is kept as trained (a refit would cost the whole budget again).
 
-The budget: each candidate starts only while time is left; the kernel gets at most a third of what is left, the
-network the rest (less a reserve for the final refit and the report). The outer validation rows that the precision
-report quotes are never seen.
+The time limit is a limit on everything (:func:`pml.fitting.fit` promises the wall time of the limit plus 10%):
+
+* **screening subsample**: with a limit, the candidates are compared on at most :func:`screen_rows` inner-fit rows
+  (about 150 per second of the limit) and a quarter as many inner validation rows, seeded subsamples that the
+  precision report names;
+* **every candidate stops in time**: the polynomial's degree search stops before a degree whose modelled cost would
+  end past its share, the readout network's hidden layer is cut to what its share allows, the kernel's final solve
+  uses as many rows as fit in its share, and the deep network is narrowed until its Levenberg-Marquardt iterations
+  are short and stops before an iteration that would end late, keeping its best weights. The polynomial's runs
+  under the transforms share ``SCREEN_SHARE`` of the limit, the readout network a third of what is left, the
+  kernel a third of what is left then and the network the rest;
+* **bounded refit**: a ``poly`` or ``readout`` winner is refitted on as many training rows as the time left allows
+  (from its own screening time, linear in the rows; ``REFIT_SHARE`` of the limit is kept for it while the costly
+  candidates run), a seeded subsample where that is fewer than all;
+* ``_RESERVE`` of the limit is kept for the predictions on every row and the report.
+
+Memory (:func:`memory_plan`): the data's copies in :func:`pml.fitting.fit` and, with a time limit, at most
+``WORK_BYTES`` (or half the memory left) for the candidates' matrices; a fit whose data alone would not fit in the
+available memory is refused before it starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import time
 
 import numpy as np
@@ -33,7 +52,9 @@ import numpy as np
 from pml import metrics
 from pml.fitting.checks import FitError
 from pml.fitting.methods import (
+    INNER_FRACTION,
     METHODS,
+    SVD_BYTES,
     check_method_fits,
     inner_split,
     predictor_of,
@@ -44,17 +65,199 @@ from pml.fitting.methods import (
 from pml.fitting.transforms import IDENTITY, Transform, label
 from pml.threads import limit_threads
 
-__all__ = ["BUDGETED", "DEFAULT_TIME_LIMIT", "choose_within", "check_time_limit"]
+__all__ = ["BUDGETED", "DEFAULT_TIME_LIMIT", "MemoryPlan", "TIMED", "available_memory", "check_time_limit",
+           "choose_within", "memory_plan", "screen_rows", "timed_options"]
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds: ten minutes on 2 cores
 BUDGETED = ("kernel", "deep-lm")  # candidates that take their share of the budget and their validation rows
-_RESERVE = 0.05  # of the budget, kept for the final refit and the report
+TIMED = ("poly", "readout", "kernel", "deep-lm", "lm-multistage")  # the methods that stop at a time limit
+_RESERVE = 0.05  # of the time limit, kept for the predictions on every row and the report
 _MIN_SECONDS = 1.0
 # The other candidates take the first's best transform only when it beat the identity by this factor: where every
 # polynomial is poor (an oscillatory target), which transform it likes best says little about the others (measured:
 # III.15.12's kernel reached 4e-2 fitted to y^2, about 1e-6 fitted to y, after a 1.7x gain of the polynomial on y^2).
 TRANSFORM_GAIN = 10.0
 SCREEN_SHARE = 0.25  # of the time limit, at most, for the first candidate under the transforms (the others need time)
+REFIT_SHARE = 0.1  # of the time limit, at most, kept for refitting a poly or readout winner on more rows
+SCREEN_ROWS_PER_SECOND = 75  # screening subsample: inner-fit rows per second of the limit (a 30 s limit: 2,250)
+MIN_SCREEN_ROWS, MAX_SCREEN_ROWS = 1000, 50_000
+MIN_VALIDATION_ROWS = 2000  # the screening subsample keeps at least this many inner validation rows
+WORK_BYTES = 4 * 2**30  # with a time limit, the candidates' matrices take at most this (and half the memory left)
+DATA_COPIES = 4  # copies of the data that fit() makes: its checked inputs, the split, the predictions
+_MIN_WORK_BYTES = 256 * 2**20  # the least working memory a fit needs besides the data
+LARGE_ROWS = 20_000  # fits of more rows (or needing a GiB or more) say what they will use before they start
+
+
+def screen_rows(time_limit: float) -> int:
+    """Inner-fit rows on which ``auto`` compares its candidates within ``time_limit`` seconds (d >= 3).
+
+    Parameters
+    ----------
+    time_limit : float
+        Seconds.
+
+    Returns
+    -------
+    int
+        ``SCREEN_ROWS_PER_SECOND`` per second, within ``MIN_SCREEN_ROWS`` and ``MAX_SCREEN_ROWS``.
+    """
+    return int(min(MAX_SCREEN_ROWS, max(MIN_SCREEN_ROWS, SCREEN_ROWS_PER_SECOND * time_limit)))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new computation now: ``MemAvailable`` of /proc/meminfo (Linux), else the
+    free physical pages (``os.sysconf``); None where neither is known.
+
+    Returns
+    -------
+    int or None
+        Bytes.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2g} GiB" if n_bytes >= 2**30 / 10 else f"{n_bytes / 2**20:.0f} MiB"
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPlan:
+    """What a fit will hold in memory: ``data`` bytes for the copies of the data, ``work`` at most for the methods'
+    matrices (None: no bound, a fit without a time limit), ``typical`` the modelled use of both, ``available`` what
+    the machine has now (None: unknown).
+
+    Parameters
+    ----------
+    n, d : int
+        Rows and inputs.
+    data, typical : int
+        Bytes.
+    work : int or None
+        The bound passed to the methods (``max_bytes``).
+    available : int or None
+        Bytes available.
+    """
+
+    n: int
+    d: int
+    data: int
+    work: int | None
+    typical: int
+    available: int | None
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the fit cannot run in the available memory, or None."""
+        if self.available is None or self.data + _MIN_WORK_BYTES <= self.available:
+            return None
+        return (f"{self.n} rows x {self.d} inputs need about {_gb(self.data + _MIN_WORK_BYTES)} of memory to fit "
+                f"({DATA_COPIES} copies of the data and the methods' matrices), but only {_gb(self.available)} "
+                f"are available: fit a subsample of the rows")
+
+    def note(self) -> str:
+        """One line: the rows and the memory the fit will use."""
+        bits = ([f"at most {_gb(self.data + self.work)}"] if self.work is not None else []) + (
+            [f"{_gb(self.available)} available"] if self.available is not None else [])
+        extra = f" ({'; '.join(bits)})" if bits else ""
+        return f"fitting {self.n} rows x {self.d} inputs: about {_gb(self.typical)} of memory{extra}"
+
+    @property
+    def large(self) -> bool:
+        """Whether the fit is large enough to say so before it starts."""
+        return self.n >= LARGE_ROWS or self.typical >= 2**30
+
+
+def _matrix_bytes(method: str, rows: int, d: int) -> int:
+    """Bytes of ``method``'s largest matrices on ``rows`` rows (0 for the methods not modelled)."""
+    if method == "poly":
+        return SVD_BYTES * rows * min(2000 if d >= 2 else 101, int(rows * (1 - INNER_FRACTION)))
+    if method == "readout":
+        return SVD_BYTES * rows * min(1001 if d >= 2 else 82, rows // 2 + 1)
+    if method == "kernel":
+        return 24 * min(rows, 8000) ** 2  # the kernel matrix, its shifted copy and its Cholesky factor
+    return 0
+
+
+def memory_plan(n: int, d: int, n_train: int, *, time_limit: float | None = None, methods=("poly",)) -> MemoryPlan:
+    """The memory a fit of ``n`` rows and ``d`` inputs (``n_train`` training rows) will use.
+
+    The data: ``DATA_COPIES`` copies of the rows. The methods' matrices: with a time limit at most ``WORK_BYTES`` or
+    half the memory left after the data (the methods take that bound as ``max_bytes``), typically those of the
+    screening subsample (:func:`screen_rows`) and a refit on twice as many rows; without one, the largest of
+    ``methods``' own sizes on every training row (a polynomial's basis of up to 2,000 columns, a readout network's
+    feature matrix, a kernel's solve on up to 8,000 rows), bounded by nothing.
+
+    Parameters
+    ----------
+    n, d, n_train : int
+        Rows, inputs and training rows.
+    time_limit : float, optional
+        The fit's time limit (None: none; then its methods take no memory bound).
+    methods : sequence of str, optional
+        The methods that may run.
+
+    Returns
+    -------
+    MemoryPlan
+        The plan; ``refusal`` says whether the fit cannot run.
+    """
+    data = int(DATA_COPIES * 8 * n * (d + 1))
+    avail = available_memory()
+    if time_limit is None:
+        need = max([_matrix_bytes(m, n_train, d) for m in methods] + [_MIN_WORK_BYTES])
+        return MemoryPlan(int(n), int(d), data, None, data + need, avail)
+    work = WORK_BYTES if avail is None else int(max(_MIN_WORK_BYTES, min(WORK_BYTES, (avail - data) / 2)))
+    rows = min(n_train, 2 * screen_rows(time_limit))
+    need = max([_matrix_bytes(m, rows, d) for m in methods] + [_MIN_WORK_BYTES])
+    return MemoryPlan(int(n), int(d), data, work, data + min(need, work), avail)
+
+
+def timed_options(spec, seconds: float, max_bytes: int | None = None, predict_rows: int = 0,
+                  options: dict | None = None) -> dict:
+    """The options that make ``spec`` stop within ``seconds`` (and hold its matrices within ``max_bytes``): its
+    ``time_limit`` (per stage for ``lm-multistage``), ``max_bytes`` and the kernel's ``predict_rows``, those it has.
+
+    Parameters
+    ----------
+    spec : MethodSpec
+        The method.
+    seconds : float
+        Its time limit.
+    max_bytes : int, optional
+        Its memory bound.
+    predict_rows : int, optional
+        Rows predicted after the fit (their time counts in the kernel's limit).
+    options : dict, optional
+        The options given besides (``n_stages`` of ``lm-multistage``).
+
+    Returns
+    -------
+    dict
+        Options for :func:`pml.fitting.methods.run_method`.
+    """
+    out: dict = {}
+    if "time_limit" in spec.options:
+        try:  # lm-multistage's limit is per stage
+            stages = max(1, int({**spec.options, **(options or {})}["n_stages"])) if spec.name == "lm-multistage" \
+                else 1
+        except (TypeError, ValueError):  # a bad n_stages is the method's to refuse
+            stages = 1
+        out["time_limit"] = max(float(seconds), 1e-3) / stages
+    if max_bytes is not None and "max_bytes" in spec.options:
+        out["max_bytes"] = int(max_bytes)
+    if predict_rows and "predict_rows" in spec.options:
+        out["predict_rows"] = int(predict_rows)
+    return out
 
 
 def check_time_limit(value) -> float:
@@ -86,13 +289,16 @@ def _score(pred, y) -> float:
 
 
 def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, max_rows: int | None = None,
-                  transforms=(IDENTITY,), stop_below: float | None = None):
+                  transforms=(IDENTITY,), stop_below: float | None = None, max_bytes: int | None = None,
+                  predict_rows: int = 0, sampling: dict | None = None):
     """Fit ``names`` (in order) on the inner split of the training rows (X, y) within ``time_limit`` seconds.
 
     With several ``transforms`` (:mod:`pml.fitting.transforms`), the first name is fitted under each of them, in
     order, while that has taken less than ``SCREEN_SHARE`` of the time limit, and the other names under the one with
     which it did best, if that beat the first transform (the identity) by ``TRANSFORM_GAIN``, else under the first;
-    every error is measured on the target as given.
+    every error is measured on the target as given. With a finite ``time_limit`` everything, the refit of the winner
+    included, ends within it (module docstring); without one (``math.inf``) nothing is subsampled or stopped beyond
+    ``max_rows``.
 
     Parameters
     ----------
@@ -108,12 +314,19 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
         Show a progress bar.
     max_rows : int, optional
         Fit the candidates to a seeded subsample of at most this many inner-fit rows (the ranking, not the best
-        fit, is what they are for); None: every inner-fit row.
+        fit, is what they are for); None: every inner-fit row, or :func:`screen_rows` with a time limit.
     transforms : sequence of Transform, optional
         Transforms the first candidate is tried under (default: the identity only).
     stop_below : float, optional
         Stop trying candidates once one has an inner validation error at most this (nothing left to gain: e.g. a
         multiple of the float64 floor).
+    max_bytes : int, optional
+        Memory for a method's matrices (with a time limit; :func:`memory_plan`).
+    predict_rows : int, optional
+        Rows the caller predicts with the chosen model (the kernel keeps time for them).
+    sampling : dict, optional
+        Filled with what was subsampled: ``fit_rows`` and ``validation_rows`` ((used, of) inner-fit and inner
+        validation rows of the comparison) and ``refit_rows`` ((rows, of) for a refitted winner, or None).
 
     Returns
     -------
@@ -127,18 +340,30 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
         If no candidate could be fitted in time.
     """
     t0 = time.perf_counter()
+    limited = math.isfinite(time_limit)
     n, d = X.shape
     itr, iva = inner_split(n, seed + 1)
+    n_itr, n_iva = itr.size, iva.size
+    if limited and max_rows is None:
+        max_rows = screen_rows(time_limit)
     if max_rows is not None and itr.size > max_rows:
         itr = np.sort(np.random.default_rng([seed, 13]).choice(itr, max_rows, replace=False))
+    if limited and iva.size > max(MIN_VALIDATION_ROWS, itr.size // 4):
+        iva = np.sort(np.random.default_rng([seed, 19]).choice(iva, max(MIN_VALIDATION_ROWS, itr.size // 4),
+                                                               replace=False))
+    sampling = {} if sampling is None else sampling
+    sampling.update(fit_rows=(int(itr.size), int(n_itr)), validation_rows=(int(iva.size), int(n_iva)),
+                    refit_rows=None)
     Xf, yf, Xv, yv = X[itr], y[itr], X[iva], y[iva]
     records, fits = [], {}
-    cheap_seconds = 0.0
     plan = [(names[0], t) for t in transforms] + [(m, None) for m in names[1:]]  # None: the first's best transform
     bar = progress_bar(progress, len(plan), "auto: candidates")
+    end = t0 + time_limit * (1 - _RESERVE)  # the search and the refit; the rest: predictions and the report
+    share_end = t0 + SCREEN_SHARE * time_limit
+    reserve = {"refit": 0.0}
 
     def left() -> float:
-        return time_limit * (1 - _RESERVE) - (time.perf_counter() - t0)
+        return end - time.perf_counter() - reserve["refit"]
 
     def best_transform() -> Transform:
         """The first candidate's best transform, if it beat the first transform (the identity) by TRANSFORM_GAIN."""
@@ -150,8 +375,13 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
         first = [e for e, j in tried if records[j]["transform"] == transforms[0]]
         return records[k]["transform"] if not first or err * TRANSFORM_GAIN <= first[0] else transforms[0]
 
+    def refit_seconds(rows: int) -> float:
+        """Modelled seconds of refitting the best cheap candidate so far on ``rows`` rows (linear in the rows)."""
+        cheap = [r for r in records if r["skipped"] is None and r["method"] not in BUDGETED]
+        return min(cheap, key=lambda r: r["inner_rel_rmse"])["seconds"] * rows / itr.size if cheap else 0.0
+
     try:
-        for name, transform in plan:
+        for i, (name, transform) in enumerate(plan):
             transform = transform if transform is not None else best_transform()
             key = (name, transform)
             bar.set_postfix_str(label(name, transform.name))
@@ -163,7 +393,21 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
                     raise FitError(f"a candidate before it reached {stop_below:.1e}, within reach of the float64 "
                                    "floor: nothing left to gain")
                 check_method_fits(spec, itr.size, d, " (inner split for comparing candidates)")
-                if left() < max(_MIN_SECONDS, cheap_seconds if name not in BUDGETED else 0.0):
+                if name in BUDGETED and limited and not reserve["refit"]:  # keep time for a cheap winner's refit
+                    reserve["refit"] = min(REFIT_SHARE * time_limit, refit_seconds(n))
+                screen = name == names[0] and len(transforms) > 1
+                if screen:  # the first candidate's runs share SCREEN_SHARE of the limit
+                    runs = sum(1 for m, _ in plan[i:] if m == names[0])
+                    share = min(left(), max(0.0, share_end - time.perf_counter()) / runs)
+                elif name in BUDGETED:
+                    share = left() / 3 if any(m in BUDGETED for m, _ in plan[i + 1:]) else left()
+                else:
+                    share = left() / (len(plan) - i)
+                if i == 0:  # the first candidate always runs
+                    share = max(share, min(left(), _MIN_SECONDS))
+                elif screen:  # (skipped below once SCREEN_SHARE is spent; a short run stops at a low degree)
+                    share = max(share, min(left(), 0.1 * _MIN_SECONDS))
+                if share < _MIN_SECONDS and i and not screen:
                     raise FitError(f"the time limit ({time_limit:g} s) was spent on the candidates before it")
                 if transform is not transforms[0] and name == names[0] and (
                         time.perf_counter() - t0 > SCREEN_SHARE * time_limit):  # starts while within its share
@@ -173,18 +417,22 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
                     Xf_t, yf_t, Xv_t, yv_t = (transform.inputs(Xf), transform.forward(yf), transform.inputs(Xv),
                                               transform.forward(yv))
                 if name in BUDGETED:
-                    rest = [m for m in names[names.index(name) + 1:] if m in BUDGETED]
-                    share = left() / 3 if rest else left()
                     score_of = None if transform.is_identity else (lambda p, t=transform: _score(t.inverse(p), yv))
+                    extra = timed_options(spec, max(share, _MIN_SECONDS), max_bytes, predict_rows) if limited else {}
+                    if "max_bytes" in extra:
+                        del extra["max_bytes"]
+                    if name == "kernel" and max_bytes is not None:  # three m x m matrices in the final solve
+                        extra["max_rows"] = int(min(spec.options["max_rows"], math.sqrt(max_bytes / 24)))
+                    extra.setdefault("time_limit", max(share, _MIN_SECONDS))
                     with limit_threads(1):
-                        f = spec.fitter(Xf_t, yf_t, seed=seed, progress=progress, time_limit=max(share, _MIN_SECONDS),
-                                        validation_data=(Xv_t, yv_t), **({"score_of": score_of} if score_of else {}))
+                        f = spec.fitter(Xf_t, yf_t, seed=seed, progress=progress, validation_data=(Xv_t, yv_t),
+                                        **extra, **({"score_of": score_of} if score_of else {}))
                     s = float(f.score) if f.score is not None and math.isfinite(f.score) else math.inf
                     f = transformed(spec, f, transform)
                 else:
-                    f = run_method(spec, Xf, yf, seed, False, {}, transform)
+                    options = timed_options(spec, share, max_bytes) if limited else {}
+                    f = run_method(spec, Xf, yf, seed, False, options, transform)
                     s = _score(predictor_of(spec, f)(Xv), yv)
-                    cheap_seconds = time.perf_counter() - start  # the next cheap candidate costs about as much
                 fits[key] = f
                 records.append({"method": name, "transform": transform, "skipped": None, "inner_rel_rmse": s,
                                 "seconds": time.perf_counter() - start})
@@ -201,8 +449,32 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
     best = records[min(scored)[1]]
     chosen, transform = best["method"], best["transform"]
     fitted = fits[(chosen, transform)]
-    if chosen not in BUDGETED:  # refit on all training rows: about as long as its inner fit, after the search
+    if chosen not in BUDGETED and not limited:  # refit on all training rows: about as long as its inner fit
         fitted = run_method(METHODS[chosen], X, y, seed, progress, {}, transform)
+    elif chosen not in BUDGETED:  # refit on as many training rows as the time left allows
+        fitted = _bounded_refit(METHODS[chosen], X, y, fitted, best["seconds"] / itr.size, end, seed, progress,
+                                transform, max_bytes, itr.size, sampling)
     for r in records:
         r["transform"] = r["transform"].name
     return chosen, fitted, records
+
+
+def _bounded_refit(spec, X, y, fitted, seconds_per_row: float, end: float, seed: int, progress: bool, transform,
+                   max_bytes, screened: int, sampling: dict):
+    """``spec`` refitted on all rows of (X, y), or on a seeded subsample of as many as the time left until ``end``
+    allows (modelled linear in the rows from its screening time), stopped at ``end`` in any case; ``fitted`` (the
+    screening fit) where fewer rows than 1.25 times the screened ones fit, or the refit fails."""
+    n = X.shape[0]
+    left = end - time.perf_counter()
+    rows = n if seconds_per_row * n <= left else int(left / max(seconds_per_row, 1e-12))
+    if rows < min(n, int(1.25 * screened)):
+        sampling["refit_rows"] = (0, n)
+        return fitted
+    idx = np.arange(n) if rows >= n else np.sort(np.random.default_rng([seed, 37]).choice(n, rows, replace=False))
+    try:
+        out = run_method(spec, X[idx], y[idx], seed, progress, timed_options(spec, left, max_bytes), transform)
+    except FitError:
+        sampling["refit_rows"] = (0, n)
+        return fitted
+    sampling["refit_rows"] = (int(idx.size), n)
+    return out

@@ -46,7 +46,14 @@ import numpy as np
 
 from pml import metrics
 from pml.fitting import guide
-from pml.fitting.budget import DEFAULT_TIME_LIMIT, check_time_limit, choose_within
+from pml.fitting.budget import (
+    DEFAULT_TIME_LIMIT,
+    TIMED,
+    check_time_limit,
+    choose_within,
+    memory_plan,
+    timed_options,
+)
 from pml.fitting.checks import (
     FitError,
     check_inputs,
@@ -79,6 +86,40 @@ def _finite_rel_rmse(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 FLOOR_STOP = 100.0  # auto for d >= 3 stops trying candidates at this multiple of the float64 floor
+PREDICT_CHUNK = 20_000  # with a time limit, predictions on more rows go in chunks (a polynomial's basis is wide)
+TRAIN_ERROR_ROWS = 20_000  # with a time limit, the training error is measured on at most this many rows (seeded)
+_END_RESERVE = 0.05  # of a named method's time limit: its predictions on every row and the report
+
+
+def _predict_in_chunks(predict, X: np.ndarray) -> np.ndarray:
+    """``predict(X)`` a chunk of rows at a time (each row's prediction is its own: the same numbers, less memory)."""
+    if X.shape[0] <= PREDICT_CHUNK:
+        return np.asarray(predict(X), dtype=np.float64).reshape(-1)
+    return np.concatenate([np.asarray(predict(X[s:s + PREDICT_CHUNK]), dtype=np.float64).reshape(-1)
+                           for s in range(0, X.shape[0], PREDICT_CHUNK)])
+
+
+def _sampling_text(sampling: dict, chosen: str) -> str | None:
+    """What a time-limited fit subsampled or left out, in words (None: nothing)."""
+    parts = []
+    if "fit_rows" in sampling:
+        (fit_used, fit_all), (val_used, val_all) = sampling["fit_rows"], sampling["validation_rows"]
+        if fit_used < fit_all or val_used < val_all:
+            parts.append(f"candidates compared on seeded subsamples of {fit_used} of the {fit_all} inner-fit rows "
+                         f"and {val_used} of the {val_all} inner validation rows (the time limit)")
+        refit = sampling.get("refit_rows")
+        if refit is not None:
+            rows, of = refit
+            parts.append(f"{chosen} refitted on all {of} training rows" if rows >= of else
+                         f"{chosen} refitted on a seeded subsample of {rows} of the {of} training rows (the time "
+                         f"left)" if rows else f"{chosen} not refitted on the {of} training rows (no time left): "
+                                               f"it is the fit on the {fit_used} inner-fit rows")
+    if "train_error_rows" in sampling:
+        parts.append("the training error measured on a seeded subsample of {} of the {} training rows".format(
+            *sampling["train_error_rows"]))
+    if sampling.get("no_refit"):
+        parts.append("no refit on all rows: no time was left")
+    return "; ".join(parts) or None
 _NOT_PARAMS = ("X", "box", "centre", "half", "input_mean", "input_std")  # data and input maps, not fitted numbers
 
 
@@ -122,9 +163,12 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         The relative RMSE to which the targets are known, if they were rounded (``pml fit`` computes it from a CSV's
         digits).
     time_limit : float, optional
-        Seconds ``auto`` may spend on its candidates for d >= 3 (default 600): they are tried cheapest first and the
-        best so far is kept (:mod:`pml.fitting.budget`). Positive and finite. With a named method that has a
-        ``time_limit`` option (``kernel``, ``deep-lm``, ``lm-multistage``), it sets that option.
+        Seconds for the whole fit, positive and finite: ``fit`` returns within the limit plus 10%
+        (:mod:`pml.fitting.budget`: the candidates are compared on subsamples of the rows, each stops in time
+        keeping its best state so far, the winner is refitted on as many rows as the time left allows, and the
+        report says what was subsampled). Default: 600 s for ``auto`` with d >= 3, none otherwise (``auto`` for
+        d <= 2 is fast). With a named method it sets the method's own limit; only the methods that can stop in time
+        take one (``poly``, ``readout``, ``kernel``, ``deep-lm``, ``lm-multistage``).
     transform : str, optional
         Fit a transformed target against transformed inputs (:mod:`pml.fitting.transforms`), e.g. ``"log y ~ log
         x"`` for a product of powers or ``"y^2 ~ x"`` for a distance; predictions are of y. None (default): a named
@@ -142,7 +186,13 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     ------
     FitError
         For bad data (non-numeric, non-finite, constant target or input, too few rows), an unknown method or option,
-        or a fit without finite predictions; the message says what is wrong and what is valid.
+        a time limit for a method that cannot stop in time, data that do not fit in the available memory, or a fit
+        without finite predictions; the message says what is wrong and what is valid.
+
+    Notes
+    -----
+    Large fits (20,000 rows or more, or a GiB of memory or more) print one line on stderr before they start: the
+    rows and about how much memory the fit will use (:func:`pml.fitting.budget.memory_plan`).
     """
     t0 = time.perf_counter()
     if not isinstance(method, str):
@@ -154,8 +204,9 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     seed = check_seed(seed)
     if time_limit is not None:
         time_limit = check_time_limit(time_limit)
-        if method != "auto" and "time_limit" in spec.options:
-            options.setdefault("time_limit", time_limit)
+        if method != "auto" and method not in TIMED:
+            raise FitError(f"method {method!r} cannot stop at a time limit; leave time_limit out, or use one of the "
+                           f"methods that can: auto, {', '.join(TIMED)}")
     X = check_inputs(X, input_names, what="X")
     n, d = X.shape
     if transform is not None:
@@ -180,6 +231,31 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
             "log x needs every input positive" if transform.log_inputs and not np.all(X > 0) else
             f"{transform.name.split(' ~ ')[0]} needs a target of that sign everywhere (and nonzero for the log)"))
     progress = (sys.stderr.isatty() if progress is None else bool(progress))
+    limited = time_limit is not None or (method == "auto" and d >= 3)  # auto for d >= 3: 600 s by default
+    limit = time_limit if time_limit is not None else DEFAULT_TIME_LIMIT
+    try:
+        plan_methods = guide.choose(d, n, smooth=smooth).methods if method == "auto" else (method,)
+    except ValueError:  # no rule: refused below, with the rules' own message
+        plan_methods = ()
+    memory = memory_plan(n, d, tr.size, time_limit=limit if limited else None, methods=plan_methods)
+    if memory.refusal:
+        raise FitError(memory.refusal)
+    if memory.large:
+        print(f"pml: note: {memory.note()}", file=sys.stderr)
+
+    def seconds_left(share: float = 1.0) -> float:
+        """Seconds of the limit left for a part that may take ``share`` of what is left (less the end reserve)."""
+        return share * (limit * (1 - _END_RESERVE) - (time.perf_counter() - t0))
+
+    search_share = 0.5 if refit and va.size else 1.0  # a refit on all rows gets the other half
+    # the rows whose predictions the report needs: every validation row, the training rows (a subsample if many)
+    scored = tr if not limited or tr.size <= TRAIN_ERROR_ROWS else np.sort(
+        np.random.default_rng([seed, 41]).choice(tr, TRAIN_ERROR_ROWS, replace=False))
+    n_predict = int(scored.size + va.size)
+    if limited and method != "auto":
+        for k, v in timed_options(spec, seconds_left(search_share), memory.work, n_predict, options).items():
+            options.setdefault(k, v)
+    sampling: dict = {}
 
     rule = None
     candidates: list[dict] = []
@@ -205,12 +281,22 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         if len(usable) == 1:
             chosen = usable[0]
             candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
+            if limited and chosen in TIMED:
+                options = timed_options(METHODS[chosen], seconds_left(search_share), memory.work, n_predict)
         elif d >= 3:  # within the time budget, cheapest first, under transforms (pml.fitting.budget)
-            budget = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
             tried_transforms = [transform] if transform is not None else admissible(X, y)
-            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=budget,
+            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed,
+                                                  time_limit=seconds_left(search_share) / (1 - _END_RESERVE),
                                                   progress=progress, transforms=tried_transforms,
-                                                  stop_below=FLOOR_STOP * float64_floor(y[tr]))
+                                                  stop_below=FLOOR_STOP * float64_floor(y[tr]),
+                                                  max_bytes=memory.work, predict_rows=n_predict, sampling=sampling)
+            candidates += tried
+        elif limited:  # d <= 2 with a time limit: the same comparison, stopped in time
+            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed,
+                                                  time_limit=seconds_left(search_share) / (1 - _END_RESERVE),
+                                                  progress=progress, max_rows=MAX_SELECTION_ROWS,
+                                                  transforms=[transform or IDENTITY], max_bytes=memory.work,
+                                                  predict_rows=n_predict, sampling=sampling)
             candidates += tried
         else:  # d <= 2: every candidate is cheap; compare them on at most MAX_SELECTION_ROWS inner-fit rows
             chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=math.inf,
@@ -227,9 +313,13 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     if fitted is None:
         fitted = run_method(spec, X[tr], y[tr], seed, progress, options, transform or IDENTITY)
     predict = predictor_of(spec, fitted)
-    p_tr = np.asarray(predict(X[tr]), dtype=np.float64).reshape(-1)
+    if limited:
+        predict = (lambda f: lambda Q: _predict_in_chunks(f, Q))(predict)
+    p_tr = np.asarray(predict(X[scored]), dtype=np.float64).reshape(-1)
     check_predictions(p_tr, "the training rows")
-    train_rel = _finite_rel_rmse(p_tr, y[tr])
+    train_rel = _finite_rel_rmse(p_tr, y[scored])
+    if scored.size < tr.size:
+        sampling["train_error_rows"] = (int(scored.size), int(tr.size))
     y_rms = float(np.sqrt(np.mean(y**2)))
     if va.size:
         p_va = np.asarray(predict(X[va]), dtype=np.float64).reshape(-1)
@@ -245,7 +335,17 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     if data_floor is not None and not (data_floor >= 0 and math.isfinite(data_floor)):
         raise FitError(f"data_floor must be a non-negative number, got {data_floor!r}")
     source, why = diagnose(spec.kind, train_rel, val_rel, floor, data_floor)
-    if refit and va.size:
+    refitted = bool(refit and va.size)
+    if refitted and limited:  # the refit takes what is left of the limit
+        if spec.name in TIMED and seconds_left() >= 1.0:
+            opts = {**options, **timed_options(spec, seconds_left(), memory.work, n, options)}
+            fitted = run_method(spec, X, y, seed, progress, opts, of_params(fitted.params))
+            predict = (lambda f: lambda Q: _predict_in_chunks(f, Q))(predictor_of(spec, fitted))
+            check_predictions(predict(X), "the rows (refit on all rows)")
+        else:
+            refitted = False
+            sampling["no_refit"] = True
+    elif refitted:
         fitted = run_method(spec, X, y, seed, progress, options, of_params(fitted.params))
         predict = predictor_of(spec, fitted)
         check_predictions(np.asarray(predict(X), dtype=np.float64).reshape(-1), "the rows (refit on all rows)")
@@ -256,6 +356,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         n_train=int(tr.size), n_validation=int(va.size), dim=d, input_names=names, target_name=str(target_name),
         y_rms=y_rms, train_rel_rmse=train_rel, val_rel_rmse=val_rel, val_max_rel_err=val_max,
         n_val_nonfinite=n_nonfinite, float64_floor=floor, data_floor=data_floor, error_source=source, diagnosis=why,
-        refit=bool(refit and va.size), n_params=n_params, seconds=time.perf_counter() - t0, seed=seed,
-        transform=of_params(fitted.params).name)
+        refit=refitted, n_params=n_params, seconds=time.perf_counter() - t0, seed=seed,
+        transform=of_params(fitted.params).name, time_limit=limit if limited else None,
+        sampling=_sampling_text(sampling, spec.name))
     return FittedModel(spec.name, fitted.state, fitted.params, names, target_name, report, predict)

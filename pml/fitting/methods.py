@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -129,23 +130,65 @@ def inner_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return split_rows(n, INNER_FRACTION, [seed, 17])
 
 
+# -- cost models of the time-limited fits: seconds = flops x (seconds per flop, measured here and now)
+SVD_BYTES = 40  # bytes per entry of an (rows x columns) least-squares matrix: the matrix, its columns, U, workspace
+
+
+def svd_flops(rows: float, cols: float) -> float:
+    """Floating-point operations of a thin SVD of a rows x cols matrix (rows >= cols; LAPACK's gesdd, rounded up)."""
+    return 6.0 * rows * cols * cols + 20.0 * float(cols) ** 3
+
+
+def seconds_per_flop() -> float:
+    """Seconds per floating-point operation of an SVD in this process now (its threads, the machine's load): the
+    median of five timed 1000 x 200 SVDs (about 20 ms each) after one untimed."""
+    import scipy.linalg
+
+    A = np.random.default_rng(0).standard_normal((1000, 200))
+    times = []
+    for _ in range(6):
+        t = time.perf_counter()
+        scipy.linalg.svd(A, full_matrices=False, check_finite=False, lapack_driver="gesdd")
+        times.append(time.perf_counter() - t)
+    return sorted(times[1:])[2] / svd_flops(1000, 200)
+
+
 # -- poly
-def _fit_poly(X, y, *, seed, progress, max_degree=None, rcond=1e-15, patience=4, max_coefficients=2000):
+def _poly_flops(rows: int, cols: int, d: int) -> float:
+    return svd_flops(rows, cols) + 60.0 * rows * cols * d  # the solve, building the basis and predicting with it
+
+
+def _fit_poly(X, y, *, seed, progress, max_degree=None, rcond=1e-15, patience=4, max_coefficients=2000,
+              time_limit=None, max_bytes=None):
     from pml.approx.classical import PolynomialLSQ
 
+    t0 = time.perf_counter()
     n, d = X.shape
     box = _box(X)
     tr, va = inner_split(n, seed)
     max_degree = (100 if d == 1 else 60) if max_degree is None else int(max_degree)
+    cap = min(int(max_coefficients), tr.size)
+    if max_bytes is not None:  # the final fit's basis on all n rows is the largest matrix
+        cap = min(cap, int(max_bytes) // (SVD_BYTES * n))
     scores: dict[int, float] = {}
     best, since = None, 0
+    per_flop, stopped = None, ""
     bar = progress_bar(progress, None, "poly: degree")
     try:
         for k in range(0, max_degree + 1):
-            if math.comb(d + k, k) > min(int(max_coefficients), tr.size):
+            cols = math.comb(d + k, k)
+            if cols > cap:
                 break
+            if time_limit is not None and per_flop is not None:
+                # this degree and, should it win, its fit on all rows must end within the limit
+                need = per_flop * (_poly_flops(tr.size, cols, d) + _poly_flops(n, cols, d))
+                if time.perf_counter() - t0 + need > time_limit:
+                    stopped = f"; the time limit ({time_limit:.3g} s) stopped the search before degree {k}"
+                    break
+            start = time.perf_counter()
             m = PolynomialLSQ(rcond).fit(X[tr], y[tr], box, degree=k)
             scores[k] = float(np.sqrt(np.mean((m.predict(X[va]) - y[va]) ** 2)))
+            per_flop = (time.perf_counter() - start) / _poly_flops(tr.size, cols, d)
             bar.update(1)
             if best is None or scores[k] < scores[best]:
                 best, since = k, 0
@@ -156,11 +199,12 @@ def _fit_poly(X, y, *, seed, progress, max_degree=None, rcond=1e-15, patience=4,
     finally:
         bar.close()
     if best is None:
-        raise FitError(f"poly: too few rows ({n}) for any polynomial")
+        raise FitError(f"poly: too few rows ({n}) for any polynomial" if cap >= 1 or max_bytes is None else
+                       f"poly: {n} rows do not fit in {max_bytes / 2**30:.2g} GiB of memory")
     m = PolynomialLSQ(rcond).fit(X, y, box, degree=best)
     return Fitted({"coef": m.coef, "centre": m.centre, "half": m.half}, {"degree": best, "rcond": rcond},
                    f"total degree {best} ({m.coef.size} coefficients) chosen on an inner validation split "
-                   f"(degrees 0-{max(scores)} tried)", m.predict)
+                   f"(degrees 0-{max(scores)} tried{stopped})", m.predict)
 
 
 def _poly_predictor(state, params):
@@ -206,10 +250,19 @@ def _spline_predictor(state, params):
 
 
 # -- readout network
+def _readout_flops(rows: int, units: int, d: int, combos: int) -> float:
+    """readout.fit's cost: a feature matrix and an SVD per combination on the inner-fit rows, then one on all rows."""
+    def one(r: float) -> float:
+        return svd_flops(r, units + 1) + 40.0 * r * units * d
+
+    return combos * one((1 - INNER_FRACTION) * rows) + one(rows)
+
+
 def _fit_readout(X, y, *, seed, progress, n_units=None, scales=(0.1, 0.3, 1.0),
-                 rconds=(1e-12, 1e-13, 1e-14, 1e-15, 1e-16)):
+                 rconds=(1e-12, 1e-13, 1e-14, 1e-15, 1e-16), time_limit=None, max_bytes=None):
     from pml.nn import readout
 
+    t0 = time.perf_counter()
     n, d = X.shape
     box = _box(X)
     if d == 1:
@@ -222,13 +275,56 @@ def _fit_readout(X, y, *, seed, progress, n_units=None, scales=(0.1, 0.3, 1.0),
         units = n_units or sorted({max(10, min(cap, n // 4)), max(10, min(cap, n // 2))})
         grid = {"n_units": [int(u) for u in units], "scale": [float(s) for s in scales]}
         geometry = "random"
-    fitted = readout.fit(X, y, box, geometry=geometry, grid=grid, rconds=rconds, seed=seed)
+    limited = ""
+    if time_limit is None and max_bytes is None:
+        fitted = readout.fit(X, y, box, geometry=geometry, grid=grid, rconds=rconds, seed=seed)
+    else:
+        fitted, limited = _readout_within(X, y, box, geometry, grid, rconds, seed, t0, time_limit, max_bytes)
     (W, b), (c, c0) = _layers_of(fitted.network)
     state = {"W0": W, "b0": b, "W1": c, "b1": c0}
     return Fitted(state, {"activation": "tanh"},
                    f"[{d}, {W.shape[0]}, 1] tanh network, {geometry} hidden layer {fitted.params}, output layer solved "
                    f"by truncated SVD (rcond {fitted.rcond:g}, rank {fitted.rank}); chosen on an inner validation "
-                   f"split")
+                   f"split{limited}")
+
+
+def _readout_within(X, y, box, geometry, grid, rconds, seed, t0, time_limit, max_bytes):
+    """readout.fit once per hidden-layer size, smallest first, each started only when its modelled cost fits in
+    what is left of ``time_limit`` (a size that no longer fits is cut down to one that does) and in ``max_bytes``;
+    the one with the smallest validation error is kept (the same choice as one call with the whole grid). Returns
+    (the fit, a note on what the limits cut)."""
+    from pml.nn import readout
+
+    n, d = X.shape
+    limit = math.inf if time_limit is None else float(time_limit)
+    units = sorted(int(u) for u in grid["n_units"])
+    if max_bytes is not None:
+        units = sorted({min(u, int(max_bytes) // (SVD_BYTES * n) - 1) for u in units})
+    combos = math.prod(len(v) for k, v in grid.items() if k != "n_units")
+    per_flop = seconds_per_flop() if math.isfinite(limit) else 0.0
+    best, notes = None, []
+
+    def fits(m: int) -> bool:
+        return per_flop * _readout_flops(n, m, d, combos) <= limit - (time.perf_counter() - t0)
+
+    for u in units:
+        if not fits(u):
+            if best is not None:
+                notes.append(f"{u} units skipped (the time limit)")
+                break
+            while geometry == "random" and u > 2 and not fits(u):  # (1D's uniform layers are small)
+                u = int(u * 0.8)
+            notes.append(f"{u} units at most within the time limit ({time_limit:.3g} s)")
+        if u < 2:
+            break
+        fitted = readout.fit(X, y, box, geometry=geometry, grid={**grid, "n_units": [u]}, rconds=rconds, seed=seed)
+        if best is None or fitted.val_rmse < best.val_rmse:
+            best = fitted
+    if best is None:
+        why = (f"the time limit ({time_limit:.3g} s)" if math.isfinite(limit) else
+               f"{max_bytes / 2**30:.2g} GiB of memory")
+        raise FitError(f"readout: not even a network of 2 units fits {n} rows within {why}")
+    return best, (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _mlp_predictor(state, params):
@@ -286,7 +382,7 @@ def _simplex_predictor(state, params):
 
 # -- kernel (Gaussian-process mean)
 def _fit_kernel(X, y, *, seed, progress, kernels=("rbf", "matern52"), n_restarts=3, hyper_rows=1000, max_rows=8000,
-                time_limit=None, validation_data=None, score_of=None):
+                time_limit=None, validation_data=None, score_of=None, predict_rows=0):
     from pml.approx import kernel
 
     bar = progress_bar(progress, None, "kernel: starts")
@@ -299,7 +395,7 @@ def _fit_kernel(X, y, *, seed, progress, kernels=("rbf", "matern52"), n_restarts
     try:
         m = kernel.fit(X, y, box=_box(X), kernels=tuple(kernels), n_restarts=int(n_restarts),
                        hyper_rows=int(hyper_rows), max_rows=int(max_rows), seed=seed, time_limit=time_limit,
-                       callback=tick, X_val=Xv, y_val=yv, score=score_of)
+                       callback=tick, X_val=Xv, y_val=yv, score=score_of, predict_rows=int(predict_rows))
     finally:
         bar.close()
     sub = f" (a seeded subsample of {m.info['rows']} rows)" if m.info["subsampled"] else ""
@@ -332,6 +428,8 @@ def _fit_deep(X, y, *, seed, progress, depths=(3, 4), n_stages=2, params_per_row
         res = deep.fit(X, y, box=_box(X), depths=tuple(int(k) for k in depths), n_stages=int(n_stages),
                        params_per_row=float(params_per_row), max_params=int(max_params), seed=seed,
                        time_limit=float(time_limit), callback=tick, X_val=Xv, y_val=yv)
+    except deep.TooSlow as exc:
+        raise FitError(f"deep-lm: {exc}") from None
     finally:
         bar.close()
     state = _layers_state(res.layers())
@@ -405,14 +503,16 @@ def _fit_adam(activation):
 METHODS: dict[str, MethodSpec] = {
     "poly": MethodSpec("poly", "least-squares", "global polynomial of validated total degree (Chebyshev basis)",
                        _fit_poly, _poly_predictor,
-                       {"max_degree": None, "rcond": 1e-15, "patience": 4, "max_coefficients": 2000},
+                       {"max_degree": None, "rcond": 1e-15, "patience": 4, "max_coefficients": 2000,
+                        "time_limit": None, "max_bytes": None},
                        lambda d: 3),
     "spline": MethodSpec("spline", "interpolant", "interpolating B-spline of validated order (d = 1)", _fit_spline,
                          _spline_predictor, {"orders": (1, 3, 5, 7)}, lambda d: 3, d_max=1),
     "readout": MethodSpec("readout", "least-squares",
                           "one-hidden-layer tanh network with an exactly solved output layer", _fit_readout,
                           _mlp_predictor, {"n_units": None, "scales": (0.1, 0.3, 1.0),
-                                           "rconds": (1e-12, 1e-13, 1e-14, 1e-15, 1e-16)}, lambda d: 5),
+                                           "rconds": (1e-12, 1e-13, 1e-14, 1e-15, 1e-16), "time_limit": None,
+                                           "max_bytes": None}, lambda d: 5),
     "rbf": MethodSpec("rbf", "interpolant", "polyharmonic RBF interpolation with a polynomial tail", _fit_rbf,
                       _rbf_predictor, {"kernels": (("thin_plate_spline", 2), ("cubic", 2), ("quintic", 2),
                                                    ("quintic", 3))},
@@ -422,7 +522,8 @@ METHODS: dict[str, MethodSpec] = {
     "kernel": MethodSpec("kernel", "interpolant",
                          "Gaussian-process mean with one learned length scale per input, exact solve", _fit_kernel,
                          _kernel_predictor, {"kernels": ("rbf", "matern52"), "n_restarts": 3, "hyper_rows": 1000,
-                                             "max_rows": 8000, "time_limit": None}, lambda d: 10),
+                                             "max_rows": 8000, "time_limit": None, "predict_rows": 0},
+                         lambda d: 10),
     "deep-lm": MethodSpec("deep-lm", "trained", "tanh network of depth 3-4 trained by Levenberg-Marquardt",
                           _fit_deep, _mlp_predictor, {"depths": (3, 4), "n_stages": 2, "params_per_row": 0.25,
                                                       "max_params": 1200, "time_limit": 120.0},

@@ -164,6 +164,11 @@ class PrecisionReport:
     transform : str
         What the method fitted against what (:mod:`pml.fitting.transforms`): ``"y ~ x"``, or e.g. ``"log y ~ log
         x"``; predictions are of y either way.
+    time_limit : float or None
+        The time limit of the fit in seconds (None: none).
+    sampling : str or None
+        What the time limit made the fit subsample or leave out (candidates compared on subsamples of the rows, the
+        winner refitted on fewer rows than all), in words; None: nothing.
     """
 
     method: str
@@ -195,6 +200,8 @@ class PrecisionReport:
     seed: int
     pml_version: str = __version__
     transform: str = "y ~ x"
+    time_limit: float | None = None
+    sampling: str | None = None
 
     @property
     def promise_met(self) -> bool | None:
@@ -249,6 +256,9 @@ class PrecisionReport:
                 self.n_train > MAX_SELECTION_ROWS and not budgeted) else ""
             out.append(line("candidates", f"relative RMSE on the inner validation split{sub}: " + "; ".join(parts)))
         out.append(line("model", self.details + f" ({self.n_params} numbers, {self.seconds:.1f} s)"))
+        if self.time_limit is not None:
+            out.append(line("time limit", f"{self.time_limit:g} s; the fit took {self.seconds:.1f} s" + (
+                f"; {self.sampling}" if self.sampling else "")))
         out.append(line("train", f"relative RMSE {_e(self.train_rel_rmse)}"))
         val = f"relative RMSE {_e(self.val_rel_rmse)}, max |error| / RMS(target) {_e(self.val_max_rel_err)}"
         if self.n_val_nonfinite:

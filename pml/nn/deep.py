@@ -19,6 +19,12 @@ networks are typically the most promising choice, since they can learn compositi
    into one network (:func:`pml.nn.boosting.merge_stages`; the paper's boosting, §4.2).
 
 Architecture (depth, width) and stopping are chosen on the validation split only, never on test points.
+
+The time limit: an LM iteration cannot be interrupted, so a network is only trained when one iteration of it
+(modelled from one timed SVD: the step's SVD of a p x p matrix and the streaming QR of the n x p Jacobian) takes
+at most ``1 / MIN_ITERATIONS`` of the time limit: a default architecture is narrowed until it does, and
+:class:`TooSlow` says when not even the narrowest one does; a training run stops before an iteration that would
+end past its limit (the last one's duration predicts the next's), keeping its best weights.
 """
 
 from __future__ import annotations
@@ -36,7 +42,55 @@ from torch import nn
 from pml.nn import boosting, lm, networks, readout
 from pml.threads import limit_threads
 
-__all__ = ["DeepFit", "candidate_widths", "fit", "train_network"]
+__all__ = ["DeepFit", "MIN_ITERATIONS", "TooSlow", "candidate_widths", "fit", "iteration_seconds", "train_network"]
+
+MIN_ITERATIONS = 40  # a network is trained only if this many LM iterations fit in the time limit
+
+
+class TooSlow(ValueError):
+    """Not even the narrowest network makes :data:`MIN_ITERATIONS` LM iterations within the time limit."""
+
+
+def _svd_seconds_per_cube(num_threads: int | None) -> float:
+    """Seconds per p^3 of the LM step's SVD (LAPACK gesvd of a p x p matrix) now: one timed 256 x 256 SVD."""
+    import scipy.linalg
+
+    A = np.random.default_rng(0).standard_normal((256, 256))
+    best = math.inf
+    with limit_threads(num_threads):
+        for _ in range(2):
+            t = time.perf_counter()
+            scipy.linalg.svd(A, full_matrices=False, check_finite=False, lapack_driver="gesvd")
+            best = min(best, time.perf_counter() - t)
+    return best / 256**3
+
+
+def iteration_seconds(n_rows: int, n_params: int, per_cube: float) -> float:
+    """Modelled seconds of one LM iteration (:func:`pml.nn.lm.least_squares`) of a network with ``n_params``
+    parameters on ``n_rows`` rows, given the seconds per p^3 of a p x p SVD.
+
+    The step's SVD of the p x p factor (one p^3 unit), and, at a fortieth of an SVD's speed per flop (QR and
+    matrix products run much faster than LAPACK's gesvd), the streaming QR of the Jacobian (4/3 p^3 per block of
+    rows and 2 n p^2) and the per-sample Jacobian and trial steps (about 50 n p).
+
+    Parameters
+    ----------
+    n_rows : int
+        Training rows.
+    n_params : int
+        Parameters p.
+    per_cube : float
+        Seconds per p^3 of a p x p SVD.
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    p, n = float(n_params), float(n_rows)
+    chunk = max(1.0, lm.DEFAULT_MAX_JACOBIAN_BYTES / (32.0 * p))  # rows per Jacobian block (pml.nn.lm._chunk_rows)
+    blocks = math.ceil(n / chunk)
+    return per_cube * (p**3 + (blocks * 4 / 3 * p**3 + 2 * n * p * p + 50 * n * p) / 40)
 
 
 def candidate_widths(d: int, n_train: int, depths: Sequence[int] = (3, 4), params_per_row: float = 0.25,
@@ -194,9 +248,13 @@ def train_network(Z: np.ndarray, t: np.ndarray, Zv: np.ndarray, tv: np.ndarray, 
             return float(torch.sqrt(torch.mean((model(Zv_t).reshape(-1) - tv_t) ** 2)))
 
     best = {"val": val_rmse(net), "theta": lm.flat_params(net), "since": 0}
+    last = {"time": 0.0}
 
     def on_iter(row: dict) -> bool:
-        if row["step"] % check_every:
+        # stop before an iteration that would end past the limit: the last one's duration predicts the next's
+        took, last["time"] = row["time_s"] - last["time"], row["time_s"]
+        late = time_limit is not None and row["time_s"] + took > time_limit
+        if row["step"] % check_every and not late:
             return False
         torch.nn.utils.vector_to_parameters(torch.from_numpy(row["theta"]), probe.parameters())
         v = val_rmse(probe)
@@ -206,7 +264,7 @@ def train_network(Z: np.ndarray, t: np.ndarray, Zv: np.ndarray, tv: np.ndarray, 
             best["since"] += 1
         if callback is not None:
             callback(best["val"])
-        return best["since"] >= patience
+        return late or best["since"] >= patience
 
     res = lm.train(net, Z, t, options=lm.LMOptions(max_iter=int(max_iter), time_limit=time_limit),
                    callback=on_iter, num_threads=None)
@@ -215,6 +273,31 @@ def train_network(Z: np.ndarray, t: np.ndarray, Zv: np.ndarray, tv: np.ndarray, 
         best.update(val=final, theta=lm.flat_params(net))
     torch.nn.utils.vector_to_parameters(torch.from_numpy(best["theta"]), net.parameters())
     return net, best["val"], int(res.n_iter), res.stop_reason
+
+
+def _within_time(archs, d: int, n_train: int, time_limit: float, num_threads, narrow: bool, min_width: int = 6):
+    """The architectures of which MIN_ITERATIONS LM iterations fit in ``time_limit`` (``narrow``: a too slow one is
+    narrowed, down to ``min_width``, until they do); :class:`TooSlow` if none."""
+    per_cube = _svd_seconds_per_cube(num_threads)
+    most = time_limit / MIN_ITERATIONS
+
+    def seconds(depth, width):
+        return iteration_seconds(n_train, networks.dense_param_count(d, width, depth), per_cube)
+
+    kept = []
+    for depth, width in archs:
+        while narrow and width > min_width and seconds(depth, width) > most:
+            width -= 1
+        if seconds(depth, width) <= most:
+            kept.append((int(depth), int(width)))
+    if not kept:
+        depth, width = min(archs, key=lambda a: seconds(*a))
+        width = min(width, min_width) if narrow else width
+        raise TooSlow(f"one Levenberg-Marquardt iteration of the smallest network (depth {depth}, width {width}, "
+                      f"{networks.dense_param_count(d, width, depth)} parameters) on {n_train} rows takes about "
+                      f"{seconds(depth, width):.2g} s here: fewer than {MIN_ITERATIONS} iterations fit in the time "
+                      f"limit ({time_limit:.3g} s)")
+    return kept
 
 
 def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = None, depths=(3, 4),
@@ -273,6 +356,8 @@ def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = Non
 
     Raises
     ------
+    TooSlow
+        If not even the smallest architecture makes ``MIN_ITERATIONS`` LM iterations within the time limit.
     ValueError
         For a non-positive time limit.
     """
@@ -303,6 +388,7 @@ def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = Non
     max_params = min(int(max_params), int(math.sqrt(flops_per_iteration / max(1, tr.size))))
     archs = list(architectures) if architectures else candidate_widths(d, tr.size, depths, params_per_row,
                                                                         max_params)
+    archs = _within_time(archs, d, tr.size, time_limit, num_threads, narrow=not architectures)
     t_rms = float(np.sqrt(np.mean(y[va] ** 2))) / y_scale or 1.0  # relative errors are of y, not of t
     history: list[dict] = []
 
