@@ -587,7 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--quiet", action="store_true", help="no progress bars")
     ft.add_argument("--json", action="store_true", help="print the report as JSON")
     ft.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
-                    help="seconds auto may spend on its candidates for d >= 3 (default 600; the best so far is kept)")
+                    help="wall-time limit of the fit: pml fit returns within SECONDS + 10%% plus the time to read "
+                         "the data, with the best model found (candidates compared on subsamples of the rows, each "
+                         "stopped in time, the winner refitted on as many rows as time allows; the report says what "
+                         "was subsampled). Default: 600 for auto with d >= 3, none otherwise. Methods that can "
+                         "stop in time: auto, poly, readout, kernel, deep-lm, lm-multistage (--not-smooth fits "
+                         "cannot)")
     ft.add_argument("--transform", metavar="'G ~ H'",
                     help="fit a transformed target against transformed inputs: 'y ~ x', 'log y ~ log x', "
                          "'y ~ log x', 'log y ~ x', 'y^2 ~ x', 'y^2 ~ log x' (default: auto tries each for d >= 3; "
