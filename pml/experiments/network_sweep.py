@@ -70,11 +70,13 @@ MEMBER_OVERHEAD_S = 2.5e-4  # ... and per member of the group
 MODULE_OVERHEAD_S = 5e-5  # ... and per module of a modular network (each is its own small MLP)
 SECONDS_PER_MAC = 2.7e-11  # per parameter and point of a pass (the matrix products)
 SECONDS_PER_ACTIVATION = 7e-9  # per hidden unit and point of a pass (bias, activation and their gradients)
-# The fast step (pml.nn.fast_step), fitted to `pml bench step` on the same machine (one thread):
-TORCH_SECONDS_PER_MAC = 2.7e-11  # torch kernel (depth >= 3): per parameter and point of a pass
-TORCH_SECONDS_PER_ACTIVATION = 7e-9  # ... per hidden unit and point of a pass
-COMPILED_SECONDS_PER_MAC = 2.7e-11  # compiled kernel (depth 2): per parameter and batch point (the d + 2 products)
-COMPILED_SECONDS_PER_UNIT = {"tanh": 7e-9, "relu": 7e-9}  # ... per hidden unit and batch point (tanh dominates)
+# The fast step (pml.nn.fast_step): `pml bench step`'s speed-ups over autograd (paired, interleaved timings of
+# the shapes whose step is not overhead-bound: members x batch x hidden units >= 1e7) applied to the autograd
+# constants above, then fitted (non-negative least squares, relative errors within 0.6-1.6x):
+TORCH_SECONDS_PER_MAC = 2.4e-11  # torch kernel (depth >= 3): per parameter and point of a pass
+TORCH_SECONDS_PER_ACTIVATION = 1.7e-9  # ... per hidden unit and point of a pass
+COMPILED_SECONDS_PER_MAC = {"tanh": 1.2e-10, "relu": 9.6e-11}  # compiled kernel (depth 2): per parameter and batch
+COMPILED_SECONDS_PER_UNIT = {"tanh": 2.0e-9, "relu": 0.0}  # point (d + 2 multiply-adds), per unit and point (tanh)
 STEP_KERNELS = ("autograd", "torch", "compiled")
 
 
@@ -127,7 +129,8 @@ def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int 
     per_member = (MEMBER_OVERHEAD_S + modules * MODULE_OVERHEAD_S
                   + (SECONDS_PER_MAC * n_params + SECONDS_PER_ACTIVATION * hidden) * test)
     if kernel == "compiled":
-        per_member += (COMPILED_SECONDS_PER_MAC * n_params + COMPILED_SECONDS_PER_UNIT[activation] * hidden) * batch
+        per_member += (COMPILED_SECONDS_PER_MAC[activation] * n_params
+                       + COMPILED_SECONDS_PER_UNIT[activation] * hidden) * batch
     elif kernel == "torch":
         per_member += (TORCH_SECONDS_PER_MAC * n_params + TORCH_SECONDS_PER_ACTIVATION * hidden) * 3 * batch
     else:
