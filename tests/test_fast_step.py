@@ -223,3 +223,23 @@ def test_kernel_digest_is_current():
     """The C++ source is tied to the module (and so to the keys of tasks that train with it) by its digest."""
     digest = hashlib.sha256(fast_step.SOURCE.read_bytes()).hexdigest()[:16]
     assert fast_step.KERNEL_DIGEST == digest, "update KERNEL_DIGEST in pml/nn/fast_step.py"
+
+
+def test_sweep_cost_model_follows_dispatch():
+    """The network sweeps' cost model assumes the kernel that step_impl="fast" picks (compiled where it builds)."""
+    from pml import equations
+    from pml.experiments import network_sweep as ns
+
+    if fast_step.compiled_kernel() is None:
+        pytest.skip("the compiled kernel cannot be built here: the cost model assumes it")
+    for depth in (2, 3, 4):
+        for act in ("tanh", "relu"):
+            model = networks.BatchedMLP(3, 7, depth, act, seeds=(0, 1))
+            assert ns.step_kernel("dense", depth, act) == fast_step.choose_kernel(model, "fast")
+    modular = networks.ModularMLP(equations.get("I.8.14").graph(), 8, 4, "relu")
+    assert ns.step_kernel("modular", 4, "relu") == fast_step.choose_kernel(modular, "fast") == "autograd"
+    assert ns.train_config(10, 1e-3, 100, "test_at_min_train").step_impl == "fast"
+    args = (10_000, 3000, 4000, 10_000, 30_000)
+    assert ns.step_seconds(*args, kernel="compiled", activation="relu") < ns.step_seconds(*args, kernel="autograd")
+    with pytest.raises(ValueError, match="unknown kernel"):
+        ns.step_seconds(*args, kernel="fast")
