@@ -247,3 +247,117 @@ def test_needs_complete_refuses_partial_results_and_passes_missing_does_not():
     assert numbers(Partial()) is short and numbers(object()) == 1.0
     assert drawing(Partial()) == "figure" and drawing(short) is short
     assert len(calls) == 2
+
+
+# --- chapter 3 from a stored build ----------------------------------------------------------------------------------
+
+
+def _grid_results(cfg, drop=()):
+    """Made-up results of a RegularGridConfig's tasks (errors falling as n^-1), None for the tasks in ``drop``."""
+    from pml.approx.splines import grid_points_per_axis
+
+    out = [{"y_rms": 1.5}]
+    for t in cfg.tasks()[1:]:
+        m = grid_points_per_axis(t.n_nominal)
+        out.append(None if (t.method, t.n_nominal, t.seed) in drop else
+                   {"rmse": 1.0 / m**3 * (1 + 0.01 * t.seed), "n_bad": 0, "points_per_axis": m})
+    return out
+
+
+def test_a_regular_grid_sweep_with_missing_sizes_draws_and_reports_what_is_there(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pml.experiments import nonlinear as nl
+    from pml.plotting import nonlinear as figs
+
+    cfg = nl.RegularGridConfig(tricubic_sizes=(256, 1024, 4096), simplex_sizes=(64, 256, 1024), seeds=(0, 1),
+                               n_test=100)
+    full = cfg.assemble(_grid_results(cfg))
+    drop = {("simplex", 1024, 1), ("simplex", 256, 0)}
+    grid = cfg.assemble_partial(_grid_results(cfg, drop))
+    assert grid.simplex.missing == (256, 1024) and list(grid.simplex.n_nominal) == [64]
+    assert grid.tricubic.missing == () and np.array_equal(grid.tricubic.rmse, full.tricubic.rmse)
+    hours = sum(t.cost() for t in cfg.tasks()[1:] if (t.method, t.n_nominal, t.seed) in
+                {("simplex", n, s) for n in (256, 1024) for s in (0, 1)}) / 3600
+    assert grid.simplex.missing_cpu_hours == pytest.approx(hours)
+    assert grid.not_computed.total == len(cfg.tasks()) and grid.not_computed.stored == len(cfg.tasks()) - 2
+    numbers = nl.grid_numbers(grid)  # a truncated curve gives no numbers, only the figure
+    assert all(partial.is_missing(v) for v in numbers.values())
+    assert nl.grid_numbers(full)["tricubic_nan_n"] == full.tricubic.n_train[0]
+    assert partial.is_missing(nl.exponent_table(partial.NotComputed("fig4_splines", 0, 10, 0.1, 0.1), full))
+    assert cfg.assemble_partial([None] + _grid_results(cfg)[1:]) is None  # without y_rms: nothing to assemble
+    store = Store(tmp_path / "store")  # ... so the engine says the step is not computed
+    missing = partial.from_store(cfg, store)
+    assert partial.is_missing(missing) and missing.stored == 0
+    spline_missing = partial.NotComputed("fig4_splines", 0, 10, 0.1, 0.1, sweep=nl.SplineConfig(orders_1d=(1, 3)))
+    assert set(nl.spline_numbers(spline_missing)) == {"gap_low", "gap_high", "slope_1d_1", "slope_1d_3", "slope_2d_1",
+                                                      "slope_2d_3", "slope_2d_5", "slope_stiff_5", "slope_stiff_7",
+                                                      "floor_1d", "floor_2d"}
+    fig = figs.plot_splines(spline_missing, grid)  # panels a, b, d say what is missing; c draws the partial grid
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("not computed" in t and "fig4_splines" in t for t in texts)
+    assert any("simplex (Delaunay): TP 256, 1024" in t for t in texts)
+
+
+def test_chapter_3_claims_of_missing_steps_are_not_computed():
+    from pml.experiments import nonlinear as nl
+
+    def nc(step):
+        return partial.NotComputed(step, 0, 1, 1.0, 1.0)
+
+    values = nl.claim_values(nc("fig4_splines"), nc("fig4_grid"), _partial_runs(), nc("fig5_simplex"),
+                             nc("gadget"), _partial_runs())
+    assert set(values) == {f"C3.{i}" for i in range(1, 11)}
+    assert all(partial.is_missing(v) for v in values.values())
+    assert set(values["C3.5"].step.split(", ")) == {"fig5_networks", "fig5_simplex"}
+    assert values["C3.5"].missing_cpu_hours == 10.0
+
+
+def _partial_runs():
+    """A network table of a stored build that holds none of its four shapes."""
+    from pml.experiments.network_sweep import NetworkRuns
+
+    return NetworkRuns.from_rows([], {}, [], partial.NotComputed("fig5_networks", 0, 4, 9.0, 9.0))
+
+
+def test_a_plot_given_a_step_that_is_not_stored_says_so():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pml.plotting import introduction
+
+    missing = partial.NotComputed("floors", 0, 2, 0.5, 0.5)
+    fig = introduction.plot_floors(missing)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert len(texts) == 1 and "not computed" in texts[0] and "step floors" in texts[0]
+
+
+def test_a_stored_build_marks_glue_roles_and_directives_it_cannot_fill():
+    nb = nbformat.v4.new_notebook()
+    glued = nbformat.v4.new_code_cell("", outputs=[
+        nbformat.v4.new_output("display_data", data={"text/plain": "1.5"},
+                               metadata={"scrapbook": {"name": "done", "mime_prefix": ""}}),
+        nbformat.v4.new_output("display_data", data={"text/plain": repr(partial.NotComputed("t", 0, 3, 2.0, 2.0))},
+                               metadata={"scrapbook": {"name": "table", "mime_prefix": ""}})])
+    text = ("A {glue:text}`done:.2f`, b {glue:text}`gone:.1e`, c {glue}`table`.\n\n"
+            "```{glue:md} table\n:format: myst\n```\n\n```{glue:figure} fig_gone\n:name: fig-x\n\nCaption.\n```\n")
+    nb.cells = [glued, nbformat.v4.new_markdown_cell(text)]
+    assert runner._mark_not_computed(nb) == ["table", "fig_gone", "gone"]
+    source = nb.cells[1].source
+    assert source.startswith("A {glue:text}`done:.2f`, b *(not computed)*, c *(not computed)*.")
+    assert "*Table `table`: not computed: step t not computed (0 of 3 tasks stored; 2 CPU-hours missing).*" in source
+    assert "*Figure `fig_gone`: its steps are not in the results store.*" in source and "glue:figure" not in source
+
+
+def test_summaries_of_frozen_chapter_modules_pass_not_computed_on():
+    from pml.experiments import beyond_summaries, introduction_summaries, optimization_summaries, users_guide_summaries
+
+    missing = partial.NotComputed("benchmark", 0, 29, 0.3, 0.3)
+    assert beyond_summaries.summary_table(missing) is missing and beyond_summaries.benchmark_minutes(missing) is missing
+    assert users_guide_summaries.claim_values(missing, None) is missing
+    assert optimization_summaries.part(missing, "adam") is missing and optimization_summaries.part({"adam": 1}, "adam") == 1
+    assert optimization_summaries.claim_values({}, {"x2": missing}, {}) is missing
+    values = introduction_summaries.claim_values(missing, missing, missing, 3)
+    assert set(values) == {"C1.1", "C1.2", "C1.3", "C1.4"} and all(v is missing for v in values.values())
+    assert set(introduction_summaries.decomposition_numbers(missing, 3)) == set(introduction_summaries.DECOMPOSITION_KEYS)

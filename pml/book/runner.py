@@ -634,7 +634,7 @@ def _mark_not_computed(nb) -> list[str]:
             return m.group(0)
         marked.append(key)
         what = "Figure" if m.group(1) == "figure" else "Table"
-        reason = str(values[key]).strip("()") if key in values else "its steps are not in the results store"
+        reason = str(values[key])[1:-1] if key in values else "its steps are not in the results store"
         return f"*{what} `{key}`: {reason}.*"
 
     for cell in nb.cells:
