@@ -87,7 +87,8 @@ def _cmd_run(args) -> int:
             _precompute([stem], args.profile, overrides, client, execution)
         result = runner.run_chapter(stem, args.profile, overrides, stored=args.stored, **execution)
     run = result.run or result.profile
-    print(f"chapter {result.chapter} ({run}) executed in {result.seconds:.1f} s")
+    stored = " from stored results only (nothing computed)" if args.stored else ""
+    print(f"chapter {result.chapter} ({run}) executed{stored} in {result.seconds:.1f} s")
     if result.overrides:
         print(f"  with overrides: {context.describe_overrides(result.overrides)} (outputs under {run}/; "
               f"the {result.profile} profile's outputs are unchanged)")
