@@ -55,12 +55,14 @@ from pml.fitting.methods import (
     INNER_FRACTION,
     METHODS,
     SVD_BYTES,
+    TORCH_METHODS,
     check_method_fits,
     inner_split,
     predictor_of,
     progress_bar,
     run_method,
     transformed,
+    warm_up_torch,
 )
 from pml.fitting.transforms import IDENTITY, Transform, label
 from pml.threads import limit_threads
@@ -222,10 +224,10 @@ def memory_plan(n: int, d: int, n_train: int, *, time_limit: float | None = None
     return MemoryPlan(int(n), int(d), data, work, data + min(need, work), avail)
 
 
-def timed_options(spec, seconds: float, max_bytes: int | None = None, predict_rows: int = 0,
-                  options: dict | None = None) -> dict:
+def timed_options(spec, seconds: float, max_bytes: int | None = None, predict_rows: int = 0) -> dict:
     """The options that make ``spec`` stop within ``seconds`` (and hold its matrices within ``max_bytes``): its
-    ``time_limit`` (per stage for ``lm-multistage``), ``max_bytes`` and the kernel's ``predict_rows``, those it has.
+    ``time_limit`` (``lm-multistage``: its ``time_budget`` for all stages; its ``time_limit`` is per stage),
+    ``max_bytes`` and the kernel's ``predict_rows``, those it has.
 
     Parameters
     ----------
@@ -237,8 +239,6 @@ def timed_options(spec, seconds: float, max_bytes: int | None = None, predict_ro
         Its memory bound.
     predict_rows : int, optional
         Rows predicted after the fit (their time counts in the kernel's limit).
-    options : dict, optional
-        The options given besides (``n_stages`` of ``lm-multistage``).
 
     Returns
     -------
@@ -246,13 +246,11 @@ def timed_options(spec, seconds: float, max_bytes: int | None = None, predict_ro
         Options for :func:`pml.fitting.methods.run_method`.
     """
     out: dict = {}
-    if "time_limit" in spec.options:
-        try:  # lm-multistage's limit is per stage
-            stages = max(1, int({**spec.options, **(options or {})}["n_stages"])) if spec.name == "lm-multistage" \
-                else 1
-        except (TypeError, ValueError):  # a bad n_stages is the method's to refuse
-            stages = 1
-        out["time_limit"] = max(float(seconds), 1e-3) / stages
+    seconds = max(float(seconds), 1e-3)
+    if "time_budget" in spec.options:
+        out["time_budget"] = seconds
+    elif "time_limit" in spec.options:
+        out["time_limit"] = seconds
     if max_bytes is not None and "max_bytes" in spec.options:
         out["max_bytes"] = int(max_bytes)
     if predict_rows and "predict_rows" in spec.options:
@@ -395,6 +393,8 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
                 check_method_fits(spec, itr.size, d, " (inner split for comparing candidates)")
                 if name in BUDGETED and limited and not reserve["refit"]:  # keep time for a cheap winner's refit
                     reserve["refit"] = min(REFIT_SHARE * time_limit, refit_seconds(n))
+                if limited and name in TORCH_METHODS and left() > _MIN_SECONDS:
+                    warm_up_torch(name)  # imports (seconds): before this candidate's share is measured out
                 screen = name == names[0] and len(transforms) > 1
                 if screen:  # the first candidate's runs share SCREEN_SHARE of the limit
                     runs = sum(1 for m, _ in plan[i:] if m == names[0])

@@ -67,11 +67,13 @@ from pml.fitting.checks import (
 from pml.fitting.methods import (
     MAX_SELECTION_ROWS,
     METHODS,
+    TORCH_METHODS,
     check_method_fits,
     method_names,
     method_spec,
     predictor_of,
     run_method,
+    warm_up_torch,
 )
 from pml.fitting.model import FittedModel
 from pml.fitting.report import PrecisionReport, diagnose, float64_floor
@@ -242,6 +244,8 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         raise FitError(memory.refusal)
     if memory.large:
         print(f"pml: note: {memory.note()}", file=sys.stderr)
+    if limited and method in TORCH_METHODS:
+        warm_up_torch(method)  # seconds of imports: spent before the time left is given to the method
 
     def seconds_left(share: float = 1.0) -> float:
         """Seconds of the limit left for a part that may take ``share`` of what is left (less the end reserve)."""
@@ -253,7 +257,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         np.random.default_rng([seed, 41]).choice(tr, TRAIN_ERROR_ROWS, replace=False))
     n_predict = int(scored.size + va.size)
     if limited and method != "auto":
-        for k, v in timed_options(spec, seconds_left(search_share), memory.work, n_predict, options).items():
+        for k, v in timed_options(spec, seconds_left(search_share), memory.work, n_predict).items():
             options.setdefault(k, v)
     sampling: dict = {}
 
@@ -282,6 +286,8 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
             chosen = usable[0]
             candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
             if limited and chosen in TIMED:
+                if chosen in TORCH_METHODS:
+                    warm_up_torch(chosen)
                 options = timed_options(METHODS[chosen], seconds_left(search_share), memory.work, n_predict)
         elif d >= 3:  # within the time budget, cheapest first, under transforms (pml.fitting.budget)
             tried_transforms = [transform] if transform is not None else admissible(X, y)
@@ -338,7 +344,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     refitted = bool(refit and va.size)
     if refitted and limited:  # the refit takes what is left of the limit
         if spec.name in TIMED and seconds_left() >= 1.0:
-            opts = {**options, **timed_options(spec, seconds_left(), memory.work, n, options)}
+            opts = {**options, **timed_options(spec, seconds_left(), memory.work, n)}
             fitted = run_method(spec, X, y, seed, progress, opts, of_params(fitted.params))
             predict = (lambda f: lambda Q: _predict_in_chunks(f, Q))(predictor_of(spec, fitted))
             check_predictions(predict(X), "the rows (refit on all rows)")

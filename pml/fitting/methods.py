@@ -153,6 +153,24 @@ def seconds_per_flop() -> float:
     return sorted(times[1:])[2] / svd_flops(1000, 200)
 
 
+TORCH_METHODS = ("readout", "deep-lm", "lm-multistage", "adam-tanh", "adam-relu")
+
+
+JACOBIAN_METHODS = ("deep-lm", "lm-multistage")  # the methods that take per-sample Jacobians (torch.func)
+
+
+def warm_up_torch(method: str) -> None:
+    """Import torch for ``method`` (one of ``TORCH_METHODS``), and for the Levenberg-Marquardt methods take one
+    tiny per-sample Jacobian: the first in a process imports torch's compiler stack. Seconds on a loaded machine,
+    which a time limit should meet before it shares out the time left, not inside the method's share."""
+    import torch
+
+    if method in JACOBIAN_METHODS:
+        from torch.func import jacrev, vmap
+
+        vmap(jacrev(lambda w, x: torch.tanh(w * x).sum()), in_dims=(None, 0))(torch.ones(2), torch.ones(3, 2))
+
+
 # -- poly
 def _poly_flops(rows: int, cols: int, d: int) -> float:
     return svd_flops(rows, cols) + 60.0 * rows * cols * d  # the solve, building the basis and predicting with it
@@ -160,9 +178,9 @@ def _poly_flops(rows: int, cols: int, d: int) -> float:
 
 def _fit_poly(X, y, *, seed, progress, max_degree=None, rcond=1e-15, patience=4, max_coefficients=2000,
               time_limit=None, max_bytes=None):
+    t0 = time.perf_counter()  # (the import counts in the time limit)
     from pml.approx.classical import PolynomialLSQ
 
-    t0 = time.perf_counter()
     n, d = X.shape
     box = _box(X)
     tr, va = inner_split(n, seed)
@@ -260,9 +278,9 @@ def _readout_flops(rows: int, units: int, d: int, combos: int) -> float:
 
 def _fit_readout(X, y, *, seed, progress, n_units=None, scales=(0.1, 0.3, 1.0),
                  rconds=(1e-12, 1e-13, 1e-14, 1e-15, 1e-16), time_limit=None, max_bytes=None):
+    t0 = time.perf_counter()  # (the import counts in the time limit)
     from pml.nn import readout
 
-    t0 = time.perf_counter()
     n, d = X.shape
     box = _box(X)
     if d == 1:
@@ -447,25 +465,44 @@ def _fit_deep(X, y, *, seed, progress, depths=(3, 4), n_stages=2, params_per_row
 
 # -- LM multi-stage networks
 def _fit_lm(X, y, *, seed, progress, n_stages=2, width=None, depth=2, max_iter=None, time_limit=60.0,
-            init_scale=None):
+            init_scale=None, time_budget=None):
     from pml.nn import multistage
 
+    t0 = time.perf_counter()
     n, d = X.shape
     width = width or {1: 20, 2: 40}.get(d, 60)
     max_iter = list(max_iter) if max_iter is not None else ([300, 600] if d <= 2 else [100, 300])
     if len(max_iter) < n_stages:
         max_iter = max_iter + [max_iter[-1]] * (n_stages - len(max_iter))
     init_scale = init_scale if init_scale is not None else {1: 1.0, 2: 0.3}.get(d, 0.1)
+    box, sub = _box(X), ""
+    deadline = None
+    if time_budget is not None:  # seconds for the whole fit: stages, frequency estimates and the rest
+        deadline = t0 + float(time_budget)
+        if int(n_stages) > 1:  # each later stage starts from a frequency estimate whose cost grows with the rows
+            probe = min(n, 200)
+            start = time.perf_counter()
+            multistage.dominant_frequency(X[:probe], y[:probe], seed=seed)
+            per_row = (time.perf_counter() - start) / probe
+            rows = max(int(0.25 * float(time_budget) / ((int(n_stages) - 1) * max(per_row, 1e-9))), 10 * (d + 2))
+            if rows < n:
+                keep = np.sort(np.random.default_rng([seed, 43]).choice(n, rows, replace=False))
+                X, y = X[keep], y[keep]
+                sub = f"; fitted to a seeded subsample of {rows} of the {n} rows (the time limit)"
+        time_limit = max((deadline - time.perf_counter()) / int(n_stages), 1e-3)  # per stage
     bar = progress_bar(progress, int(sum(max_iter[:n_stages])), "lm-multistage: LM iterations")
+    last = {"time": time.perf_counter()}
 
     def tick(row):
         bar.update(1)
-        return False
+        now = time.perf_counter()  # stop before an iteration that would end past the deadline (the last one's
+        took, last["time"] = now - last["time"], now  # duration predicts the next's)
+        return deadline is not None and now + took > deadline
 
     trainers = [multistage.default_trainer(int(it), time_limit=time_limit, callback=tick) for it in max_iter[:n_stages]]
     try:
         res = multistage.fit(X, y, n_stages=int(n_stages), width=width, depth=int(depth), trainer=trainers,
-                             ranges=_box(X), init_scale=float(init_scale), seed=seed)
+                             ranges=box, init_scale=float(init_scale), seed=seed)
     finally:
         bar.close()
     layers = _layers_of(res.network())
@@ -474,7 +511,7 @@ def _fit_lm(X, y, *, seed, progress, n_stages=2, width=None, depth=2, max_iter=N
     return Fitted(_layers_state(layers), {"activation": "tanh"},
                    f"{len(res.stages)} boosted [{d}, {width}, 1]-stage tanh networks (depth {depth}) trained by "
                    f"Levenberg-Marquardt, merged into one network with {sum(W.size + b.size for W, b in layers)} "
-                   f"parameters; {stages}")
+                   f"parameters; {stages}{sub}")
 
 
 # -- Adam MLPs
@@ -531,7 +568,8 @@ METHODS: dict[str, MethodSpec] = {
     "lm-multistage": MethodSpec("lm-multistage", "trained",
                                 "boosted tanh networks trained by Levenberg-Marquardt, merged", _fit_lm,
                                 _mlp_predictor, {"n_stages": 2, "width": None, "depth": 2, "max_iter": None,
-                                                 "time_limit": 60.0, "init_scale": None}, lambda d: 10),
+                                                 "time_limit": 60.0, "init_scale": None, "time_budget": None},
+                                lambda d: 10),
     "adam-tanh": MethodSpec("adam-tanh", "trained", "tanh MLP trained with Adam", _fit_adam("tanh"),
                             _mlp_predictor, {"width": 64, "depth": 3, "n_steps": 5000, "lr": 1e-3}, lambda d: 10),
     "adam-relu": MethodSpec("adam-relu", "trained", "ReLU MLP trained with Adam", _fit_adam("relu"),
