@@ -400,7 +400,8 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
     search_end = end = cost = None
     if time_limit is not None:  # the validation solves and the final solve get their shares: fewer rows if need be
         cost = _SolveCost.measure(kernels[0], Z[tr[:_PROBE_ROWS]], t[tr[:_PROBE_ROWS]], nuggets[-1])
-        n_checks = len(kernels) * int(n_restarts) + len(nuggets) - 1
+        # validation solves to plan for: a few starts (a short limit cuts the others) and the nuggets
+        n_checks = min(len(kernels) * int(n_restarts), 3) + len(nuggets) - 1
         sel = tr.size
         while sel > 10 and n_checks * cost.validate(sel, va.size) > SELECT_SHARE * time_limit:
             sel = int(0.9 * sel)
