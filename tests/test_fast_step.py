@@ -54,6 +54,7 @@ def _check_against_autograd(kernel, d, width, depth, act, S, B, seed=0):
     ref_loss, ref_grads = _autograd(model, X, y)
     step = fast_step.FastStep(model, kernel, chunk_points=97 if kernel == "torch" else None)
     assert step.kernel == kernel
+    np.testing.assert_allclose(step.mse(X, y).numpy(), ref_loss.numpy(), rtol=TOL, atol=0)  # forward only
     loss = step(X, y)
     assert not loss.requires_grad
     np.testing.assert_allclose(loss.numpy(), ref_loss.numpy(), rtol=TOL, atol=0)
@@ -120,6 +121,20 @@ def test_compiled_kernel_reads_strided_batches():
     grads = [p.grad.clone() for p in model.parameters()]
     assert torch.equal(step(X[:, 100:300].contiguous(), y[:, 100:300].contiguous()), loss)
     assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+
+
+@pytest.mark.parametrize("kernel", ["compiled", "torch"])
+def test_mse_of_a_shared_test_set(kernel):
+    """A test set shared by all members arrives broadcast (member stride 0); the forward-only MSE reads it as is."""
+    if kernel == "compiled":
+        _compiled_or_skip()
+    model = networks.BatchedMLP(3, 45, 2, "tanh", seeds=range(3))
+    X = torch.randn(700, 3, dtype=torch.float64)
+    y = torch.randn(700, dtype=torch.float64)
+    with torch.no_grad():
+        ref = ((model(X.expand(3, -1, -1)).squeeze(-1) - y) ** 2).mean(dim=1)
+    got = fast_step.FastStep(model, kernel).mse(X.expand(3, -1, -1), y.expand(3, -1))
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=TOL)
 
 
 def test_kernel_tanh_is_accurate():

@@ -116,10 +116,10 @@ int64_t groups_for(int64_t B) {
 // One group of points of one member. w: the member's padded parameters [W1T (d x Wp), b1 (Wp), w2 (Wp)];
 // acc: the group's accumulators [gW1T (d x Wp), gb1 (Wp), gw2 (Wp), gb2, sum of squared residuals].
 // scratch: P x Wp activations (tanh only: ReLU recomputes them in pass B), then P x PML_LANES output partial sums,
-// then P gradients of the outputs.
+// then P gradients of the outputs. backward = false: the squared residuals only (pass A).
 template <int ACT, int DT>
 void group_step(const double* X, const double* y, int64_t d_rt, int64_t begin, int64_t end, int64_t Wp,
-                const double* w, double b2, double scale, double* acc, double* scratch, int64_t P) {
+                const double* w, double b2, double scale, double* acc, double* scratch, int64_t P, bool backward) {
   const int64_t d = DT > 0 ? DT : d_rt;
   const double* w1t = w;
   const double* b1 = w + d * Wp;
@@ -128,7 +128,7 @@ void group_step(const double* X, const double* y, int64_t d_rt, int64_t begin, i
   double* gb1 = acc + d * Wp;
   double* gw2 = gb1 + Wp;
   double* A = scratch;
-  double* outp = scratch + (ACT == TANH ? P * Wp : 0);
+  double* outp = scratch + (ACT == TANH && backward ? P * Wp : 0);  // the layout of dense2_impl's scratch
   double* g = outp + P * PML_LANES;
   double gb2 = acc[(d + 2) * Wp];
   double sse = acc[(d + 2) * Wp + 1];
@@ -148,16 +148,19 @@ void group_step(const double* X, const double* y, int64_t d_rt, int64_t begin, i
         vec z = bj;
         for (int64_t k = 0; k < d; ++k) z = vfma(wk[k], vset1(x[k]), z);
         const vec a = ACT == TANH ? vtanh(z) : vrelu(z);
-        if (ACT == TANH) vstore(A + p * Wp + j, a);
+        if (ACT == TANH && backward) vstore(A + p * Wp + j, a);
         vstore(outp + p * PML_LANES, vfma(w2j, a, vload(outp + p * PML_LANES)));
       }
     }
     for (int64_t p = 0; p < np; ++p) {
       const double r = (hsum(vload(outp + p * PML_LANES)) + b2) - y[p0 + p];
       sse += r * r;
-      g[p] = scale * r;  // d(mean of r^2)/d(output) = 2 r / B
-      gb2 += g[p];
+      if (backward) {
+        g[p] = scale * r;  // d(mean of r^2)/d(output) = 2 r / B
+        gb2 += g[p];
+      }
     }
+    if (!backward) continue;
     // pass B: the block's gradient terms, point after point, into the group's accumulators
     vec bj = vset1(0.0);
     for (int64_t j = 0; j < Wp; j += PML_LANES) {
@@ -197,13 +200,14 @@ void group_step(const double* X, const double* y, int64_t d_rt, int64_t begin, i
 
 template <int ACT>
 void group_dispatch(int64_t d, const double* X, const double* y, int64_t begin, int64_t end, int64_t Wp,
-                    const double* w, double b2, double scale, double* acc, double* scratch, int64_t P) {
+                    const double* w, double b2, double scale, double* acc, double* scratch, int64_t P,
+                    bool backward) {
   switch (d) {
 #define PML_CASE(D) \
-  case D: return group_step<ACT, D>(X, y, d, begin, end, Wp, w, b2, scale, acc, scratch, P);
+  case D: return group_step<ACT, D>(X, y, d, begin, end, Wp, w, b2, scale, acc, scratch, P, backward);
     PML_CASE(1) PML_CASE(2) PML_CASE(3) PML_CASE(4) PML_CASE(5) PML_CASE(6) PML_CASE(7) PML_CASE(8)
 #undef PML_CASE
-    default: return group_step<ACT, 0>(X, y, d, begin, end, Wp, w, b2, scale, acc, scratch, P);
+    default: return group_step<ACT, 0>(X, y, d, begin, end, Wp, w, b2, scale, acc, scratch, P, backward);
   }
 }
 
@@ -213,14 +217,15 @@ void check_f64_cpu(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kDouble, name, " must be a float64 CPU tensor");
 }
 
-// Loss and gradients of S members [d -> W -> 1] on a batch X (S, B, d), y (S, B); writes gW1 (S, W, d), gb1 (S, W),
-// gW2 (S, 1, W), gb2 (S, 1) and loss (S,) (the batch MSE). ws: three float64 tensors kept between calls (resized).
-void dense2_step(const at::Tensor& X, const at::Tensor& y, const at::Tensor& W1, const at::Tensor& b1,
-                 const at::Tensor& W2, const at::Tensor& b2, at::Tensor& gW1, at::Tensor& gb1, at::Tensor& gW2,
-                 at::Tensor& gb2, at::Tensor& loss, std::vector<at::Tensor> ws, int64_t activation, int64_t block) {
+// Loss and gradients of S members [d -> W -> 1] on a batch X (S, B, d), y (S, B); writes loss (S,) (the batch MSE)
+// and, with grads = {gW1 (S, W, d), gb1 (S, W), gW2 (S, 1, W), gb2 (S, 1)}, the gradients of the summed losses.
+// ws: three float64 tensors kept between calls (resized).
+void dense2_impl(const at::Tensor& X, const at::Tensor& y, const at::Tensor& W1, const at::Tensor& b1,
+                 const at::Tensor& W2, const at::Tensor& b2, at::Tensor* grads, at::Tensor& loss,
+                 std::vector<at::Tensor>& ws, int64_t activation, int64_t block) {
+  const bool backward = grads != nullptr;
   for (const auto& [t, name] : std::initializer_list<std::pair<const at::Tensor*, const char*>>{
-           {&X, "X"}, {&y, "y"}, {&W1, "W1"}, {&b1, "b1"}, {&W2, "W2"}, {&b2, "b2"}, {&gW1, "gW1"}, {&gb1, "gb1"},
-           {&gW2, "gW2"}, {&gb2, "gb2"}, {&loss, "loss"}})
+           {&X, "X"}, {&y, "y"}, {&W1, "W1"}, {&b1, "b1"}, {&W2, "W2"}, {&b2, "b2"}, {&loss, "loss"}})
     check_f64_cpu(*t, name);
   TORCH_CHECK(activation == TANH || activation == RELU, "activation must be 0 (tanh) or 1 (relu)");
   TORCH_CHECK(ws.size() == 3, "ws must hold three tensors");
@@ -229,19 +234,26 @@ void dense2_step(const at::Tensor& X, const at::Tensor& y, const at::Tensor& W1,
   TORCH_CHECK(B > 0 && d >= 1 && d <= MAX_DIM, "need B > 0 and 1 <= d <= ", MAX_DIM);
   TORCH_CHECK(y.dim() == 2 && y.size(0) == S && y.size(1) == B && y.stride(1) == 1, "y must be (S, B), contiguous rows");
   const int64_t W = W1.size(1);
-  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&W1, &b1, &W2, &b2, &gW1, &gb1, &gW2, &gb2, &loss})
-    TORCH_CHECK(t->is_contiguous(), "parameters, gradients and loss must be contiguous");
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&W1, &b1, &W2, &b2, &loss})
+    TORCH_CHECK(t->is_contiguous(), "parameters and loss must be contiguous");
   TORCH_CHECK(W1.sizes() == at::IntArrayRef({S, W, d}) && b1.sizes() == at::IntArrayRef({S, W}) &&
                   W2.sizes() == at::IntArrayRef({S, 1, W}) && b2.sizes() == at::IntArrayRef({S, 1}),
               "parameter shapes must be (S, W, d), (S, W), (S, 1, W), (S, 1)");
-  TORCH_CHECK(gW1.sizes() == W1.sizes() && gb1.sizes() == b1.sizes() && gW2.sizes() == W2.sizes() &&
-                  gb2.sizes() == b2.sizes() && loss.numel() == S, "gradient shapes must match the parameters");
+  TORCH_CHECK(loss.numel() == S, "loss must have S elements");
+  if (backward) {
+    const at::Tensor* params[4] = {&W1, &b1, &W2, &b2};
+    for (int i = 0; i < 4; ++i) {
+      check_f64_cpu(grads[i], "a gradient");
+      TORCH_CHECK(grads[i].is_contiguous() && grads[i].sizes() == params[i]->sizes(),
+                  "gradients must be contiguous and shaped like the parameters");
+    }
+  }
   const int64_t Wp = padded(W);
   const int64_t P = std::max<int64_t>(1, block);
   const int64_t G = groups_for(B);
   const int64_t nw = (d + 2) * Wp;       // padded parameters of one member
   const int64_t na = (d + 2) * Wp + 2;   // accumulators of one group
-  const int64_t ns = (activation == TANH ? P * Wp : 0) + P * PML_LANES + P;  // scratch of one thread
+  const int64_t ns = (activation == TANH && backward ? P * Wp : 0) + P * PML_LANES + P;  // scratch of one thread
   const int64_t T = std::max<int64_t>(1, at::get_num_threads());
   at::Tensor& wpad = ws[0];
   at::Tensor& acc = ws[1];
@@ -280,17 +292,28 @@ void dense2_step(const at::Tensor& X, const at::Tensor& y, const at::Tensor& W1,
       const double* Xs = Xp + s * sx;
       const double* ys = yp + s * sy;
       if (activation == TANH)
-        group_dispatch<TANH>(d, Xs, ys, begin, end, Wp, wp + s * nw, b2p[s], scale, ap + item * na, mine, P);
+        group_dispatch<TANH>(d, Xs, ys, begin, end, Wp, wp + s * nw, b2p[s], scale, ap + item * na, mine, P,
+                             backward);
       else
-        group_dispatch<RELU>(d, Xs, ys, begin, end, Wp, wp + s * nw, b2p[s], scale, ap + item * na, mine, P);
+        group_dispatch<RELU>(d, Xs, ys, begin, end, Wp, wp + s * nw, b2p[s], scale, ap + item * na, mine, P,
+                             backward);
     }
   });
   // reduce the groups in group order and write the gradients in the parameters' layout
-  double* gW1p = gW1.data_ptr<double>();
-  double* gb1q = gb1.data_ptr<double>();
-  double* gW2p = gW2.data_ptr<double>();
-  double* gb2q = gb2.data_ptr<double>();
   double* lossp = loss.data_ptr<double>();
+  if (!backward) {
+    for (int64_t s = 0; s < S; ++s) {
+      const double* a0 = ap + s * G * na;
+      double sse = a0[(d + 2) * Wp + 1];
+      for (int64_t gi = 1; gi < G; ++gi) sse += a0[gi * na + (d + 2) * Wp + 1];
+      lossp[s] = sse / static_cast<double>(B);
+    }
+    return;
+  }
+  double* gW1p = grads[0].data_ptr<double>();
+  double* gb1q = grads[1].data_ptr<double>();
+  double* gW2p = grads[2].data_ptr<double>();
+  double* gb2q = grads[3].data_ptr<double>();
   const int64_t chunk = 256;
   const int64_t nchunks = (W + chunk - 1) / chunk;
   at::parallel_for(0, S * nchunks, 1, [&](int64_t first, int64_t last) {
@@ -325,6 +348,20 @@ void dense2_step(const at::Tensor& X, const at::Tensor& y, const at::Tensor& W1,
   }
 }
 
+void dense2_step(const at::Tensor& X, const at::Tensor& y, const at::Tensor& W1, const at::Tensor& b1,
+                 const at::Tensor& W2, const at::Tensor& b2, at::Tensor& gW1, at::Tensor& gb1, at::Tensor& gW2,
+                 at::Tensor& gb2, at::Tensor& loss, std::vector<at::Tensor> ws, int64_t activation, int64_t block) {
+  at::Tensor grads[4] = {gW1, gb1, gW2, gb2};
+  dense2_impl(X, y, W1, b1, W2, b2, grads, loss, ws, activation, block);
+}
+
+// The per-member MSE only (a forward pass, e.g. of a test set: no array of all points x units either).
+void dense2_mse(const at::Tensor& X, const at::Tensor& y, const at::Tensor& W1, const at::Tensor& b1,
+                const at::Tensor& W2, const at::Tensor& b2, at::Tensor& loss, std::vector<at::Tensor> ws,
+                int64_t activation, int64_t block) {
+  dense2_impl(X, y, W1, b1, W2, b2, nullptr, loss, ws, activation, block);
+}
+
 // Elementwise tanh with the kernel's own tanh (for the accuracy test and the benchmark's limit).
 void tanh_inplace(at::Tensor& x) {
   check_f64_cpu(x, "x");
@@ -352,6 +389,7 @@ std::map<std::string, std::string> info() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dense2_step", &dense2_step, "fused float64 MSE step of S dense one-hidden-layer MLPs");
+  m.def("dense2_mse", &dense2_mse, "per-member MSE of S dense one-hidden-layer MLPs (forward only)");
   m.def("tanh_", &tanh_inplace, "in-place tanh with the kernel's tanh");
   m.def("info", &info, "how the kernel was built");
 }

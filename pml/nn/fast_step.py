@@ -59,7 +59,7 @@ KERNELS = ("compiled", "torch")
 SOURCE = Path(__file__).with_name("fast_step.cpp")
 # sha256 of fast_step.cpp (first 16 hex digits): the kernel's source is not Python, so this line ties it to this
 # module's source and through it to the key of every task that trains with it (a test checks that it is current).
-KERNEL_DIGEST = "a52a3ca4166b616f"
+KERNEL_DIGEST = "d02b081376a32de3"
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -337,7 +337,27 @@ class FastStep:
             p.grad = g.view(p.shape)
         return loss
 
-    def _compiled(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def mse(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The (S,) MSE of each member on (X, y) without gradients (a forward pass through the same workspace).
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            (S, n, d) inputs.
+        y : torch.Tensor
+            (S, n) targets.
+
+        Returns
+        -------
+        torch.Tensor
+            (S,) mean squared residuals.
+        """
+        with torch.no_grad():
+            if self.kernel == "compiled":
+                return self._compiled(X, y, backward=False)
+            return self._torch(X, y, backward=False)
+
+    def _compiled(self, X: torch.Tensor, y: torch.Tensor, backward: bool = True) -> torch.Tensor:
         if X.stride(2) != 1 or X.stride(1) != X.shape[2]:
             X = X.contiguous()
         if y.stride(1) != 1:
@@ -345,13 +365,17 @@ class FastStep:
         loss = torch.empty(self.n_members, dtype=torch.float64)
         W1, W2 = (w if w.is_contiguous() else w.contiguous() for w in self.weights)
         b1, b2 = (b if b.is_contiguous() else b.contiguous() for b in self.biases)
-        compiled_kernel().dense2_step(X, y, W1, b1, W2, b2, self.grad_w[0], self.grad_b[0], self.grad_w[1],
-                                      self.grad_b[1], loss, self._ws, _ACT_CODE[self.activation], self.block_points)
+        act = _ACT_CODE[self.activation]
+        if backward:
+            compiled_kernel().dense2_step(X, y, W1, b1, W2, b2, self.grad_w[0], self.grad_b[0], self.grad_w[1],
+                                          self.grad_b[1], loss, self._ws, act, self.block_points)
+        else:
+            compiled_kernel().dense2_mse(X, y, W1, b1, W2, b2, loss, self._ws, act, self.block_points)
         return loss
 
     def _buffers(self, chunk: int, dtype, device) -> dict:
-        """The torch kernel's workspace for chunks of ``chunk`` points (allocated once, kept)."""
-        if self._bufs.get("chunk") != chunk:
+        """The torch kernel's workspace for chunks of up to ``chunk`` points (allocated once, grown when needed)."""
+        if self._bufs.get("chunk", 0) < chunk:
             S = self.n_members
             widths = [w.shape[1] for w in self.weights[:-1]]
             kw = dict(dtype=dtype, device=device)
@@ -361,15 +385,16 @@ class FastStep:
                           "colsum": torch.empty(S * max(widths), **kw)}
         return self._bufs
 
-    def _torch(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _torch(self, X: torch.Tensor, y: torch.Tensor, backward: bool = True) -> torch.Tensor:
         S, B, _ = X.shape
         weights, biases = self.weights, self.biases
         widths = [w.shape[1] for w in weights[:-1]]
         chunk = self.chunk_points or max(64, min(8192, (1 << 19) // max(widths)))  # GEMMs want K >= ~500
         chunk = min(chunk, B)
         buf = self._buffers(chunk, X.dtype, X.device)
-        for g in self._grads:
-            g.zero_()
+        if backward:
+            for g in self._grads:
+                g.zero_()
         sse = torch.zeros(S, dtype=X.dtype, device=X.device)
         scale = 2.0 / B
         tanh = self.activation == "tanh"
@@ -394,6 +419,8 @@ class FastStep:
             sq = buf["sq"][:S * n].view(S, n)
             torch.mul(r2, r2, out=sq)
             sse.add_(sq.sum(dim=1))
+            if not backward:
+                continue
             r.mul_(scale)  # the gradient of the batch MSE with respect to each output
             self.grad_w[last].baddbmm_(r.transpose(1, 2), hs[-1])
             self.grad_b[last].add_(r.sum(dim=1))

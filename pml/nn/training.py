@@ -337,8 +337,6 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
     """Train; X_* have shape (S, n, d), y_* (S, n); forward maps (S, b, d) -> (S, b)."""
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    kernel = fast_step.choose_kernel(model, cfg.step_impl)
-    fast = fast_step.FastStep(model, kernel) if kernel != "autograd" else None
     S, n, d = X_train.shape
     if n == 0 or X_test.shape[1] == 0:
         raise ValueError("need at least one training and one test point")
@@ -357,7 +355,12 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
     n_test = X_test.shape[1]
     chunk = cfg.eval_chunk_size if cfg.eval_chunk_size > 0 else n_test
 
+    kernel = fast_step.choose_kernel(model, cfg.step_impl)
+    fast = fast_step.FastStep(model, kernel) if kernel != "autograd" else None
+
     def test_rmse() -> torch.Tensor:
+        if fast is not None:  # the same forward pass through the kernel's workspace (no fresh test-size arrays)
+            return torch.sqrt(fast.mse(X_test, y_test))
         with torch.no_grad():
             sse = sum(((forward(X_test[:, i:i + chunk]) - y_test[:, i:i + chunk]) ** 2).sum(dim=1)
                       for i in range(0, n_test, chunk))
