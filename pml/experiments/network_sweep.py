@@ -22,7 +22,8 @@ member, the points of the step times the parameters N (matrix products, multiply
 (elementwise work, which dominates for wide shallow networks), with constants per step kernel measured on one core
 of the machine that built the book (``pml bench step``): autograd and the torch kernel pass over the batch three
 times (``3 min(|D|, B)`` points), the compiled kernel's cost is per unit and point of the batch (tanh or ReLU); the
-test set every ``log_every`` steps is a forward pass of each.
+test set every ``log_every`` steps is a forward pass through the same kernel (counted as one pass, or for the
+compiled kernel as one fused step: an upper bound).
 """
 
 from __future__ import annotations
@@ -125,16 +126,15 @@ def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int 
     if kernel not in STEP_KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; valid: {list(STEP_KERNELS)}")
     batch = min(int(n_train), int(batch_size))
-    test = n_test / test_every  # a forward pass (torch, outside the kernels)
-    per_member = (MEMBER_OVERHEAD_S + modules * MODULE_OVERHEAD_S
-                  + (SECONDS_PER_MAC * n_params + SECONDS_PER_ACTIVATION * hidden) * test)
-    if kernel == "compiled":
+    test = n_test / test_every  # test points per step: a forward pass through the same kernel
+    per_member = MEMBER_OVERHEAD_S + modules * MODULE_OVERHEAD_S
+    if kernel == "compiled":  # a forward pass costs at most a fused step (tanh: about the same; ReLU: less)
         per_member += (COMPILED_SECONDS_PER_MAC[activation] * n_params
-                       + COMPILED_SECONDS_PER_UNIT[activation] * hidden) * batch
+                       + COMPILED_SECONDS_PER_UNIT[activation] * hidden) * (batch + test)
     elif kernel == "torch":
-        per_member += (TORCH_SECONDS_PER_MAC * n_params + TORCH_SECONDS_PER_ACTIVATION * hidden) * 3 * batch
+        per_member += (TORCH_SECONDS_PER_MAC * n_params + TORCH_SECONDS_PER_ACTIVATION * hidden) * (3 * batch + test)
     else:
-        per_member += (SECONDS_PER_MAC * n_params + SECONDS_PER_ACTIVATION * hidden) * 3 * batch
+        per_member += (SECONDS_PER_MAC * n_params + SECONDS_PER_ACTIVATION * hidden) * (3 * batch + test)
     return float(STEP_OVERHEAD_S + members * per_member)
 
 
