@@ -243,7 +243,7 @@ def timed_options(spec, seconds: float, max_bytes: int | None = None, predict_ro
     Returns
     -------
     dict
-        Options for :func:`pml.fitting.methods.run_method`.
+        Options for ``pml.fitting.methods.run_method``.
     """
     out: dict = {}
     seconds = max(float(seconds), 1e-3)
