@@ -22,8 +22,8 @@ candidate is within ``stop_below`` (``fit``: 100 times the float64 floor):
 The time limit is a limit on everything (:func:`pml.fitting.fit` promises the wall time of the limit plus 10%):
 
 * **screening subsample**: with a limit, the candidates are compared on at most :func:`screen_rows` inner-fit rows
-  (about 150 per second of the limit) and a quarter as many inner validation rows, seeded subsamples that the
-  precision report names;
+  (about 75 per second of the limit) and a quarter as many inner validation rows (at least 2,000), seeded subsamples
+  that the precision report names;
 * **every candidate stops in time**: the polynomial's degree search stops before a degree whose modelled cost would
   end past its share, the readout network's hidden layer is cut to what its share allows, the kernel's final solve
   uses as many rows as fit in its share, and the deep network is narrowed until its Levenberg-Marquardt iterations
@@ -33,7 +33,8 @@ The time limit is a limit on everything (:func:`pml.fitting.fit` promises the wa
 * **bounded refit**: a ``poly`` or ``readout`` winner is refitted on as many training rows as the time left allows
   (from its own screening time, linear in the rows; ``REFIT_SHARE`` of the limit is kept for it while the costly
   candidates run), a seeded subsample where that is fewer than all;
-* ``_RESERVE`` of the limit is kept for the predictions on every row and the report.
+* 5% of the limit is kept for the predictions and the report; the imports of the network candidates (torch: seconds
+  on a loaded machine) are made before their share is measured out.
 
 Memory (:func:`memory_plan`): the data's copies in :func:`pml.fitting.fit` and, with a time limit, at most
 ``WORK_BYTES`` (or half the memory left) for the candidates' matrices; a fit whose data alone would not fit in the
