@@ -8,6 +8,10 @@ few repeats, interleaved (the machine may be shared). The limits of the same mac
 GEMM rate (the matrix products of deep networks) and the cost of one float64 tanh (torch's, and the compiled
 kernel's).
 
+For deep and modular networks the matrix products alone (forward and both gradients of every layer, on
+preallocated arrays) are timed as well: row ``matmuls``, the floor of any step that uses the same BLAS, so its ratio
+is the most that removing everything else could gain.
+
 Shapes: the widths of Figs. 2, 5 and 6a (:data:`pml.experiments.network_sweep.PAPER_WIDTHS`) at d = 3 (the inputs
 those widths were chosen for), d = 1-6 at the depth-2 width 3276, and modular networks of Fig. 3 (which no fast
 kernel supports: their row says so). The batch is the sweeps' ``min(|D|, B_cap)`` with |D| = N // (d+1) and B_cap
@@ -103,6 +107,37 @@ def _model(shape: dict) -> torch.nn.Module:
                                seeds=range(shape["members"]))
 
 
+def _matmuls(shape: dict) -> Callable[[], None]:
+    """The step's matrix products alone (forward, weight and input gradients of every layer) on preallocated
+    arrays: the floor of any step that does them with the same BLAS."""
+    S, B = shape["members"], shape["batch"]
+    if shape["kind"] == "modular":
+        layout = networks.modular_layout(equations.get(shape["equation"]).graph(), shape["width"], shape["depth"])
+        nets = [[len(spec.inputs)] + [spec.width] * (spec.depth - 1) + [1] for spec in layout]
+    else:
+        nets = [[shape["dim"]] + [shape["width"]] * (shape["depth"] - 1) + [1]]
+    ops, cache = [], {}
+
+    def buf(*size):
+        if size not in cache:
+            cache[size] = torch.randn(*size, dtype=torch.float64)
+        return cache[size]
+
+    for sizes in nets:
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            h, w, z = buf(S, B, n_in), buf(S, n_out, n_in), buf(S, B, n_out)
+            ops.append((h, w.transpose(1, 2), z.clone()))  # forward
+            ops.append((z.transpose(1, 2), h, buf(S, n_out, n_in).clone()))  # weight gradient
+            if l > 0:
+                ops.append((z, w, h.clone()))  # input gradient
+
+    def run():
+        for a, b, out in ops:
+            torch.bmm(a, b, out=out)
+
+    return run
+
+
 def _measure(shape: dict, repeats: int) -> list[dict]:
     S, B, d = shape["members"], shape["batch"], shape["dim"]
     gen = torch.Generator().manual_seed(0)
@@ -132,6 +167,8 @@ def _measure(shape: dict, repeats: int) -> list[dict]:
             optimizer.step()
 
         impls["fast" if k == kernel else "fast-torch"] = (k, fast)
+    if shape["kind"] == "modular" or shape["depth"] >= 3:  # matrix products dominate: their floor
+        impls["matmuls"] = ("-", _matmuls(shape))
     seconds = _time({name: fn for name, (_, fn) in impls.items()}, repeats)
     if kernel == "autograd":
         seconds["fast"] = seconds["autograd"]
@@ -225,6 +262,10 @@ def _summary(rows: list[dict]) -> list[str]:
     got = ratios(lambda r: r["kind"] == "modular")
     if got:
         lines.append(f"modular: {min(got):.2f}x to {max(got):.2f}x (no fast kernel: autograd)")
+    floors = [r for r in rows if r["impl"] == "matmuls" and r["members"] * r["batch"] * r["hidden"] >= 1e7]
+    if floors:
+        lines.append("largest shapes, autograd over their matrix products alone (the most any step could gain): "
+                     + ", ".join(f"{r['shape'].split(' (')[0]} {r['activation']} {r['ratio']:.2f}x" for r in floors))
     return lines
 
 
