@@ -405,7 +405,8 @@ class FastStep:
             inp, hs = Xc, []
             for l in range(last):
                 h = buf["h"][l][:S * n * widths[l]].view(S, n, widths[l])
-                torch.baddbmm(biases[l].unsqueeze(1), inp, weights[l].transpose(1, 2), out=h)
+                torch.bmm(inp, weights[l].transpose(1, 2), out=h)
+                h.add_(biases[l].unsqueeze(1))  # as BatchedMLP.forward: baddbmm's broadcast bias copy is slower
                 if tanh:
                     h.tanh_()
                 else:
@@ -413,7 +414,8 @@ class FastStep:
                 hs.append(h)
                 inp = h
             r = buf["out"][:S * n].view(S, n, 1)
-            torch.baddbmm(biases[last].unsqueeze(1), inp, weights[last].transpose(1, 2), out=r)
+            torch.bmm(inp, weights[last].transpose(1, 2), out=r)
+            r.add_(biases[last].unsqueeze(1))
             r2 = r.view(S, n)
             r2.sub_(y[:, c0:c0 + n])
             sq = buf["sq"][:S * n].view(S, n)
