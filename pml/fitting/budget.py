@@ -56,14 +56,13 @@ from pml.fitting.methods import (
     INNER_FRACTION,
     METHODS,
     SVD_BYTES,
-    TORCH_METHODS,
     check_method_fits,
     inner_split,
     predictor_of,
     progress_bar,
     run_method,
     transformed,
-    warm_up_torch,
+    warm_up,
 )
 from pml.fitting.transforms import IDENTITY, Transform, label
 from pml.threads import limit_threads
@@ -384,6 +383,8 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
             transform = transform if transform is not None else best_transform()
             key = (name, transform)
             bar.set_postfix_str(label(name, transform.name))
+            if limited and left() > _MIN_SECONDS:
+                warm_up(name)  # imports (seconds for torch): before this candidate's time and share are measured
             start = time.perf_counter()
             spec = METHODS[name]
             try:
@@ -394,8 +395,6 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
                 check_method_fits(spec, itr.size, d, " (inner split for comparing candidates)")
                 if name in BUDGETED and limited and not reserve["refit"]:  # keep time for a cheap winner's refit
                     reserve["refit"] = min(REFIT_SHARE * time_limit, refit_seconds(n))
-                if limited and name in TORCH_METHODS and left() > _MIN_SECONDS:
-                    warm_up_torch(name)  # imports (seconds): before this candidate's share is measured out
                 screen = name == names[0] and len(transforms) > 1
                 if screen:  # the first candidate's runs share SCREEN_SHARE of the limit
                     runs = sum(1 for m, _ in plan[i:] if m == names[0])

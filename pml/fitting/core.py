@@ -67,13 +67,12 @@ from pml.fitting.checks import (
 from pml.fitting.methods import (
     MAX_SELECTION_ROWS,
     METHODS,
-    TORCH_METHODS,
     check_method_fits,
     method_names,
     method_spec,
     predictor_of,
     run_method,
-    warm_up_torch,
+    warm_up,
 )
 from pml.fitting.model import FittedModel
 from pml.fitting.report import PrecisionReport, diagnose, float64_floor
@@ -244,8 +243,8 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         raise FitError(memory.refusal)
     if memory.large:
         print(f"pml: note: {memory.note()}", file=sys.stderr)
-    if limited and method in TORCH_METHODS:
-        warm_up_torch(method)  # seconds of imports: spent before the time left is given to the method
+    if limited and method != "auto":
+        warm_up(method)  # imports (seconds for torch): spent before the time left is given to the method
 
     def seconds_left(share: float = 1.0) -> float:
         """Seconds of the limit left for a part that may take ``share`` of what is left (less the end reserve)."""
@@ -286,8 +285,7 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
             chosen = usable[0]
             candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
             if limited and chosen in TIMED:
-                if chosen in TORCH_METHODS:
-                    warm_up_torch(chosen)
+                warm_up(chosen)
                 options = timed_options(METHODS[chosen], seconds_left(search_share), memory.work, n_predict)
         elif d >= 3:  # within the time budget, cheapest first, under transforms (pml.fitting.budget)
             tried_transforms = [transform] if transform is not None else admissible(X, y)

@@ -153,20 +153,25 @@ def seconds_per_flop() -> float:
     return sorted(times[1:])[2] / svd_flops(1000, 200)
 
 
-TORCH_METHODS = ("readout", "deep-lm", "lm-multistage", "adam-tanh", "adam-relu")
-
-
 JACOBIAN_METHODS = ("deep-lm", "lm-multistage")  # the methods that take per-sample Jacobians (torch.func)
 
 
-def warm_up_torch(method: str) -> None:
-    """Import torch for ``method`` (one of ``TORCH_METHODS``), and for the Levenberg-Marquardt methods take one
-    tiny per-sample Jacobian: the first in a process imports torch's compiler stack. Seconds on a loaded machine,
-    which a time limit should meet before it shares out the time left, not inside the method's share."""
-    import torch
-
-    if method in JACOBIAN_METHODS:
+def warm_up(method: str) -> None:
+    """Import what ``method`` needs (torch for the networks: seconds on a loaded machine) and, for the
+    Levenberg-Marquardt methods, take one tiny per-sample Jacobian (the first in a process imports torch's compiler
+    stack): a time limit meets these costs before it measures out the method's share, not inside it."""
+    if method in ("poly", "rbf"):
+        import pml.approx.classical  # noqa: F401
+    elif method == "kernel":
+        import pml.approx.kernel  # noqa: F401
+    elif method == "readout":
+        import pml.nn.readout  # noqa: F401
+    elif method in JACOBIAN_METHODS:
+        import torch
         from torch.func import jacrev, vmap
+
+        import pml.nn.deep
+        import pml.nn.multistage  # noqa: F401
 
         vmap(jacrev(lambda w, x: torch.tanh(w * x).sum()), in_dims=(None, 0))(torch.ones(2), torch.ones(3, 2))
 
