@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pml import cli, fitting
-from pml.fitting import budget, guide
+from pml.fitting import budget, guide, methods
 
 RNG = np.random.default_rng(6)
 
@@ -69,6 +69,7 @@ def test_bench_time_limit_only_where_a_benchmark_takes_one(capsys):
 
 def test_named_method_takes_the_time_limit_as_its_option():
     X, y = _data(200)
+    methods.warm_up("deep-lm")  # torch's imports (seconds on a loaded machine) would take the 2 s
     model = fitting.fit(X, y, "deep-lm", progress=False, time_limit=2)
     assert model.report.seconds < 30
 
@@ -119,6 +120,11 @@ def test_named_methods_stop_in_time_and_the_others_refuse_a_limit():
     assert model.report.time_limit == 2
     with pytest.raises(fitting.FitError, match="method 'rbf' cannot stop at a time limit"):
         fitting.fit(X[:300], y[:300], "rbf", time_limit=5)
+    methods.warm_up("lm-multistage")  # torch's imports are not the fit's time
+    t0 = time.perf_counter()
+    model = fitting.fit(X, y, "lm-multistage", progress=False, time_limit=2)  # its frequency estimates: minutes
+    assert time.perf_counter() - t0 < _slack(2)
+    assert "seeded subsample" in model.report.details
 
 
 def test_the_kernel_keeps_its_time_limit_with_its_final_solve():

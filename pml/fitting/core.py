@@ -243,12 +243,16 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
         raise FitError(memory.refusal)
     if memory.large:
         print(f"pml: note: {memory.note()}", file=sys.stderr)
-    if limited and method != "auto":
-        warm_up(method)  # imports (seconds for torch): spent before the time left is given to the method
 
     def seconds_left(share: float = 1.0) -> float:
         """Seconds of the limit left for a part that may take ``share`` of what is left (less the end reserve)."""
         return share * (limit * (1 - _END_RESERVE) - (time.perf_counter() - t0))
+
+    if limited and method != "auto":
+        warm_up(method)  # imports (seconds for torch): spent before the time left is given to the method
+        if seconds_left() < 0.1 * limit:
+            raise FitError(f"the time limit ({limit:g} s) was spent before method {method!r} could start (loading "
+                           f"its libraries took {time.perf_counter() - t0:.1f} s): give a longer time limit")
 
     search_share = 0.5 if refit and va.size else 1.0  # a refit on all rows gets the other half
     # the rows whose predictions the report needs: every validation row, the training rows (a subsample if many)
