@@ -418,12 +418,9 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
                                               transform.forward(yv))
                 if name in BUDGETED:
                     score_of = None if transform.is_identity else (lambda p, t=transform: _score(t.inverse(p), yv))
-                    extra = timed_options(spec, max(share, _MIN_SECONDS), max_bytes, predict_rows) if limited else {}
-                    if "max_bytes" in extra:
-                        del extra["max_bytes"]
+                    extra = timed_options(spec, max(share, _MIN_SECONDS), None, predict_rows)
                     if name == "kernel" and max_bytes is not None:  # three m x m matrices in the final solve
                         extra["max_rows"] = int(min(spec.options["max_rows"], math.sqrt(max_bytes / 24)))
-                    extra.setdefault("time_limit", max(share, _MIN_SECONDS))
                     with limit_threads(1):
                         f = spec.fitter(Xf_t, yf_t, seed=seed, progress=progress, validation_data=(Xv_t, yv_t),
                                         **extra, **({"score_of": score_of} if score_of else {}))
