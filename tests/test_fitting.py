@@ -180,7 +180,7 @@ def test_loading_something_else_is_refused(tmp_path):
     with pytest.raises(fitting.ModelFileError, match="not a pml model"):
         fitting.load(tmp_path / "junk.npz")
     np.savez(tmp_path / "data.npz", x=np.arange(3.0))
-    with pytest.raises(fitting.ModelFileError, match="no pml metadata"):
+    with pytest.raises(fitting.ModelFileError, match="is not part of a pml model file"):
         fitting.load(tmp_path / "data.npz")
 
 

@@ -381,7 +381,9 @@ def _fit_one(method: str, X, y, Xt, yt, seed: int, validation: float, time_limit
     start = time.perf_counter()
     try:
         with _quiet():
-            limit = time_limit if method in _BUDGETED else None  # lm-multistage keeps its own stage limits
+            # lm-multistage keeps its own stage limits; auto's d <= 2 comparison has no limit (its result must not
+            # depend on the machine's speed)
+            limit = time_limit if method in _BUDGETED and not (method == "auto" and X.shape[1] <= 2) else None
             model = fitting.fit(X, y, method, validation=validation, seed=seed, progress=False, time_limit=limit)
             pred = model.predict(Xt)
     except fitting.FitError as exc:
