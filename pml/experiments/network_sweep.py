@@ -71,11 +71,13 @@ MEMBER_OVERHEAD_S = 2.5e-4  # ... and per member of the group
 MODULE_OVERHEAD_S = 5e-5  # ... and per module of a modular network (each is its own small MLP)
 SECONDS_PER_MAC = 2.7e-11  # per parameter and point of a pass (the matrix products)
 SECONDS_PER_ACTIVATION = 7e-9  # per hidden unit and point of a pass (bias, activation and their gradients)
-# The fast step (pml.nn.fast_step): `pml bench step`'s speed-ups over autograd (paired, interleaved timings of
-# the shapes whose step is not overhead-bound: members x batch x hidden units >= 1e7) applied to the autograd
-# constants above, then fitted (non-negative least squares, relative errors within 0.6-1.6x):
-TORCH_SECONDS_PER_MAC = 2.4e-11  # torch kernel (depth >= 3): per parameter and point of a pass
-TORCH_SECONDS_PER_ACTIVATION = 1.7e-9  # ... per hidden unit and point of a pass
+# The fast step (pml.nn.fast_step): measured speed-ups over autograd (paired, interleaved timings) applied to the
+# autograd constants above, then fitted (relative errors within 0.6-1.6x). Torch kernel (depth >= 3): the same
+# matrix products as autograd, less elementwise work (seven deep shapes of Figs. 2, 3, 5, trained 1-20 steps);
+TORCH_SECONDS_PER_MAC = 2.7e-11  # per parameter and point of a pass
+TORCH_SECONDS_PER_ACTIVATION = 3.2e-9  # per hidden unit and point of a pass
+# compiled kernel (depth 2): `pml bench step`'s shapes whose step is not overhead-bound (members x batch x hidden
+# units >= 1e7), non-negative least squares:
 COMPILED_SECONDS_PER_MAC = {"tanh": 1.2e-10, "relu": 9.6e-11}  # compiled kernel (depth 2): per parameter and batch
 COMPILED_SECONDS_PER_UNIT = {"tanh": 2.0e-9, "relu": 0.0}  # point (d + 2 multiply-adds), per unit and point (tanh)
 STEP_KERNELS = ("autograd", "torch", "compiled")
