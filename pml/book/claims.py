@@ -324,18 +324,6 @@ INPUTS_LEGEND = ("inputs: where the task results behind each claim came from: co
                  "[chapter's steps]: the claim declares no steps, so every step its chapter ran counts")
 
 
-def _step_names(chapter: str, profile: str) -> list[tuple[str, Any]]:
-    """(name, sweep) of the chapter's steps as this run builds them, for naming the sweeps :func:`pml.engine.run`
-    ran; [] when they cannot be built here (a chapter without steps, or parameters changed by hand in Jupyter)."""
-    from pml.book import runner
-
-    run = context.current()
-    try:
-        return list(runner.chapter_steps(chapter, profile, run.overrides, execution=run.execution()).items())
-    except Exception:  # naming is a convenience: an unnamed step is still reported, by its sweep's type
-        return []
-
-
 def inputs_provenance(chapter: str, profile: str, claims_: list[Claim]) -> dict[str, Any]:
     """Where the results behind each claim came from, from the steps this process ran
     (:func:`pml.engine.provenance.used_steps`).
@@ -359,11 +347,9 @@ def inputs_provenance(chapter: str, profile: str, claims_: list[Claim]) -> dict[
     """
     from pml.engine import partial, provenance
 
-    named = _step_names(chapter, profile)
     steps: dict[str, provenance.StepUse] = {}
     for use in provenance.used_steps():
-        name = next((n for n, sweep in named if provenance._same_sweep(sweep, use.sweep)), None)
-        name = name or partial.step_name(use.sweep)  # the names a chapter gave its steps, else the sweep's type
+        name = partial.step_name(use.sweep)  # the names the chapter gave its steps (its coverage line), else the type
         if name in steps:  # two sweeps of one type that are not the chapter's named steps
             name = f"{name}#{sum(1 for n in steps if n.split('#')[0] == name) + 1}"
         steps[name] = use

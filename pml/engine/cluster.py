@@ -19,50 +19,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 from typing import Any, Iterator
 
-from pml.engine.executor import SCHEDULER_ENV, gpu_workers
+from pml.engine.executor import SCHEDULER_ENV, ClusterError, check_address, gpu_workers
 
-SCHEDULER_FORM = "[tcp://]HOST:PORT, e.g. tcp://10.0.0.5:8786 (tls://HOST:PORT for a cluster with TLS)"
-_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
 # A worker process holds Python, Dask, NumPy, SciPy and torch (about 300 MB measured) plus its task's arrays; below
 # this much memory per worker, Dask's per-worker budget (total / N) pauses or kills them.
 MIN_WORKER_MEMORY = 512 * 2**20
-
-
-class ClusterError(RuntimeError):
-    """A cluster that cannot be started or reached (a user-facing error)."""
-
-
-def check_address(address: str, source: str = "--scheduler") -> str:
-    """``address`` (stripped) when it is a Dask scheduler address ``[tcp://|tls://]HOST:PORT``.
-
-    Parameters
-    ----------
-    address : str
-        The address given.
-    source : str, optional
-        Where it came from, for the message (``--scheduler`` or ``$PML_SCHEDULER``).
-
-    Returns
-    -------
-    str
-        The address.
-
-    Raises
-    ------
-    ClusterError
-        If it is not of that form (the message shows the expected one).
-    """
-    text = str(address).strip()
-    match = _ADDRESS.fullmatch(text)
-    if match is None or not 0 < int(match.group(2)) < 65536:
-        raise ClusterError(f"{source} {address!r} is not a Dask scheduler address; expected {SCHEDULER_FORM}")
-    return text
 
 
 def _cores() -> int:

@@ -18,6 +18,7 @@ result, and every task that takes it as input, is the same whether it was just c
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 import traceback
@@ -29,6 +30,40 @@ from pml.engine.store import Store, decode, encode
 from pml.engine.tasks import Sweep, Task, graph
 
 SCHEDULER_ENV = "PML_SCHEDULER"  # address of a Dask scheduler; set by `pml run/book/compute --workers/--scheduler`
+SCHEDULER_FORM = "[tcp://]HOST:PORT, e.g. tcp://10.0.0.5:8786 (tls://HOST:PORT for a cluster with TLS)"
+_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+
+
+class ClusterError(RuntimeError):
+    """A cluster that cannot be started or reached (a user-facing error)."""
+
+
+def check_address(address: str, source: str = "--scheduler") -> str:
+    """``address`` (stripped) when it is a Dask scheduler address ``[tcp://|tls://]HOST:PORT``.
+
+    Parameters
+    ----------
+    address : str
+        The address given.
+    source : str, optional
+        Where it came from, for the message (``--scheduler`` or ``$PML_SCHEDULER``).
+
+    Returns
+    -------
+    str
+        The address.
+
+    Raises
+    ------
+    ClusterError
+        If it is not of that form (the message shows the expected one).
+    """
+    text = str(address).strip()
+    match = _ADDRESS.fullmatch(text)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ClusterError(f"{source} {address!r} is not a Dask scheduler address; expected {SCHEDULER_FORM}")
+    return text
+
 
 
 @dataclass
@@ -318,8 +353,6 @@ def client_from_env() -> Any:
     address = os.environ.get(SCHEDULER_ENV, "").strip()
     if not address:
         return None
-    from pml.engine.cluster import ClusterError, check_address
-
     address = check_address(address, f"${SCHEDULER_ENV}")
     from distributed import Client, default_client
 
