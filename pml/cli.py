@@ -190,7 +190,12 @@ def _cmd_results(args) -> int:
                   file=sys.stderr)
         return 0
     if args.action == "unpack":
-        return _unpack(_archive_args(args))
+        return _unpack(_archive_args(args), args.allowed_signers)
+    if args.action == "sign":
+        from pml.engine import provenance
+
+        print(f"signature written to {provenance.sign_archive(args.file, args.key)}")
+        return 0
     if args.action == "status":
         if args.markdown:
             print(shipped.archive_table())
@@ -221,14 +226,16 @@ def _archive_args(args) -> list[str]:
     return files
 
 
-def _unpack(files: list[str]) -> int:
-    from pml.engine import archive
+def _unpack(files: list[str], allowed_signers: str | None = None) -> int:
+    from pml.engine import archive, provenance
 
     rc = 0
     for file in files:
-        report = archive.unpack(file)
+        signer = provenance.check_signature(file, allowed_signers) if allowed_signers else None
+        report = archive.unpack(file, signer=signer)
         print(f"{file} (profile {report.profile}): {report.added} entries added, {report.present} already "
-              f"present, {report.replaced} corrupt entries replaced, {len(report.conflicts)} conflicts")
+              f"present, {report.replaced} corrupt entries replaced, {len(report.conflicts)} conflicts"
+              + (f"; signed by {signer}" if signer else "; unverified until `pml results verify` recomputes them"))
         if report.stale:
             print(f"pml: note: {report.stale} entries were computed from other source code of the modules their "
                   "tasks import; this checkout will not use them", file=sys.stderr)
@@ -535,6 +542,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = rsub.add_parser("unpack", help="check archives and add their results to the store")
     up.add_argument("file", nargs="*", help="archives (.tar.gz)")
     up.add_argument("--shipped", action="store_true", help="every archive of the repository's results/ folder")
+    up.add_argument("--allowed-signers", metavar="FILE",
+                    help="refuse an archive without a good signature (ARCHIVE.sig, `pml results sign`) by a key of "
+                         "this ssh-keygen allowed-signers file; the signer is recorded as each entry's origin")
+    sg = rsub.add_parser("sign", help="sign an archive with an SSH key (ssh-keygen -Y sign): writes ARCHIVE.sig")
+    sg.add_argument("file")
+    sg.add_argument("--key", required=True, metavar="FILE", help="the SSH private key")
     ve = rsub.add_parser("verify", help="recompute a random sample of an archive's tasks and compare")
     ve.add_argument("file", nargs="?", help="the archive (.tar.gz)")
     ve.add_argument("--shipped", action="store_true",
@@ -651,8 +664,9 @@ def main(argv=None) -> int:
     except Exception as exc:
         from pml.engine.archive import ArchiveError
         from pml.engine.cluster import ClusterError
+        from pml.engine.provenance import SignatureError
 
-        if isinstance(exc, ArchiveError):  # bad input: an archive that cannot be used
+        if isinstance(exc, (ArchiveError, SignatureError)):  # bad input: an archive that cannot be used
             print(f"pml: error: {exc}", file=sys.stderr)
             return 2
         if isinstance(exc, ClusterError):

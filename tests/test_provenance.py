@@ -292,3 +292,21 @@ def test_pack_unpack_verify_record_provenance_by_themselves(shipped, tmp_path):
     assert {provenance.provenance(laptop, t) for t in tasks} == {"archive ch-toy.tar.gz (unverified)"}
     archive.verify(path, sample=len(tasks), log=lambda line: None, store=laptop)
     assert {provenance.provenance(laptop, t) for t in tasks} == {"verified here"}
+
+
+@ssh_keygen
+def test_cli_signs_and_unpacks_only_archives_of_allowed_signers(shipped, tmp_path, build_tmp, capsys):
+    path, tasks = shipped
+    alice, mallory = _key(tmp_path, "alice"), _key(tmp_path, "mallory")
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"alice@example.org {alice.with_suffix('.pub').read_text()}")
+    assert cli.main(["results", "sign", str(path), "--key", str(mallory)]) == 0
+    assert cli.main(["results", "unpack", str(path), "--allowed-signers", str(allowed)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("pml: error: ") and "allowed_signers" in err[0]
+    assert not (build_tmp / "results").exists()  # nothing installed
+    assert cli.main(["results", "sign", str(path), "--key", str(alice)]) == 0
+    assert cli.main(["results", "unpack", str(path), "--allowed-signers", str(allowed)]) == 0
+    assert "signed by alice@example.org" in capsys.readouterr().out
+    origin = provenance.origin_record(Store(), tasks[0].task_type(), tasks[0].key())["origin"]
+    assert origin["signer"] == "alice@example.org"

@@ -614,9 +614,9 @@ class UnpackReport:
     sha256: str = ""  # of the archive file
 
 
-def unpack(path: Path | str, store: Store | None = None) -> UnpackReport:
+def unpack(path: Path | str, store: Store | None = None, signer: str | None = None) -> UnpackReport:
     """Check the archive (ArchiveError if anything is wrong, with nothing written), then install its entries
-    into ``store``."""
+    into ``store``; ``signer`` (the principal whose signature was checked) goes into each entry's origin."""
     path = Path(path)
     store = store or Store()
     made = [d for d in (store.root, *store.root.parents) if not d.exists()]  # to remove again if refused
@@ -636,15 +636,15 @@ def unpack(path: Path | str, store: Store | None = None) -> UnpackReport:
                 break
         raise
     try:
-        return _install(path, checked, store)
+        return _install(path, checked, store, signer)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _install(path: Path, checked: _Checked, store: Store) -> UnpackReport:
+def _install(path: Path, checked: _Checked, store: Store, signer: str | None = None) -> UnpackReport:
     manifest = checked.manifest
     report = UnpackReport(profile=manifest.get("profile"), sha256=checked.sha256)
-    origin = provenance.archive_origin(path, checked.sha256, manifest)
+    origin = provenance.archive_origin(path, checked.sha256, manifest, signer=signer)
     for entry in manifest["entries"]:
         task_type, key = entry["task"], entry["key"]
         json_sha = entry["files"][_member(task_type, key, ".json")]["sha256"]
