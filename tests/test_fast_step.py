@@ -137,6 +137,47 @@ def test_mse_of_a_shared_test_set(kernel):
     np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=TOL)
 
 
+@pytest.mark.parametrize("equation, depth, activation, B", [("I.8.14", 4, "relu", 300), ("I.8.14", 6, "tanh", 90),
+                                                              ("II.6.15a", 6, "tanh", 250), ("II.6.15a", 9, "relu", 5)])
+def test_modular_networks_equal_autograd(equation, depth, activation, B):
+    """Modular networks (torch kernel): modules wired by the graph, gradients passed back through module inputs."""
+    from pml import equations
+
+    eq = equations.get(equation)
+    model = networks.ModularMLP(eq.graph(), 12, depth, activation, seed=3)
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(1, B, eq.dim, dtype=torch.float64, generator=gen)
+    y = torch.randn(1, B, dtype=torch.float64, generator=gen)
+    for p in model.parameters():
+        p.grad = None
+    ref_loss = ((model(X[0]).reshape(-1) - y[0]) ** 2).mean()
+    ref_loss.backward()
+    ref = [p.grad.clone() for p in model.parameters()]
+    step = fast_step.FastStep(model, chunk_points=37)  # several chunks
+    assert step.kernel == "torch"
+    np.testing.assert_allclose(step.mse(X, y).numpy(), [float(ref_loss.detach())], rtol=TOL)
+    np.testing.assert_allclose(step(X, y).numpy(), [float(ref_loss.detach())], rtol=TOL)
+    for p, g in zip(model.parameters(), ref):
+        assert float((p.grad - g).abs().max()) <= TOL * float(g.abs().max())
+
+
+def test_training_modular_fast_matches_autograd():
+    from pml import equations
+
+    eq = equations.get("I.8.14")
+    rng = np.random.default_rng(2)
+    X, Xt = rng.uniform(1, 2, (300, eq.dim)), rng.uniform(1, 2, (100, eq.dim))
+    y, yt = eq(X), eq(Xt)
+    results = {}
+    for impl in ("autograd", "fast"):
+        model = networks.ModularMLP(eq.graph(), 10, 4, "relu", seed=0)
+        cfg = training.TrainConfig(n_steps=60, batch_size=128, log_every=10, step_impl=impl)
+        results[impl] = training.train(model, X, y, Xt, yt, cfg)
+    assert results["fast"].step_kernel == "torch"
+    np.testing.assert_allclose(results["fast"].history_train, results["autograd"].history_train, rtol=1e-10)
+    np.testing.assert_allclose(results["fast"].history_test, results["autograd"].history_test, rtol=1e-10)
+
+
 def test_kernel_tanh_is_accurate():
     """The compiled kernel's tanh (glibc's vector tanh where available) against a 120-bit reference."""
     _compiled_or_skip()
@@ -219,9 +260,9 @@ def test_dispatch():
     from pml import equations
 
     modular = networks.ModularMLP(equations.get("I.8.14").graph(), 8, 4, "relu")
-    assert fast_step.choose_kernel(modular, "fast") == "autograd"
+    assert fast_step.choose_kernel(modular, "fast") == "torch"
     with pytest.raises(ValueError, match="ModularMLP"):
-        fast_step.choose_kernel(modular, "torch")
+        fast_step.choose_kernel(modular, "compiled")
     sigmoid = torch.nn.Sequential(torch.nn.Linear(2, 4, dtype=torch.float64), torch.nn.Sigmoid(),
                                   torch.nn.Linear(4, 1, dtype=torch.float64))
     assert fast_step.choose_kernel(sigmoid, "fast") == "autograd"
@@ -252,7 +293,7 @@ def test_sweep_cost_model_follows_dispatch():
             model = networks.BatchedMLP(3, 7, depth, act, seeds=(0, 1))
             assert ns.step_kernel("dense", depth, act) == fast_step.choose_kernel(model, "fast")
     modular = networks.ModularMLP(equations.get("I.8.14").graph(), 8, 4, "relu")
-    assert ns.step_kernel("modular", 4, "relu") == fast_step.choose_kernel(modular, "fast") == "autograd"
+    assert ns.step_kernel("modular", 4, "relu") == fast_step.choose_kernel(modular, "fast") == "torch"
     assert ns.train_config(10, 1e-3, 100, "test_at_min_train").step_impl == "fast"
     args = (10_000, 3000, 4000, 10_000, 30_000)
     assert ns.step_seconds(*args, kernel="compiled", activation="relu") < ns.step_seconds(*args, kernel="autograd")

@@ -112,9 +112,9 @@ def train_config(n_steps: int, lr: float, batch_size: int, selection: str, log_e
 def step_kernel(kind: str, depth: int, activation: str, device: str = "cpu") -> str:
     """The kernel :func:`train_config`'s ``step_impl="fast"`` gives a network (:func:`pml.nn.fast_step.choose_kernel`,
     assuming the compiled kernel builds): "compiled", "torch" or "autograd"."""
-    if kind != "dense" or activation not in ("tanh", "relu") or not str(device).startswith("cpu"):
+    if activation not in ("tanh", "relu") or not str(device).startswith("cpu"):
         return "autograd"
-    return "compiled" if depth == 2 else "torch"
+    return "compiled" if kind == "dense" and depth == 2 else "torch"
 
 
 def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int = 100, members: int = 1,

@@ -15,9 +15,10 @@ the time. :class:`FastStep` computes the same quantities, the per-member batch M
     points privately before adding the groups up in a fixed order, so its results do not depend on the number of
     threads. tanh is glibc's vectorised tanh (libmvec) where it exists.
 ``"torch"``
-    Pure PyTorch, always available, any depth: the batch in chunks of a few thousand points through preallocated
-    buffers, in-place activations and the backward formulas written out (the same elementwise derivative ops
-    autograd uses).
+    Pure PyTorch, always available, any depth, and modular networks (:class:`pml.nn.networks.ModularMLP`, module by
+    module, the gradients of a module's inputs passed back to the modules that computed them): the batch in chunks
+    of a few thousand points through preallocated buffers, in-place activations and the backward formulas written out
+    (the same elementwise derivative ops autograd uses).
 
 Both give autograd's loss and gradients up to float64 rounding (the sums run in another order); the training curves
 then differ at rounding level, which is why the step implementation is a field of the training configuration (and
@@ -50,7 +51,7 @@ __all__ = [
 
 STEP_IMPLS = ("autograd", "fast", "compiled", "torch")
 """Values of ``TrainConfig.step_impl``: ``"autograd"`` (forward, then ``backward()``), ``"fast"`` (the compiled kernel
-where it applies and builds, else the torch kernel; autograd for networks neither supports and on CUDA),
+where it applies and builds, else the torch kernel; autograd for networks neither supports and off the CPU),
 ``"compiled"`` and ``"torch"`` (that kernel or an error)."""
 
 KERNELS = ("compiled", "torch")
@@ -206,6 +207,17 @@ def unsupported_reason(model: nn.Module, kernel: str) -> str | None:
     """
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; valid: {list(KERNELS)}")
+    from pml.nn import networks
+
+    if isinstance(model, networks.ModularMLP):
+        if kernel == "compiled":
+            return "a ModularMLP (the compiled kernel trains dense networks; the torch kernel trains modular ones)"
+        if model.activation not in _ACT_CODE:
+            return f"activation {model.activation!r} (supported: {sorted(_ACT_CODE)})"
+        params = list(model.parameters())
+        if any(p.dtype != torch.float64 for p in params):
+            return "parameters that are not float64"
+        return "frozen parameters" if any(p.requires_grad is False for p in params) else None
     layers = _dense_layers(model)
     if isinstance(layers, str):
         return layers
@@ -227,9 +239,10 @@ def unsupported_reason(model: nn.Module, kernel: str) -> str | None:
 def choose_kernel(model: nn.Module, step_impl: str) -> str:
     """The kernel that trains ``model`` under ``step_impl``: "compiled", "torch" or "autograd".
 
-    ``"fast"`` gives the compiled kernel where it applies (depth 2 on the CPU) and builds, the torch kernel for other
-    dense tanh/ReLU networks on the CPU, and autograd on CUDA (a GPU has neither a page-fault cost per fresh array
-    nor a use for the CPU kernel) and for networks neither kernel supports (e.g. modular networks).
+    ``"fast"`` gives the compiled kernel where it applies (dense, depth 2, on the CPU) and builds, the torch kernel for
+    other dense and modular tanh/ReLU networks on the CPU, and autograd on CUDA (a GPU has neither a page-fault cost
+    per fresh array nor a use for the CPU kernel) and for networks neither kernel supports (other activations, other
+    architectures).
 
     Parameters
     ----------
@@ -283,8 +296,9 @@ class FastStep:
 
     Parameters
     ----------
-    model : pml.nn.networks.BatchedMLP or torch.nn.Sequential
-        A dense tanh/ReLU MLP (S members, or one ``make_mlp`` network with X of shape (1, B, d)).
+    model : pml.nn.networks.BatchedMLP, torch.nn.Sequential or pml.nn.networks.ModularMLP
+        A dense tanh/ReLU MLP (S members, or one ``make_mlp`` network with X of shape (1, B, d)), or a modular one
+        (torch kernel, X of shape (1, B, d)).
     kernel : str, optional
         "compiled", "torch" or "auto" (default: the compiled kernel where :func:`choose_kernel` gives it under
         ``"fast"``, else the torch kernel).
@@ -308,10 +322,19 @@ class FastStep:
                 raise ValueError(f"FastStep cannot train {unsupported_reason(model, 'torch') or 'on this device'}")
         else:
             kernel = choose_kernel(model, kernel)
+        from pml.nn import networks
+
+        self._modular = None
+        self.chunk_points = chunk_points
+        if isinstance(model, networks.ModularMLP):
+            self.kernel, self.activation, self.n_members = kernel, model.activation, 1
+            self.n_inputs = len(model.variables)
+            self._modular = _ModularTorch(model, chunk_points)
+            return
         weights, biases, params, activation = _dense_layers(model)
         self.kernel, self.activation = kernel, activation
         self.weights, self.biases, self.params = weights, biases, params
-        self.n_members = weights[0].shape[0]
+        self.n_members, self.n_inputs = weights[0].shape[0], weights[0].shape[2]
         self.grad_w = [torch.zeros_like(w, memory_format=torch.contiguous_format) for w in weights]
         self.grad_b = [torch.zeros_like(b, memory_format=torch.contiguous_format) for b in biases]
         self._grads = [g for pair in zip(self.grad_w, self.grad_b) for g in pair]
@@ -319,15 +342,13 @@ class FastStep:
             width = -(-weights[0].shape[1] // 8) * 8
             block_points = 64 if activation == "relu" else max(16, min(64, 131072 // width))
         self.block_points = int(block_points)
-        self.chunk_points = chunk_points
         self._ws = [torch.empty(0, dtype=torch.float64) for _ in range(3)]
         self._bufs: dict = {}
 
     def __call__(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        S = self.n_members
-        if X.ndim != 3 or X.shape[0] != S or X.shape[2] != self.weights[0].shape[2] or y.shape != X.shape[:2]:
-            raise ValueError(f"FastStep expects X (S={S}, B, {self.weights[0].shape[2]}) and y (S, B), got "
-                             f"{tuple(X.shape)} and {tuple(y.shape)}")
+        self._check(X, y)
+        if self._modular is not None:
+            return self._modular(X[0], y[0], backward=True)
         with torch.no_grad():
             if self.kernel == "compiled":
                 loss = self._compiled(X, y)
@@ -352,10 +373,19 @@ class FastStep:
         torch.Tensor
             (S,) mean squared residuals.
         """
+        self._check(X, y)
+        if self._modular is not None:
+            return self._modular(X[0], y[0], backward=False)
         with torch.no_grad():
             if self.kernel == "compiled":
                 return self._compiled(X, y, backward=False)
             return self._torch(X, y, backward=False)
+
+    def _check(self, X: torch.Tensor, y: torch.Tensor) -> None:
+        S, d = self.n_members, self.n_inputs
+        if X.ndim != 3 or X.shape[0] != S or X.shape[2] != d or y.shape != X.shape[:2]:
+            raise ValueError(f"FastStep expects X (S={S}, B, {d}) and y (S, B), got {tuple(X.shape)} and "
+                             f"{tuple(y.shape)}")
 
     def _compiled(self, X: torch.Tensor, y: torch.Tensor, backward: bool = True) -> torch.Tensor:
         if X.stride(2) != 1 or X.stride(1) != X.shape[2]:
@@ -444,3 +474,114 @@ class FastStep:
                     torch.bmm(delta, weights[l], out=nxt)
                     delta = nxt
         return sse.div_(B)
+
+
+class _ModularTorch:
+    """The torch kernel for a :class:`pml.nn.networks.ModularMLP`: each module's dense forward and backward through
+    preallocated chunk buffers, the graph's gradients passed from a module's inputs to the modules that feed them."""
+
+    def __init__(self, model: nn.Module, chunk_points: int | None):
+        column = {v: j for j, v in enumerate(model.variables)}
+        self.output, self.tanh = model.output, model.activation == "tanh"
+        self.modules = []
+        for spec in model.layout:
+            linears = [m for m in model.modules_by_node[spec.name] if isinstance(m, nn.Linear)]
+            refs = [(True, column[i]) if i in column else (False, i) for i in spec.inputs]
+            weights, biases = [lin.weight for lin in linears], [lin.bias for lin in linears]
+            self.modules.append({"name": spec.name, "refs": refs, "weights": weights, "biases": biases,
+                                 "widths": [w.shape[0] for w in weights[:-1]],
+                                 "grads": [torch.zeros_like(p) for pair in zip(weights, biases) for p in pair],
+                                 "params": [p for pair in zip(weights, biases) for p in pair]})
+        widest = max(max(m["widths"]) for m in self.modules)
+        self.chunk = chunk_points or max(64, min(8192, (1 << 19) // widest))
+        self.allocated = 0
+
+    def _allocate(self, chunk: int, dtype, device) -> None:
+        kw = dict(dtype=dtype, device=device)
+        for m in self.modules:
+            k = len(m["refs"])
+            m["inp"], m["out"], m["up"] = (torch.empty(chunk, k, **kw), torch.empty(chunk, **kw),
+                                           torch.empty(chunk, **kw))
+            m["gin"] = torch.empty(chunk, k, **kw)
+            m["h"] = [torch.empty(chunk * w, **kw) for w in m["widths"]]
+            m["delta"] = [torch.empty(chunk * max(m["widths"]), **kw) for _ in range(2)]
+        self.allocated = chunk
+
+    @torch.no_grad()
+    def __call__(self, X: torch.Tensor, y: torch.Tensor, backward: bool) -> torch.Tensor:
+        B = X.shape[0]
+        chunk = min(self.chunk, B)
+        if self.allocated < chunk:
+            self._allocate(chunk, X.dtype, X.device)
+        if backward:
+            for m in self.modules:
+                for g in m["grads"]:
+                    g.zero_()
+        sse = torch.zeros(1, dtype=X.dtype, device=X.device)
+        scale = 2.0 / B
+        for c0 in range(0, B, chunk):
+            n = min(chunk, B - c0)
+            Xc = X[c0:c0 + n]
+            values = {}
+            for m in self.modules:  # node order: a module's inputs are computed before it
+                inp = m["inp"][:n]
+                for j, (is_var, ref) in enumerate(m["refs"]):
+                    inp[:, j].copy_(Xc[:, ref] if is_var else values[ref])
+                m["hs"], h_in = [], inp
+                for l, width in enumerate(m["widths"]):
+                    h = m["h"][l][:n * width].view(n, width)
+                    torch.mm(h_in, m["weights"][l].t(), out=h)
+                    h.add_(m["biases"][l])
+                    if self.tanh:
+                        h.tanh_()
+                    else:
+                        h.relu_()
+                    m["hs"].append(h)
+                    h_in = h
+                out = m["out"][:n].view(n, 1)
+                torch.mm(h_in, m["weights"][-1].t(), out=out)
+                out.add_(m["biases"][-1])
+                values[m["name"]] = out.view(n)
+            r = values[self.output]
+            r.sub_(y[c0:c0 + n])
+            sse.add_(torch.dot(r, r))
+            if not backward:
+                continue
+            upstream = {m["name"]: m["up"][:n].zero_() for m in self.modules}
+            torch.mul(r, scale, out=upstream[self.output])  # the gradient of the batch MSE w.r.t. the output
+            for m in reversed(self.modules):
+                self._backward(m, upstream[m["name"]].view(n, 1), n, upstream)
+        if backward:
+            for m in self.modules:
+                for p, g in zip(m["params"], m["grads"]):
+                    p.grad = g
+        return sse.div_(B)
+
+    def _backward(self, m: dict, g: torch.Tensor, n: int, upstream: dict) -> None:
+        """One module's parameter gradients from the gradient g (n, 1) of its output; its inputs' gradients are added
+        to the upstream gradients of the modules that computed them."""
+        hs, last = m["hs"], len(m["weights"]) - 1
+        grads = m["grads"]
+        grads[2 * last].addmm_(g.t(), hs[-1])
+        grads[2 * last + 1].add_(g.sum(dim=0))
+        cur = 0
+        delta = m["delta"][cur][:n * m["widths"][-1]].view(n, m["widths"][-1])
+        torch.mul(g, m["weights"][last], out=delta)
+        for l in range(last - 1, -1, -1):
+            if self.tanh:
+                torch.ops.aten.tanh_backward.grad_input(delta, hs[l], grad_input=delta)
+            else:
+                torch.ops.aten.threshold_backward.grad_input(delta, hs[l], 0, grad_input=delta)
+            grads[2 * l].addmm_(delta.t(), hs[l - 1] if l > 0 else m["inp"][:n])
+            grads[2 * l + 1].add_(delta.sum(dim=0))
+            if l > 0:
+                cur = 1 - cur
+                nxt = m["delta"][cur][:n * m["widths"][l - 1]].view(n, m["widths"][l - 1])
+                torch.mm(delta, m["weights"][l], out=nxt)
+                delta = nxt
+            elif not all(is_var for is_var, _ in m["refs"]):
+                gin = m["gin"][:n]
+                torch.mm(delta, m["weights"][0], out=gin)
+                for j, (is_var, ref) in enumerate(m["refs"]):
+                    if not is_var:
+                        upstream[ref].add_(gin[:, j])
