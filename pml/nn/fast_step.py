@@ -20,6 +20,11 @@ the time. :class:`FastStep` computes the same quantities, the per-member batch M
     of a few thousand points through preallocated buffers, in-place activations and the backward formulas written out
     (the same elementwise derivative ops autograd uses).
 
+The torch kernel issues a few dozen small operations per chunk: with several intra-op threads on a machine whose
+cores are busy, OpenMP's synchronisation between them can make it slower than autograd (measured: 6x for a modular
+network on a loaded 2-core machine); one thread per task, as the sweeps run, avoids that. The compiled kernel
+synchronises once per step.
+
 Both give autograd's loss and gradients up to float64 rounding (the sums run in another order); the training curves
 then differ at rounding level, which is why the step implementation is a field of the training configuration (and
 so of a task's key). :func:`choose_kernel` says which kernel a model and a request get.
