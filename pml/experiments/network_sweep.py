@@ -142,8 +142,9 @@ def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int 
 
 def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, device, member_memory_gb):
     """Train one dense (equation, depth, width, activation) on every seed, several seeds per BatchedMLP where their
-    activations (about three float64 copies per hidden layer of the batch, without autograd only of the test chunk)
-    fit ``member_memory_gb``.
+    memory fits ``member_memory_gb``: with autograd about three float64 copies per hidden layer of the batch and of a
+    test chunk; with the fast step (no array of all points x units, the test set through the same workspace) the
+    parameters' copies (Adam, gradients, the compiled kernel's group accumulators) and the torch kernel's chunks.
 
     Returns (N, |D|, [(seed, TrainResult, members trained together)], y_rms of the test points).
     """
@@ -153,10 +154,10 @@ def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, de
     N = networks.dense_param_count(d, width, depth)
     D = networks.dataset_size_for(N, d)
     Xtr, ytr, Xte, yte = stack_splits(equation, D, n_test, seeds, rng)
-    # the fast step keeps no (batch x units) arrays: only the test set's forward pass counts
-    batch_points = 0 if tcfg.step_impl != "autograd" and step_kernel("dense", depth, activation, device) != "autograd" \
-        else min(D, tcfg.batch_size)
-    per_member = 8 * 3 * (batch_points + min(n_test, tcfg.eval_chunk_size or n_test)) * width * (depth - 1)
+    if tcfg.step_impl != "autograd" and step_kernel("dense", depth, activation, device) != "autograd":
+        per_member = 8 * (16 * N + 3 * 2**19 * depth)
+    else:
+        per_member = 8 * 3 * (min(D, tcfg.batch_size) + min(n_test, tcfg.eval_chunk_size or n_test)) * width * (depth - 1)
     group = max(1, int(member_memory_gb * 2**30 // max(per_member, 1)))
     seeds = tuple(seeds)
     runs = []
