@@ -19,11 +19,12 @@ Both train the model **in place** and return summaries. On KeyboardInterrupt the
 (a KeyboardInterrupt) whose ``.result`` holds the summary of the steps completed so far, so nothing is lost and
 nothing half-done is mistaken for a finished run (e.g. cached).
 
-Speed notes. ``step_impl="fast"`` computes the loss and gradients of a dense tanh/ReLU network with
-:mod:`pml.nn.fast_step` (a compiled fused kernel for one hidden layer, else a chunked pure-torch step) instead of
-autograd: the same mathematics up to float64 rounding, several times faster per step for wide networks on the CPU;
-the kernel that ran is ``TrainResult.step_kernel``. ``adam_impl="fused"`` (default) is PyTorch's fused Adam, the same update as the authors' default
-(for-loop) Adam up to float rounding and ~3x cheaper per step for small networks. On a CPU, small networks spend most
+Speed notes. ``step_impl="fast"`` computes the loss and gradients of a tanh/ReLU network with
+:mod:`pml.nn.fast_step` (a compiled fused kernel for one hidden layer, else a chunked pure-torch step, modular
+networks too) instead of autograd: the same mathematics up to float64 rounding, 6-60x faster per step for wide
+one-hidden-layer networks on the CPU, 1.2-2.6x for deeper and modular ones (bound by their matrix products); the
+kernel that ran is ``TrainResult.step_kernel``. ``adam_impl="fused"`` (default) is PyTorch's fused Adam, the same
+update as the authors' default (for-loop) Adam up to float rounding and ~3x cheaper per step for small networks. On a CPU, small networks spend most
 of their time in per-operation overhead: with several intra-op threads on a busy 2-core machine a step can be 10x
 or more slower than with one thread. The loop never changes ``torch.set_num_threads`` (global state); callers may.
 """
@@ -74,8 +75,8 @@ step than "for-loop" on CPU for small networks."""
 
 STEP_IMPLS = fast_step.STEP_IMPLS
 """How a step computes the loss and gradients (:data:`pml.nn.fast_step.STEP_IMPLS`): ``"autograd"`` (forward, then
-``backward()``), ``"fast"`` (:class:`pml.nn.fast_step.FastStep` where it applies: dense tanh/ReLU networks on the
-CPU; autograd elsewhere), or one named kernel, ``"compiled"`` or ``"torch"``."""
+``backward()``), ``"fast"`` (:class:`pml.nn.fast_step.FastStep` where it applies: dense and modular tanh/ReLU
+networks on the CPU; autograd elsewhere), or one named kernel, ``"compiled"`` or ``"torch"``."""
 
 
 @dataclasses.dataclass(frozen=True)
