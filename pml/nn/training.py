@@ -24,9 +24,9 @@ Speed notes. ``step_impl="fast"`` computes the loss and gradients of a tanh/ReLU
 networks too) instead of autograd: the same mathematics up to float64 rounding, 6-60x faster per step for wide
 one-hidden-layer networks on the CPU, 1.2-2.6x for deeper and modular ones (bound by their matrix products); the
 kernel that ran is ``TrainResult.step_kernel``. ``adam_impl="fused"`` (default) is PyTorch's fused Adam, the same
-update as the authors' default (for-loop) Adam up to float rounding and ~3x cheaper per step for small networks. On a CPU, small networks spend most
-of their time in per-operation overhead: with several intra-op threads on a busy 2-core machine a step can be 10x
-or more slower than with one thread. The loop never changes ``torch.set_num_threads`` (global state); callers may.
+update as the authors' default (for-loop) Adam up to float rounding and ~3x cheaper per step for small networks. On
+a CPU, small networks spend most of their time in per-operation overhead: with several intra-op threads on a busy
+2-core machine a step can be 10x or more slower than with one thread. The loop never changes ``torch.set_num_threads`` (global state); callers may.
 """
 
 from __future__ import annotations
