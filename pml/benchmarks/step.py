@@ -12,7 +12,7 @@ For deep and modular networks the matrix products alone (forward and both gradie
 preallocated arrays) are timed as well: row ``matmuls``, the floor of any step that uses the same BLAS, so its ratio
 is the most that removing everything else could gain.
 
-Shapes: the widths of Figs. 2, 5 and 6a (:data:`pml.experiments.network_sweep.PAPER_WIDTHS`) at d = 3 (the inputs
+Shapes: the widths of Figs. 2, 5 and 6a (:data:`pml.nn.shapes.PAPER_WIDTHS`) at d = 3 (the inputs
 those widths were chosen for), d = 1-6 at the depth-2 width 3276, and modular networks of Fig. 3 (I.8.14: modules
 of one hidden layer at depth 4, of two at depth 6; the torch kernel trains them). The batch is the sweeps' ``min(|D|, B_cap)`` with |D| = N // (d+1) and B_cap
 10k for ReLU, 30k for tanh; where members x batch x hidden units exceed the benchmark's budget (time and memory) the
@@ -30,6 +30,7 @@ import torch
 
 from pml import equations
 from pml.nn import fast_step, networks
+from pml.nn.shapes import PAPER_WIDTHS
 
 __all__ = ["format", "run", "shapes"]
 
@@ -50,8 +51,6 @@ def shapes(quick: bool = False) -> list[dict]:
     list of dict
         One per shape.
     """
-    from pml.experiments.network_sweep import PAPER_WIDTHS
-
     out = []
 
     def add(depth, width, dim, activation, kind="dense", equation=None):

@@ -39,6 +39,7 @@ from pml import equations, scaling
 from pml.config import Config
 from pml.engine import Sweep, Task
 from pml.experiments.sampling import RNGS, interp_loglog, sample_split
+from pml.nn.shapes import PAPER_WIDTHS
 
 __all__ = [
     "KINDS",
@@ -58,11 +59,6 @@ __all__ = [
 
 KINDS = ("dense", "modular")
 
-PAPER_WIDTHS = {  # the paper's widths per depth, chosen so that N ~ 256 * 4^k at d = 3 (config feynman-network-8)
-    2: (51, 204, 819, 3276, 13107, 52428),
-    3: (13, 29, 61, 125, 253, 509),
-    4: (9, 20, 43, 88, 179, 360),
-}
 
 # Cost model constants: fitted to the CPU time per step of float64 networks of 130 to 65k parameters (depths 2-6,
 # dense batched and unbatched, modular) trained with one thread on one core of the machine that built the book.
