@@ -48,7 +48,7 @@ MIN_ITERATIONS = 40  # a network is trained only if this many LM iterations fit 
 
 
 class TooSlow(ValueError):
-    """Not even the narrowest network makes :data:`MIN_ITERATIONS` LM iterations within the time limit."""
+    """Not even the narrowest network makes ``MIN_ITERATIONS`` LM iterations within the time limit."""
 
 
 def _svd_seconds_per_cube(num_threads: int | None) -> float:
