@@ -46,3 +46,18 @@ def test_validation_rows_choose_and_are_not_trained_on():
     res = deep.fit(X, y, X_val=Xv, y_val=np.sin(Xv.sum(axis=1)), architectures=[(3, 8)], n_stages=1, time_limit=3.0)
     err = np.sqrt(np.mean((res.predict(Xv) - np.sin(Xv.sum(axis=1))) ** 2) / np.mean(np.sin(Xv.sum(axis=1)) ** 2))
     assert err == pytest.approx(res.val_rel_rmse, rel=1e-6)
+
+
+@pytest.mark.parametrize("time_limit", [0.2, 0.3, 0.5])
+def test_a_short_time_limit_is_a_clear_error_or_a_fit(time_limit):
+    """However the time limit falls against the setup, deep-lm fits or says the time was too short (never an
+    internal error about a negative time limit)."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 2, (300, 3))
+    y = X[:, 0] * X[:, 1] / X[:, 2]
+    try:
+        model = fitting.fit(X, y, "deep-lm", time_limit=time_limit, progress=False)
+    except fitting.FitError as exc:
+        assert "time" in str(exc) and "must be positive" not in str(exc)
+    else:
+        assert np.all(np.isfinite(model.predict(X[:10])))

@@ -406,6 +406,8 @@ def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = Non
         for k, (depth, width) in enumerate(archs):
             if k and left() < probe_each:
                 break
+            if left() <= 0:  # the setup (data, architectures) took the whole limit
+                raise TooSlow(f"the time limit ({time_limit:.3g} s) was spent before the first network could train")
             label = f"depth {depth} width {width}"
             net, v, its, stop = train_network(Z[tr], t[tr], Z[va], t[va], depth=depth, width=width, seed=seed,
                                               max_iter=max_iter, time_limit=min(probe_each, left()),
