@@ -483,8 +483,10 @@ class ClaimTable:
 
     def __str__(self) -> str:
         lines = [self.note] if self.note else []
-        for v, row in zip(self.verdicts, self.rows()):
-            lines.append(f"{row[0]:<6} {row[5]:<40} measured {row[4]:<10} check {row[3]}  (paper: {row[2]})")
+        rows = self.rows()
+        width = max([28, *(len(row[5]) for row in rows)])  # the verdict column, as wide as its longest verdict
+        for v, row in zip(self.verdicts, rows):
+            lines.append(f"{row[0]:<6} {row[5]:<{width}} measured {row[4]:<10} check {row[3]}  (paper: {row[2]})")
             lines.append(f"       {v.claim.statement}")
             if v.claim.deviation and v.verdict == NOT_REPRODUCED:
                 lines.append(f"       known deviation: {v.claim.deviation}")
