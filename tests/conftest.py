@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from pml import paths
 
@@ -8,3 +9,13 @@ def build_tmp(tmp_path, monkeypatch):
     """Redirect everything pml writes under _build/ to a temporary folder."""
     monkeypatch.setattr(paths, "build_dir", lambda: tmp_path / "_build")
     return tmp_path / "_build"
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test, restored afterwards: small models run far faster on one thread (OpenMP
+    spins on a loaded 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,13 +13,7 @@ from pml.nn import fast_step, networks, training
 TOL = 1e-13  # relative to the largest entry of each gradient tensor
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small steps run far faster on one thread (OpenMP spin on a loaded 2-core machine); restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _compiled_or_skip():

@@ -7,14 +7,7 @@ import torch
 from pml import data
 from pml.nn import networks, training
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run far faster on one thread (OpenMP spin on a loaded 2-core machine); restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _target(X):
