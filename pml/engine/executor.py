@@ -372,8 +372,23 @@ def run(sweep: Sweep, *, store: Store | None = None, client: Any = None, stored:
     """The sweep's result: its tasks from the store or computed (on ``$PML_SCHEDULER`` when set), assembled. Where
     each task's result came from is noted for the claims of the run (:func:`pml.engine.provenance.note_step`).
 
-    In stored mode (``stored=True``, or ``$PML_STORED`` set by ``pml run/book --stored``) nothing is computed: the
-    result is :func:`pml.engine.partial.from_store`'s (assembled, partial, or a ``NotComputed``)."""
+    Parameters
+    ----------
+    sweep : Sweep
+        The step to run.
+    store : Store, optional
+        Where results are read and written (default: the project's store).
+    client : dask.distributed.Client, optional
+        A cluster to compute on (default: ``$PML_SCHEDULER``, else in process).
+    stored : bool, optional
+        True: compute nothing, as ``$PML_STORED`` (set by ``pml run/book --stored``) does by default.
+
+    Returns
+    -------
+    object
+        ``sweep.assemble`` of the results; in stored mode :func:`pml.engine.partial.from_store`'s (assembled,
+        partial, or a ``NotComputed``).
+    """
     from pml.engine import partial, provenance
 
     store = store or Store()

@@ -96,7 +96,20 @@ class Task(Config):
         _REGISTRY[class_path(cls)] = cls  # defined by code that was imported: may be rebuilt from its name
 
     def run(self, **inputs: dict) -> dict:
-        """Compute the result (plain data) from the fields and the results of :meth:`inputs`, by name."""
+        """Compute the result (plain data) from the fields and the results of :meth:`inputs`, by name.
+
+        A pure function of the key fields and ``inputs``: the store caches its result under :meth:`key`.
+
+        Parameters
+        ----------
+        **inputs : dict
+            The results of the tasks of :meth:`inputs`, under the same names.
+
+        Returns
+        -------
+        dict
+            The result: JSON-like data and numpy arrays, what :class:`pml.engine.Store` saves.
+        """
         raise NotImplementedError(f"{type(self).__name__}.run")
 
     def inputs(self) -> dict[str, "Task"]:
@@ -155,10 +168,28 @@ class Sweep(Config):
     """A config that lists independent tasks and assembles one result from theirs."""
 
     def tasks(self) -> list[Task]:
+        """The independent tasks of this sweep.
+
+        Returns
+        -------
+        list of Task
+            The tasks, in the order :meth:`assemble` expects their results.
+        """
         raise NotImplementedError(f"{type(self).__name__}.tasks")
 
     def assemble(self, results: Sequence[dict]) -> Any:
-        """The step's result from the task results, in the order of :meth:`tasks`."""
+        """The step's result from the task results.
+
+        Parameters
+        ----------
+        results : sequence of dict
+            The results of :meth:`tasks`, in its order.
+
+        Returns
+        -------
+        object
+            What the chapter draws (usually a small dataclass of arrays).
+        """
         raise NotImplementedError(f"{type(self).__name__}.assemble")
 
 
