@@ -57,17 +57,7 @@ class EquationError(ValueError):
 
 
 class UndeclaredSymbolError(EquationError):
-    """The formula uses symbols that are not among the declared variables.
-
-    Parameters
-    ----------
-    message : str
-        The error message.
-    undeclared : sequence of str
-        The symbols the formula uses without declaring them.
-    declared : sequence of str
-        The declared variables.
-    """
+    """The formula uses symbols that are not among the declared variables."""
 
     def __init__(self, message: str, undeclared: Sequence[str], declared: Sequence[str]):
         super().__init__(message)
@@ -170,12 +160,7 @@ def _used_names(tree: ast.expr) -> set[str]:
 
 @functools.lru_cache(maxsize=None)
 def _parse(formula: str, variables: tuple[str, ...]) -> sp.Expr:
-    """sympy expression of ``formula``; every declared variable is a real Symbol, whatever sympy calls that name.
-
-    A restricted namespace keeps names such as ``E``, ``I``, ``S``, ``N``, ``Q``, ``gamma``, ``beta`` or ``lambd``
-    from turning into sympy objects: a name that is neither a declared variable nor a known function/constant stays
-    a plain symbol, which the undeclared-symbol check then reports.
-    """
+    """sympy expression of ``formula``; every declared variable is a real Symbol, whatever sympy calls that name."""
     tree = _check_syntax(formula, variables)
     undeclared = sorted(_used_names(tree) - set(variables) - set(_CONSTANTS))
     if undeclared:
@@ -229,20 +214,7 @@ def _evaluate(fn: Callable, X: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class GraphNode:
-    """One operation of the computation graph: a module of a modular network (paper §3, Fig. 3).
-
-    ``inputs`` are variable names or names of earlier nodes (variables first, in column order; then nodes in
-    topological order). ``expr`` is the node's function, written in symbols named after its inputs.
-
-    Parameters
-    ----------
-    name : str
-        The node's name.
-    inputs : tuple of str
-        Its inputs.
-    expr : sympy.Expr
-        Its function.
-    """
+    """One operation of the computation graph: a module of a modular network (paper §3, Fig. 3)."""
 
     name: str
     inputs: tuple[str, ...]
@@ -264,15 +236,7 @@ class ExpressionGraph:
     """The computation graph of a formula: nodes in topological order; the last one gives the output.
 
     Paper §3: a function is "modular" when it is a composition of functions of few variables; ``max_arity`` is the
-    largest number of inputs of any node, the paper's d*.
-
-    Parameters
-    ----------
-    inputs : tuple of str
-        The variables, in column order.
-    nodes : tuple of GraphNode
-        The nodes in topological order.
-    """
+    largest number of inputs of any node, the paper's d*."""
 
     inputs: tuple[str, ...]
     nodes: tuple[GraphNode, ...]
@@ -291,36 +255,14 @@ class ExpressionGraph:
         return max(self.arities)
 
     def node(self, name: str) -> GraphNode:
-        """The node called ``name``.
-
-        Parameters
-        ----------
-        name : str
-            A node's name.
-
-        Returns
-        -------
-        GraphNode
-            The node.
-        """
+        """The node called ``name``."""
         for node in self.nodes:
             if node.name == name:
                 return node
         raise KeyError(f"no node {name!r}; nodes: {[n.name for n in self.nodes]}")
 
     def evaluate(self, X) -> np.ndarray:
-        """Compute the output node by node.
-
-        Parameters
-        ----------
-        X : array_like
-            (n, len(inputs)) inputs.
-
-        Returns
-        -------
-        numpy.ndarray
-            (n,) float64 outputs.
-        """
+        """Compute the output node by node."""
         X = _as_inputs(X, len(self.inputs), "ExpressionGraph.evaluate")
         values = {name: X[:, j] for j, name in enumerate(self.inputs)}
         for node in self.nodes:
@@ -425,32 +367,6 @@ class Equation:
     table). ``variables`` are in the table's column order, which is the column order of X. ``structure``, when
     given, is the same function written with the grouping the paper's modular networks use (Fig. 3); it must agree
     with ``formula`` numerically and only changes :meth:`graph`.
-
-    Used in every chapter (the targets of Figs. 2-3, 5-6 and the benchmarks of chapters 4-6).
-
-    Parameters
-    ----------
-    id : str
-        The equation's id (``"I.6.2a"``, ``"Z.001"``, ...).
-    formula : str
-        The function of the variables.
-    variables : tuple of str
-        The variable names, in column order.
-    ranges : tuple of (float, float)
-        The uniform sampling range of each variable, low < high.
-    output : str
-        The output's name.
-    description : str, optional
-        A short description.
-    structure : str, optional
-        The formula with the modular networks' grouping.
-
-    Raises
-    ------
-    EquationError
-        For an invalid id, variable names, ranges, formula or structure.
-    UndeclaredSymbolError
-        If the formula uses symbols that are not variables.
     """
 
     id: str
@@ -549,13 +465,7 @@ class Equation:
         """The computation graph of ``structure`` (or ``formula``).
 
         One node per binary operation that combines two different inputs, with unary operations and constants folded
-        in (see ``_GraphBuilder``).
-
-        Returns
-        -------
-        ExpressionGraph
-            The graph; ``max_arity`` is the paper's d*.
-        """
+        in (see ``_GraphBuilder``)."""
         tree = _check_syntax(self.structure or self.formula, self.variables)
         return _GraphBuilder(self.variables).build(tree)
 
@@ -638,34 +548,12 @@ REGISTRY: Mapping[str, Equation] = _build_registry()
 
 
 def ids() -> list[str]:
-    """Every registry id, in registration order (paper figures first).
-
-    Returns
-    -------
-    list of str
-        The ids of ``REGISTRY``.
-    """
+    """Every registry id, in registration order (paper figures first)."""
     return list(REGISTRY)
 
 
 def get(eq_id: str) -> Equation:
-    """The registry equation ``eq_id``.
-
-    Parameters
-    ----------
-    eq_id : str
-        An id of ``REGISTRY`` (see :func:`ids`).
-
-    Returns
-    -------
-    Equation
-        The equation.
-
-    Raises
-    ------
-    UnknownEquationError
-        For an unknown id; the message lists the valid ids.
-    """
+    """The registry equation ``eq_id``."""
     try:
         return REGISTRY[eq_id]
     except (KeyError, TypeError):
@@ -681,15 +569,7 @@ _REQUIRED_COLUMNS = ("Equation", "Output", "Formula", "# variables", "v1_name", 
 
 @dataclasses.dataclass(frozen=True)
 class CsvLoad:
-    """Result of :func:`load_feynman_csv`: the rows that make valid equations, and a message per bad row.
-
-    Parameters
-    ----------
-    equations : dict of str to Equation
-        The valid rows by id.
-    errors : dict of str to str
-        A message per bad row, by id.
-    """
+    """Result of :func:`load_feynman_csv`: the rows that make valid equations, and a message per bad row."""
 
     equations: dict[str, Equation]
     errors: dict[str, str]
@@ -759,30 +639,7 @@ def _row_equation(row: dict[str, str], slots: list[int], columns: set[str]) -> E
 
 def load_feynman_csv(path) -> CsvLoad:
     """Read a table in the public AI Feynman format (``equations.csv``; the authors' copy has rows with
-    ``#NAME?`` formulas and undeclared variables, e.g. I.18.12 uses ``theta``).
-
-    Columns: Equation, Number, Output, Formula, ``# variables``, v1_name, v1_low, v1_high, ... (UTF-8, optionally with
-    a byte-order mark). Every good row becomes an :class:`Equation`; every bad row (unparsable formula such as
-    ``#NAME?``, undeclared symbols, a variable count that disagrees with the filled columns, non-numeric ranges,
-    duplicate ids) gets a message in ``errors`` under its id. A missing file or a missing required column raises.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The CSV file.
-
-    Returns
-    -------
-    CsvLoad
-        The valid equations and a message per bad row.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no such file.
-    ValueError
-        If a required column is missing.
-    """
+    ``#NAME?`` formulas and undeclared variables, e.g. I.18.12 uses ``theta``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"AI Feynman table not found: {path}")

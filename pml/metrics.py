@@ -16,23 +16,7 @@ def _pair(y_pred, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mse(y_pred, y) -> float:
-    """Mean squared error, L_mse = mean((f(x_i) - y_i)^2): the loss the paper trains on (§1.2).
-
-    Parameters
-    ----------
-    y_pred, y : array_like
-        Predictions and targets, the same number of values (flattened, as float64).
-
-    Returns
-    -------
-    float
-        The mean squared error.
-
-    Raises
-    ------
-    ValueError
-        If the sizes differ or there are no values.
-    """
+    """Mean squared error, L_mse = mean((f(x_i) - y_i)^2): the loss the paper trains on (§1.2)."""
     y_pred, y = _pair(y_pred, y)
     return float(np.mean((y_pred - y) ** 2))
 
@@ -84,30 +68,7 @@ def relative_rmse(y_pred, y) -> float:
 
 
 def finite_rmse(y_pred, y, relative: bool = False) -> tuple[float, int]:
-    """RMSE, or relative RMSE (Eq. 1), over the points whose prediction is finite.
-
-    An interpolant has no value outside its convex hull and a diverged fit gives NaN or inf: those points are left
-    out and counted.
-
-    Parameters
-    ----------
-    y_pred, y : array_like
-        Predictions and targets, the same number of values.
-    relative : bool, optional
-        Divide by the root mean square of the targets kept (default False: the absolute RMSE).
-
-    Returns
-    -------
-    error : float
-        The (relative) RMSE over the finite predictions; NaN when no prediction is finite.
-    n_nonfinite : int
-        The number of points without a finite prediction.
-
-    Raises
-    ------
-    ValueError
-        As :func:`rmse` and :func:`relative_rmse`.
-    """
+    """RMSE, or relative RMSE (Eq. 1), over the points whose prediction is finite."""
     y_pred, y = _pair(y_pred, y)
     ok = np.isfinite(y_pred)
     n_nonfinite = int(y.size - np.count_nonzero(ok))
@@ -117,40 +78,13 @@ def finite_rmse(y_pred, y, relative: bool = False) -> tuple[float, int]:
 
 
 def max_abs_err(y_pred, y) -> float:
-    """The largest absolute error, max(abs(f(x_i) - y_i)).
-
-    Parameters
-    ----------
-    y_pred, y : array_like
-        Predictions and targets, the same number of values.
-
-    Returns
-    -------
-    float
-        The largest absolute difference.
-
-    Raises
-    ------
-    ValueError
-        If the sizes differ or there are no values.
-    """
+    """The largest absolute error, max(abs(f(x_i) - y_i))."""
     y_pred, y = _pair(y_pred, y)
     return float(np.max(np.abs(y_pred - y)))
 
 
 def machine_epsilon(dtype="float64") -> float:
-    """The machine epsilon eps_0: 2^-52 for float64 and 2^-23 for float32 (§1.1), the spacing of floats just above 1.
-
-    Parameters
-    ----------
-    dtype : str or numpy.dtype, optional
-        A floating-point type (default ``"float64"``).
-
-    Returns
-    -------
-    float
-        The spacing of ``dtype`` just above 1.
-    """
+    """The machine epsilon eps_0: 2^-52 for float64 and 2^-23 for float32 (§1.1), the spacing of floats just above 1."""
     return float(np.finfo(np.dtype(dtype)).eps)
 
 
