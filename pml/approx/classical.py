@@ -49,23 +49,7 @@ def _box(ranges) -> tuple[np.ndarray, np.ndarray]:
 
 
 def chebyshev_points(n: int) -> np.ndarray:
-    """The n Chebyshev points of the first kind on [-1, 1], cos((2k+1) pi / 2n), in increasing order.
-
-    Parameters
-    ----------
-    n : int
-        Number of points, at least 1.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,) points, ascending.
-
-    Raises
-    ------
-    ValueError
-        If ``n`` is not a positive integer.
-    """
+    """The n Chebyshev points of the first kind on [-1, 1], cos((2k+1) pi / 2n), in increasing order."""
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     k = np.arange(int(n))
@@ -80,8 +64,6 @@ def _check_fitted(obj, attr: str) -> None:
 # --------------------------------------------------------------------------------------------------- Chebyshev
 class Chebyshev:
     """Tensor-product Chebyshev interpolant of a function on a box (d = 1, 2 or 3), a classical baseline of chapter 6.
-
-    Made empty and fitted with :meth:`fit`; ``predict(X)`` evaluates it. Used in :doc:`/book/06_beyond`.
     """
 
     def __init__(self):
@@ -209,24 +191,7 @@ class Chebyshev:
 
 # --------------------------------------------------------------------------------------------------------- RBF
 class RBF:
-    """Polyharmonic RBF interpolation with a polynomial tail (``scipy.interpolate.RBFInterpolator``).
-
-    Inputs are mapped to [-1, 1]^d by ``ranges`` (or the data's bounding box) before interpolation. Used in
-    :doc:`/book/06_beyond`.
-
-    Parameters
-    ----------
-    kernel : str, optional
-        One of ``RBF_KERNELS`` (default ``"quintic"``).
-    degree : int, optional
-        The tail's total degree (default 2), at least the kernel's minimum: 1 for thin_plate_spline and cubic, 2 for
-        quintic.
-
-    Raises
-    ------
-    ValueError
-        For an unknown kernel or a tail of too low a degree.
-    """
+    """Polyharmonic RBF interpolation with a polynomial tail (``scipy.interpolate.RBFInterpolator``)."""
 
     def __init__(self, kernel: str = "quintic", degree: int = 2):
         if kernel not in RBF_KERNELS:
@@ -304,16 +269,7 @@ def _total_degree_indices(dim: int, degree: int) -> list[tuple[int, ...]]:
 
 
 class PolynomialLSQ:
-    """Least-squares polynomial of total degree <= ``degree`` in d variables (Chebyshev product basis on the box).
-
-    The solve is a truncated SVD (``rcond``) plus one step of iterative refinement. Used in :doc:`/book/06_beyond`
-    and by :func:`pml.fitting.fit` (method ``"poly"``).
-
-    Parameters
-    ----------
-    rcond : float, optional
-        Relative cutoff of the singular values (default 1e-15).
-    """
+    """Least-squares polynomial of total degree <= ``degree`` in d variables (Chebyshev product basis on the box)."""
 
     def __init__(self, rcond: float = 1e-15):
         self.rcond = rcond

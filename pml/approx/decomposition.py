@@ -17,19 +17,7 @@ from numpy.polynomial import legendre
 
 @dataclass(frozen=True)
 class LossDecomposition:
-    """Relative RMS losses (Eqs. 1-2) and the four terms of Eq. (6); they sum to ``total`` exactly.
-
-    Parameters
-    ----------
-    optimization : float
-        L_D(f_used) - L_D(f_D^best): what the imperfect optimiser leaves.
-    sampling_luck : float
-        L_D(f_D^best) - L_P(f_D^best): the training loss below the expected loss (negative when the sample is lucky).
-    generalization : float
-        L_P(f_D^best) - L_P(f_P^best): the cost of fitting a finite sample.
-    architecture : float
-        L_P(f_P^best): the best the model class can do.
-    """
+    """Relative RMS losses (Eqs. 1-2) and the four terms of Eq. (6); they sum to ``total`` exactly."""
 
     optimization: float
     sampling_luck: float
@@ -41,13 +29,7 @@ class LossDecomposition:
         return self.optimization + self.sampling_luck + self.generalization + self.architecture
 
     def as_array(self) -> np.ndarray:
-        """The four terms in the order of ``TERMS``.
-
-        Returns
-        -------
-        numpy.ndarray
-            (4,) optimization, sampling luck, generalization, architecture.
-        """
+        """The four terms in the order of ``TERMS``."""
         return np.array([self.optimization, self.sampling_luck, self.generalization, self.architecture])
 
 

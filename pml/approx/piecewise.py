@@ -14,18 +14,7 @@ import numpy as np
 
 
 def chebyshev_points(degree: int) -> np.ndarray:
-    """The degree+1 Chebyshev points of the first kind on [-1, 1], ascending.
-
-    Parameters
-    ----------
-    degree : int
-        The polynomial degree n (n + 1 points).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n + 1,) points cos((2k + 1) pi / (2n + 2)), sorted.
-    """
+    """The degree+1 Chebyshev points of the first kind on [-1, 1], ascending."""
     k = np.arange(degree + 1)
     return np.sort(np.cos((2 * k + 1) * np.pi / (2 * degree + 2)))
 
@@ -42,22 +31,7 @@ def _lagrange_basis(t: np.ndarray, nodes: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PiecewisePolynomial:
-    """A degree-n tensor polynomial per cell, stored as its values at the cell's Chebyshev points (paper §1.3).
-
-    Calling it on (m, d) points returns their (m,) values. Made by :func:`fit_piecewise_polynomial`; used in
-    :doc:`/book/01_introduction`.
-
-    Parameters
-    ----------
-    low, high : numpy.ndarray
-        (d,) corners of the box.
-    n_cells : int
-        Cells per axis.
-    degree : int
-        Degree n of each cell's polynomial.
-    values : numpy.ndarray
-        Values at the nodes, shape (n_cells,) * d + (degree + 1,) * d.
-    """
+    """A degree-n tensor polynomial per cell, stored as its values at the cell's Chebyshev points (paper §1.3)."""
 
     low: np.ndarray
     high: np.ndarray

@@ -67,17 +67,7 @@ _EPS = 100 * np.finfo(np.float64).eps  # LinearNDInterpolator's simplex toleranc
 
 @dataclasses.dataclass(frozen=True)
 class SimplexResult:
-    """Interpolated values at the query points, with points outside the convex hull reported, never dropped.
-
-    Parameters
-    ----------
-    values : numpy.ndarray
-        (n,) interpolated values; NaN outside the convex hull.
-    inside : numpy.ndarray
-        (n,) bool mask of the points inside the hull.
-    cell : numpy.ndarray
-        (n,) index of the simplex (d >= 2) or interval (d = 1) containing each point, -1 outside.
-    """
+    """Interpolated values at the query points, with points outside the convex hull reported, never dropped."""
 
     values: np.ndarray
     inside: np.ndarray
@@ -96,23 +86,7 @@ class SimplexResult:
         return self.n_outside / max(self.inside.size, 1)
 
     def rmse(self, y_true) -> float:
-        """Absolute RMSE over the points *inside* the hull (the authors' convention; see ``n_outside``).
-
-        Parameters
-        ----------
-        y_true : array_like
-            (n,) exact values at the query points.
-
-        Returns
-        -------
-        float
-            The RMSE over the inside points.
-
-        Raises
-        ------
-        ValueError
-            If the sizes differ or every point lies outside the hull.
-        """
+        """Absolute RMSE over the points *inside* the hull (the authors' convention; see ``n_outside``)."""
         y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
         if y_true.shape != self.values.shape:
             raise ValueError(f"y_true has {y_true.size} values for {self.values.size} query points")
@@ -128,28 +102,7 @@ class SimplexResult:
 
 
 def morton_order(X, bits: int | None = None) -> np.ndarray:
-    """A permutation that sorts the points along a Morton (Z-order) curve.
-
-    Coordinates are quantised to ``bits`` bits per axis on the points' bounding box and interleaved into one integer
-    key; ties keep their input order.
-
-    Parameters
-    ----------
-    X : array_like
-        (n, d) points.
-    bits : int, optional
-        Bits per axis, 1 to 63 // d (default: as many as fit in 63 bits, at most 16).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,) indices that order ``X`` along the curve.
-
-    Raises
-    ------
-    ValueError
-        If ``X`` is not 2-D or ``bits`` is out of range.
-    """
+    """A permutation that sorts the points along a Morton (Z-order) curve."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X must have shape (n, d), got {X.shape}")
@@ -375,12 +328,7 @@ class SimplexInterpolator:
         return c
 
     def _climb(self, cur: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """Hill-climb on the lifted paraboloid (SciPy's first stage, vectorised; needs no transforms).
-
-        A lifted query lies on the positive side of exactly the simplices whose circumsphere contains it (the
-        cavity around it, which includes its own simplex), so climbing the plane distance from the start simplex
-        ends next to the containing simplex. Cheap: one dot product per neighbour.
-        """
+        """Hill-climb on the lifted paraboloid (SciPy's first stage, vectorised; needs no transforms)."""
         tri = self.tri
         d = self.dim
         eq = tri.equations  # (nsimplex, d+2): normal (d+1) and offset of each lifted facet
@@ -475,22 +423,5 @@ def _barycentric_transforms_numpy(points: np.ndarray, simplices: np.ndarray) -> 
 
 
 def simplex_interpolate(X_train, y_train, X_query, method: str = "auto") -> SimplexResult:
-    """One-shot :class:`SimplexInterpolator` (paper §2): values at ``X_query`` with the outside points reported.
-
-    Parameters
-    ----------
-    X_train : array_like
-        (n, d) training inputs.
-    y_train : array_like
-        (n,) training values.
-    X_query : array_like
-        (m, d) query points.
-    method : str, optional
-        The evaluation route (see :class:`SimplexInterpolator`).
-
-    Returns
-    -------
-    SimplexResult
-        Values (NaN outside the hull), the inside mask and the containing cells.
-    """
+    """One-shot :class:`SimplexInterpolator` (paper §2): values at ``X_query`` with the outside points reported."""
     return SimplexInterpolator(X_train, y_train, method=method)(X_query)

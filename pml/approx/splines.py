@@ -89,66 +89,22 @@ def _check_axis(x, name: str, min_points: int) -> np.ndarray:
 # Grid layouts of Fig. 4
 # ---------------------------------------------------------------------------------------------------------------------
 def fig4a_sizes(i_min: int = 6, i_max: int = 36) -> list[int]:
-    """Fig. 4a node counts ``[int(1.5**i) for i in range(i_min, i_max + 1)]``: 11, 17, 25, ..., 2,184,164.
-
-    Parameters
-    ----------
-    i_min, i_max : int, optional
-        The first and last exponent (default 6 and 36).
-
-    Returns
-    -------
-    list of int
-        The node counts.
-    """
+    """Fig. 4a node counts ``[int(1.5**i) for i in range(i_min, i_max + 1)]``: 11, 17, 25, ..., 2,184,164."""
     return [int(1.5**i) for i in range(int(i_min), int(i_max) + 1)]
 
 
 def fig4a_nodes(n: int) -> np.ndarray:
-    """Fig. 4a training nodes: ``np.linspace(-1, 1, n)``.
-
-    Parameters
-    ----------
-    n : int
-        Number of nodes.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,) equally spaced nodes on [-1, 1].
-    """
+    """Fig. 4a training nodes: ``np.linspace(-1, 1, n)``."""
     return np.linspace(-1.0, 1.0, int(n))
 
 
 def fig4a_test_points(n_test: int = 2000) -> np.ndarray:
-    """Fig. 4a test points: ``n_test`` equally spaced points on [-0.9, 0.9].
-
-    Parameters
-    ----------
-    n_test : int, optional
-        Number of points (default 2000).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n_test,) points.
-    """
+    """Fig. 4a test points: ``n_test`` equally spaced points on [-0.9, 0.9]."""
     return np.linspace(-0.9, 0.9, int(n_test))
 
 
 def fig4b_sizes(i_min: int = 9, i_max: int = 35) -> list[int]:
-    """Fig. 4b *nominal* sizes ``int(1.5**i)`` for i = 9..35 (38 ... 1,456,109); the figure plots these.
-
-    Parameters
-    ----------
-    i_min, i_max : int, optional
-        The first and last exponent (default 9 and 35).
-
-    Returns
-    -------
-    list of int
-        The nominal sizes.
-    """
+    """Fig. 4b *nominal* sizes ``int(1.5**i)`` for i = 9..35 (38 ... 1,456,109); the figure plots these."""
     return [int(1.5**i) for i in range(int(i_min), int(i_max) + 1)]
 
 
@@ -156,50 +112,17 @@ def fig4b_points_per_axis(n_nominal: int) -> int:
     """Fig. 4b nodes per axis ``s = int(sqrt(n))`` (e.g. 38 -> 6, so 36 real points).
 
     ``sqrt`` is correctly rounded in IEEE arithmetic, so ``int(sqrt(n))`` equals the exact integer square root for
-    every n below 2^52 and no truncation surprise can occur (unlike the cube root of Fig. 4c).
-
-    Parameters
-    ----------
-    n_nominal : int
-        The nominal size n.
-
-    Returns
-    -------
-    int
-        ``int(sqrt(n))``.
-    """
+    every n below 2^52 and no truncation surprise can occur (unlike the cube root of Fig. 4c)."""
     return grid_points_per_axis(n_nominal, dim=2)
 
 
 def fig4b_nodes(n_nominal: int) -> np.ndarray:
-    """Fig. 4b nodes of each axis: ``np.linspace(-1, 1, int(sqrt(n_nominal)))``.
-
-    Parameters
-    ----------
-    n_nominal : int
-        The nominal size.
-
-    Returns
-    -------
-    numpy.ndarray
-        The nodes of one axis.
-    """
+    """Fig. 4b nodes of each axis: ``np.linspace(-1, 1, int(sqrt(n_nominal)))``."""
     return np.linspace(-1.0, 1.0, fig4b_points_per_axis(n_nominal))
 
 
 def fig4b_test_grid(n_per_axis: int = 121) -> np.ndarray:
-    """Fig. 4b test axis: the ``n_per_axis`` x ``n_per_axis`` test grid on [-0.8, 0.8]^2 uses it for both axes.
-
-    Parameters
-    ----------
-    n_per_axis : int, optional
-        Points per axis (default 121).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n_per_axis,) equally spaced points on [-0.8, 0.8].
-    """
+    """Fig. 4b test axis: the ``n_per_axis`` x ``n_per_axis`` test grid on [-0.8, 0.8]^2 uses it for both axes."""
     return np.linspace(-0.8, 0.8, int(n_per_axis))
 
 
@@ -265,29 +188,7 @@ def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") ->
 
 
 def regular_grid(ranges: Sequence[Sequence[float]], points_per_axis) -> tuple[list[np.ndarray], np.ndarray]:
-    """The product grid of ``np.linspace(low, high, m)`` axes (Fig. 4c layout).
-
-    ``f(X).reshape([len(a) for a in axes])`` is the array of values ``V[i, j, k] = f(x_i, y_j, z_k)``.
-
-    Parameters
-    ----------
-    ranges : sequence of (float, float)
-        (low, high) of each axis, low < high.
-    points_per_axis : int or sequence of int
-        Points m of every axis, or of each.
-
-    Returns
-    -------
-    axes : list of numpy.ndarray
-        The d axes.
-    X : numpy.ndarray
-        (prod m, d) grid points in ``indexing="ij"`` order.
-
-    Raises
-    ------
-    ValueError
-        For a bad range.
-    """
+    """The product grid of ``np.linspace(low, high, m)`` axes (Fig. 4c layout)."""
     bounds = np.asarray(ranges, dtype=np.float64)
     if bounds.ndim != 2 or bounds.shape[1] != 2 or np.any(bounds[:, 1] <= bounds[:, 0]):
         raise ValueError(f"ranges must be (low, high) pairs with low < high, got {np.asarray(ranges).tolist()}")
@@ -337,34 +238,13 @@ def spline_1d(x, y, order: int) -> BSpline:
 
 @dataclass(frozen=True)
 class GridSpline2D:
-    """A tensor-product interpolating spline on a rectangular grid, with ``interp2d``'s conventions (Fig. 4b).
-
-    Calling it on (n, 2) points returns their (n,) values. Made by :func:`spline_2d`.
-
-    Parameters
-    ----------
-    spline : scipy.interpolate.RectBivariateSpline
-        The fitted spline.
-    order : int
-        Its degree in each variable.
-    """
+    """A tensor-product interpolating spline on a rectangular grid, with ``interp2d``'s conventions (Fig. 4b)."""
 
     spline: RectBivariateSpline
     order: int
 
     def grid(self, x, y) -> np.ndarray:
-        """Values on the grid x × y, shaped as ``interp2d(...)(x, y)`` returned them.
-
-        Parameters
-        ----------
-        x, y : array_like
-            The grid's axes.
-
-        Returns
-        -------
-        numpy.ndarray
-            (len(y), len(x)) values.
-        """
+        """Values on the grid x × y, shaped as ``interp2d(...)(x, y)`` returned them."""
         return self.spline(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), grid=True).T
 
     def __call__(self, X) -> np.ndarray:
@@ -412,19 +292,7 @@ def spline_2d(x, y, Z, order: int) -> GridSpline2D:
 
 @dataclass(frozen=True)
 class SplineScaling:
-    """A Fig. 4a/4b curve: relative test RMSE (paper Eq. 1) against the nominal and real training-set sizes.
-
-    Parameters
-    ----------
-    order : int
-        The spline's degree.
-    n_nominal : numpy.ndarray
-        The nominal sizes.
-    n_train : numpy.ndarray
-        The real numbers of nodes.
-    rel_rmse : numpy.ndarray
-        Relative test RMSE per size.
-    """
+    """A Fig. 4a/4b curve: relative test RMSE (paper Eq. 1) against the nominal and real training-set sizes."""
 
     order: int
     n_nominal: np.ndarray  # what the figure plots on the x axis
@@ -436,24 +304,7 @@ def spline_scaling_1d(order: int, sizes: Sequence[int] | None = None, n_test: in
                       target: Callable[[np.ndarray], np.ndarray] = np.exp) -> SplineScaling:
     """Fig. 4a: relative RMSE of the order-``order`` spline of ``target`` (e^x) on [-1, 1] versus node count.
 
-    Paper §3, Fig. 4a, with the layout of the authors' figure notebook. Sizes default to :func:`fig4a_sizes`.
-
-    Parameters
-    ----------
-    order : int
-        Degree 1 to 7.
-    sizes : sequence of int, optional
-        Node counts (default :func:`fig4a_sizes`).
-    n_test : int, optional
-        Test points (default 2000).
-    target : callable, optional
-        The target (default ``np.exp``).
-
-    Returns
-    -------
-    SplineScaling
-        The curve.
-    """
+    Paper §3, Fig. 4a, with the layout of the authors' figure notebook. Sizes default to :func:`fig4a_sizes`."""
     order = _check_order(order, SPLINE_ORDERS_1D)
     sizes = fig4a_sizes() if sizes is None else [int(n) for n in sizes]
     t = fig4a_test_points(n_test)
@@ -468,24 +319,7 @@ def spline_scaling_2d(order: int, sizes: Sequence[int] | None = None, n_test_per
     """Fig. 4b: relative RMSE of the order-``order`` tensor spline of ``target(x, y)`` (e^(xy)) on [-1, 1]^2.
 
     Paper §3, Fig. 4b, with the layout of the authors' figure notebook. Each nominal size n uses ``int(sqrt(n))``
-    nodes per axis; the test set is the 121 x 121 grid on [-0.8, 0.8]^2. Sizes default to :func:`fig4b_sizes`.
-
-    Parameters
-    ----------
-    order : int
-        Degree 1, 3 or 5.
-    sizes : sequence of int, optional
-        Nominal sizes (default :func:`fig4b_sizes`).
-    n_test_per_axis : int, optional
-        Test points per axis (default 121).
-    target : callable, optional
-        ``target(x, y)`` (default e^(xy)).
-
-    Returns
-    -------
-    SplineScaling
-        The curve.
-    """
+    nodes per axis; the test set is the 121 x 121 grid on [-0.8, 0.8]^2. Sizes default to :func:`fig4b_sizes`."""
     order = _check_order(order, SPLINE_ORDERS_2D)
     target = (lambda x, y: np.exp(x * y)) if target is None else target
     sizes = fig4b_sizes() if sizes is None else [int(n) for n in sizes]
@@ -540,17 +374,7 @@ def _coefficient_matrix() -> np.ndarray:
 
 
 def tricubic_coefficient_matrix() -> np.ndarray:
-    """The 64 x 64 matrix A of Lekien & Marsden (2005): coefficients a = A b from corner data b.
-
-    ``b[8 q + c]`` is derivative q (f, f_x, f_y, f_z, f_xy, f_xz, f_yz, f_xyz, scaled by the cell sizes) at corner
-    c = cx + 2 cy + 4 cz; ``a[i + 4 j + 16 k]`` multiplies u^i v^j w^k in local coordinates u, v, w in [0, 1].
-    Built by inverting the constraint system (not typed in); a read-only integer-valued float64 array.
-
-    Returns
-    -------
-    numpy.ndarray
-        The read-only (64, 64) matrix A.
-    """
+    """The 64 x 64 matrix A of Lekien & Marsden (2005): coefficients a = A b from corner data b."""
     return _coefficient_matrix().copy()
 
 
@@ -821,25 +645,7 @@ class Tricubic:
 
 @dataclass(frozen=True)
 class TricubicScaling:
-    """A Fig. 4c tricubic curve: absolute test RMSE (NaN queries excluded, but counted) per grid size and seed.
-
-    Parameters
-    ----------
-    eq_id : str
-        The equation.
-    n_nominal, points_per_axis, n_train : numpy.ndarray
-        Nominal sizes, nodes per axis and real grid sizes.
-    seeds : tuple of int
-        The test sets' seeds.
-    n_test : int
-        Test points per seed.
-    rmse : numpy.ndarray
-        (sizes, seeds) absolute test RMSE over the finite predictions.
-    n_nan : numpy.ndarray
-        (sizes, seeds) NaN predictions.
-    boundary : str
-        The boundary mode.
-    """
+    """A Fig. 4c tricubic curve: absolute test RMSE (NaN queries excluded, but counted) per grid size and seed."""
 
     eq_id: str
     n_nominal: np.ndarray  # configured TP
@@ -865,13 +671,7 @@ class TricubicScaling:
         return self.n_nan / self.n_test
 
     def slope(self) -> float:
-        """Least-squares slope of log(mean RMSE) against log(n_train).
-
-        Returns
-        -------
-        float
-            The fitted exponent.
-        """
+        """Least-squares slope of log(mean RMSE) against log(n_train)."""
         return float(np.polyfit(np.log(self.n_train), np.log(self.rmse_mean), 1)[0])
 
 
@@ -891,33 +691,7 @@ def tricubic_scaling(n_nominal: Sequence[int] = FIG4C_SIZES, seeds: Sequence[int
     4.68e-4, 9.78e-5, 1.35e-5, 3.02e-6, 7.24e-7), slope -1.14; 58% and 8% of the test points are NaN at 216 and 1000
     points. The slope tends to -1, not -4/3: finite-difference derivatives are O(h^2), so the scaled corner data and
     hence the interpolant are only O(h^3) accurate (exact derivatives through :meth:`Tricubic.from_derivatives` give
-    O(h^4)).
-
-    Parameters
-    ----------
-    n_nominal : sequence of int, optional
-        Nominal grid sizes TP (default ``FIG4C_SIZES``).
-    seeds : sequence of int, optional
-        Seeds of the test sets (default 0-3).
-    n_test : int, optional
-        Test points per seed (default 30000).
-    eq_id : str, optional
-        A three-variable equation (default ``"I.30.5"``).
-    boundary : str, optional
-        Boundary mode of :meth:`Tricubic.from_grid` (default ``"nan"``).
-    rule : str, optional
-        Rule of :func:`grid_points_per_axis` (default ``"authors"``).
-
-    Returns
-    -------
-    TricubicScaling
-        The curve.
-
-    Raises
-    ------
-    ValueError
-        If the equation does not have three variables.
-    """
+    O(h^4))."""
     from pml import data, equations  # equations pulls in sympy: import it only when needed
 
     eq = equations.get(eq_id)
