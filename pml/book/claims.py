@@ -108,6 +108,11 @@ class Verdict:
         return f"{NOT_COMPUTED}{where}{hours}"
 
     @property
+    def known_deviation(self) -> bool:
+        """True when the claim is not reproduced here and its claim set explains why (a known deviation)."""
+        return self.claim.deviation is not None and self.verdict == NOT_REPRODUCED
+
+    @property
     def ok(self) -> bool:
         """True unless the claim is checkable here and failed without an explained deviation, or is missing."""
         if self.verdict == MISSING:
@@ -128,6 +133,12 @@ class Verdict:
             "deviation": self.claim.deviation,
             "missing_cpu_hours": self.missing_cpu_hours,
         }
+
+
+def anchor(claim_id: str) -> str:
+    """The HTML ``id`` of a claim's row in its chapter's claims table: ``claim-C2-6`` for ``C2.6`` (a dot in an id
+    would need escaping in a CSS selector)."""
+    return "claim-" + claim_id.replace(".", "-")
 
 
 def registry_dir() -> Path:
@@ -437,6 +448,16 @@ def inputs_summary(profile: str, run: str | None = None) -> str:
     return f"Of {len(recorded)} claims, " + "; ".join(parts) + "."
 
 
+def _with_row_ids(table_html: str, ids: list[str]) -> str:
+    """``table_html`` (:meth:`pml.experiments.tables.Table.html`) with ``id="<ids[i]>"`` on body row i: the
+    reproduction report links to each claim's row. The cells are escaped, so every ``<tr>`` in the body starts a row."""
+    head, tbody, body = table_html.partition("<tbody>")
+    rows = body.split("<tr>")
+    if len(rows) - 1 != len(ids):
+        raise ValueError(f"{len(ids)} row ids for a table of {len(rows) - 1} rows")
+    return head + tbody + rows[0] + "".join(f'<tr id="{html.escape(i)}">{row}' for i, row in zip(ids, rows[1:]))
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
@@ -456,7 +477,7 @@ class ClaimTable:
     def rows(self) -> list[tuple[str, ...]]:
         rows = []
         for v in self.verdicts:
-            verdict = v.text + (" (known deviation)" if v.claim.deviation and v.verdict == NOT_REPRODUCED else "")
+            verdict = v.text + (" (known deviation)" if v.known_deviation else "")
             rows.append((v.claim.id, v.claim.statement, v.claim.paper, v.claim.check.describe(), _fmt(v.measured), verdict))
         return rows
 
@@ -479,7 +500,7 @@ class ClaimTable:
     def _repr_html_(self) -> str:
         note = f"<p><strong>{html.escape(self.note)}</strong></p>" if self.note else ""
         legend = f"<p><small>{html.escape(INPUTS_LEGEND)}</small></p>" if self.inputs is not None else ""
-        return note + self.table().html() + legend
+        return note + _with_row_ids(self.table().html(), [anchor(v.claim.id) for v in self.verdicts]) + legend
 
     def __str__(self) -> str:
         lines = [self.note] if self.note else []
@@ -488,7 +509,7 @@ class ClaimTable:
         for v, row in zip(self.verdicts, rows):
             lines.append(f"{row[0]:<6} {row[5]:<{width}} measured {row[4]:<10} check {row[3]}  (paper: {row[2]})")
             lines.append(f"       {v.claim.statement}")
-            if v.claim.deviation and v.verdict == NOT_REPRODUCED:
+            if v.known_deviation:
                 lines.append(f"       known deviation: {v.claim.deviation}")
             if self.inputs is not None:
                 lines.append(f"       inputs: {self.inputs.get(v.claim.id, '-')}")
