@@ -93,27 +93,7 @@ def _output(model: nn.Module, X) -> np.ndarray:
 
 
 def predict_stages(models: Sequence[nn.Module], scales: Sequence[float], X) -> np.ndarray:
-    """F(X) = sum_k c_k f_k(X) as float64 numpy, shaped (n,) for scalar outputs and (n, k) otherwise.
-
-    Parameters
-    ----------
-    models : sequence of torch.nn.Module
-        The stage networks f_k.
-    scales : sequence of float
-        Their scales c_k, one per model.
-    X : array_like
-        (n, d) inputs.
-
-    Returns
-    -------
-    numpy.ndarray
-        The combined prediction.
-
-    Raises
-    ------
-    ValueError
-        Without models, or with a number of scales that differs from the number of models.
-    """
+    """F(X) = sum_k c_k f_k(X) as float64 numpy, shaped (n,) for scalar outputs and (n, k) otherwise."""
     if len(models) != len(scales) or not models:
         raise ValueError(f"need one scale per model and at least one model, got {len(models)} and {len(scales)}")
     total = scales[0] * _output(models[0], X)
@@ -124,17 +104,7 @@ def predict_stages(models: Sequence[nn.Module], scales: Sequence[float], X) -> n
 
 @dataclasses.dataclass
 class BoostStage:
-    """One stage: its scale c_k (1 for stage 1), the trainer's return value, and the combined model's RMSEs.
-
-    Parameters
-    ----------
-    scale : float
-        c_k.
-    result : object
-        The trainer's return value (None for a pretrained stage).
-    train_rmse, test_rmse : float
-        The combined model's absolute RMSEs after this stage.
-    """
+    """One stage: its scale c_k (1 for stage 1), the trainer's return value, and the combined model's RMSEs."""
 
     scale: float
     result: Any
@@ -144,19 +114,7 @@ class BoostStage:
 
 @dataclasses.dataclass
 class BoostResult:
-    """Stages f_k with scales c_k: the model is F(x) = sum_k c_k f_k(x) (paper §4.2).
-
-    Used in :doc:`/book/04_optimization` and :doc:`/book/06_beyond`.
-
-    Parameters
-    ----------
-    models : list of torch.nn.Module
-        The stage networks.
-    scales : list of float
-        Their scales.
-    stages : list of BoostStage
-        One record per stage.
-    """
+    """Stages f_k with scales c_k: the model is F(x) = sum_k c_k f_k(x) (paper §4.2)."""
 
     models: list[nn.Module]
     scales: list[float]
@@ -171,18 +129,7 @@ class BoostResult:
         return self.stages[-1].test_rmse
 
     def predict(self, X) -> np.ndarray:
-        """F(X) = sum_k c_k f_k(X) (:func:`predict_stages`).
-
-        Parameters
-        ----------
-        X : array_like
-            (n, d) inputs.
-
-        Returns
-        -------
-        numpy.ndarray
-            The combined prediction.
-        """
+        """F(X) = sum_k c_k f_k(X) (:func:`predict_stages`)."""
         return predict_stages(self.models, self.scales, X)
 
     def merged(self) -> nn.Sequential:

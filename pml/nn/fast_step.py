@@ -120,13 +120,6 @@ def _build():
 
 def compiled_kernel():
     """The compiled kernel's module, built (once per process, cached on disk) at the first call; None if it cannot be.
-
-    A failed build logs one warning and is not retried in this process.
-
-    Returns
-    -------
-    module or None
-        The extension module (``dense2_step``, ``tanh_``, ``info``), or None where it cannot be built.
     """
     with _lock:
         if not _state["tried"]:
@@ -141,13 +134,7 @@ def compiled_kernel():
 
 
 def kernel_info() -> dict:
-    """How the compiled kernel was built (ISA, SIMD lanes, tanh), or why it is not available; builds it if needed.
-
-    Returns
-    -------
-    dict
-        ``available`` (bool) and either the build's facts or ``error``.
-    """
+    """How the compiled kernel was built (ISA, SIMD lanes, tanh), or why it is not available; builds it if needed."""
     module = compiled_kernel()
     if module is None:
         return {"available": False, "error": _state["error"]}
@@ -161,9 +148,6 @@ def kernel_info() -> dict:
 
 def _dense_layers(model: nn.Module):
     """(weights (S, out, in), biases (S, out), parameters in the same order, activation) of a dense MLP, else a reason.
-
-    A :class:`pml.nn.networks.BatchedMLP` gives its stacked parameters; an ``nn.Sequential`` of Linear layers with
-    biases, one tanh/ReLU between each (:func:`pml.nn.networks.make_mlp`), gives views with S = 1.
     """
     from pml.nn import networks
 
@@ -191,25 +175,7 @@ def _dense_layers(model: nn.Module):
 
 
 def unsupported_reason(model: nn.Module, kernel: str) -> str | None:
-    """Why ``kernel`` cannot train ``model`` (None if it can; the compiled kernel is not built by this check).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The network.
-    kernel : str
-        One of :data:`KERNELS`.
-
-    Returns
-    -------
-    str or None
-        The reason, or None.
-
-    Raises
-    ------
-    ValueError
-        For an unknown kernel.
-    """
+    """Why ``kernel`` cannot train ``model`` (None if it can; the compiled kernel is not built by this check)."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; valid: {list(KERNELS)}")
     from pml.nn import networks
@@ -242,31 +208,7 @@ def unsupported_reason(model: nn.Module, kernel: str) -> str | None:
 
 
 def choose_kernel(model: nn.Module, step_impl: str) -> str:
-    """The kernel that trains ``model`` under ``step_impl``: "compiled", "torch" or "autograd".
-
-    ``"fast"`` gives the compiled kernel where it applies (dense, depth 2, on the CPU) and builds, the torch kernel for
-    other dense and modular tanh/ReLU networks on the CPU, and autograd on CUDA (a GPU has neither a page-fault cost
-    per fresh array nor a use for the CPU kernel) and for networks neither kernel supports (other activations, other
-    architectures).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The network.
-    step_impl : str
-        One of :data:`STEP_IMPLS`.
-
-    Returns
-    -------
-    str
-        "compiled", "torch" or "autograd".
-
-    Raises
-    ------
-    ValueError
-        For an unknown ``step_impl``, or a kernel named explicitly that cannot train the model (or, for
-        ``"compiled"``, could not be built).
-    """
+    """The kernel that trains ``model`` under ``step_impl``: "compiled", "torch" or "autograd"."""
     if step_impl not in STEP_IMPLS:
         raise ValueError(f"unknown step_impl {step_impl!r}; valid: {list(STEP_IMPLS)}")
     if step_impl == "autograd":
@@ -293,31 +235,7 @@ def choose_kernel(model: nn.Module, step_impl: str) -> str:
 
 
 class FastStep:
-    """Per-member batch MSE and its gradients for a dense MLP, without autograd; one reusable workspace.
-
-    ``step(X, y)`` with X of shape (S, B, d) and y (S, B) returns the (S,) batch MSE of each member (no grad) and sets
-    every parameter's ``.grad`` to the gradient of their sum (buffers owned by this object, overwritten each call),
-    the quantities of ``((model(X) - y) ** 2).mean(dim=1)`` and ``.sum().backward()``.
-
-    Parameters
-    ----------
-    model : pml.nn.networks.BatchedMLP, torch.nn.Sequential or pml.nn.networks.ModularMLP
-        A dense tanh/ReLU MLP (S members, or one ``make_mlp`` network with X of shape (1, B, d)), or a modular one
-        (torch kernel, X of shape (1, B, d)).
-    kernel : str, optional
-        "compiled", "torch" or "auto" (default: the compiled kernel where :func:`choose_kernel` gives it under
-        ``"fast"``, else the torch kernel).
-    chunk_points : int, optional
-        Points per chunk of the torch kernel (default: 2^19 / width, 64 to 8192).
-    block_points : int, optional
-        Points per block of the compiled kernel (speed only; default: 64 for ReLU, for tanh as many as keep the
-        block's activations within 1 MiB, 16 to 64).
-
-    Raises
-    ------
-    ValueError
-        For a network or kernel that does not fit (see :func:`unsupported_reason`).
-    """
+    """Per-member batch MSE and its gradients for a dense MLP, without autograd; one reusable workspace."""
 
     def __init__(self, model: nn.Module, kernel: str = "auto", chunk_points: int | None = None,
                  block_points: int | None = None):
@@ -364,20 +282,7 @@ class FastStep:
         return loss
 
     def mse(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The (S,) MSE of each member on (X, y) without gradients (a forward pass through the same workspace).
-
-        Parameters
-        ----------
-        X : torch.Tensor
-            (S, n, d) inputs.
-        y : torch.Tensor
-            (S, n) targets.
-
-        Returns
-        -------
-        torch.Tensor
-            (S,) mean squared residuals.
-        """
+        """The (S,) MSE of each member on (X, y) without gradients (a forward pass through the same workspace)."""
         self._check(X, y)
         if self._modular is not None:
             return self._modular(X[0], y[0], backward=False)

@@ -43,30 +43,6 @@ class FlatModel:
     output reshaped to (n, -1). The loss is the mean squared error over all points and outputs, as
     ``nn.MSELoss`` (paper §1.2). Every trainable parameter must be float64: precision work in float32 is
     meaningless here, so a float32 model is an error rather than a silent cast.
-
-    The parameter order is ``model.named_parameters()`` order (the order of
-    ``torch.nn.utils.parameters_to_vector``), so the first slice of ``theta`` is the first layer's weight.
-
-    Used by the second-order trainers of :doc:`/book/04_optimization` (:func:`pml.nn.bfgs.bfgs`, the low-curvature
-    steps, the Hessian).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A float64 module.
-    X : array_like or torch.Tensor
-        (n, d) training inputs.
-    y : array_like or torch.Tensor
-        (n,) or (n, k) training targets.
-    dtype : torch.dtype, optional
-        Must be float64 (the default).
-
-    Raises
-    ------
-    TypeError
-        If ``model`` is not a module or a parameter is not float64.
-    ValueError
-        For a model without parameters or on several devices, or data of mismatched shapes.
     """
 
     def __init__(self, model: nn.Module, X, y, *, dtype: torch.dtype = torch.float64):
@@ -183,34 +159,7 @@ class FlatModel:
 # ----------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class OptimResult:
-    """What an optimiser did. RMSEs are absolute (sqrt of the MSE), as plotted in Figs. 8-9.
-
-    ``history`` maps column names to equal-length numpy arrays; every optimiser writes at least ``step``,
-    ``train_rmse``, ``test_rmse`` (NaN without a test set) and ``time_s``. ``message`` is the optimiser's
-    own words (for BFGS, SciPy's message, e.g. "Desired error not necessarily achieved due to precision
-    loss."); ``stop_reason`` is a short machine-readable key.
-
-    Parameters
-    ----------
-    method : str
-        The optimiser.
-    theta : numpy.ndarray
-        The final flat parameters.
-    train_rmse, test_rmse : float
-        Final absolute RMSEs (``test_rmse`` NaN without a test set).
-    n_iter, n_fev : int
-        Iterations and loss evaluations.
-    stop_reason : str
-        Why it stopped (a short key).
-    message : str
-        The optimiser's own words.
-    wall_s : float
-        Wall time.
-    history : dict of str to numpy.ndarray
-        The learning curve.
-    info : dict, optional
-        Anything else the optimiser records.
-    """
+    """What an optimiser did. RMSEs are absolute (sqrt of the MSE), as plotted in Figs. 8-9."""
 
     method: str
     theta: np.ndarray

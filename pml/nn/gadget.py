@@ -74,25 +74,7 @@ def richardson_weights(order: int = 1, ratio: float = 2.0) -> tuple[np.ndarray, 
     """Scales s_i = ratio^i (i < order) and weights w_i with sum w_i = 1, sum w_i s_i^(2m) = 0 for 0 < m < order.
 
     The gadget at scale s l has error c_1 (s l)^2 + c_2 (s l)^4 + ...; the weighted sum of the ``order`` gadgets
-    cancels the first ``order - 1`` terms (Richardson extrapolation in l^2). order 2, ratio 2: (4/3, -1/3).
-
-    Parameters
-    ----------
-    order : int, optional
-        Number of scales p (default 1).
-    ratio : float, optional
-        Ratio of consecutive scales, > 1 (default 2).
-
-    Returns
-    -------
-    scales, weights : numpy.ndarray
-        (p,) each.
-
-    Raises
-    ------
-    ValueError
-        For a non-positive order or a ratio <= 1.
-    """
+    cancels the first ``order - 1`` terms (Richardson extrapolation in l^2). order 2, ratio 2: (4/3, -1/3)."""
     order = _check_positive_int(order, "order")
     ratio = float(ratio)
     if not ratio > 1:
@@ -109,27 +91,7 @@ def gadget_weights(lam: float, order: int = 1, ratio: float = 2.0) -> tuple[np.n
 
     Paper §3, Fig. 6b. For each scale mu = s_i l the four hidden units see mu(x+y), -mu(x+y), mu(x-y), -mu(x-y);
     their output weights are w_i / (4 mu^2 sigma''(0)) times (+1, +1, -1, -1). All biases are zero: the sigma(0)
-    constants cancel between the (x+y) and (x-y) pairs.
-
-    Parameters
-    ----------
-    lam : float
-        The scale lambda, positive.
-    order : int, optional
-        Number of scales p (default 1).
-    ratio : float, optional
-        Ratio of the scales (default 2).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        (W1, b1, W2, b2).
-
-    Raises
-    ------
-    ValueError
-        For a bad lambda, order or ratio.
-    """
+    constants cancel between the (x+y) and (x-y) pairs."""
     lam = _check_lambda(lam)
     scales, weights = richardson_weights(order, ratio)
     pattern_in = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
@@ -140,41 +102,12 @@ def gadget_weights(lam: float, order: int = 1, ratio: float = 2.0) -> tuple[np.n
 
 
 def softplus(t) -> np.ndarray:
-    """sigma(t) = log(1 + e^t), evaluated stably as ``logaddexp(0, t)``.
-
-    Parameters
-    ----------
-    t : array_like
-        Inputs.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64 values.
-    """
+    """sigma(t) = log(1 + e^t), evaluated stably as ``logaddexp(0, t)``."""
     return np.logaddexp(0.0, np.asarray(t, dtype=np.float64))
 
 
 def evaluate_numpy(weights: Sequence[np.ndarray], X) -> np.ndarray:
-    """Evaluate a Linear-softplus-Linear network given as numpy weights (W1, b1, W2, b2) on X (n, d); shape (n,).
-
-    Parameters
-    ----------
-    weights : sequence of numpy.ndarray
-        (W1, b1, W2, b2).
-    X : array_like
-        (n, d) inputs.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,) outputs.
-
-    Raises
-    ------
-    ValueError
-        If ``X`` has the wrong number of columns.
-    """
+    """Evaluate a Linear-softplus-Linear network given as numpy weights (W1, b1, W2, b2) on X (n, d); shape (n,)."""
     W1, b1, W2, b2 = (np.asarray(w, dtype=np.float64) for w in weights)
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     if X.shape[1] != W1.shape[1]:
@@ -183,20 +116,7 @@ def evaluate_numpy(weights: Sequence[np.ndarray], X) -> np.ndarray:
 
 
 def multiply(x, y, lam: float, order: int = 1, ratio: float = 2.0) -> np.ndarray:
-    """The gadget's approximation of x * y (numpy, float64): the network of :func:`gadget_weights` evaluated.
-
-    Parameters
-    ----------
-    x, y : array_like
-        Factors (broadcast together).
-    lam, order, ratio
-        As :func:`gadget_weights`.
-
-    Returns
-    -------
-    numpy.ndarray
-        The approximate products.
-    """
+    """The gadget's approximation of x * y (numpy, float64): the network of :func:`gadget_weights` evaluated."""
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     X = np.stack([x.reshape(-1), y.reshape(-1)], axis=1)
     return evaluate_numpy(gadget_weights(lam, order, ratio), X).reshape(x.shape)
@@ -255,22 +175,7 @@ def make_dot_product_network(lam: float, n_pairs: int = 3, order: int = 1, ratio
     """The exact depth-2 network for sum_p x_p y_p on inputs (x_1..x_n, y_1..y_n): ``n_pairs`` gadgets in parallel.
 
     Paper §3, Fig. 6: for I.11.19 (A = x1 y1 + x2 y2 + x3 y3, inputs in that equation's variable order
-    x1, x2, x3, y1, y2, y3) the default gives width 12 and 6*12 + 12 + 12 + 1 = 97 parameters.
-
-    Parameters
-    ----------
-    lam, order, ratio
-        As :func:`gadget_weights`.
-    n_pairs : int, optional
-        Number of products (default 3).
-    dtype : torch.dtype, optional
-        Parameter type (default float64).
-
-    Returns
-    -------
-    torch.nn.Sequential
-        The network on 2 * n_pairs inputs.
-    """
+    x1, x2, x3, y1, y2, y3) the default gives width 12 and 6*12 + 12 + 12 + 1 = 97 parameters."""
     n_pairs = _check_positive_int(n_pairs, "n_pairs")
     return _sequential(*_dot_product_weights(_check_lambda(lam), n_pairs, order, ratio), dtype=dtype)
 
@@ -284,17 +189,7 @@ def _predict(model_or_weights, X: np.ndarray, backend: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class GadgetCurve:
-    """Relative RMSE (paper Eq. 1) of the multiplication network against its scale lambda.
-
-    Parameters
-    ----------
-    lambdas : numpy.ndarray
-        The scales.
-    rel_rmse : numpy.ndarray
-        Relative RMSE at each.
-    order, width : int
-        Scales p and hidden width 4p.
-    """
+    """Relative RMSE (paper Eq. 1) of the multiplication network against its scale lambda."""
 
     lambdas: np.ndarray
     rel_rmse: np.ndarray
@@ -329,33 +224,6 @@ def gadget_error_curve(lambdas: Sequence[float], n_points: int = 10_000, seed: i
     x*y. ``backend="torch"`` evaluates the ``nn.Sequential`` of :func:`make_multiplication_network`, "numpy" the
     same weights with :func:`evaluate_numpy`. Measured floors (seed 0, 10^4 points, [-1, 1]^2): about 9e-9 for
     order 1, 4e-11 for order 2 and 4e-12 for order 3.
-
-    Used in :doc:`/book/03_nonlinear`.
-
-    Parameters
-    ----------
-    lambdas : sequence of float
-        The scales.
-    n_points : int, optional
-        Test points (default 10,000).
-    seed : int, optional
-        Their seed (default 0).
-    order, ratio
-        As :func:`gadget_weights`.
-    low, high : float, optional
-        The input square (default [-1, 1]).
-    backend : str, optional
-        ``"torch"`` (default) or ``"numpy"``.
-
-    Returns
-    -------
-    GadgetCurve
-        Relative RMSE per lambda.
-
-    Raises
-    ------
-    ValueError
-        For a bad interval, backend, lambda or order.
     """
     backend = _check_backend(backend)
     if not high > low:
@@ -376,28 +244,7 @@ def gadget_truncation_error(lambdas: Sequence[float], order: int = 1, n_points: 
     """Relative RMSE of the gadget in ``dps``-digit arithmetic (mpmath): the truncation error alone.
 
     Paper §3, Fig. 6b. Without float64 rounding the error is c l^(2 order) (1 + O(l^2)) for small l: the gadget
-    is exact as l -> 0. The inputs are float64 draws from ``numpy.random.default_rng(seed)``, taken as exact.
-
-    Parameters
-    ----------
-    lambdas : sequence of float
-        The scales.
-    order, ratio
-        As :func:`gadget_weights`.
-    n_points : int, optional
-        Points (default 32).
-    seed : int, optional
-        Their seed (default 0).
-    low, high : float, optional
-        The input square (default [-1, 1]).
-    dps : int, optional
-        Decimal digits of the arithmetic (default 60).
-
-    Returns
-    -------
-    numpy.ndarray
-        Relative RMSE per lambda.
-    """
+    is exact as l -> 0. The inputs are float64 draws from ``numpy.random.default_rng(seed)``, taken as exact."""
     import mpmath  # a sympy dependency; imported here to keep ``import pml.nn.gadget`` light
 
     order = _check_positive_int(order, "order")
@@ -429,17 +276,7 @@ def gadget_truncation_error(lambdas: Sequence[float], order: int = 1, n_points: 
 
 @dataclass(frozen=True)
 class DotProductCurve:
-    """Test relative and absolute RMSE of the exact dot-product network against lambda (I.11.19, Fig. 6).
-
-    Parameters
-    ----------
-    lambdas : numpy.ndarray
-        The scales.
-    rel_rmse, rmse : numpy.ndarray
-        Relative and absolute test RMSE at each.
-    order, width, n_params : int
-        Scales per product, hidden width and parameter count.
-    """
+    """Test relative and absolute RMSE of the exact dot-product network against lambda (I.11.19, Fig. 6)."""
 
     lambdas: np.ndarray
     rel_rmse: np.ndarray
@@ -471,31 +308,6 @@ def dot_product_error_curve(lambdas: Sequence[float], n_test: int = 30_000, seed
 
     Paper §3, Fig. 6. Test points are ``n_test`` points uniform on the central 80% box of the equation's ranges
     ([1.4, 4.6]^6 for I.11.19), drawn from ``numpy.random.default_rng(seed)`` as in the paper's test sets.
-
-    Used in :doc:`/book/03_nonlinear`.
-
-    Parameters
-    ----------
-    lambdas : sequence of float
-        The scales.
-    n_test : int, optional
-        Test points (default 30,000).
-    seed : int, optional
-        Their seed (default 0).
-    order, ratio
-        As :func:`gadget_weights`.
-    eq_id : str, optional
-        An equation with an even number of variables (default ``"I.11.19"``).
-
-    Returns
-    -------
-    DotProductCurve
-        The errors per lambda.
-
-    Raises
-    ------
-    ValueError
-        For an equation with an odd number of variables.
     """
     from pml import data, equations  # equations pulls in sympy: import it only when needed
 

@@ -68,31 +68,7 @@ def hessian_matrix(
     ``DEFAULT_POINT_DIRECTIONS // batch_size`` directions). The cost is about N gradient evaluations on the
     full data set, so a width-40 student (N = 1761) on 100k points is minutes of CPU time. With
     ``symmetrize`` the result is (H + H^T)/2, which removes the rounding asymmetry of the products (``eigh``
-    reads only one triangle anyway).
-
-    Parameters
-    ----------
-    flat : pml.nn.flat.FlatModel
-        The model bound to its training set.
-    theta : torch.Tensor, optional
-        The parameters (default: the module's current ones).
-    batch_size : int, optional
-        Points per pass.
-    chunk_size : int, optional
-        Directions per ``vmap`` call.
-    symmetrize : bool, optional
-        Return (H + H^T)/2 (default True).
-
-    Returns
-    -------
-    torch.Tensor
-        The (N, N) float64 Hessian.
-
-    Raises
-    ------
-    ValueError
-        If ``batch_size`` or ``chunk_size`` is not a positive integer.
-    """
+    reads only one triangle anyway)."""
     if theta is None:
         theta = flat.theta()
     theta = theta.detach().to(device=flat.device, dtype=flat.dtype)
@@ -125,22 +101,7 @@ def hessian_matrix(
 def hessian(model: nn.Module, X, y, **kwargs) -> torch.Tensor:
     """Hessian of the MSE of ``model`` on (X, y) w.r.t. all trainable parameters (flat order), float64.
 
-    Paper: §4.1. Keyword arguments go to :func:`hessian_matrix`.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A float64 model.
-    X, y : array_like
-        The data set.
-    **kwargs
-        Passed to :func:`hessian_matrix`.
-
-    Returns
-    -------
-    torch.Tensor
-        The (N, N) Hessian.
-    """
+    Paper: §4.1. Keyword arguments go to :func:`hessian_matrix`."""
     return hessian_matrix(FlatModel(model, X, y), **kwargs)
 
 
@@ -153,23 +114,7 @@ class Spectrum:
     only the first parameter tensor's slice of g and e_i, reproducing the early return in the authors' Fig. 7
     notebook (see the module docstring); then their squares no longer sum to |g|^2.
 
-    Used in :doc:`/book/04_optimization` (Fig. 7).
-
-    Parameters
-    ----------
-    eigenvalues : numpy.ndarray
-        (N,) ascending.
-    eigenvectors : numpy.ndarray
-        (N, N), column i for eigenvalue i.
-    gradient : numpy.ndarray
-        (N,) the gradient g.
-    grad_projections : numpy.ndarray
-        (N,) the projections of g on the eigenvectors, in absolute value.
-    loss : float
-        The MSE there.
-    first_layer_only : bool, optional
-        Whether the projections use only the first parameter tensor.
-    """
+    Used in :doc:`/book/04_optimization` (Fig. 7)."""
 
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
@@ -183,15 +128,7 @@ class Spectrum:
         return int(self.eigenvalues.size)
 
     def descending(self) -> tuple[np.ndarray, np.ndarray]:
-        """The spectrum in descending eigenvalue order, Fig. 7's x axis.
-
-        Non-negative eigenvalues from the largest down, then negative ones from -0 to the most negative.
-
-        Returns
-        -------
-        eigenvalues, grad_projections : numpy.ndarray
-            Both reversed.
-        """
+        """The spectrum in descending eigenvalue order, Fig. 7's x axis."""
         return self.eigenvalues[::-1].copy(), self.grad_projections[::-1].copy()
 
     def __repr__(self) -> str:
@@ -258,30 +195,7 @@ def spectrum(
 
 def gradient_fraction_top_k(spec: Spectrum, k: int, by: str = "value") -> float:
     """Fraction of |g|^2 lying in the top-k eigendirections (paper §4.1: "the gradient tends to point most
-    strongly in directions of higher curvature").
-
-    ``by="value"`` ranks directions by eigenvalue (largest first), ``by="abs"`` by |eigenvalue|.
-    Uses ``spec.grad_projections``, so for a ``first_layer_only`` spectrum it is the buggy projection's share.
-
-    Parameters
-    ----------
-    spec : Spectrum
-        The spectrum.
-    k : int
-        Number of directions, 0 to N.
-    by : str, optional
-        ``"value"`` (default) or ``"abs"``.
-
-    Returns
-    -------
-    float
-        The fraction, in [0, 1].
-
-    Raises
-    ------
-    ValueError
-        For a bad ``k`` or ``by``, or a zero gradient.
-    """
+    strongly in directions of higher curvature")."""
     if int(k) != k or not 0 <= k <= spec.n_params:
         raise ValueError(f"k must be an integer in [0, {spec.n_params}], got {k!r}")
     if by == "value":
@@ -298,33 +212,11 @@ def gradient_fraction_top_k(spec: Spectrum, k: int, by: str = "value") -> float:
 
 
 def eigenvalue_counts(spec: Spectrum) -> dict[str, int]:
-    """Numbers of eigenvalues >= 0 and < 0 (read off the paper's Fig. 7: about 845 / 916 of 1761 after Adam).
-
-    Parameters
-    ----------
-    spec : Spectrum
-        The spectrum.
-
-    Returns
-    -------
-    dict of str to int
-        ``{"nonnegative": ..., "negative": ...}``.
-    """
+    """Numbers of eigenvalues >= 0 and < 0 (read off the paper's Fig. 7: about 845 / 916 of 1761 after Adam)."""
     nonneg = int(np.sum(spec.eigenvalues >= 0))
     return {"nonnegative": nonneg, "negative": spec.n_params - nonneg}
 
 
 def top_eigenvalue(spec: Spectrum) -> float:
-    """The largest eigenvalue (read off the paper's Fig. 7: about 5-10 after Adam).
-
-    Parameters
-    ----------
-    spec : Spectrum
-        The spectrum.
-
-    Returns
-    -------
-    float
-        The largest eigenvalue.
-    """
+    """The largest eigenvalue (read off the paper's Fig. 7: about 5-10 after Adam)."""
     return float(spec.eigenvalues[-1])

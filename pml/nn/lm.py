@@ -119,18 +119,7 @@ def _layout(model: nn.Module) -> _Layout:
 
 
 def flat_params(model: nn.Module) -> np.ndarray:
-    """The trainable parameters of ``model`` as one float64 vector (``named_parameters`` order).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Any module.
-
-    Returns
-    -------
-    numpy.ndarray
-        (p,) float64 parameters.
-    """
+    """The trainable parameters of ``model`` as one float64 vector (``named_parameters`` order)."""
     lay = _layout(model)
     params = dict(model.named_parameters())
     return torch.cat([params[n].detach().reshape(-1).cpu() for n in lay.names]).numpy().copy()
@@ -225,11 +214,7 @@ _ELEMENTWISE_DERIVATIVES = {
 
 
 def _forward_error(model: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor) -> torch.Tensor | None:
-    """First-order rounding-error bound per output for an ``nn.Sequential`` of Linear / Tanh / Sigmoid / ReLU.
-
-    Propagates E (error magnitude) with the standard dot-product bound: a Linear layer adds eps (|W| |h| + |b|)
-    and passes |W| E on; an activation multiplies E by |sigma'| and adds eps |sigma(h)|. None for other models.
-    """
+    """First-order rounding-error bound per output for an ``nn.Sequential`` of Linear / Tanh / Sigmoid / ReLU."""
     if not isinstance(model, nn.Sequential):
         return None
     h = X
@@ -253,24 +238,7 @@ def _forward_error(model: nn.Module, params: dict[str, torch.Tensor], X: torch.T
 
 
 def rounding_estimate(model: nn.Module, X) -> float:
-    """Estimated norm of the float64 rounding error in ``model(X)`` (first-order forward error bound).
-
-    For ``nn.Sequential`` stacks of Linear and Tanh/Sigmoid/ReLU layers; other models get eps * |model(X)|.
-    The LM noise test uses it: a network whose output is a sum of large cancelling terms (e.g. near-flat
-    features with large output weights) has a rounding error far above eps |f|.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A float64 model.
-    X : array_like
-        (n, d) inputs.
-
-    Returns
-    -------
-    float
-        The estimated norm of the rounding error of the n outputs.
-    """
+    """Estimated norm of the float64 rounding error in ``model(X)`` (first-order forward error bound)."""
     net = _NetJacobian(model, X)
     theta = flat_params(model)
     with torch.no_grad():
@@ -280,34 +248,7 @@ def rounding_estimate(model: nn.Module, X) -> float:
 
 def jacobian_chunks(model: nn.Module, X, *, chunk_size: int | None = None,
                     max_bytes: int = DEFAULT_MAX_JACOBIAN_BYTES) -> Iterator[np.ndarray]:
-    """Row blocks of the per-sample Jacobian d f(x_i) / d theta, in point order (float64 numpy).
-
-    Each block covers ``chunk_size`` points (default: as many as fit in ``max_bytes``) and has shape
-    (points * n_out, n_params); the columns follow :func:`flat_params`.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A float64 model.
-    X : array_like
-        (n, d) inputs.
-    chunk_size : int, optional
-        Points per block.
-    max_bytes : int, optional
-        Memory per block when ``chunk_size`` is None (default 64 MiB).
-
-    Yields
-    ------
-    numpy.ndarray
-        (points * n_out, n_params) blocks.
-
-    Raises
-    ------
-    ValueError
-        For a bad ``X`` or ``chunk_size``.
-    TypeError
-        If a parameter is not float64.
-    """
+    """Row blocks of the per-sample Jacobian d f(x_i) / d theta, in point order (float64 numpy)."""
     net = _NetJacobian(model, X)
     rows = _chunk_rows(net.n_out, net.lay.n_params, chunk_size, max_bytes)
     return net.blocks(flat_params(model), rows)
@@ -315,25 +256,7 @@ def jacobian_chunks(model: nn.Module, X, *, chunk_size: int | None = None,
 
 def jacobian(model: nn.Module, X, *, chunk_size: int | None = None,
              max_bytes: int = DEFAULT_MAX_JACOBIAN_BYTES) -> np.ndarray:
-    """The dense Jacobian of the model outputs w.r.t. the flat parameters: shape (n * n_out, n_params).
-
-    Built with ``torch.func`` (``vmap(jacrev(...))`` over points) in chunks; the result does not depend on the
-    chunking (a test checks this).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A float64 model.
-    X : array_like
-        (n, d) inputs.
-    chunk_size, max_bytes
-        As :func:`jacobian_chunks`.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n * n_out, n_params) Jacobian.
-    """
+    """The dense Jacobian of the model outputs w.r.t. the flat parameters: shape (n * n_out, n_params)."""
     return np.concatenate(list(jacobian_chunks(model, X, chunk_size=chunk_size, max_bytes=max_bytes)), axis=0)
 
 
@@ -433,27 +356,7 @@ class LMOptions:
 
 @dataclasses.dataclass
 class LMResult:
-    """Outcome of :func:`least_squares`: the minimiser, its residual norm, counters and the per-iteration log.
-
-    Parameters
-    ----------
-    theta : numpy.ndarray
-        The parameters reached.
-    cost : float
-        1/2 |r|^2 there.
-    n_iter, n_fev : int
-        Iterations and residual evaluations.
-    stop_reason : str
-        Why it stopped (see the module docstring).
-    message : str
-        In words.
-    mu : float
-        The final damping.
-    history : dict of str to numpy.ndarray
-        One row per iteration.
-    wall_s : float
-        Wall time.
-    """
+    """Outcome of :func:`least_squares`: the minimiser, its residual norm, counters and the per-iteration log."""
 
     theta: np.ndarray
     cost: float  # 1/2 |r|^2
@@ -540,11 +443,7 @@ class _Linearisation:
         return -z / self.d
 
     def predicted_reduction(self, delta: np.ndarray, mu: float | None = None) -> float:
-        """|r|^2 - |r + J delta|^2 from R (no J needed).
-
-        For the LM step itself (``mu`` given) this is |R delta|^2 + 2 mu |D delta|^2 (MINPACK's form: a sum of
-        positive terms, no cancellation); for any other step, -2 delta.g - |R delta|^2.
-        """
+        """|r|^2 - |r + J delta|^2 from R (no J needed)."""
         Rd = self.R @ delta
         if mu is not None:
             Dd = self.d * delta

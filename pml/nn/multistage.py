@@ -62,31 +62,7 @@ def dominant_frequency(X, r, *, n_directions: int = 64, n_freqs: int = 128, seed
 
     1D: FFT of r linearly interpolated onto a uniform grid of max(n, 256) points. d > 1: plane-wave
     periodogram over ``n_directions`` random directions (from ``seed``) and ``n_freqs`` frequencies up to the
-    Nyquist frequency of the mean spacing, extent / n^(1/d). Returns 0 for a constant residual.
-
-    Parameters
-    ----------
-    X : array_like
-        (n, d) points.
-    r : array_like
-        (n,) residual values.
-    n_directions : int, optional
-        Random directions for d > 1 (default 64).
-    n_freqs : int, optional
-        Frequencies per direction (default 128).
-    seed : int, optional
-        Seed of the directions (default 0).
-
-    Returns
-    -------
-    float
-        The dominant frequency (0 for a constant residual).
-
-    Raises
-    ------
-    ValueError
-        For mismatched sizes or coinciding points.
-    """
+    Nyquist frequency of the mean spacing, extent / n^(1/d). Returns 0 for a constant residual."""
     X = as_inputs(X)
     r = np.asarray(r, dtype=np.float64).reshape(-1)
     if r.size != X.shape[0]:
@@ -130,22 +106,7 @@ def dominant_frequency(X, r, *, n_directions: int = 64, n_freqs: int = 128, seed
 def affine_fold(net: nn.Sequential, in_centre=None, in_half=None, out_scale: float = 1.0,
                 out_offset: float = 0.0) -> nn.Sequential:
     """A copy of ``net`` that takes raw x instead of z = (x - in_centre) / in_half, and returns
-    out_scale * net(z) + out_offset (first and last ``nn.Linear`` layers rewritten; exact up to rounding).
-
-    Parameters
-    ----------
-    net : torch.nn.Sequential
-        A network on normalised inputs z.
-    in_centre, in_half : array_like, optional
-        The input map (default: none).
-    out_scale, out_offset : float, optional
-        The output map (default 1 and 0).
-
-    Returns
-    -------
-    torch.nn.Sequential
-        The folded copy.
-    """
+    out_scale * net(z) + out_offset (first and last ``nn.Linear`` layers rewritten; exact up to rounding)."""
     net = copy.deepcopy(net)
     linears = [m for m in net if isinstance(m, nn.Linear)]
     first, last = linears[0], linears[-1]
@@ -197,47 +158,14 @@ def _readout_init(net: nn.Sequential, Z: np.ndarray, target: np.ndarray, rcond: 
 
 # -------------------------------------------------------------------------------------------------- trainer
 def default_trainer(max_iter: int = 1000, time_limit: float | None = None, **options) -> Callable:
-    """:func:`pml.nn.lm.train` with these options (``scaling="jac"`` unless given): the default stage trainer.
-
-    Parameters
-    ----------
-    max_iter : int, optional
-        LM iterations per stage (default 1000).
-    time_limit : float, optional
-        Seconds per stage.
-    **options
-        Other fields of :class:`pml.nn.lm.LMOptions`.
-
-    Returns
-    -------
-    callable
-        ``trainer(model, X, y, X_val=None, y_val=None)``.
-    """
+    """:func:`pml.nn.lm.train` with these options (``scaling="jac"`` unless given): the default stage trainer."""
     options.setdefault("scaling", "jac")
     return functools.partial(lm.train, max_iter=max_iter, time_limit=time_limit, **options)
 
 
 @dataclasses.dataclass
 class StageRecord:
-    """One stage: eps_k (the scale), the frequency estimate, its data size and the combined model's RMSEs.
-
-    Parameters
-    ----------
-    scale : float
-        eps_k.
-    f_dominant : float
-        The residual's dominant frequency.
-    kappa : float
-        The first layer's frequency scale.
-    n_train, n_params : int
-        Training points and parameters of the stage.
-    train_rmse, val_rmse : float
-        The combined model's absolute RMSEs after the stage (``val_rmse`` NaN without validation data).
-    seconds : float
-        Wall time of the stage.
-    result : object
-        The trainer's return value (an OptimResult for LM).
-    """
+    """One stage: eps_k (the scale), the frequency estimate, its data size and the combined model's RMSEs."""
 
     scale: float
     f_dominant: float
@@ -252,19 +180,7 @@ class StageRecord:
 
 @dataclasses.dataclass
 class MultistageResult:
-    """Stage networks f_k (raw inputs) with scales eps_k; the model is F(x) = sum_k eps_k f_k(x).
-
-    Used in :doc:`/book/06_beyond` and by :func:`pml.fitting.fit` (method ``"lm-multistage"``).
-
-    Parameters
-    ----------
-    models : list of torch.nn.Sequential
-        The stage networks on raw inputs.
-    scales : list of float
-        Their scales eps_k.
-    stages : list of StageRecord
-        One record per stage.
-    """
+    """Stage networks f_k (raw inputs) with scales eps_k; the model is F(x) = sum_k eps_k f_k(x)."""
 
     models: list[nn.Sequential]
     scales: list[float]
@@ -275,28 +191,11 @@ class MultistageResult:
         return int(sum(count_params(m) for m in self.models))
 
     def network(self) -> nn.Sequential:
-        """The stages merged into one ``nn.Sequential`` (:func:`pml.nn.boosting.merge_stages`).
-
-        Returns
-        -------
-        torch.nn.Sequential
-            One network computing F.
-        """
+        """The stages merged into one ``nn.Sequential`` (:func:`pml.nn.boosting.merge_stages`)."""
         return merge_stages(self.models, self.scales)
 
     def predict(self, X) -> np.ndarray:
-        """sum_k eps_k f_k(X) as float64 numpy of shape (n,) (:func:`pml.nn.boosting.predict_stages`).
-
-        Parameters
-        ----------
-        X : array_like
-            (n, d) inputs.
-
-        Returns
-        -------
-        numpy.ndarray
-            (n,) predictions.
-        """
+        """sum_k eps_k f_k(X) as float64 numpy of shape (n,) (:func:`pml.nn.boosting.predict_stages`)."""
         return predict_stages(self.models, self.scales, as_inputs(X))
 
 

@@ -106,54 +106,19 @@ def make_mlp(dim: int, width: int, depth: int, activation: str = "relu", seed: i
 
 
 def dense_param_count(dim: int, width: int, depth: int) -> int:
-    """N = (d+1)w + (depth-2)(w^2+w) + (w+1): weights and biases of :func:`make_mlp` (paper §2).
-
-    Parameters
-    ----------
-    dim, width, depth : int
-        As :func:`make_mlp`.
-
-    Returns
-    -------
-    int
-        The parameter count N.
-    """
+    """N = (d+1)w + (depth-2)(w^2+w) + (w+1): weights and biases of :func:`make_mlp` (paper §2)."""
     dim, width = _check_int(dim, "dim", 1), _check_int(width, "width", 1)
     depth = _check_int(depth, "depth", 2)
     return (dim + 1) * width + (depth - 2) * (width * width + width) + (width + 1)
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of scalar parameters of ``model`` (for a BatchedMLP: of all S members together).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Any module.
-
-    Returns
-    -------
-    int
-        The number of scalar parameters.
-    """
+    """Number of scalar parameters of ``model`` (for a BatchedMLP: of all S members together)."""
     return int(sum(p.numel() for p in model.parameters()))
 
 
 def dataset_size_for(n_params: int, dim: int) -> int:
-    """The training-set size tied to the parameter count: floor(N / (d+1)) (paper §2, the "fair comparison").
-
-    Parameters
-    ----------
-    n_params : int
-        The parameter count N.
-    dim : int
-        Number of inputs d.
-
-    Returns
-    -------
-    int
-        The number of training points.
-    """
+    """The training-set size tied to the parameter count: floor(N / (d+1)) (paper §2, the "fair comparison")."""
     n_params, dim = _check_int(n_params, "n_params", 0), _check_int(dim, "dim", 1)
     return n_params // (dim + 1)
 
@@ -165,19 +130,7 @@ def dataset_size_for(n_params: int, dim: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class ModuleSpec:
-    """One module of a modular network: an MLP mirroring graph node ``name`` on its ``inputs``.
-
-    Parameters
-    ----------
-    name : str
-        The graph node.
-    inputs : tuple of str
-        Its inputs (variables or earlier nodes).
-    width, depth : int
-        The module's width and number of linear layers.
-    level : int
-        Its position on the longest input-to-output path (1: an input module).
-    """
+    """One module of a modular network: an MLP mirroring graph node ``name`` on its ``inputs``."""
 
     name: str
     inputs: tuple[str, ...]
@@ -203,28 +156,7 @@ def modular_layout(graph, width: int, depth: int) -> tuple[ModuleSpec, ...]:
       number of modules on the longest input-to-output path (I.8.14: L = 2, II.6.15a: L = 3). ``depth`` must be a
       multiple of L.
     * Input modules (all inputs are variables) share the width: each has width // k, where k is the number of input
-      modules (I.8.14: two modules of width w//2; II.6.15a: three of width w//3). All other modules have width w.
-
-    Parameters
-    ----------
-    graph : pml.equations.ExpressionGraph
-        The computation graph.
-    width : int
-        The network width w.
-    depth : int
-        The total depth along the longest path, a multiple of its number of modules.
-
-    Returns
-    -------
-    tuple of ModuleSpec
-        One module per graph node, in node order.
-
-    Raises
-    ------
-    ValueError
-        For an empty or inconsistent graph, a depth that is not a multiple of the levels (the message lists the valid
-        depths) or a width too small for the input modules.
-    """
+      modules (I.8.14: two modules of width w//2; II.6.15a: three of width w//3). All other modules have width w."""
     width, depth = _check_int(width, "width", 1), _check_int(depth, "depth", 2)
     variables = tuple(graph.inputs)
     nodes = tuple(graph.nodes)
@@ -262,20 +194,7 @@ def modular_param_count(graph, width: int, depth: int) -> int:
     """True parameter count of the modular network (sum over modules).
 
     I.8.14 at depth 6, w = 100 gives 16,003, as the authors' ``notebooks/modular-vs-dense-samewidth-compare.ipynb``
-    prints.
-
-    Parameters
-    ----------
-    graph : pml.equations.ExpressionGraph
-        The computation graph.
-    width, depth : int
-        As :func:`modular_layout`.
-
-    Returns
-    -------
-    int
-        The parameter count.
-    """
+    prints."""
     return sum(spec.n_params for spec in modular_layout(graph, width, depth))
 
 

@@ -72,29 +72,7 @@ def uniform_geometry(low: float, high: float, n_units: int, *, lam: float = 0.5,
 
     gamma = lam / h (lam ~ 0.25-1: each unit's transition spans a few spacings). Returns (W, b) with W of
     shape (M, 1) and b = -gamma t. The halo (centres outside the interval) is what keeps the ends accurate
-    (precision-mlps: 1e-4 to 1e-5 without it).
-
-    Parameters
-    ----------
-    low, high : float
-        The interval, low < high.
-    n_units : int
-        M, at least 2 * halo + 2.
-    lam : float, optional
-        Steepness per spacing (default 0.5).
-    halo : int, optional
-        Centres beyond each end (default 3).
-
-    Returns
-    -------
-    W, b : numpy.ndarray
-        (M, 1) weights and (M,) biases.
-
-    Raises
-    ------
-    ValueError
-        For too few units, a bad interval or a non-positive ``lam``.
-    """
+    (precision-mlps: 1e-4 to 1e-5 without it)."""
     n_units = int(n_units)
     if n_units < 2 * int(halo) + 2:
         raise ValueError(f"n_units must be at least 2 * halo + 2 = {2 * int(halo) + 2}, got {n_units}")
@@ -114,31 +92,7 @@ def random_geometry(ranges, n_units: int, *, scale: float = 1.0, bias_range: flo
 
     w ~ N(0, scale^2 I); b = u - w . z_c with z_c uniform in [-1, 1]^d (so a steep unit's transition lies in the
     box) and u ~ U(-bias_range, bias_range) (so near-flat units, scale << 1, have distinct Taylor coefficients
-    and their span approaches all polynomials of low degree; scale 0.01 suits the 6D quadratic I.11.19).
-
-    Parameters
-    ----------
-    ranges : sequence of (float, float)
-        The input box.
-    n_units : int
-        M.
-    scale : float, optional
-        Standard deviation of w (default 1).
-    bias_range : float, optional
-        Half-width of u (default 1).
-    seed : int, optional
-        The seed (default 0).
-
-    Returns
-    -------
-    W, b : numpy.ndarray
-        (M, d) weights and (M,) biases in raw coordinates.
-
-    Raises
-    ------
-    ValueError
-        For a bad range or a non-positive scale.
-    """
+    and their span approaches all polynomials of low degree; scale 0.01 suits the 6D quadratic I.11.19)."""
     box = _ranges(ranges)
     dim = box.shape[0]
     if not scale > 0:
@@ -155,27 +109,7 @@ def random_geometry(ranges, n_units: int, *, scale: float = 1.0, bias_range: flo
 # --------------------------------------------------------------------------------------------------- network
 def make_network(W, b, coef=None, bias: float = 0.0) -> nn.Sequential:
     """``nn.Sequential(Linear(d, M), Tanh(), Linear(M, 1))`` in float64 with the given hidden layer (W, b) and output
-    weights ``coef`` (zeros if None) and output bias (no random initialisation: the global RNG is untouched).
-
-    Parameters
-    ----------
-    W, b : array_like
-        (M, d) hidden weights and (M,) biases.
-    coef : array_like, optional
-        (M,) output weights (default zeros).
-    bias : float, optional
-        Output bias (default 0).
-
-    Returns
-    -------
-    torch.nn.Sequential
-        The network.
-
-    Raises
-    ------
-    ValueError
-        If ``W`` and ``b`` do not match.
-    """
+    weights ``coef`` (zeros if None) and output bias (no random initialisation: the global RNG is untouched)."""
     W = np.asarray(W, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     if W.ndim != 2 or b.shape[0] != W.shape[0]:
@@ -193,20 +127,7 @@ def make_network(W, b, coef=None, bias: float = 0.0) -> nn.Sequential:
 
 
 def feature_matrix(W, b, X) -> np.ndarray:
-    """H = tanh(X W^T + b), computed by the same torch modules as the network's first two layers.
-
-    Parameters
-    ----------
-    W, b : array_like
-        The hidden layer.
-    X : array_like
-        (n, d) inputs.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n, M) features H.
-    """
+    """H = tanh(X W^T + b), computed by the same torch modules as the network's first two layers."""
     net = make_network(W, b)
     with torch.no_grad():
         return net[1](net[0](torch.from_numpy(as_inputs(X)))).numpy()
@@ -242,38 +163,7 @@ class _SVD:
 
 
 def solve_readout(H, y, rcond: float = 1e-14, refine_steps: int = 1) -> tuple[np.ndarray, float, int]:
-    """Output weights and bias minimising |H c + c0 - y| by truncated SVD of [H, 1] (columns scaled to unit norm).
-
-    Singular values below ``rcond`` * s_max are dropped. ``refine_steps`` rounds of iterative refinement
-    (solve again for the residual y - H c - c0 and add; Wilkinson/Golub) recover the digits that the SVD's own
-    backward error costs: on x^2 with 81 tanh units the test RMSE went from 3.9e-15 to 3.5e-16 with one round.
-    Returns (c, c0, rank).
-
-    Parameters
-    ----------
-    H : array_like
-        (n, M) features.
-    y : array_like
-        (n,) targets.
-    rcond : float, optional
-        Relative singular-value cutoff in (0, 1) (default 1e-14).
-    refine_steps : int, optional
-        Rounds of iterative refinement (default 1).
-
-    Returns
-    -------
-    c : numpy.ndarray
-        (M,) output weights.
-    c0 : float
-        Output bias.
-    rank : int
-        Singular values kept.
-
-    Raises
-    ------
-    ValueError
-        For mismatched shapes, a bad ``rcond`` or ``refine_steps``.
-    """
+    """Output weights and bias minimising |H c + c0 - y| by truncated SVD of [H, 1] (columns scaled to unit norm)."""
     H = np.asarray(H, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if H.ndim != 2 or H.shape[0] != y.size:
@@ -289,31 +179,7 @@ def solve_readout(H, y, rcond: float = 1e-14, refine_steps: int = 1) -> tuple[np
 
 @dataclasses.dataclass
 class ReadoutFit:
-    """A solved one-hidden-layer network and how it was chosen.
-
-    Used in :doc:`/book/06_beyond` and by :func:`pml.fitting.fit` (method ``"readout"``).
-
-    Parameters
-    ----------
-    network : torch.nn.Sequential
-        The solved network.
-    geometry : str
-        ``"uniform"`` or ``"random"``.
-    params : dict
-        The chosen geometry parameters.
-    rcond : float
-        The chosen cutoff.
-    rank : int
-        Singular values kept.
-    n_train : int
-        Training points.
-    train_rmse, val_rmse : float
-        Absolute RMSEs (``val_rmse``: the one that chose, NaN if nothing was chosen).
-    seconds : float
-        Wall time.
-    candidates : list of dict, optional
-        Every candidate tried with its validation RMSE.
-    """
+    """A solved one-hidden-layer network and how it was chosen."""
 
     network: nn.Sequential
     geometry: str
@@ -331,41 +197,13 @@ class ReadoutFit:
         return count_params(self.network)
 
     def predict(self, X) -> np.ndarray:
-        """The network's output.
-
-        Parameters
-        ----------
-        X : array_like
-            (n, d) inputs.
-
-        Returns
-        -------
-        numpy.ndarray
-            (n,) float64 predictions.
-        """
+        """The network's output."""
         with torch.no_grad():
             return self.network(torch.from_numpy(as_inputs(X))).reshape(-1).numpy()
 
 
 def fit_readout(X, y, W, b, *, rcond: float = 1e-14, refine_steps: int = 1) -> ReadoutFit:
-    """Solve the output layer for the hidden layer (W, b) on (X, y); return the network.
-
-    Parameters
-    ----------
-    X, y : array_like
-        The training set.
-    W, b : array_like
-        The hidden layer.
-    rcond : float, optional
-        Singular-value cutoff (default 1e-14).
-    refine_steps : int, optional
-        Rounds of iterative refinement (default 1).
-
-    Returns
-    -------
-    ReadoutFit
-        The network and its training RMSE.
-    """
+    """Solve the output layer for the hidden layer (W, b) on (X, y); return the network."""
     t0 = time.perf_counter()
     X = as_inputs(X)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -487,35 +325,7 @@ def fit(
 # ------------------------------------------------------------------------------------------------------ VarPro
 def refine(X, y, W, b, *, rcond: float = 1e-14, max_iter: int = 50, num_threads: int | None = 1,
            **lm_options) -> tuple[ReadoutFit, lm.LMResult]:
-    """Optimise the hidden layer (W, b) of the reduced problem min_theta |(I - P(theta)) y| (VarPro).
-
-    P(theta) projects onto the span of [tanh(X W^T + b), 1] (truncated SVD at ``rcond``). The Jacobian is
-    Kaufman's, J = -(I - P) dPhi/dtheta c, with dPhi/dw_jk c = c_j x_k sech^2(.), dPhi/db_j c = c_j sech^2(.).
-    LM options (:class:`pml.nn.lm.LMOptions` fields) pass through. Costs O(n (M(d+1))^2) per iteration: meant for
-    M (d+1) up to a few hundred.
-
-    Parameters
-    ----------
-    X, y : array_like
-        The training set.
-    W, b : array_like
-        The starting hidden layer.
-    rcond : float, optional
-        Cutoff of the projection (default 1e-14).
-    max_iter : int, optional
-        LM iterations (default 50).
-    num_threads : int or None, optional
-        BLAS threads (default 1).
-    **lm_options
-        Fields of :class:`pml.nn.lm.LMOptions`.
-
-    Returns
-    -------
-    fit : ReadoutFit
-        The network at the optimised hidden layer.
-    lm_result : pml.nn.lm.LMResult
-        The LM run.
-    """
+    """Optimise the hidden layer (W, b) of the reduced problem min_theta |(I - P(theta)) y| (VarPro)."""
     X = as_inputs(X)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     W = np.asarray(W, dtype=np.float64)

@@ -27,30 +27,7 @@ METHODS = ("pattern", "jacobian")
 
 
 def grid(ranges: Sequence[Sequence[float]], n: int) -> tuple[np.ndarray, tuple[int, ...]]:
-    """An n-per-axis grid on the box ``ranges`` (1 or 2 axes): points (n**d, d) and the map shape (n,)*d.
-
-    The first axis varies slowest, so ``labels.reshape(shape)[i, j]`` is at (x_i, y_j) (plot with ``.T`` for
-    x horizontal).
-
-    Parameters
-    ----------
-    ranges : sequence of (float, float)
-        One or two (low, high) pairs.
-    n : int
-        Points per axis, at least 2.
-
-    Returns
-    -------
-    X : numpy.ndarray
-        (n**d, d) points.
-    shape : tuple of int
-        (n,) * d.
-
-    Raises
-    ------
-    ValueError
-        For a bad box or ``n``.
-    """
+    """An n-per-axis grid on the box ``ranges`` (1 or 2 axes): points (n**d, d) and the map shape (n,)*d."""
     arr = np.asarray(ranges, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] not in (1, 2):
         raise ValueError(f"ranges must be 1 or 2 (low, high) pairs, got {arr.tolist()}")
@@ -142,20 +119,7 @@ def relu_regions(model: nn.Module, X, input_mean=None, input_std=None, method: s
 
 def simplex_regions(interpolator, X) -> np.ndarray:
     """Simplex (d >= 2) or interval (d = 1) index of each point for a :class:`pml.approx.simplex.SimplexInterpolator`,
-    relabelled 0..k-1 in order of index; -1 outside the convex hull.
-
-    Parameters
-    ----------
-    interpolator : pml.approx.simplex.SimplexInterpolator
-        The interpolant.
-    X : array_like
-        (n, d) points.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,) labels, -1 outside.
-    """
+    relabelled 0..k-1 in order of index; -1 outside the convex hull."""
     cell = np.asarray(interpolator.find(X))
     labels = np.full(cell.shape, -1, dtype=np.int64)
     inside = cell >= 0
@@ -165,17 +129,6 @@ def simplex_regions(interpolator, X) -> np.ndarray:
 
 
 def count_regions(labels) -> int:
-    """Number of distinct regions (labels >= 0; -1 marks points outside any region).
-
-    Parameters
-    ----------
-    labels : array_like
-        Region labels.
-
-    Returns
-    -------
-    int
-        The number of distinct labels >= 0.
-    """
+    """Number of distinct regions (labels >= 0; -1 marks points outside any region)."""
     labels = np.asarray(labels).reshape(-1)
     return int(np.unique(labels[labels >= 0]).size)

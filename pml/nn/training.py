@@ -153,40 +153,7 @@ class TrainConfig(Config):
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
-    """Summary of one training run. RMSEs are absolute, as the paper's axes; steps are 0-based update indices.
-
-    ``history_*`` is thinned: steps 0, log_every, 2*log_every, ... and the last step, with the pre-update batch
-    train RMSE and the post-update test RMSE of that step (NaN where not evaluated, test_every_step=False).
-
-    Parameters
-    ----------
-    selection : str
-        The selection rule.
-    selected : float
-        The value named by ``selection``.
-    test_at_min_train : float
-        Test RMSE at the step of the smallest batch train RMSE.
-    step_at_min_train : int
-        That step.
-    min_train, min_test, min_logged_test : float
-        Smallest train, test (NaN unless ``test_every_step``) and logged test RMSE.
-    initial_test : float
-        Test RMSE before any update.
-    final_train, final_test : float
-        Train (pre-update batch) and test (post-update) RMSE of the last step.
-    n_steps_done : int
-        Steps completed.
-    interrupted : bool
-        Whether the run was interrupted.
-    wall_time_s : float
-        Wall time.
-    history_step, history_train, history_test : numpy.ndarray
-        The thinned learning curve.
-    input_mean, input_std : numpy.ndarray or None
-        The input standardisation (None without ``normalize_inputs``).
-    step_kernel : str
-        What computed the loss and gradients: "autograd", "compiled" or "torch" (see ``TrainConfig.step_impl``).
-    """
+    """Summary of one training run. RMSEs are absolute, as the paper's axes; steps are 0-based update indices."""
 
     selection: str
     selected: float  # the value named by ``selection``
@@ -214,13 +181,7 @@ class TrainResult:
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised on KeyboardInterrupt. ``.result`` summarises the completed steps: a TrainResult for :func:`train`
-    (None if no step completed), a list of them for :func:`train_batched` (empty if none completed).
-
-    Parameters
-    ----------
-    result : TrainResult or list of TrainResult or None
-        What the completed steps gave.
-    """
+    (None if no step completed), a list of them for :func:`train_batched` (empty if none completed)."""
 
     def __init__(self, result):
         super().__init__("training interrupted; partial result in .result")
@@ -231,29 +192,7 @@ def select(train_rmse, test_rmse, selection: str = "test_at_min_train", initial_
            log_every: int = 100) -> float:
     """The reported value from per-step curves (train pre-update, test post-update); see :data:`SELECTIONS`.
 
-    ``argmin`` takes the first minimum, as ``np.argmin`` in the authors' code.
-
-    Parameters
-    ----------
-    train_rmse, test_rmse : array_like
-        Per-step curves of equal length.
-    selection : str, optional
-        One of ``SELECTIONS`` (default ``"test_at_min_train"``).
-    initial_test : float, optional
-        Test RMSE before any update (for ``min_logged_test``).
-    log_every : int, optional
-        The logging grid (default 100).
-
-    Returns
-    -------
-    float
-        The selected RMSE.
-
-    Raises
-    ------
-    ValueError
-        For curves of different lengths or an unknown selection.
-    """
+    ``argmin`` takes the first minimum, as ``np.argmin`` in the authors' code."""
     train_rmse = np.asarray(train_rmse, dtype=np.float64)
     test_rmse = np.asarray(test_rmse, dtype=np.float64)
     if train_rmse.shape != test_rmse.shape or train_rmse.ndim != 1 or train_rmse.size == 0:
@@ -271,42 +210,12 @@ def select(train_rmse, test_rmse, selection: str = "test_at_min_train", initial_
 
 
 def standardize(X, mean, std):
-    """The input transform of a run: (X - mean) / std (pass ``result.input_mean`` and ``input_std``).
-
-    Parameters
-    ----------
-    X : array_like or torch.Tensor
-        (n, d) raw inputs.
-    mean, std : array_like or torch.Tensor
-        The run's standardisation, (d,) each.
-
-    Returns
-    -------
-    array_like or torch.Tensor
-        The standardised inputs.
-    """
+    """The input transform of a run: (X - mean) / std (pass ``result.input_mean`` and ``input_std``)."""
     return (X - mean) / std
 
 
 def predict(model: nn.Module, X, result: TrainResult | None = None, chunk_size: int = 0) -> np.ndarray:
-    """Model output on raw inputs X (n, d) as a float64 array (n,), applying ``result``'s input standardisation.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A trained model.
-    X : array_like
-        (n, d) raw inputs.
-    result : TrainResult, optional
-        The run whose standardisation applies (None: none).
-    chunk_size : int, optional
-        Evaluate in chunks of this many points; 0 (default): all at once.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,) float64 outputs.
-    """
+    """Model output on raw inputs X (n, d) as a float64 array (n,), applying ``result``'s input standardisation."""
     param = next(model.parameters())
     Xt = torch.as_tensor(np.asarray(X), dtype=param.dtype, device=param.device)
     if result is not None and result.input_mean is not None:
@@ -434,10 +343,7 @@ def _fit(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Ten
 
 
 class _BestParams:
-    """Each member's parameters at its lowest batch train loss so far (test_every_step=False).
-
-    Parameters of a batched model carry the member index first (S members); a single model is S = 1.
-    """
+    """Each member's parameters at its lowest batch train loss so far (test_every_step=False)."""
 
     def __init__(self, params: list[torch.Tensor], S: int):
         if S > 1 and any(p.ndim == 0 or p.shape[0] != S for p in params):
