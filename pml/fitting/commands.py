@@ -26,18 +26,7 @@ __all__ = ["fail", "fit_file", "output_problem", "predict_file"]
 
 
 def fail(message: str) -> int:
-    """Print ``pml: error: message`` on stderr and return the exit status 2.
-
-    Parameters
-    ----------
-    message : str
-        What is wrong.
-
-    Returns
-    -------
-    int
-        2.
-    """
+    """Print ``pml: error: message`` on stderr and return the exit status 2."""
     print(f"pml: error: {message}", file=sys.stderr)
     return 2
 
@@ -221,29 +210,7 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
 
 def output_problem(out: str | Path, inputs: dict[str, str | Path] | None = None, example: str = "out.npz",
                    make_folder: bool = False) -> str | None:
-    """Why ``--out`` cannot be written, checked before any work is done; None when it can.
-
-    The answer names the problem: an empty name, one of the ``inputs``, a folder, an existing path that is not a
-    regular file (a symbolic link, a FIFO, a device, a socket: an atomic rename would put a file in its place), or a
-    missing or read-only folder. Every command that writes a file the user names (``pml fit``, ``pml predict``,
-    ``pml results pack``) asks this first.
-
-    Parameters
-    ----------
-    out : str or pathlib.Path
-        The file to write.
-    inputs : dict of str to path, optional
-        What the command reads (``{"data file": path}``): ``out`` must be none of them.
-    example : str, optional
-        A file name the message suggests inside a folder given as ``out``.
-    make_folder : bool, optional
-        The command creates a missing folder itself: only an existing folder on the way is checked.
-
-    Returns
-    -------
-    str or None
-        The problem (one line, for ``pml: error: ...``), or None.
-    """
+    """Why ``--out`` cannot be written, checked before any work is done; None when it can."""
     if not str(out).strip():
         return f"--out is empty ({str(out)!r}); give a file name (e.g. {example})"
     out = Path(out)

@@ -79,29 +79,7 @@ __all__ = ["Choice", "RULES", "Rule", "chart", "choose", "min_rows", "promise_me
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """One box of the chart (Figure 10): ``d_min <= d <= d_max`` and ``n_min <= n < n_max``, smooth or not.
-
-    ``n`` counts every data row the user has (before the validation split).
-
-    Parameters
-    ----------
-    key : str
-        The rule's name (``"1d-enough"``, ``"high-d"``, ...).
-    d_min, d_max : int, int or None
-        The input dimensions it covers (``d_max`` None: unbounded).
-    n_min, n_max : int, int or None
-        The numbers of rows it covers, ``n_max`` exclusive (None: unbounded).
-    smooth : bool
-        Whether it is for smooth targets or for targets with kinks or steps.
-    methods : tuple of str
-        The candidate methods, best first (names of ``pml.fitting.METHODS``).
-    promise : float or None
-        The relative RMSE the chart promises, or None.
-    label : str
-        The chart's label of the region.
-    reason : str
-        Why these methods (quoting the paper where it says so).
-    """
+    """One box of the chart (Figure 10): ``d_min <= d <= d_max`` and ``n_min <= n < n_max``, smooth or not."""
 
     key: str
     d_min: int
@@ -180,19 +158,7 @@ RULES: tuple[Rule, ...] = (
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """What :func:`choose` returns.
-
-    Parameters
-    ----------
-    rule : Rule
-        The matching rule.
-    methods : tuple of str
-        Its candidate methods.
-    reason : str
-        Why.
-    expected_rel_rmse : float or None
-        The rule's promise.
-    """
+    """What :func:`choose` returns."""
 
     rule: Rule
     methods: tuple[str, ...]
@@ -215,27 +181,7 @@ def _check(d: int, n: int) -> tuple[int, int]:
 
 
 def min_rows(d: int, smooth: bool = True, rules: Sequence[Rule] = RULES) -> int:
-    """The fewest data rows for which some rule applies at dimension ``d`` (``auto`` refuses fewer).
-
-    Parameters
-    ----------
-    d : int
-        Number of inputs.
-    smooth : bool, optional
-        Smooth target (default True).
-    rules : sequence of Rule, optional
-        The rules (default ``RULES``).
-
-    Returns
-    -------
-    int
-        The smallest ``n_min`` of the rules for ``d``.
-
-    Raises
-    ------
-    ValueError
-        When no rule covers ``d``.
-    """
+    """The fewest data rows for which some rule applies at dimension ``d`` (``auto`` refuses fewer)."""
     d, _ = _check(d, 0)
     lows = [r.n_min for r in rules if r.smooth == bool(smooth) and r.d_min <= d and (r.d_max is None or d <= r.d_max)]
     if not lows:
@@ -244,29 +190,7 @@ def min_rows(d: int, smooth: bool = True, rules: Sequence[Rule] = RULES) -> int:
 
 
 def choose(d: int, n: int, smooth: bool = True, rules: Sequence[Rule] = RULES) -> Choice:
-    """The first rule matching (d, n, smooth): the chart's answer for d inputs and n data rows.
-
-    Parameters
-    ----------
-    d : int
-        Number of inputs (at least 1).
-    n : int
-        Number of data rows.
-    smooth : bool, optional
-        Smooth target (default True).
-    rules : sequence of Rule, optional
-        The rules (default ``RULES``).
-
-    Returns
-    -------
-    Choice
-        The rule, its methods, the reason and the promise.
-
-    Raises
-    ------
-    ValueError
-        When ``n`` is below every rule's minimum for this ``d`` (too few rows to fit anything reliably).
-    """
+    """The first rule matching (d, n, smooth): the chart's answer for d inputs and n data rows."""
     d, n = _check(d, n)
     for rule in rules:
         if rule.matches(d, n, smooth):
@@ -277,25 +201,7 @@ def choose(d: int, n: int, smooth: bool = True, rules: Sequence[Rule] = RULES) -
 
 
 def chart(smooth: bool = True, d_max: int = 8, n_max: float = 1e6, rules: Sequence[Rule] = RULES) -> list[dict]:
-    """The rules as rectangles of the (d, n) plane, for drawing Figure 10.
-
-    Parameters
-    ----------
-    smooth : bool, optional
-        The rules for smooth targets (default) or for targets with kinks or steps.
-    d_max : int, optional
-        Open ends in d are clipped here (default 8).
-    n_max : float, optional
-        Open ends in n are clipped here (default 1e6).
-    rules : sequence of Rule, optional
-        The rules (default ``RULES``).
-
-    Returns
-    -------
-    list of dict
-        One dict per rule with ``d_lo``, ``d_hi`` (inclusive integers), ``n_lo``, ``n_hi`` (rows, ``n_hi``
-        exclusive), ``label``, ``methods``, ``promise`` and ``key``.
-    """
+    """The rules as rectangles of the (d, n) plane, for drawing Figure 10."""
     regions = []
     for r in rules:
         if r.smooth != bool(smooth) or r.d_min > d_max:
@@ -313,18 +219,7 @@ def _fmt(v: float | None) -> str:
 
 
 def rules_table(rules: Sequence[Rule] = RULES) -> str:
-    """The rules as a plain-text table.
-
-    Parameters
-    ----------
-    rules : sequence of Rule, optional
-        The rules (default ``RULES``).
-
-    Returns
-    -------
-    str
-        One line per rule: key, d, n, target, methods and promise.
-    """
+    """The rules as a plain-text table."""
     rows = [("rule", "smooth", "d", "rows n", "methods (candidates)", "promise")]
     for r in rules:
         d = f"{r.d_min}" if r.d_max == r.d_min else (f">={r.d_min}" if r.d_max is None else f"{r.d_min}-{r.d_max}")
@@ -335,20 +230,7 @@ def rules_table(rules: Sequence[Rule] = RULES) -> str:
 
 
 def promise_met(rel_rmse: float, promise: float | None) -> bool | None:
-    """Whether a measured relative RMSE keeps the chart's promise.
-
-    Parameters
-    ----------
-    rel_rmse : float
-        The measured relative RMSE.
-    promise : float or None
-        The rule's promise.
-
-    Returns
-    -------
-    bool or None
-        ``rel_rmse <= promise``; None when there is no promise.
-    """
+    """Whether a measured relative RMSE keeps the chart's promise."""
     if promise is None or not math.isfinite(rel_rmse):
         return None if promise is None else False
     return bool(rel_rmse <= promise)

@@ -108,11 +108,7 @@ class Fitted:
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-    """A method ``fit`` can use: how to fit it, how to rebuild its predictor from saved arrays, and its limits.
-
-    ``kind`` decides how the error is diagnosed: "interpolant" (fits the training rows exactly), "least-squares"
-    (the best coefficients are solved for exactly: no optimisation error) or "trained" (iterative optimisation).
-    """
+    """A method ``fit`` can use: how to fit it, how to rebuild its predictor from saved arrays, and its limits."""
 
     name: str
     kind: str

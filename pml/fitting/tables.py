@@ -36,21 +36,7 @@ class TableError(ValueError):
 
 @dataclass
 class Table:
-    """A data file's columns in file order, as :func:`read_table` returns them.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The file read.
-    names : list of str
-        The column names, in file order.
-    raw : dict
-        Per column, the raw values: text for CSV, arrays for ``.npz``.
-    n_rows : int
-        Number of data rows.
-    is_csv : bool
-        Whether the file is a CSV (else ``.npz``).
-    """
+    """A data file's columns in file order, as :func:`read_table` returns them."""
 
     path: Path
     names: list[str]
@@ -98,24 +84,7 @@ def _fmt(v) -> str:
 
 
 def read_table(path) -> Table:
-    """Read a CSV file (header row, comma-separated) or an ``.npz`` (one 1-D array per column, equal lengths).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The data file.
-
-    Returns
-    -------
-    Table
-        Its columns; ``Table.column(name)`` gives one as float64.
-
-    Raises
-    ------
-    TableError
-        For a missing, empty or unreadable file, a bad header, or rows with the wrong number of fields; the message
-        names the line.
-    """
+    """Read a CSV file (header row, comma-separated) or an ``.npz`` (one 1-D array per column, equal lengths)."""
     path = Path(path)
     if not path.exists():
         raise TableError(f"no such file: {path}")
@@ -205,20 +174,7 @@ def decimal_floor(texts: Sequence[str], y: np.ndarray) -> tuple[float, int] | No
 
     A column whose longest value has k < 15 significant digits is taken as rounded to k digits: each value is off by
     up to half a unit of its k-th digit, an RMS of unit/sqrt(12). Values written with 15 or more digits (Python's
-    ``repr`` of float64) are taken as exact; integers (no point, no exponent) as exact.
-
-    Parameters
-    ----------
-    texts : sequence of str
-        The target column as written in the CSV file.
-    y : numpy.ndarray
-        The same values as float64.
-
-    Returns
-    -------
-    tuple of (float, int) or None
-        The relative RMSE of the rounding and the number of significant digits; None for exact values.
-    """
+    ``repr`` of float64) are taken as exact; integers (no point, no exponent) as exact."""
     digits = []
     for t in texts:
         m = _NUM.match(t.strip())
@@ -252,27 +208,7 @@ def _mode_for(path: Path) -> int:
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w"):
-    """Open a temporary file next to ``path``; on success rename it over ``path``, on any error remove it.
-
-    A context manager: ``with atomic_write(path, "wb") as fh: ...``.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file to write.
-    mode : str, optional
-        ``"w"`` (text, default) or ``"wb"`` (binary).
-
-    Returns
-    -------
-    contextlib.AbstractContextManager
-        Yields the open temporary file.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the folder of ``path`` does not exist.
-    """
+    """Open a temporary file next to ``path``; on success rename it over ``path``, on any error remove it."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -292,19 +228,7 @@ def atomic_write(path, mode: str = "w"):
 
 
 def write_table(columns: dict[str, list[str]], out) -> None:
-    """Write text columns as CSV (header first).
-
-    Parameters
-    ----------
-    columns : dict of str to list of str
-        Column name to its values as text, all of one length.
-    out : file object
-        An open text file.
-
-    Returns
-    -------
-    None
-    """
+    """Write text columns as CSV (header first)."""
     names = list(columns)
     w = csv.writer(out, lineterminator="\n")
     w.writerow(names)

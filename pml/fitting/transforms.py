@@ -27,18 +27,7 @@ _TARGETS = ("identity", "square", "log")
 
 @dataclasses.dataclass(frozen=True)
 class Transform:
-    """Fit ``g(y)`` against ``h(x)``, predict ``g^-1(prediction)``.
-
-    Parameters
-    ----------
-    log_inputs : bool
-        Fit against the logarithm of every input (all inputs must be positive).
-    target : str
-        ``"identity"``, ``"square"`` (fit y^2; predictions map back by the square root, negative ones to 0) or
-        ``"log"`` (fit log y; predictions map back by exp).
-    sign : float
-        1.0, or -1.0 for a target that is negative everywhere (the square and the log act on -y).
-    """
+    """Fit ``g(y)`` against ``h(x)``, predict ``g^-1(prediction)``."""
 
     log_inputs: bool = False
     target: str = "identity"
@@ -63,52 +52,19 @@ class Transform:
         return not self.log_inputs and self.target == "identity" and self.sign > 0
 
     def inputs(self, X: np.ndarray) -> np.ndarray:
-        """The inputs the method sees: ``X``, or ``log X`` (NaN where an input is not positive).
-
-        Parameters
-        ----------
-        X : numpy.ndarray
-            (n, d) inputs.
-
-        Returns
-        -------
-        numpy.ndarray
-            (n, d) transformed inputs.
-        """
+        """The inputs the method sees: ``X``, or ``log X`` (NaN where an input is not positive)."""
         if not self.log_inputs:
             return X
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(X > 0, np.log(np.where(X > 0, X, 1.0)), np.nan)
 
     def forward(self, y: np.ndarray) -> np.ndarray:
-        """The target the method fits: ``g(y)``.
-
-        Parameters
-        ----------
-        y : numpy.ndarray
-            (n,) targets.
-
-        Returns
-        -------
-        numpy.ndarray
-            (n,) transformed targets.
-        """
+        """The target the method fits: ``g(y)``."""
         s = self.sign * y
         return {"identity": lambda: y, "square": lambda: s * s, "log": lambda: np.log(s)}[self.target]()
 
     def inverse(self, p: np.ndarray) -> np.ndarray:
-        """Predictions of the target as given, from the method's predictions of ``g(y)``.
-
-        Parameters
-        ----------
-        p : numpy.ndarray
-            Predictions of the transformed target.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``g^-1(p)`` (the square root of negative predictions of a square is 0).
-        """
+        """Predictions of the target as given, from the method's predictions of ``g(y)``."""
         p = np.asarray(p, dtype=np.float64)
         if self.target == "identity":
             return p
@@ -117,18 +73,7 @@ class Transform:
         return self.sign * back
 
     def wrap(self, predict):
-        """``predict`` (of ``g(y)`` from ``h(x)``) as a predictor of y from x.
-
-        Parameters
-        ----------
-        predict : callable
-            Maps transformed inputs to predictions of the transformed target.
-
-        Returns
-        -------
-        callable
-            Maps (n, d) inputs to (n,) predictions of y.
-        """
+        """``predict`` (of ``g(y)`` from ``h(x)``) as a predictor of y from x."""
         if self.is_identity:
             return predict
         return lambda X: self.inverse(np.asarray(predict(self.inputs(np.asarray(X, dtype=np.float64))),
@@ -148,25 +93,7 @@ TRANSFORMS = (IDENTITY, Transform(True, "log"), Transform(False, "square"), Tran
 
 
 def admissible(X: np.ndarray, y: np.ndarray, transforms=TRANSFORMS) -> list[Transform]:
-    """The ``transforms`` that the data admit, with the target's sign set.
-
-    Log inputs need every input positive; a log target needs a target of one strict sign, a square target one that
-    does not change sign (and that is not zero everywhere); the squared or logged target must be finite.
-
-    Parameters
-    ----------
-    X : numpy.ndarray
-        (n, d) inputs.
-    y : numpy.ndarray
-        (n,) targets.
-    transforms : sequence of Transform, optional
-        Candidates (default ``TRANSFORMS``).
-
-    Returns
-    -------
-    list of Transform
-        The admissible ones, in the given order.
-    """
+    """The ``transforms`` that the data admit, with the target's sign set."""
     positive_x = bool(np.all(X > 0))
     sign = -1.0 if np.all(y <= 0) else 1.0
     s = sign * y
@@ -188,23 +115,7 @@ def admissible(X: np.ndarray, y: np.ndarray, transforms=TRANSFORMS) -> list[Tran
 
 
 def transform_named(name: str) -> Transform:
-    """The transform called ``name`` (:attr:`Transform.name`, e.g. ``"log y ~ log x"``; ``"-y"`` forms too).
-
-    Parameters
-    ----------
-    name : str
-        A transform's name.
-
-    Returns
-    -------
-    Transform
-        The transform.
-
-    Raises
-    ------
-    ValueError
-        For an unknown name; the message lists the valid ones.
-    """
+    """The transform called ``name`` (:attr:`Transform.name`, e.g. ``"log y ~ log x"``; ``"-y"`` forms too)."""
     known = {t.name: t for base in TRANSFORMS for t in (base, dataclasses.replace(base, sign=-1.0))
              if not (t.target == "identity" and t.sign < 0)}
     key = " ".join(str(name).split())
@@ -215,23 +126,7 @@ def transform_named(name: str) -> Transform:
 
 
 def from_dict(fields: dict) -> Transform:
-    """The transform stored by :meth:`Transform.to_dict`.
-
-    Parameters
-    ----------
-    fields : dict
-        ``log_inputs``, ``target`` and ``sign``.
-
-    Returns
-    -------
-    Transform
-        The transform.
-
-    Raises
-    ------
-    ValueError
-        For missing or bad fields.
-    """
+    """The transform stored by :meth:`Transform.to_dict`."""
     try:
         return Transform(bool(fields["log_inputs"]), str(fields["target"]), float(fields["sign"]))
     except (KeyError, TypeError) as exc:
@@ -239,34 +134,10 @@ def from_dict(fields: dict) -> Transform:
 
 
 def of_params(params: dict) -> Transform:
-    """The transform a fitted model's parameters hold (stored by :meth:`Transform.to_dict`), else the identity.
-
-    Parameters
-    ----------
-    params : dict
-        A fitted model's parameters.
-
-    Returns
-    -------
-    Transform
-        Its transform.
-    """
+    """The transform a fitted model's parameters hold (stored by :meth:`Transform.to_dict`), else the identity."""
     return from_dict(params["transform"]) if params.get("transform") else IDENTITY
 
 
 def label(method: str, transform: str = "y ~ x") -> str:
-    """A fit's name in reports: the method, and what it fitted unless that is y against x.
-
-    Parameters
-    ----------
-    method : str
-        The method's name.
-    transform : str, optional
-        The transform's name (default: the identity's).
-
-    Returns
-    -------
-    str
-        ``method``, or ``"method [transform]"`` (e.g. ``"poly [log y ~ log x]"``).
-    """
+    """A fit's name in reports: the method, and what it fitted unless that is y against x."""
     return method if transform == IDENTITY.name else f"{method} [{transform}]"
