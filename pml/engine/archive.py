@@ -483,10 +483,7 @@ class _Checked:
 
 
 def _stage(path: Path, staging: Path, want: Callable[[dict], bool] = lambda entry: False) -> _Checked:
-    """Check the whole archive, copying each member into ``staging`` as it is read; ArchiveError at the first fault.
-
-    Nothing is read before it is known to be expected: the manifest's declared size before the manifest, each
-    member's name, kind and declared size before its data."""
+    """Check the whole archive, copying each member into ``staging`` as it is read; ArchiveError at the first fault."""
     tar = _Tar(path)
     try:
         members = tar.members()

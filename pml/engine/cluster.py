@@ -52,18 +52,7 @@ def _memory() -> int | None:
 
 
 def check_workers(workers: int) -> None:
-    """Refuse a ``--workers`` count this machine cannot hold; warn (one line on stderr) above its core count.
-
-    Parameters
-    ----------
-    workers : int
-        Worker processes asked for.
-
-    Raises
-    ------
-    ClusterError
-        Below 1, or more workers than its memory holds at :data:`MIN_WORKER_MEMORY` each.
-    """
+    """Refuse a ``--workers`` count this machine cannot hold; warn (one line on stderr) above its core count."""
     if workers < 1:
         raise ClusterError(f"--workers must be at least 1, got {workers}")
     memory = _memory()

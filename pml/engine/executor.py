@@ -39,25 +39,7 @@ class ClusterError(RuntimeError):
 
 
 def check_address(address: str, source: str = "--scheduler") -> str:
-    """``address`` (stripped) when it is a Dask scheduler address ``[tcp://|tls://]HOST:PORT``.
-
-    Parameters
-    ----------
-    address : str
-        The address given.
-    source : str, optional
-        Where it came from, for the message (``--scheduler`` or ``$PML_SCHEDULER``).
-
-    Returns
-    -------
-    str
-        The address.
-
-    Raises
-    ------
-    ClusterError
-        If it is not of that form (the message shows the expected one).
-    """
+    """``address`` (stripped) when it is a Dask scheduler address ``[tcp://|tls://]HOST:PORT``."""
     text = str(address).strip()
     match = _ADDRESS.fullmatch(text)
     if match is None or not 0 < int(match.group(2)) < 65536:
@@ -178,11 +160,7 @@ def terminal_bar(n_tasks: int, planned: float) -> tuple[Callable[[Progress], Non
 
 def compute(tasks: Sequence[Task], *, store: Store | None = None, client: Any = None,
             progress: Callable[[Progress], None] | None = None) -> list[dict]:
-    """The results of ``tasks`` (in order), computing and storing those the store lacks.
-
-    ``client``: a ``distributed.Client``; None uses ``$PML_SCHEDULER`` when it is set (and something is missing),
-    else runs here; False always runs here.
-    """
+    """The results of ``tasks`` (in order), computing and storing those the store lacks."""
     results: dict[str, dict] = {}
     materialize(tasks, store=store, client=client, progress=progress, results=results)
     return [results[t.key()] for t in tasks]

@@ -53,24 +53,7 @@ NOT_COMPUTED = "(not computed"  # how a NotComputed's repr starts: a glued one i
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class NotComputed:
-    """The result of a step whose tasks are not all stored, in stored mode.
-
-    Parameters
-    ----------
-    step : str
-        The step's name (``"fig5_networks"``), or its sweep's type when the chapter did not name its steps;
-        several names joined by ", " when :func:`combine` merged results.
-    stored : int
-        Tasks of the step (inputs included) that the store holds.
-    total : int
-        Tasks of the step.
-    missing_cpu_hours : float
-        Cost-model CPU-hours of the tasks that are not stored.
-    total_cpu_hours : float
-        Cost-model CPU-hours of every task of the step.
-    sweep : Sweep or None
-        The step's sweep (its config: sizes, orders, ...), for summaries that need the shape of what is missing.
-    """
+    """The result of a step whose tasks are not all stored, in stored mode."""
 
     step: str
     stored: int

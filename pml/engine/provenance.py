@@ -52,14 +52,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def pml_commit() -> str | None:
-    """The commit of this checkout (``git rev-parse HEAD``), or None outside a git checkout.
-
-    Returns
-    -------
-    str or None
-        40 hex digits, with ``+dirty`` appended when tracked files differ from that commit; None when ``pml`` is
-        not run from a git checkout or git is not installed.
-    """
+    """The commit of this checkout (``git rev-parse HEAD``), or None outside a git checkout."""
     root = paths.repo_root()
     if not (root / ".git").exists():
         return None
@@ -75,13 +68,7 @@ def pml_commit() -> str | None:
 
 
 def machine_line() -> str:
-    """One line about this machine for a results archive's manifest: CPU model, cores, operating system.
-
-    Returns
-    -------
-    str
-        E.g. ``"AMD EPYC 7B13, 2 cores, Linux 6.1.0 (x86_64)"``.
-    """
+    """One line about this machine for a results archive's manifest: CPU model, cores, operating system."""
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
@@ -123,30 +110,7 @@ def _text(value: Any) -> str | None:
 
 def archive_origin(path: Path | str, sha256: str, manifest: Mapping[str, Any], *, signer: str | None = None
                    ) -> dict[str, Any]:
-    """The origin of the entries of one archive, for :func:`record_origin` (one dict, shared by its entries).
-
-    Parameters
-    ----------
-    path : path-like
-        The archive as given to ``unpack`` (only its file name is kept).
-    sha256 : str
-        Hex SHA-256 of the archive file's bytes (see :func:`file_sha256`).
-    manifest : mapping
-        The archive's checked manifest; ``created``, ``pml_version``, ``pml_commit``, ``profile`` and ``machine``
-        are kept as short one-line strings when present, everything else is ignored.
-    signer : str, optional
-        The principal whose signature of the archive was checked.
-
-    Returns
-    -------
-    dict
-        Plain JSON data.
-
-    Raises
-    ------
-    ValueError
-        If ``sha256`` is not 64 hex digits.
-    """
+    """The origin of the entries of one archive, for :func:`record_origin` (one dict, shared by its entries)."""
     if not (isinstance(sha256, str) and _KEY.match(sha256)):
         raise ValueError(f"archive SHA-256 must be 64 lowercase hex digits, got {sha256!r}")
     origin = {"archive": _text(Path(path).name) or "?", "sha256": sha256, "unpacked": _now()}
@@ -194,34 +158,7 @@ def _write_record(path: Path, record: dict) -> None:
 
 def record_origin(store: Store, task_type: str, key: str, origin: Mapping[str, Any], *,
                   entry_sha256: str | None = None) -> bool:
-    """Record that the entry stored under ``task_type``/``key`` came from the archive ``origin`` describes.
-
-    Call it for every entry of the archive the store holds once ``unpack`` is done with it: installed now, or
-    already present. With ``entry_sha256`` (the archive member's hash) an entry whose ``.json`` is other bytes (a
-    result computed here that happens to agree) is left alone, so re-unpacking an archive installed before origins
-    were recorded records them. A check recorded earlier for the same bytes is kept.
-
-    Parameters
-    ----------
-    store : Store
-        The store the entry was installed in.
-    task_type, key : str
-        The entry's names.
-    origin : mapping
-        From :func:`archive_origin`.
-    entry_sha256 : str, optional
-        SHA-256 of the archive's ``.json`` member of this entry: record only if the store holds those bytes.
-
-    Returns
-    -------
-    bool
-        Whether the origin was recorded.
-
-    Raises
-    ------
-    ValueError
-        If the names are not an entry's, or (without ``entry_sha256``) the store holds no entry under them.
-    """
+    """Record that the entry stored under ``task_type``/``key`` came from the archive ``origin`` describes."""
     path = record_path(store, task_type, key)
     entry_sha = _entry_sha(store, task_type, key)
     if entry_sha256 is not None and entry_sha != entry_sha256:
@@ -251,47 +188,13 @@ def _mark(store, task_type, key, verdict, detail, entry_sha256) -> bool:
 
 def mark_verified(store: Store, task_type: str, key: str, verdict_detail: str, *,
                   entry_sha256: str | None = None) -> bool:
-    """Record that a recomputation here matched the stored entry (``pml results verify``).
-
-    Parameters
-    ----------
-    store : Store
-        The store that holds the entry.
-    task_type, key : str
-        The entry's names.
-    verdict_detail : str
-        What the check found (``"identical; 0.42 s"``), kept as one short line.
-    entry_sha256 : str, optional
-        SHA-256 of the ``.json`` that was compared (the archive's member): the store's entry is marked only if it
-        holds those bytes. Without it, whatever the store holds under the key is marked.
-
-    Returns
-    -------
-    bool
-        Whether a mark was recorded (False when the store holds no such entry, or other bytes).
-
-    Raises
-    ------
-    ValueError
-        If the names are not an entry's.
-    """
+    """Record that a recomputation here matched the stored entry (``pml results verify``)."""
     return _mark(store, task_type, key, "matched", verdict_detail, entry_sha256)
 
 
 def mark_mismatch(store: Store, task_type: str, key: str, verdict_detail: str, *,
                   entry_sha256: str | None = None) -> bool:
-    """Record that a recomputation here differed from the stored entry; parameters as :func:`mark_verified`.
-
-    Returns
-    -------
-    bool
-        Whether a mark was recorded.
-
-    Raises
-    ------
-    ValueError
-        If the names are not an entry's.
-    """
+    """Record that a recomputation here differed from the stored entry; parameters as :func:`mark_verified`."""
     return _mark(store, task_type, key, "differed", verdict_detail, entry_sha256)
 
 
@@ -345,21 +248,7 @@ def source(store: Store, task_type: str, key: str) -> Source:
 
 
 def provenance(store: Store, task: Task) -> str:
-    """Where the stored result of ``task`` came from, in words.
-
-    Parameters
-    ----------
-    store : Store
-        The results store.
-    task : Task
-        The task.
-
-    Returns
-    -------
-    str
-        ``"computed here"``, ``"verified here"`` or ``"archive NAME (unverified)"`` (``"archive NAME (unverified;
-        a recomputation here differed)"`` after a mismatch).
-    """
+    """Where the stored result of ``task`` came from, in words."""
     return source(store, task.task_type(), task.key()).label()
 
 
@@ -437,20 +326,7 @@ class Summary:
 
 
 def summary(store: Store, tasks: Iterable[Task]) -> Summary:
-    """The provenance of ``tasks`` and, recursively, their inputs (each once).
-
-    Parameters
-    ----------
-    store : Store
-        The results store.
-    tasks : iterable of Task
-        The tasks.
-
-    Returns
-    -------
-    Summary
-        Counts per kind and the names of the archives.
-    """
+    """The provenance of ``tasks`` and, recursively, their inputs (each once)."""
     out = Summary()
     for task in graph(list(tasks)):
         out.add(source(store, task.task_type(), task.key()))
@@ -541,26 +417,7 @@ def signature_path(archive_path: Path | str) -> Path:
 
 
 def sign_archive(archive_path: Path | str, key: Path | str) -> Path:
-    """Sign an archive with an SSH key (``ssh-keygen -Y sign``, namespace ``pml-results``) into ``ARCHIVE.sig``.
-
-    Parameters
-    ----------
-    archive_path : path-like
-        The archive (any file).
-    key : path-like
-        The signer's private key, or its public key when the private key is held by ``ssh-agent``.
-
-    Returns
-    -------
-    Path
-        The signature file, written atomically beside the archive.
-
-    Raises
-    ------
-    SignatureError
-        If the archive or key cannot be read, ``ssh-keygen`` fails, or ``ARCHIVE.sig`` exists and is not a
-        regular file.
-    """
+    """Sign an archive with an SSH key (``ssh-keygen -Y sign``, namespace ``pml-results``) into ``ARCHIVE.sig``."""
     archive_path, key = Path(archive_path).resolve(), Path(key).resolve()  # absolute: never read as an option
     if not archive_path.is_file():
         raise SignatureError(f"{archive_path}: no such file")
@@ -577,28 +434,7 @@ def sign_archive(archive_path: Path | str, key: Path | str) -> Path:
 
 def check_signature(archive_path: Path | str, allowed_signers: Path | str, signature: Path | str | None = None
                     ) -> str:
-    """The principal whose signature of the archive is good and allowed (``ssh-keygen -Y verify``).
-
-    Parameters
-    ----------
-    archive_path : path-like
-        The archive.
-    allowed_signers : path-like
-        An OpenSSH allowed-signers file (``principal key-type key`` per line, see ``ssh-keygen(1)``), chosen by the
-        user: only its keys are trusted.
-    signature : path-like, optional
-        The detached signature (default ``ARCHIVE.sig``).
-
-    Returns
-    -------
-    str
-        The signer's principal as the allowed-signers file names it.
-
-    Raises
-    ------
-    SignatureError
-        If the signature is missing, by a key the file does not allow, or does not match the archive's bytes.
-    """
+    """The principal whose signature of the archive is good and allowed (``ssh-keygen -Y verify``)."""
     archive_path, allowed = Path(archive_path).resolve(), Path(allowed_signers).resolve()
     sig = Path(signature).resolve() if signature is not None else signature_path(archive_path)
     for path, what in ((archive_path, "archive"), (allowed, "allowed-signers file"), (sig, "signature")):

@@ -199,26 +199,7 @@ def class_path(cls: type) -> str:
 
 
 def register(cls: C) -> C:
-    """Allow a config dataclass to be rebuilt from its name when it sits in a task's field (a decorator).
-
-    :class:`Task` subclasses are registered when they are defined; a config class nested in a task's fields (a
-    training config inside a task, say) must be registered by its module, so that :func:`load_task` rebuilds it.
-
-    Parameters
-    ----------
-    cls : type
-        A frozen dataclass of plain values (a :class:`pml.config.Config`).
-
-    Returns
-    -------
-    type
-        ``cls`` itself.
-
-    Raises
-    ------
-    TypeError
-        If ``cls`` is not a dataclass.
-    """
+    """Allow a config dataclass to be rebuilt from its name when it sits in a task's field (a decorator)."""
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise TypeError(f"register() takes a dataclass, got {cls!r}")
     _REGISTRY[class_path(cls)] = cls
@@ -231,25 +212,7 @@ def known_class(name: Any) -> bool:
 
 
 def task_class(name: Any, *, task: bool = True) -> type:
-    """The registered class named ``module:qualname``, importing its module only if it is one of :data:`PML_TASKS`.
-
-    Parameters
-    ----------
-    name : str
-        ``module:qualname``, as :func:`class_path` writes it.
-    task : bool, optional
-        Require a :class:`Task` subclass (default); False also accepts a :func:`register`-ed config class.
-
-    Returns
-    -------
-    type
-        The class.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a registered class (nothing is imported then) or, with ``task``, not a task class.
-    """
+    """The registered class named ``module:qualname``, importing its module only if it is one of :data:`PML_TASKS`."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"class name {_short(name)} is not of the form module:qualname")
     if name not in _REGISTRY and name in PML_TASKS:
@@ -403,55 +366,14 @@ def _matches(value: Any, hint: str) -> bool:
 
 
 def load_task(class_name: str, fields: dict[str, Any]) -> Task:
-    """The task of class ``module:qualname`` with fields from :meth:`Task.fields_json`.
-
-    Parameters
-    ----------
-    class_name : str
-        ``module:qualname`` of a registered task class (see :func:`task_class`).
-    fields : dict
-        Every field of the class, as :meth:`Task.fields_json` writes them.
-
-    Returns
-    -------
-    Task
-        The rebuilt task.
-
-    Raises
-    ------
-    ValueError
-        If the class is not registered (nothing is imported then), a field is unknown or missing, or a value is
-        not plain JSON of the field's type.
-    """
+    """The task of class ``module:qualname`` with fields from :meth:`Task.fields_json`."""
     cls = task_class(class_name)
     return cls(**_fields(cls, fields, class_name, 0))
 
 
 def check_task_json(class_name: Any, fields: Any, *, where: str | None = None, depth: int = 0,
                     task: bool = True) -> None:
-    """Check a task's class name and JSON fields as :func:`load_task` would, importing and building nothing.
-
-    The class must be known (:func:`known_class`), every value plain JSON and every nested config of a known class;
-    where the class is already imported, the field names must be exactly its own.
-
-    Parameters
-    ----------
-    class_name : str
-        ``module:qualname``.
-    fields : dict
-        The fields, as :meth:`Task.fields_json` writes them.
-    where : str, optional
-        How error messages name the value (default: the class name).
-    depth : int, optional
-        Nesting depth of the value already (for nested configs).
-    task : bool, optional
-        Require a task class (default); False also accepts a registered config class.
-
-    Raises
-    ------
-    ValueError
-        Naming the class, field or value that :func:`load_task` would refuse.
-    """
+    """Check a task's class name and JSON fields as :func:`load_task` would, importing and building nothing."""
     where = where or (class_name if isinstance(class_name, str) and _NAME.fullmatch(class_name) else _short(class_name))
     if not isinstance(class_name, str) or not _NAME.fullmatch(class_name):
         raise ValueError(f"{where}: class name {_short(class_name)} is not of the form module:qualname")
