@@ -74,11 +74,7 @@ def run(seed_counts: Sequence[int] = (4, 8, 24), width: int = 13, depth: int = 3
     thread setting and each test-evaluation setting. ``test_every_step=False`` is how the chapters train (the test
     set is evaluated at the logged steps and once for each member's best parameters); ``True`` evaluates it after
     every step, as the authors' scripts did. Defaults: the smallest Fig. 2-like networks (S = 4 is one width of a
-    sweep point, 24 its six widths' worth of runs); about 1-2 minutes on a busy 2-core machine.
-
-    The sequential side stops after the first run that ends past ``sequential_budget_s`` and is scaled to all S
-    runs (they are independent and of equal cost); ``sequential_timed`` says how many were timed.
-    """
+    sweep point, 24 its six widths' worth of runs); about 1-2 minutes on a busy 2-core machine."""
     rows = [_one(S, width, depth, n_train, n_test, n_steps, activation, threads, sequential_budget_s, every)
             for every in test_every_step_settings for threads in thread_settings for S in seed_counts]
     return {"dim": 2, "width": width, "depth": depth, "n_train": n_train, "n_test": n_test, "n_steps": n_steps,

@@ -129,10 +129,6 @@ def run(
 ) -> dict:
     """Time per loss+gradient evaluation and BFGS time-to-target, pml vs the authors' reference.
 
-    Returns plain JSON-able data (histories as lists). ``num_threads`` (default 1, restored afterwards) is the
-    torch thread count for all runs: at these sizes (N = 481, 10k points) one thread is as fast as two on an
-    idle 2-core machine and 10-40x faster when other processes share the cores (OpenMP threads spin-wait).
-
     Paper: §4.2 (BFGS on the teacher-student problem of Fig. 8 top; a 1-w-w-1 tanh student). Each BFGS run
     stops at ``target_test_rmse`` or after ``time_cap`` seconds (or on SciPy's precision-loss message).
     Since 1e-10 is beyond what a single BFGS stage reaches (about 4e-8 in the paper), the comparison that

@@ -302,12 +302,7 @@ def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), 
         on_fit: Callable[[str, str, object], None] | None = None, progress: bool = False) -> list[dict]:
     """Run every method on every problem (:func:`jobs`, :func:`run_one`), one thread; one row (dict) per (problem,
     method). Full run ~5 minutes on 2 cores; ``quick=True`` shrinks every budget (a smoke run of about a minute;
-    its numbers are not the targets').
-
-    ``on_fit(problem, method, fitted)``, if given, receives each method's fitted object (for ``lm-multistage`` the
-    :class:`pml.nn.multistage.MultistageResult` with its stages and LM histories), e.g. to plot more than the rows hold.
-    ``progress`` shows a bar over the (problem, method) fits on standard error (``pml bench precision`` does).
-    """
+    its numbers are not the targets')."""
     todo = jobs(problem_names, methods)
     bar = None
     if progress:

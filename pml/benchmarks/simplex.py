@@ -63,13 +63,7 @@ def _time_plain_subprocess(X, y, Q, budget_s: float, build_allowance_s: float) -
 
 def run(n_train: int = 1024, n_queries: int = 10_000, dims: Sequence[int] = (2, 3, 4, 5, 6), seed: int = 0,
         plain_budget_s: float = 15.0) -> dict:
-    """Time both evaluations for each d; training points uniform on [0, 1]^d, queries on the central 80% box.
-
-    The plain call is timed in a subprocess with SciPy's BLAS threads as set, stopped after ``plain_budget_s`` (the
-    ratio is then a lower bound). It is also timed in-process with one BLAS thread (all transforms + SciPy's walk),
-    which isolates what the algorithm saves from what the BLAS threading costs.
-    Default run: about 1-2 minutes on 2 cores (mostly the 6-D triangulations and the plain calls' budget).
-    """
+    """Time both evaluations for each d; training points uniform on [0, 1]^d, queries on the central 80% box."""
     from scipy.interpolate import LinearNDInterpolator
 
     rows = []

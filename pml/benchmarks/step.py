@@ -39,18 +39,7 @@ UNIT_POINTS = {False: 4.0e7, True: 6.0e6}  # budget of S x B x hidden units per 
 
 
 def shapes(quick: bool = False) -> list[dict]:
-    """The benchmark's shapes: dicts of depth, width, dim, activation, members, batch, batch_paper, kind, equation.
-
-    Parameters
-    ----------
-    quick : bool, optional
-        Fewer shapes and smaller batches (default False).
-
-    Returns
-    -------
-    list of dict
-        One per shape.
-    """
+    """The benchmark's shapes: dicts of depth, width, dim, activation, members, batch, batch_paper, kind, equation."""
     out = []
 
     def add(depth, width, dim, activation, kind="dense", equation=None):
@@ -206,26 +195,7 @@ def _limits(repeats: int) -> dict:
 
 
 def run(quick: bool = False, repeats: int = 3, threads: int | None = 1, progress: bool = False) -> dict:
-    """Time the autograd and the fast step on :func:`shapes`; about 5 minutes (``quick``: about 1) on one core.
-
-    Parameters
-    ----------
-    quick : bool, optional
-        Fewer shapes and smaller batches (default False).
-    repeats : int, optional
-        Timings per step and implementation; the minimum is reported (default 3).
-    threads : int or None, optional
-        torch threads during the run (default 1, as the sweeps' tasks; None: unchanged), restored afterwards.
-    progress : bool, optional
-        Print each shape to stderr as it is measured (default False).
-
-    Returns
-    -------
-    dict
-        ``rows`` (one per shape and implementation: shape, activation, impl, kernel, seconds, ns_per_unit_point,
-        ns_per_parameter_point, ratio = autograd seconds / these, and the shape's numbers), ``limits`` (GEMM
-        GFLOP/s, tanh ns per element), ``kernel`` (:func:`pml.nn.fast_step.kernel_info`), ``threads``.
-    """
+    """Time the autograd and the fast step on :func:`shapes`; about 5 minutes (``quick``: about 1) on one core."""
     before = torch.get_num_threads()
     try:
         if threads is not None:
@@ -269,18 +239,7 @@ def _summary(rows: list[dict]) -> list[str]:
 
 
 def format(result: dict) -> str:
-    """The table of :func:`run`'s result.
-
-    Parameters
-    ----------
-    result : dict
-        What :func:`run` returned.
-
-    Returns
-    -------
-    str
-        A table with one line per shape and implementation, the limits and a summary against the targets.
-    """
+    """The table of :func:`run`'s result."""
     lim, info = result["limits"], result["kernel"]
     kernel = (f"compiled kernel: {info['isa']}, {info['lanes']} lanes, tanh {info['tanh']}" if info["available"]
               else f"compiled kernel not available: {info['error']}")

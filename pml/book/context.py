@@ -21,23 +21,7 @@ EXECUTION_DEFAULTS = {"threads": 1, "device": "cpu"}
 
 @dataclasses.dataclass(frozen=True)
 class RunContext:
-    """One chapter run as the runner describes it to the kernel.
-
-    Parameters
-    ----------
-    profile : str or None
-        The profile whose values papermill injected (None outside the runner).
-    run : str or None
-        Where the run's outputs go under ``_build/``: the profile, or ``<profile>+<overrides>`` with overrides.
-    overrides : dict
-        The command line's parameter values (``pml run -p NAME=VALUE``).
-    parameters : dict
-        Every parameter value of the run: the chapter's defaults, then the profile's, then the overrides.
-    threads : int
-        Torch and BLAS threads per task (0: torch's default).
-    device : str
-        Torch device of the network tasks (``"cpu"``, ``"cuda"`` or ``"cuda:N"``).
-    """
+    """One chapter run as the runner describes it to the kernel."""
 
     profile: str | None = None
     run: str | None = None

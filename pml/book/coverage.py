@@ -135,23 +135,7 @@ def measure(chapter: str, steps: Mapping[str, Any], profile: str, run: str | Non
 
 def report(chapter: str, steps: Mapping[str, Any], profile: str | None = None, store=None) -> ChapterCoverage:
     """Name the chapter's steps, measure their coverage, write ``coverage/<chapter>.json`` beside the run's claims
-    file and return the coverage (it displays as the chapter's one-line statement).
-
-    Parameters
-    ----------
-    chapter : str
-        The chapter's stem (``"03_nonlinear"``).
-    steps : mapping
-        Its steps, ``pml.experiments.<slug>.steps(...)`` as the chapter built them.
-    profile : str, optional
-        The profile of the run (default: the runner's, else ``"paper"``, a chapter's default outside the runner).
-    store : pml.engine.Store, optional
-        The results store (default: the project's).
-
-    Returns
-    -------
-    ChapterCoverage
-    """
+    file and return the coverage (it displays as the chapter's one-line statement)."""
     run = context.current()
     profile = profile or run.profile or "paper"
     partial.name_steps(steps)

@@ -19,18 +19,7 @@ def _escape_line(line: str) -> str:
 
 
 def escape_bars(lines: list[str]) -> list[str]:
-    """``lines`` (one docstring) with ``|`` escaped outside ``literals``, `roles` and ``::`` literal blocks.
-
-    Parameters
-    ----------
-    lines : list of str
-        The docstring's lines, as autodoc passes them.
-
-    Returns
-    -------
-    list of str
-        The same lines, escaped.
-    """
+    """``lines`` (one docstring) with ``|`` escaped outside ``literals``, `roles` and ``::`` literal blocks."""
     out = []
     literal_indent = None  # inside a literal block: lines indented deeper than the line that ended with '::'
     for line in lines:

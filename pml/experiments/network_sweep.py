@@ -115,12 +115,7 @@ def step_kernel(kind: str, depth: int, activation: str, device: str = "cpu") -> 
 
 def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int = 100, members: int = 1,
                  modules: int = 0, kernel: str = "autograd", activation: str = "relu") -> float:
-    """Estimated seconds of one Adam step of ``members`` networks trained together (see the module docstring).
-
-    ``hidden``: hidden units per network; ``test_every``: steps between test-set passes (1 with ``min_test``);
-    ``modules``: modules per network (0 for a dense one); ``kernel``: one of :data:`STEP_KERNELS`
-    (:func:`step_kernel`); ``activation``: the compiled kernel's cost per unit depends on it.
-    """
+    """Estimated seconds of one Adam step of ``members`` networks trained together (see the module docstring)."""
     if kernel not in STEP_KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; valid: {list(STEP_KERNELS)}")
     batch = min(int(n_train), int(batch_size))
@@ -140,10 +135,7 @@ def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, de
     """Train one dense (equation, depth, width, activation) on every seed, several seeds per BatchedMLP where their
     memory fits ``member_memory_gb``: with autograd about three float64 copies per hidden layer of the batch and of a
     test chunk; with the fast step (no array of all points x units, the test set through the same workspace) the
-    parameters' copies (Adam, gradients, the compiled kernel's group accumulators) and the torch kernel's chunks.
-
-    Returns (N, |D|, [(seed, TrainResult, members trained together)], y_rms of the test points).
-    """
+    parameters' copies (Adam, gradients, the compiled kernel's group accumulators) and the torch kernel's chunks."""
     from pml.nn import networks, training
 
     d = equations.get(equation).dim
@@ -193,12 +185,7 @@ ROW_KEYS = ("kind", "equation", "dim", "activation", "depth", "width", "n_params
 
 @dataclass(frozen=True)
 class NetworkTask(Task):
-    """Train one network shape on every seed; the result is one row per seed (see :data:`ROW_KEYS`) and y_rms.
-
-    ``kind="dense"`` with ``batched=True`` trains the seeds together as one BatchedMLP (in groups whose activations
-    fit ``member_memory_gb``); ``batched=False`` trains one ``make_mlp`` per seed (the width-100 notebook);
-    ``kind="modular"`` one ModularMLP per seed, built on the equation's computation graph.
-    """
+    """Train one network shape on every seed; the result is one row per seed (see :data:`ROW_KEYS`) and y_rms."""
 
     ROUNDING_SENSITIVE: ClassVar[bool] = True  # an Adam trajectory: another CPU model gives other digits
 
@@ -289,12 +276,7 @@ class NetworkTask(Task):
 
 @dataclass(frozen=True)
 class NetworkRuns:
-    """Long-format table of trained networks: one row per (kind, equation, activation, depth, width, seed).
-
-    ``rmse`` is the absolute test RMSE chosen by the run's selection rule; ``seconds_per_step`` the wall time per
-    step of the group trained together, per member; ``y_rms`` maps each equation to the RMS of the target over the
-    test points of its first network shape in the sweep's order (all seeds).
-    """
+    """Long-format table of trained networks: one row per (kind, equation, activation, depth, width, seed)."""
 
     kind: np.ndarray  # "dense" | "modular"
     equation: np.ndarray
@@ -439,10 +421,7 @@ class Curve(Config):
 
 @dataclass(frozen=True)
 class NetworkSweep(Sweep):
-    """Curves under one training protocol: one :class:`NetworkTask` per (curve, width), every seed in it.
-
-    :meth:`grid` builds the usual equations x depths x widths (one width tuple per depth) x activations.
-    """
+    """Curves under one training protocol: one :class:`NetworkTask` per (curve, width), every seed in it."""
 
     curves: tuple[Curve, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2, 3)

@@ -108,12 +108,7 @@ class PrefloorFit:
 
 def prefloor_window(n, err, floor: float, margin: float = 100.0, decades: float = 1.0,
                     min_points: int = 3) -> np.ndarray:
-    """Mask of the points a pre-floor fit uses (see the module docstring).
-
-    Pre-floor points have ``err >= margin * floor``. Of those, the window holds the ones within ``decades`` decades
-    of the largest pre-floor n, extended to the ``min_points`` largest pre-floor points if the decade holds fewer.
-    Returns an all-False mask when fewer than two points are pre-floor.
-    """
+    """Mask of the points a pre-floor fit uses (see the module docstring)."""
     n = np.asarray(n, dtype=np.float64).reshape(-1)
     err = np.asarray(err, dtype=np.float64).reshape(-1)
     if n.shape != err.shape:
@@ -385,12 +380,7 @@ def network_steps(p: Mapping[str, Any]) -> dict[str, Sweep]:
 
 def beats_simplex(nets: NetworkRuns, simplex: SimplexScalingResult, equation: str,
                   activation: str = "tanh") -> tuple[float, float, float]:
-    """How far the network beats the simplex at equal N on ``equation``.
-
-    Takes the largest network N inside the simplex's N range, the best per-(depth, width) median RMSE among the
-    networks with that N or less (the best the networks reached by that size), and the simplex RMSE interpolated at
-    that N. Returns (N, log10(simplex / network), network RMSE); NaNs if no network N lies in the simplex's range.
-    """
+    """How far the network beats the simplex at equal N on ``equation``."""
     n_simplex = simplex.n_params(equation)
     mask = nets.rows(equation, activation)
     Ns = np.unique(nets.n_params[mask])
@@ -408,10 +398,7 @@ def beats_simplex(nets: NetworkRuns, simplex: SimplexScalingResult, equation: st
 
 
 def scaling_scatter(nets: NetworkRuns, equation: str, activation: str, depth: int) -> float:
-    """RMS residual (in log10 units) of a power-law fit to one median curve: how clean the scaling is.
-
-    NaN with fewer than 3 sizes (a 2-point fit has no residual).
-    """
+    """RMS residual (in log10 units) of a power-law fit to one median curve: how clean the scaling is."""
     N, med = nets.median_curve(equation, activation, depth)
     ok = np.isfinite(med) & (med > 0)
     if ok.sum() < 3:

@@ -277,22 +277,14 @@ class LinearRegionsSweep(Fig1Row, Sweep):
 
 
 def _sequential_mlps(dim: int, width: int, depth: int, seed: int, count: int) -> list[nn.Module]:
-    """``count`` MLPs drawn one after the other from one stream seeded with ``seed`` (global RNG untouched).
-
-    The first equals ``make_mlp(dim, width, depth, seed=seed)``; the others are what a notebook gets by building
-    further models after the same ``torch.manual_seed``.
-    """
+    """``count`` MLPs drawn one after the other from one stream seeded with ``seed`` (global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return [networks._build_mlp(dim, width, depth, "relu", torch.float64) for _ in range(count)]
 
 
 def relu_net_from_1d_interpolant(x, y) -> nn.Sequential:
-    """The 1-m-1 ReLU network equal to the linear interpolant of (x, y) on [min x, max x] (paper §2).
-
-    With sorted knots x_0 < ... < x_m and slopes s_i on [x_i, x_{i+1}]:
-    f(x) = y_0 + s_0 ReLU(x - x_0) + sum_{i>=1} (s_i - s_{i-1}) ReLU(x - x_i), m = |D| - 1 hidden units.
-    """
+    """The 1-m-1 ReLU network equal to the linear interpolant of (x, y) on [min x, max x] (paper §2)."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     order = np.argsort(x, kind="stable")
@@ -445,10 +437,7 @@ def fig1_summary(fig1a: LinearRegionsResult, fig1b: LinearRegionsResult) -> dict
 
 def fig2_summary(simplex: SimplexScalingResult, relu: NetworkRuns, early_points: int = 3) -> dict[str, float]:
     """Per input dimension d (one equation each): simplex exponent and its gap to -2/d, ReLU early exponent,
-    net/simplex ratios at the largest N; plus the claim quantities of C2.8-C2.13 (see :func:`claim_values`).
-
-    In a stored build the keys of what is not (all) stored are left out: none without the simplex, only the
-    simplex's with a partial network table (the book marks the others "not computed")."""
+    net/simplex ratios at the largest N; plus the claim quantities of C2.8-C2.13 (see :func:`claim_values`)."""
     out: dict[str, float] = {}
     if partial.is_missing(simplex):
         return out

@@ -18,22 +18,7 @@ __all__ = ["MarkdownText", "Table"]
 
 @dataclasses.dataclass(frozen=True, init=False)
 class Table:
-    """Columns and rows of strings that render as HTML, Markdown or aligned text.
-
-    Parameters
-    ----------
-    columns : sequence of str
-        The column headings.
-    rows : sequence of sequence of str
-        One sequence of cells per row, as many cells as columns; cells are converted with ``str``.
-    css_class : str, optional
-        The ``class`` attribute of the HTML ``<table>`` (default ``"pml-table"``).
-
-    Raises
-    ------
-    ValueError
-        If a row does not have one cell per column.
-    """
+    """Columns and rows of strings that render as HTML, Markdown or aligned text."""
 
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]

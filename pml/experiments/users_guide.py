@@ -190,12 +190,7 @@ SEEN = ("Z.001", "Z.008", "Z.009", "II.8.31", "I.30.5", "I.8.14", "I.44.4", "II.
 @dataclass(frozen=True)
 class FitTask(Task):
     """One fit of the study: ``n`` rows of ``equation`` (data seed ``seed``, which also seeds the fit), fitted by
-    ``method`` ("auto" or a name of :data:`pml.fitting.METHODS`) and scored on ``n_test`` fresh points.
-
-    The result is plain data: ``test`` (relative RMSE on the test points), ``nan_fraction``, ``val`` (the report's
-    validation error), ``seconds`` (fit and prediction), ``skipped`` (why the method could not fit, else None) and
-    ``chosen``; for "auto" also ``val_kept`` (the report's verdict), ``candidates`` ([method, inner relative RMSE])
-    and ``floor`` (float64 floor of the test targets)."""
+    ``method`` ("auto" or a name of :data:`pml.fitting.METHODS`) and scored on ``n_test`` fresh points."""
 
     equation: str
     n: int
