@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -67,3 +68,21 @@ def test_missing_results_are_reported(build_tmp):
     verdicts = claims.collect("paper", ["01_introduction"])
     assert {v.verdict for v in verdicts} == {claims.MISSING}
     assert not any(v.ok for v in verdicts)
+
+
+def test_anchor_and_the_chapter_table_rows_carry_it(build_tmp):
+    assert claims.anchor("C2.6") == "claim-C2-6"
+    table = claims.report("01_introduction", "ci", {"C1.1": 6e-17, "C1.2": 0.0, "C1.3": -0.52, "C1.4": 0.5})
+    out = table._repr_html_()
+    ids = re.findall(r'<tr id="([^"]+)">', out)
+    assert ids == [claims.anchor(v.claim.id) for v in table.verdicts]
+    assert out.count("<tr") == len(table.verdicts) + 1  # the heading row has no id
+
+
+def test_known_deviation_is_a_failed_claim_with_a_reason():
+    deviating, plain = claims.get("C2.16"), claims.get("C1.3")
+    assert deviating.deviation and not plain.deviation
+    assert claims.judge(deviating, 0.4, "ci").known_deviation
+    assert not claims.judge(deviating, 2.5, "ci").known_deviation  # reproduced
+    assert not claims.judge(plain, -0.9, "ci").known_deviation  # not reproduced, unexplained
+    assert "(known deviation)" in claims.ClaimTable([claims.judge(deviating, 0.4, "ci")]).rows()[0][5]
