@@ -46,6 +46,11 @@ class StepCoverage:
         return dataclasses.asdict(self)
 
 
+def _total(field: str) -> property:
+    """A property of :class:`ChapterCoverage`: the sum of ``field`` over its steps."""
+    return property(lambda self: sum(getattr(s, field) for s in self.steps), doc=f"``{field}`` over all steps.")
+
+
 @dataclasses.dataclass(frozen=True)
 class ChapterCoverage:
     """Every step of one chapter run (:func:`report`); displays as the chapter's one-line coverage statement."""
@@ -56,21 +61,10 @@ class ChapterCoverage:
     stored_mode: bool
     steps: tuple[StepCoverage, ...]
 
-    @property
-    def tasks(self) -> int:
-        return sum(s.tasks for s in self.steps)
-
-    @property
-    def available(self) -> int:
-        return sum(s.available for s in self.steps)
-
-    @property
-    def cpu_hours(self) -> float:
-        return sum(s.cpu_hours for s in self.steps)
-
-    @property
-    def available_cpu_hours(self) -> float:
-        return sum(s.available_cpu_hours for s in self.steps)
+    tasks = _total("tasks")
+    available = _total("available")
+    cpu_hours = _total("cpu_hours")
+    available_cpu_hours = _total("available_cpu_hours")
 
     @property
     def complete(self) -> bool:

@@ -313,13 +313,9 @@ class GridCurve:
     missing: tuple[int, ...] = ()  # a stored build's partial curve: nominal sizes not computed
     missing_cpu_hours: float = 0.0  # ... and their tasks' cost-model CPU-hours
 
-    @property
-    def rmse_mean(self) -> np.ndarray:
-        return self.rmse.mean(axis=1)
-
-    @property
-    def rmse_std(self) -> np.ndarray:
-        return self.rmse.std(axis=1)
+    # mean and population std over the seeds, as for the Fig. 4c curve of pml.approx.splines
+    rmse_mean = splines.TricubicScaling.rmse_mean
+    rmse_std = splines.TricubicScaling.rmse_std
 
 
 @dataclass(frozen=True)

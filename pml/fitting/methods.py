@@ -64,6 +64,18 @@ def progress_bar(enabled: bool, total: int | None, desc: str):
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
+def _candidate_bar(enabled: bool, desc: str):
+    """A bar of :func:`progress_bar` and ``tick(label, err)``, which advances it and shows a candidate's validation
+    error: the callback of the methods that try candidates (kernel, deep-lm)."""
+    bar = progress_bar(enabled, None, desc)
+
+    def tick(label: str, err: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{label}: validation {err:.1e}")
+
+    return bar, tick
+
+
 def _mlp_predict(layers: list[tuple[np.ndarray, np.ndarray]], activation: str, X: np.ndarray,
                  mean: np.ndarray | None = None, std: np.ndarray | None = None) -> np.ndarray:
     """A feed-forward network on raw inputs, in NumPy float64 (no torch needed to predict)."""
@@ -404,12 +416,7 @@ def _fit_kernel(X, y, *, seed, progress, kernels=("rbf", "matern52"), n_restarts
                 time_limit=None, validation_data=None, score_of=None, predict_rows=0):
     from pml.approx import kernel
 
-    bar = progress_bar(progress, None, "kernel: starts")
-
-    def tick(label, err):
-        bar.update(1)
-        bar.set_postfix_str(f"{label}: validation {err:.1e}")
-
+    bar, tick = _candidate_bar(progress, "kernel: starts")
     Xv, yv = validation_data if validation_data is not None else (None, None)
     try:
         m = kernel.fit(X, y, box=_box(X), kernels=tuple(kernels), n_restarts=int(n_restarts),
@@ -436,12 +443,7 @@ def _fit_deep(X, y, *, seed, progress, depths=(3, 4), n_stages=2, params_per_row
               time_limit=120.0, validation_data=None, score_of=None):
     from pml.nn import deep
 
-    bar = progress_bar(progress, None, "deep-lm: checks")
-
-    def tick(label, err):
-        bar.update(1)
-        bar.set_postfix_str(f"{label}: validation {err:.1e}")
-
+    bar, tick = _candidate_bar(progress, "deep-lm: checks")
     Xv, yv = validation_data if validation_data is not None else (None, None)
     try:
         res = deep.fit(X, y, box=_box(X), depths=tuple(int(k) for k in depths), n_stages=int(n_stages),
