@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pml.book import htmlcheck
-from pml.book.htmlcheck import link_problems, math_problems, outside_folder, toc_pages
+from pml.book.htmlcheck import caption_problems, link_problems, math_problems, outside_folder, toc_pages
 
 # --------------------------------------------------------------------------- pure helpers
 
@@ -29,6 +29,47 @@ def test_math_problems_mathjax_errors():
     problems = math_problems("typeset text", errors=["Missing close brace"], red=["\\foo", "\\bar", "\\foo"])
     assert problems == ["MathJax reported 1 error(s), e.g. 'Missing close brace'",
                         "undefined TeX macro(s) shown in red: \\bar, \\foo"]
+
+
+def test_caption_problems_good_captions():
+    good = [("fig-2", "", "Fig. 2: absolute test RMSE against N"), ("fig-1a", "", "Fig. 1a: y = cos 2x fitted"),
+            ("fig-6b", "", "Fig. 6(b), drawn and measured: the gadget"), ("b3", "", "Figure B3: piecewise fits"),
+            ("b12", "", " Figure B12:\n  wrapped  caption"), ("fig-9", "", "Fig. 9: as Fig. 8, for z = xy")]
+    assert caption_problems(good) == []
+
+
+def test_caption_problems_doubled_numbers():
+    problems = caption_problems([
+        ("fig-2", "Fig. 6 ", "Fig. 2: absolute test RMSE"),  # Sphinx's counter in its span (numfig on)
+        ("", "Fig. 7", "Measured floors"),  # a counter, and no number of its own
+        ("fig-3", "", "Fig. 7 Fig. 3: dense and modular"),  # counters read as text
+        ("fig-b4", "", "Figure 15 Fig. 4: splines"),
+        ("fig-b5", "", "Fig. 15 Figure B5: the chart applied"),
+        ("fig-b6", "", "Figure 3: Figure B6: stages"),
+    ])
+    assert problems == [
+        "figure 'fig-2': caption shows Sphinx's counter, 'Fig. 6 Fig. 2: absolute test RMSE' (set numfig: false, "
+        "one number each)",
+        "a figure: caption shows Sphinx's counter, 'Fig. 7 Measured floors' (set numfig: false, one number each)",
+        "figure 'fig-3': caption shows two numbers, 'Fig. 7 Fig. 3: dense and modular' (set numfig: false, "
+        "one number each)",
+        "figure 'fig-b4': caption shows two numbers, 'Figure 15 Fig. 4: splines' (set numfig: false, one number "
+        "each)",
+        "figure 'fig-b5': caption shows two numbers, 'Fig. 15 Figure B5: the chart applied' (set numfig: false, "
+        "one number each)",
+        "figure 'fig-b6': caption shows two numbers, 'Figure 3: Figure B6: stages' (set numfig: false, one number "
+        "each)",
+    ]
+
+
+def test_caption_problems_captions_without_their_number():
+    bad = [("fig-1", "", "Measured precision floors. Storing exact values"),
+           ("fig-4", "", "The paper's Fig. 4, redrawn"), ("fig-x", "", "Figure 3: a number of the old counter"),
+           ("fig-y", "", "Fig.2: no space"), ("fig-z", "", "Figure B: no number"), ("fig-w", "", "")]
+    problems = caption_problems(bad)
+    assert [p.split(":")[0] for p in problems] == [f"figure {name!r}" for name, _, _ in bad]
+    assert all("caption does not start with 'Fig. <paper number>' or 'Figure B<n>'" in p for p in problems)
+    assert "'Measured precision floors. Storing exact values'" in problems[0]
 
 
 def test_outside_folder(tmp_path):
@@ -116,6 +157,12 @@ TOGGLE = ('<details class="admonition hide above-input"><summary>Show code cell 
           '<div class="cell_input"><pre>import numpy as np  # "$$" and \\( in code are not math</pre></div></details>')
 
 
+#: A figure as Sphinx writes it (sphinx-book-theme), with its caption's counter span (numfig on) or none.
+FIGURE = ('<figure class="align-default" id="{id}"><img alt="fig" src="../_images/fig.png"><figcaption><p>{number}'
+          '<span class="caption-text">{text}</span><a class="headerlink" href="#{id}" title="Link">#</a></p>'
+          '</figcaption></figure>')
+
+
 def html_page(body: str, head: str = "") -> str:
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head}</head><body>"
             f'<main><article class="bd-article"><h1 id="top-title">A page</h1>{body}</article></main></body></html>')
@@ -138,6 +185,12 @@ DEFECTS = {
     "broken_link": ('<p><a href="gone.html">next chapter</a></p>', ["link 'gone.html': book/gone.html is missing"]),
     "stuck_toggle": ("<style>details[open] > div { display: none }</style>" + TOGGLE,
                      ["toggle 'Show code cell source': its content stays hidden after a click"]),
+    "figure_counter": (FIGURE.format(id="fig-2", number='<span class="caption-number">Fig. 6 </span>',
+                                     text="Fig. 2: scaling"),
+                       ["figure 'fig-2': caption shows Sphinx's counter, 'Fig. 6 Fig. 2: scaling'"]),
+    "figure_unnumbered": (FIGURE.format(id="fig-b1", number="", text="Measured precision floors"),
+                          ["figure 'fig-b1': caption does not start with 'Fig. <paper number>' or 'Figure B<n>': "
+                           "'Measured precision floors'"]),
 }
 
 
@@ -164,9 +217,12 @@ def site(tmp_path_factory):
              # Jupyter Book 1 puts this script in twice (a harmless console error the check knows); the URL is no load.
              + '<script>const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"</script>' * 2)
     (html / "book" / "clean.html").write_text(html_page(clean, head))
+    (html / "book" / "figures.html").write_text(html_page(
+        FIGURE.format(id="fig-b3", number="", text="Figure B3: a figure of ours")
+        + FIGURE.format(id="fig-6b", number="", text="Fig. 6(b), drawn: <em>the paper's</em>")))
     for name, (body, _) in DEFECTS.items():
         (html / "book" / f"defect_{name}.html").write_text(html_page(body))
-    pages = ["book/clean.html", *[f"book/defect_{name}.html" for name in DEFECTS], "book/absent.html"]
+    pages = ["book/clean.html", "book/figures.html", *[f"book/defect_{name}.html" for name in DEFECTS], "book/absent.html"]
     shots = html.parent / "screenshots"
     problems = htmlcheck.check_book(html, pages, min_images={"book/clean.html": 1}, screenshots=shots)
     return problems, html, mathjax is not None
@@ -179,6 +235,7 @@ def _of(problems: list[str], page: str) -> list[str]:
 def test_clean_page_passes(site):
     problems, html, _ = site
     assert _of(problems, "clean") == []
+    assert _of(problems, "figures") == []  # captions that start with their own number
     shot = html.parent / "screenshots" / "book" / "clean.png"
     assert shot.read_bytes().startswith(b"\x89PNG")
 

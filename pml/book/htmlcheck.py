@@ -12,7 +12,10 @@ Each page of ``_build/html`` is opened from its ``file://`` URL in the system Ch
   lookups are disabled, so the check itself never reaches the network);
 * a file failed to load, or the page logged a JavaScript error (except :data:`KNOWN_CONSOLE_ERRORS`);
 * an internal link is broken: a ``#fragment`` naming no element, or a local page that is missing;
-* a "Show code cell source" toggle (a ``<details>`` element) does not show its content when clicked.
+* a "Show code cell source" toggle (a ``<details>`` element) does not show its content when clicked;
+* a figure caption shows two numbers: Sphinx's own counter (a ``span.caption-number``, which ``numfig: false`` in
+  ``_config.yml`` switches off) or text like "Fig. 6 Fig. 2: ..."; or it does not start with the paper's number
+  ("Fig. 2", "Fig. 6(b)") or the book's own ("Figure B3"), see :func:`caption_problems`.
 
 Usage: ``python -m pml.book.htmlcheck [_build/html] [--page book/01_introduction.html] [--screenshots]``
 (pages from ``_toc.yml`` by default; ``--screenshots`` saves a full-page PNG of each under ``_build/screenshots/``).
@@ -125,6 +128,34 @@ def link_problems(page_path: Path, hrefs: Iterable[str], html_dir: Path,
     return list(dict.fromkeys(problems))
 
 
+#: The number a caption starts with: the paper's ("Fig. 1a", "Fig. 6(b)") or one of the book's own ("Figure B3").
+_CAPTION_START = re.compile(r"(?:Fig\. \d+|Figure B\d+)(?!\d)")
+#: A number right after another at the start of a caption: "Fig. 6 Fig. 2", "Figure 3 Fig. 2", "Fig. 7 Figure B4".
+_DOUBLE_NUMBER = re.compile(r"(?:Fig\.|Figure)\s*[A-Z]?\d+[a-z]?[.:]?\s+(?:Fig\.|Figure)\s*[A-Z]?\d+")
+
+
+def caption_problems(captions: Iterable[Sequence[str]]) -> list[str]:
+    """Figure captions that show two numbers or do not start with a figure number of the book's convention.
+
+    ``captions``: ``(figure id, counter, text)`` per figure of a page, where ``counter`` is the text of Sphinx's
+    ``span.caption-number`` ("Fig. 6", empty when ``numfig`` is off) and ``text`` the caption as read, counter
+    excluded. A caption must start with the paper's number ("Fig. 2", "Fig. 1a", "Fig. 6(b)") or "Figure B<n>"
+    (a figure of ours), and show no second number before it.
+    """
+    problems = []
+    for fig_id, counter, text in captions:
+        counter, text = " ".join(counter.split()), " ".join(text.split())
+        name = f"figure {fig_id!r}" if fig_id else "a figure"
+        shown = f"{counter} {text}".strip()
+        if counter or _DOUBLE_NUMBER.match(shown):
+            what = "Sphinx's counter" if counter else "two numbers"
+            problems.append(f"{name}: caption shows {what}, {shown[:50]!r} (set numfig: false, one number each)")
+        elif not _CAPTION_START.match(text):
+            problems.append(f"{name}: caption does not start with 'Fig. <paper number>' or 'Figure B<n>': "
+                            f"{text[:50]!r}")
+    return problems
+
+
 def toc_pages(toc_path: Path) -> list[str]:
     """HTML pages of a Jupyter Book 1 ``_toc.yml``: ``root`` and every ``file:`` (not ``url:``/``glob:``) entry."""
     import yaml
@@ -159,6 +190,11 @@ _SETTLE_JS = r"""async () => {
     red: all("mtext[mathcolor=red]").map(e => e.textContent.trim()).filter(t => t.startsWith("\\")),
     ids: all("[id]").map(e => e.id).concat(all("a[name]").map(e => e.name)),
     hrefs: all("a[href]").map(a => a.getAttribute("href")),
+    captions: all("figure > figcaption, div.figure > p.caption").map(c => {
+      const number = c.querySelector(".caption-number"), clone = c.cloneNode(true);
+      clone.querySelectorAll(".caption-number, a.headerlink").forEach(e => e.remove());
+      return [(c.closest("figure, div.figure") || c).id || "", number ? number.textContent : "", clone.textContent];
+    }),
   };
 }"""
 
@@ -188,6 +224,7 @@ def _check_page(tab, path: Path, html_dir: Path, min_images: int, shot: Path | N
         tab.goto(path.as_uri(), wait_until="load")
         settled = tab.evaluate(_SETTLE_JS)
         problems += math_problems(settled["text"], settled["errors"], settled["red"])
+        problems += caption_problems(settled["captions"])
         problems += [f"image {src[:80]!r} shows nothing (missing, empty or corrupt file)"
                      for src, width, _ in settled["images"] if width == 0]
         n_content = sum(in_content for *_, in_content in settled["images"])
