@@ -9,15 +9,15 @@ import jupytext
 import pytest
 
 from pml import paths
-from pml.book import runner
+from pml.book import params
 
-CHAPTERS = runner.chapters()
+CHAPTERS = params.chapters()
 ALLOWED_IMPORTS = ("pml", "numpy", "myst_nb")
 FORBIDDEN_CALLS = {"seed", "manual_seed", "chdir", "set_default_dtype", "set_default_device"}
 
 
 def code_cells(stem):
-    return [c for c in jupytext.read(runner.source_path(stem), fmt="md:myst").cells if c.cell_type == "code"]
+    return [c for c in jupytext.read(params.source_path(stem), fmt="md:myst").cells if c.cell_type == "code"]
 
 
 def test_no_notebooks_under_book():
@@ -26,15 +26,15 @@ def test_no_notebooks_under_book():
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_header_keeps_tags(stem):
-    text = runner.source_path(stem).read_text()
+    text = params.source_path(stem).read_text()
     assert "cell_metadata_filter" not in text.split("---", 2)[1]
     assert "kernelspec" in text
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_parameters_cell_first_and_literal(stem):
-    params = runner.chapter_parameters(stem)  # raises on a missing tag or a non-literal
-    assert params["profile"] == "paper", "defaults are the paper's settings"
+    defaults = params.chapter_parameters(stem)  # raises on a missing tag or a non-literal
+    assert defaults["profile"] == "paper", "defaults are the paper's settings"
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
@@ -43,9 +43,9 @@ def test_papermill_reads_every_parameter(stem):
     an injected parameter unknown): every parameter must come out, under its name."""
     from papermill.translators import PythonTranslator
 
-    params = runner.chapter_parameters(stem)
+    defaults = params.chapter_parameters(stem)
     source = next(c.source for c in code_cells(stem) if "parameters" in c.metadata.get("tags", []))
-    assert [p.name for p in PythonTranslator.inspect({"source": source})] == list(params)
+    assert [p.name for p in PythonTranslator.inspect({"source": source})] == list(defaults)
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
@@ -73,7 +73,7 @@ def _glue_key_patterns(stem):
     for cell in code_cells(stem):
         for node in ast.walk(ast.parse(cell.source)):
             glue_all = isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "glue_all"
-            if glue_all and len(node.args) >= 2:  # runner.glue_all(mapping, prefix): any key after the prefix
+            if glue_all and len(node.args) >= 2:  # params.glue_all(mapping, prefix): any key after the prefix
                 node = ast.Call(func=ast.Name("glue"), args=[ast.JoinedStr([node.args[1], ast.Name("key")])],
                                 keywords=[])
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "glue" and node.args:
@@ -88,7 +88,7 @@ def _glue_key_patterns(stem):
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_every_glue_reference_is_glued(stem):
-    text = runner.source_path(stem).read_text()
+    text = params.source_path(stem).read_text()
     refs = set(re.findall(r"\{glue:(?:text|figure|md|math|any)\}`([^`:]+)", text))
     refs |= set(re.findall(r"```\{glue:figure\}\s+(\S+)", text))
     patterns = _glue_key_patterns(stem)
@@ -99,7 +99,7 @@ def test_every_glue_reference_is_glued(stem):
 def test_figure_names_are_unique_across_the_book():
     names = []
     for stem in CHAPTERS:
-        names += re.findall(r"(?:publish|savefig)\([^\n]*?\"(fig\d\d[a-z]?_[a-z0-9_]+)\"", runner.source_path(stem).read_text())
+        names += re.findall(r"(?:publish|savefig)\([^\n]*?\"(fig\d\d[a-z]?_[a-z0-9_]+)\"", params.source_path(stem).read_text())
     assert len(names) == len(set(names)), names
 
 

@@ -11,7 +11,7 @@ import pytest
 from engine_tasks import Total, ToySweep, runs
 
 from pml import cli, engine
-from pml.book import runner
+from pml.book import execute, params, runner
 from pml.engine.executor import SCHEDULER_ENV
 
 N_TOYS = {"smoke": 3, "ci": 4}
@@ -122,10 +122,10 @@ def test_run_with_workers_precomputes_every_task_on_a_cluster_the_notebook_share
     def fake_run_chapter(stem, profile, overrides, **execution):  # what the chapter's kernel does, here
         seen["env"] = os.environ.get(SCHEDULER_ENV)
         before = len(runs(toy_chapter))
-        steps = _toy_steps(runner.full_parameters(stem, profile, overrides), toy_chapter)
+        steps = _toy_steps(params.ChapterParams.resolve(stem, profile, overrides).for_steps(), toy_chapter)
         seen["result"] = engine.run(steps["toys"])
         seen["computed_by_notebook"] = len(runs(toy_chapter)) - before
-        return runner.ChapterRun(stem, profile, {}, runner.executed_notebook(stem, profile), runner.paths.build_dir(),
+        return execute.ChapterRun(stem, profile, {}, execute.executed_notebook(stem, profile), runner.paths.build_dir(),
                                  None, 0.1)
 
     monkeypatch.setattr(runner, "run_chapter", fake_run_chapter)

@@ -9,7 +9,7 @@ import pytest
 
 from pml import engine
 from pml.benchmarks import precision
-from pml.book import claims, runner
+from pml.book import claims, params
 from pml.experiments import beyond
 from pml.plotting import beyond as figs
 
@@ -67,7 +67,7 @@ def test_tasks_are_the_benchmarks_fits_with_distinct_keys():
     assert [(t.problem, t.method) for t in tasks] == precision.jobs(("x2", "I.11.19"))
     assert len({t.key() for t in tasks}) == len(tasks) == 2 * len(precision.METHODS) - 1  # no Chebyshev in 6D
     assert dataclasses.replace(tasks[0], threads=2).key() == tasks[0].key()
-    steps = beyond.steps(runner.chapter_parameters("06_beyond"))
+    steps = beyond.steps(params.chapter_parameters("06_beyond"))
     assert set(steps) == {"benchmark", "bfgs"} and steps["benchmark"] == beyond.BenchmarkConfig()
     assert steps["bfgs"].tasks()[0].time_limit == 3600.0 and steps["bfgs"].tasks()[0].maxiter == 25_000
 
@@ -152,12 +152,12 @@ def test_numbers_tables_and_claims():
 
 
 def test_paper_estimate_sums_the_cost_model():
-    paper = beyond.steps(runner.full_parameters("06_beyond", "paper"))
+    paper = params.chapter_steps("06_beyond", "paper")
     est = beyond.paper_estimate(paper)
     assert est["benchmark"] == pytest.approx(sum(t.cost() for t in paper["benchmark"].tasks()))
     assert est["total"] == pytest.approx(est["benchmark"] + est["bfgs"])
     assert 3600 <= est["bfgs"] <= 3600 + 5  # 25k iterations on 100k points: the hour's limit binds
-    ci = beyond.paper_estimate(beyond.steps(runner.full_parameters("06_beyond", "ci")))
+    ci = beyond.paper_estimate(params.chapter_steps("06_beyond", "ci"))
     assert 0 < ci["benchmark"] < est["benchmark"] and 0 < ci["bfgs"] < est["bfgs"]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pml import engine
-from pml.book import runner
+from pml.book import params
 from pml.experiments import introduction as intro
 
 FLOORS = intro.FloorConfig(n_points=200)
@@ -73,8 +73,8 @@ def test_costs_grow_with_the_sizes():
 
 
 def test_steps_follow_the_chapter_parameters():
-    smoke = intro.steps(runner.full_parameters("01_introduction", "smoke"))
-    paper = intro.steps(runner.full_parameters("01_introduction", "paper"))
+    smoke = params.chapter_steps("01_introduction", "smoke")
+    paper = params.chapter_steps("01_introduction", "paper")
     assert set(smoke) == {"floors", "decomposition", "piecewise"}
     assert smoke["decomposition"].n_train == (16, 64, 256) and smoke["decomposition"].n_seeds == 20
     assert [len(paper[s].tasks()) for s in ("floors", "decomposition", "piecewise")] == [2, 5, 6]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pml import engine
-from pml.book import runner
+from pml.book import params
 from pml.experiments import nonlinear as nl
 from pml.experiments import piecewise_linear as pl
 
@@ -164,8 +164,8 @@ def test_fig4_and_gadget_costs_grow_with_the_sizes():
 
 
 def test_steps_follow_the_chapter_parameters():
-    smoke = nl.steps(runner.full_parameters("03_nonlinear", "smoke"))
-    paper = nl.steps(runner.full_parameters("03_nonlinear", "paper"))
+    smoke = params.chapter_steps("03_nonlinear", "smoke")
+    paper = params.chapter_steps("03_nonlinear", "paper")
     assert {"fig4_splines", "fig4_grid", "gadget"} <= set(smoke)
     assert len(paper["fig4_splines"].tasks()) == 5 + 3 + 2  # one per curve
     assert len(paper["fig4_grid"].tasks()) == 1 + 4 * (6 + 6 + 7)  # y_rms, then method x size x seed
@@ -241,8 +241,8 @@ def test_simplex_scaling_and_comparisons(nets_small):
 
 
 def test_network_steps_and_their_cost():
-    smoke = nl.steps(runner.full_parameters("03_nonlinear", "smoke"))
-    paper = nl.steps(runner.full_parameters("03_nonlinear", "paper"))
+    smoke = params.chapter_steps("03_nonlinear", "smoke")
+    paper = params.chapter_steps("03_nonlinear", "paper")
     assert {"fig5_simplex", "fig5_networks", "fig6_networks"} <= set(smoke)
     assert len(paper["fig5_networks"].tasks()) == 4 * 18 * 2  # equation x (depth, width) x activation
     assert len(paper["fig6_networks"].tasks()) == 18

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pml import engine
-from pml.book import claims, runner
+from pml.book import claims, params
 from pml.experiments import optimization as opt
 from pml.nn import boosting
 from pml.nn.bfgs import bfgs
@@ -248,8 +248,8 @@ def test_costs_grow_with_the_sizes_and_respect_budgets():
 
 
 def test_steps_follow_the_chapter_parameters():
-    ci = opt.steps(runner.full_parameters("04_optimization", "ci"))
-    paper = opt.steps(runner.full_parameters("04_optimization", "paper"))
+    ci = params.chapter_steps("04_optimization", "ci")
+    paper = params.chapter_steps("04_optimization", "paper")
     assert list(paper) == ["fig7_adam", "fig8_teacher", "fig8_equation", "fig9_2d", "fig9_6d", "quintic"]
     assert len(paper["fig7_adam"].tasks()) == 9 + 1  # one Adam task per learning rate and the Hessian
     assert len(paper["fig8_teacher"].tasks()) == 1 + 4  # width-40 BFGS; BFGS and low-curvature for f1 and f2

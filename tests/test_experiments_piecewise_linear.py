@@ -9,7 +9,7 @@ import torch
 
 from pml import data, engine, equations
 from pml.approx.simplex import SimplexInterpolator
-from pml.book import claims
+from pml.book import claims, params
 from pml.experiments import network_sweep as ns
 from pml.experiments import piecewise_linear as pl
 from pml.nn import networks, training
@@ -296,10 +296,9 @@ def test_same_width_parameter_counts_are_the_notebooks():
 
 
 def test_steps_cover_the_chapter_and_the_paper_profile_is_many_tasks():
-    from pml.book import runner
 
     for profile in ("smoke", "ci", "paper"):
-        sweeps = pl.steps(runner.full_parameters("02_piecewise_linear", profile))
+        sweeps = params.chapter_steps("02_piecewise_linear", profile)
         assert set(sweeps) == {"fig1a", "fig1b", "fig2_simplex", "fig2_relu", "fig3_modular", "width100"}
         keys = [t.key() for s in sweeps.values() for t in s.tasks()]
         assert len(set(keys)) == len(keys)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pml import engine, equations, fitting
-from pml.book import claims, runner
+from pml.book import claims, params
 from pml.experiments import users_guide as ug
 from pml.fitting import budget, guide
 from pml.plotting import users_guide as figs
@@ -47,15 +47,15 @@ def test_study_equations_are_unseen_by_earlier_chapters():
 
 
 def test_paper_defaults_match_the_chapter_parameters():
-    params = runner.chapter_parameters("05_users_guide")
+    defaults = params.chapter_parameters("05_users_guide")
     paper = ug.StudyConfig()
-    assert ug.steps(params) == {"study": paper, "csv": ug.CsvConfig()}
-    assert tuple(params["equation_ids"]) == paper.equations
-    assert tuple(params["n_rows_1d"]) == paper.n_rows_1d and tuple(params["n_rows_2d"]) == paper.n_rows_2d
-    assert tuple(params["n_rows_high_d"]) == paper.n_rows_high_d and tuple(params["seeds"]) == paper.seeds
-    assert tuple(params["baselines"]) == paper.baselines and params["lm_max_rows"] == paper.lm_max_rows
-    assert params["n_test"] == paper.n_test
-    assert params["csv_equation"] == ug.CsvConfig().equation and params["csv_rows"] == ug.CsvConfig().n_rows
+    assert ug.steps(defaults) == {"study": paper, "csv": ug.CsvConfig()}
+    assert tuple(defaults["equation_ids"]) == paper.equations
+    assert tuple(defaults["n_rows_1d"]) == paper.n_rows_1d and tuple(defaults["n_rows_2d"]) == paper.n_rows_2d
+    assert tuple(defaults["n_rows_high_d"]) == paper.n_rows_high_d and tuple(defaults["seeds"]) == paper.seeds
+    assert tuple(defaults["baselines"]) == paper.baselines and defaults["lm_max_rows"] == paper.lm_max_rows
+    assert defaults["n_test"] == paper.n_test
+    assert defaults["csv_equation"] == ug.CsvConfig().equation and defaults["csv_rows"] == ug.CsvConfig().n_rows
 
 
 def test_paper_sizes_span_every_smooth_rule():
@@ -174,11 +174,11 @@ def test_study_table_numbers_claims_and_figures():
 
 
 def test_paper_estimate_sums_the_cost_model():
-    paper = ug.steps(runner.full_parameters("05_users_guide", "paper"))
+    paper = params.chapter_steps("05_users_guide", "paper")
     est = ug.paper_estimate(paper)
     assert est["total"] == pytest.approx(est["study"] + est["lm"] + est["csv"]) and est["study"] > 0
     assert est["total"] == pytest.approx(sum(t.cost() for s in paper.values() for t in s.tasks()))
-    ci = ug.paper_estimate(ug.steps(runner.full_parameters("05_users_guide", "ci")))
+    ci = ug.paper_estimate(params.chapter_steps("05_users_guide", "ci"))
     assert 0 < ci["study"] < est["study"] and 0 < ci["lm"] < est["lm"]
     numbers = ug.paper_numbers(paper["study"])
     assert numbers["n_cases"] == sum(len(ug.StudyConfig().n_rows(equations.get(e).dim))

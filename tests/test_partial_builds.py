@@ -14,14 +14,14 @@ from engine_tasks import Toy, ToySweep, runs
 from test_runner import HEADER, fake_book  # noqa: F401  (fixture)
 
 from pml import cli, paths
-from pml.book import coverage, runner
+from pml.book import coverage, execute, params, progress, runner
 from pml.engine import Store, compute, partial
 
 TESTS = Path(__file__).resolve().parent
 
 
 def quiet():
-    return runner.Progress(stream=io.StringIO(), live=False)
+    return progress.Progress(stream=io.StringIO(), live=False)
 
 
 # --- the cost check -------------------------------------------------------------------------------------------------
@@ -39,7 +39,7 @@ def toy_steps(monkeypatch, build_tmp):
 
     def fake_run(stem, profile, overrides=None, **kwargs):
         calls.append((stem, kwargs.get("stored")))
-        return runner.ChapterRun(stem, profile, {}, build_tmp / "nb.ipynb", build_tmp, None, 0.0, profile, {})
+        return execute.ChapterRun(stem, profile, {}, build_tmp / "nb.ipynb", build_tmp, None, 0.0, profile, {})
 
     monkeypatch.setattr(runner, "run_chapter", fake_run)
     return calls
@@ -79,7 +79,7 @@ def test_under_the_limit_the_check_passes_quietly(toy_steps, monkeypatch):
 
 @pytest.mark.parametrize("profile", ["smoke", "ci"])
 def test_smoke_and_ci_from_an_empty_store_are_under_the_limit(build_tmp, profile):
-    assert runner.check_cost(runner.chapters(), profile) < runner.COMPUTE_LIMIT_CPU_HOURS
+    assert runner.check_cost(params.chapters(), profile) < runner.COMPUTE_LIMIT_CPU_HOURS
 
 
 # --- coverage -------------------------------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_a_stored_chapter_run_computes_nothing_and_marks_the_missing_values(fake
     compute([Toy(seed=0, log=log)], store=store, client=False)
     body = CHAPTER.format(tests=str(TESTS), store=str(tmp_path / "store"), log=log)
     (fake_book / "book" / "01_fake.md").write_text(HEADER + body)
-    runner._chapters_cached.cache_clear()
+    params._chapters_cached.cache_clear()
     result = runner.run_chapter("01_fake", "paper", progress=quiet(), stored=True)
     assert len(runs(log)) == 1  # only the task stored before the run ever ran
     nb = nbformat.read(result.notebook, as_version=4)
@@ -343,7 +343,7 @@ def test_a_stored_build_marks_glue_roles_and_directives_it_cannot_fill():
     text = ("A {glue:text}`done:.2f`, b {glue:text}`gone:.1e`, c {glue}`table`.\n\n"
             "```{glue:md} table\n:format: myst\n```\n\n```{glue:figure} fig_gone\n:name: fig-x\n\nCaption.\n```\n")
     nb.cells = [glued, nbformat.v4.new_markdown_cell(text)]
-    assert runner._mark_not_computed(nb) == ["table", "fig_gone", "gone"]
+    assert execute._mark_not_computed(nb) == ["table", "fig_gone", "gone"]
     source = nb.cells[1].source
     assert source.startswith("A {glue:text}`done:.2f`, b *(not computed)*, c *(not computed)*.")
     assert "*Table `table`: not computed: step t not computed (0 of 3 tasks stored; 2 CPU-hours missing).*" in source

@@ -14,7 +14,7 @@ import pytest
 from engine_tasks import Toy, ToySweep
 
 from pml import cli
-from pml.book import claims
+from pml.book import claims, params
 from pml.engine import Store, archive, compute, graph, partial, provenance, run
 
 
@@ -225,10 +225,9 @@ def test_claims_file_without_provenance_says_so(build_tmp):
 
 
 def test_declared_steps_are_the_chapters_steps():
-    from pml.book import runner
 
     for chapter in {c.chapter for c in claims.registry().values() if c.steps}:
-        names = set(runner.chapter_steps(chapter, "smoke"))
+        names = set(params.chapter_steps(chapter, "smoke"))
         for claim in claims.for_chapter(chapter):
             assert set(claim.steps or ()) <= names, f"{claim.id} names steps {claim.steps}; the chapter has {names}"
 

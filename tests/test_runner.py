@@ -3,7 +3,7 @@
 import pytest
 
 from pml import paths
-from pml.book import runner
+from pml.book import params, runner
 
 HEADER = """---
 jupytext:
@@ -38,20 +38,20 @@ def fake_book(tmp_path, monkeypatch):
 
 def write_chapter(root, body):
     (root / "book" / "01_fake.md").write_text(HEADER + "\n```{code-cell} ipython3\n" + body + "\n```\n")
-    runner._chapters_cached.cache_clear()
+    params._chapters_cached.cache_clear()
 
 
 @pytest.mark.chapters
 def test_raising_cell_names_chapter_cell_and_error(fake_book):
     write_chapter(fake_book, "x = n / 0")
-    with pytest.raises(runner.BookError, match=r"chapter 01_fake \(smoke\) failed in cell \d+.*ZeroDivisionError"):
+    with pytest.raises(params.BookError, match=r"chapter 01_fake \(smoke\) failed in cell \d+.*ZeroDivisionError"):
         runner.run_chapter("01_fake", "smoke")
 
 
 @pytest.mark.chapters
 def test_stderr_is_an_error(fake_book):
     write_chapter(fake_book, "import sys\nprint('careful', file=sys.stderr)")
-    with pytest.raises(runner.BookError, match="wrote to stderr in cell .*careful"):
+    with pytest.raises(params.BookError, match="wrote to stderr in cell .*careful"):
         runner.run_chapter("01_fake", "smoke")
 
 

@@ -19,7 +19,7 @@ import pytest
 from test_runner import HEADER, fake_book  # noqa: F401  (fixture)
 
 from pml import cli, paths
-from pml.book import claims, context, runner
+from pml.book import claims, context, execute, params, progress, runner
 from pml.engine.store import _atomic_write
 
 PARAMS = 'profile = "paper"\nn = 3\nns = [1, 2, 3]\nname = "cos2x"\n'
@@ -33,27 +33,27 @@ plotting.savefig(fig, "fig01_fake", profile)
 claims.report("01_introduction", profile, {"C1.1": 1e-16, "C1.2": 0.0, "C1.3": -0.5, "C1.4": n / 100})"""
 
 
-def write_book(root, body, stem="01_fake", params=PARAMS):
-    header = HEADER.replace('profile = "paper"\nn = 3\n', params)
+def write_book(root, body, stem="01_fake", cell=PARAMS):
+    header = HEADER.replace('profile = "paper"\nn = 3\n', cell)
     (root / "_toc.yml").write_text(f"format: jb-book\nroot: book/index\nchapters:\n  - file: book/{stem}\n")
     for old in (root / "book").glob("0*.md"):
         old.unlink()
     (root / "book" / f"{stem}.md").write_text(header + "\n```{code-cell} ipython3\n" + body + "\n```\n")
-    runner._chapters_cached.cache_clear()
+    params._chapters_cached.cache_clear()
 
 
 def quiet():
-    return runner.Progress(stream=io.StringIO(), live=False)
+    return progress.Progress(stream=io.StringIO(), live=False)
 
 
 def test_run_names_keep_overrides_apart():
-    assert runner.run_name("ci", {}) == "ci"
-    assert runner.run_name("ci", {"n_test": 200}) == "ci+n_test=200"
-    assert runner.run_name("ci", {"n_train": [16, 64], "lr": 1e-3}) == "ci+lr=0.001+n_train=16,64"
-    hashed = runner.run_name("ci", {"equation": "I.8.14 / odd name"})
+    assert execute.run_name("ci", {}) == "ci"
+    assert execute.run_name("ci", {"n_test": 200}) == "ci+n_test=200"
+    assert execute.run_name("ci", {"n_train": [16, 64], "lr": 1e-3}) == "ci+lr=0.001+n_train=16,64"
+    hashed = execute.run_name("ci", {"equation": "I.8.14 / odd name"})
     assert hashed.startswith("ci+o") and "/" not in hashed and " " not in hashed
-    assert hashed == runner.run_name("ci", {"equation": "I.8.14 / odd name"})
-    assert runner.run_name("ci", {"n": 1}) != runner.run_name("ci", {"n": 2})
+    assert hashed == execute.run_name("ci", {"equation": "I.8.14 / odd name"})
+    assert execute.run_name("ci", {"n": 1}) != execute.run_name("ci", {"n": 2})
 
 
 @pytest.mark.chapters
@@ -85,36 +85,36 @@ def test_override_run_never_replaces_the_profile_outputs(fake_book, capsys):  # 
 
 def test_tuples_become_lists_and_mistyped_values_are_rejected_up_front(fake_book):  # noqa: F811
     write_book(fake_book, "pass")
-    name, value = runner.parse_assignment("ns=(16,64,256)")
-    assert runner.resolve_parameters("01_fake", "smoke", {name: value})["ns"] == [16, 64, 256]
-    assert runner.resolve_parameters("01_fake", "smoke", dict([runner.parse_assignment("ns=16,64")]))["ns"] == [16, 64]
+    name, value = params.parse_assignment("ns=(16,64,256)")
+    assert params.ChapterParams.resolve("01_fake", "smoke", {name: value}).injected()["ns"] == [16, 64, 256]
+    assert params.ChapterParams.resolve("01_fake", "smoke", dict([params.parse_assignment("ns=16,64")])).injected()["ns"] == [16, 64]
     for text in ("ns=16 64", "ns=abc", "ns=[1.5]"):
-        with pytest.raises(runner.BookError, match=r"parameter 'ns' .* must be of type list of int .*for example "
+        with pytest.raises(params.BookError, match=r"parameter 'ns' .* must be of type list of int .*for example "
                                                    r"-p \"ns=\[1, 2, 3\]\""):
-            runner.resolve_parameters("01_fake", "smoke", dict([runner.parse_assignment(text)]))
-    with pytest.raises(runner.BookError, match=r"'n' .* type int .*-p n=3\), got float 2.5"):
-        runner.resolve_parameters("01_fake", "smoke", {"n": 2.5})
+            params.ChapterParams.resolve("01_fake", "smoke", dict([params.parse_assignment(text)])).injected()
+    with pytest.raises(params.BookError, match=r"'n' .* type int .*-p n=3\), got float 2.5"):
+        params.ChapterParams.resolve("01_fake", "smoke", {"n": 2.5}).injected()
 
 
 @pytest.mark.chapters
 def test_a_tuple_reaches_the_chapter_as_a_list(fake_book):  # noqa: F811
     write_book(fake_book, "assert ns == [16, 64, 256], repr(ns)")
-    runner.run_chapter("01_fake", "smoke", dict([runner.parse_assignment("ns=(16,64,256)")]), progress=quiet())
+    runner.run_chapter("01_fake", "smoke", dict([params.parse_assignment("ns=(16,64,256)")]), progress=quiet())
 
 
 def test_profile_is_not_a_parameter_and_the_valid_list_is_what_is_accepted(fake_book):  # noqa: F811
     write_book(fake_book, "pass")
-    with pytest.raises(runner.BookError, match="'profile' is not a parameter to override; use --profile ci"):
-        runner.resolve_parameters("01_fake", "smoke", {"profile": "ci"})
-    with pytest.raises(runner.BookError, match="use --threads"):
-        runner.resolve_parameters("01_fake", "smoke", {"threads": 2})
-    with pytest.raises(runner.BookError, match="unknown parameter 'bogus'") as info:
-        runner.resolve_parameters("01_fake", "smoke", {"bogus": 1})
+    with pytest.raises(params.BookError, match="'profile' is not a parameter to override; use --profile ci"):
+        params.ChapterParams.resolve("01_fake", "smoke", {"profile": "ci"}).injected()
+    with pytest.raises(params.BookError, match="use --threads"):
+        params.ChapterParams.resolve("01_fake", "smoke", {"threads": 2}).injected()
+    with pytest.raises(params.BookError, match="unknown parameter 'bogus'") as info:
+        params.ChapterParams.resolve("01_fake", "smoke", {"bogus": 1}).injected()
     listed = str(info.value).split("valid: ")[1].split(", ")
     assert listed == ["n", "ns", "name"]
-    defaults = runner.chapter_parameters("01_fake")
+    defaults = params.chapter_parameters("01_fake")
     for name in listed:
-        runner.resolve_parameters("01_fake", "smoke", {name: defaults[name]})
+        params.ChapterParams.resolve("01_fake", "smoke", {name: defaults[name]}).injected()
 
 
 @pytest.mark.chapters
@@ -124,19 +124,19 @@ def test_failed_run_keeps_the_last_good_notebook_figures_and_claims(fake_book): 
     kept = {p: p.read_bytes() for p in (good.notebook, good.claims, paths.figures_dir("smoke") / "fig01_fake.png")}
     write_book(fake_book, INTRO.replace("n / 100", "n / 10") + "\nraise RuntimeError('late failure')",
                stem="01_introduction")
-    with pytest.raises(runner.BookError, match="late failure.*\n.*notebook with the traceback: .*failed.*\n.*unchanged"):
+    with pytest.raises(params.BookError, match="late failure.*\n.*notebook with the traceback: .*failed.*\n.*unchanged"):
         runner.run_chapter("01_introduction", "smoke", progress=quiet())
     assert {p: p.read_bytes() for p in kept} == kept
-    assert runner.failed_notebook("01_introduction", "smoke").exists()
+    assert execute.failed_notebook("01_introduction", "smoke").exists()
     assert not list(paths.build_dir().glob(".run-*")), "the staging folder is removed"
 
 
 @pytest.mark.chapters
 def test_a_dying_kernel_is_a_named_error_not_a_traceback(fake_book):  # noqa: F811
     write_book(fake_book, "import os\nos._exit(1)")
-    with pytest.raises(runner.BookError, match=r"chapter 01_fake \(smoke\) stopped: DeadKernelError.*\n.*\n.*unchanged"):
+    with pytest.raises(params.BookError, match=r"chapter 01_fake \(smoke\) stopped: DeadKernelError.*\n.*\n.*unchanged"):
         runner.run_chapter("01_fake", "smoke", progress=quiet())
-    assert not runner.executed_notebook("01_fake", "smoke").exists()
+    assert not execute.executed_notebook("01_fake", "smoke").exists()
 
 
 CLI_ON_FAKE_BOOK = """
@@ -157,7 +157,7 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_the_last_good_notebook(fake_bo
     assert done.returncode == 0, done.stderr
     assert "IPKernelApp" not in done.stderr and "encryption" not in done.stderr
     assert "01_fake (smoke): ok in" in done.stderr  # not a terminal: one line when the chapter ends
-    notebook = runner.executed_notebook("01_fake", "smoke")
+    notebook = execute.executed_notebook("01_fake", "smoke")
     before = notebook.read_bytes()
 
     marker = tmp_path / "started"
@@ -180,25 +180,25 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_the_last_good_notebook(fake_bo
 def test_progress_names_cell_section_and_step_live_or_one_line(fake_book):  # noqa: F811
     write_book(fake_book, 'steps = {"toy": 1}\n```\n\n## A section\n\n```{code-cell} ipython3\nx = steps["toy"]')
     live = io.StringIO()
-    runner.run_chapter("01_fake", "smoke", progress=runner.Progress(stream=live, live=True, prefix="[1/1] "))
+    runner.run_chapter("01_fake", "smoke", progress=progress.Progress(stream=live, live=True, prefix="[1/1] "))
     text = live.getvalue()
     assert "\r" in text and re.search(r"\[1/1\] 01_fake \(smoke\) \d+ s, cell 4/4 step toy", text)
     assert re.search(r"cell 1/4 § A chapter", text)
     assert text.endswith("\n") and "01_fake (smoke): ok in" in text.splitlines()[-1]
     log = io.StringIO()
-    with pytest.raises(runner.BookError):
+    with pytest.raises(params.BookError):
         write_book(fake_book, "1 / 0")
-        runner.run_chapter("01_fake", "smoke", progress=runner.Progress(stream=log, live=False))
+        runner.run_chapter("01_fake", "smoke", progress=progress.Progress(stream=log, live=False))
     assert "\r" not in log.getvalue() and log.getvalue().count("\n") == 1
     assert log.getvalue().startswith("01_fake (smoke): failed after")
 
 
 def test_messages_show_plain_values_not_numpy_reprs(fake_book):  # noqa: F811
     write_book(fake_book, "pass")
-    with pytest.raises(runner.BookError) as info:
-        runner.resolve_parameters("01_fake", "smoke", {"n": np.float64(3.5)})
+    with pytest.raises(params.BookError) as info:
+        params.ChapterParams.resolve("01_fake", "smoke", {"n": np.float64(3.5)}).injected()
     assert "got float 3.5" in str(info.value) and "np." not in str(info.value)
-    assert runner.resolve_parameters("01_fake", "smoke", {"ns": np.array([4, 5])})["ns"] == [4, 5]
+    assert params.ChapterParams.resolve("01_fake", "smoke", {"ns": np.array([4, 5])}).injected()["ns"] == [4, 5]
     with pytest.raises(TypeError) as info:
         claims._as_float(np.str_("x"))
     assert "np." not in str(info.value)
@@ -226,7 +226,7 @@ def test_execution_settings_reach_the_kernel_and_parameter_cells_fold(fake_book)
     tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
     assert "hide-cell" in tags[0] and "parameters" in tags[0]  # the paper's values, collapsed
     assert "injected-parameters" in tags[1] and "remove-cell" in tags[1]  # shown in the table instead
-    write_book(fake_book, "pass", params='profile = "paper"\n')  # like the report: the page states the profile
+    write_book(fake_book, "pass", cell='profile = "paper"\n')  # like the report: the page states the profile
     nb = nbformat.read(runner.run_chapter("01_fake", "smoke", progress=quiet()).notebook, as_version=4)
     tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
     assert "remove-cell" in tags[0] and "remove-cell" in tags[1] and "remove-cell" not in tags[2]
@@ -236,27 +236,29 @@ def test_parameters_table_shows_this_build_beside_the_paper(fake_book, monkeypat
     write_book(fake_book, "pass")
     ctx = context.RunContext(profile="smoke", run="smoke+n=7", overrides={"n": 7}, threads=2)
     monkeypatch.setenv(context.RUN_ENV, ctx.to_env())  # what the runner sets for the chapter's kernel
-    values = runner.parameter_values("01_fake", {"profile": "smoke", "n": 7, "ns": [1, 2, 3], "name": "cos2x"})
+    chapter = params.ChapterParams.in_chapter("01_fake", {"profile": "smoke", "n": 7, "ns": [1, 2, 3],
+                                                          "name": "cos2x"})
+    values = chapter.for_steps()
     assert values["threads"] == 2 and values["device"] == "cpu" and values["n"] == 7
-    table = runner.parameters_table("01_fake", values).html()
+    table = chapter.table().html()
     assert "<td>n</td><td>7 (command line)</td><td>3</td>" in table
     assert "<td>ns</td><td>[1, 2, 3]</td><td>[1, 2, 3]</td>" in table and "threads=2" in table
     assert "smoke with command-line overrides: n=7" in table
 
 
 def test_execution_settings_are_options_not_parameters():
-    assert runner.full_parameters("01_introduction", "smoke")["threads"] == 1
-    steps_params = runner.full_parameters("02_piecewise_linear", "smoke", execution={"threads": 3, "device": "cpu"})
+    assert params.ChapterParams.resolve("01_introduction", "smoke").for_steps()["threads"] == 1
+    steps_params = params.ChapterParams.resolve("02_piecewise_linear", "smoke", threads=3, device="cpu").for_steps()
     assert steps_params["threads"] == 3
-    with pytest.raises(runner.BookError, match="--threads must be a whole number"):
-        runner.check_execution(threads=-1)
-    with pytest.raises(runner.BookError, match="--device must be cpu, cuda or cuda:N"):
-        runner.check_execution(device="gpu")
-    assert runner.check_execution(device="cuda:1") == {"threads": 1, "device": "cuda:1"}
-    for stem in runner.chapters():
-        assert not set(runner.EXECUTION_SETTINGS) & set(runner.chapter_parameters(stem)), stem
+    with pytest.raises(params.BookError, match="--threads must be a whole number"):
+        params.check_execution(threads=-1)
+    with pytest.raises(params.BookError, match="--device must be cpu, cuda or cuda:N"):
+        params.check_execution(device="gpu")
+    assert params.check_execution(device="cuda:1") == {"threads": 1, "device": "cuda:1"}
+    for stem in params.chapters():
+        assert not set(params.EXECUTION_SETTINGS) & set(params.chapter_parameters(stem)), stem
         if stem != "99_reproduction_report":
-            text = runner.source_path(stem).read_text()
+            text = params.source_path(stem).read_text()
             assert text.count(f'runner.parameters_table("{stem}", globals())') == 1, stem
 
 
