@@ -54,7 +54,10 @@ def test_dashboard_html(build_tmp):
     for markup in (summary, chapters):
         assert "<script" not in markup and "http://" not in markup and "https://" not in markup
         assert markup.count("<div") == markup.count("</div>")
-    assert summary.count('role="img"') == 1 and "not reproduced (known deviation)" in summary
+    assert summary.count('role="img"') == 1 + len(board.chapters()) and "not reproduced (known deviation)" in summary
+    # the overview links each chapter to its section of the claims by chapter
+    for stem in board.chapters():
+        assert f'href="#{report.section_id(stem)}"' in summary and f'id="{report.section_id(stem)}"' in chapters
     # a claim of a chapter that ran links to the row of that chapter's table that judges it
     assert f'href="02_piecewise_linear.html#{claims.anchor("C2.1")}"' in chapters
     assert 'href="02_piecewise_linear.html"' in chapters

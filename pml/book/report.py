@@ -147,10 +147,7 @@ class Dashboard:
 
     def counts(self) -> dict[str, int]:
         """Category -> number of claims, for every key of :data:`CATEGORIES` (zeros included)."""
-        out = {key: 0 for key, _, _ in CATEGORIES}
-        for v in self.verdicts:
-            out[category(v)] += 1
-        return out
+        return _count(self.verdicts)
 
     def chapters(self) -> dict[str, list[claims.Verdict]]:
         """Chapter stem -> its verdicts, in book order."""
@@ -173,7 +170,7 @@ class Dashboard:
             f'<li>{_swatch(k)}<span class="pml-report-count">{counts[k]}</span> '
             f'{html.escape(category_label(k, self.profile))}</li>' for k in shown)
         markup = (f'<div class="pml-report">{STYLE}{note}{head}{_bar(counts, n, self.profile, "pml-report-bar")}'
-                  f'<ul class="pml-report-legend">{legend}</ul></div>')
+                  f'<ul class="pml-report-legend">{legend}</ul>{self._overview_html()}</div>')
         text = f"{counts['reproduced']} of {n} claims reproduced at {self.profile}: " + ", ".join(
             f"{counts[k]} {category_label(k, self.profile)}" for k in shown)
         return Html(markup, (self.note + "\n" if self.note else "") + text)
@@ -187,10 +184,20 @@ class Dashboard:
             lines += [f"  {v.claim.id:<6} {_badge_text(v, self.profile):<28} {v.claim.statement}" for v in verdicts]
         return Html(f'<div class="pml-report">{STYLE}{"".join(sections)}</div>', "\n".join(lines))
 
+    def _overview_html(self) -> str:
+        """One line per chapter: its short title (a link to its section of :meth:`by_chapter`), a bar, its counts."""
+        lines = []
+        for stem, verdicts in self.chapters().items():
+            counts = _count(verdicts)
+            short = chapter_title(stem).split(":")[0]
+            tally = " · ".join(f"{counts[k]} {k}" for k, _, _ in CATEGORIES if counts[k])
+            lines.append(f'<li><a href="#{section_id(stem)}">{html.escape(short)}</a>'
+                         f'{_bar(counts, len(verdicts), self.profile, "pml-report-minibar")}'
+                         f'<span>{html.escape(tally)}</span></li>')
+        return f'<ul class="pml-report-overview">{"".join(lines)}</ul>'
+
     def _chapter_html(self, stem: str, verdicts: list[claims.Verdict]) -> str:
-        counts = {key: 0 for key, _, _ in CATEGORIES}
-        for v in verdicts:
-            counts[category(v)] += 1
+        counts = _count(verdicts)
         ran = any(v.verdict != claims.MISSING for v in verdicts)
         title = html.escape(chapter_title(stem))
         title = f'<a href="{html.escape(stem)}.html">{title}</a>' if ran else title
@@ -200,7 +207,7 @@ class Dashboard:
         if not ran:  # nothing measured: the claims' words stay one click away
             rows = (f'<details class="pml-report-unrun"><summary>its {len(verdicts)} claim'
                     f'{"s" if len(verdicts) != 1 else ""}</summary><div>{rows}</div></details>')
-        return (f'<section class="pml-report-chapter"><h3 class="pml-report-title">{title}</h3>'
+        return (f'<section class="pml-report-chapter" id="{section_id(stem)}"><h3 class="pml-report-title">{title}</h3>'
                 f'<div class="pml-report-tally">{_bar(counts, len(verdicts), self.profile, "pml-report-minibar")}'
                 f'<span>{tally}</span></div>{rows}{self._inputs_html(verdicts)}</section>')
 
@@ -283,6 +290,20 @@ def dashboard(profile: str, run: str | None = None) -> Dashboard:
     return Dashboard(table.verdicts, profile, _inputs(profile, run, table.verdicts), note=table.note)
 
 
+def section_id(stem: str) -> str:
+    """The HTML ``id`` of a chapter's section in :meth:`Dashboard.by_chapter` (the summary's overview links to it,
+    so the two parts belong on one page)."""
+    return f"pml-report-{_slug(stem)}"
+
+
+def _count(verdicts: Sequence[claims.Verdict]) -> dict[str, int]:
+    """Category -> number of ``verdicts`` in it, for every key of :data:`CATEGORIES`."""
+    out = {key: 0 for key, _, _ in CATEGORIES}
+    for v in verdicts:
+        out[category(v)] += 1
+    return out
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
@@ -335,12 +356,14 @@ def _bar(counts: Mapping[str, int], n: int, profile: str, css_class: str) -> str
     return f'<div class="{css_class}" role="img" aria-label="{html.escape(described)}">{"".join(segments)}</div>'
 
 
-#: The dashboard's styles: scoped to ``.pml-report``; colours of text and rules follow the theme's light or dark mode
-#: through pydata-sphinx-theme's CSS variables (with fallbacks for a plain page).
+#: The dashboard's styles, scoped to ``.pml-report``. Fixed colours: in dark mode pydata-sphinx-theme shows an HTML
+#: output on a light background, so the theme's dark-mode text colours would not read there.
 STYLE = """<style>
-.pml-report{--pml-muted:var(--pst-color-text-muted,#59636e);--pml-rule:var(--pst-color-border,#d1d9e0);
+.pml-report{--pml-muted:#59636e;--pml-rule:#d1d9e0;--pml-link:var(--pst-color-link,#0550ae);
   font-size:0.95rem;line-height:1.45;max-width:100%;overflow-wrap:anywhere}
-.pml-report code{font-size:0.85em;white-space:nowrap}
+html[data-theme=dark] .pml-report{--pml-muted:#32383f;--pml-rule:#8c959f;--pml-link:#0550ae}
+.pml-report a{color:var(--pml-link)}
+.pml-report code{font-size:0.85em;white-space:nowrap;color:inherit}
 .pml-report-note{font-weight:600}
 .pml-report-headline{font-size:1.15rem;margin:0.2rem 0 0.5rem}
 .pml-report-big{font-size:2rem;font-weight:700;margin-right:0.15em}
@@ -352,11 +375,16 @@ STYLE = """<style>
 .pml-report-legend li{margin:0;display:flex;align-items:center;gap:0.35em}
 .pml-report-swatch{display:inline-block;width:0.85em;height:0.85em;border-radius:3px}
 .pml-report-count{font-weight:700}
+.pml-report-overview{list-style:none;padding:0;margin:0 0 1rem;font-size:0.9rem}
+.pml-report-overview li{display:grid;grid-template-columns:minmax(0,15rem) 8rem minmax(0,1fr);gap:0 0.8rem;
+  align-items:center;margin:0;padding:0.15rem 0;border-top:1px solid var(--pml-rule)}
+.pml-report-overview li>span{color:var(--pml-muted);font-size:0.85rem}
+.pml-report-overview a{text-decoration:none}
 .pml-report-chapter{margin:1.2rem 0 1.6rem}
 .pml-report h3.pml-report-title{font-size:1.1rem;margin:0 0 0.3rem}
 .pml-report-tally{display:flex;align-items:center;gap:0.8rem;font-size:0.85rem;color:var(--pml-muted);
   margin-bottom:0.4rem}
-.pml-report-minibar{width:8rem;flex:none;height:0.6rem;border-radius:3px}
+.pml-report-minibar{width:8rem;flex:none;height:0.6rem;border-radius:3px;background:var(--pml-rule)}
 .pml-report-claim{display:grid;grid-template-columns:3.4rem 9.6rem minmax(0,1fr);gap:0.1rem 0.6rem;
   align-items:start;padding:0.45rem 0;border-top:1px solid var(--pml-rule)}
 .pml-report-id{font-weight:700;font-variant-numeric:tabular-nums}
@@ -372,8 +400,8 @@ STYLE = """<style>
 .pml-report details{margin-top:0.1rem}
 .pml-report summary{cursor:pointer;width:fit-content}
 .pml-report details>div{padding:0.2rem 0 0.2rem 1rem}
-.pml-report details.pml-report-unrun{font-size:0.95rem}
-.pml-report details.pml-report-unrun>div{padding:0;color:var(--pst-color-text-base,#1f2328)}
+.pml-report details.pml-report-unrun{font-size:0.95rem;color:inherit}
+.pml-report details.pml-report-unrun>div{padding:0}
 .pml-report-why summary{color:#9a6700;font-weight:600}
 .pml-report-inputs{display:grid;grid-template-columns:3.4rem minmax(0,1fr);gap:0 0.6rem;margin:0;
   padding-top:0.35rem;border-top:1px solid var(--pml-rule)}
@@ -383,5 +411,6 @@ STYLE = """<style>
 .pml-report-tag-computed-here,.pml-report-tag-verified-here{border-left-color:#1a7f37}
 .pml-report-tag-unverified{border-left-color:#d4a72c}
 @media (max-width:640px){.pml-report-claim{grid-template-columns:3.4rem minmax(0,1fr)}
+  .pml-report-overview li{grid-template-columns:minmax(0,1fr) 6rem}.pml-report-overview li>span{grid-column:1/-1}
   .pml-report-body{grid-column:1/-1}}
 </style>"""
