@@ -1,22 +1,12 @@
 """Classical approximation anchors: Chebyshev interpolation, polyharmonic RBF interpolation, polynomial least squares.
 
-Paper: §3 and Fig. 4 of Michaud, Liu & Tegmark (splines reach 1e-16 in 1D/2D; "RBF interpolation ... was not
-tested", footnote 4). These are the ceilings a precision network is measured
-against: where they reach ~1e-16 with a few dozen numbers, a network's 1e-13 is not the state of the art.
-
-* :class:`Chebyshev` interpolates a *function* at tensor grids of Chebyshev points of the first kind on a box
-  (1D, and tensor grids in 2D or 3D), with the degree chosen by the decay of the coefficients, as chebfun does
-  (the series is chopped where it reaches machine precision; L. N. Trefethen, *Approximation Theory and
-  Approximation Practice*, SIAM 2013, ch. 3-4; J. L. Aurentz & L. N. Trefethen, "Chopping a Chebyshev series",
-  ACM TOMS 43 (2017)). It needs the function, not scattered data: ``n_train`` is the number of function values.
-* :class:`RBF` is ``scipy.interpolate.RBFInterpolator`` with a polyharmonic kernel (thin-plate spline r^2 log r,
-  cubic r^3 or quintic -r^5) and a polynomial tail; a tail of degree k reproduces every polynomial of degree
-  <= k exactly (Wendland, *Scattered Data Approximation*, 2005, ch. 8). Inputs are mapped to [-1, 1]^d first.
-* :class:`PolynomialLSQ` fits a polynomial of total degree <= k in d variables (a Chebyshev product basis on
-  [-1, 1]^d, which is far better conditioned than monomials) by truncated SVD with one step of iterative
-  refinement; the degree can be chosen on a validation split of the training data.
-
-Each class has ``fit(...) -> self``, ``predict(X) -> (n,)`` and ``n_params`` (the number of coefficients).
+Paper §3 and Fig. 4 (splines reach 1e-16 in 1D/2D; "RBF interpolation ... was not tested", footnote 4). These are
+the ceilings a precision network is measured against. :class:`Chebyshev` interpolates a *function* on tensor grids
+of Chebyshev points with the degree chosen by the decay of the coefficients, as chebfun does (Trefethen,
+*Approximation Theory and Approximation Practice*, SIAM 2013; Aurentz & Trefethen, ACM TOMS 43 (2017)).
+:class:`RBF` is SciPy's ``RBFInterpolator`` with a polyharmonic kernel and a polynomial tail. :class:`PolynomialLSQ`
+fits a total-degree polynomial in a Chebyshev product basis by truncated SVD with one step of iterative refinement.
+Each has ``fit(...) -> self``, ``predict(X)`` and ``n_params``.
 """
 
 from __future__ import annotations

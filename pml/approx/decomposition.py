@@ -64,21 +64,19 @@ def decompose(
     """Eq. (6) for a polynomial fit of ``f`` on the sample ``x_train`` (uniform P on [low, high]).
 
     f_P^best (Eq. 3) is the L2(P) projection (Gauss-Legendre quadrature), f_D^best (Eq. 4) the least-squares fit to
-    the sample and f_D^used (Eq. 5) what ``n_gd_steps`` of gradient descent on the empirical MSE reach from zero. Used
-    in :doc:`/book/01_introduction`.
+    the sample and f_D^used (Eq. 5) what ``n_gd_steps`` of gradient descent (step 1/L) on the empirical MSE reach from
+    zero.
 
     Parameters
     ----------
     f : callable
         The target, vectorised over a 1-D array.
     low, high : float
-        The interval of the uniform distribution P.
+        The interval of P.
     x_train : numpy.ndarray
         The sample D.
-    degree : int
-        Degree of the polynomial model class.
-    n_gd_steps : int
-        Gradient-descent steps (step 1/L) of the imperfect learning algorithm.
+    degree, n_gd_steps : int
+        Degree of the polynomial model class; gradient-descent steps.
     n_quadrature : int, optional
         Gauss-Legendre nodes for the expectations under P (default 256).
 

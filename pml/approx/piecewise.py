@@ -69,8 +69,7 @@ def fit_piecewise_polynomial(
 ) -> PiecewisePolynomial:
     """Interpolate ``f`` at the Chebyshev points of each of n_cells^d cells with a polynomial of degree ``degree``.
 
-    The error in each cell is O(eps^(n+1)) for cells of side eps while N = O(1/eps^d), so the error scales as
-    N^(-(n+1)/d) (paper §1.3).
+    The error scales as N^(-(n+1)/d) (paper §1.3).
 
     Parameters
     ----------
@@ -78,20 +77,13 @@ def fit_piecewise_polynomial(
         Maps (m, d) points to (m,) values.
     ranges : sequence of (float, float)
         (low, high) of each of the d axes.
-    n_cells : int
-        Cells per axis, at least 1.
-    degree : int
-        Polynomial degree n, at least 0.
+    n_cells, degree : int
+        Cells per axis (at least 1) and polynomial degree n (at least 0).
 
     Returns
     -------
     PiecewisePolynomial
         The interpolant.
-
-    Raises
-    ------
-    ValueError
-        If ``n_cells`` < 1 or ``degree`` < 0.
     """
     if n_cells < 1 or degree < 0:
         raise ValueError(f"need n_cells >= 1 and degree >= 0, got {n_cells}, {degree}")

@@ -1,47 +1,21 @@
 """Linear simplex interpolation, the piecewise-linear baseline of paper §2 (Figs. 1-3, 5, 6).
 
-* d = 1: linear interpolation between sorted training points, the same arithmetic as
-  ``scipy.interpolate.interp1d(kind="linear", bounds_error=False)`` used by the authors
-  (ejmichaud/precision-ml, ``scripts/feynman-simplex-subexperiment-v2.py``).
-* d >= 2: Delaunay triangulation (``scipy.spatial.Delaunay``, default options as upstream) and barycentric
-  interpolation, with values identical to ``scipy.interpolate.LinearNDInterpolator`` on that triangulation.
+d = 1: linear interpolation between sorted points, the arithmetic of the authors'
+``scipy.interpolate.interp1d(kind="linear")`` (ejmichaud/precision-ml,
+``scripts/feynman-simplex-subexperiment-v2.py``). d >= 2: a Delaunay triangulation (``scipy.spatial.Delaunay``,
+default options as upstream) and barycentric interpolation, with the values of ``LinearNDInterpolator``.
 
-Query points outside the convex hull of the training points get NaN. They are never dropped silently: every result
-carries the ``inside`` mask and ``n_outside`` (the authors' script dropped them before computing the RMSE, which
-in 5-6 dimensions at small |D| removes up to ~75% of the test set; see the book's appendix on where the paper and
-its code disagree).
+Query points outside the convex hull get NaN and are never dropped silently: every result carries the ``inside``
+mask and ``n_outside``. The authors' script dropped them before the RMSE, which in 5-6 dimensions at small |D|
+removes up to ~75% of the test set (the book's appendix on where the paper and its code disagree).
 
-Why plain SciPy is slow, and what this module does instead
-----------------------------------------------------------
-A plain ``LinearNDInterpolator(tri, y)(X)`` call in 5-6 dimensions can take a minute for 10^4 points. The walk
-through the triangulation is *not* the main cost. The first call computes the barycentric transform of *every*
-simplex (~1.2e5 simplices at |D| = 1024, d = 5; ~6e5 at d = 6), one tiny LAPACK factorisation each, and a
-multi-threaded OpenBLAS spends far longer synchronising threads than computing on these 5x5 / 6x6 matrices
-(measured on a loaded 2-core machine: 8-47 s with 2 BLAS threads vs 0.2-0.3 s with one, d = 5, |D| = 1024). The
-walk itself (SciPy's paraboloid hill-climb, then a directed barycentric walk starting from the previous query's
-simplex, with a brute-force fallback) costs ~10 us per query in random order and 3-4x less in space-filling-curve
-order.
-
-``method="walk"`` (the default, ``"auto"``, from d = 4) therefore
-
-1. starts each query at a simplex incident to its nearest training point (k-d tree);
-2. climbs, for all queries at once, the distance of the lifted query to the simplices' paraboloid facets
-   (``Delaunay.equations``, already computed by qhull, so no transforms are needed) to a local maximum, which is
-   almost always the simplex containing the query;
-3. finishes with a vectorised barycentric walk across the face opposite the most negative coordinate; a query whose
-   walk meets the hull boundary (a face with no neighbour) is outside;
-4. computes barycentric transforms lazily, only for the simplices visited (about one per query), with SciPy's own
-   routine (``scipy.spatial._qhull._get_barycentric_transforms``, bit-identical to ``Delaunay.transform``) and
-   one BLAS thread;
-5. evaluates sum_j c_j y_j with the same operations in the same order as ``LinearNDInterpolator``.
-
-Queries whose walk fails (a degenerate simplex with NaN transform, no convergence) fall back to SciPy's call.
-``method="scipy"`` (what ``"auto"`` picks for d = 2, 3, where there are few simplices and SciPy's compiled walk is
-faster than the vectorised one) computes all transforms with one BLAS thread, locates the queries with SciPy's
-``Delaunay.find_simplex`` in Morton (Z-order) order, then evaluates as in step 5; ``method="plain"`` is the unmodified upstream call. All give identical
-values: only a query lying on a face
-shared by two simplices (to ~1e-14 in barycentric coordinates) may be attributed to the other simplex, which changes
-its value by rounding at most.
+Speed: a plain ``LinearNDInterpolator`` call in 5-6 dimensions computes the barycentric transform of every simplex
+(one tiny LAPACK call each, slow with a threaded BLAS). ``method="walk"`` (what ``"auto"`` picks from d = 4)
+starts each query at a simplex of its nearest training point, climbs the lifted paraboloid facets and finishes
+with a vectorised barycentric walk, computing transforms only for the simplices visited (SciPy's own routine, one
+BLAS thread). ``method="scipy"`` (d = 2, 3) locates queries with ``Delaunay.find_simplex`` in Morton order;
+``method="plain"`` is the unmodified upstream call. All give the same values, up to the rounding of a query on a
+face shared by two simplices.
 """
 
 from __future__ import annotations

@@ -1,27 +1,17 @@
-"""Piecewise-polynomial interpolators of paper §3 ("Nonlinear Methods", Figure 4).
+"""Piecewise-polynomial interpolators of paper §3 ("Nonlinear Methods", Figure 4), which scale as D^(-(n+1)/d):
+(a) 1D splines on e^x (:func:`spline_1d`), (b) 2D tensor-grid splines on e^(xy) (:func:`spline_2d`), (c) the
+tricubic interpolation of Lekien & Marsden (2005), ref. [25], on I.30.5 (:class:`Tricubic`).
 
-Paper §3: methods that approximate f by a piecewise polynomial of degree n scale as D^(-(n+1)/d). Figure 4 shows
+The authors' layouts (ejmichaud/precision-ml, ``notebooks/create-paper-figures/1d-2d-3d-nonlinear.ipynb``;
+``scripts/feynman-tricubic-subexperiment.py``), reproduced here:
 
-* (a) 1D splines of order n = 1, 2, 3, 5, 7 on y = e^x, x in [-1, 1] (:func:`spline_1d`, :func:`spline_scaling_1d`);
-* (b) 2D tensor-grid splines of order 1, 3, 5 on z = e^(xy), [-1, 1]^2 (:func:`spline_2d`, :func:`spline_scaling_2d`);
-* (c) the local tricubic interpolation of Lekien & Marsden (2005), the paper's ref. [25], on I.30.5 on a regular
-  3D grid (:class:`Tricubic`, :func:`tricubic_scaling`).
-
-The authors' layouts (ejmichaud/precision-ml, ``notebooks/create-paper-figures/1d-2d-3d-nonlinear.ipynb`` for (a)
-and (b); ``scripts/feynman-tricubic-subexperiment.py`` and ``scripts/feynman-simplex-subexperiment-regular.py`` for
-(c)), reproduced here:
-
-* Fig. 4a: ``n = int(1.5**i)`` for i = 6..36 nodes ``np.linspace(-1, 1, n)``; ``interp1d(kind=p)``, which for an
-  integer kind *is* ``make_interp_spline(x, y, k=p)`` (not-a-knot), bit for bit.
-* Fig. 4b: nominal ``n = int(1.5**i)`` for i = 9..35, ``s = int(sqrt(n))`` nodes per axis (s^2 real points; the x
-  axis of the figure plots the nominal n); ``interp2d(x, y, Z, kind)``. ``interp2d`` was removed in SciPy 1.14;
-  ``RectBivariateSpline(x, y, Z.T, kx=k, ky=k, s=0)`` gives the same values (note the transpose: ``interp2d``
-  takes ``Z[j, i] = f(x[i], y[j])``).
-* Fig. 4c: ``root = int(TP ** (1/3))`` nodes per axis, which truncates 4096 -> 15^3 = 3375 and 262144 -> 63^3 =
-  250047 (:func:`grid_points_per_axis`). The ARBInterp package the authors used leaves queries in the outermost
-  cell layer undefined (NaN); :class:`Tricubic` does the same by default, and :func:`tricubic_scaling` counts them.
-
-Everything is float64 and deterministic; nothing here touches global state.
+* Fig. 4a: ``int(1.5**i)`` nodes for i = 6..36; ``interp1d(kind=p)``, which is ``make_interp_spline(k=p)``.
+* Fig. 4b: ``s = int(sqrt(n))`` nodes per axis (the figure plots the nominal n). ``interp2d`` was removed in SciPy
+  1.14; ``RectBivariateSpline(x, y, Z.T, kx=k, ky=k, s=0)`` gives the same values (``interp2d`` takes
+  ``Z[j, i] = f(x[i], y[j])``).
+* Fig. 4c: ``int(TP ** (1/3))`` nodes per axis, which truncates 4096 to 15^3 (:func:`grid_points_per_axis`). The
+  authors' ARBInterp leaves queries in the outermost cell layer undefined (NaN); :class:`Tricubic` does the same by
+  default and :func:`tricubic_scaling` counts them.
 """
 
 from __future__ import annotations
@@ -129,20 +119,11 @@ def fig4b_test_grid(n_per_axis: int = 121) -> np.ndarray:
 def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") -> int:
     """Points per axis of a d-dimensional regular grid with about ``n_nominal`` points (Fig. 4c).
 
-    ``rule="authors"`` reproduces the authors' ``int(TP ** (1/d))`` with a *correctly rounded* float64 power: the
-    exponent is the double nearest 1/d, ``n ** fl(1/d)`` is evaluated to 50 digits with mpmath, rounded to the
-    nearest double and truncated. This is what CPython's ``**`` and NumPy 2.x's ``np.power`` return on glibc, but
-    computed so that it no longer depends on the libm. Because fl(1/3) < 1/3 the result falls just below an exact
-    cube root, and whenever that gap exceeds half an ulp the truncation drops a point per axis:
-
-    * 64 -> 3 (27 points; ``64 ** (1/3) == 3.9999999999999996``),
-    * 4096 -> 15 (3375 points), 262144 -> 63 (250047 points),
-    * 256 -> 6, 1024 -> 10, 16384 -> 25, 65536 -> 40 (not cubes: no surprise).
-
-    For 64, NumPy 1.26.4's ``np.power(64, 1/3)`` has been seen to return 4.0 (an error of 0.7 ulp), so the
-    authors' build may have used 4 points per axis; we follow the correctly rounded value, 3, and offer
-    ``rule="exact"`` (the integer d-th root, largest m with m^d <= n: 64 -> 4, 4096 -> 16) for grids without the
-    artefact. 64 is not among the tricubic sizes (``FIG4C_SIZES``); it only affects the regular-grid simplex.
+    ``rule="authors"`` is the authors' ``int(TP ** (1/d))`` with a correctly rounded power (evaluated with mpmath, so
+    it does not depend on the libm). Since fl(1/3) < 1/3 it falls just below exact cube roots: 64 -> 3, 4096 -> 15,
+    262144 -> 63. NumPy 1.26's ``np.power(64, 1/3)`` has been seen to return 4.0, so the authors' build may have used 4
+    points for 64 (not a tricubic size); we follow the correctly rounded value. ``rule="exact"`` is the integer d-th
+    root (64 -> 4, 4096 -> 16).
 
     Parameters
     ----------
@@ -157,11 +138,6 @@ def grid_points_per_axis(n_nominal: int, dim: int = 3, rule: str = "authors") ->
     -------
     int
         Points per axis.
-
-    Raises
-    ------
-    ValueError
-        For an unknown rule or a non-positive size or dimension.
     """
     if rule not in ("authors", "exact"):
         raise ValueError(f"rule must be one of ['authors', 'exact'], got {rule!r}")
@@ -204,17 +180,13 @@ def regular_grid(ranges: Sequence[Sequence[float]], points_per_axis) -> tuple[li
 def spline_1d(x, y, order: int) -> BSpline:
     """Interpolating B-spline of degree ``order`` (1..7) through (x, y): Fig. 4a's ``interp1d(x, y, kind=order)``.
 
-    Paper §3, Fig. 4a. Same as ``make_interp_spline(x, y, k=order)`` (not-a-knot end conditions), which is what
-    ``interp1d`` calls for an integer ``kind``. The returned spline extrapolates outside [x[0], x[-1]].
-
-    Used in :doc:`/book/03_nonlinear` and by :func:`pml.fitting.fit` (method ``"spline"``).
+    That is ``make_interp_spline(x, y, k=order)`` (not-a-knot), what ``interp1d`` calls for an integer ``kind``. The
+    spline extrapolates outside [x[0], x[-1]].
 
     Parameters
     ----------
-    x : array_like
-        (n,) nodes, finite and strictly increasing (at least order + 1).
-    y : array_like
-        (n,) values.
+    x, y : array_like
+        (n,) nodes, finite and strictly increasing (at least order + 1), and values.
     order : int
         Degree 1 to 7.
 
@@ -222,11 +194,6 @@ def spline_1d(x, y, order: int) -> BSpline:
     -------
     scipy.interpolate.BSpline
         The interpolating spline.
-
-    Raises
-    ------
-    ValueError
-        For a bad order, too few or unsorted nodes, or mismatched shapes.
     """
     order = _check_order(order, SPLINE_ORDERS_1D)
     x = _check_axis(x, "x", order + 1)
@@ -260,27 +227,7 @@ def spline_2d(x, y, Z, order: int) -> GridSpline2D:
 
     Paper §3, Fig. 4b. ``Z`` follows ``interp2d``: shape (len(y), len(x)) with ``Z[j, i] = f(x[i], y[j])``. The
     fit is ``RectBivariateSpline(x, y, Z.T, kx=order, ky=order, s=0)``, the documented replacement for the removed
-    ``interp2d(x, y, Z, kind)`` (SciPy 1.14 removed it; the values are identical).
-
-    Parameters
-    ----------
-    x, y : array_like
-        The grid's axes, finite and strictly increasing.
-    Z : array_like
-        (len(y), len(x)) values.
-    order : int
-        Degree 1, 3 or 5.
-
-    Returns
-    -------
-    GridSpline2D
-        The interpolating spline.
-
-    Raises
-    ------
-    ValueError
-        For a bad order, bad axes or a ``Z`` of the wrong shape.
-    """
+    ``interp2d(x, y, Z, kind)`` (SciPy 1.14 removed it; the values are identical)."""
     order = _check_order(order, SPLINE_ORDERS_2D)
     x = _check_axis(x, "x", order + 1)
     y = _check_axis(y, "y", order + 1)
@@ -400,21 +347,12 @@ def _check_grid_axis(a, name: str, min_points: int) -> np.ndarray:
 
 
 class Tricubic:
-    """Local C1 tricubic interpolation on a regular (possibly anisotropic) 3D grid, after Lekien & Marsden (2005).
+    """Local C1 tricubic interpolation on a regular 3D grid after Lekien & Marsden (2005), ref. [25] (Fig. 4c).
 
-    Paper §3, Fig. 4c (ref. [25]). In each cell the interpolant is p(u, v, w) = sum_{i,j,k<=3} a_ijk u^i v^j w^k in
-    local coordinates u, v, w in [0, 1]. Its 64 coefficients come from the 64 x 64 matrix of
-    :func:`tricubic_coefficient_matrix` applied to f, f_x, f_y, f_z, f_xy, f_xz, f_yz, f_xyz at the 8 corners, each
-    derivative scaled by the cell sizes (e.g. h_x h_y f_xy). Neighbouring cells share their face data, so the
-    interpolant and its first derivatives are continuous across faces.
-
-    Build it with :meth:`from_grid` (derivatives by central finite differences, as ARBInterp does) or
-    :meth:`from_derivatives` (exact derivative arrays). With finite differences, ``boundary="nan"`` (default, the
-    convention of the ARBInterp package the authors used for Fig. 4c) leaves every cell touching the outermost node
-    layer undefined: queries there return NaN, as do queries outside the grid. ``boundary="one-sided"`` uses
-    second-order one-sided differences at the ends instead, so every cell is defined.
-
-    Used in :doc:`/book/03_nonlinear`.
+    In each cell p(u, v, w) = sum_{i,j,k<=3} a_ijk u^i v^j w^k, its 64 coefficients from f and its derivatives at the
+    8 corners (:func:`tricubic_coefficient_matrix`); neighbouring cells share face data, so the interpolant and its
+    first derivatives are continuous. Build it with :meth:`from_grid` (finite differences, as ARBInterp),
+    :meth:`from_points` or :meth:`from_derivatives` (exact derivatives).
 
     Parameters
     ----------
@@ -451,27 +389,20 @@ class Tricubic:
     def from_grid(cls, axes: Sequence, values, boundary: str = "nan") -> "Tricubic":
         """Interpolant of grid values ``values[i, j, k] = f(x_i, y_j, z_k)``, derivatives by finite differences.
 
-        ``boundary`` is one of ``BOUNDARY_MODES``: "nan" (ARBInterp: the outermost cell layer is undefined;
-        needs >= 4 points per axis) or "one-sided" (second-order one-sided differences; needs >= 3 points per axis).
-
         Parameters
         ----------
         axes : sequence of array_like
-            The three equally spaced axes (at least 3 points each).
+            The three equally spaced axes.
         values : array_like
             (len(x), len(y), len(z)) values.
         boundary : str, optional
-            ``"nan"`` (default) or ``"one-sided"``.
+            ``"nan"`` (default, ARBInterp's convention, which the authors used: the outermost cell layer is undefined;
+            at least 4 points per axis) or ``"one-sided"`` (second-order one-sided differences; at least 3).
 
         Returns
         -------
         Tricubic
             The interpolant.
-
-        Raises
-        ------
-        ValueError
-            For uneven axes, values of the wrong shape or an unknown boundary mode.
         """
         if boundary not in BOUNDARY_MODES:
             raise ValueError(f"boundary must be one of {list(BOUNDARY_MODES)}, got {boundary!r}")
@@ -488,26 +419,19 @@ class Tricubic:
 
     @classmethod
     def from_derivatives(cls, axes: Sequence, values, fx, fy, fz, fxy, fxz, fyz, fxyz) -> "Tricubic":
-        """Interpolant from exact grid data: f and its derivatives (in physical units) at every node.
-
-        Reproduces every polynomial sum_{i,j,k<=3} a_ijk x^i y^j z^k exactly (up to rounding).
+        """Interpolant from f and its derivatives (physical units) at every node; exact for tricubic polynomials.
 
         Parameters
         ----------
         axes : sequence of array_like
             The three equally spaced axes.
         values, fx, fy, fz, fxy, fxz, fyz, fxyz : array_like
-            f and its derivatives at every node, each of shape (len(x), len(y), len(z)).
+            f and its derivatives, each of shape (len(x), len(y), len(z)).
 
         Returns
         -------
         Tricubic
             The interpolant (every cell defined).
-
-        Raises
-        ------
-        ValueError
-            For uneven axes or arrays of the wrong shape.
         """
         axes, f = cls._check_values(axes, values, 2)
         hx, hy, hz = ((a[-1] - a[0]) / (a.size - 1) for a in axes)
@@ -522,15 +446,12 @@ class Tricubic:
 
     @classmethod
     def from_points(cls, points, values, boundary: str = "nan") -> "Tricubic":
-        """Interpolant from a scattered listing of a full regular grid: ``points`` (M, 3), ``values`` (M,).
-
-        The ARBInterp input layout (an (M, 4) array [x, y, z, f]) is ``from_points(a[:, :3], a[:, 3])``. The rows
-        may come in any order; they must cover the product of three equally spaced axes exactly once.
+        """Interpolant from a scattered listing of a full regular grid, in any order (ARBInterp's [x, y, z, f] layout).
 
         Parameters
         ----------
         points : array_like
-            (M, 3) grid points in any order.
+            (M, 3) grid points, each point of the grid exactly once.
         values : array_like
             (M,) values.
         boundary : str, optional
@@ -540,11 +461,6 @@ class Tricubic:
         -------
         Tricubic
             The interpolant.
-
-        Raises
-        ------
-        ValueError
-            If the points do not form a full regular grid or repeat.
         """
         points = np.asarray(points, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -599,10 +515,7 @@ class Tricubic:
         return value, grad
 
     def evaluate(self, X, gradient: bool = False, chunk_size: int = 32768):
-        """Interpolated values at X (m, 3); with ``gradient=True`` returns ``(values, gradients (m, 3))``.
-
-        Points outside the grid, and (with finite differences and ``boundary="nan"``) points in the outermost cell
-        layer, give NaN. Work is done ``chunk_size`` points at a time to bound memory.
+        """Interpolated values at X; NaN outside the grid and, with ``boundary="nan"``, in the outermost cell layer.
 
         Parameters
         ----------
@@ -611,17 +524,12 @@ class Tricubic:
         gradient : bool, optional
             Also return the gradients (default False).
         chunk_size : int, optional
-            Points evaluated at once (default 32768).
+            Points evaluated at once, to bound memory (default 32768).
 
         Returns
         -------
         numpy.ndarray or tuple of numpy.ndarray
             (m,) values, or (values, (m, 3) gradients).
-
-        Raises
-        ------
-        ValueError
-            If ``X`` is not of shape (m, 3).
         """
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         if X.ndim != 2 or X.shape[1] != 3:
