@@ -9,6 +9,12 @@ Stored builds (``pml run/book --stored``, :mod:`pml.engine.partial`): a ``plot_<
 is not stored (a :class:`pml.engine.NotComputed`) returns a figure that says so (:func:`not_computed_figure`),
 unless it is marked :func:`draws_partial` and draws what it can itself; partial results are drawn with their
 missing points marked (:func:`mark_missing`).
+
+Sizes: the book shows a figure at the width of its text column, :data:`CONTENT_PX` CSS pixels in a 1280-px browser
+window, so a figure :data:`PAGE_WIDTH` inches wide shows its text at the point sizes it was drawn with (96 CSS px per
+inch). Figures are at most that wide (:func:`page_figure` lays panels out in it) and draw no text smaller than
+:data:`SMALL_PT`; :func:`styled` checks every figure it returns (:func:`smallest_text`, at least :data:`MIN_TEXT_PX`
+on screen).
 """
 
 from __future__ import annotations
@@ -19,10 +25,30 @@ from pathlib import Path
 
 from pml import paths
 
+#: Width of the book's text column in CSS px: sphinx-book-theme's article (752 px, 32 px padding on each side)
+#: in a 1280-px-wide browser window, as measured in the rendered book; every figure image is scaled to it.
+CONTENT_PX = 672
+#: CSS pixels per inch: at this scale a figure's points are the page's points.
+CSS_PX_PER_IN = 96
+#: The widest figure (inches): as wide as the text column, so that its text shows at the size it was drawn.
+PAGE_WIDTH = CONTENT_PX / CSS_PX_PER_IN
+#: The smallest text a reader must be able to read in the page, in CSS px (about 9 pt).
+MIN_TEXT_PX = 12
+#: Font sizes (points) of every figure: axis labels and titles; tick labels, legends, notes and labels inside plots.
+FONT_PT = 10
+SMALL_PT = 9
+
 STYLE = {
     "figure.dpi": 100,
     "savefig.dpi": 150,
-    "font.size": 10,
+    "font.size": FONT_PT,
+    "axes.titlesize": FONT_PT,
+    "axes.labelsize": FONT_PT,
+    "xtick.labelsize": SMALL_PT,
+    "ytick.labelsize": SMALL_PT,
+    "legend.fontsize": SMALL_PT,
+    "legend.title_fontsize": SMALL_PT,
+    "figure.titlesize": FONT_PT,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
@@ -57,9 +83,61 @@ def styled(func):
                 missing = partial.combine(*args, *kwargs.values())
                 if missing is not None:
                     return not_computed_figure(missing, func.__name__.removeprefix("plot_").replace("_", " "))
-            return func(*args, **kwargs)
+            fig = func(*args, **kwargs)
+        check_legible(fig, func.__name__)
+        return fig
 
     return wrapper
+
+
+def text_px(fontsize_pt: float, width_in: float, dpi: float | None = None) -> float:
+    """On-screen height (CSS px) of ``fontsize_pt`` text in a figure ``width_in`` inches wide, in the book's page.
+
+    The image (``width_in * dpi`` px, at ``savefig.dpi`` of :data:`STYLE` by default) is shown at its own width, or
+    scaled down to the text column (:data:`CONTENT_PX`) when wider.
+    """
+    dpi = STYLE["savefig.dpi"] if dpi is None else dpi
+    return fontsize_pt * min(CONTENT_PX, width_in * dpi) / (72.0 * width_in)
+
+
+def smallest_text(fig) -> tuple[float, str]:
+    """``(on-screen px, text)`` of the smallest visible text of ``fig`` (:func:`text_px`): tick labels, axis labels,
+    titles, legends, notes; ``(inf, "")`` when it has none."""
+    from matplotlib.text import Text
+
+    fig.draw_without_rendering()  # tick labels get their text when drawn
+    found = (float("inf"), "")
+    for text in fig.findobj(Text):
+        if not text.get_text().strip() or not _shown(text):
+            continue
+        px = text_px(text.get_fontsize(), fig.get_figwidth())
+        if px < found[0]:
+            found = (px, text.get_text())
+    return found
+
+
+def figure_texts(fig) -> list[str]:
+    """The visible texts of ``fig`` that are not tick labels: titles, axis labels, texts in panels, legend entries
+    and the notes under the figure (:func:`figure_notes`), each with its white space collapsed to single spaces."""
+    from matplotlib.axis import Tick
+    from matplotlib.text import Text
+
+    ticks = {id(t) for tick in fig.findobj(Tick) for t in (tick.label1, tick.label2)}
+    return [" ".join(t.get_text().split()) for t in fig.findobj(Text)
+            if t.get_text().strip() and _shown(t) and id(t) not in ticks]
+
+
+def _shown(artist) -> bool:
+    """Whether ``artist`` and its axes (if any) are visible."""
+    return artist.get_visible() and (artist.axes is None or artist.axes.get_visible())
+
+
+def check_legible(fig, what: str = "figure") -> None:
+    """Raise ValueError when the smallest text of ``fig`` shows below :data:`MIN_TEXT_PX` in the page."""
+    px, text = smallest_text(fig)
+    if px < MIN_TEXT_PX - 0.05:
+        raise ValueError(f"{what}: text {text[:40]!r} shows {px:.1f} px high in the book's page (at least "
+                         f"{MIN_TEXT_PX} px: draw at most {PAGE_WIDTH:g} in wide, with fonts of at least {SMALL_PT} pt)")
 
 
 def draws_partial(func):
@@ -75,17 +153,8 @@ def not_computed_figure(missing, what: str = "figure", width: float = 6.0, heigh
     ax = axes[0, 0]
     ax.axis("off")
     ax.text(0.5, 0.5, f"{what}: not computed in this build\n{missing.text}", ha="center", va="center",
-            fontsize=9, wrap=True, transform=ax.transAxes, color="0.3")
+            fontsize=SMALL_PT, wrap=True, transform=ax.transAxes, color="0.3")
     return fig
-
-
-def note_missing(ax, text: str, loc: str = "upper right") -> None:
-    """A grey note in a corner of ``ax`` (what a partial panel lacks)."""
-    x, ha = (0.98, "right") if loc.endswith("right") else (0.02, "left")
-    y, va = (0.98, "top") if loc.startswith("upper") else (0.02, "bottom")
-    note = ax.text(x, y, text, ha=ha, va=va, fontsize=6.5, color="0.35", style="italic", transform=ax.transAxes,
-                   bbox=dict(fc="white", ec="0.7", lw=0.5, alpha=0.85, pad=2))
-    note.set_in_layout(False)  # inside the axes: the layout must not shrink them for it
 
 
 def mark_missing(ax, xs, color="0.4", label: str | None = None) -> None:
@@ -144,7 +213,7 @@ def empty_log_axes(ax, low: float = 1e-8, high: float = 1.0) -> None:
 def not_computed_panel(ax, missing, what: str) -> None:
     """An empty panel that says which step it lacks."""
     text = ax.text(0.5, 0.5, f"{what}: not computed\n{missing.short}\n({missing.step})", ha="center",
-                   va="center", fontsize=7.5, color="0.3", transform=ax.transAxes)
+                   va="center", fontsize=SMALL_PT, color="0.3", transform=ax.transAxes)
     text.set_in_layout(False)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -157,6 +226,35 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
     return fig, axes
+
+
+def page_figure(ncols: int = 1, nrows: int = 1, height: float = 2.8, width: float = PAGE_WIDTH, **kwargs):
+    """A figure ``width`` inches wide in all (the text column by default) with ``nrows`` x ``ncols`` panels, each row
+    ``height`` inches high (:func:`new_figure`)."""
+    return new_figure(ncols, nrows, width / max(ncols, 1), height, **kwargs)
+
+
+def figure_legend(fig, axes, ncol: int = 2, loc: str = "outside lower center") -> None:
+    """One legend for all ``axes`` of ``fig``, outside them (each label once, in the order first drawn)."""
+    entries: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc=loc, ncol=min(ncol, len(entries)))
+
+
+def figure_notes(fig, notes, title: str = "not computed (hollow markers)") -> None:
+    """What the panels of a partial figure lack, as one note under the figure, wrapped to its width: ``notes`` is a
+    sequence of ``(panel name or "", lines)``; nothing is drawn when every panel has all it needs."""
+    import textwrap
+
+    parts = [(f"{name}: " if name else "") + "; ".join(lines) for name, lines in notes if lines]
+    if not parts:
+        return
+    width = int(fig.get_figwidth() * 72 / (0.55 * SMALL_PT))  # characters per line at SMALL_PT
+    wrapped = [textwrap.fill(part, width, subsequent_indent="    ") for part in [f"{title}:", *parts]]
+    fig.supxlabel("\n".join(wrapped), fontsize=SMALL_PT, color="0.35", style="italic", ha="left", x=0.01)
 
 
 def savefig(fig, name: str, profile: str) -> Path:

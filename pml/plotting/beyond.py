@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from pml.plotting import new_figure, styled
+from pml.plotting import figure_legend, page_figure, styled
 
 TRAIN_COLOR = "tab:blue"
 START_COLOR = "tab:gray"
@@ -21,23 +21,13 @@ PAPER_STYLES = ("-.", "--", ":")
 MIN_SECONDS = 1e-3  # methods that took less are drawn here on the log time axis
 
 
-def _grid(n: int, ncols: int = 2, width: float = 4.2, height: float = 3.0):
+def _grid(n: int, ncols: int = 2, height: float = 2.8):
     nrows = max(1, math.ceil(n / ncols))
-    fig, axes = new_figure(ncols=min(ncols, max(n, 1)), nrows=nrows, width=width, height=height)
+    fig, axes = page_figure(ncols=min(ncols, max(n, 1)), nrows=nrows, height=height)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
-
-
-def _legend(fig, axes) -> None:
-    """One legend for all panels, below them (each label once)."""
-    entries: dict = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
-    if entries:
-        fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=2, fontsize=8)
 
 
 def _label(problem: str) -> str:
@@ -74,9 +64,9 @@ def plot_stages(result, eps: float = float(np.finfo(np.float64).eps)):
         ax.set_xticks(stages)
         ax.set_xlabel("stage")
         ax.set_ylabel("relative RMSE")
-        ax.set_title(f"{_label(problem)}: {tr.n_stages} stages of {tr.n_params[0]} parameters", fontsize=9)
+        ax.set_title(f"{_label(problem)}:\n{tr.n_stages} stages of {tr.n_params[0]} parameters")
         ax.set_ylim(bottom=min(eps, float(np.min(tr.train_rel))) / 4)
-    _legend(fig, axes)
+    figure_legend(fig, axes)
     return fig
 
 
@@ -110,6 +100,6 @@ def plot_time(result, bfgs=None, paper_curves=None):
             ax.axhline(value / tr.y_rms, color=PAPER_COLOR, ls=ls, lw=0.8, label=f"paper: {name}")
         ax.set_xlabel("wall time (s, one thread)")
         ax.set_ylabel("relative RMSE")
-        ax.set_title(_label(problem), fontsize=9)
-    _legend(fig, axes)
+        ax.set_title(_label(problem))
+    figure_legend(fig, axes)
     return fig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pml.plotting import new_figure, styled
+from pml.plotting import new_figure, page_figure, styled
 
 
 @styled
@@ -20,14 +20,14 @@ def plot_floors(result):
     ax.set_yscale("log")
     ax.set_ylabel(r"relative RMSE $\ell_{\rm rms}$")
     ax.set_title("Precision floors")
-    ax.legend(fontsize=8)
+    ax.legend()
     return fig
 
 
 @styled
 def plot_decomposition(result):
     """Mean of each term of Eq. (6) against |D|, with the spread of the sampling luck."""
-    fig, axes = new_figure(ncols=2)
+    fig, axes = page_figure(ncols=2, height=3.2)
     left, right = axes[0]
     mean, std = result.mean(), result.std()
     for k, name in enumerate(result.names):
@@ -37,21 +37,21 @@ def plot_decomposition(result):
     left.set_yscale("log")
     left.set_xlabel("|D|")
     left.set_ylabel(r"term of Eq. (6), relative RMS")
-    left.set_title("Loss decomposition (mean over seeds)")
-    left.legend(fontsize=8)
+    left.set_title("Loss decomposition\n(mean over seeds)")
+    left.legend()
     right.loglog(result.n_train, std[:, 1], "o-", color="tab:orange", label="std of sampling luck")
     ref = std[0, 1] * (result.n_train / result.n_train[0]) ** -0.5
     right.loglog(result.n_train, ref, "k--", label=r"$\propto |D|^{-1/2}$")
     right.set_xlabel("|D|")
-    right.set_title("Sampling luck shrinks as $|D|^{-1/2}$")
-    right.legend(fontsize=8)
+    right.set_title("Sampling luck shrinks\nas $|D|^{-1/2}$")
+    right.legend()
     return fig
 
 
 @styled
 def plot_piecewise(result, floor: float | None = None):
     """Piecewise-polynomial error against N with the N^(-(n+1)/d) law (§1.3)."""
-    fig, axes = new_figure(ncols=len(result.targets))
+    fig, axes = page_figure(ncols=len(result.targets), height=3.4)
     for i, (name, d) in enumerate(zip(result.targets, result.dims)):
         ax = axes[0, i]
         for j, n in enumerate(result.degrees):
@@ -62,6 +62,6 @@ def plot_piecewise(result, floor: float | None = None):
             ax.axhline(floor, color="k", lw=0.8, ls=":", label="float64 floor")
         ax.set_xlabel("parameters N")
         ax.set_ylabel("test RMSE")
-        ax.set_title(f"{name} (d = {d}); dashed: $N^{{-(n+1)/d}}$")
-        ax.legend(fontsize=8)
+        ax.set_title(f"{name} (d = {d})\ndashed: $N^{{-(n+1)/d}}$")
+        ax.legend()
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pml.engine.partial import combine
-from pml.plotting import new_figure, not_computed_figure, styled
+from pml.plotting import not_computed_figure, page_figure, styled
 
 EIG_COLOR = "darkgreen"
 PROJ_COLOR = "tab:red"
@@ -25,7 +25,7 @@ def _spectrum_panel(ax, eigenvalues, projections, n_nonneg, title):
     ax.axvline(n_nonneg - 0.5, color="0.4", ls=":", lw=1)
     ax.set_xlabel(r"eigenvalue index (descending $\lambda$; dotted: $\lambda = 0$)")
     ax.set_ylabel(r"$|\lambda_i|$", color=EIG_COLOR)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title)
     twin = ax.twinx()
     twin.semilogy(idx, np.maximum(projections, 1e-300), color=PROJ_COLOR, lw=0.5, label=r"$|g\cdot e_i|$")
     twin.set_ylabel(r"$|g \cdot e_i|$", color=PROJ_COLOR)
@@ -36,13 +36,13 @@ def _spectrum_panel(ax, eigenvalues, projections, n_nonneg, title):
 @styled
 def plot_spectrum(spectrum):
     """Fig. 7: |eigenvalues| of the loss Hessian after Adam (descending) and the gradient's projections on the
-    eigenvectors: over all parameters (left) and over the first layer's weights only, as the authors' notebook
-    computed them (right; its helper returned from inside its loop)."""
-    fig, axes = new_figure(ncols=2, width=4.6)
+    eigenvectors: over all parameters (top) and over the first layer's weights only, as the authors' notebook
+    computed them (bottom; its helper returned from inside its loop)."""
+    fig, axes = page_figure(nrows=2, height=2.8)
     evals, full, first = spectrum.descending()
     n_nonneg = spectrum.counts()["nonnegative"]
     _spectrum_panel(axes[0, 0], evals, full, n_nonneg, r"projection of the full gradient $g$ (all $N$ parameters)")
-    _spectrum_panel(axes[0, 1], evals, first, n_nonneg, "first-layer weights only (the authors' notebook)")
+    _spectrum_panel(axes[1, 0], evals, first, n_nonneg, "first-layer weights only (the authors' notebook)")
     return fig
 
 
@@ -59,8 +59,8 @@ def _learning_panel(ax, title, adam, bfgs, combined):
     ax.set_yscale("log")
     ax.set_xlabel("optimisation steps (Adam steps, BFGS iterations, low-curvature steps)")
     ax.set_ylabel("test RMSE (absolute)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title)
+    ax.legend(ncol=2)
 
 
 @styled
@@ -75,7 +75,7 @@ def plot_combined_techniques(panels):
     missing = combine(*(x for panel in panels for x in panel[1:]))
     if missing is not None:
         return not_computed_figure(missing, "combined techniques")
-    fig, axes = new_figure(nrows=len(panels), width=8.4, height=3.6)
+    fig, axes = page_figure(nrows=len(panels), height=3.4)
     for ax, (title, adam, bfgs, combined) in zip(axes[:, 0], panels):
         _learning_panel(ax, title, adam, bfgs, combined)
     return fig
@@ -85,18 +85,18 @@ def plot_combined_techniques(panels):
 def plot_quintic(result):
     """§4.2's text claims: BFGS on a random quintic until precision loss (left), then low-curvature steps from that
     solution at each tau (right); training RMSE (absolute)."""
-    fig, axes = new_figure(ncols=2)
+    fig, axes = page_figure(ncols=2, height=3.2)
     left, right = axes[0]
     left.semilogy(result.bfgs_curve.step, result.bfgs_curve.rmse, color=BFGS_COLOR)
     left.set_xlabel("BFGS iteration")
     left.set_ylabel("train RMSE (absolute)")
-    left.set_title(f"BFGS, stopped by: {result.bfgs_stop}", fontsize=10)
+    left.set_title(f"BFGS, stopped by:\n{result.bfgs_stop}")
     colors = [_cmap("plasma")(v) for v in np.linspace(0.0, 0.85, max(len(result.taus), 1))]
     for curve, color in zip(result.lc_curves, colors):
         right.semilogy(curve.step, curve.rmse, color=color, label=curve.label)
     right.axhline(result.bfgs_rmse / 2, color="0.4", ls="--", lw=0.8, label="BFGS RMSE / 2")
     right.set_xlabel("low-curvature step")
     right.set_ylabel("train RMSE (absolute)")
-    right.set_title("Low-curvature steps from the BFGS solution", fontsize=9)
-    right.legend(fontsize=7)
+    right.set_title("Low-curvature steps\nfrom the BFGS solution")
+    right.legend()
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from pml.fitting import guide
-from pml.plotting import new_figure, styled
+from pml.plotting import SMALL_PT, page_figure, styled
 
 METHOD_COLORS = {"poly": "#4c72b0", "spline": "#55a868", "readout": "#dd8452", "simplex": "#8172b3",
                  "adam-relu": "#937860", "rbf": "#64b5cd", "lm-multistage": "#c44e52", "adam-tanh": "#da8bc3",
@@ -15,33 +15,43 @@ METHOD_COLORS = {"poly": "#4c72b0", "spline": "#55a868", "readout": "#dd8452", "
 @styled
 def plot_guide(rules: Sequence[guide.Rule] = guide.RULES, *, d_max: int = 8, n_max: float = 1e6,
                points: Sequence[dict] = ()):
-    """Fig. 10: which method for d inputs and n data rows, for smooth (left) and non-smooth (right) targets.
+    """Fig. 10: which method for d inputs and n data rows, for smooth (top) and non-smooth (bottom) targets.
 
-    Each rule is a box coloured by its primary method and labelled with its candidates and its promised relative
-    RMSE; rows below every rule's minimum are "too few rows". ``points`` marks applications: dicts with ``d``,
-    ``n``, ``label`` and optionally ``smooth`` (default True), e.g. the equations a chapter fits.
+    Each rule is a box coloured by its primary method and numbered; the key under each panel gives its label, its
+    candidates and its promised relative RMSE. Rows below every rule's minimum are "too few rows". ``points`` marks
+    applications: dicts with ``d``, ``n``, ``label`` (equation names, one per line) and optionally ``smooth``
+    (default True), e.g. the equations a chapter fits.
     """
-    fig, axes = new_figure(ncols=1, nrows=2, width=10.0, height=3.8)
+    from matplotlib.patches import Patch
+
+    fig, axes = page_figure(nrows=2, height=3.6)
+    number = 0
     for ax, smooth in zip(axes[:, 0], (True, False)):
         regions = guide.chart(smooth=smooth, d_max=d_max, n_max=n_max, rules=rules)
         ax.axhspan(1, n_max, color="0.93", zorder=0)
-        ax.text(0.98, 0.02, "too few rows", transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.4")
+        ax.text(0.98, 0.02, "too few rows", transform=ax.transAxes, ha="right", va="bottom", fontsize=SMALL_PT,
+                color="0.4")
+        key = []
         for r in regions:
+            number += 1
             color = METHOD_COLORS.get(r["methods"][0], "0.6")
             x0, x1 = r["d_lo"] - 0.5, r["d_hi"] + 0.5
             ax.fill_between([x0, x1], r["n_lo"], r["n_hi"], color=color, alpha=0.35, lw=0, zorder=1)
             ax.plot([x0, x1, x1, x0, x0], [r["n_lo"], r["n_lo"], r["n_hi"], r["n_hi"], r["n_lo"]], color=color,
                     lw=1.2, zorder=2)
+            ax.text(x0 + 0.06, r["n_hi"] / 1.25, str(number), ha="left", va="top", fontsize=SMALL_PT,
+                    fontweight="bold", zorder=3)
             promise = "no promise" if r["promise"] is None else f"rel. RMSE ≤ {r['promise']:.0e}"
-            text = f"{r['label']}\n{' / '.join(r['methods'])}\n{promise}"
-            y = (r["n_lo"] * r["n_hi"]) ** 0.5
-            ax.text((x0 + x1) / 2, y, text, ha="center", va="center", fontsize=6 if x1 - x0 < 1.5 else 7, zorder=3)
+            label = " ".join(r["label"].split())
+            key.append(Patch(fc=color, alpha=0.6, ec=color,
+                             label=f"{number}: {label}; {' / '.join(r['methods'])}; {promise}"))
         for p in points:
             if bool(p.get("smooth", True)) != smooth:
                 continue
             ax.plot(p["d"], p["n"], "k*", ms=8, zorder=4)
-            ax.annotate(p.get("label", ""), (p["d"], p["n"]), xytext=(4, 4), textcoords="offset points",
-                        fontsize=7, zorder=4)
+            names = "\n".join(name.strip() for name in p.get("label", "").split(","))
+            ax.annotate(names, (p["d"], p["n"]), xytext=(5, -2), textcoords="offset points", fontsize=SMALL_PT,
+                        va="top", zorder=4)
         ax.set_yscale("log")
         ax.set_xlim(0.5, d_max + 0.5)
         ax.set_ylim(1, n_max)
@@ -50,7 +60,8 @@ def plot_guide(rules: Sequence[guide.Rule] = guide.RULES, *, d_max: int = 8, n_m
         ax.set_ylabel("data rows n")
         ax.grid(False)
         ax.set_title("smooth target" if smooth else "target with kinks or steps (smooth=False)")
-    fig.suptitle("User's Guide to Precision (pml.fitting.guide.RULES; first matching rule wins)", fontsize=10)
+        ax.legend(handles=key, loc="upper left", bbox_to_anchor=(0.0, -0.22), ncol=1, handlelength=1.2)
+    fig.suptitle("User's Guide to Precision (pml.fitting.guide.RULES; first matching rule wins)")
     return fig
 
 
@@ -65,7 +76,7 @@ def _worst(cases, method):
 
 
 @styled
-def plot_applications(study, *, ncols: int = 4):
+def plot_applications(study, *, ncols: int = 2):
     """The chart applied: test relative RMSE against data rows n for each equation (one panel per equation), one
     marker per method fitted by name (the worst over the seeds), a large open circle for ``auto``'s model, the
     chart's promise as a red step over the bands where it makes one, and the float64 floor of the test targets.
@@ -79,7 +90,7 @@ def plot_applications(study, *, ncols: int = 4):
     eq_ids = list(dict.fromkeys(c["equation"] for c in study.cases))
     nrows = max(1, math.ceil(len(eq_ids) / ncols))
     ncols = min(ncols, max(1, len(eq_ids)))
-    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=3.2, height=2.8)
+    fig, axes = page_figure(ncols=ncols, nrows=nrows, height=2.6)
     for k, ax in enumerate(axes.flat):
         if k >= len(eq_ids):
             ax.set_visible(False)
@@ -107,7 +118,7 @@ def plot_applications(study, *, ncols: int = 4):
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
         ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels on short decades
-        ax.set_title(f"{eq_id} (d = {d})", fontsize=9)
+        ax.set_title(f"{eq_id} (d = {d})")
         ax.set_xlabel("data rows n")
         if k % ncols == 0:
             ax.set_ylabel("test RMSE (relative)")
@@ -116,6 +127,5 @@ def plot_applications(study, *, ncols: int = 4):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
-               ncol=min(len(handles), max(3, 2 * ncols)),
-               fontsize=8)
+               ncol=min(len(handles), 3))
     return fig
