@@ -46,28 +46,14 @@ def bfgs(
 ) -> OptimResult:
     """Train ``model`` with SciPy's BFGS on the full-batch MSE; the final parameters are written into ``model``.
 
-    Paper: §4.2 ("switching ... to second-order optimizers like BFGS can improve RMSE loss by multiple orders of
-    magnitude"); Fig. 8's "width-40 BFGS" curve (ejmichaud/precision-ml, ``scripts/non-seml/compare-bfgs-*.py``)
-    and the ~1e-7 claim of §4.2. The defaults are the authors' options (gtol 1e-60,
-    maxiter 25,000): with so small a gtol BFGS normally stops on SciPy's "precision loss" message, which is
-    recorded in ``message`` (``stop_reason="precision_loss"``).
+    Paper §4.2 and Fig. 8's "width-40 BFGS" (ejmichaud/precision-ml, ``scripts/non-seml/compare-bfgs-*.py``). The
+    defaults are the authors' options: with gtol 1e-60 BFGS normally stops on SciPy's "precision loss" message
+    (``stop_reason="precision_loss"``).
 
-    ``scipy.optimize.minimize(method="BFGS", jac=True)`` gets loss and gradient from one torch pass per
-    evaluation (:class:`~pml.nn.flat.FlatModel`). Every ``log_every`` iterations the history records the train RMSE at
-    the accepted point (SciPy already evaluated it; no extra pass) and, with a test set, the test RMSE
-    (one forward pass on the test set). ``callback(row)`` receives each logged row as a dict and may return
-    True to stop. ``target_test_rmse`` (or the train RMSE without a test set) and ``time_limit`` (seconds)
-    stop early, with ``stop_reason`` "target" or "time_limit". ``num_threads`` runs the optimisation
-    under :func:`pml.threads.limit_threads`.
-
-    ``engine="scipy"`` calls ``scipy.optimize.minimize``, as the authors did. SciPy updates the inverse
-    Hessian as A1 @ (H @ A2) + rho s s^T, two dense N x N products, O(N^3) per iteration: for N = 481
-    (width 20) that already costs more than a loss+gradient on 10k points, and for N = 1761 (width 40) it
-    dominates everything. ``engine="rank2"`` (``_bfgs_rank2``) runs the same algorithm (SciPy's
-    Wolfe line search, stopping rules and messages) with the algebraically identical O(N^2) rank-two update,
-    so iterates agree with SciPy's up to rounding.
-
-    Used in :doc:`/book/04_optimization` and :doc:`/book/06_beyond`.
+    ``engine="scipy"`` calls ``scipy.optimize.minimize`` as the authors did; its inverse-Hessian update costs O(N^3) per
+    iteration, which dominates from width 20. ``engine="rank2"`` runs the same algorithm (SciPy's line search,
+    stopping rules and messages) with the algebraically identical O(N^2) rank-two update, so the iterates agree with
+    SciPy's up to rounding.
 
     Parameters
     ----------
@@ -76,7 +62,7 @@ def bfgs(
     X, y : array_like
         Training inputs (n, d) and targets (n,).
     X_test, y_test : array_like, optional
-        A test set (both or neither).
+        A test set (both or neither), evaluated at every logged row.
     gtol : float, optional
         Gradient-norm tolerance (default 1e-60, the authors').
     maxiter : int, optional
@@ -90,7 +76,7 @@ def bfgs(
     time_limit : float, optional
         Stop after this many seconds.
     num_threads : int, optional
-        Torch/BLAS threads for the run.
+        Torch/BLAS threads for the run (:func:`pml.threads.limit_threads`).
     engine : str, optional
         ``"scipy"`` (default) or ``"rank2"``.
 
@@ -98,11 +84,6 @@ def bfgs(
     -------
     pml.nn.flat.OptimResult
         The final parameters, RMSEs, stop reason, SciPy's message and the learning curve.
-
-    Raises
-    ------
-    ValueError
-        For an unknown engine or a bad ``maxiter`` or ``log_every``.
     """
     if engine not in ("scipy", "rank2"):
         raise ValueError(f"engine must be 'scipy' or 'rank2', got {engine!r}")

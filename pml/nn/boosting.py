@@ -1,17 +1,10 @@
-"""Boosting, i.e. staged training of neural networks (paper §4.2), and merging the stages into one network.
+"""Boosting, i.e. staged training of neural networks (paper §4.2, Figs. 8-9), and merging the stages into one network.
 
-Paper: §4.2 "Boosting: staged training of neural networks", Figs. 8-9; the authors' scripts (ejmichaud/precision-ml,
-``scripts/combined-techniques-eqn.py`` and ``scripts/combined-techniques-teacher-student.py``, steps 3-4).
-
-Stage 1 fits f1 to y. Stage k > 1 fits f_k to the normalised residual (y - F_{k-1}(x)) / c_k, and
-F_k = F_{k-1} + c_k f_k. The authors' normaliser is the mean absolute training residual (their
-``c_code = 1 / mean|y - f1|``, so the paper's c = 1 / c_code); the RMS residual is offered as an option.
-The stage trainer is any callable ``trainer(model, X, y, X_test=None, y_test=None)`` that fits ``model``
-in place (e.g. :func:`pml.nn.bfgs.bfgs`, a ``functools.partial`` of it, or a composite that runs BFGS then
-low-curvature steps), so the same boosting serves any optimiser.
-
-:func:`merge_stages` builds the single network of the paper: first layers stacked, hidden layers
-block-diagonal, last layers concatenated with stage k's weights scaled by c_k.
+The authors' scripts (ejmichaud/precision-ml, ``scripts/combined-techniques-*.py``, steps 3-4): stage k > 1 fits
+the residual divided by c_k, and F_k = F_{k-1} + c_k f_k. Their normaliser is the mean absolute training residual
+(their ``c_code = 1 / mean|y - f1|``, so the paper's c = 1 / c_code); the RMS is an option. The stage trainer is any
+callable that fits a model in place, so the same boosting serves any optimiser. :func:`merge_stages` builds the
+paper's single network.
 """
 
 from __future__ import annotations
@@ -155,12 +148,8 @@ def boost(
 ) -> BoostResult:
     """Fit ``models`` in sequence, each to the normalised residual of the ones before (paper §4.2).
 
-    ``models[0]`` is fit to y; ``models[k]`` to (y - F_{k-1}(X)) / c_k with c_k from :func:`normaliser_scale`
-    on the training residual (default "mean_abs", the authors' choice in their Fig. 8-9 scripts). With a test set the
-    trainer sees the test residual scaled by the same c_k, so its test RMSE times c_k is the combined
-    model's. The first ``n_pretrained`` models are taken as already fitted (e.g. f1 after BFGS and
-    low-curvature steps) and are not passed to the trainer (their ``result`` is None). Models are trained
-    in place; the result holds them with their scales.
+    ``models[k]`` is fitted to (y - F_{k-1}(X)) / c_k, with c_k from :func:`normaliser_scale` (default "mean_abs",
+    the authors' choice in their Fig. 8-9 scripts). The trainer sees the test residual scaled by the same c_k.
 
     Parameters
     ----------
@@ -169,14 +158,14 @@ def boost(
     X, y : array_like
         The training set.
     trainer : callable
-        ``trainer(model, X, y, X_test, y_test, **trainer_kwargs)`` fits one stage (for example
-        :func:`pml.nn.lm.train` or :func:`pml.nn.bfgs.bfgs`).
+        ``trainer(model, X, y, X_test, y_test, **trainer_kwargs)`` fits one stage (e.g. :func:`pml.nn.lm.train` or
+        :func:`pml.nn.bfgs.bfgs`).
     X_test, y_test : array_like, optional
         A test set (both or neither).
     normaliser : str or float, optional
-        How c_k is computed (:func:`normaliser_scale`; default ``"mean_abs"``).
+        How c_k is computed (default ``"mean_abs"``).
     n_pretrained : int, optional
-        Leading models already fitted (default 0).
+        Leading models already fitted, not passed to the trainer (default 0).
     trainer_kwargs : dict, optional
         Keyword arguments for every trainer call.
 
@@ -184,11 +173,6 @@ def boost(
     -------
     BoostResult
         The stages and their scales.
-
-    Raises
-    ------
-    ValueError
-        Without models, for a bad ``n_pretrained``, a test set without targets or a zero residual.
     """
     models = list(models)
     if not models:
@@ -247,12 +231,9 @@ def _layers(net: nn.Module, k: int) -> list[nn.Module]:
 def merge_stages(nets: Sequence[nn.Module], scales: Sequence[float]) -> nn.Sequential:
     """One ``nn.Sequential`` whose output is sum_k scales[k] * nets[k](x), up to float rounding (paper §4.2).
 
-    The nets must be ``nn.Sequential`` stacks of ``nn.Linear`` and element-wise activations with the same
-    layout (same depth, same activation at each position, same input and output sizes); widths may differ.
-    The merged first layer stacks the first layers' rows, hidden layers are block-diagonal, and the last
-    layer concatenates the last layers' columns with stage k's weights (and bias) multiplied by scales[k]
-    (the paper's "parameters of the last layer of f2 are scaled down by c"). A single-layer (linear)
-    stack merges to the scaled sum. The result has the first net's dtype and device.
+    The nets must share one layout of ``nn.Linear`` and element-wise activations (widths may differ): the first layers'
+    rows are stacked, hidden layers are block-diagonal and the last layer concatenates the last layers' columns scaled
+    by scales[k] (the paper's "parameters of the last layer of f2 are scaled down by c").
 
     Parameters
     ----------
@@ -264,14 +245,7 @@ def merge_stages(nets: Sequence[nn.Module], scales: Sequence[float]) -> nn.Seque
     Returns
     -------
     torch.nn.Sequential
-        The merged network.
-
-    Raises
-    ------
-    TypeError
-        If a net is not an ``nn.Sequential``.
-    ValueError
-        For nets of different layouts or a wrong number of scales.
+        The merged network, with the first net's dtype and device.
     """
     nets = list(nets)
     if len(nets) != len(scales) or not nets:

@@ -1,33 +1,19 @@
 """A fast training step for dense MLPs in float64: MSE loss and its gradients without autograd.
 
-The step of :func:`pml.nn.training.train` / :func:`~pml.nn.training.train_batched` with
-``TrainConfig(step_impl="autograd")`` evaluates the network on the whole batch and back-propagates through autograd,
-which allocates several fresh (points x hidden units) arrays per step and passes over each of them several times; for
-the wide networks of the paper's scaling figures (paper §2, Figs. 2, 5, 6a) that, not the arithmetic, is most of
-the time. :class:`FastStep` computes the same quantities, the per-member batch MSE and the gradients of their sum
-(written into each parameter's ``.grad``, so :class:`torch.optim.Adam` runs unchanged), by one of two kernels:
+Autograd allocates several (points x hidden units) arrays per step; for the wide networks of the paper's scaling
+figures (§2, Figs. 2, 5, 6a) that, not the arithmetic, is most of the time. :class:`FastStep` computes the same
+per-member batch MSE and gradients (written into ``.grad``, so :class:`torch.optim.Adam` runs unchanged) with one
+of two kernels, chosen by :func:`choose_kernel`:
 
-``"compiled"``
-    A fused C++ kernel (``fast_step.cpp`` next to this module, built at first use with
-    :func:`torch.utils.cpp_extension.load` and cached per CPU type) for one hidden layer (``depth=2``), tanh or
-    ReLU, 1 to 64 inputs. It processes the batch in blocks of points, keeps each block's hidden activations in a small
-    scratch that stays in cache (no array of all points x units), and accumulates the gradients of fixed groups of
-    points privately before adding the groups up in a fixed order, so its results do not depend on the number of
-    threads. tanh is glibc's vectorised tanh (libmvec) where it exists.
-``"torch"``
-    Pure PyTorch, always available, any depth, and modular networks (:class:`pml.nn.networks.ModularMLP`, module by
-    module, the gradients of a module's inputs passed back to the modules that computed them): the batch in chunks
-    of a few thousand points through preallocated buffers, in-place activations and the backward formulas written out
-    (the same elementwise derivative ops autograd uses).
+* ``"compiled"``: a fused C++ kernel (``fast_step.cpp``, built at first use and cached per CPU type) for one hidden
+  layer, tanh or ReLU, 1 to 64 inputs; blocks of points stay in cache and the gradients are summed in a fixed
+  order, so the result does not depend on the number of threads;
+* ``"torch"``: pure PyTorch, any depth and modular networks, in chunks through preallocated buffers with the
+  backward formulas written out. Use one intra-op thread on a busy machine: OpenMP synchronisation between its
+  many small operations can make it slower than autograd.
 
-The torch kernel issues a few dozen small operations per chunk: with several intra-op threads on a machine whose
-cores are busy, OpenMP's synchronisation between them can make it slower than autograd (measured: 6x for a modular
-network on a loaded 2-core machine); one thread per task, as the sweeps run, avoids that. The compiled kernel
-synchronises once per step.
-
-Both give autograd's loss and gradients up to float64 rounding (the sums run in another order); the training curves
-then differ at rounding level, which is why the step implementation is a field of the training configuration (and
-so of a task's key). :func:`choose_kernel` says which kernel a model and a request get.
+Both equal autograd's loss and gradients up to float64 rounding (the sums run in another order), which is why the
+step implementation is a field of the training configuration, and so of a task's key.
 """
 
 from __future__ import annotations

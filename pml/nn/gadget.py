@@ -1,27 +1,14 @@
 """The multiplication gadget of Lin, Tegmark & Rolnick (2017): a 4-neuron network computing x*y (paper §3, Fig. 6b).
 
-Paper §3 ("Nonlinear Methods") and Fig. 6(b), ref. [26]. With a twice-differentiable activation sigma,
-sigma''(0) != 0, and a scale lambda,
+With sigma''(0) != 0 and a scale l, x y ~= [S(l(x+y)) - S(l(x-y))] / (4 l^2 sigma''(0)) with S(t) = sigma(t) +
+sigma(-t), since S is even and (x+y)^2 - (x-y)^2 = 4xy. We use softplus (sigma''(0) = 1/4), so the truncation error
+is -l^2 (x^3 y + x y^3) / 12 + O(l^4). In float64 the rounding error grows as eps/l^2 and the relative RMSE bottoms
+out near sqrt(eps) (:func:`gadget_error_curve`): the architecture error is effectively zero, yet training never
+finds this solution (Fig. 6a).
 
-    x y ~= [sigma(l(x+y)) + sigma(-l(x+y)) - sigma(l(x-y)) - sigma(-l(x-y))] / (4 l^2 sigma''(0)),
-
-because S(t) = sigma(t) + sigma(-t) = 2 sigma(0) + sigma''(0) t^2 + sigma''''(0) t^4 / 12 + ... is even and
-(x+y)^2 - (x-y)^2 = 4xy. The first layer holds weights +-l, the output layer weights +-1/(4 l^2 sigma''(0)).
-
-**Activation.** We use softplus, sigma(t) = log(1 + e^t) (``torch.nn.Softplus``, beta = 1): sigma''(0) = 1/4,
-sigma'''(0) = 0 and sigma''''(0) = -1/8, so the truncation error is -l^2 (x^3 y + x y^3) / 12 + O(l^4).
-
-**Precision.** In float64 the truncation error falls as l^2 while the rounding error of the four O(1) activations,
-cancelled against each other and amplified by 1/l^2, grows as eps/l^2; the relative RMSE bottoms out near
-sqrt(eps) ~ 1e-8 (:func:`gadget_error_curve`). The paper's point (§3): the architecture error of such nets is
-effectively zero, yet gradient training never finds this solution (Fig. 6a).
-
-**Beyond the paper: Richardson extrapolation.** Gadgets at scales l, 2l, ..., 2^(p-1) l (4p neurons) combined with
-weights that cancel the l^2, ..., l^(2p-2) error terms have truncation error O(l^(2p)); the floor then drops to
-about eps^(p/(p+1)) (``order=p``, see :func:`richardson_weights`).
-
-:func:`make_dot_product_network` builds the exact width-12 network for I.11.19, x1 y1 + x2 y2 + x3 y3 (three gadgets
-in parallel, summed by the output layer), the network whose architecture error the paper calls ~0 in Fig. 6.
+Beyond the paper: gadgets at scales l, 2l, ..., 2^(p-1) l combined by Richardson extrapolation
+(:func:`richardson_weights`) have truncation error O(l^(2p)), and the floor drops to about eps^(p/(p+1)).
+:func:`make_dot_product_network` builds the exact width-12 network for I.11.19 (three gadgets in parallel).
 """
 
 from __future__ import annotations
@@ -142,20 +129,7 @@ def make_multiplication_network(lam: float, order: int = 1, ratio: float = 2.0,
     Paper §3, Fig. 6b (Lin, Tegmark & Rolnick 2017); ``order = p`` > 1 adds Richardson scales (4p neurons).
     ``nn.Softplus`` returns t itself for t > 20, which only matters for lam |x +- y| > 20, far from useful scales.
 
-    Used in :doc:`/book/03_nonlinear` (Fig. 6).
-
-    Parameters
-    ----------
-    lam, order, ratio
-        As :func:`gadget_weights`.
-    dtype : torch.dtype, optional
-        Parameter type (default float64).
-
-    Returns
-    -------
-    torch.nn.Sequential
-        The network.
-    """
+    Used in :doc:`/book/03_nonlinear` (Fig. 6)."""
     return _sequential(*gadget_weights(lam, order, ratio), dtype=dtype)
 
 

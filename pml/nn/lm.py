@@ -1,44 +1,24 @@
 """Levenberg-Marquardt training of small networks in float64 (beyond the paper's BFGS, §4.2).
 
-Paper: Michaud, Liu & Tegmark, "Precision Machine Learning" §4.2 (BFGS stalls at ~1e-7 RMSE on "precision loss");
-Levenberg-Marquardt (dense Gauss-Newton with adaptive damping) is the classical trainer for small least-squares
-problems (M. T. Hagan & M. B. Menhaj, IEEE Trans. Neural Netw. 5 (1994) 989 for networks; J. Nocedal & S. J. Wright,
-*Numerical Optimization*, ch. 10, the paper's ref. [30]).
+Paper §4.2: BFGS stalls at ~1e-7 RMSE on "precision loss". Levenberg-Marquardt is the classical trainer for small
+least-squares problems (M. T. Hagan & M. B. Menhaj, IEEE Trans. Neural Netw. 5 (1994) 989; Nocedal & Wright,
+*Numerical Optimization*, ch. 10). Each step solves min |J delta + r|^2 + mu |D delta|^2 for the residual
+r_i = f(x_i; theta) - y_i. Three choices keep the digits BFGS loses:
 
-The loss is a nonlinear least-squares problem, 1/2 |r(theta)|^2 with r_i = f(x_i; theta) - y_i. Each LM step solves
+* the Jacobian is exact and dense (``torch.func``, in chunks of points so that memory stays bounded);
+* J^T J is never formed: the chunks are folded into the R factor of [J, r] by a streaming QR and each trial ``mu``
+  is solved by the SVD of R (``solver="svd"``) or a QR of [R; sqrt(mu) D] (``solver="qr"``, MINPACK's way);
+  the normal equations would square the condition number;
+* adaptive damping by Nielsen's rule (Madsen, Nielsen & Tingleff 2004, §3.2), or Marquardt's x10 rule
+  (``damping="marquardt"``).
 
-    min_delta |J delta + r|^2 + mu |D delta|^2,   i.e.   [J; sqrt(mu) D] delta ~= [-r; 0]
+One iteration is one Jacobian; rejected trial steps reuse the factorisation. The reason a run stopped is its
+``stop_reason``: ``ftol``, ``gtol``, ``xtol`` (MINPACK's tests), ``damping`` (mu past ``mu_max``), ``noise_floor``
+(no promised decrease above the rounding noise of |r|^2: the fit is at float64 precision), ``zero_residual``,
+``max_iter``, ``time_limit``, ``target`` or ``callback``.
 
-(Levenberg 1944; Marquardt 1963). Three choices keep the digits that BFGS loses:
-
-* **The Jacobian is exact and dense**: per-sample rows from ``torch.func`` (``vmap`` over ``jacrev`` of a
-  ``functional_call`` on a flat parameter vector), computed in chunks of points so that memory stays bounded.
-* **J^T J is never formed.** The chunks are folded into the triangular factor R of the augmented matrix [J, r]
-  by a streaming (TSQR) QR, so J is never held whole either; then each trial damping ``mu`` is solved either by the
-  SVD of R (``solver="svd"``: delta = -V diag(s / (s^2 + mu)) U^T Q^T r, the exact minimiser of the augmented
-  system) or by a QR factorisation of the 2p x p matrix [R; sqrt(mu) D] (``solver="qr"``, the MINPACK way).
-  Forming the normal equations would square the condition number (Nocedal & Wright, ch. 10; the public
-  samlayton99/precision-mlps experiments measured 1e-4 to 1e-6 that way vs 1e-13 for direct solves).
-* **Adaptive damping** by Nielsen's rule (H. B. Nielsen, "Damping parameter in Marquardt's method", IMM-REP-1999-05;
-  Madsen, Nielsen & Tingleff, "Methods for non-linear least squares problems", 2004, §3.2): with gain ratio
-  rho = actual / predicted reduction, a successful step multiplies mu by max(1/3, 1 - (2 rho - 1)^3) and sets
-  nu = 2; a failed step multiplies mu by nu and doubles nu. ``damping="marquardt"`` uses Marquardt's original
-  x10 / x1/10 rule instead.
-
-Each linearisation (one Jacobian) is one iteration; rejected trial steps reuse the factorisation and cost one
-forward pass each. Stopping rules (the reason is recorded as ``stop_reason``):
-
-* ``"ftol"``: an accepted step reduced the sum of squares by a relative amount <= ftol, and so did the model;
-* ``"gtol"``: max_j |J_j . r| / (|J_j| |r|) <= gtol (MINPACK's orthogonality test: r is orthogonal to J);
-* ``"xtol"``: an accepted step had |D delta| <= xtol (|D theta| + xtol);
-* ``"damping"``: mu grew past ``mu_max`` times the largest squared singular value of J D^-1 (no step helps);
-* ``"noise_floor"``: the decreases a step can promise are below the rounding noise of |r|^2 and larger steps fail
-  (the fit is at float64 precision; see :func:`least_squares`);
-* ``"zero_residual"``, ``"max_iter"``, ``"time_limit"``, ``"target"``, ``"callback"``.
-
-:func:`least_squares` is the generic solver (any residual and Jacobian, e.g. the reduced VarPro problem of
-:mod:`pml.nn.readout`); :func:`train` applies it to an ``nn.Module`` and has the trainer signature of
-:func:`pml.nn.boosting.boost` (``train(model, X, y, X_test=None, y_test=None, **options)``).
+:func:`least_squares` is the generic solver (any residual and Jacobian, e.g. :mod:`pml.nn.readout`'s reduced
+problem); :func:`train` applies it to an ``nn.Module`` with the trainer signature of :func:`pml.nn.boosting.boost`.
 """
 
 from __future__ import annotations
@@ -263,20 +243,11 @@ def jacobian(model: nn.Module, X, *, chunk_size: int | None = None,
 # ---------------------------------------------------------------------------------------------- the solver
 @dataclasses.dataclass(frozen=True)
 class LMOptions:
-    """Options of :func:`least_squares` (and :func:`train`); see the module docstring for the stopping rules.
+    """Options of :func:`least_squares` and :func:`train`; the stopping rules are the module's.
 
-    ``tau``: initial damping mu_0 = tau * s_max^2 (Nielsen's tau * max diag(J^T J) up to the scaling).
-    ``scaling``: "identity" (D = I, the textbook sqrt(mu) I) or "jac" (D = column norms of J, kept as running
-    maxima, MINPACK's ``x_scale='jac'``; invariant under rescaling of individual parameters).
-    ``ftol``, ``gtol``, ``xtol``, ``mu_max``: the stopping rules of the module docstring (0 disables gtol/xtol).
-    ``mu_min``, ``noise_factor``, ``noise_patience``: the rounding-noise rules of :func:`least_squares`.
-    ``geodesic``: add the geodesic acceleration of Transtrum & Sethna, "Improvements to the Levenberg-Marquardt
-    algorithm for nonlinear least-squares minimization" (arXiv:1201.5885, 2012): the second directional
-    derivative r_vv along the step comes from one extra residual evaluation at theta + h delta (h =
-    ``geodesic_h``), the acceleration is accepted when 2|a| <= ``geodesic_alpha`` |delta|. It needs J v and
-    J^T r_vv, so the Jacobian blocks of an iteration are kept in memory while it is on. Off by default: on tanh
-    nets fitting x^2 (1-10-10-1 and 1-40-1, 400 points, 2000-3000 iterations) it cost 4x the residual
-    evaluations and ended at a slightly *higher* RMSE than plain LM.
+    ``geodesic`` adds the geodesic acceleration of Transtrum & Sethna (arXiv:1201.5885): one extra residual
+    evaluation per step, with the iteration's Jacobian blocks kept in memory. Off by default: on tanh networks fitting
+    x^2 it cost 4x the residual evaluations and ended at a slightly higher RMSE than plain LM.
 
     Parameters
     ----------
@@ -287,30 +258,21 @@ class LMOptions:
     damping : str, optional
         ``"nielsen"`` (default) or ``"marquardt"``.
     scaling : str, optional
-        ``"identity"`` (default) or ``"jac"``.
+        ``"identity"`` (default, D = I) or ``"jac"`` (D = running maxima of J's column norms, MINPACK's).
     tau : float, optional
-        Initial damping factor (default 1e-3).
+        Initial damping mu_0 = tau * s_max^2 (default 1e-3).
     ftol, gtol, xtol : float, optional
         Stopping tolerances (defaults 1e-15, 0, 0; 0 disables).
     mu_max, mu_min : float, optional
         Damping bounds (defaults 1e20, 1e-24).
-    noise_factor : float, optional
-        Multiple of the rounding noise below which a change is invisible (default 16).
-    noise_patience : int, optional
-        Invisible steps in a row before stopping (default 20).
+    noise_factor, noise_patience : float, int, optional
+        The rounding-noise rule of :func:`least_squares` (defaults 16, 20).
     geodesic : bool, optional
         Geodesic acceleration (default False).
     geodesic_h, geodesic_alpha : float, optional
         Its step and acceptance ratio (defaults 0.1, 0.75).
-    time_limit : float, optional
-        Stop after this many seconds.
-    target_rmse : float, optional
-        Stop once the RMSE reaches it.
-
-    Raises
-    ------
-    ValueError
-        For an unknown solver, damping or scaling, or a negative or non-finite tolerance.
+    time_limit, target_rmse : float, optional
+        Stop after this many seconds, or once the RMSE reaches the target.
     """
 
     max_iter: int = 500
@@ -615,47 +577,34 @@ def least_squares(
     rounding: float | Callable[[np.ndarray], float] | None = None,
     **kwargs,
 ) -> LMResult:
-    """Minimise 1/2 |residual(theta)|^2 by Levenberg-Marquardt (module docstring); pure numpy, float64.
+    """Minimise 1/2 |residual(theta)|^2 by Levenberg-Marquardt (the module's rules); pure numpy, float64.
 
-    ``jacobian(theta)`` returns the (m, p) Jacobian or an iterable of its row blocks in order (so it never has
-    to exist whole unless ``geodesic`` is on). Options come as an :class:`LMOptions` or as keyword arguments with
-    the same names. ``callback(row)`` gets each iteration's log row (plus the current ``theta``) and may return
-    True to stop. The history has one row per iteration: ``step``, ``cost``, ``mu``, ``rho``, ``step_norm``,
-    ``accel`` (1 if the geodesic acceleration was used), ``n_fev``, ``time_s``.
-
-    ``rounding`` estimates |delta r|, the norm of the rounding error in the computed residual vector (a number,
-    or a function of theta evaluated once per iteration; default eps |r|). A change of |r|^2 below
-    noise_factor * 2 |r| |delta r| cannot be judged (Nielsen's gain ratio is then noise). Such steps are taken
-    when they decrease |r|^2, a rejected one makes mu *smaller*, and when steps that small are invisible and
-    larger ones fail (or ``noise_patience`` invisible steps come in a row), the run stops with "noise_floor".
-    :func:`train` passes a forward error estimate of the network (:func:`rounding_estimate`).
+    A change of |r|^2 below ``noise_factor`` * 2 |r| |delta r| (``rounding`` = |delta r|, the rounding error of the
+    residual) cannot be judged: such steps are taken when they decrease |r|^2, a rejected one makes mu smaller, and
+    when they stay invisible while larger ones fail the run stops with "noise_floor".
 
     Parameters
     ----------
     residual : callable
         theta -> (m,) residual vector.
     jacobian : callable
-        theta -> (m, p) Jacobian or an iterable of its row blocks.
+        theta -> (m, p) Jacobian or an iterable of its row blocks in order (it need not exist whole).
     theta0 : array_like
         (p,) starting point.
     options : LMOptions, optional
         The options (or pass its fields as keywords).
     callback : callable, optional
-        Called with each iteration's row; returning True stops.
+        Called with each iteration's row (and ``theta``); returning True stops.
     rounding : float or callable, optional
-        Norm of the rounding error of the residual (default eps |r|).
+        |delta r|, a number or a function of theta (default eps |r|; :func:`train` passes
+        :func:`rounding_estimate`).
     **kwargs
         Fields of :class:`LMOptions`.
 
     Returns
     -------
     LMResult
-        The minimiser, cost, counters, stop reason and history.
-
-    Raises
-    ------
-    ValueError
-        For a non-finite starting residual, Jacobian blocks of the wrong shape or bad options.
+        The minimiser, cost, counters, stop reason and a history row per iteration.
     """
     if options is None:
         options = LMOptions(**kwargs)
@@ -760,18 +709,9 @@ def train(
 ) -> OptimResult:
     """Train ``model`` (float64) by Levenberg-Marquardt on the full-batch squared error; parameters are written back.
 
-    Paper: §4.2 (the second-order training the paper does with BFGS). The trainer
-    signature matches :func:`pml.nn.boosting.boost`. Options: an :class:`LMOptions` or its fields as keywords
-    (``max_iter``, ``solver``, ``damping``, ``scaling``, ``ftol``, ``gtol``, ``xtol``, ``time_limit``,
-    ``target_rmse`` ...). The Jacobian is computed ``chunk_size`` points at a time (default: chunks of at most
-    ``max_jacobian_bytes``) and folded into a streaming QR, so memory is O(chunk * p + p^2).
-
-    Returns :class:`pml.nn.flat.OptimResult` (``method="lm"``): absolute train/test RMSE, the stop reason and a
-    history with ``step``, ``train_rmse``, ``test_rmse`` (every ``log_every`` iterations and at the end),
-    ``time_s``, ``mu``, ``rho``, ``step_norm`` and ``n_fev``. ``num_threads`` (default 1) limits torch and
-    BLAS threads during training (:func:`pml.threads.limit_threads`).
-
-    Used in :doc:`/book/06_beyond` and by :func:`pml.fitting.fit` (method ``"lm-multistage"``).
+    The second-order training the paper does with BFGS (§4.2), with the trainer signature of
+    :func:`pml.nn.boosting.boost`. The Jacobian is computed in chunks folded into a streaming QR, so memory is
+    O(chunk * p + p^2).
 
     Parameters
     ----------
@@ -784,7 +724,7 @@ def train(
     options : LMOptions, optional
         The options (or pass its fields as keywords).
     chunk_size : int, optional
-        Points per Jacobian block.
+        Points per Jacobian block (default: as many as fit in ``max_jacobian_bytes``).
     max_jacobian_bytes : int, optional
         Memory per block when ``chunk_size`` is None.
     log_every : int, optional
@@ -799,14 +739,7 @@ def train(
     Returns
     -------
     pml.nn.flat.OptimResult
-        ``method="lm"``: RMSEs, stop reason and history.
-
-    Raises
-    ------
-    ValueError
-        For a bad ``log_every``, a test set without targets or bad options.
-    TypeError
-        If a parameter is not float64.
+        ``method="lm"``: absolute RMSEs, stop reason and a history with ``mu``, ``rho``, ``step_norm`` and ``n_fev``.
     """
     if options is None:
         options = LMOptions(**kwargs)

@@ -1,39 +1,20 @@
 """Multi-stage residual fitting (Wang & Lai 2024), trained stage by stage with Levenberg-Marquardt.
 
-Paper: §4.2 "Boosting" of Michaud, Liu & Tegmark (a second network fits the scaled residual of the first);
-Y. Wang & C.-Y. Lai, "Multi-stage neural networks: Function approximator of machine precision", J. Comput. Phys.
-504 (2024) 112865 (arXiv:2307.08934).
+Paper §4.2 "Boosting" (a second network fits the scaled residual of the first); Y. Wang & C.-Y. Lai, "Multi-stage
+neural networks: Function approximator of machine precision", J. Comput. Phys. 504 (2024) 112865. Stage k > 1 fits
+the residual e_k divided by eps_k = RMS(e_k) (Wang & Lai's Algorithm 1; Michaud et al. divide by the mean absolute
+residual, :mod:`pml.nn.boosting`). What makes later stages work (Wang & Lai §2.2):
 
-Stage 1 fits f_1 to y. Stage k > 1 fits f_k to the residual divided by its RMS,
+* a frequency-aware first layer: stage k's first-layer weights are scaled by kappa = 2 pi f_d, with f_d the
+  residual's dominant frequency (:func:`dominant_frequency`), as Wang & Lai scale theirs; the stages keep tanh
+  everywhere (they must share one layout to merge), with biases that put every unit's transition inside the data;
+* with a ``sampler``, at least ``points_per_period`` points per period of f_d along each axis (Wang & Lai §2.2.2);
+* optionally, each stage's output layer starts from its least-squares fit (as :mod:`pml.nn.readout`).
 
-    e_k = y - sum_{j<k} eps_j f_j(x),   eps_k = RMS(e_k),   target e_k / eps_k   (Wang & Lai's Algorithm 1),
-
-so every stage sees an O(1) target. (Michaud et al. divide by the mean absolute residual, :mod:`pml.nn.boosting`;
-HiPreNets by the max.) What makes later stages work (Wang & Lai §2.2):
-
-* **a frequency-aware first layer.** The residual of a converged stage oscillates at a much higher frequency than
-  y, and a default-initialised tanh layer is far too smooth to fit it. :func:`dominant_frequency` estimates the
-  residual's dominant frequency f_d (cycles per unit of the normalised inputs) and stage k's first-layer weights
-  (PyTorch default init) are multiplied by kappa = 2 pi f_d, as Wang & Lai scale their first layer
-  (``kappa_f = 2*np.pi*dominant_freq`` in the reference code). Our stages keep tanh everywhere (the stages must
-  share one layout to merge); the biases are set to b_j = -w_j . c_j with c_j a random training point, so that
-  every unit's transition lies inside the data.
-* **more samples when needed.** With a ``sampler``, stage k gets at least ``points_per_period`` points per
-  period of f_d along each axis (capped at ``max_train``), the Nyquist argument of Wang & Lai §2.2.2.
-* **a least-squares output layer to start from** (optional, on by default): each stage's last layer is
-  initialised by the least-squares fit of its target on the initial hidden features (the variable-projection
-  starting point of :mod:`pml.nn.readout`), then every parameter is trained.
-
-Inputs are mapped to [-1, 1]^d (from ``ranges`` or the data's bounding box) and stage 1's target is
-standardised; both maps are folded into the first and last layers afterwards, so every stage network and the
-merged network take raw inputs. :func:`pml.nn.boosting.merge_stages` merges the stages into one network whose output
-equals sum_k eps_k f_k(x) up to rounding.
-
-How f_d is estimated (:func:`dominant_frequency`): in 1D the residual is linearly interpolated onto a uniform
-grid over the data range and the peak of its FFT magnitude (DC excluded) is taken, as in the MSNN code. In d > 1
-dimensions a grid is out of reach, so we use a projection heuristic: the periodogram of the scattered samples
-on plane waves, P(v, f) = |sum_i r_i exp(-2 pi i f v . x_i)|^2, over ``n_directions`` random unit vectors v and a
-frequency grid up to the Nyquist frequency of the mean point spacing; f_d is the f of the largest P.
+Inputs are mapped to [-1, 1]^d and stage 1's target is standardised; both maps are folded into the first and last
+layers, so every network takes raw inputs. :func:`pml.nn.boosting.merge_stages` merges the stages into one network.
+In d > 1 the dominant frequency comes from a plane-wave periodogram over random directions (a heuristic of ours:
+the MSNN code's FFT needs a grid).
 """
 
 from __future__ import annotations
@@ -221,17 +202,6 @@ def fit(
 ) -> MultistageResult:
     """Fit ``n_stages`` tanh MLPs in sequence, each to the RMS-normalised residual of the ones before.
 
-    ``width`` is one width or one per stage; ``depth`` counts ``nn.Linear`` layers (as :func:`pml.nn.networks.make_mlp`).
-    ``trainer`` is a callable ``trainer(model, X, y, X_val=None, y_val=None)`` that fits the model in place, or
-    one per stage (default :func:`default_trainer`: LM with 1000 iterations). ``sampler(n, rng)`` returns n fresh
-    training pairs (X, y); with it, a later stage whose residual has dominant frequency f_d gets
-    ``points_per_period * f_d * 2`` points per axis of the normalised box [-1, 1]^d (at most ``max_train`` in all)
-    when that exceeds the current size. ``init_scale`` multiplies the first-layer weights of stage 1 (and of every stage when
-    ``frequency_aware`` is off); 1 = PyTorch's default init, a small value gives near-flat features whose span is
-    close to the low-degree polynomials (as :func:`pml.nn.readout.random_geometry`'s), the better start for smooth
-    residuals in d > 1.
-    ``X_val``/``y_val`` are only logged (no choice is made on them). Everything is seeded by ``seed``.
-
     Parameters
     ----------
     X, y : array_like
@@ -241,11 +211,12 @@ def fit(
     width : int or sequence of int, optional
         One width, or one per stage (default 10).
     depth : int, optional
-        ``nn.Linear`` layers per stage (default 3).
+        ``nn.Linear`` layers per stage (default 3), as :func:`pml.nn.networks.make_mlp`.
     activation : str, optional
         Must be ``"tanh"`` (the default).
     trainer : callable or sequence of callable, optional
-        The stage trainer(s) (default :func:`default_trainer`).
+        ``trainer(model, X, y, X_val=None, y_val=None)`` fits a stage in place, or one per stage (default
+        :func:`default_trainer`).
     ranges : sequence of (float, float), optional
         The input box normalised to [-1, 1]^d (default: the data's bounding box).
     frequency_aware : bool, optional
@@ -253,27 +224,24 @@ def fit(
     readout_init : bool, optional
         Start each stage's output layer at its least-squares solution (default True).
     init_scale : float, optional
-        First-layer weight multiplier (default 1).
+        Multiplies the first-layer weights of stage 1 (of every stage without ``frequency_aware``); small values give
+        near-flat features, the better start for smooth targets in d > 1 (default 1, PyTorch's init).
     sampler : callable, optional
-        ``sampler(n, rng)`` returns n fresh training pairs (X, y).
+        ``sampler(n, rng)`` returns n fresh training pairs; a stage then gets ``points_per_period`` points per period
+        of the residual's dominant frequency along each axis, up to ``max_train`` in all.
     points_per_period : float, optional
-        Sampling density for high-frequency residuals (default 16).
+        Default 16.
     max_train : int, optional
-        Most training points a stage may use (default 20,000).
+        Default 20,000.
     X_val, y_val : array_like, optional
-        Logged validation data.
+        Validation data, only logged (nothing is chosen on it).
     seed : int, optional
-        The seed (default 0).
+        Seeds everything (default 0).
 
     Returns
     -------
     MultistageResult
         The stages, their scales and records.
-
-    Raises
-    ------
-    ValueError
-        For a bad number of stages, widths, trainers, ``init_scale``, activation or ranges.
     """
     if isinstance(n_stages, bool) or int(n_stages) != n_stages or n_stages < 1:
         raise ValueError(f"n_stages must be a positive integer, got {n_stages!r}")

@@ -64,19 +64,13 @@ def make_mlp(dim: int, width: int, depth: int, activation: str = "relu", seed: i
              dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> nn.Sequential:
     """A fully connected MLP dim -> width -> ... -> width -> 1 with ``depth`` ``nn.Linear`` layers (paper §2).
 
-    Depth 3 with width 40 and dim 1 is 1-40-40-1. Weights use PyTorch's default init, drawn on the CPU from
-    ``seed`` without touching the global RNG, then moved to ``device``.
-
-    Used in :doc:`/book/02_piecewise_linear`, :doc:`/book/03_nonlinear` and :doc:`/book/04_optimization`.
+    Depth 3, width 40, dim 1 is 1-40-40-1. PyTorch's default init, drawn on the CPU from ``seed`` without touching the
+    global RNG, then moved to ``device``.
 
     Parameters
     ----------
-    dim : int
-        Number of inputs d.
-    width : int
-        Hidden width w.
-    depth : int
-        Number of linear layers (at least 2).
+    dim, width, depth : int
+        Inputs d, hidden width w and linear layers (at least 2).
     activation : str, optional
         A name of ``ACTIVATIONS`` (default ``"relu"``).
     seed : int, optional
@@ -90,11 +84,6 @@ def make_mlp(dim: int, width: int, depth: int, activation: str = "relu", seed: i
     -------
     torch.nn.Sequential
         The network, input (n, dim) to output (n, 1).
-
-    Raises
-    ------
-    ValueError
-        For an unknown activation or a size below its minimum.
     """
     dim, width = _check_int(dim, "dim", 1), _check_int(width, "width", 1)
     depth = _check_int(depth, "depth", 2)
@@ -260,11 +249,9 @@ class ModularMLP(nn.Module):
 class BatchedMLP(nn.Module):
     """S independent MLPs of one shape; layer l holds weights (S, out, in) and biases (S, out).
 
-    Member s equals ``make_mlp(dim, width, depth, activation, seed=seeds[s], dtype=dtype)`` exactly. ``forward``
-    takes X of shape (S, n, dim) (member s sees X[s]) and returns (S, n, 1). Because the members share no
-    parameters, the gradient of the sum of per-member losses gives each member its own gradient.
-
-    Used to train the seeds of a sweep together (chapters 2-4).
+    Member s equals ``make_mlp(dim, width, depth, activation, seed=seeds[s], dtype=dtype)`` exactly. ``forward`` maps
+    X (S, n, dim) to (S, n, 1); the members share no parameters, so the gradient of the summed losses gives each member
+    its own gradient. Trains the seeds of a sweep together.
 
     Parameters
     ----------
@@ -278,11 +265,6 @@ class BatchedMLP(nn.Module):
         Parameter type (default float64).
     device : str or torch.device, optional
         Where the parameters live (default ``"cpu"``).
-
-    Raises
-    ------
-    ValueError
-        Without seeds, or for an unknown activation or bad size.
     """
 
     def __init__(self, dim: int, width: int, depth: int, activation: str = "relu", seeds: Sequence[int] = (0,),
@@ -296,25 +278,7 @@ class BatchedMLP(nn.Module):
 
     @classmethod
     def from_models(cls, models: Iterable[nn.Sequential], activation: str = "relu") -> "BatchedMLP":
-        """Stack same-shape ``nn.Sequential`` MLPs (as built by :func:`make_mlp`) into one BatchedMLP (copies).
-
-        Parameters
-        ----------
-        models : iterable of torch.nn.Sequential
-            MLPs of one shape.
-        activation : str, optional
-            Their activation (default ``"relu"``).
-
-        Returns
-        -------
-        BatchedMLP
-            The stacked members.
-
-        Raises
-        ------
-        ValueError
-            Without models, or for models of different shapes.
-        """
+        """Stack same-shape ``nn.Sequential`` MLPs (as built by :func:`make_mlp`) into one BatchedMLP (copies)."""
         models = list(models)
         if not models:
             raise ValueError("from_models needs at least one model")
@@ -358,23 +322,7 @@ class BatchedMLP(nn.Module):
         return h
 
     def member(self, s: int) -> nn.Sequential:
-        """Member s as a standalone ``nn.Sequential`` (a copy, same layout as :func:`make_mlp`).
-
-        Parameters
-        ----------
-        s : int
-            The member's index.
-
-        Returns
-        -------
-        torch.nn.Sequential
-            A copy of member s.
-
-        Raises
-        ------
-        IndexError
-            If ``s`` is out of range.
-        """
+        """Member s as a standalone ``nn.Sequential`` (a copy, same layout as :func:`make_mlp`)."""
         if not -self.n_members <= s < self.n_members:
             raise IndexError(f"member index {s} out of range for {self.n_members} members")
         layers: list[nn.Module] = []

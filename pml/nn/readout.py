@@ -1,28 +1,21 @@
 """Exact least-squares output layers (variable projection) for one-hidden-layer tanh networks.
 
-Paper: §4 of Michaud, Liu & Tegmark (the loss is minimised over *all* parameters by BFGS/Adam). The output layer of an
-MLP is linear, so for fixed hidden parameters the best output weights solve a linear least-squares problem. Solving it
-exactly and optimising only the hidden parameters is variable projection (G. H. Golub & V. Pereyra, SIAM J. Numer.
-Anal. 10 (1973) 413; L. Kaufman, BIT 15 (1975) 49; for networks: E. Newman, L. Ruthotto, J. Hart, B. van Bloemen
-Waanders, "Train like a (Var)Pro", SIMODS 2021). Freezing the hidden layer altogether is the random-feature /
-extreme-learning-machine special case.
+The paper (§4) minimises the loss over *all* parameters by BFGS/Adam. The output layer is linear, so for fixed
+hidden parameters the best output weights solve a linear least-squares problem; solving it exactly and optimising
+only the hidden parameters is variable projection (G. H. Golub & V. Pereyra, SIAM J. Numer. Anal. 10 (1973) 413;
+L. Kaufman, BIT 15 (1975) 49; E. Newman et al., "Train like a (Var)Pro", SIMODS 2021).
 
-* :func:`solve_readout` solves the output layer by **truncated SVD** of the feature matrix [H, 1]: singular values
-  below ``rcond`` times the largest are dropped. Never by the normal equations, which square the condition
-  number (the public samlayton99/precision-mlps experiments measured 1e-4 to 1e-6 that way vs 1e-13 to 1e-15 by SVD).
-* Hidden geometries: :func:`uniform_geometry` (1D: tanh(gamma (x - t_j)) on uniformly spaced centres t_j with a
-  halo of centres beyond each end of the interval, gamma = lam / h for spacing h; the "quasi-interpolant"
-  layout of samlayton99/precision-mlps) and :func:`random_geometry` (any d: w ~ N(0, scale^2 I) on inputs mapped to
-  [-1, 1]^d; a small ``scale`` gives the "near-flat" features whose span is close to the low-degree polynomials,
-  the right start for a low-degree target such as the 6D I.11.19 of the book's chapter 6).
-* :func:`fit` chooses the geometry's hyper-parameters and ``rcond`` on a validation split of the *training*
-  points (never on test points), refits on all training points and returns the network.
-* :func:`refine` optimises the hidden parameters of the reduced problem min |(I - P(theta)) y| by
-  Levenberg-Marquardt (:func:`pml.nn.lm.least_squares`) with Kaufman's approximation of the Jacobian of the
-  projected residual, -(I - P) dPhi/dtheta c.
+* :func:`solve_readout` solves by truncated SVD of [H, 1], never by the normal equations, which square the
+  condition number.
+* Hidden geometries: :func:`uniform_geometry` (1D, uniformly spaced centres with a halo beyond each end, the
+  layout of samlayton99/precision-mlps) and :func:`random_geometry` (any d; a small ``scale`` gives near-flat
+  features whose span is close to the low-degree polynomials).
+* :func:`fit` chooses the geometry and ``rcond`` on a validation split of the training points and refits on all.
+* :func:`refine` optimises the hidden parameters of min |(I - P(theta)) y| by Levenberg-Marquardt with Kaufman's
+  Jacobian.
 
-Every result is an ``nn.Sequential(Linear(d, M), Tanh(), Linear(M, 1))`` (float64) whose output is the solved
-model (the features are computed by the network's own first two modules, so fit and network agree to rounding).
+Every result is an ``nn.Sequential(Linear(d, M), Tanh(), Linear(M, 1))`` in float64 whose features are computed by
+its own first two modules, so fit and network agree to rounding.
 """
 
 from __future__ import annotations
@@ -246,10 +239,8 @@ def fit(
 ) -> ReadoutFit:
     """Choose hidden geometry and ``rcond`` on a validation split of the training data, refit on all of it.
 
-    ``grid`` maps geometry parameters to candidate values (``uniform``: ``n_units``, ``lam``, ``halo``;
-    ``random``: ``n_units``, ``scale``, ``bias_range``); every combination is tried with every ``rcond``, fitted
-    on the (1 - val_fraction) part of the training points and scored by RMSE on the rest. The winner is refit on
-    all training points. Test points are never seen.
+    Every combination of ``grid`` and ``rconds`` is fitted on the (1 - val_fraction) part of the training points and
+    scored on the rest; the winner is refitted on all training points. Test points are never seen.
 
     Parameters
     ----------
@@ -258,13 +249,14 @@ def fit(
     ranges : sequence of (float, float)
         The input box.
     geometry : str, optional
-        ``"uniform"`` (1D, default) or ``"random"``.
+        ``"uniform"`` (1D, default; parameters ``n_units``, ``lam``, ``halo``) or ``"random"`` (``n_units``,
+        ``scale``, ``bias_range``).
     grid : dict, optional
         Candidate values per geometry parameter; must include ``n_units``.
     rconds : sequence of float, optional
-        Candidate cutoffs (default 1e-12 to 1e-15).
+        Candidate SVD cutoffs (default 1e-12 to 1e-15).
     val_fraction : float, optional
-        Fraction held out to choose, in (0, 1) (default 0.2).
+        Fraction held out to choose (default 0.2).
     refine_steps : int, optional
         Rounds of iterative refinement (default 1).
     seed : int, optional
@@ -276,11 +268,6 @@ def fit(
     -------
     ReadoutFit
         The refitted winner and every candidate's score.
-
-    Raises
-    ------
-    ValueError
-        For mismatched data, an unknown geometry, a bad ``val_fraction`` or a grid without ``n_units``.
     """
     t0 = time.perf_counter()
     X = as_inputs(X)

@@ -1,32 +1,19 @@
 """The single Adam training loop of the scaling experiments (paper §2, Figs. 1-3, 5, 6).
 
-Protocol of the authors' network script (ejmichaud/precision-ml,
-``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py``), where it is more precise than the paper:
+The protocol is the authors' network script's (ejmichaud/precision-ml,
+``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py``) where it is more precise than the paper:
 
-* inputs standardised with the training mean and unbiased std (the same transform on the test set), outputs not;
-* Adam (PyTorch defaults apart from ``lr``), MSE loss, float64;
-* batches of at most B points (the paper's min(|D|, 10^4) holds for the ReLU runs of Fig. 2; the configs behind
-  Figs. 3, 5 and 6 use B = 3 * 10^4) are cyclic contiguous slices: the whole set when |D| <= B, else indices
-  k..k+B-1 (mod |D|) with k advanced by B each step, no reshuffle;
-* at step s the *pre-update* batch train RMSE train[s] and the *post-update* full test RMSE test[s] are recorded;
-  ``test_at_min_train`` is test[argmin_s train[s]] (first minimum), the value Figs. 2/3/5/6 plot.
+* inputs standardised with the training mean and unbiased std, outputs not; Adam, MSE, float64;
+* batches of at most B points (the paper's min(|D|, 10^4) holds for Fig. 2's ReLU runs; the configs of Figs. 3, 5
+  and 6 use B = 3 * 10^4) are cyclic contiguous slices, no reshuffle;
+* at step s the *pre-update* batch train RMSE and the *post-update* test RMSE are recorded; ``test_at_min_train``
+  (the value Figs. 2/3/5/6 plot) is the test RMSE at the first minimum of the train RMSE.
 
-Variants are fields of :class:`TrainConfig`, never copies of the loop. :func:`train` fits one model;
-:func:`train_batched` fits the S members of a :class:`pml.nn.networks.BatchedMLP` together, each on its own data set,
-with results equal to S separate :func:`train` calls up to float64 rounding.
-
-Both train the model **in place** and return summaries. On KeyboardInterrupt they raise :class:`TrainingInterrupted`
-(a KeyboardInterrupt) whose ``.result`` holds the summary of the steps completed so far, so nothing is lost and
-nothing half-done is mistaken for a finished run (e.g. cached).
-
-Speed notes. ``step_impl="fast"`` computes the loss and gradients of a tanh/ReLU network with
-:mod:`pml.nn.fast_step` (a compiled fused kernel for one hidden layer, else a chunked pure-torch step, modular
-networks too) instead of autograd: the same mathematics up to float64 rounding, 6-60x faster per step for wide
-one-hidden-layer networks on the CPU, 1.2-2.6x for deeper and modular ones (bound by their matrix products); the
-kernel that ran is ``TrainResult.step_kernel``. ``adam_impl="fused"`` (default) is PyTorch's fused Adam, the same
-update as the authors' default (for-loop) Adam up to float rounding and ~3x cheaper per step for small networks. On
-a CPU, small networks spend most of their time in per-operation overhead: with several intra-op threads on a busy
-2-core machine a step can be 10x or more slower than with one thread. The loop never changes ``torch.set_num_threads`` (global state); callers may.
+Variants are fields of :class:`TrainConfig`, never copies of the loop. :func:`train` fits one model and
+:func:`train_batched` the members of a :class:`pml.nn.networks.BatchedMLP` together (equal to separate
+:func:`train` calls up to rounding), both in place. On KeyboardInterrupt they raise :class:`TrainingInterrupted`
+with the summary of the steps done. ``step_impl="fast"`` uses :mod:`pml.nn.fast_step`; ``adam_impl="fused"`` is
+PyTorch's fused Adam (the authors' update up to rounding). The loop never changes ``torch.set_num_threads``.
 """
 
 from __future__ import annotations
