@@ -80,14 +80,12 @@ ENTRY_POINTS = (
     "pml.approx.classical.Chebyshev.fit", "pml.approx.classical.Chebyshev.predict",
     "pml.approx.classical.RBF.fit", "pml.approx.classical.RBF.predict",
     "pml.approx.kernel.KernelModel", "pml.approx.kernel.KernelModel.predict",
-    "pml.nn.networks.BatchedMLP", "pml.nn.networks.BatchedMLP.from_models", "pml.nn.networks.BatchedMLP.member",
-    "pml.nn.networks.ModularMLP",
+    "pml.nn.networks.BatchedMLP", "pml.nn.networks.ModularMLP",
     # the fitting functions and trainers the chapters call
-    "pml.approx.piecewise.fit_piecewise_polynomial", "pml.approx.splines.spline_2d", "pml.approx.kernel.fit",
+    "pml.approx.piecewise.fit_piecewise_polynomial", "pml.approx.kernel.fit",
     "pml.nn.training.TrainConfig", "pml.nn.training.train", "pml.nn.training.train_batched",
     "pml.nn.bfgs.bfgs", "pml.nn.lm.LMOptions", "pml.nn.lm.least_squares", "pml.nn.lm.train",
     "pml.nn.boosting.boost", "pml.nn.multistage.fit", "pml.nn.readout.fit", "pml.nn.deep.fit",
-    "pml.nn.gadget.make_multiplication_network",
 )
 BOOK_LINK = re.compile(r"\{py:(?:func|class|meth)\}`(?:[^`<]*<)?(pml\.[\w.]+)")
 
