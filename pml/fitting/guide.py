@@ -1,71 +1,27 @@
 """The User's Guide to Precision (paper §5, Figure 10) as data: which approximation for which problem.
 
-Paper, Conclusions: "If data dimensionality d is low (d <= 2), polynomial spline interpolation can provide a fit at
-machine precision if you (1) have enough data and (2) choose a high enough polynomial order. Neural networks with
-smooth activations may in some cases also approach machine precision, possibly with less data, if they are trained
-with second-order optimizers like BFGS and boosted. For higher-dimensional problems (d >= 3), neural networks are
-typically the most promising choice, since they can learn compositional modular structure that allows them to
-scale as if the data dimensionality were lower." Figure 10 draws these heuristics as a chart.
+``RULES`` is the chart, written once: an ordered list of :class:`Rule` (conditions on the input dimension ``d``,
+the number of rows ``n`` and whether the target is smooth; the methods to use; the promised relative RMSE; the
+reason). :func:`choose` applies it (``pml.fit(X, y, method="auto")``) and :func:`chart` turns it into the regions
+of the (d, n) plane that :func:`pml.plotting.users_guide.plot_guide` draws as Figure 10.
 
-``RULES`` is that chart, written once: an ordered list of :class:`Rule` (conditions on the input dimension
-``d``, the number of data rows ``n`` and whether the target is smooth; the ``pml.fitting`` methods to use; the
-relative RMSE the chart promises; and the reason). Everything else reads it:
+How the paper's words map onto ``pml`` methods (measured, not assumed: ``tests/test_guide.py``, ``pml bench fit``):
 
-* :func:`choose` applies the rules (``pml.fit(X, y, method="auto")`` calls it);
-* :func:`chart` turns them into regions of the (d, n) plane, which
-  :func:`pml.plotting.users_guide.plot_guide` draws as Figure 10.
+* "polynomial spline interpolation ... high enough polynomial order" (d <= 2): ``poly``, one global polynomial of
+  validated degree in a Chebyshev basis (the one-piece limit of a spline), and ``spline`` in 1D. Scattered 2D data
+  get the polynomial: :mod:`pml.approx.splines` needs a grid.
+* "neural networks with smooth activations ... possibly with less data": ``readout``, a tanh network whose output
+  layer is solved exactly. The paper's LM-trained boosted networks (``lm-multistage``) stay available by name but
+  were slower and less precise on the same data, so ``auto`` does not pick them.
+* "for d >= 3, neural networks": ``deep-lm`` and ``readout``, with ``poly`` and ``kernel`` as competitors. No single
+  method wins in 3-4 dimensions, so ``auto`` tries them cheapest first within its time limit
+  (:mod:`pml.fitting.budget`), the polynomial under every transform the data admit (:mod:`pml.fitting.transforms`),
+  and keeps the smallest error on an inner validation split.
+* Non-smooth targets: linear simplex interpolation (§2), ``spline`` in 1D, ReLU networks beyond d = 6.
 
-How the paper's words map onto ``pml`` methods (measured, not assumed; see ``tests/test_guide.py`` and the
-User's Guide chapter):
-
-* "polynomial spline interpolation ... high enough polynomial order": ``poly`` (one global polynomial of
-  validated total degree in a Chebyshev basis, the one-piece limit of a spline) and, in 1D, ``spline``
-  (interpolating B-splines of validated order). ``pml.approx.splines`` needs a grid for d = 2 and 3, so scattered
-  2D data get the global polynomial. On the analytic targets of physics the global polynomial needs far fewer
-  points than splines (1D: ~1e-15 from 60 points where order-7 splines need ~1000).
-* "neural networks with smooth activations ... possibly with less data": ``readout``, a one-hidden-layer tanh
-  network whose output layer is solved exactly (variable projection: the second-order solve of the linear part
-  is exact). With 15 points in 1D it was 10-1000x more precise than the polynomial in our measurements. The
-  LM-trained boosted networks of the paper's recipe (``lm-multistage``) stay available by name; on the same data
-  they were slower and less precise, so ``auto`` does not pick them.
-* "for d >= 3, neural networks": ``deep-lm`` (tanh networks of depth 3-4, every weight trained by
-  Levenberg-Marquardt, :mod:`pml.nn.deep`) and ``readout``, with ``poly`` and ``kernel`` (a Gaussian-process mean
-  with learned length scales, :mod:`pml.approx.kernel`) as competitors: ``auto`` tries them cheapest first within
-  its time limit (:mod:`pml.fitting.budget`) and keeps the one with the smallest error on an inner validation
-  split (the report lists every candidate with its error and seconds). Why several: no single method wins in 3-4
-  dimensions, and many formulas are exact in other coordinates: the polynomial is tried first under every
-  transform of target and inputs the data admit (:mod:`pml.fitting.transforms`; a product of powers is a plane in
-  log y against log x, the square of a distance is a polynomial), the other candidates under its best transform when
-  that beat the target as given 10x. ``pml bench fit`` measured (3,000 rows, 12,000 for I.8.14; relative RMSE on
-  10^4 fresh points of the central 80% box; auto with its default 600 s budget on a 2-core machine, the plain
-  depth-3 width-20 LM network trained for 150 s, scikit-learn's ``GaussianProcessRegressor`` with one length scale
-  per input and ``normalize_y``, 3,000 rows at most):
-
-  ========== ============================================== =========== ===========
-  equation   auto (its choice, seconds)                     sklearn GP  LM network
-  ========== ============================================== =========== ===========
-  I.12.4     2.7e-16 (poly on log y ~ log x, 5 s)           1.7e-4      2.6e-6
-  III.15.12  9.5e-7 (kernel, 408 s)                         1.5e-6      1.5e-4
-  I.30.5     9.5e-9 (deep-lm on log y ~ log x, 439 s)       3.1e-6      3.0e-6
-  I.29.16    8.3e-7 (kernel on y^2 ~ x, 416 s)              1.9e-2      3.7e-4
-  I.8.14     5.0e-16 (poly on y^2 ~ x, 53 s)                4.3e-1      3.8e-4
-  ========== ============================================== =========== ===========
-
-  The transforms make the power law I.12.4 and the distance I.8.14 exact; the kernel wins on the oscillatory
-  III.15.12 (no transform helps there), the deep network near I.30.5's singular corner (in log coordinates the
-  target depends on one combination of the inputs) and the kernel on the square of I.29.16's distance (the target
-  itself has a cone where it is zero).
-* The baseline for non-smooth targets (kinks, steps): linear simplex interpolation ("always fits the training
-  points exactly", §2), ``spline`` in 1D, and ReLU networks trained with Adam beyond d = 6 where Delaunay
-  triangulations are out of reach.
-
-The promised precisions (``Rule.promise``) are relative RMSE on held-out rows for smooth (analytic) targets given at
-full float64 precision. They and the row thresholds were calibrated on the targets of chapters 1-4 (Z.001 = x^2,
-e^x, cos 2x on [3, 6], Z.008 = xy, II.8.31, e^(xy)), worst of 5 seeds at each threshold (``tests/test_guide.py``
-re-checks the fast ones: cos 2x and e^x in 1D, e^(xy) at 100 rows); equations no earlier chapter uses are the
-held-out check. No promise is made for d >= 3, for very
-few rows or for non-smooth targets: there the error depends on the target's structure more than on d and n, and
-the precision report measures it.
+The promises (``Rule.promise``) are relative RMSE on held-out rows for smooth targets at full float64 precision,
+calibrated on the targets of chapters 1-4 (worst of 5 seeds). No promise is made for d >= 3, very few rows or
+non-smooth targets: there the precision report measures the error.
 """
 
 from __future__ import annotations

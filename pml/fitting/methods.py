@@ -1,24 +1,7 @@
-"""The methods :func:`pml.fitting.fit` can use: how each is fitted, how its predictor is rebuilt from saved arrays,
-and its limits (:class:`MethodSpec`, :data:`METHODS`). Paper: Section 5 and Fig. 10.
-
-Methods (``METHODS``; each picks its own hyper-parameters on an inner split of the training rows):
-
-=============== ============= ==================================================================================
-name            kind          what
-=============== ============= ==================================================================================
-poly            least-squares global polynomial, total degree chosen on validation, Chebyshev basis (any d)
-spline          interpolant   interpolating B-spline, order 1/3/5/7 chosen on validation (d = 1, distinct x)
-readout         least-squares one-hidden-layer tanh network, output layer solved exactly by truncated SVD
-rbf             interpolant   polyharmonic RBF with polynomial tail, kernel chosen on validation (<= 5000 rows)
-simplex         interpolant   linear simplex interpolation (Delaunay; d <= 6); NaN outside the convex hull
-kernel          interpolant   Gaussian-process mean, one length scale per input by marginal likelihood (d >= 2)
-deep-lm         trained       tanh network of depth 3-4 trained by Levenberg-Marquardt, residual stages (d >= 2)
-lm-multistage   trained       boosted tanh networks trained by Levenberg-Marquardt, merged into one network
-adam-tanh       trained       tanh MLP trained with Adam (the paper's baseline)
-adam-relu       trained       ReLU MLP trained with Adam (the paper's baseline)
-=============== ============= ==================================================================================
-
-(Chebyshev interpolation, ``pml.approx.classical.Chebyshev``, needs the function itself, not data, and is not offered.)
+"""The methods :func:`pml.fitting.fit` can use (:data:`METHODS`, one :class:`MethodSpec` each): how each is fitted,
+how its predictor is rebuilt from saved arrays, and its limits. Paper: Section 5 and Fig. 10. Each method picks its
+own hyper-parameters on an inner split of the training rows. Chebyshev interpolation needs the function, not data,
+and is not offered.
 """
 
 from __future__ import annotations

@@ -114,17 +114,12 @@ def _e(v) -> str:
 class PrecisionReport:
     """How a model was chosen and how precise it is; ``str(report)`` is the text ``pml fit`` prints.
 
-    Errors are relative RMSE (paper Eq. 1): RMSE / RMS(y). Made by :func:`fit`; every field is also in the model
-    file. Used in :doc:`/book/05_users_guide`.
+    Errors are relative RMSE (paper Eq. 1): RMSE / RMS(y). Made by :func:`fit`; every field is also in the model file.
 
     Parameters
     ----------
-    method, requested, kind : str
-        The method fitted, the one asked for (``"auto"`` or a name) and its kind.
-    rule : str or None
-        The guide's rule (``auto`` only).
-    reason : str
-        Why this method.
+    method, requested, kind, rule, reason : str
+        The method fitted, the one asked for, its kind, the guide's rule (``auto`` only, else None) and why.
     promise : float or None
         The relative RMSE the chart promises for the rule (``auto`` only).
     candidates : tuple of dict
@@ -133,42 +128,27 @@ class PrecisionReport:
         What the method chose (degree, order, units, stages).
     n_rows, n_train, n_validation, dim : int
         Rows in all, for training and for validation; number of inputs.
-    input_names : tuple of str
-        The input names.
-    target_name : str
-        The target's name.
-    y_rms : float
-        RMS of the targets.
-    train_rel_rmse, val_rel_rmse : float
-        Relative RMSE on the training and validation rows (NaN without a validation split).
-    val_max_rel_err : float
-        The largest absolute validation error over RMS(y).
+    input_names, target_name : tuple of str, str
+        The names of the inputs and of the target.
+    y_rms, train_rel_rmse, val_rel_rmse, val_max_rel_err : float
+        RMS of the targets; relative RMSE on the training and validation rows (NaN without a validation split); the
+        largest validation error over RMS(y).
     n_val_nonfinite : int
         Validation rows without a finite prediction (simplex: outside the convex hull).
-    float64_floor : float
-        See :func:`float64_floor`.
-    data_floor : float or None
-        The precision the targets were given to (rounded decimals in a CSV), if known.
+    float64_floor, data_floor : float, float or None
+        See :func:`float64_floor`; the precision the targets were given to (rounded decimals), if known.
     error_source, diagnosis : str
         See :func:`diagnose`.
     refit : bool
         Whether the model was refitted on all rows.
-    n_params : int
-        Number of fitted numbers.
-    seconds : float
-        Wall time of the fit.
-    seed : int
-        The seed.
-    pml_version : str
-        The pml version that fitted the model.
+    n_params, seconds, seed, pml_version : int, float, int, str
+        Fitted numbers, wall time, seed and the pml version of the fit.
     transform : str
-        What the method fitted against what (:mod:`pml.fitting.transforms`): ``"y ~ x"``, or e.g. ``"log y ~ log
-        x"``; predictions are of y either way.
+        What the method fitted against what (:mod:`pml.fitting.transforms`), e.g. ``"log y ~ log x"``.
     time_limit : float or None
-        The time limit of the fit in seconds (None: none).
+        The time limit of the fit in seconds.
     sampling : str or None
-        What the time limit made the fit subsample or leave out (candidates compared on subsamples of the rows, the
-        winner refitted on fewer rows than all), in words; None: nothing.
+        What the time limit made the fit subsample or leave out, in words.
     """
 
     method: str

@@ -1,17 +1,11 @@
 """Fit a transformed target against transformed inputs: the forms physics formulas take most often.
 
-Many formulas are products of powers (Coulomb's law q1 / (4 pi eps r^2): a plane in log y against log x), or a
-square root of something smooth (a Euclidean distance: its square is a polynomial, while the distance itself has a
-cone where it is zero). A method that fits the target as given must approximate a power law or a cone; fitted in
-the right coordinates the same method can be exact. Transforming inputs and target before fitting, and trying
-several transforms, is the core of AI Feynman's search (Udrescu & Tegmark, "AI Feynman: a physics-inspired method
-for symbolic regression", Science Advances 6, eaay2631, 2020); here it is a pre-processing step of a numerical fit,
-not a symbolic one.
-
-A :class:`Transform` maps the inputs (as given, or each input's logarithm) and the target (as given, its square, or
-its logarithm); predictions are mapped back. ``fit(method="auto")`` for d >= 3 fits its first candidate under every
-transform the data admit (:func:`admissible`) and the other candidates under the transform that did best; every
-error that chooses is measured on the target as given (:mod:`pml.fitting.budget`).
+A product of powers is a plane in log y against log x; a Euclidean distance has a cone where it is zero, but its
+square is a polynomial. Transforming before fitting is the core of AI Feynman's search (Udrescu & Tegmark, Science
+Advances 6, eaay2631, 2020); here it is a pre-processing step of a numerical fit. A :class:`Transform` maps the
+inputs (as given or logged) and the target (as given, squared or logged); predictions are mapped back.
+``fit(method="auto")`` for d >= 3 tries the transforms the data admit (:func:`admissible`), every error measured on
+the target as given.
 """
 
 from __future__ import annotations
