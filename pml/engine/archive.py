@@ -1,22 +1,15 @@
 """Portable results archives: the task results of a profile in one file, checked on the way in.
 
-``pack`` writes a gzip-compressed tar (POSIX pax format) whose first member, ``manifest.json``, lists every entry
-(task type, class, key, config and fields, the chapter steps that use it, and the SHA-256 and size in bytes of each
-of its two files) with the ``pml`` version and the numerical library versions; the entries follow as
-``entries/<task type>/<key>.npz`` and ``.json``, exactly the store's files.
+``pack`` writes a gzip-compressed pax tar whose first member, ``manifest.json``, lists every entry (task type,
+class, key, fields, the steps that use it, the SHA-256 and size of its two files) with the library versions; the
+entries follow as ``entries/<task type>/<key>.npz`` and ``.json``, the store's files.
 
-Reading an archive is reading data: nothing it names is imported or called. Every entry's class must be a task
-class known here (:func:`pml.engine.tasks.known_class`) and its fields plain JSON. ``unpack`` checks everything
-before it writes anything: the manifest (at most :data:`MAX_JSON_BYTES`, :data:`MAX_JSON_TOKENS` values and
-:data:`MAX_JSON_DEPTH` levels, every field of the expected type), then each member's name, type (plain files only)
-and declared size against the manifest before reading it, streaming it in chunks through a running SHA-256 into a
-staging folder under the store's root, then every entry against its own hash and the archive's library versions.
-It refuses the whole archive, naming the entry, if anything is malformed, truncated, tampered with or from other
-library versions; only then does it move the entries into place (an atomic rename per file, the ``.json`` last),
-never replacing an intact entry that holds a different result. No member is held whole in memory, except an
-entry's ``.json`` (at most :data:`MAX_JSON_BYTES`) and, to compare with an entry already stored under the same key,
-its result. Since keys are the same wherever a task runs, a book built afterwards computes nothing the archive
-holds. ``verify`` recomputes a random sample of the archive's tasks here and compares the numbers.
+Reading an archive is reading data: nothing it names is imported or called, every class must be a known task
+class and every field plain JSON. ``unpack`` checks everything before it writes anything (the manifest within
+:data:`MAX_JSON_BYTES`, :data:`MAX_JSON_TOKENS` and :data:`MAX_JSON_DEPTH`; each member's name, type and size
+before reading it; every hash and the library versions), refuses the whole archive on any fault, then moves the
+entries into place by atomic renames, never replacing an intact entry that holds another result. No member is held
+whole in memory. ``verify`` recomputes a random sample of the archive's tasks here and compares the numbers.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """Run tasks: what the store lacks is computed, in this process or on a Dask cluster, and stored as it finishes.
 
-``compute(tasks)`` returns the tasks' results in order; ``materialize(tasks)`` only makes sure they are stored and
-says what it did (:class:`Report`). Without a cluster, missing tasks run here one after the other (inputs first);
-with a ``distributed.Client`` (passed, or ``$PML_SCHEDULER``) they are submitted together, largest first by the
-cost model, each on a worker with the resources it asks for (``GPU=1`` for ``device="cuda"``). Every result is
-written to the store the moment it reaches this process, so an interrupted run loses nothing that finished (on
-Ctrl-C the results already finished on workers are fetched and stored before the rest is cancelled) and the rerun
-computes only what is missing. A task that raises does not stop the others: when all are done,
-:class:`TaskFailures` names every failed task with its config and traceback. A worker that dies mid-task (killed,
-out of memory) has its task rescheduled by Dask on another worker (``distributed.scheduler.allowed-failures``
-times; then it is reported as failed).
-
-Results are normalised to their stored form (arrays, lists, dicts, Python scalars) where they are computed, so a
-result, and every task that takes it as input, is the same whether it was just computed or read from the store.
+``compute(tasks)`` returns the results in order; ``materialize(tasks)`` only stores them and says what it did
+(:class:`Report`). On a cluster the missing tasks go together, largest first, each with the resources it asks for.
+Every result is stored the moment it arrives, so an interrupted run loses nothing that finished and a rerun computes
+only what is missing. A failing task does not stop the others: :class:`TaskFailures` names them all at the end.
+Results are normalised to their stored form where they are computed, so a result is the same fresh or stored.
 """
 
 from __future__ import annotations

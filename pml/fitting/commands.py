@@ -37,39 +37,25 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
              transform: str | None = None) -> int:
     """``pml fit DATA --target TARGET --out OUT``: fit a column of a data file and save the model.
 
-    Fits column ``target`` of a CSV/``.npz`` file to the ``inputs`` columns with :func:`pml.fitting.fit`, saves the
-    model to ``out`` and prints the precision report. Errors are printed as one line on stderr, never raised. Used in
-    :doc:`/book/05_users_guide`.
+    Fits column ``target`` to the ``inputs`` columns with :func:`pml.fitting.fit`, saves the model to ``out`` and
+    prints the precision report. Errors are printed as one line on stderr, never raised.
 
     Parameters
     ----------
     data : str or pathlib.Path
-        The data file (CSV with a header row, or ``.npz`` with one 1-D array per column).
+        CSV with a header row, or ``.npz`` with one 1-D array per column.
     target : str
         The target column.
     out : str or pathlib.Path
         The model file to write.
     inputs : sequence of str or str, optional
         The input columns (a list or comma-separated names); default every other column.
-    method : str, optional
-        ``"auto"`` (default) or a method's name.
-    validation : float, optional
-        Fraction of rows held out (default 0.2).
-    seed : int, optional
-        The seed (default 0).
-    refit : bool, optional
-        Refit on all rows after validation.
-    smooth : bool, optional
-        False: the target has kinks or steps.
+    method, validation, seed, refit, smooth, time_limit, transform : optional
+        As :func:`pml.fitting.fit` (the command's ``--method``, ``--validation``, ... options).
     quiet : bool, optional
         Print nothing on success.
     as_json : bool, optional
         Print the report as JSON.
-    time_limit : float, optional
-        Seconds ``auto`` may spend on its candidates for d >= 3 (default 600; ``--time-limit``).
-    transform : str, optional
-        Fit a transformed target against transformed inputs (``--transform``, e.g. ``"log y ~ log x"``;
-        :mod:`pml.fitting.transforms`); default: ``auto`` tries them for d >= 3, a named method fits y ~ x.
 
     Returns
     -------
