@@ -1,18 +1,11 @@
 """Target functions of the paper: the Feynman equations, the hard-coded targets, and their computation graphs.
 
-Paper: §2 (the AI Feynman equations as regression targets), §3 and Fig. 3 (modular networks, one small MLP per node
-of the computation graph), Fig. 6(a) (I.11.19). Formulas, variables and ranges are those of the authors' table
-(ejmichaud/precision-ml, ``equations.csv``, the AI Feynman format), whose formulas are parsed with sympy as their
-scripts do; rows of that table that no figure uses have errors (see :func:`load_feynman_csv`).
-
-* :class:`Equation` is one target: a sympy formula, its variables in the table's column order, their sampling
-  ranges, and a vectorised float64 NumPy function built with ``parse_expr`` + ``lambdify`` (as the authors did).
-* ``REGISTRY`` / :func:`get` / :func:`ids` hold every target the paper and the book use. The registry is written
-  here by hand; the public AI Feynman table is only read for cross-checks (:func:`load_feynman_csv`).
-* :meth:`Equation.graph` splits a formula into the binary computation graph a modular network mirrors; its maximum
-  arity is the paper's d*.
-
-Nothing here touches global state: importing the module only parses the registry's formulas.
+Paper §2 (the AI Feynman equations as targets), §3 and Fig. 3 (modular networks), Fig. 6a (I.11.19). Formulas,
+variables and ranges are those of the authors' table (ejmichaud/precision-ml, ``equations.csv``), parsed with
+sympy and vectorised with ``lambdify`` as their scripts do. ``REGISTRY`` / :func:`get` / :func:`ids` hold every
+target the book uses, written here by hand; the public AI Feynman table is only read for cross-checks
+(:func:`load_feynman_csv`). :meth:`Equation.graph` splits a formula into the binary computation graph a modular
+network mirrors; its maximum arity is the paper's d*.
 """
 
 from __future__ import annotations

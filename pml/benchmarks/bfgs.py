@@ -1,20 +1,11 @@
 """Benchmark: pml's BFGS against the authors' way of feeding a torch model to SciPy (paper §4.2, Fig. 8).
 
-Both sides run ``scipy.optimize.minimize(method="BFGS")`` from the same initial network on the teacher-student
-problem (:mod:`pml.teacher`), with the authors' options (gtol 1e-60), and log the test RMSE once per
-iteration in the same way. They differ only in how SciPy gets the loss and the gradient:
-
-* **pml** (:func:`pml.nn.bfgs.bfgs`): ``jac=True``; each evaluation is one forward and one backward pass of
-  ``torch.func.functional_call`` on views of the flat vector (no copies into the module).
-* **pml, rank2 engine** (``bfgs(..., engine="rank2")``): as above, and the inverse-Hessian update done as
-  three O(N^2) rank-one updates instead of SciPy's two dense O(N^3) matrix products per iteration.
-* **reference** (what the authors' scripts do): separate ``fun`` and ``jac`` callables; each call copies the
-  vector into the module's parameters (``vector_to_parameters``) and runs its own pass, so every point costs a
-  forward pass for the loss plus a forward and a backward pass for the gradient. (The loss pass here runs
-  under ``torch.no_grad()``, the cheapest reading of their code, so the ratio is if anything understated.)
-
-The default run uses n_train = 10,000 (not the paper's 100,000) and a time cap per optimiser, to stay under
-about three minutes on two cores; the per-evaluation cost grows linearly in n_train for both sides.
+Both sides run ``scipy.optimize.minimize(method="BFGS")`` from the same network on the teacher-student problem with
+the authors' options and differ only in how SciPy gets the loss and gradient: pml (:func:`pml.nn.bfgs.bfgs`,
+``jac=True``, one forward and backward pass on views of the flat vector), pml with ``engine="rank2"`` (O(N^2)
+update), and the reference (the authors' scripts: separate ``fun`` and ``jac``, each copying the vector into the
+module and running its own pass; its loss pass runs under ``torch.no_grad()``, so the ratio is if anything
+understated). The default run uses 10,000 training points (the paper 100,000) and a time cap per optimiser.
 """
 
 from __future__ import annotations

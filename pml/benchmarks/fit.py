@@ -1,18 +1,9 @@
-"""Fit benchmark: ``pml fit`` (auto) against the tools a user would pick instead, on 3-4 dimensional data.
+"""Fit benchmark: ``pml fit`` (auto) against the tools a user would pick instead, on 3-4 dimensional data (paper §5).
 
-Paper: §5, the User's Guide ("for higher-dimensional problems (d >= 3), neural networks are typically the most
-promising choice"). Peers, each given the same rows:
-
-* ``sklearn-gp``: scikit-learn's ``GaussianProcessRegressor`` (constant x RBF kernel with one length scale per
-  input, ``normalize_y=True``, inputs scaled to [-1, 1]; Rasmussen & Williams, *Gaussian Processes for Machine
-  Learning*, 2006). Beyond ``gp_max_rows`` rows it gets a seeded subsample (its O(n^3) likelihood search is out
-  of reach on 2 cores).
-* ``lm-net``: a plain depth-3 width-20 tanh network (PyTorch initialisation) on inputs scaled to [-1, 1],
-  trained by :func:`pml.nn.lm.train` for ``lm_seconds``.
-
-Each case samples its rows uniformly on the equation's box; every method is scored by the relative test RMSE
-(paper Eq. 1) on 10^4 fresh points of the central 80% of the box. scikit-learn is needed only here (the ``bench``
-extra); pml's own candidates do not use it. Wall times are on whatever cores the machine shares: indicative.
+Peers, given the same rows: ``sklearn-gp`` (scikit-learn's ``GaussianProcessRegressor``, one length scale per input,
+on a seeded subsample beyond ``gp_max_rows``) and ``lm-net`` (a depth-3 width-20 tanh network trained by
+:func:`pml.nn.lm.train` for ``lm_seconds``). Every method is scored by the relative RMSE (Eq. 1) on 10^4 fresh points
+of the central 80% of the box. scikit-learn is needed only here (the ``bench`` extra).
 """
 
 from __future__ import annotations

@@ -1,45 +1,19 @@
 """Precision benchmark: how close to float64 round-off each method fits the paper's benchmark problems.
 
-Paper: Michaud, Liu & Tegmark, "Precision Machine Learning", §4.2 and Figs. 8-9 (BFGS + boosting on x^2, the
-teacher-student problem, xy and x1y1+x2y2+x3y3). The targets are pml's own, fixed before any run from what
-published methods reach: multi-stage networks (Y. Wang & C.-Y. Lai, J. Comput. Phys. 504 (2024) 112865),
-variable projection (G. H. Golub & V. Pereyra, SIAM J. Numer. Anal. 10 (1973) 413) and Chebyshev interpolation
-(L. N. Trefethen, *Approximation Theory and Approximation Practice*, SIAM 2013).
+Paper §4.2 and Figs. 8-9 (BFGS + boosting on x^2, the teacher-student problem, xy, x1y1+x2y2+x3y3). The targets
+(:data:`TARGETS`, relative test RMSE) are pml's own, fixed before any run from what published methods reach:
+multi-stage networks (Y. Wang & C.-Y. Lai, J. Comput. Phys. 504 (2024) 112865), variable projection (G. H. Golub
+& V. Pereyra, SIAM J. Numer. Anal. 10 (1973) 413) and Chebyshev interpolation (L. N. Trefethen, *Approximation
+Theory and Approximation Practice*, SIAM 2013).
 
-Problems (float64 throughout):
+Problems (:func:`problems`): x2, cos2x (on [-1, 1], our choice; the paper's Fig. 1a uses [3, 6]), the 1-3-3-1
+tanh teacher and a random quintic (:mod:`pml.teacher`), xy on [1, 5]^2 and I.11.19 on [1, 5]^6. Methods:
+``lm-multistage`` (:func:`pml.nn.multistage.fit`), ``readout`` (:func:`pml.nn.readout.fit`) and the classical
+``chebyshev``, ``rbf`` and ``poly-lsq`` (:mod:`pml.approx.classical`).
 
-======== ===================================== ===============================================================
-problem  target                                domain / data
-======== ===================================== ===============================================================
-x2       y = x^2 (Z.001)                       [-1, 1]
-cos2x    y = cos 2x                            [-1, 1] (our choice, the interval of x^2; the paper's Fig. 1a and
-                                               ``pml.equations`` "cos2x" use [3, 6])
-teacher  1-3-3-1 tanh teacher, seed 0          [-1, 1] (:func:`pml.teacher.make_teacher`)
-quintic  random quintic, seed 0                [-1, 1] (:func:`pml.teacher.random_quintic`)
-xy       y = xy (Z.008)                        [1, 5]^2
-I.11.19  x1 y1 + x2 y2 + x3 y3                 [1, 5]^6
-======== ===================================== ===============================================================
-
-Methods, three families, each with pml's target per problem (relative test RMSE, :data:`TARGETS`):
-
-* ``lm-multistage`` (trained network): :func:`pml.nn.multistage.fit` with Levenberg-Marquardt stages
-  (:func:`pml.nn.lm.train`), 2-3 one-hidden-layer tanh stages merged into one network; the reported error is the
-  merged network's.
-* ``readout`` (network with an exact output layer): :func:`pml.nn.readout.fit`; hidden geometry and ``rcond``
-  chosen on a validation split of the training points.
-* classical: ``chebyshev`` (adaptive, 1D and tensor 2D; it samples the function at its own nodes), ``rbf``
-  (polyharmonic kernel + polynomial tail, kernel/degree chosen on a validation split), ``poly-lsq`` (total degree
-  chosen on a validation split).
-
-Every method is scored on the same 10^4 fresh test points per problem, uniform on the *full* domain (as the
-paper's Figs. 8-9; not the 80% central box of its scaling plots), drawn from a seed no training set uses. No
-hyper-parameter is chosen on test points: the LM configurations below are fixed, and everything else is chosen
-on held-out training points. Wall times are single-threaded (BLAS and torch; :func:`pml.threads.limit_threads`) on a
-shared machine, so they are indicative.
-
-The paper's values are absolute test RMSEs read off its figures (about one significant digit on their log axes); the
-relative value is absolute / y_rms of our test set (y_rms = 1/sqrt(5) ~ 0.447, 31/3 ~ 10.3 and ~28.4 for x^2, xy
-and I.11.19 on their full boxes).
+Every method is scored on the same 10^4 fresh test points per problem, uniform on the *full* domain (as Figs. 8-9;
+not the central 80% box of the scaling plots). No hyper-parameter is chosen on test points. The paper's values
+are absolute RMSEs read off its figures (about one significant digit); ours are also given relative to y_rms.
 """
 
 from __future__ import annotations

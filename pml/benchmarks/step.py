@@ -1,23 +1,11 @@
 """Seconds per training step: autograd against :mod:`pml.nn.fast_step`, on the paper's network shapes.
 
-For each shape (depth, width, inputs d, activation, members S trained together, batch B) one Adam step (gradients,
-then PyTorch's fused Adam) is timed with the loss and gradients from autograd (``step_impl="autograd"``) and from the
-fast step (``step_impl="fast"``: the compiled kernel for one hidden layer, else the chunked pure-torch kernel; for
-depth 2 the torch kernel is timed too, as the fallback where no compiler is found). Each time is the minimum over a
-few repeats, interleaved (the machine may be shared). The limits of the same machine are measured in the same run: the float64
-GEMM rate (the matrix products of deep networks) and the cost of one float64 tanh (torch's, and the compiled
-kernel's).
-
-For deep and modular networks the matrix products alone (forward and both gradients of every layer, on
-preallocated arrays) are timed as well: row ``matmuls``, the floor of any step that uses the same BLAS, so its ratio
-is the most that removing everything else could gain.
-
-Shapes: the widths of Figs. 2, 5 and 6a (:data:`pml.nn.shapes.PAPER_WIDTHS`) at d = 3 (the inputs
-those widths were chosen for), d = 1-6 at the depth-2 width 3276, and modular networks of Fig. 3 (I.8.14: modules
-of one hidden layer at depth 4, of two at depth 6; the torch kernel trains them). The batch is the sweeps' ``min(|D|, B_cap)`` with |D| = N // (d+1) and B_cap
-10k for ReLU, 30k for tanh; where members x batch x hidden units exceed the benchmark's budget (time and memory) the
-batch is scaled down and the row shows both. Times are per step of all S members together; ``ns_per_unit_point``
-divides by S x B x hidden units, ``ns_per_parameter_point`` by S x B x N.
+For each shape (depth, width, inputs, activation, members S, batch B) one Adam step is timed with autograd and with
+the fast step (and, at depth 2, the torch kernel, the fallback where no compiler is found): the minimum over a few
+interleaved repeats. The same run measures the machine's float64 GEMM rate, one tanh, and for deep and modular
+networks the matrix products alone (row ``matmuls``, the floor of any step on the same BLAS). Shapes: the widths of
+Figs. 2, 5 and 6a at d = 3, d = 1-6 at depth 2, and Fig. 3's modular networks; batches as the sweeps', scaled down
+where the benchmark's time or memory budget requires (the row shows both).
 """
 
 from __future__ import annotations

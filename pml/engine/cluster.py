@@ -1,17 +1,10 @@
 """Where tasks run: a Dask cluster for one command (``--workers N``, ``--scheduler ADDRESS``, ``$PML_SCHEDULER``).
 
-:func:`session` yields a ``distributed.Client`` (or None: run in this process) and, while it is open, sets
-``$PML_SCHEDULER`` to the scheduler's address so that the chapters' kernels, which papermill starts as child
-processes, send their tasks to the same cluster. ``--workers N`` starts a ``distributed.LocalCluster`` of N
-single-threaded worker processes for the whole command (on a machine with a CUDA GPU each offers ``GPU=1``: the
-workers share the card); ``--scheduler`` connects to a running one (``dask
-scheduler`` + ``dask worker`` by hand, a dask-jobqueue ``SLURMCluster``, Kubernetes). Dask is imported only here,
-and only when a cluster is asked for.
-
-Before anything starts, the address is checked (:func:`check_address`) and ``--workers N`` is checked against the
-machine (:func:`check_workers`: more workers than cores is a warning, more than its memory holds is refused). The
-local workers start with Ctrl-C blocked, so an interrupt reaches only this process, which stops them: one line on
-the terminal, not a traceback from every worker.
+:func:`session` yields a ``distributed.Client`` (or None: in process) and sets ``$PML_SCHEDULER`` while open, so
+the chapters' kernels, which papermill starts as child processes, use the same cluster. ``--workers N`` starts N
+single-threaded local workers, ``--scheduler`` connects to a running one. The address and the number of workers
+are checked first (:func:`check_address`, :func:`check_workers`). Local workers start with Ctrl-C blocked, so an
+interrupt reaches only this process, which stops them. Dask is imported only here, and only when asked for.
 """
 
 from __future__ import annotations

@@ -1,20 +1,12 @@
 """Where each stored result came from: computed here, taken from a results archive, or taken from one and then
 matched by a recomputation here.
 
-A store entry installed from an archive gets an origin record beside it, ``<root>/<task type>/<key>.origin`` (JSON;
-not ``.json``, so that nothing mistakes it for an entry): the archive's file name and SHA-256, when it was
-unpacked, and what the archive's manifest says about itself (when it was created, the ``pml`` version and commit,
-the profile, the machine, and the signer when a signature was checked). The record is bound to the SHA-256 of the
-entry's ``.json`` as installed, so an entry recomputed here later (new bytes) is no longer "from the archive", and
-nothing in the entry itself, its key or the store's format changes. An entry without a record that matches it was
-computed here.
-
-An archive's entry is *unverified* until a recomputation here matched it: :func:`mark_verified` records that (with
-the date and this checkout's commit), :func:`mark_mismatch` that a recomputation differed; the latest check wins.
-
-:func:`note_step` keeps, for the process, the provenance of every task a step used (:func:`pml.engine.run` calls
-it), so that a chapter's claims say whether their inputs were computed here, verified here, or taken unverified from
-an archive (:mod:`pml.book.claims`). Everything read here is data: a malformed record is never trusted.
+An entry installed from an archive gets an origin record beside it, ``<root>/<task type>/<key>.origin`` (the
+archive's name and hash, when it was unpacked, what its manifest says about itself, the signer when checked),
+bound to the SHA-256 of the entry's ``.json``: an entry recomputed here later is no longer "from the archive", and
+the entry, its key and the store's format do not change. :func:`mark_verified` and :func:`mark_mismatch` record
+the latest recomputation's verdict. :func:`note_step` keeps the provenance of every task a step used, for the
+chapter's claims (:mod:`pml.book.claims`). A malformed record is never trusted.
 """
 
 from __future__ import annotations

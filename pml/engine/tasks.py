@@ -1,20 +1,14 @@
 """Tasks and sweeps: the unit of paper-scale work and the configs that list and assemble them.
 
-A :class:`Task` is a frozen config (plain fields) whose :meth:`Task.run` is a pure function of its fields and of
-the results of the tasks it names in :meth:`Task.inputs`; it returns plain data (a dict of numbers, strings,
-NumPy arrays, lists and dicts of these), never objects of our classes, so a result computed on a cluster is a file
-anyone can read. Its :meth:`Task.key` hashes the fields that change the numbers (execution settings such as
-``threads`` and ``device`` are left out), the source of the ``pml`` modules its class's module imports
-(:mod:`pml.engine.closure`) and the numerical library versions.
+A :class:`Task` is a frozen config whose :meth:`Task.run` is a pure function of its fields and of the results of
+:meth:`Task.inputs`, returning plain data (so a result computed on a cluster is a file anyone can read). Its
+:meth:`Task.key` hashes the fields that change the numbers (not ``threads`` or ``device``), the code of the ``pml``
+modules its module imports (:mod:`pml.engine.closure`) and the library versions. A :class:`Sweep` yields its tasks
+and assembles the chapter's result from theirs.
 
-A :class:`Sweep` is a config that yields its tasks and assembles the chapter's result from their results, so a
-figure's grid (seeds x sizes x depths) becomes many independent tasks while the chapter keeps one result object.
-
-A task is rebuilt from its class name and fields (:func:`load_task`, e.g. to recompute an archive's task) only
-through a registry: ``pml``'s own task classes, listed in :data:`PML_TASKS`, and every :class:`Task` subclass or
-:func:`register`-ed config class of a module imported by code. Reading a name from data never imports a module or
-calls anything it names; a name outside the registry, an unknown or missing field or a value that is not plain
-JSON is an error naming it.
+A task is rebuilt from its class name and fields (:func:`load_task`) only through a registry (:data:`PML_TASKS`,
+every :class:`Task` subclass and :func:`register`-ed config of an imported module): reading a name from data never
+imports or calls anything it names.
 """
 
 from __future__ import annotations

@@ -1,28 +1,16 @@
 """Beyond the paper: the paper's benchmark problems fitted to float64 precision.
 
-The chapter ``book/06_beyond.md`` runs the precision benchmark (:mod:`pml.benchmarks.precision`: Levenberg-Marquardt
-multi-stage networks, exact least-squares readouts and classical baselines on x^2, cos 2x, the teacher-student
-problem, the random quintic, xy and x1y1+x2y2+x3y3) and compares it with the paper's best numbers (absolute test RMSEs
-read off Figs. 8-9) and with pml's targets (:data:`pml.benchmarks.precision.TARGETS`). The methods live in the library
-(:mod:`pml.nn.lm`, :mod:`pml.nn.multistage`, :mod:`pml.nn.readout`, :mod:`pml.approx.classical`); this module only
-composes them.
+``book/06_beyond.md`` runs two steps (:func:`steps`):
 
-Two steps (:func:`steps`; the chapter runs them with ``engine.run``, ``pml plan``/``pml compute`` submit their tasks):
+* ``"benchmark"``: one :class:`BenchTask` per (problem, method) fit of :mod:`pml.benchmarks.precision`, keeping
+  besides the benchmark's row what its Levenberg-Marquardt multi-stage fit did: the combined model's error after
+  each stage and the LM curve against wall time (:class:`StageTrace`), recorded while the fit runs;
+* ``"bfgs"``: the paper's optimiser (a width-40 depth-3 tanh network trained by BFGS with the authors' options, the
+  "width-40 BFGS" of Fig. 8) on one 1D problem, for a direct comparison on this machine.
 
-* ``"benchmark"`` (:class:`BenchmarkConfig`): one :class:`BenchTask` per (problem, method) fit of the benchmark
-  (:func:`pml.benchmarks.precision.run_one`), keeping besides the benchmark's row what its Levenberg-Marquardt
-  multi-stage fit did: the error of the combined model after each stage on its training points and on the
-  benchmark's 10^4 test points, and the LM training curve against wall time (:class:`StageTrace`). The fit is the
-  benchmark's own (recorded while it runs, not repeated), so the stage errors end exactly at the row's value.
-* ``"bfgs"`` (:class:`BFGSConfig`, one :class:`BFGSTask`): the paper's optimiser on one 1D problem for a direct
-  comparison on this machine: a width-40 depth-3 tanh network (the paper's "width-40 BFGS" of Fig. 8) trained by
-  BFGS with the authors' options, with its test RMSE against wall time.
-
-All RMSEs are stored relative (RMSE / y_rms of the benchmark's test targets, the paper's l_rms, Eq. 1) unless a
-name says ``abs``. The paper's numbers are absolute test RMSEs read off its figures; they are converted with the
-same y_rms. Each task's ``cost()`` is a model of its seconds on one core, measured on the machine that wrote it;
-:func:`paper_estimate` sums it over the paper profile's tasks. The trained networks' stages and the BFGS run stop at
-wall-clock time limits, so where a limit is reached their numbers depend on the machine and its load.
+RMSEs are stored relative to y_rms of the benchmark's test targets (the paper's l_rms, Eq. 1) unless a name says
+``abs``; the paper's absolute values read off Figs. 8-9 are converted with the same y_rms. The stages and the BFGS
+run stop at wall-clock limits, so where a limit is reached their numbers depend on the machine and its load.
 """
 
 from __future__ import annotations

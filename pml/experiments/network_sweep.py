@@ -1,29 +1,15 @@
 """One network sweep for paper §§2-3: ReLU and tanh, dense and modular MLPs trained as tasks (Figs. 2, 3, 5, 6a and
 the width-100 remark), and one long-format table of their results.
 
-A :class:`NetworkTask` trains one network shape (equation, kind, activation, depth, width) on every seed it holds:
-dense networks of one shape train together as one :class:`pml.nn.networks.BatchedMLP` (the fast path on CPU and
-GPU), modular networks (:class:`pml.nn.networks.ModularMLP`) one seed after the other. Its result is plain rows, one
-per seed. A :class:`NetworkSweep` is a tuple of :class:`Curve` (one line of a figure: equation, kind, activation,
-depth, widths) under one training protocol; it yields one task per (curve, width) and assembles every row into a
-:class:`NetworkRuns` table, whose methods are the queries the chapters draw and judge from.
+A :class:`NetworkTask` trains one network shape on every seed it holds (dense ones together as one
+:class:`pml.nn.networks.BatchedMLP`, modular ones in turn) and returns one row per seed. A :class:`NetworkSweep`
+is a tuple of :class:`Curve` under one training protocol; it yields one task per (curve, width) and assembles the
+rows into a :class:`NetworkRuns` table, whose methods are what the chapters draw and judge from.
 
-Protocol (paper §2, the authors' configs; :func:`sample_split` for the data streams):
-|D| = N // (d+1) training points tied to the parameter count N, inputs standardised, Adam, MSE, cyclic batches of
-``min(|D|, batch_size)``, the test set evaluated in chunks of 10k points; the reported RMSE is absolute and chosen by
-``selection`` (``test_at_min_train`` for the scaling figures).
-
-Training step: :mod:`pml.nn.fast_step` (``step_impl="fast"``): dense networks of one hidden layer take the compiled
-fused kernel, deeper dense ones the chunked pure-torch step, modular networks autograd; loss and gradients equal
-autograd's to float64 rounding (``TrainResult.step_kernel`` says which ran).
-
-Cost model (:meth:`NetworkTask.cost`, :func:`step_seconds`): the seconds of one step are an overhead plus, per
-member, the points of the step times the parameters N (matrix products, multiply-adds) and the hidden units
-(elementwise work, which dominates for wide shallow networks), with constants per step kernel measured on one core
-of the machine that built the book (``pml bench step``): autograd and the torch kernel pass over the batch three
-times (``3 min(|D|, B)`` points), the compiled kernel's cost is per unit and point of the batch (tanh or ReLU); the
-test set every ``log_every`` steps is a forward pass through the same kernel (counted as one pass, or for the
-compiled kernel as one fused step: an upper bound).
+Protocol (paper §2, the authors' configs): |D| = N // (d+1), standardised inputs, Adam, MSE, cyclic batches of
+``min(|D|, batch_size)``; the RMSE is absolute and chosen by ``selection``. The cost model (:func:`step_seconds`)
+counts per-step overhead, multiply-adds and elementwise work per step kernel, with constants measured by
+``pml bench step``.
 """
 
 from __future__ import annotations

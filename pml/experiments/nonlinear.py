@@ -1,20 +1,11 @@
 """Paper §3 ("Nonlinear Methods"): splines (Fig. 4), tanh networks (Fig. 5), the dot product (Fig. 6a) and the
 multiplication gadget (Fig. 6b).
 
-Every experiment is a :class:`pml.engine.Sweep` of independent tasks (Figs. 4 and 6b's in
-:mod:`pml.experiments.nonlinear_tasks`) whose assembled result keeps the chapter's shape; :func:`steps` builds them
-from the chapter's parameters and ``book/03_nonlinear.md`` runs them with :func:`pml.engine.run`. The summaries the
-chapter reports (fitted exponents, floors, the tanh-vs-simplex margins) are methods or functions here, so the rules
-behind every number live in tested code:
-
-* **Pre-floor fits** (:func:`fit_prefloor`). A spline curve falls as a power law until it meets the float64 floor and
-  then stays flat. We fit the exponent on the *last decade* of sizes whose error is still at least
-  ``floor_margin`` (100) times the floor (eps_0 = 2^-52 for relative errors, eps_0 * y_rms for absolute ones), with at
-  least ``min_points`` (3) points: the asymptotic regime, as far from the floor as rounding cannot bend it.
-* **Network scaling** (:func:`network_sweep`, :mod:`pml.experiments.network_sweep`): the authors' protocol (inputs
-  standardised, Adam 1e-3, MSE, cyclic batches capped at 30k for tanh and 10k for ReLU, |D| = N // (d+1),
-  ``test_at_min_train``), one task per network shape whose S seeds train together as one
-  :class:`pml.nn.networks.BatchedMLP`; the results form one :class:`~pml.experiments.network_sweep.NetworkRuns` table.
+:func:`steps` builds the chapter's sweeps (tasks in :mod:`pml.experiments.nonlinear_tasks`); the summaries the
+chapter reports are tested code here. Pre-floor fits (:func:`fit_prefloor`): a spline curve falls as a power law
+until it meets the float64 floor; the exponent is fitted on the last decade of sizes whose error is still at least
+``floor_margin`` (100) times the floor, with at least ``min_points`` (3) points. The networks follow the authors'
+protocol (:mod:`pml.experiments.network_sweep`).
 """
 
 from __future__ import annotations

@@ -1,39 +1,17 @@
 """Paper §4: the loss landscape at low loss (Fig. 7) and the optimisation tricks of §4.2 (Figs. 8-9, the quintic).
 
-Every expensive call of the chapter ``book/04_optimization.md`` is a task of :mod:`pml.engine`, and the chapter's
-sweeps are the configs :func:`steps` builds from its parameters. The dependent steps are small task graphs whose
-intermediate weights are task outputs:
+:func:`steps` builds the chapter's sweeps (``book/04_optimization.md``) from its parameters. Dependent steps are
+small task graphs whose intermediate weights are task outputs: :class:`HessianTask` takes an :class:`AdamTask`'s
+final weights, :class:`LowCurvatureTask` continues a stored :class:`BFGSTask`, and boosting stage k is a
+:class:`BFGSTask` whose ``previous`` is stage k-1's :class:`LowCurvatureTask`. Weights travel as float64 arrays
+(:func:`net_weights`) and are rebuilt bit for bit (:func:`net_from_weights`).
 
-* :class:`AdamTask` (one problem x learning rate) returns the final weights; :class:`HessianTask` computes Fig. 7's
-  spectrum at them.
-* :class:`BFGSTask` returns its end weights; :class:`LowCurvatureTask` continues from them, so a different threshold
-  or number of low-curvature steps reuses the stored BFGS run.
-* Boosting stage k is a :class:`BFGSTask` whose ``previous`` is stage k-1's :class:`LowCurvatureTask`: the boosted
-  model so far (each stage's weights and scale c_k) is its input.
-
-Weights travel as plain float64 arrays (:func:`net_weights`) and are rebuilt into a network inside the dependent
-task (:func:`net_from_weights`), bit for bit. The sweeps (:class:`AdamSweep`, :class:`BFGSSweep`,
-:class:`CombinedSweep`, :class:`QuinticSweep`) list these tasks and assemble the results the chapter draws. The
-methods live in the library and are only composed here: the targets in :mod:`pml.teacher` / :mod:`pml.equations`,
-Adam in :mod:`pml.nn.training`, BFGS and low-curvature steps in :mod:`pml.nn.bfgs` and :mod:`pml.nn.lowcurv`, the Hessian in
-:mod:`pml.nn.hessian`, boosting in :mod:`pml.nn.boosting`.
-
-Protocol (paper §4, Figs. 7-9; the authors' scripts and notebooks for the options):
-
-* float64 throughout; inputs are **not** standardised; the test set covers the full training box.
-* Adam: width-40 depth-3 tanh MLP, full batch, one initialisation (``seed``) shared by every learning rate.
-* BFGS: SciPy's algorithm with the authors' options (gtol 1e-60, maxiter 25,000), run by
-  ``pml.nn.bfgs.bfgs(engine="rank2")``, the same iteration with an O(N^2) instead of O(N^3) inverse-Hessian update.
-* Combined pipeline: width-20 f1 by BFGS, low-curvature steps, then boosting a second width-20 net on the residual
-  normalised by its mean absolute value, again BFGS and low-curvature steps.
-* Every task runs with one torch thread and one BLAS thread (its ``threads`` field): these problems are small, and on
-  a shared 2-core machine extra threads only contend (measured: a 2x-10x slow-down of the BFGS update and of the
-  Hessian).
-* Wall-clock budgets (``time_limit`` of BFGS and of the low-curvature stages, None by default) stop a run where the
-  machine's speed says: a task with a budget that binds is not bit-reproducible across machines or runs.
-
-All RMSEs stored are **absolute** (as Figs. 8-9 plot); each result carries ``y_rms`` of its test (or training)
-targets so that relative RMSEs are one division away.
+Protocol (paper §4 and the authors' scripts): float64; inputs not standardised; the test set covers the training
+box; Adam on a width-40 depth-3 tanh MLP, full batch, one initialisation for every learning rate; BFGS with the
+authors' options (gtol 1e-60, maxiter 25,000) run by ``pml.nn.bfgs.bfgs(engine="rank2")`` (SciPy's iteration with
+an O(N^2) update); the combined pipeline boosts a second width-20 network on the residual normalised by its mean
+absolute value. One torch and one BLAS thread per task. A ``time_limit`` that binds makes a task machine-dependent.
+All RMSEs stored are absolute (as Figs. 8-9 plot), with ``y_rms`` alongside.
 """
 
 from __future__ import annotations

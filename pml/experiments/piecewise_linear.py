@@ -1,31 +1,21 @@
 """Paper §2 ("Piecewise Linear Methods"): ReLU networks vs linear simplex interpolation (Figs. 1-3, the width-100
 remark).
 
-Every expensive computation is a list of tasks (:mod:`pml.engine`): :func:`steps` maps each figure of the chapter
-``book/02_piecewise_linear.md`` to a sweep built from the chapter's parameters, whose tasks are one Fig. 1 fit, one
-simplex interpolant (equation x |D| x seed) or one network shape with all its seeds
-(:class:`pml.experiments.network_sweep.NetworkTask`), and whose ``assemble`` rebuilds the result the chapter draws.
-The summaries behind the chapter's claims (exponents, ratios at equal N, region counts) are methods and functions
-here, so every rule that produces a number is tested code.
+:func:`steps` maps each figure of ``book/02_piecewise_linear.md`` to a sweep of tasks (a Fig. 1 fit, a simplex
+interpolant, or a network shape with all its seeds, :class:`pml.experiments.network_sweep.NetworkTask`). The
+summaries behind the chapter's claims (exponents, ratios at equal N, region counts) are tested code here.
 
-Protocol (the authors' scripts and notebooks, ejmichaud/precision-ml: ``scripts/feynman-simplex-subexperiment-v2.py``,
-``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py`` and ``...-modular-normalize.py``, and the
-figure notebooks under ``notebooks/create-paper-figures/``):
+Protocol (ejmichaud/precision-ml: ``scripts/feynman-simplex-subexperiment-v2.py``, the network scripts
+``...-simplexcompare-normalize.py`` and ``...-modular-normalize.py``, the notebooks under
+``notebooks/create-paper-figures/``):
 
-* **Data.** ``rng="legacy"`` (default) draws the training inputs and then the test inputs from
-  ``numpy.random.RandomState(seed)``, the stream the authors' ``np.random.seed(seed); np.random.uniform(...)`` used:
-  the same seed gives the authors' exact data sets (we check this: the Fig. 1 simplex RMSEs agree with the figure's
-  titles, 2.18e-2 and 1.88e-2, and the Fig. 2 simplex curves with what the authors' simplex script computes).
-  ``rng="pcg64"`` uses :func:`pml.data.train_test_split`. Test points lie in the central 80% box.
-* **Networks.** :func:`pml.nn.networks.make_mlp` / :class:`~pml.nn.networks.BatchedMLP` (PyTorch default init drawn after
-  ``manual_seed(seed)``, as upstream), :class:`~pml.nn.networks.ModularMLP` for Fig. 3; |D| = N // (d+1).
-* **Training.** :func:`pml.nn.training.train` / :func:`~pml.nn.training.train_batched`: Adam 1e-3, MSE, inputs standardised,
-  cyclic batches capped at 10k (Fig. 2) or 30k (Figs. 1b, 3), ``test_at_min_train`` (Figs. 2, 3), ``min_logged_test``
-  (Fig. 1a, the width-100 remark) or ``min_test`` (Fig. 1b). One torch thread by default: these networks are small.
-* **Simplex.** :class:`pml.approx.simplex.SimplexInterpolator`, N = |D|(d+1); its RMSE is over the test points inside the
-  convex hull (as upstream) and the fraction outside is recorded (it is large in 5-6 D at small |D|).
-* **Metric.** Absolute test RMSE throughout, as the paper's axes; ``y_rms`` (RMS of the target over the test box)
-  converts to the relative ell_rms of Eq. (1).
+* data: ``rng="legacy"`` draws training then test inputs from ``numpy.random.RandomState(seed)``, the authors'
+  stream, so the same seed gives their data sets; test points lie in the central 80% box;
+* networks: PyTorch default init after ``manual_seed(seed)``, |D| = N // (d+1); Adam 1e-3, MSE, standardised
+  inputs, cyclic batches capped at 10k (Fig. 2) or 30k (Figs. 1b, 3);
+* simplex: N = |D|(d+1); the RMSE is over the test points inside the convex hull (as upstream) and the fraction
+  outside is recorded;
+* absolute test RMSE throughout, as the paper's axes; ``y_rms`` converts to the relative ell_rms of Eq. (1).
 """
 
 from __future__ import annotations

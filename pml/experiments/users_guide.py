@@ -1,25 +1,14 @@
 """Paper §5 (Conclusions, Figure 10 "User's Guide for Precision"): the chart drawn from the rules ``pml fit`` uses,
 then applied to Feynman equations that no earlier chapter uses.
 
-The chapter ``book/05_users_guide.md`` takes its expensive work from :func:`steps` (``engine.run(steps[...])``);
-``pml plan``/``pml compute`` submit the same tasks. Nothing here decides which method to use: that is
-:mod:`pml.fitting.guide` (the rules, one source of truth) and :func:`pml.fitting.fit` (``method="auto"``).
+Nothing here decides which method to use: that is :mod:`pml.fitting.guide` and :func:`pml.fitting.fit`.
+:func:`run_guide` gives the rules as data; :func:`steps` gives two steps:
 
-* :func:`run_guide`: the rules as data (the table and the chart's regions), cheap: no task.
-* step ``"study"`` (:class:`StudyConfig`, one :class:`FitTask` per fit): for each equation (ids of
-  :mod:`pml.equations`) and each number of rows n (per dimension class, chosen to fall in the chart's bands "few",
-  "little" and "enough"), rows sampled uniformly on the equation's ranges (seeded), ``fit(method="auto")`` and each
-  of the rule's candidate methods by name, plus baselines (linear simplex interpolation, the paper's; LM-trained
-  boosted networks, the paper's recipe), every one scored by the **relative** RMSE (paper Eq. 1) on ``n_test`` fresh
-  points uniform on the same ranges (the distribution of the data: the chart promises its precision on held-out
-  rows, not on a central box), never the validation split. Each task samples its case's rows itself (the same
-  seeded streams), so the fits of a case are independent tasks.
-* step ``"csv"`` (:class:`CsvConfig`, one :class:`CsvTask`): the chapter's end-to-end check: a CSV of one equation goes
-  through what ``pml fit`` then ``pml predict`` run (:mod:`pml.fitting.commands`) in a temporary folder, and the
-  predictions are compared with the exact formula.
-
-Each task's :meth:`~FitTask.cost` is a model of its seconds on one core, measured on the machine that wrote it;
-:func:`paper_estimate` sums it over the paper profile's tasks.
+* ``"study"``: per equation and number of rows (chosen to fall in the chart's bands), ``fit(method="auto")``, each
+  candidate method by name and the paper's baselines (simplex interpolation, LM-trained boosted networks), each one
+  a :class:`FitTask`, scored by the relative RMSE (Eq. 1) on fresh points from the distribution of the data (the
+  chart promises precision on held-out rows, not on a central box);
+* ``"csv"``: a CSV of one equation through what ``pml fit`` then ``pml predict`` run, compared with the formula.
 """
 
 from __future__ import annotations
