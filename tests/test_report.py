@@ -43,6 +43,9 @@ def test_dashboard_shows_the_verdicts_pml_claims_computes(build_tmp):
     assert counts["not reproduced"] + counts["known deviation"] == verdicts.get(claims.NOT_REPRODUCED, 0)
     assert counts["known deviation"] == sum(v.known_deviation for v in table.verdicts) > 0
     assert counts["not checked"] == verdicts.get(claims.NOT_CHECKED, 0) > 0
+    assert board.numbers() == {"n_claims": len(table.verdicts), "n_reproduced": verdicts.get(claims.REPRODUCED, 0),
+                               "n_failed": verdicts.get(claims.NOT_REPRODUCED, 0),
+                               "n_deviations": counts["known deviation"], "n_not_computed": 0}
     assert list(board.chapters()) == [c for c in runner.chapters() if claims.for_chapter(c)]
     assert f"{counts['reproduced']} of {len(table.verdicts)} claims reproduced at ci" in str(board)
 

@@ -149,6 +149,14 @@ class Dashboard:
         """Category -> number of claims, for every key of :data:`CATEGORIES` (zeros included)."""
         return _count(self.verdicts)
 
+    def numbers(self) -> dict[str, int]:
+        """The counts the report's text quotes: ``n_claims``, ``n_reproduced``, ``n_failed`` (not reproduced, known
+        deviations included), ``n_deviations`` and ``n_not_computed``."""
+        counts = self.counts()
+        return {"n_claims": len(self.verdicts), "n_reproduced": counts["reproduced"],
+                "n_failed": counts["not reproduced"] + counts["known deviation"],
+                "n_deviations": counts["known deviation"], "n_not_computed": counts["not computed"]}
+
     def chapters(self) -> dict[str, list[claims.Verdict]]:
         """Chapter stem -> its verdicts, in book order."""
         out: dict[str, list[claims.Verdict]] = {}
