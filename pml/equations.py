@@ -226,10 +226,7 @@ class GraphNode:
 
 @dataclasses.dataclass(frozen=True)
 class ExpressionGraph:
-    """The computation graph of a formula: nodes in topological order; the last one gives the output.
-
-    Paper §3: a function is "modular" when it is a composition of functions of few variables; ``max_arity`` is the
-    largest number of inputs of any node, the paper's d*."""
+    """The computation graph of a formula, nodes in topological order; ``max_arity`` is the paper's d* (§3)."""
 
     inputs: tuple[str, ...]
     nodes: tuple[GraphNode, ...]
@@ -264,17 +261,10 @@ class ExpressionGraph:
 
 
 class _GraphBuilder:
-    """Walk a formula's Python syntax tree and cut it into nodes.
-
-    Python's ``ast`` keeps every + - * / ** binary and keeps the grouping written in the string (``a + (b + c)``
-    stays right-nested), whereas sympy's ``parse_expr(..., evaluate=False)`` flattens nested sums and products.
-
-    Rule: an operation whose operands together depend on >= 2 distinct references (variables or earlier nodes)
-    becomes a node. Everything else (constants, unary functions, powers by constants, scaling, negation) stays
-    pending: applied to a variable it is folded into the node that consumes it; applied to a node's output it is
-    folded into that node (``sqrt(A + B)`` is one node, ``(x2 - x1)**2`` is one node). A formula of one variable is
-    one node of arity 1. Because every node combines exactly two operands, ``max_arity`` is 2 for any formula
-    built from binary operators and one-argument functions.
+    """Walk a formula's Python syntax tree (which keeps the grouping written, unlike sympy's ``parse_expr``) and cut it
+    into nodes: an operation whose operands depend on two or more distinct references becomes a node; constants, unary
+    functions, powers by constants and scaling fold into the node that consumes or produces them (``sqrt(A + B)`` is one
+    node). So ``max_arity`` is 2 for any formula of binary operators and one-argument functions.
     """
 
     def __init__(self, variables: tuple[str, ...]):
@@ -354,13 +344,8 @@ _FORBIDDEN_NAMES = set(_FUNCTIONS) | {"Integer", "Float", "Rational", "Symbol", 
 
 @dataclasses.dataclass(frozen=True)
 class Equation:
-    """One regression target y = f(x_1, ..., x_d) with a uniform sampling range per variable (paper §2).
-
-    ``formula`` uses sympy/Python syntax (``**`` for powers; ``ln``/``arcsin`` are accepted as in the AI Feynman
-    table). ``variables`` are in the table's column order, which is the column order of X. ``structure``, when
-    given, is the same function written with the grouping the paper's modular networks use (Fig. 3); it must agree
-    with ``formula`` numerically and only changes :meth:`graph`.
-    """
+    """One regression target y = f(x_1, ..., x_d) with a uniform sampling range per variable (paper §2); ``structure``,
+    when given, is the same function grouped as the paper's modular networks (Fig. 3) and only changes :meth:`graph`."""
 
     id: str
     formula: str
@@ -455,10 +440,8 @@ class Equation:
         return self.func(X)
 
     def graph(self) -> ExpressionGraph:
-        """The computation graph of ``structure`` (or ``formula``).
-
-        One node per binary operation that combines two different inputs, with unary operations and constants folded
-        in (see ``_GraphBuilder``)."""
+        """The computation graph of ``structure`` (or ``formula``): one node per binary operation of two different
+        inputs."""
         tree = _check_syntax(self.structure or self.formula, self.variables)
         return _GraphBuilder(self.variables).build(tree)
 

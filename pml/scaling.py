@@ -34,12 +34,8 @@ class PowerLawFit:
 
 
 def fit_power_law(n, err, last: int | None = None) -> PowerLawFit:
-    """Least-squares fit of log(err) = log(prefactor) + exponent * log(n).
-
-    ``last=k`` fits only the k points with the largest n (e.g. the asymptotic regime, such as the last 3 sizes of
-    I.30.5's simplex curve in Fig. 2). Points with non-finite or non-positive n or err are an error, not silently
-    dropped.
-    """
+    """Least-squares fit of log(err) = log(prefactor) + exponent * log(n), on the ``last`` largest n if given;
+    non-finite or non-positive points are an error, not dropped."""
     n = np.asarray(n, dtype=np.float64).reshape(-1)
     err = np.asarray(err, dtype=np.float64).reshape(-1)
     if n.shape != err.shape:
@@ -77,12 +73,8 @@ def fit_power_law(n, err, last: int | None = None) -> PowerLawFit:
 
 
 def reference_line(n, exponent: float, anchor_n: float, anchor_err: float, scale: float = 1.0) -> np.ndarray:
-    """Guide line err = scale * anchor_err * (n / anchor_n)**exponent through (anchor_n, anchor_err).
-
-    E.g. the N^(-2/d) line anchored at the last simplex point, or the lime d* = 2 line (exponent -1) anchored at the
-    first depth-4 point (scale=2 for II.6.15a). Purely visual: the paper's Fig. 2 anchors its lime line there (the
-    authors' notebook ``notebooks/create-paper-figures/relu-scaling-1d-to-6d-with-normalization.ipynb``).
-    """
+    """Guide line err = scale * anchor_err * (n / anchor_n)**exponent through (anchor_n, anchor_err), as the authors'
+    Fig. 2 notebook anchors its lines (``relu-scaling-1d-to-6d-with-normalization.ipynb``). Purely visual."""
     if not (anchor_n > 0 and anchor_err > 0 and scale > 0):
         raise ValueError("anchor_n, anchor_err and scale must be positive")
     return scale * anchor_err * (np.asarray(n, dtype=np.float64) / anchor_n) ** exponent

@@ -1,16 +1,10 @@
-"""Targets of the optimisation chapter (paper §4): the teacher network and a random quintic.
+"""Targets of the optimisation chapter (paper §4): the teacher network (Fig. 7, "a depth-3, width-3 tanh MLP") and a
+random quintic (§4.2's "~1e-7 RMSE before precision loss").
 
-Paper: §4.1 (Fig. 7: "The teacher is a depth-3, width-3 tanh MLP"), §4.2 (Fig. 8 top; the "~1e-7 RMSE before
-precision loss" claim on single-variable polynomials). The authors' code (ejmichaud/precision-ml):
-``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb`` (Fig. 7),
-``scripts/combined-techniques-teacher-student.py`` (Fig. 8 top) and
-``notebooks/low-curvature-subspace-training-mse.ipynb`` (the quintic of the text claims).
-
-Seeds are explicit and nothing touches global random state. The teacher-student inputs are drawn with a
-private ``numpy.random.RandomState(seed)``, which yields the same numbers as the authors'
-``np.random.seed(seed); np.random.uniform(-1, 1, ...)`` (training points first, then test points); the
-teacher's weights come from :func:`pml.nn.networks.make_mlp` with the same ``seed`` (PyTorch default init, as
-the authors' fresh ``torch.manual_seed(0)`` stream).
+As the authors' code (ejmichaud/precision-ml, ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``,
+``scripts/combined-techniques-teacher-student.py``, ``notebooks/low-curvature-subspace-training-mse.ipynb``): inputs
+from a private ``RandomState(seed)`` (their ``np.random.seed(seed); np.random.uniform(...)`` stream, training points
+first) and the teacher's weights from :func:`pml.nn.networks.make_mlp` with the same seed. No global state changes.
 """
 
 from __future__ import annotations
@@ -42,12 +36,8 @@ def make_teacher(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Sequen
 def teacher_student_data(
     n_train: int = 100_000, n_test: int = 10_000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X_train, y_train, X_test, y_test) for the teacher-student problem, float64 numpy.
-
-    Paper: §4.1-4.2, Figs. 7 and 8 (top). x ~ U[-1, 1] for both sets (the full range, no 10% margin, as in the authors'
-    Fig. 7-9 code, unlike the scaling figures), X of
-    shape (n, 1), y = teacher(x) of shape (n,). The defaults are the paper's 100k / 10k points.
-    """
+    """(X_train, y_train, X_test, y_test) for the teacher-student problem (Figs. 7, 8 top): x ~ U[-1, 1] for both sets,
+    the full range as in the authors' §4 code (unlike the scaling figures' 80% box)."""
     n_train, n_test = _check_n("n_train", n_train), _check_n("n_test", n_test)
     rs = np.random.RandomState(seed)  # private legacy stream: the authors' draw order, no global state
     X_train = rs.uniform(-1.0, 1.0, size=(n_train, 1))
@@ -60,12 +50,8 @@ def teacher_student_data(
 
 
 def random_quintic(seed: int = 0) -> Polynomial:
-    """y = a + b x + ... + f x^5 with coefficients ~ U[-1.5, 1.5] (as the authors'), as a callable ``Polynomial``.
-
-    Paper: §4.2 ("single-variable polynomials"; the ~1e-7 BFGS claim). The authors' draw was unseeded
-    (``notebooks/low-curvature-subspace-training-mse.ipynb`` sets no seed), so any seed is as faithful as another;
-    ``coef`` is in ascending powers.
-    """
+    """A quintic with coefficients ~ U[-1.5, 1.5] (ascending powers), as the authors'; their draw was unseeded
+    (``notebooks/low-curvature-subspace-training-mse.ipynb``), so any seed is as faithful as another."""
     rng = np.random.default_rng(seed)
     return Polynomial(rng.uniform(-1.5, 1.5, size=6))
 
@@ -73,11 +59,7 @@ def random_quintic(seed: int = 0) -> Polynomial:
 def quintic_data(
     n_train: int = 50_000, n_test: int = 10_000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X_train, y_train, X_test, y_test) for :func:`random_quintic` with x ~ U[-1, 1] (the authors used 50k points).
-
-    The authors used no test set; ``n_test=0`` gives empty test arrays. The coefficients come from ``seed``
-    and the inputs from an independent stream of the same seed.
-    """
+    """(X_train, y_train, X_test, y_test) for :func:`random_quintic`, x ~ U[-1, 1]; the authors used no test set."""
     n_train, n_test = _check_n("n_train", n_train), _check_n("n_test", n_test)
     poly = random_quintic(seed)
     rng = np.random.default_rng([seed, 1])

@@ -1,12 +1,6 @@
-"""Thread limits for small dense work on few cores.
-
-Tiny networks and many small factorisations run fastest on one thread: on a shared 2-core machine a multi-threaded
-torch or OpenBLAS pool spends most of such a call spinning (measured 10-20x slower). :func:`limit_threads` sets
-torch's intra-op pool and every BLAS library loaded in the process (through ``threadpoolctl``) for one block and
-restores both afterwards, so no global state leaks out of a library call. torch is limited only when it is already
-imported: importing it (a second or more) just to set a thread count would dominate small calls such as the simplex
-walk, and code that uses torch imports it before entering the block.
-"""
+"""Thread limits for small dense work on few cores: :func:`limit_threads` sets torch's intra-op pool and every loaded
+BLAS (``threadpoolctl``) for one block and restores both. Tiny networks and small factorisations run fastest on one
+thread (measured 10-20x slower with two on a shared 2-core machine). torch is limited only if already imported."""
 
 from __future__ import annotations
 

@@ -99,10 +99,8 @@ def fig4b_sizes(i_min: int = 9, i_max: int = 35) -> list[int]:
 
 
 def fig4b_points_per_axis(n_nominal: int) -> int:
-    """Fig. 4b nodes per axis ``s = int(sqrt(n))`` (e.g. 38 -> 6, so 36 real points).
-
-    ``sqrt`` is correctly rounded in IEEE arithmetic, so ``int(sqrt(n))`` equals the exact integer square root for
-    every n below 2^52 and no truncation surprise can occur (unlike the cube root of Fig. 4c)."""
+    """Fig. 4b nodes per axis ``int(sqrt(n))`` (38 -> 6): ``sqrt`` is correctly rounded, so unlike Fig. 4c's cube root
+    there is no truncation surprise."""
     return grid_points_per_axis(n_nominal, dim=2)
 
 
@@ -223,11 +221,9 @@ class GridSpline2D:
 
 
 def spline_2d(x, y, Z, order: int) -> GridSpline2D:
-    """Interpolating spline of degree ``order`` in each variable (1, 3 or 5) through a grid: Fig. 4b.
-
-    Paper §3, Fig. 4b. ``Z`` follows ``interp2d``: shape (len(y), len(x)) with ``Z[j, i] = f(x[i], y[j])``. The
-    fit is ``RectBivariateSpline(x, y, Z.T, kx=order, ky=order, s=0)``, the documented replacement for the removed
-    ``interp2d(x, y, Z, kind)`` (SciPy 1.14 removed it; the values are identical)."""
+    """Interpolating spline of degree ``order`` (1, 3 or 5) per variable through a grid (Fig. 4b): ``Z[j, i] = f(x[i],
+    y[j])`` as ``interp2d`` (removed in SciPy 1.14), fitted by its replacement ``RectBivariateSpline(x, y, Z.T, s=0)``.
+    """
     order = _check_order(order, SPLINE_ORDERS_2D)
     x = _check_axis(x, "x", order + 1)
     y = _check_axis(y, "y", order + 1)
@@ -263,10 +259,8 @@ def spline_scaling_1d(order: int, sizes: Sequence[int] | None = None, n_test: in
 
 def spline_scaling_2d(order: int, sizes: Sequence[int] | None = None, n_test_per_axis: int = 121,
                       target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> SplineScaling:
-    """Fig. 4b: relative RMSE of the order-``order`` tensor spline of ``target(x, y)`` (e^(xy)) on [-1, 1]^2.
-
-    Paper §3, Fig. 4b, with the layout of the authors' figure notebook. Each nominal size n uses ``int(sqrt(n))``
-    nodes per axis; the test set is the 121 x 121 grid on [-0.8, 0.8]^2. Sizes default to :func:`fig4b_sizes`."""
+    """Fig. 4b: relative RMSE of the order-``order`` tensor spline of e^(xy) on ``int(sqrt(n))``^2 nodes, tested on the
+    121 x 121 grid of [-0.8, 0.8]^2, as the authors' notebook."""
     order = _check_order(order, SPLINE_ORDERS_2D)
     target = (lambda x, y: np.exp(x * y)) if target is None else target
     sizes = fig4b_sizes() if sizes is None else [int(n) for n in sizes]
@@ -586,20 +580,13 @@ class TricubicScaling:
 def tricubic_scaling(n_nominal: Sequence[int] = FIG4C_SIZES, seeds: Sequence[int] = (0, 1, 2, 3),
                      n_test: int = 30_000, eq_id: str = "I.30.5", boundary: str = "nan",
                      rule: str = "authors") -> TricubicScaling:
-    """Fig. 4c (tricubic): Lekien-Marsden interpolation of equation ``eq_id`` on regular grids of growing size.
+    """Fig. 4c (tricubic): Lekien-Marsden interpolation of ``eq_id`` on regular grids of growing size.
 
-    Paper §3, Fig. 4c, with the authors' layout (``scripts/feynman-tricubic-subexperiment.py``). For each nominal TP
-    the grid has :func:`grid_points_per_axis` (TP) nodes per axis over the equation's ranges; the test points are
-    ``n_test`` points uniform on the central 80% box drawn from ``numpy.random.default_rng(seed)``. The metric is the
-    absolute RMSE over the finite predictions; the NaN count (ARBInterp's undefined outer cell layer) is returned
-    alongside.
-
-    Measured with the defaults (seeds 0-3): 1.75e-3, 4.77e-4, 9.82e-5, 1.36e-5, 3.04e-6, 7.32e-7 at 216 ... 250047
-    points (ARBInterp v1.8 itself, github.com/DurhamDecLab/ARBInterp, run as the authors' script runs it: 1.77e-3,
-    4.68e-4, 9.78e-5, 1.35e-5, 3.02e-6, 7.24e-7), slope -1.14; 58% and 8% of the test points are NaN at 216 and 1000
-    points. The slope tends to -1, not -4/3: finite-difference derivatives are O(h^2), so the scaled corner data and
-    hence the interpolant are only O(h^3) accurate (exact derivatives through :meth:`Tricubic.from_derivatives` give
-    O(h^4))."""
+    The authors' layout (``scripts/feynman-tricubic-subexperiment.py``): :func:`grid_points_per_axis` nodes per axis,
+    ``n_test`` test points uniform on the central 80% box; the absolute RMSE over the finite predictions, the NaN count
+    (ARBInterp's undefined outer layer) alongside. The slope tends to -1, not the paper's -4/3: finite-difference
+    derivatives are O(h^2), so the interpolant is only O(h^3) accurate (:meth:`Tricubic.from_derivatives` gives O(h^4)).
+    """
     from pml import data, equations  # equations pulls in sympy: import it only when needed
 
     eq = equations.get(eq_id)

@@ -170,13 +170,11 @@ def bfgs(
 
 def _bfgs_rank2(fun_and_grad, x0: np.ndarray, *, gtol: float, maxiter: int, callback=None, c1: float = 1e-4,
                 c2: float = 0.9) -> scipy.optimize.OptimizeResult:
-    """SciPy's BFGS loop (``scipy.optimize._optimize._minimize_bfgs``, norm = inf, xrtol = 0) with an O(N^2)
-    inverse-Hessian update.
+    """SciPy's BFGS loop (``scipy.optimize._optimize._minimize_bfgs``, norm = inf, xrtol = 0) with an O(N^2) update.
 
-    With A1 = I - rho s y^T, SciPy's H+ = A1 H A1^T + rho s s^T expands to
-    H - rho (s (H^T y)^T + (H y) s^T) + (rho^2 y.(H y) + rho) s s^T, i.e. three rank-one updates. The line
-    search is SciPy's own ``_line_search_wolfe12`` (MINPACK Wolfe search, then the pure-Python fallback), so
-    the iterates, stopping rules, status codes and messages are SciPy's up to rounding.
+    With A1 = I - rho s y^T, SciPy's H+ = A1 H A1^T + rho s s^T expands to H - rho (s (H^T y)^T + (H y) s^T) + (rho^2
+    y.(H y) + rho) s s^T: three rank-one updates. The line search is SciPy's own ``_line_search_wolfe12``, so iterates,
+    stopping rules and messages are SciPy's up to rounding.
     """
     from scipy.linalg.blas import dger
     from scipy.optimize._optimize import _line_search_wolfe12, _LineSearchError, _status_message

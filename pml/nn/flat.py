@@ -1,13 +1,8 @@
-"""Neural networks as functions of one flat float64 parameter vector, and what an optimiser reports.
+"""Neural networks as functions of one flat float64 parameter vector (paper §4), and what an optimiser reports.
 
-Paper: §4 (every second-order method acts on the flattened parameter vector theta).
-
-:class:`FlatModel` flattens the parameters of an ``nn.Module`` once and evaluates the model with
-``torch.func.functional_call`` on views of ``theta``, so the module is never rebuilt or copied into, and the loss
-and its gradient come from one forward and one backward pass. The authors' scripts instead copied the vector into
-the module and computed the loss and the gradient in separate passes (see :mod:`pml.benchmarks.bfgs` for the
-timing difference). :mod:`pml.nn.bfgs` and :mod:`pml.nn.lowcurv` optimise through it; the Adam baseline is
-:mod:`pml.nn.training`.
+:class:`FlatModel` evaluates a module with ``torch.func.functional_call`` on views of ``theta``: no copies, and loss
+and gradient from one forward and one backward pass. The authors' scripts copied the vector into the module and
+computed loss and gradient in separate passes (:mod:`pml.benchmarks.bfgs` times the difference).
 """
 
 from __future__ import annotations
@@ -35,15 +30,8 @@ def _as_tensor(a, dtype: torch.dtype, device: torch.device, name: str) -> torch.
 
 
 class FlatModel:
-    """An ``nn.Module`` as a function of one flat parameter vector, bound to a data set.
-
-    Paper: §4 (all second-order methods act on the flattened parameter vector theta).
-
-    ``X`` is (n, d) (a 1-D array is read as (n, 1)); ``y`` is (n,) or (n, k) and is compared with the model
-    output reshaped to (n, -1). The loss is the mean squared error over all points and outputs, as
-    ``nn.MSELoss`` (paper §1.2). Every trainable parameter must be float64: precision work in float32 is
-    meaningless here, so a float32 model is an error rather than a silent cast.
-    """
+    """An ``nn.Module`` as a function of one flat parameter vector, bound to a data set; the loss is ``nn.MSELoss``'s
+    over all points and outputs. A float32 parameter is an error, not a silent cast."""
 
     def __init__(self, model: nn.Module, X, y, *, dtype: torch.dtype = torch.float64):
         if not isinstance(model, nn.Module):

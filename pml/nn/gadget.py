@@ -74,11 +74,9 @@ def richardson_weights(order: int = 1, ratio: float = 2.0) -> tuple[np.ndarray, 
 
 
 def gadget_weights(lam: float, order: int = 1, ratio: float = 2.0) -> tuple[np.ndarray, ...]:
-    """Weights (W1 (4p, 2), b1 (4p,), W2 (1, 4p), b2 (1,)) of the p = ``order``-scale multiplication network.
-
-    Paper §3, Fig. 6b. For each scale mu = s_i l the four hidden units see mu(x+y), -mu(x+y), mu(x-y), -mu(x-y);
-    their output weights are w_i / (4 mu^2 sigma''(0)) times (+1, +1, -1, -1). All biases are zero: the sigma(0)
-    constants cancel between the (x+y) and (x-y) pairs."""
+    """Weights (W1, b1, W2, b2) of the ``order``-scale multiplication network: per scale mu the units see +-mu(x+y) and
+    +-mu(x-y) with output weights w_i (+1, +1, -1, -1) / (4 mu^2 sigma''(0)); zero biases (the sigma(0) terms cancel).
+    """
     lam = _check_lambda(lam)
     scales, weights = richardson_weights(order, ratio)
     pattern_in = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
@@ -124,12 +122,8 @@ def _sequential(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray, 
 
 def make_multiplication_network(lam: float, order: int = 1, ratio: float = 2.0,
                                 dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    """``nn.Sequential(Linear(2, 4p), Softplus(), Linear(4p, 1))`` computing x*y for input rows (x, y).
-
-    Paper §3, Fig. 6b (Lin, Tegmark & Rolnick 2017); ``order = p`` > 1 adds Richardson scales (4p neurons).
-    ``nn.Softplus`` returns t itself for t > 20, which only matters for lam |x +- y| > 20, far from useful scales.
-
-    Used in :doc:`/book/03_nonlinear` (Fig. 6)."""
+    """``nn.Sequential(Linear(2, 4p), Softplus(), Linear(4p, 1))`` computing x*y (Fig. 6b); ``order = p`` > 1 adds
+    Richardson scales. (``nn.Softplus`` returns t for t > 20, far beyond useful scales.)"""
     return _sequential(*gadget_weights(lam, order, ratio), dtype=dtype)
 
 
@@ -146,10 +140,8 @@ def _dot_product_weights(lam: float, n_pairs: int, order: int, ratio: float) -> 
 
 def make_dot_product_network(lam: float, n_pairs: int = 3, order: int = 1, ratio: float = 2.0,
                              dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    """The exact depth-2 network for sum_p x_p y_p on inputs (x_1..x_n, y_1..y_n): ``n_pairs`` gadgets in parallel.
-
-    Paper §3, Fig. 6: for I.11.19 (A = x1 y1 + x2 y2 + x3 y3, inputs in that equation's variable order
-    x1, x2, x3, y1, y2, y3) the default gives width 12 and 6*12 + 12 + 12 + 1 = 97 parameters."""
+    """The exact depth-2 network for sum_p x_p y_p, ``n_pairs`` gadgets in parallel (I.11.19: width 12, 97 parameters).
+    """
     n_pairs = _check_positive_int(n_pairs, "n_pairs")
     return _sequential(*_dot_product_weights(_check_lambda(lam), n_pairs, order, ratio), dtype=dtype)
 
@@ -192,13 +184,8 @@ def _check_backend(backend: str) -> str:
 def gadget_error_curve(lambdas: Sequence[float], n_points: int = 10_000, seed: int = 0, order: int = 1,
                        low: float = -1.0, high: float = 1.0, ratio: float = 2.0,
                        backend: str = "torch") -> GadgetCurve:
-    """Float64 relative RMSE of the ``order``-scale gadget at each lambda, on (x, y) uniform in [low, high]^2.
-
-    Paper §3, Fig. 6b. Inputs come from ``numpy.random.default_rng(seed)``; the reference is the float64 product
-    x*y. ``backend="torch"`` evaluates the ``nn.Sequential`` of :func:`make_multiplication_network`, "numpy" the
-    same weights with :func:`evaluate_numpy`. Measured floors (seed 0, 10^4 points, [-1, 1]^2): about 9e-9 for
-    order 1, 4e-11 for order 2 and 4e-12 for order 3.
-    """
+    """Float64 relative RMSE of the ``order``-scale gadget at each lambda on (x, y) uniform in [low, high]^2 (Fig. 6b),
+    evaluated by the torch network or, with ``backend="numpy"``, :func:`evaluate_numpy`."""
     backend = _check_backend(backend)
     if not high > low:
         raise ValueError(f"need low < high, got {low}, {high}")
@@ -215,10 +202,7 @@ def gadget_error_curve(lambdas: Sequence[float], n_points: int = 10_000, seed: i
 
 def gadget_truncation_error(lambdas: Sequence[float], order: int = 1, n_points: int = 32, seed: int = 0,
                             low: float = -1.0, high: float = 1.0, ratio: float = 2.0, dps: int = 60) -> np.ndarray:
-    """Relative RMSE of the gadget in ``dps``-digit arithmetic (mpmath): the truncation error alone.
-
-    Paper §3, Fig. 6b. Without float64 rounding the error is c l^(2 order) (1 + O(l^2)) for small l: the gadget
-    is exact as l -> 0. The inputs are float64 draws from ``numpy.random.default_rng(seed)``, taken as exact."""
+    """Relative RMSE of the gadget in ``dps``-digit arithmetic (mpmath): the truncation error alone, c l^(2 order)."""
     import mpmath  # a sympy dependency; imported here to keep ``import pml.nn.gadget`` light
 
     order = _check_positive_int(order, "order")
@@ -278,11 +262,7 @@ class DotProductCurve:
 
 def dot_product_error_curve(lambdas: Sequence[float], n_test: int = 30_000, seed: int = 0, order: int = 1,
                             eq_id: str = "I.11.19", ratio: float = 2.0) -> DotProductCurve:
-    """Test error of :func:`make_dot_product_network` (float64, torch) on equation ``eq_id`` versus lambda.
-
-    Paper §3, Fig. 6. Test points are ``n_test`` points uniform on the central 80% box of the equation's ranges
-    ([1.4, 4.6]^6 for I.11.19), drawn from ``numpy.random.default_rng(seed)`` as in the paper's test sets.
-    """
+    """Test error of :func:`make_dot_product_network` on ``eq_id`` versus lambda, on the central 80% box (Fig. 6)."""
     from pml import data, equations  # equations pulls in sympy: import it only when needed
 
     eq = equations.get(eq_id)

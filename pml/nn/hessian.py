@@ -1,14 +1,9 @@
 """The loss-landscape Hessian of paper §4.1 (Fig. 7): full Hessian of the MSE, its spectrum, gradient projections.
 
-Paper: §4.1 "Properties of Loss Landscape", Fig. 7. The authors' figure notebook
-(ejmichaud/precision-ml, ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``) projects the gradient with
-the first layer's weights only, because its helper returns from inside its loop; :func:`spectrum` can reproduce
-that (``first_layer_only=True``) and by default projects the full gradient.
-
-The Hessian is exact (forward-over-reverse autodiff of the flat-parameter loss built by
-:class:`pml.nn.flat.FlatModel`), dense, float64 and over *all* parameters. Memory is bounded by chunking
-the Hessian-vector products over parameter directions and, if needed, the data over batches; the loss is a
-mean, so the batch Hessians add up exactly (up to rounding).
+The authors' notebook (ejmichaud/precision-ml, ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``)
+projects the gradient with the first layer's weights only, because its helper returns from inside its loop;
+:func:`spectrum` reproduces that with ``first_layer_only=True`` and by default projects the full gradient. The
+Hessian is exact (forward-over-reverse), dense, float64 and over all parameters, computed in chunks.
 """
 
 from __future__ import annotations
@@ -59,16 +54,9 @@ def hessian_matrix(
     chunk_size: int | None = None,
     symmetrize: bool = True,
 ) -> torch.Tensor:
-    """Dense (N, N) Hessian of the bound training MSE at ``theta`` (default: the module's current parameters).
-
-    Paper: §4.1 (the authors used ``torch.autograd.functional.hessian`` on the full training set in
-    ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``).
-    Rows are Hessian-vector products H e_i by forward-over-reverse autodiff, ``chunk_size`` directions
-    per ``vmap`` call and ``batch_size`` points per pass (defaults: ``DEFAULT_BATCH_SIZE`` points and
-    ``DEFAULT_POINT_DIRECTIONS // batch_size`` directions). The cost is about N gradient evaluations on the
-    full data set, so a width-40 student (N = 1761) on 100k points is minutes of CPU time. With
-    ``symmetrize`` the result is (H + H^T)/2, which removes the rounding asymmetry of the products (``eigh``
-    reads only one triangle anyway)."""
+    """Dense (N, N) Hessian of the bound training MSE at ``theta`` (default: the module's parameters), as the authors'
+    ``torch.autograd.functional.hessian`` (§4.1), row by row as Hessian-vector products (forward-over-reverse) in chunks
+    of directions and points; about N gradient evaluations. ``symmetrize`` returns (H + H^T)/2."""
     if theta is None:
         theta = flat.theta()
     theta = theta.detach().to(device=flat.device, dtype=flat.dtype)
@@ -107,14 +95,9 @@ def hessian(model: nn.Module, X, y, **kwargs) -> torch.Tensor:
 
 @dataclasses.dataclass
 class Spectrum:
-    """Eigen-decomposition of the loss Hessian at one point, and the gradient there (paper Fig. 7).
-
-    ``eigenvalues`` ascending (as ``torch.linalg.eigh`` returns them); ``eigenvectors[:, i]`` pairs with
-    ``eigenvalues[i]``; ``grad_projections[i] = |g . e_i|``. With ``first_layer_only`` the projections use
-    only the first parameter tensor's slice of g and e_i, reproducing the early return in the authors' Fig. 7
-    notebook (see the module docstring); then their squares no longer sum to |g|^2.
-
-    Used in :doc:`/book/04_optimization` (Fig. 7)."""
+    """Eigen-decomposition of the loss Hessian at one point and the gradient there (Fig. 7): ``eigenvalues`` ascending,
+    ``eigenvectors[:, i]`` paired with them, ``grad_projections[i] = |g . e_i|`` (first layer only with
+    ``first_layer_only``, as the authors' notebook; their squares then no longer sum to |g|^2)."""
 
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray

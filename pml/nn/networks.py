@@ -1,14 +1,11 @@
 """Network builders: dense MLPs, modular MLPs and S same-shape MLPs evaluated as one batched model.
 
-Paper: §2 (ReLU MLPs vs simplex interpolation, "depth" = number of affine layers, ref. [19]), §3 and Fig. 3 (modular
-networks: one small MLP per node of the computation graph). Architecture, parameter count and modular layouts follow
-the authors' scripts (ejmichaud/precision-ml, ``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py``
-and ``...-simplexcompare-modular-normalize.py``): "width" of a modular network is not a layer width (its input
-modules have width w // 2 or w // 3, :func:`modular_layout`).
-
-Every builder takes an explicit ``seed`` and ``dtype``. Weights get PyTorch's default ``nn.Linear`` initialisation
-(as the authors used), drawn on the CPU inside :func:`torch.random.fork_rng` after ``manual_seed(seed)``, so the
-global RNG state is untouched and a given seed gives the same weights on every device.
+Paper §2 (ReLU MLPs; "depth" = number of affine layers), §3 and Fig. 3 (one small MLP per node of the computation
+graph). Parameter counts and modular layouts follow the authors' scripts (ejmichaud/precision-ml,
+``scripts/feynman-network-subexperiment-v2-simplexcompare-*normalize.py``): the "width" of a modular network is not a
+layer width (its input modules have width w // 2 or w // 3, :func:`modular_layout`). Weights get PyTorch's default
+init, drawn on the CPU after ``manual_seed(seed)`` inside :func:`torch.random.fork_rng`: the global RNG is untouched
+and a seed gives the same weights on every device.
 """
 
 from __future__ import annotations
@@ -137,15 +134,11 @@ class ModuleSpec:
 
 
 def modular_layout(graph, width: int, depth: int) -> tuple[ModuleSpec, ...]:
-    """The modules of a modular network for ``graph`` (an ExpressionGraph: ``inputs``, ``nodes``, ``output``).
-
-    Rules (the authors' modular script, checked against the parameter counts their notebooks print):
-
-    * ``depth`` is the total depth along the longest path, so each module has depth // L layers, where L is the
-      number of modules on the longest input-to-output path (I.8.14: L = 2, II.6.15a: L = 3). ``depth`` must be a
-      multiple of L.
-    * Input modules (all inputs are variables) share the width: each has width // k, where k is the number of input
-      modules (I.8.14: two modules of width w//2; II.6.15a: three of width w//3). All other modules have width w."""
+    """The modules of a modular network for ``graph``, by the authors' modular script (checked against the parameter
+    counts their notebooks print): each module has depth // L layers, L the number of modules on the longest path
+    (``depth`` a multiple of L); the k input modules share the width (w // k each: I.8.14 two of w//2), the others have
+    width w.
+    """
     width, depth = _check_int(width, "width", 1), _check_int(depth, "depth", 2)
     variables = tuple(graph.inputs)
     nodes = tuple(graph.nodes)
@@ -180,10 +173,8 @@ def modular_layout(graph, width: int, depth: int) -> tuple[ModuleSpec, ...]:
 
 
 def modular_param_count(graph, width: int, depth: int) -> int:
-    """True parameter count of the modular network (sum over modules).
-
-    I.8.14 at depth 6, w = 100 gives 16,003, as the authors' ``notebooks/modular-vs-dense-samewidth-compare.ipynb``
-    prints."""
+    """True parameter count of the modular network (I.8.14, depth 6, w = 100: 16,003, as the authors' notebook prints).
+    """
     return sum(spec.n_params for spec in modular_layout(graph, width, depth))
 
 

@@ -61,11 +61,8 @@ def _ranges(ranges, dim: int | None = None) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ geometries
 def uniform_geometry(low: float, high: float, n_units: int, *, lam: float = 0.5, halo: int = 3
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """1D hidden layer tanh(gamma (x - t_j)): M centres t_j spaced h apart over [low - halo h, high + halo h].
-
-    gamma = lam / h (lam ~ 0.25-1: each unit's transition spans a few spacings). Returns (W, b) with W of
-    shape (M, 1) and b = -gamma t. The halo (centres outside the interval) is what keeps the ends accurate
-    (precision-mlps: 1e-4 to 1e-5 without it)."""
+    """1D hidden layer tanh(gamma (x - t_j)), gamma = lam / h, with M centres spaced h apart over [low - halo h, high +
+    halo h]: the halo keeps the ends accurate. Returns (W (M, 1), b)."""
     n_units = int(n_units)
     if n_units < 2 * int(halo) + 2:
         raise ValueError(f"n_units must be at least 2 * halo + 2 = {2 * int(halo) + 2}, got {n_units}")

@@ -1,16 +1,9 @@
 """Linear-region maps of piecewise-linear models on a 1D or 2D grid (paper §2, Fig. 1b).
 
-A ReLU network and a simplex interpolant are both piecewise linear. Each grid point gets an integer label naming the
-linear piece it lies in:
-
-* ReLU network, ``method="pattern"`` (default): the on/off pattern of every ReLU, which fixes the affine piece
-  exactly (two patterns may still share one affine map, e.g. when a whole layer is off);
-* ReLU network, ``method="jacobian"``: the exact input gradient from autograd, as the authors coloured Fig. 1b
-  (pieces with equal gradients merge); ``decimals`` optionally rounds it first;
-* simplex interpolation: the simplex (d >= 2) or interval (d = 1) index; the authors used rounded finite differences,
-  which merges coplanar neighbours; the index is exact. Points outside the hull get -1.
-
-Labels are 0..k-1 with -1 for "outside"; :func:`count_regions` counts the distinct non-negative labels.
+Each grid point gets the label of the linear piece it lies in (0..k-1, -1 outside): for a ReLU network the on/off
+pattern of every ReLU (``method="pattern"``, exact) or the input gradient, as the authors coloured Fig. 1b
+(``method="jacobian"``, equal gradients merge); for simplex interpolation the simplex index (the authors used rounded
+finite differences, which merge coplanar neighbours; the index is exact).
 """
 
 from __future__ import annotations
