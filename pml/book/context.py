@@ -1,11 +1,9 @@
 """What the book runner tells the kernel of the chapter it executes, through one environment variable.
 
-Papermill injects a chapter's parameter values (the profile's, then the command line's). Three more things reach
-the kernel this way: which of those values came from the command line (``pml run -p``: the chapter's claim table
-says so, and the claims file records them), every parameter value of the run (recorded beside the measured values),
-and the execution settings ``threads`` and ``device``. Execution settings change where and how fast the tasks run,
-never their results: :class:`pml.engine.tasks.Task` leaves them out of its key. Outside the runner (a chapter opened
-in Jupyter) :func:`current` gives the defaults: no overrides, one thread, the CPU.
+Besides the parameter values papermill injects: which of them came from the command line (``pml run -p``, named in
+the claim table), every parameter value of the run, and the execution settings ``threads`` and ``device`` (which
+change where and how fast tasks run, never their results or keys). Outside the runner :func:`current` gives the
+defaults: no overrides, one thread, the CPU.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """How much of a chapter's work a build drew on: per step, tasks and cost-model CPU-hours stored against the total.
 
-A chapter calls :func:`report` once, right after building its steps: it names the steps (so a step that is not
-stored reads as its name, :class:`pml.engine.NotComputed`), writes ``coverage/<chapter>.json`` beside the run's
-claims file (``_build/claims/<run>/coverage/``) and shows one line. In a normal build every task is computed or
-taken from the store, so the line gives the totals; in a stored build (``pml run/book --stored``) it gives what
-the store holds. :func:`table` reads every chapter's file back for the reproduction report, and
-:mod:`pml.book.claims` asks :func:`missing_hours` whether a claim's steps are all there.
+A chapter calls :func:`report` once after building its steps: it names the steps, writes
+``coverage/<chapter>.json`` beside the run's claims file and shows one line (in a stored build, what the store
+holds). :func:`table` reads the files back for the reproduction report; :mod:`pml.book.claims` asks
+:func:`missing_hours` whether a claim's steps are all there.
 """
 
 from __future__ import annotations

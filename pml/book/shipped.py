@@ -1,12 +1,9 @@
-"""The paper-profile results shipped in the repository's ``results/`` folder: what they hold against this checkout,
-and the sample of them that CI recomputes on every run.
+"""The paper-profile results shipped in ``results/``: what they hold against this checkout, and the sample of them that
+CI recomputes on every run.
 
-A shipped archive (``pml results pack``) holds hours of computing; a book built after unpacking it computes nothing
-it holds. An entry is *current* when its key is the key of one of the profile's tasks here (same config, same
-source of the modules the task runs, same library versions) and *stale* otherwise: a changed key is another task,
-so this checkout never uses a stale entry, and ``pml results status`` lists it. ``pml results verify --shipped``
-recomputes a sample of current entries: one task per step, steps in a random order, cheap tasks only, until a time
-budget is spent; the seed comes from the commit, so every step is sampled over successive commits.
+An entry is *current* when its key is one of the profile's task keys here and *stale* otherwise (never used, listed
+by ``pml results status``). ``pml results verify --shipped`` recomputes cheap current entries, one per step, steps
+in a random order seeded by the commit, until a time budget is spent.
 """
 
 from __future__ import annotations

@@ -697,12 +697,9 @@ class Verdict:
 def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None, seed: int = 0,
            log: Callable[[str], None] = print, store: Store | None = None,
            keys: Collection[str] | None = None) -> list[Verdict]:
-    """Recompute ``sample`` tasks of the archive chosen at random with ``seed``, cheapest first (by the cost
-    model) while they fit in ``time_limit`` seconds, and compare with the archive: identical for tasks the archive
-    computed on this CPU model, within ``CPU_RTOL`` on another (tasks that amplify rounding are skipped there),
-    within ``GPU_RTOL`` for tasks it computed on a GPU; measured run times in the results
-    (:func:`pml.engine.store.is_timing_key`) are not compared; ``keys``, when given, are the entries to recompute
-    in place of a random sample. Logs each task's config and verdict."""
+    """Recompute ``sample`` random tasks of the archive (or ``keys``), cheapest first within ``time_limit``, and
+    compare: identical on the archive's CPU model, within ``CPU_RTOL`` on another (rounding-sensitive tasks skipped),
+    within ``GPU_RTOL`` for GPU results; measured run times are not compared. Logs each task's verdict."""
     from pml.engine.executor import execute, normalize
 
     path = Path(path)

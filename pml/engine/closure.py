@@ -1,13 +1,9 @@
 """The import closure of a task's module: the ``pml`` modules it imports, directly or not, read from the source.
 
-A task's cache key hashes the source of exactly these modules, so an edit elsewhere in ``pml`` (a docstring of the
-browser check, a new chapter, the ``pml fit`` tool) keeps a month of cluster results valid, while an edit to anything
-the task runs invalidates them. Imports are read statically (every ``import`` statement of a module the task uses,
-function-level ones included; only the import-time statements of the packages passed through on the way), so
-nothing is imported to compute a key. A task class defined outside ``pml`` (a user's module, a test helper)
-contributes its own file and the ``pml`` modules it imports. The engine (``pml.engine``: scheduling, storage) is
-not part of any closure: it decides where and when a task runs, not what it computes (a change to the stored
-format bumps ``pml.engine.store.FORMAT`` instead).
+A task's key hashes the code of exactly these modules, so an edit elsewhere in ``pml`` keeps stored results valid
+while an edit to anything the task runs invalidates them. Imports are read statically, so nothing is imported to
+compute a key. The engine itself is in no closure: it decides where a task runs, not what it computes (a change to
+the stored format bumps ``pml.engine.store.FORMAT`` instead).
 """
 
 from __future__ import annotations
@@ -138,11 +134,9 @@ def _excluded(name: str) -> bool:
 
 @lru_cache(maxsize=None)
 def import_closure(name: str, root: Path | None = None) -> tuple[str, ...]:
-    """The modules whose source can change what module ``name``'s code computes, sorted: ``name`` itself, every
-    ``pml`` module it imports (in any statement, function-level ones included), recursively, and the packages
-    imported on the way (``pml/__init__.py`` for ``pml.data``), whose import-time statements count but whose
-    functions do not (``pml.fit`` imports ``pml.fitting`` lazily: only code that calls it depends on it). The
-    engine itself (``pml.engine``) is left out. ``root`` replaces this ``pml`` folder."""
+    """The modules whose source can change what module ``name`` computes, sorted: itself and every ``pml`` module it
+    imports (function-level imports included), recursively, plus the import-time statements of the packages on the way.
+    ``pml.engine`` is left out; ``root`` replaces this ``pml`` folder."""
     mode: dict[str, bool] = {}  # module -> followed on import only (a package passed through)
     todo = [(name, False)] + [(p, True) for p in _prefixes(name) if _in_pml(name)]
     while todo:

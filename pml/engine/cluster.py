@@ -62,10 +62,8 @@ def check_workers(workers: int) -> None:
 
 @contextlib.contextmanager
 def _interrupts_blocked() -> Iterator[None]:
-    """SIGINT blocked in this thread, and so in the threads it starts and the processes they start (the signal mask
-    survives fork and exec; Python does not unblock it): Ctrl-C reaches only this process, which stops the workers.
-    A Ctrl-C meanwhile (another thread of this process may take it) is held and raised when the block ends, so the
-    cluster is never left half started."""
+    """SIGINT blocked in this thread and the processes it starts (the mask survives fork and exec), so Ctrl-C reaches
+    only this process; one arriving meanwhile is raised when the block ends, never leaving the cluster half started."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return

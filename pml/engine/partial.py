@@ -1,14 +1,9 @@
 """Stored mode: build from what the results store holds and compute nothing.
 
-``pml run CH --stored`` and ``pml book --stored`` set ``$PML_STORED`` for the chapter's kernel. There
-:func:`pml.engine.run` reads every task of a sweep from the store and runs none: a sweep whose tasks are all stored
-is assembled as usual; otherwise a sweep that defines ``assemble_partial(results)`` (the results of missing tasks
-are None) assembles what is there, and any other sweep gives a :class:`NotComputed`: the step, how many of its tasks
-are stored and what the missing ones cost by their cost models. Chapters, figures and summaries recognise it
-(:func:`is_missing`), draw what is there, mark the rest and leave the claims that depend on it unjudged.
-
-A chapter names its steps once (:func:`name_steps`, called by :func:`pml.book.runner.coverage`), so a
-:class:`NotComputed` says which step it stands for.
+With ``--stored`` (``$PML_STORED``) :func:`pml.engine.run` runs no task: a sweep whose tasks are all stored is
+assembled; else one with ``assemble_partial(results)`` (None for the missing) assembles what is there; any other
+gives a :class:`NotComputed` (the step, its stored count, the cost of the rest). Chapters, figures and summaries
+recognise it (:func:`is_missing`), draw what is there and leave the claims that depend on it unjudged.
 """
 
 from __future__ import annotations

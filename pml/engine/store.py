@@ -1,11 +1,9 @@
 """The task results store: one ``.npz`` (arrays) plus one ``.json`` (everything else and the metadata) per task.
 
-Entries are plain data, never pickles: ``<root>/<task type>/<key>.npz`` holds the result's arrays and
-``<key>.json`` the rest of the result (numbers, strings, lists, dicts, with ``{"__array__": name}`` where an
-array sits), the task's config, the key's ingredients, the SHA-256 of the ``.npz`` bytes, the wall time and where
-it ran, and the SHA-256 of the metadata itself. Both files are written atomically (temporary file + rename), the
-``.json`` last, so an entry exists only once it is complete. An entry that cannot be read, or whose ``.npz`` or
-``.json`` no longer matches its hash, is a miss: the task is recomputed, never an error.
+Entries are plain data, never pickles: ``<root>/<task type>/<key>.npz`` and ``.json`` (the rest of the result with
+``{"__array__": name}`` where an array sits, the config, the key's ingredients, the hashes of both, the wall time).
+Both are written atomically, the ``.json`` last; an entry that cannot be read or fails its hash is a miss (the task
+is recomputed), never an error.
 """
 
 from __future__ import annotations
