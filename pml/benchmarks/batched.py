@@ -1,14 +1,9 @@
-"""Batched vs one-at-a-time training of a small grid of runs (the seeds of one configuration of Fig. 2).
+"""Batched vs one-at-a-time training of the seeds of one configuration of Fig. 2.
 
-Trains the same S networks (one per seed, each on its own data set) twice: S sequential :func:`pml.nn.training.train`
-calls, and one :func:`pml.nn.training.train_batched` call on a :class:`pml.nn.networks.BatchedMLP`. Reports the wall
-times, the throughput ratio and the largest difference between the two results (float64 rounding only).
-
-Batching removes per-operation overhead (Python dispatch, thread wake-ups), so it pays most for the small networks
-and data sets at the left of the scaling plots; once one step is compute-bound (e.g. by a test set evaluated after
-every step, as the authors' scripts did) the ratio tends to 1. The run is repeated for both test-evaluation settings
-and for each entry of ``thread_settings`` (None = PyTorch's current setting; an integer is applied with
-``torch.set_num_threads`` for that run only and restored afterwards).
+S networks are trained twice, by S calls of :func:`pml.nn.training.train` and by one
+:func:`pml.nn.training.train_batched` call; the benchmark reports the wall times, their ratio and the largest
+difference between the results (float64 rounding only), for both test-evaluation settings and each entry of
+``thread_settings``. Batching removes per-operation overhead, so it pays most for small networks and data sets.
 """
 
 from __future__ import annotations
@@ -70,11 +65,8 @@ def run(seed_counts: Sequence[int] = (4, 8, 24), width: int = 13, depth: int = 3
         n_test: int = 1000, n_steps: int = 200, activation: str = "relu",
         thread_settings: Sequence[int | None] = (None, 1), sequential_budget_s: float = 15.0,
         test_every_step_settings: Sequence[bool] = (False, True)) -> dict:
-    """Time sequential vs batched training of S same-shape MLPs (dim 2) for each S in ``seed_counts``, each
-    thread setting and each test-evaluation setting. ``test_every_step=False`` is how the chapters train (the test
-    set is evaluated at the logged steps and once for each member's best parameters); ``True`` evaluates it after
-    every step, as the authors' scripts did. Defaults: the smallest Fig. 2-like networks (S = 4 is one width of a
-    sweep point, 24 its six widths' worth of runs); about 1-2 minutes on a busy 2-core machine."""
+    """Time sequential vs batched training of S same-shape MLPs for each S in ``seed_counts``, thread setting and test
+    setting (``test_every_step=True`` is the authors' scripts', False the chapters')."""
     rows = [_one(S, width, depth, n_train, n_test, n_steps, activation, threads, sequential_budget_s, every)
             for every in test_every_step_settings for threads in thread_settings for S in seed_counts]
     return {"dim": 2, "width": width, "depth": depth, "n_train": n_train, "n_test": n_test, "n_steps": n_steps,

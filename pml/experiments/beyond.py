@@ -528,9 +528,6 @@ CLAIM_TARGETS = {f"C6.{1 + 3 * i + j}": (problem, family) for i, problem in enum
 
 def claim_values(result: BenchmarkResult) -> dict[str, float]:
     """The measured value of every claim C6.n (``pml/book/claimsets/06_beyond.yaml``); NaN where a problem was not run.
-
-    C6.1-C6.15: the best relative test RMSE of each (problem, family); C6.16: the smallest gain, in orders of
-    magnitude, of the trained network over the paper's best, over the problems that have a paper value.
     """
     out = {}
     for cid, (problem, family) in CLAIM_TARGETS.items():

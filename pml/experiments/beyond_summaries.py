@@ -1,11 +1,6 @@
-"""Chapter 6's summaries, for a build from the results store as for any other.
-
-The tables and numbers of :mod:`pml.experiments.beyond` that ``book/06_beyond.md`` shows, each returning the
-:class:`pml.engine.NotComputed` it is given (a step a stored build lacks, :mod:`pml.engine.partial`) instead of
-failing: a table then reads as a note, the numbers it would glue read "(not computed)" and the claims are not judged.
-They wrap :mod:`pml.experiments.beyond` rather than change it, because that module's source is part of its tasks'
-cache keys.
-"""
+"""Chapter 6's summaries, for a build from the results store as for any other: each returns the
+:class:`pml.engine.NotComputed` it is given instead of failing. They wrap :mod:`pml.experiments.beyond` because
+that module's source is part of its tasks' cache keys."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Chapter 1's numbers, for a build from the results store as for any other.
-
-The summaries of ``book/01_introduction.md`` (:mod:`pml.experiments.introduction` holds the sweeps and results):
-each takes the results of one step and returns the named numbers the chapter glues, or, in a stored build
-(:mod:`pml.engine.partial`) where a step is not stored, the same names with its :class:`pml.engine.NotComputed`
-(the text then reads "(not computed)" and the claims that need it are not judged). They live apart from
-:mod:`pml.experiments.introduction` because that module's source is part of its tasks' cache keys.
-"""
+"""Chapter 1's numbers, for a build from the results store as for any other: each summary returns the named numbers
+the chapter glues, or the same names with the step's :class:`pml.engine.NotComputed`. They live apart from
+:mod:`pml.experiments.introduction` because that module's source is part of its tasks' cache keys."""
 
 from __future__ import annotations
 

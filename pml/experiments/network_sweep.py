@@ -118,10 +118,8 @@ def step_seconds(n_params, hidden, n_train, batch_size, n_test, test_every: int 
 
 
 def train_seeds(equation, depth, width, activation, seeds, n_test, rng, tcfg, device, member_memory_gb):
-    """Train one dense (equation, depth, width, activation) on every seed, several seeds per BatchedMLP where their
-    memory fits ``member_memory_gb``: with autograd about three float64 copies per hidden layer of the batch and of a
-    test chunk; with the fast step (no array of all points x units, the test set through the same workspace) the
-    parameters' copies (Adam, gradients, the compiled kernel's group accumulators) and the torch kernel's chunks."""
+    """Train one dense shape on every seed, as many seeds per BatchedMLP as their memory (by the step kernel's model)
+    fits in ``member_memory_gb``."""
     from pml.nn import networks, training
 
     d = equations.get(equation).dim

@@ -338,11 +338,8 @@ def network_sweep(equations_: Sequence[str], activations: Sequence[str] = ("tanh
                   depths: Sequence[int] = (2, 3, 4),
                   widths: Sequence[Sequence[int]] = (PAPER_WIDTHS[2], PAPER_WIDTHS[3], PAPER_WIDTHS[4]),
                   **protocol) -> NetworkSweep:
-    """Figs. 5, 6a: dense networks of every (equation, depth, width, activation), ``widths[i]`` at ``depths[i]``.
-
-    The protocol of Fig. 2 (:mod:`pml.experiments.network_sweep`: one task per shape, its seeds trained together as
-    one BatchedMLP, ``test_at_min_train``), with the batch cap of :data:`BATCH_SIZE` and, unless ``protocol`` says
-    otherwise, the data from NumPy's default generator (``rng="pcg64"``).
+    """Figs. 5, 6a: dense networks of every (equation, depth, width, activation), ``widths[i]`` at ``depths[i]``, with
+    Fig. 2's protocol, the batch cap :data:`BATCH_SIZE` and, unless ``protocol`` says otherwise, ``rng="pcg64"`` data.
     """
     protocol.setdefault("rng", "pcg64")
     return NetworkSweep.grid(equations_, depths, widths, activations, "dense", BATCH_SIZE, **protocol)

@@ -1,10 +1,8 @@
 """The tasks of paper §3 that are not networks: Fig. 4's spline curves and regular-grid points, Fig. 6b's gadget.
 
-Each task is one independent measurement (a spline curve, one method on one grid scored on one test set, one gadget
-curve) returning plain data; :mod:`pml.experiments.nonlinear` lists them in its sweeps and assembles the chapter's
-results. They live in a module of their own so that their cache keys depend only on what they run (the splines,
-the simplex, the gadget and the equations), not on the network code or on the chapter's summaries: at the paper's
-sizes the regular-grid simplex alone costs hours (see :data:`SIMPLEX_QUERY`).
+They live in a module of their own so that their cache keys depend only on what they run (the splines, the
+simplex, the gadget and the equations), not on the network code or the chapter's summaries: at the paper's sizes
+the regular-grid simplex alone costs hours.
 """
 
 from __future__ import annotations
@@ -49,12 +47,7 @@ SPLINE_LINEAR_1D = 2e-8
 
 @dataclass(frozen=True)
 class SplineCurveTask(Task):
-    """One Fig. 4a/4b curve: relative RMSE of the order-``order`` spline at every size.
-
-    ``dim = 1``: e^(rate x) on ``sizes`` equally spaced nodes of [-1, 1] (:func:`pml.approx.splines.spline_scaling_1d`),
-    ``n_test`` test points; ``dim = 2``: e^(xy) on the grids of nominal ``sizes`` (``spline_scaling_2d``), ``n_test``
-    test points per axis. A whole curve is one task: even at the paper's sizes it takes seconds (see :meth:`cost`).
-    """
+    """One Fig. 4a/4b curve: relative RMSE of the order-``order`` spline at every size (1D: e^(rate x); 2D: e^(xy))."""
 
     dim: int
     order: int
@@ -106,14 +99,9 @@ SIMPLEX_QUERY = (5.8e-11, 1.7)
 
 @dataclass(frozen=True)
 class GridPointTask(Task):
-    """One Fig. 4c point: ``method`` on the regular grid of about ``n_nominal`` points of ``equation``, scored on
-    the test set ``seed`` (``n_test`` points uniform on the central 80% box, ``numpy.random.default_rng(seed)``).
-
-    Methods: "tricubic" (finite-difference derivatives, ARBInterp's, undefined outer cell layer:
-    :func:`pml.approx.splines.tricubic_scaling`), "tricubic_exact" (exact derivatives) and "simplex" (Delaunay).
-    The result: the absolute RMSE over the defined predictions, ``n_bad`` (test points left undefined, NaN or outside
-    the hull) and the points per axis of the grid.
-    """
+    """One Fig. 4c point: ``method`` ("tricubic" with ARBInterp's finite differences, "tricubic_exact" or "simplex") on
+    the regular grid of about ``n_nominal`` points, scored on the central 80% box: the absolute RMSE over the defined
+    predictions, ``n_bad`` (undefined test points) and the points per axis."""
 
     equation: str
     method: str
@@ -174,12 +162,8 @@ class YRmsTask(Task):
 
 
 def _exact_tricubic(eq, m: int) -> splines.Tricubic:
-    """Tricubic interpolant of ``eq`` on the m^3 grid with exact (sympy) derivatives at the nodes.
-
-    I.30.5, arcsin(lambda / (n d)), has a square-root singularity at the corner lambda = 2, d = 2, n = 1 of its box
-    (the argument reaches 1): the derivatives are infinite at that node, so its cell is undefined (NaN), like the
-    outer cell layer of the finite-difference version.
-    """
+    """Tricubic interpolant of ``eq`` on the m^3 grid with exact (sympy) derivatives; I.30.5's square-root singularity
+    at a corner of its box makes that node's derivatives infinite, so its cell is undefined (NaN)."""
     import sympy
 
     axes, X = splines.regular_grid(eq.ranges, m)

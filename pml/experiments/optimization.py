@@ -80,12 +80,8 @@ PROBLEMS = ("teacher", "quintic")  # besides any id of pml.equations
 
 
 def problem_data(problem: str, n_train: int, n_test: int, seed: int):
-    """(X_train, y_train, X_test, y_test) float64 for a problem of this chapter.
-
-    ``"teacher"``: the 1-3-3-1 tanh teacher on U[-1, 1] (:func:`pml.teacher.teacher_student_data`);
-    ``"quintic"``: the random quintic of §4.2's text (:func:`pml.teacher.quintic_data`); otherwise an equation id of
-    :mod:`pml.equations` with train and test points uniform on the **full** box.
-    """
+    """(X_train, y_train, X_test, y_test) float64 for ``"teacher"``, ``"quintic"`` or an equation id (points uniform on
+    the **full** box, as the authors' §4 code)."""
     if problem == "teacher":
         return teacher.teacher_student_data(n_train, n_test, seed)
     if problem == "quintic":
@@ -328,11 +324,8 @@ class BFGSSettings(Config):
 
 @dataclass(frozen=True)
 class BFGSTask(BFGSSettings, _ChapterTask):
-    """BFGS on a fresh width-``width`` net initialised from ``seed + stage``, until SciPy's stop (Figs. 8-9, §4.2's
-    quintic). Stage k > 0 of boosting fits the residual of the boosted model of ``previous`` (stage k-1's
-    low-curvature task) normalised by ``normaliser`` (:func:`pml.nn.boosting.boost`). Returns the history, the
-    RMSEs (of this stage's net on its scaled target), and the boosted model after this stage as weights and scales.
-    ``n_test = 0``: no test set (the quintic)."""
+    """BFGS on a fresh width-``width`` net (seed + stage) until SciPy's stop; stage k > 0 fits the normalised residual
+    of ``previous``'s boosted model. Returns the history, the RMSEs and the boosted model after this stage."""
 
     stage: int = 0  # boosting stage (0: fit y)
     previous: LowCurvatureTask | None = None  # stage > 0: the stage before
@@ -394,10 +387,8 @@ def _low_curvature(model, X, y, X_test=None, y_test=None, *, time_limit: float |
 
 @dataclass(frozen=True)
 class LowCurvatureTask(_ChapterTask):
-    """Low-curvature subspace steps (|lambda| < tau, paper §4.2) from the end point of ``bfgs``, on the same
-    (scaled residual) target. Returns the history, the RMSEs of this stage's net, the boosted model after this stage,
-    and that model's train and test RMSEs (with the test set: also merged into one network,
-    :func:`pml.nn.boosting.merge_stages`)."""
+    """Low-curvature subspace steps (|lambda| < tau, §4.2) from the end point of ``bfgs`` on the same target; returns
+    the history and the boosted model after this stage with its RMSEs."""
 
     bfgs: BFGSTask
     tau: float = 1e-15
@@ -616,10 +607,8 @@ class BFGSResult:
 
 @dataclass(frozen=True)
 class CombinedSweep(Sweep):
-    """Figs. 8-9's "BFGS + low-curvature + boosting" curve: stage k trains a fresh width-``width`` net (seed + k) by
-    BFGS then low-curvature steps, on the residual of the stages before normalised by its mean |.|
-    (:func:`pml.nn.boosting.boost`). Tasks: BFGS and low-curvature for each stage, each stage's BFGS taking the
-    previous stage's low-curvature result as input."""
+    """Figs. 8-9's "BFGS + low-curvature + boosting": per stage a BFGS task then a low-curvature task, each stage's BFGS
+    taking the previous stage's low-curvature result as input."""
 
     problem: str = "teacher"
     n_train: int = 100_000
@@ -865,12 +854,8 @@ SIX_D = "I.11.19"  # Fig. 9 bottom
 
 
 def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
-    """The chapter's sweeps from its parameter values (the names of its parameters cell), one per step:
-
-    ``fig7_adam`` (teacher-student Adam sweep and Fig. 7's spectrum; also Fig. 8's teacher Adam curves),
-    ``fig8_teacher`` (width-40 BFGS and the combined pipeline on the teacher), ``fig8_equation`` (Adam, BFGS and the
-    pipeline on y = x^2), ``fig9_2d`` and ``fig9_6d`` (Adam and the pipeline on Z.008 and I.11.19) and ``quintic``
-    (§4.2's text claims). The ``Group`` steps assemble to dicts with keys "adam", "bfgs", "combined".
+    """The chapter's sweeps from its parameter values, one per step: ``fig7_adam``, ``fig8_teacher``, ``fig8_equation``,
+    ``fig9_2d``, ``fig9_6d`` and ``quintic`` (the ``Group`` steps assemble to dicts keyed "adam", "bfgs", "combined").
     """
     p = params
     common = dict(n_train=int(p["n_train"]), n_test=int(p["n_test"]), log_every=int(p["log_every"]),

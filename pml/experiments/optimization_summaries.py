@@ -1,11 +1,6 @@
-"""Chapter 4's numbers, for a build from the results store as for any other.
-
-The summaries of :mod:`pml.experiments.optimization` that ``book/04_optimization.md`` uses, each returning the
-:class:`pml.engine.NotComputed` it is given (a step a stored build lacks, :mod:`pml.engine.partial`) instead of
-failing, so that the text reads "(not computed)", the figures say which step they lack and the claims are not
-judged. They wrap :mod:`pml.experiments.optimization` rather than change it: its source is part of its tasks' cache
-keys.
-"""
+"""Chapter 4's numbers, for a build from the results store as for any other: each returns the
+:class:`pml.engine.NotComputed` it is given instead of failing. They wrap :mod:`pml.experiments.optimization`
+rather than change it, because its source is part of its tasks' cache keys."""
 
 from __future__ import annotations
 

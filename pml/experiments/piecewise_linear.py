@@ -127,11 +127,8 @@ class Fig1Row(Config):
 
 @dataclass(frozen=True)
 class LinearRegionsTask(Fig1Row, Task):
-    """One fit of a Fig. 1 row: the ReLU net on raw (``fit="raw"``) or standardised inputs, or the simplex.
-
-    ``init="sequential"``: both nets come from one seeded stream, the raw net first (Fig. 1a: this reproduces the
-    notebook's values); ``"shared"``: both start from ``make_mlp(seed)`` (Fig. 1b: same seed, same init).
-    """
+    """One fit of a Fig. 1 row: the ReLU net on raw or standardised inputs, or the simplex; ``init="sequential"`` draws
+    both nets from one stream (Fig. 1a, the notebook's values), ``"shared"`` from the same seed (Fig. 1b)."""
 
     ROUNDING_SENSITIVE: ClassVar[bool] = True  # an Adam trajectory: another CPU model gives other digits
 

@@ -13,12 +13,9 @@ RNGS = ("legacy", "pcg64")
 
 
 def sample_split(equation: str, n_train: int, n_test: int, seed: int, rng: str = "legacy"):
-    """(X_train, y_train, X_test, y_test) for a registry equation; training points first, then the test points.
-
-    ``rng="legacy"``: ``RandomState(seed).uniform`` on the full ranges, then on the central 80% box: bit-identical to
-    the authors' ``np.random.seed(seed)`` + ``np.random.uniform`` (global state untouched). ``rng="pcg64"``:
-    :func:`pml.data.train_test_split` (NumPy's default generator).
-    """
+    """(X_train, y_train, X_test, y_test) for a registry equation: ``rng="legacy"`` is bit-identical to the authors'
+    ``np.random.seed(seed)`` + ``np.random.uniform`` (full ranges, then the central 80% box; global state untouched),
+    ``rng="pcg64"`` is :func:`pml.data.train_test_split`."""
     eq = equations.get(equation)
     if rng == "pcg64":
         return data.train_test_split(eq.func, eq.ranges, n_train, n_test, seed)

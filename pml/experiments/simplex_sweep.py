@@ -1,10 +1,8 @@
 """Linear simplex interpolation against |D| (paper Figs. 2, 3, 5, 6a): one task per (equation, |D|, seed).
 
-:class:`SimplexTask` draws |D| training points and the test points of one seed (:func:`sample_split`: the authors'
-``RandomState`` stream or NumPy's default generator), interpolates on the Delaunay triangulation
-(:class:`pml.approx.simplex.SimplexInterpolator`) and scores the test points inside the convex hull, recording the
-fraction outside. :class:`SimplexScalingSweep` lists the tasks of a figure's curves and assembles
-:class:`SimplexScalingResult`, whose N = |D|(d+1) is the parameter count the networks are compared at.
+:class:`SimplexTask` scores the test points inside the convex hull and records the fraction outside;
+:class:`SimplexScalingSweep` assembles :class:`SimplexScalingResult`, whose N = |D|(d+1) is the parameter count the
+networks are compared at.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The one table type of the book: :class:`Table`, columns and rows of strings.
-
-A :class:`Table` renders as an HTML table in a notebook (``_repr_html_``), as Markdown where a chapter glues it
-as Markdown (``_repr_markdown_``, shown with ``{glue:md}``) and as aligned text in a terminal (``str``/``repr``).
-The experiments build their chapters' tables with it and :class:`pml.book.claims.ClaimTable` renders through it;
-it lives with the experiments, below the figures and the book machinery (which may import it, never the
-reverse). :class:`MarkdownText` wraps Markdown that is not a table (a transcript in a code block).
-"""
+"""The one table type of the book: :class:`Table`, columns and rows of strings, rendered as HTML in a notebook, as
+Markdown where a chapter glues it (``{glue:md}``) and as aligned text in a terminal. It lives with the experiments,
+below the figures and the book machinery. :class:`MarkdownText` wraps Markdown that is not a table."""
 
 from __future__ import annotations
 

@@ -330,10 +330,8 @@ class StudyConfig(Sweep):
 
 @dataclass(frozen=True)
 class StudyResult:
-    """One dict per case (equation, n, seed): ``equation``, ``dim``, ``n``, ``seed``, ``band``, ``rule``,
-    ``promise``, ``chosen`` (auto's method), ``auto`` (test relative RMSE of auto's model, validation relative RMSE,
-    seconds, kept), ``floor`` (float64 floor of the test targets) and ``methods``: name -> {``test``, ``nan_fraction``,
-    ``val``, ``seconds``, ``skipped``} for every method fitted by name."""
+    """One dict per case (equation, n, seed): the rule, its promise, auto's choice and errors, the float64 floor of the
+    test targets and, per method fitted by name, its test and validation errors, seconds or why it was skipped."""
 
     cases: tuple[dict, ...]
     methods: tuple[str, ...]  # every method name that appears, in a stable order
@@ -530,10 +528,8 @@ class CsvTask(Task):
     threads: int = 1
 
     def run(self) -> dict:
-        """Write ``data.csv`` (inputs and target, full float64 digits) and ``new.csv`` (inputs only) into a temporary
-        folder, run what ``pml fit data.csv --target T --out model.npz --quiet`` and ``pml predict model.npz new.csv
-        --out predictions.csv`` run (:func:`pml.fitting.commands.fit_file`, :func:`~pml.fitting.commands.predict_file`),
-        read the predictions back and score them against the formula."""
+        """Write ``data.csv`` and ``new.csv`` into a temporary folder, run what ``pml fit`` and ``pml predict`` run, and
+        score the predictions against the formula."""
         eq = equations.get(self.equation)
         X = data.sample_uniform(eq.ranges, self.n_rows, _stream(self.seed, self.equation, "csv"))
         Xt = data.sample_uniform(eq.ranges, self.n_test, _stream(self.seed, self.equation, "csv-test"))

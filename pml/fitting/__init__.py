@@ -1,11 +1,5 @@
-"""The user-facing fitting tool: ``fit`` (the User's Guide to Precision, Fig. 10), the model file, the guide's
-rules and the atomic table writers. Paper: Section 5, Fig. 10.
-
-Modules: :mod:`~pml.fitting.core` (``fit`` and the choice among candidates), :mod:`~pml.fitting.checks` (input
-checks), :mod:`~pml.fitting.methods` (the methods), :mod:`~pml.fitting.report` (the precision report),
-:mod:`~pml.fitting.model` (the fitted model and its file), :mod:`~pml.fitting.guide` (the rules),
-:mod:`~pml.fitting.commands` (``pml fit`` / ``pml predict``), :mod:`~pml.fitting.tables` (CSV/.npz tables).
-"""
+"""The user-facing fitting tool: ``fit`` (the User's Guide to Precision, paper Section 5, Fig. 10), the model file,
+the guide's rules and the table readers and writers."""
 
 from pml.fitting.checks import FitError
 from pml.fitting.core import fit

@@ -303,10 +303,8 @@ def _fit_readout(X, y, *, seed, progress, n_units=None, scales=(0.1, 0.3, 1.0),
 
 
 def _readout_within(X, y, box, geometry, grid, rconds, seed, t0, time_limit, max_bytes):
-    """readout.fit once per hidden-layer size, smallest first, each started only when its modelled cost fits in
-    what is left of ``time_limit`` (a size that no longer fits is cut down to one that does) and in ``max_bytes``;
-    the one with the smallest validation error is kept (the same choice as one call with the whole grid). Returns
-    (the fit, a note on what the limits cut)."""
+    """readout.fit once per hidden-layer size, smallest first, while its modelled cost fits the time and memory left;
+    the smallest validation error wins. Returns (the fit, a note on what the limits cut)."""
     from pml.nn import readout
 
     n, d = X.shape

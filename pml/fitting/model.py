@@ -1,16 +1,10 @@
 """A fitted model (:class:`FittedModel`): predict, save to one ``.npz`` file, :func:`load` it back.
 
-A fitted model is saved as one ``.npz`` file (arrays plus a JSON metadata entry with the pml version and the file
-format version); the file is written to a temporary name and renamed, so an error or Ctrl-C never leaves a
-half-written model. Loading a file from another pml version, another format version, or a file that is not a pml
-model raises :class:`ModelFileError`.
-
-A model file is data, checked before anything is built from it: its zip members must be stored uncompressed with
-sizes that add up to the file's (so reading it never takes more memory than the file's size), its metadata is capped
-in size and nesting, and every parameter and array is checked against what the method can have produced (ranges,
-array shapes consistent with the declared sizes: a polynomial's degree must match the coefficients stored, a
-network's layers must chain, an interpolant holds at most twice the rows its method fits). The first problem
-found raises :class:`ModelFileError` naming the field.
+The file holds arrays plus JSON metadata with the pml and format versions, written to a temporary name and renamed.
+A model file is data, checked before anything is built from it: uncompressed members whose sizes add up to the
+file's (so reading it never takes more memory than its size), metadata capped in size and nesting, and every
+parameter and array checked against what the method can have produced; the first problem raises
+:class:`ModelFileError` naming the field.
 """
 
 from __future__ import annotations

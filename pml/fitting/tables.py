@@ -172,9 +172,9 @@ _NUM = re.compile(r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
 def decimal_floor(texts: Sequence[str], y: np.ndarray) -> tuple[float, int] | None:
     """The rounding of decimal targets written with few digits: (relative RMSE, significant digits), or None.
 
-    A column whose longest value has k < 15 significant digits is taken as rounded to k digits: each value is off by
-    up to half a unit of its k-th digit, an RMS of unit/sqrt(12). Values written with 15 or more digits (Python's
-    ``repr`` of float64) are taken as exact; integers (no point, no exponent) as exact."""
+    A column whose longest value has k < 15 significant digits is taken as rounded to k digits (an RMS error of
+    unit/sqrt(12) per value); 15 or more digits (``repr`` of float64) and integers are exact.
+    """
     digits = []
     for t in texts:
         m = _NUM.match(t.strip())
