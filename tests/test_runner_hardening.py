@@ -259,7 +259,8 @@ def test_execution_settings_are_options_not_parameters():
         assert not set(params.EXECUTION_SETTINGS) & set(params.chapter_parameters(stem)), stem
         if stem != "99_reproduction_report":
             text = params.source_path(stem).read_text()
-            assert text.count(f'runner.parameters_table("{stem}", globals())') == 1, stem
+            assert text.count(f'params.ChapterParams.in_chapter("{stem}", globals())') == 1, stem
+            assert text.count("chapter.table()") == 1, stem
 
 
 def test_run_context_round_trips_through_the_environment(monkeypatch):

@@ -8,7 +8,7 @@ import types
 import pytest
 
 from pml import plotting
-from pml.book import params
+from pml.book import numbers
 from pml.experiments.tables import MarkdownText, Table
 
 
@@ -62,8 +62,8 @@ def test_glue_all_glues_every_value_with_prefix_and_conversion(monkeypatch):
     fake = types.ModuleType("myst_nb")
     fake.glue = lambda name, value, display=True: calls.append((name, value, display))
     monkeypatch.setitem(sys.modules, "myst_nb", fake)
-    params.glue_all({"a": 1, "b": 2.5}, "ch_")
-    params.glue_all({"t": 7200}, "cost_", lambda v: v / 3600)
+    numbers.glue_all({"a": 1, "b": 2.5}, "ch_")
+    numbers.glue_all({"t": 7200}, "cost_", lambda v: v / 3600)
     assert calls == [("ch_a", 1, False), ("ch_b", 2.5, False), ("cost_t", 2.0, False)]
 
 

@@ -17,7 +17,6 @@ from typing import Any, Iterable, Mapping
 
 from pml import paths
 from pml.book import claims
-from pml.book.context import current as run_context
 from pml.book.execute import executed_notebook, run_chapter
 from pml.book.params import (
     DEFAULT_PROFILE,
@@ -170,25 +169,9 @@ from pml.book.params import (  # noqa: E402,F401
     chapter_parameters,
     check_chapter,
     experiments_module,
-    glue_all,
     parse_assignment,
     source_path,
 )
-
-
-def parameter_values(stem: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """``ChapterParams.in_chapter(stem, namespace).for_steps()``."""
-    return ChapterParams.in_chapter(stem, namespace).for_steps()
-
-
-def parameters_table(stem: str, namespace: Mapping[str, Any]):
-    """``ChapterParams.in_chapter(stem, namespace).table()``."""
-    return ChapterParams.in_chapter(stem, namespace).table()
-
-
-def full_parameters(stem: str, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``ChapterParams.resolve(stem, profile, overrides).for_steps()`` with the runner's execution settings."""
-    return ChapterParams.resolve(stem, profile, overrides, **run_context().execution()).for_steps()
 
 
 def resolve_parameters(stem: str, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
