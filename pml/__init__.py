@@ -2,8 +2,7 @@
 
 The package exports ``__version__``, :func:`fit` and :func:`load`, thin entry points to :mod:`pml.fitting` that import
 it only when called: import the module you need (``from pml import data, metrics``). No module has side effects at
-import.
-"""
+import."""
 
 __version__ = "0.1.0"
 
@@ -15,10 +14,8 @@ def fit(X, y, method="auto", **kwargs):
 
     Parameters
     ----------
-    X : array_like
-        (n, d) inputs, or (n,) for d = 1.
-    y : array_like
-        (n,) targets.
+    X, y : array_like
+        (n, d) inputs, or (n,) for d = 1, and (n,) targets.
     method : str, optional
         ``"auto"`` (default: the User's Guide rules) or a method's name.
     **kwargs
@@ -45,12 +42,12 @@ def load(path):
     Parameters
     ----------
     path : str or pathlib.Path
-        The model file (``.npz``).
+        A file written by ``FittedModel.save``.
 
     Returns
     -------
     pml.fitting.FittedModel
-        The model and its precision report.
+        The saved model; ``model.report`` is its precision report.
 
     Raises
     ------

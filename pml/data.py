@@ -1,9 +1,8 @@
 """Sampling rules of paper §2 and of the authors' scripts (ejmichaud/precision-ml, ``scripts/feynman-*.py``).
 
-Training inputs are uniform on each variable's range; test inputs are uniform on the *central box*, each side
-shrunk to 80% so every test point lies at least 10% of the range from the training boundary (paper footnote 3).
-Every sampler takes an explicit ``numpy.random.Generator``: nothing here touches global random state.
-"""
+Training inputs are uniform on each variable's range; test inputs are uniform on the *central box*, each side shrunk to
+80% so every test point lies at least 10% of the range from the training boundary (paper footnote 3). Every sampler
+takes an explicit ``numpy.random.Generator``: nothing here touches global random state."""
 
 from __future__ import annotations
 

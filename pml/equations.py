@@ -1,12 +1,11 @@
 """Target functions of the paper: the Feynman equations, the hard-coded targets, and their computation graphs.
 
-Paper §2 (the AI Feynman equations as targets), §3 and Fig. 3 (modular networks), Fig. 6a (I.11.19). Formulas,
-variables and ranges are those of the authors' table (ejmichaud/precision-ml, ``equations.csv``), parsed with
-sympy and vectorised with ``lambdify`` as their scripts do. ``REGISTRY`` / :func:`get` / :func:`ids` hold every
-target the book uses, written here by hand; the public AI Feynman table is only read for cross-checks
-(:func:`load_feynman_csv`). :meth:`Equation.graph` splits a formula into the binary computation graph a modular
-network mirrors; its maximum arity is the paper's d*.
-"""
+Paper §2 (the AI Feynman equations as targets), §3 and Fig. 3 (modular networks), Fig. 6a (I.11.19). Formulas, variables
+and ranges are those of the authors' table (ejmichaud/precision-ml, ``equations.csv``), parsed with sympy and vectorised
+with ``lambdify`` as their scripts do. ``REGISTRY`` / :func:`get` / :func:`ids` hold every target the book uses, written
+here by hand; the public AI Feynman table is only read for cross-checks (:func:`load_feynman_csv`).
+:meth:`Equation.graph` splits a formula into the binary computation graph a modular network mirrors; its maximum arity
+is the paper's d*."""
 
 from __future__ import annotations
 
@@ -107,10 +106,8 @@ def _symbol(name: str) -> sp.Symbol:
 
 
 def _check_syntax(formula: str, variables: Sequence[str]) -> ast.expr:
-    """Parse ``formula`` with Python's ``ast`` and allow only arithmetic, known functions, names and numbers.
-
-    This guards ``parse_expr`` (which evaluates its input) and gives a clear error for rows such as ``#NAME?``.
-    """
+    """Allow only arithmetic, known functions, names and numbers in ``formula``: a guard for ``parse_expr``, which
+    evaluates."""
     if not isinstance(formula, str) or not formula.strip():
         raise EquationError(f"formula must be a non-empty string, got {formula!r}")
     try:
@@ -261,11 +258,9 @@ class ExpressionGraph:
 
 
 class _GraphBuilder:
-    """Walk a formula's Python syntax tree (which keeps the grouping written, unlike sympy's ``parse_expr``) and cut it
-    into nodes: an operation whose operands depend on two or more distinct references becomes a node; constants, unary
-    functions, powers by constants and scaling fold into the node that consumes or produces them (``sqrt(A + B)`` is one
-    node). So ``max_arity`` is 2 for any formula of binary operators and one-argument functions.
-    """
+    """Cut a formula's Python syntax tree (which keeps the written grouping, unlike sympy) into nodes: an operation
+    whose operands depend on two or more references is a node; unary functions, constants and scaling fold into a
+    neighbour."""
 
     def __init__(self, variables: tuple[str, ...]):
         self.variables = variables

@@ -48,7 +48,7 @@ def relative_rmse(y_pred, y) -> float:
     Parameters
     ----------
     y_pred, y : array_like
-        Predictions and targets, the same number of values.
+        As :func:`rmse`.
 
     Returns
     -------
@@ -91,14 +91,13 @@ def machine_epsilon(dtype="float64") -> float:
 def precision_floor(y_exact, dtype="float64") -> float:
     """The relative RMSE left by storing exact targets in ``dtype``: the floor no fit in that dtype can beat.
 
-    Round-to-nearest leaves each value a relative error of at most eps/2, so the floor is a fraction of eps_0
-    (about eps/(2 sqrt 3) when mantissas are spread evenly). Used in chapter 1 (the precision floors).
+    Round-to-nearest leaves each value a relative error of at most eps/2, so the floor is a fraction of eps_0 (about
+    eps/(2 sqrt 3) when mantissas are spread evenly).
 
     Parameters
     ----------
     y_exact : array_like
-        Values wider than ``dtype`` (``mpmath.mpf`` numbers, or any floats; float64 inputs are exact for
-        ``dtype="float32"``).
+        Values wider than ``dtype`` (``mpmath.mpf``, or floats: float64 is exact for ``dtype="float32"``).
     dtype : str or numpy.dtype, optional
         The storage type (default ``"float64"``).
 
@@ -106,11 +105,6 @@ def precision_floor(y_exact, dtype="float64") -> float:
     -------
     float
         sqrt(sum (rounded - exact)^2 / sum exact^2), computed at 256-bit precision.
-
-    Raises
-    ------
-    ValueError
-        If there are no values or they are all zero.
     """
     import mpmath  # a sympy dependency; imported here to keep ``import pml.metrics`` light
 

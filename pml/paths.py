@@ -49,9 +49,8 @@ STAGE_ENV = "PML_STAGE_DIR"  # set by the book runner for the kernel of the chap
 
 
 def output_dir(kind: str, profile: str) -> Path:
-    """Where a chapter writes its ``figures`` or ``claims``: ``_build/<kind>/<profile>``, or, while the book runner
-    executes the chapter, ``<kind>`` in the run's staging folder (``$PML_STAGE_DIR``), which the runner moves into
-    place only when the chapter succeeded."""
+    """Where a chapter writes its ``figures`` or ``claims``: ``_build/<kind>/<profile>``, or, under the book runner, the
+    run's staging folder (``$PML_STAGE_DIR``), moved into place only when the chapter succeeds."""
     stage = os.environ.get(STAGE_ENV)
     return Path(stage) / kind if stage else build_dir() / kind / profile
 

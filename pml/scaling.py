@@ -1,10 +1,9 @@
 """Power-law fits of error vs parameter count, the slopes of the scaling figures (paper §1.3, §2, Figs. 2-6).
 
-``fit_power_law`` is ordinary least squares of log(err) on log(n): err ~ prefactor * n**exponent, with the
-exponent's standard error from the regression. ``reference_line`` draws guide lines such as the N^(-2/d) simplex
-line and the lime "d* = 2" line; those are anchored, never fitted (the paper's own guide
-lines are anchored by hand, see :func:`reference_line`).
-"""
+``fit_power_law`` is ordinary least squares of log(err) on log(n): err ~ prefactor * n**exponent, with the exponent's
+standard error from the regression. ``reference_line`` draws guide lines such as the N^(-2/d) simplex line and the lime
+"d* = 2" line; those are anchored, never fitted (the paper's own guide lines are anchored by hand, see
+:func:`reference_line`)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,7 @@ random quintic (§4.2's "~1e-7 RMSE before precision loss").
 As the authors' code (ejmichaud/precision-ml, ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``,
 ``scripts/combined-techniques-teacher-student.py``, ``notebooks/low-curvature-subspace-training-mse.ipynb``): inputs
 from a private ``RandomState(seed)`` (their ``np.random.seed(seed); np.random.uniform(...)`` stream, training points
-first) and the teacher's weights from :func:`pml.nn.networks.make_mlp` with the same seed. No global state changes.
-"""
+first) and the teacher's weights from :func:`pml.nn.networks.make_mlp` with the same seed. No global state changes."""
 
 from __future__ import annotations
 

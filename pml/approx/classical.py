@@ -78,10 +78,9 @@ class Chebyshev:
             tol: float = 4 * EPS, max_degree: int = 512) -> "Chebyshev":
         """Interpolate ``func`` on the first-kind Chebyshev grid of the box.
 
-        With ``degree`` given, the interpolant of that degree per axis on the (degree+1)^d grid. With ``degree=None``
-        the degree doubles from 8 until the trailing coefficients along every axis fall below ``tol`` times the largest
-        (a plateau at rounding level, as chebfun's chop), up to ``max_degree``; the series is then chopped after the last
-        coefficient (per axis) above ``tol`` times the largest.
+        Without ``degree`` the degree doubles from 8 until the trailing coefficients along every axis fall below ``tol``
+        times the largest (chebfun's chop), up to ``max_degree``; the series is then chopped after the last coefficient
+        above that level.
 
         Parameters
         ----------
@@ -90,7 +89,7 @@ class Chebyshev:
         ranges : sequence of (float, float)
             (low, high) of each axis, d <= 3.
         degree : int, optional
-            Degree per axis; None (default) chooses it as above.
+            Degree per axis; None (default) chooses it.
         tol : float, optional
             Relative size of the coefficients treated as rounding (default 4 eps).
         max_degree : int, optional
@@ -100,11 +99,6 @@ class Chebyshev:
         -------
         Chebyshev
             ``self``, fitted.
-
-        Raises
-        ------
-        ValueError
-            For d > 3, a bad range or a bad degree.
         """
         centre, half = _box(ranges)
         dim = centre.size
@@ -156,8 +150,6 @@ class Chebyshev:
         ------
         RuntimeError
             If the interpolant is not fitted.
-        ValueError
-            If ``X`` has the wrong number of columns.
         """
         _check_fitted(self, "coef")
         X = as_inputs(X)
@@ -198,10 +190,8 @@ class RBF:
 
         Parameters
         ----------
-        X : array_like
-            (n, d) centres.
-        y : array_like
-            (n,) values.
+        X, y : array_like
+            (n, d) centres and (n,) values.
         ranges : sequence of (float, float), optional
             The box mapped to [-1, 1]^d (default: the data's bounding box).
 
@@ -209,11 +199,6 @@ class RBF:
         -------
         RBF
             ``self``, fitted.
-
-        Raises
-        ------
-        ValueError
-            If ``X`` and ``y`` differ in length or a range is bad.
         """
         X = as_inputs(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -230,12 +215,12 @@ class RBF:
         return self
 
     def predict(self, X) -> np.ndarray:
-        """The interpolant's values.
+        """The interpolant's values; outside the fitted box it extrapolates.
 
         Parameters
         ----------
         X : array_like
-            (m, d) points.
+            (m, d) points, mapped to [-1, 1]^d by the box of :meth:`fit`.
 
         Returns
         -------
@@ -291,19 +276,17 @@ class PolynomialLSQ:
 
         Parameters
         ----------
-        X : array_like
-            (n, d) inputs.
-        y : array_like
-            (n,) targets.
+        X, y : array_like
+            (n, d) inputs and (n,) targets.
         ranges : sequence of (float, float)
             (low, high) of each axis: the box of the Chebyshev basis.
         degree : int, optional
-            The total degree; None (default) picks the one of ``degrees`` with the smallest RMSE on a validation split
-            (``val_fraction`` of the points, seeded) and refits it on all points.
+            The total degree; None (default): the one of ``degrees`` with the smallest RMSE on a seeded validation split
+            of ``val_fraction`` of the points, refitted on all points.
         degrees : sequence of int, optional
             Candidate degrees (default 0 to 8).
         val_fraction : float, optional
-            Fraction of points held out to choose the degree (default 0.2).
+            Default 0.2.
         seed : int, optional
             Seed of the split (default 0).
         num_threads : int or None, optional
@@ -313,11 +296,6 @@ class PolynomialLSQ:
         -------
         PolynomialLSQ
             ``self``, fitted.
-
-        Raises
-        ------
-        ValueError
-            For mismatched shapes, too few points for any candidate degree or a bad degree.
         """
         X = as_inputs(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)

@@ -1,10 +1,9 @@
 """The loss decomposition of paper Eq. (6), computed exactly for a model class where every term is computable.
 
-The model class H is polynomials of a fixed degree in 1D under the uniform distribution P on an interval:
-f_P^best (Eq. 3) is the L2(P) projection (Gauss-Legendre quadrature, exact for the smooth targets used here),
-f_D^best (Eq. 4) is the least-squares fit to the sample D, and f_D^used (Eq. 5) is what a fixed budget of
-gradient-descent steps on the empirical MSE reaches from zero: an imperfect learning algorithm A.
-"""
+The model class H is polynomials of a fixed degree in 1D under the uniform distribution P on an interval: f_P^best (Eq.
+3) is the L2(P) projection (Gauss-Legendre quadrature, exact for the smooth targets used here), f_D^best (Eq. 4) is the
+least-squares fit to the sample D, and f_D^used (Eq. 5) is what a fixed budget of gradient-descent steps on the
+empirical MSE reaches from zero: an imperfect learning algorithm A."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """Piecewise polynomial approximation on a regular grid of cells: the scaling argument of paper §1.3.
 
 Partition the box into cells of side eps and approximate f by a degree-n polynomial in each cell (here: tensor
-interpolation at Chebyshev points of the cell). The error in each cell is O(eps^(n+1)) while the parameter count
-is N = O(1/eps^d), so the error scales as N^(-(n+1)/d).
-"""
+interpolation at Chebyshev points of the cell). The error in each cell is O(eps^(n+1)) while the parameter count is N =
+O(1/eps^d), so the error scales as N^(-(n+1)/d)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,15 @@
 """Linear simplex interpolation, the piecewise-linear baseline of paper §2 (Figs. 1-3, 5, 6).
 
-d = 1: linear interpolation between sorted points, the arithmetic of the authors'
-``scipy.interpolate.interp1d(kind="linear")`` (ejmichaud/precision-ml,
-``scripts/feynman-simplex-subexperiment-v2.py``). d >= 2: a Delaunay triangulation (``scipy.spatial.Delaunay``,
-default options as upstream) and barycentric interpolation, with the values of ``LinearNDInterpolator``.
+d = 1: the arithmetic of the authors' ``interp1d(kind="linear")`` (ejmichaud/precision-ml,
+``scripts/feynman-simplex-subexperiment-v2.py``); d >= 2: ``scipy.spatial.Delaunay`` (upstream's options) and the values
+of ``LinearNDInterpolator``. Queries outside the convex hull get NaN and are counted (``inside``, ``n_outside``); the
+authors' script dropped them before the RMSE, which in 5-6 dimensions at small |D| removes up to ~75% of the test set
+(the book's appendix on where the paper and its code disagree).
 
-Query points outside the convex hull get NaN and are never dropped silently: every result carries the ``inside``
-mask and ``n_outside``. The authors' script dropped them before the RMSE, which in 5-6 dimensions at small |D|
-removes up to ~75% of the test set (the book's appendix on where the paper and its code disagree).
-
-Speed: a plain ``LinearNDInterpolator`` call in 5-6 dimensions computes the barycentric transform of every simplex
-(one tiny LAPACK call each, slow with a threaded BLAS). ``method="walk"`` (what ``"auto"`` picks from d = 4)
-starts each query at a simplex of its nearest training point, climbs the lifted paraboloid facets and finishes
-with a vectorised barycentric walk, computing transforms only for the simplices visited (SciPy's own routine, one
-BLAS thread). ``method="scipy"`` (d = 2, 3) locates queries with ``Delaunay.find_simplex`` in Morton order;
-``method="plain"`` is the unmodified upstream call. All give the same values, up to the rounding of a query on a
-face shared by two simplices.
-"""
+Speed: SciPy computes the barycentric transform of every simplex, slow in 5-6 dimensions with a threaded BLAS.
+``method="walk"`` (d >= 4) walks from each query's nearest training point and transforms only the simplices it visits;
+``method="scipy"`` (d = 2, 3) locates queries in Morton order; ``"plain"`` is upstream's call. All give the same values,
+up to the rounding of a query on a shared face."""
 
 from __future__ import annotations
 
@@ -109,8 +102,7 @@ def morton_order(X, bits: int | None = None) -> np.ndarray:
 class SimplexInterpolator:
     """Piecewise-linear interpolant on the Delaunay triangulation (an interval mesh in 1D), paper §2.
 
-    Calling it on query points returns a :class:`SimplexResult`. ``n_params`` is the paper's count N = |D|(d+1) (§2).
-    Used in :doc:`/book/02_piecewise_linear` and :doc:`/book/03_nonlinear`.
+    Calling it on query points returns a :class:`SimplexResult`; ``n_params`` is the paper's N = |D|(d+1).
 
     Parameters
     ----------
@@ -119,14 +111,8 @@ class SimplexInterpolator:
     y_train : array_like
         (n,) training values, finite.
     method : str, optional
-        The evaluation route for d >= 2, one of ``METHODS``: ``"auto"`` (default: ``"walk"`` from d = 4, else
-        ``"scipy"``), ``"walk"``, ``"scipy"`` or ``"plain"``; all give the values of SciPy's ``LinearNDInterpolator``
-        (see the module docstring).
-
-    Raises
-    ------
-    ValueError
-        For mismatched shapes, non-finite data, too few points, repeated 1D inputs or an unknown method.
+        The evaluation route for d >= 2 (the module's): ``"auto"`` (default), ``"walk"``, ``"scipy"`` or ``"plain"``;
+        all give the values of SciPy's ``LinearNDInterpolator``.
     """
 
     def __init__(self, X_train, y_train, method: str = "auto"):

@@ -1,18 +1,11 @@
-"""Piecewise-polynomial interpolators of paper §3 ("Nonlinear Methods", Figure 4), which scale as D^(-(n+1)/d):
-(a) 1D splines on e^x (:func:`spline_1d`), (b) 2D tensor-grid splines on e^(xy) (:func:`spline_2d`), (c) the
-tricubic interpolation of Lekien & Marsden (2005), ref. [25], on I.30.5 (:class:`Tricubic`).
+"""Piecewise-polynomial interpolators of paper §3 (Figure 4), which scale as D^(-(n+1)/d): 1D splines on e^x
+(:func:`spline_1d`), 2D tensor splines on e^(xy) (:func:`spline_2d`) and the tricubic interpolation of Lekien & Marsden
+(2005) on I.30.5 (:class:`Tricubic`), in the authors' layouts (ejmichaud/precision-ml,
+``notebooks/create-paper-figures/1d-2d-3d-nonlinear.ipynb``, ``scripts/feynman-tricubic-subexperiment.py``).
 
-The authors' layouts (ejmichaud/precision-ml, ``notebooks/create-paper-figures/1d-2d-3d-nonlinear.ipynb``;
-``scripts/feynman-tricubic-subexperiment.py``), reproduced here:
-
-* Fig. 4a: ``int(1.5**i)`` nodes for i = 6..36; ``interp1d(kind=p)``, which is ``make_interp_spline(k=p)``.
-* Fig. 4b: ``s = int(sqrt(n))`` nodes per axis (the figure plots the nominal n). ``interp2d`` was removed in SciPy
-  1.14; ``RectBivariateSpline(x, y, Z.T, kx=k, ky=k, s=0)`` gives the same values (``interp2d`` takes
-  ``Z[j, i] = f(x[i], y[j])``).
-* Fig. 4c: ``int(TP ** (1/3))`` nodes per axis, which truncates 4096 to 15^3 (:func:`grid_points_per_axis`). The
-  authors' ARBInterp leaves queries in the outermost cell layer undefined (NaN); :class:`Tricubic` does the same by
-  default and :func:`tricubic_scaling` counts them.
-"""
+SciPy 1.14 removed the authors' ``interp2d``; ``RectBivariateSpline`` gives the same values. Fig. 4c's ``int(TP **
+(1/3))`` nodes per axis truncates 4096 to 15^3 (:func:`grid_points_per_axis`), and the authors' ARBInterp leaves the
+outermost cell layer undefined (NaN), as :class:`Tricubic` does by default."""
 
 from __future__ import annotations
 
@@ -221,9 +214,8 @@ class GridSpline2D:
 
 
 def spline_2d(x, y, Z, order: int) -> GridSpline2D:
-    """Interpolating spline of degree ``order`` (1, 3 or 5) per variable through a grid (Fig. 4b): ``Z[j, i] = f(x[i],
-    y[j])`` as ``interp2d`` (removed in SciPy 1.14), fitted by its replacement ``RectBivariateSpline(x, y, Z.T, s=0)``.
-    """
+    """Interpolating spline of degree 1, 3 or 5 per variable through a grid (Fig. 4b), ``Z[j, i] = f(x[i], y[j])`` as
+    the removed ``interp2d``, fitted by its replacement ``RectBivariateSpline(x, y, Z.T, s=0)``."""
     order = _check_order(order, SPLINE_ORDERS_2D)
     x = _check_axis(x, "x", order + 1)
     y = _check_axis(y, "y", order + 1)
@@ -245,9 +237,8 @@ class SplineScaling:
 
 def spline_scaling_1d(order: int, sizes: Sequence[int] | None = None, n_test: int = 2000,
                       target: Callable[[np.ndarray], np.ndarray] = np.exp) -> SplineScaling:
-    """Fig. 4a: relative RMSE of the order-``order`` spline of ``target`` (e^x) on [-1, 1] versus node count.
-
-    Paper §3, Fig. 4a, with the layout of the authors' figure notebook. Sizes default to :func:`fig4a_sizes`."""
+    """Fig. 4a in the authors' notebook layout: relative RMSE of the order-``order`` spline of e^x on [-1, 1] vs nodes.
+    """
     order = _check_order(order, SPLINE_ORDERS_1D)
     sizes = fig4a_sizes() if sizes is None else [int(n) for n in sizes]
     t = fig4a_test_points(n_test)
@@ -580,13 +571,8 @@ class TricubicScaling:
 def tricubic_scaling(n_nominal: Sequence[int] = FIG4C_SIZES, seeds: Sequence[int] = (0, 1, 2, 3),
                      n_test: int = 30_000, eq_id: str = "I.30.5", boundary: str = "nan",
                      rule: str = "authors") -> TricubicScaling:
-    """Fig. 4c (tricubic): Lekien-Marsden interpolation of ``eq_id`` on regular grids of growing size.
-
-    The authors' layout (``scripts/feynman-tricubic-subexperiment.py``): :func:`grid_points_per_axis` nodes per axis,
-    ``n_test`` test points uniform on the central 80% box; the absolute RMSE over the finite predictions, the NaN count
-    (ARBInterp's undefined outer layer) alongside. The slope tends to -1, not the paper's -4/3: finite-difference
-    derivatives are O(h^2), so the interpolant is only O(h^3) accurate (:meth:`Tricubic.from_derivatives` gives O(h^4)).
-    """
+    """Fig. 4c (tricubic) in the authors' layout: absolute RMSE on the central 80% box and the NaN count per grid size.
+    Its slope tends to -1, not the paper's -4/3: finite-difference derivatives make the interpolant only O(h^3)."""
     from pml import data, equations  # equations pulls in sympy: import it only when needed
 
     eq = equations.get(eq_id)

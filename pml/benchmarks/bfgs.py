@@ -1,12 +1,11 @@
 """Benchmark: pml's BFGS against the authors' way of feeding a torch model to SciPy (paper §4.2, Fig. 8).
 
-Both sides run ``scipy.optimize.minimize(method="BFGS")`` from the same network on the teacher-student problem with
-the authors' options and differ only in how SciPy gets the loss and gradient: pml (:func:`pml.nn.bfgs.bfgs`,
-``jac=True``, one forward and backward pass on views of the flat vector), pml with ``engine="rank2"`` (O(N^2)
-update), and the reference (the authors' scripts: separate ``fun`` and ``jac``, each copying the vector into the
-module and running its own pass; its loss pass runs under ``torch.no_grad()``, so the ratio is if anything
-understated). The default run uses 10,000 training points (the paper 100,000) and a time cap per optimiser.
-"""
+Both sides run ``scipy.optimize.minimize(method="BFGS")`` from the same network on the teacher-student problem with the
+authors' options and differ only in how SciPy gets the loss and gradient: pml (:func:`pml.nn.bfgs.bfgs`, ``jac=True``,
+one forward and backward pass on views of the flat vector), pml with ``engine="rank2"`` (O(N^2) update), and the
+reference (the authors' scripts: separate ``fun`` and ``jac``, each copying the vector into the module and running its
+own pass; its loss pass runs under ``torch.no_grad()``, so the ratio is if anything understated). The default run uses
+10,000 training points (the paper 100,000) and a time cap per optimiser."""
 
 from __future__ import annotations
 
@@ -118,9 +117,8 @@ def run(
     target_test_rmse: float = 1e-10,
     num_threads: int | None = 1,
 ) -> dict:
-    """Time per loss+gradient evaluation and BFGS time-to-target, pml (both engines) vs the authors' reference, on the
-    teacher-student problem of Fig. 8 (top); each run stops at ``target_test_rmse``, SciPy's stop or ``time_cap``, and
-    runs are compared at the largest of their best test RMSEs (a single BFGS stage rarely reaches the target)."""
+    """Seconds per loss+gradient and BFGS time-to-target of pml (both engines) and the authors' reference on the
+    teacher-student problem, compared at the largest of the runs' best test RMSEs."""
     with limit_threads(num_threads):
         X, y, X_test, y_test = teacher_student_data(n_train, n_test, seed)
         model_pml = make_mlp(1, width, 3, activation="tanh", seed=seed)

@@ -1,20 +1,12 @@
-"""Precision benchmark: how close to float64 round-off each method fits the paper's benchmark problems.
+"""Precision benchmark: how close to float64 round-off each method fits the paper's benchmark problems (§4.2, Figs.
+8-9). The targets (:data:`TARGETS`) are pml's own, fixed from what published methods reach: multi-stage networks (Wang &
+Lai, J. Comput. Phys. 504 (2024) 112865), variable projection (Golub & Pereyra 1973) and Chebyshev interpolation
+(Trefethen, *Approximation Theory and Approximation Practice*, 2013).
 
-Paper §4.2 and Figs. 8-9 (BFGS + boosting on x^2, the teacher-student problem, xy, x1y1+x2y2+x3y3). The targets
-(:data:`TARGETS`, relative test RMSE) are pml's own, fixed before any run from what published methods reach:
-multi-stage networks (Y. Wang & C.-Y. Lai, J. Comput. Phys. 504 (2024) 112865), variable projection (G. H. Golub
-& V. Pereyra, SIAM J. Numer. Anal. 10 (1973) 413) and Chebyshev interpolation (L. N. Trefethen, *Approximation
-Theory and Approximation Practice*, SIAM 2013).
-
-Problems (:func:`problems`): x2, cos2x (on [-1, 1], our choice; the paper's Fig. 1a uses [3, 6]), the 1-3-3-1
-tanh teacher and a random quintic (:mod:`pml.teacher`), xy on [1, 5]^2 and I.11.19 on [1, 5]^6. Methods:
-``lm-multistage`` (:func:`pml.nn.multistage.fit`), ``readout`` (:func:`pml.nn.readout.fit`) and the classical
-``chebyshev``, ``rbf`` and ``poly-lsq`` (:mod:`pml.approx.classical`).
-
-Every method is scored on the same 10^4 fresh test points per problem, uniform on the *full* domain (as Figs. 8-9;
-not the central 80% box of the scaling plots). No hyper-parameter is chosen on test points. The paper's values
-are absolute RMSEs read off its figures (about one significant digit); ours are also given relative to y_rms.
-"""
+Problems (:func:`problems`): x2, cos2x (on [-1, 1], our choice; Fig. 1a uses [3, 6]), the tanh teacher, a random
+quintic, xy on [1, 5]^2 and I.11.19 on [1, 5]^6; methods ``lm-multistage``, ``readout``, ``chebyshev``, ``rbf`` and
+``poly-lsq``. All are scored on the same 10^4 fresh points per problem, uniform on the *full* domain (as Figs. 8-9); no
+hyper-parameter is chosen on test points."""
 
 from __future__ import annotations
 
@@ -246,9 +238,8 @@ def jobs(problem_names=PROBLEMS, methods=tuple(METHODS)) -> list[tuple[str, str]
 
 def run_one(name: str, method: str, quick: bool = False, *, seed: int = 0,
             on_fit: Callable[[str, str, object], None] | None = None) -> dict:
-    """One (problem, method) fit of the benchmark, scored on the problem's test points: one row of :func:`run`.
-    Independent of every other fit (its own seeded data), so the fits of a run can run anywhere, in any order.
-    Runs with the caller's thread settings (:func:`run` and the chapter's tasks use one thread)."""
+    """One (problem, method) fit scored on the problem's test points: one row of :func:`run`, independent of every
+    other."""
     p = problems()[name]
     X_test, y_test = p.sample(N_TEST, [TEST_SEED])
     y_rms = float(np.sqrt(np.mean(y_test**2)))
@@ -274,9 +265,7 @@ def run_one(name: str, method: str, quick: bool = False, *, seed: int = 0,
 
 def run(quick: bool = False, *, problem_names=PROBLEMS, methods=tuple(METHODS), seed: int = 0,
         on_fit: Callable[[str, str, object], None] | None = None, progress: bool = False) -> list[dict]:
-    """Run every method on every problem (:func:`jobs`, :func:`run_one`), one thread; one row (dict) per (problem,
-    method). Full run ~5 minutes on 2 cores; ``quick=True`` shrinks every budget (a smoke run of about a minute;
-    its numbers are not the targets')."""
+    """Every method on every problem, one thread; one row per (problem, method). ``quick=True`` is a smoke run."""
     todo = jobs(problem_names, methods)
     bar = None
     if progress:

@@ -1,12 +1,11 @@
 """Seconds per training step: autograd against :mod:`pml.nn.fast_step`, on the paper's network shapes.
 
-For each shape (depth, width, inputs, activation, members S, batch B) one Adam step is timed with autograd and with
-the fast step (and, at depth 2, the torch kernel, the fallback where no compiler is found): the minimum over a few
-interleaved repeats. The same run measures the machine's float64 GEMM rate, one tanh, and for deep and modular
-networks the matrix products alone (row ``matmuls``, the floor of any step on the same BLAS). Shapes: the widths of
-Figs. 2, 5 and 6a at d = 3, d = 1-6 at depth 2, and Fig. 3's modular networks; batches as the sweeps', scaled down
-where the benchmark's time or memory budget requires (the row shows both).
-"""
+For each shape (depth, width, inputs, activation, members S, batch B) one Adam step is timed with autograd and with the
+fast step (and, at depth 2, the torch kernel, the fallback where no compiler is found): the minimum over a few
+interleaved repeats. The same run measures the machine's float64 GEMM rate, one tanh, and for deep and modular networks
+the matrix products alone (row ``matmuls``, the floor of any step on the same BLAS). Shapes: the widths of Figs. 2, 5
+and 6a at d = 3, d = 1-6 at depth 2, and Fig. 3's modular networks; batches as the sweeps', scaled down where the
+benchmark's time or memory budget requires (the row shows both)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """What the book runner tells the kernel of the chapter it executes, through one environment variable.
 
-Besides the parameter values papermill injects: which of them came from the command line (``pml run -p``, named in
-the claim table), every parameter value of the run, and the execution settings ``threads`` and ``device`` (which
-change where and how fast tasks run, never their results or keys). Outside the runner :func:`current` gives the
-defaults: no overrides, one thread, the CPU.
-"""
+Besides the parameter values papermill injects: which of them came from the command line (``pml run -p``, named in the
+claim table), every parameter value of the run, and the execution settings ``threads`` and ``device`` (which change
+where and how fast tasks run, never their results or keys). Outside the runner :func:`current` gives the defaults: no
+overrides, one thread, the CPU."""
 
 from __future__ import annotations
 

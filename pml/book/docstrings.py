@@ -1,10 +1,9 @@
 """A Sphinx extension for the book's API reference: docstrings written for a terminal read well as reStructuredText.
 
 pml's docstrings write norms as ``|r|^2`` and sizes as ``|D|``; in reStructuredText ``|name|`` is a substitution
-reference, which with ``-W`` fails the build. :func:`escape_bars` escapes every ``|`` outside inline literals, roles
-and literal blocks before autodoc parses a docstring, so the source stays plain text for ``help()``.
-Listed in ``_config.yml`` (``sphinx: extra_extensions``).
-"""
+reference, which with ``-W`` fails the build. :func:`escape_bars` escapes every ``|`` outside inline literals, roles and
+literal blocks before autodoc parses a docstring, so the source stays plain text for ``help()``. Listed in
+``_config.yml`` (``sphinx: extra_extensions``)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """The paper-profile results shipped in ``results/``: what they hold against this checkout, and the sample of them that
 CI recomputes on every run.
 
-An entry is *current* when its key is one of the profile's task keys here and *stale* otherwise (never used, listed
-by ``pml results status``). ``pml results verify --shipped`` recomputes cheap current entries, one per step, steps
-in a random order seeded by the commit, until a time budget is spent.
-"""
+An entry is *current* when its key is one of the profile's task keys here and *stale* otherwise (never used, listed by
+``pml results status``). ``pml results verify --shipped`` recomputes cheap current entries, one per step, steps in a
+random order seeded by the commit, until a time budget is spent."""
 
 from __future__ import annotations
 

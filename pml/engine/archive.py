@@ -1,16 +1,10 @@
 """Portable results archives: the task results of a profile in one file, checked on the way in.
 
-``pack`` writes a gzip-compressed pax tar whose first member, ``manifest.json``, lists every entry (task type,
-class, key, fields, the steps that use it, the SHA-256 and size of its two files) with the library versions; the
-entries follow as ``entries/<task type>/<key>.npz`` and ``.json``, the store's files.
-
-Reading an archive is reading data: nothing it names is imported or called, every class must be a known task
-class and every field plain JSON. ``unpack`` checks everything before it writes anything (the manifest within
-:data:`MAX_JSON_BYTES`, :data:`MAX_JSON_TOKENS` and :data:`MAX_JSON_DEPTH`; each member's name, type and size
-before reading it; every hash and the library versions), refuses the whole archive on any fault, then moves the
-entries into place by atomic renames, never replacing an intact entry that holds another result. No member is held
-whole in memory. ``verify`` recomputes a random sample of the archive's tasks here and compares the numbers.
-"""
+``pack`` writes a gzip-compressed pax tar: ``manifest.json`` first (every entry's task, key, steps and the hash and size
+of its files, the library versions), then the store's files. Reading an archive is reading data: nothing it names is
+imported or called. ``unpack`` checks everything before it writes anything (sizes and nesting bounded, every hash and
+version checked), refuses the whole archive on any fault, then installs entries by atomic renames, never replacing an
+intact entry that holds another result. ``verify`` recomputes a random sample here."""
 
 from __future__ import annotations
 
@@ -168,12 +162,8 @@ class _HashingFile:
 
 
 class _Tar:
-    """The plain-file members of a gzip-compressed tar, header by header, each member's data read in chunks.
-
-    Python's ``tarfile`` reads a pax or GNU long-name header whole before a caller sees the member, so a crafted
-    header could take any amount of memory; this reader knows the few header kinds ``pack`` writes (ustar and pax
-    ``x`` headers), bounds each, checks every header's checksum, and refuses every other kind of member.
-    """
+    """The plain-file members of a gzip tar, read header by header with bounded sizes and checked checksums (``tarfile``
+    would read a crafted pax header whole); only the header kinds ``pack`` writes are accepted."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -697,9 +687,8 @@ class Verdict:
 def verify(path: Path | str, *, sample: int = 5, time_limit: float | None = None, seed: int = 0,
            log: Callable[[str], None] = print, store: Store | None = None,
            keys: Collection[str] | None = None) -> list[Verdict]:
-    """Recompute ``sample`` random tasks of the archive (or ``keys``), cheapest first within ``time_limit``, and
-    compare: identical on the archive's CPU model, within ``CPU_RTOL`` on another (rounding-sensitive tasks skipped),
-    within ``GPU_RTOL`` for GPU results; measured run times are not compared. Logs each task's verdict."""
+    """Recompute a random sample of the archive's tasks (or ``keys``) within ``time_limit`` and compare: identical on
+    its CPU model, within ``CPU_RTOL`` elsewhere, ``GPU_RTOL`` for GPU results; run times are not compared."""
     from pml.engine.executor import execute, normalize
 
     path = Path(path)

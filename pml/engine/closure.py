@@ -1,10 +1,9 @@
 """The import closure of a task's module: the ``pml`` modules it imports, directly or not, read from the source.
 
-A task's key hashes the code of exactly these modules, so an edit elsewhere in ``pml`` keeps stored results valid
-while an edit to anything the task runs invalidates them. Imports are read statically, so nothing is imported to
-compute a key. The engine itself is in no closure: it decides where a task runs, not what it computes (a change to
-the stored format bumps ``pml.engine.store.FORMAT`` instead).
-"""
+A task's key hashes the code of exactly these modules, so an edit elsewhere in ``pml`` keeps stored results valid while
+an edit to anything the task runs invalidates them. Imports are read statically, so nothing is imported to compute a
+key. The engine itself is in no closure: it decides where a task runs, not what it computes (a change to the stored
+format bumps ``pml.engine.store.FORMAT`` instead)."""
 
 from __future__ import annotations
 
@@ -134,9 +133,8 @@ def _excluded(name: str) -> bool:
 
 @lru_cache(maxsize=None)
 def import_closure(name: str, root: Path | None = None) -> tuple[str, ...]:
-    """The modules whose source can change what module ``name`` computes, sorted: itself and every ``pml`` module it
-    imports (function-level imports included), recursively, plus the import-time statements of the packages on the way.
-    ``pml.engine`` is left out; ``root`` replaces this ``pml`` folder."""
+    """The modules whose source can change what module ``name`` computes: itself and the ``pml`` modules it imports,
+    recursively, with the import-time statements of the packages on the way; ``pml.engine`` excluded."""
     mode: dict[str, bool] = {}  # module -> followed on import only (a package passed through)
     todo = [(name, False)] + [(p, True) for p in _prefixes(name) if _in_pml(name)]
     while todo:
@@ -154,12 +152,8 @@ def import_closure(name: str, root: Path | None = None) -> tuple[str, ...]:
 
 
 def code_fingerprint(source: bytes, filename: str = "<module>") -> str:
-    """The module's code without its comments, docstrings and layout: a dump of its syntax tree.
-
-    A statement that is only a string (a docstring, or an attribute docstring after an assignment) does nothing, so
-    it is left out. Rewording a comment or a docstring, or reflowing lines, leaves a task's key (and a cluster's
-    results) valid; any change to what the code does changes the fingerprint.
-    """
+    """The module's code without comments, docstrings and layout (a dump of its syntax tree): rewording a docstring
+    keeps every task key; any change to what the code does changes it."""
     tree = ast.parse(source, filename=filename)
     for node in ast.walk(tree):
         for name in ("body", "orelse", "finalbody"):

@@ -1,11 +1,10 @@
 """Run tasks: what the store lacks is computed, in this process or on a Dask cluster, and stored as it finishes.
 
 ``compute(tasks)`` returns the results in order; ``materialize(tasks)`` only stores them and says what it did
-(:class:`Report`). On a cluster the missing tasks go together, largest first, each with the resources it asks for.
-Every result is stored the moment it arrives, so an interrupted run loses nothing that finished and a rerun computes
-only what is missing. A failing task does not stop the others: :class:`TaskFailures` names them all at the end.
-Results are normalised to their stored form where they are computed, so a result is the same fresh or stored.
-"""
+(:class:`Report`). On a cluster the missing tasks go together, largest first, each with the resources it asks for. Every
+result is stored the moment it arrives, so an interrupted run loses nothing that finished and a rerun computes only what
+is missing. A failing task does not stop the others: :class:`TaskFailures` names them all at the end. Results are
+normalised to their stored form where they are computed, so a result is the same fresh or stored."""
 
 from __future__ import annotations
 
@@ -339,8 +338,7 @@ def client_from_env() -> Any:
 
 
 def run(sweep: Sweep, *, store: Store | None = None, client: Any = None, stored: bool | None = None) -> Any:
-    """The sweep's result: its tasks from the store or computed (on ``$PML_SCHEDULER`` when set), assembled. Where
-    each task's result came from is noted for the claims of the run (:func:`pml.engine.provenance.note_step`).
+    """The sweep's result: its tasks from the store or computed, assembled; their provenance is noted for the claims.
 
     Parameters
     ----------
@@ -351,13 +349,12 @@ def run(sweep: Sweep, *, store: Store | None = None, client: Any = None, stored:
     client : dask.distributed.Client, optional
         A cluster to compute on (default: ``$PML_SCHEDULER``, else in process).
     stored : bool, optional
-        True: compute nothing, as ``$PML_STORED`` (set by ``pml run/book --stored``) does by default.
+        True: compute nothing (the default under ``$PML_STORED``, set by ``pml run/book --stored``).
 
     Returns
     -------
     object
-        ``sweep.assemble`` of the results; in stored mode :func:`pml.engine.partial.from_store`'s (assembled,
-        partial, or a ``NotComputed``).
+        ``sweep.assemble`` of the results; in stored mode :func:`pml.engine.partial.from_store`'s.
     """
     from pml.engine import partial, provenance
 

@@ -1,10 +1,9 @@
 """Stored mode: build from what the results store holds and compute nothing.
 
 With ``--stored`` (``$PML_STORED``) :func:`pml.engine.run` runs no task: a sweep whose tasks are all stored is
-assembled; else one with ``assemble_partial(results)`` (None for the missing) assembles what is there; any other
-gives a :class:`NotComputed` (the step, its stored count, the cost of the rest). Chapters, figures and summaries
-recognise it (:func:`is_missing`), draw what is there and leave the claims that depend on it unjudged.
-"""
+assembled; else one with ``assemble_partial(results)`` (None for the missing) assembles what is there; any other gives a
+:class:`NotComputed` (the step, its stored count, the cost of the rest). Chapters, figures and summaries recognise it
+(:func:`is_missing`), draw what is there and leave the claims that depend on it unjudged."""
 
 from __future__ import annotations
 
@@ -135,9 +134,9 @@ def passes_missing(func: Callable) -> Callable:
 
 
 def needs_complete(func: Callable) -> Callable:
-    """Decorator for numbers and tables that hold only for complete results: when an argument is a
-    :class:`NotComputed` or a partial result (:func:`missing_part`), return what is missing (merged) instead of
-    calling ``func``. Figures draw partial results; numbers of a truncated curve are not reported as the curve's."""
+    """Decorator for numbers that hold only for complete results: given a NotComputed or a partial result, return what
+    is missing instead of calling ``func`` (figures draw partial results; numbers of a truncated curve are not
+    reported)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -215,9 +214,8 @@ def coverage(tasks: Sequence[Task], store: Store | None = None) -> Coverage:
 
 
 def from_store(sweep: Sweep, store: Store | None = None) -> Any:
-    """The sweep's result from the store alone (no task runs): assembled when every task is stored, else
-    ``sweep.assemble_partial(results)`` (None for each missing task) where the sweep defines it and it returns a
-    result, else a :class:`NotComputed`."""
+    """The sweep's result from the store alone: assembled, else ``sweep.assemble_partial`` where defined, else a
+    :class:`NotComputed`."""
     store = store or Store()
     tasks = sweep.tasks()
     results = [store.get(t) for t in tasks]

@@ -1,13 +1,12 @@
-"""Where each stored result came from: computed here, taken from a results archive, or taken from one and then
-matched by a recomputation here.
+"""Where each stored result came from: computed here, taken from a results archive, or taken from one and then matched
+by a recomputation here.
 
-An entry installed from an archive gets an origin record beside it, ``<root>/<task type>/<key>.origin`` (the
-archive's name and hash, when it was unpacked, what its manifest says about itself, the signer when checked),
-bound to the SHA-256 of the entry's ``.json``: an entry recomputed here later is no longer "from the archive", and
-the entry, its key and the store's format do not change. :func:`mark_verified` and :func:`mark_mismatch` record
-the latest recomputation's verdict. :func:`note_step` keeps the provenance of every task a step used, for the
-chapter's claims (:mod:`pml.book.claims`). A malformed record is never trusted.
-"""
+An entry installed from an archive gets an origin record beside it, ``<root>/<task type>/<key>.origin`` (the archive's
+name and hash, when it was unpacked, what its manifest says about itself, the signer when checked), bound to the SHA-256
+of the entry's ``.json``: an entry recomputed here later is no longer "from the archive", and the entry, its key and the
+store's format do not change. :func:`mark_verified` and :func:`mark_mismatch` record the latest recomputation's verdict.
+:func:`note_step` keeps the provenance of every task a step used, for the chapter's claims (:mod:`pml.book.claims`). A
+malformed record is never trusted."""
 
 from __future__ import annotations
 
@@ -246,9 +245,8 @@ def provenance(store: Store, task: Task) -> str:
 
 @dataclasses.dataclass
 class Summary:
-    """Provenance counts of a set of tasks: how many were computed here, verified here, taken unverified from an
-    archive (``mismatched`` of them differed from a recomputation here), and per archive name how many of its
-    entries were used, verified or not."""
+    """Provenance counts of a set of tasks: computed here, verified here, unverified from an archive (and mismatched),
+    and per archive how many entries were used."""
 
     tasks: int = 0
     computed: int = 0

@@ -1,10 +1,9 @@
 """The task results store: one ``.npz`` (arrays) plus one ``.json`` (everything else and the metadata) per task.
 
 Entries are plain data, never pickles: ``<root>/<task type>/<key>.npz`` and ``.json`` (the rest of the result with
-``{"__array__": name}`` where an array sits, the config, the key's ingredients, the hashes of both, the wall time).
-Both are written atomically, the ``.json`` last; an entry that cannot be read or fails its hash is a miss (the task
-is recomputed), never an error.
-"""
+``{"__array__": name}`` where an array sits, the config, the key's ingredients, the hashes of both, the wall time). Both
+are written atomically, the ``.json`` last; an entry that cannot be read or fails its hash is a miss (the task is
+recomputed), never an error."""
 
 from __future__ import annotations
 
@@ -36,9 +35,8 @@ def new_file_mode() -> int:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` atomically (a temporary file renamed over it). An OSError (a read-only folder, a full disk)
-    names ``path`` itself, not the temporary file; a folder where the file should be is an IsADirectoryError (a
-    reader takes it for a missing entry; the writer does not remove what someone put there)."""
+    """Write ``path`` atomically; errors name ``path``, and a folder in its place is an IsADirectoryError (never
+    removed)."""
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "a folder stands where this file should be written; remove it (or "
                                               "move it away) and rerun", str(path))
@@ -214,9 +212,8 @@ def is_timing_key(key: str) -> bool:
 
 def first_difference(a: Any, b: Any, where: str = "result", rtol: float | None = None,
                      atol: float = 0.0, skip_timings: bool = False) -> str | None:
-    """Where two plain-data trees first differ (None if they do not): exactly (NaN equals NaN), or, with ``rtol``,
-    floating-point values within ``|a - b| <= atol + rtol |b|``; with ``skip_timings``, dict entries whose key
-    :func:`is_timing_key` are not compared."""
+    """Where two plain-data trees first differ (None if nowhere): exactly (NaN equals NaN) or within ``rtol``/``atol``;
+    ``skip_timings`` skips measured times (:func:`is_timing_key`)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
             return f"{where}: array vs {type(b if isinstance(a, np.ndarray) else a).__name__}"

@@ -1,14 +1,10 @@
 """Tasks and sweeps: the unit of paper-scale work and the configs that list and assemble them.
 
-A :class:`Task` is a frozen config whose :meth:`Task.run` is a pure function of its fields and of the results of
-:meth:`Task.inputs`, returning plain data (so a result computed on a cluster is a file anyone can read). Its
-:meth:`Task.key` hashes the fields that change the numbers (not ``threads`` or ``device``), the code of the ``pml``
-modules its module imports (:mod:`pml.engine.closure`) and the library versions. A :class:`Sweep` yields its tasks
-and assembles the chapter's result from theirs.
-
-A task is rebuilt from its class name and fields (:func:`load_task`) only through a registry (:data:`PML_TASKS`,
-every :class:`Task` subclass and :func:`register`-ed config of an imported module): reading a name from data never
-imports or calls anything it names.
+A :class:`Task` is a frozen config whose :meth:`Task.run` is a pure function of its fields and its inputs' results,
+returning plain data; :meth:`Task.key` hashes the fields that change the numbers, the code its module runs
+(:mod:`pml.engine.closure`) and the library versions. A :class:`Sweep` yields tasks and assembles their results.
+:func:`load_task` rebuilds a task from its class name and fields only through a registry (:data:`PML_TASKS` and the
+classes of imported modules): a name read from data is never imported or called.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
-"""Beyond the paper: the paper's benchmark problems fitted to float64 precision.
+"""Beyond the paper: the paper's benchmark problems fitted to float64 precision (``book/06_beyond.md``).
 
-``book/06_beyond.md`` runs two steps (:func:`steps`):
-
-* ``"benchmark"``: one :class:`BenchTask` per (problem, method) fit of :mod:`pml.benchmarks.precision`, keeping
-  besides the benchmark's row what its Levenberg-Marquardt multi-stage fit did: the combined model's error after
-  each stage and the LM curve against wall time (:class:`StageTrace`), recorded while the fit runs;
-* ``"bfgs"``: the paper's optimiser (a width-40 depth-3 tanh network trained by BFGS with the authors' options, the
-  "width-40 BFGS" of Fig. 8) on one 1D problem, for a direct comparison on this machine.
-
-RMSEs are stored relative to y_rms of the benchmark's test targets (the paper's l_rms, Eq. 1) unless a name says
-``abs``; the paper's absolute values read off Figs. 8-9 are converted with the same y_rms. The stages and the BFGS
-run stop at wall-clock limits, so where a limit is reached their numbers depend on the machine and its load.
-"""
+Step ``"benchmark"``: one :class:`BenchTask` per (problem, method) fit of :mod:`pml.benchmarks.precision`, keeping what
+its multi-stage fit did (:class:`StageTrace`). Step ``"bfgs"``: the paper's width-40 BFGS (Fig. 8) on one 1D problem,
+for a direct comparison here. RMSEs are relative to y_rms of the test targets (Eq. 1) unless a name says ``abs``; the
+paper's values read off Figs. 8-9 are converted the same way. Runs that reach a wall-clock limit depend on the machine
+and its load."""
 
 from __future__ import annotations
 
@@ -184,9 +177,8 @@ def _stage_trace(plain: dict) -> StageTrace:
 
 @dataclass(frozen=True)
 class BenchTask(Task):
-    """One (problem, method) fit of the precision benchmark (:func:`pml.benchmarks.precision.run_one`). Result:
-    ``row`` (the benchmark's row), ``trace`` (:class:`StageTrace`'s fields for ``lm-multistage``, else None) and
-    ``task_seconds``."""
+    """One (problem, method) fit of :func:`pml.benchmarks.precision.run_one`: its row and, for ``lm-multistage``, the
+    :class:`StageTrace`."""
 
     problem: str
     method: str
@@ -255,9 +247,8 @@ class BenchmarkConfig(Sweep):
 
 @dataclass(frozen=True)
 class BFGSTask(Task):
-    """BFGS (``pml.nn.bfgs.bfgs``, engine "rank2": SciPy's iteration with an O(N^2) update) on a width-40 tanh
-    net, raw inputs, as the paper's Fig. 8; test RMSE on the benchmark's test points. Result: :class:`BFGSResult`'s
-    fields as plain data."""
+    """The paper's width-40 BFGS of Fig. 8 (``bfgs(engine="rank2")``, raw inputs), scored on the benchmark's test
+    points."""
 
     problem: str = "x2"  # a 1D benchmark problem
     n_train: int = 100_000  # uniform training points (the paper: 100k)

@@ -1,10 +1,9 @@
 """Paper §1: precision floors (§1.1), the loss decomposition of Eq. (6) (§1.2) and scaling exponents (§1.3).
 
-Each study is a :class:`pml.engine.Sweep` of small tasks (one float type, one dataset size, one curve) whose
-assembled result is what ``book/01_introduction.md`` draws; :func:`steps` builds them from the chapter's parameters.
-Every task takes well under a second to a few seconds on one core, so the costs below are rough constants measured
-on the machine that wrote this (a shared 2-core x86-64 VM).
-"""
+Each study is a :class:`pml.engine.Sweep` of small tasks (one float type, one dataset size, one curve) whose assembled
+result is what ``book/01_introduction.md`` draws; :func:`steps` builds them from the chapter's parameters. Every task
+takes well under a second to a few seconds on one core, so the costs below are rough constants measured on the machine
+that wrote this (a shared 2-core x86-64 VM)."""
 
 from __future__ import annotations
 

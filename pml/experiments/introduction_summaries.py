@@ -37,10 +37,8 @@ DECOMPOSITION_KEYS = ("min_nonneg_term", "luck_exponent", "luck_exponent_err", "
 
 
 def decomposition_numbers(dec, n_fit_last: int) -> dict[str, Any]:
-    """Eq. (6)'s numbers: ``min_nonneg_term`` (the smallest non-negative term relative to the loss),
-    ``luck_exponent`` and ``luck_exponent_err`` (the spread of the sampling luck against |D|, fitted on the
-    ``n_fit_last`` largest sizes) and ``luck_mean_over_std`` (its mean at the largest |D|, in standard
-    deviations); NotComputed values when the step is not stored."""
+    """Eq. (6)'s numbers (smallest non-negative term, the sampling luck's exponent against |D| and its mean over std),
+    or NotComputed values when the step is not stored."""
     if partial.is_missing(dec):
         return {key: dec for key in DECOMPOSITION_KEYS}
     luck = _luck_fit(dec, n_fit_last)

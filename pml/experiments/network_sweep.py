@@ -1,15 +1,10 @@
-"""One network sweep for paper §§2-3: ReLU and tanh, dense and modular MLPs trained as tasks (Figs. 2, 3, 5, 6a and
-the width-100 remark), and one long-format table of their results.
+"""One network sweep for paper §§2-3 (Figs. 2, 3, 5, 6a, the width-100 remark) and one table of its results.
 
-A :class:`NetworkTask` trains one network shape on every seed it holds (dense ones together as one
-:class:`pml.nn.networks.BatchedMLP`, modular ones in turn) and returns one row per seed. A :class:`NetworkSweep`
-is a tuple of :class:`Curve` under one training protocol; it yields one task per (curve, width) and assembles the
-rows into a :class:`NetworkRuns` table, whose methods are what the chapters draw and judge from.
-
-Protocol (paper §2, the authors' configs): |D| = N // (d+1), standardised inputs, Adam, MSE, cyclic batches of
-``min(|D|, batch_size)``; the RMSE is absolute and chosen by ``selection``. The cost model (:func:`step_seconds`)
-counts per-step overhead, multiply-adds and elementwise work per step kernel, with constants measured by
-``pml bench step``.
+A :class:`NetworkTask` trains one network shape on all its seeds (dense ones together as one
+:class:`pml.nn.networks.BatchedMLP`) and returns a row per seed; a :class:`NetworkSweep` of :class:`Curve` yields one
+task per (curve, width) and assembles a :class:`NetworkRuns` table, whose methods are what the chapters draw. The
+protocol is the authors' (|D| = N // (d+1), standardised inputs, Adam, MSE, cyclic batches); the cost model
+(:func:`step_seconds`) uses constants measured by ``pml bench step``.
 """
 
 from __future__ import annotations
@@ -298,8 +293,7 @@ class NetworkRuns:
 
     def missing_shapes(self, equation: str | None = None, activation: str | None = None,
                        depth: int | None = None, kind: str | None = None) -> list[dict]:
-        """The shapes not computed (``missing`` entries), of ``equation`` (and the activation, depth and kind
-        given)."""
+        """The shapes not computed (``missing`` entries), of ``equation`` (and the activation, depth and kind given)."""
         want = {"equation": equation, "activation": activation, "depth": depth, "kind": kind}
         return [m for m in self.missing if all(v is None or m[k] == v for k, v in want.items())]
 
@@ -447,9 +441,8 @@ class NetworkSweep(Sweep):
         return NetworkRuns.from_rows(rows, y_rms)
 
     def assemble_partial(self, results: Sequence[dict | None]) -> NetworkRuns:
-        """The table of the shapes whose results are stored (None: a task not stored, in a stored build of the
-        book, :mod:`pml.engine.partial`); each missing shape is listed in :attr:`NetworkRuns.missing` with its
-        parameter count and its cost model's CPU-hours, so that figures mark it and claims know what is absent."""
+        """The table of the stored shapes; each missing one goes to :attr:`NetworkRuns.missing` with its size and cost.
+        """
         tasks = self.tasks()
         rows, y_rms, missing = [], {}, []
         for task, result in zip(tasks, results):

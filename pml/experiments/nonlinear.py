@@ -338,17 +338,14 @@ def network_sweep(equations_: Sequence[str], activations: Sequence[str] = ("tanh
                   depths: Sequence[int] = (2, 3, 4),
                   widths: Sequence[Sequence[int]] = (PAPER_WIDTHS[2], PAPER_WIDTHS[3], PAPER_WIDTHS[4]),
                   **protocol) -> NetworkSweep:
-    """Figs. 5, 6a: dense networks of every (equation, depth, width, activation), ``widths[i]`` at ``depths[i]``, with
-    Fig. 2's protocol, the batch cap :data:`BATCH_SIZE` and, unless ``protocol`` says otherwise, ``rng="pcg64"`` data.
-    """
+    """Figs. 5, 6a: dense networks of every (equation, depth, width, activation) with Fig. 2's protocol and, unless
+    ``protocol`` says otherwise, ``rng="pcg64"`` data."""
     protocol.setdefault("rng", "pcg64")
     return NetworkSweep.grid(equations_, depths, widths, activations, "dense", BATCH_SIZE, **protocol)
 
 
 def network_steps(p: Mapping[str, Any]) -> dict[str, Sweep]:
-    """The steps of Figs. 5 and 6a from the chapter's parameters: the random-data simplex of both figures
-    (``"fig5_simplex"``, drawn with ``rng="pcg64"`` like the networks), the tanh and ReLU networks of Fig. 5
-    (``"fig5_networks"``) and the tanh networks on the dot product (``"fig6_networks"``)."""
+    """The steps of Figs. 5 and 6a: ``"fig5_simplex"``, ``"fig5_networks"`` and ``"fig6_networks"``."""
     depths = tuple(int(d) for d in p["depths"])
     widths = tuple(tuple(int(w) for w in p[f"widths_depth{d}"]) for d in depths)
     protocol = dict(depths=depths, widths=widths, seeds=tuple(int(s) for s in p["seeds"]), n_steps=int(p["n_steps"]),
@@ -570,9 +567,7 @@ def best_beat(nets: NetworkRuns, simplex: SimplexScalingResult, activation: str 
 
 
 def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
-    """The chapter's sweeps from its parameter values (the names of its parameters cell): ``"fig4_splines"`` (Fig. 4a,
-    b and the e^(a x) diagnostic), ``"fig4_grid"`` (Fig. 4c), ``"gadget"`` (Fig. 6b) and the network steps of
-    :func:`network_steps`."""
+    """The chapter's sweeps: ``"fig4_splines"``, ``"fig4_grid"``, ``"gadget"`` and those of :func:`network_steps`."""
     p = params
     ints = lambda values: tuple(int(v) for v in values)  # noqa: E731 - parameters may arrive as lists
     return {
@@ -608,10 +603,8 @@ def _all_missing(keys, *inputs) -> dict[str, Any] | None:
 
 
 def spline_numbers(spline_result: SplineResult) -> dict[str, Any]:
-    """The Fig. 4a/4b numbers the chapter quotes: ``gap_low``/``gap_high`` (largest |fitted - theory| of
-    :data:`LOW_ORDERS` and :data:`HIGH_ORDERS`), ``slope_<d>d_<n>`` per curve, ``slope_stiff_<n>`` of the e^(a x)
-    diagnostic, ``floor_1d``/``floor_2d`` (:meth:`SplineResult.best_floor`). For a step that is not stored, the
-    same keys (from its config) with the :class:`pml.engine.NotComputed` as every value."""
+    """The Fig. 4a/4b numbers the chapter quotes (gaps to theory, slopes, floors); the same keys with the step's
+    :class:`pml.engine.NotComputed` when it is not stored."""
     if partial.is_missing(spline_result):
         cfg = spline_result.sweep if isinstance(spline_result.sweep, SplineConfig) else SplineConfig()
         keys = ["gap_low", "gap_high", *(f"slope_1d_{o}" for o in cfg.orders_1d),
@@ -629,9 +622,8 @@ def spline_numbers(spline_result: SplineResult) -> dict[str, Any]:
 
 
 def grid_numbers(grid_result: RegularGridResult) -> dict[str, Any]:
-    """The Fig. 4c numbers the chapter quotes: fitted exponents of the three curves, the tricubic's gain from exact
-    derivatives at the largest grid, and its undefined test fraction at the smallest; every value a
-    :class:`pml.engine.NotComputed` when the step is not (all) stored."""
+    """The Fig. 4c numbers the chapter quotes (exponents, the gain from exact derivatives, the undefined fraction), or
+    NotComputed values when the step is not all stored."""
     keys = ("tricubic_slope", "tricubic_exact_slope", "tricubic_ratio", "grid_simplex_slope", "tricubic_nan",
             "tricubic_nan_n")
     missing = _all_missing(keys, grid_result)
@@ -656,9 +648,8 @@ def tanh_numbers(nets: NetworkRuns, simplex: SimplexScalingResult) -> dict[str, 
 
 
 def gadget_numbers(gadget_result: GadgetResult) -> dict[str, Any]:
-    """Fig. 6b's numbers per Richardson order n: ``gadget_floor_<n>``, ``gadget_lambda_<n>`` (best float64 error and
-    its lambda), ``trunc_slope_<n>`` (exact arithmetic), ``dot_rel_<n>``/``dot_width_<n>`` (the dot-product
-    network), and ``dot_short`` (decades above eps_0); NotComputed values when the step is not stored."""
+    """Fig. 6b's numbers per Richardson order (floors, best lambdas, truncation slopes, the dot-product network's
+    error), or NotComputed values when the step is not stored."""
     if partial.is_missing(gadget_result):
         cfg = gadget_result.sweep if isinstance(gadget_result.sweep, GadgetConfig) else GadgetConfig()
         keys = [f"{name}_{o}" for o in cfg.orders

@@ -1,9 +1,8 @@
 """The tasks of paper §3 that are not networks: Fig. 4's spline curves and regular-grid points, Fig. 6b's gadget.
 
-They live in a module of their own so that their cache keys depend only on what they run (the splines, the
-simplex, the gadget and the equations), not on the network code or the chapter's summaries: at the paper's sizes
-the regular-grid simplex alone costs hours.
-"""
+They live in a module of their own so that their cache keys depend only on what they run (the splines, the simplex, the
+gadget and the equations), not on the network code or the chapter's summaries: at the paper's sizes the regular-grid
+simplex alone costs hours."""
 
 from __future__ import annotations
 
@@ -99,9 +98,8 @@ SIMPLEX_QUERY = (5.8e-11, 1.7)
 
 @dataclass(frozen=True)
 class GridPointTask(Task):
-    """One Fig. 4c point: ``method`` ("tricubic" with ARBInterp's finite differences, "tricubic_exact" or "simplex") on
-    the regular grid of about ``n_nominal`` points, scored on the central 80% box: the absolute RMSE over the defined
-    predictions, ``n_bad`` (undefined test points) and the points per axis."""
+    """One Fig. 4c point: ``method`` ("tricubic", "tricubic_exact" or "simplex") on a regular grid of about
+    ``n_nominal`` points; the RMSE over the defined predictions, the undefined count and the points per axis."""
 
     equation: str
     method: str

@@ -1,17 +1,11 @@
 """Paper §4: the loss landscape at low loss (Fig. 7) and the optimisation tricks of §4.2 (Figs. 8-9, the quintic).
 
-:func:`steps` builds the chapter's sweeps (``book/04_optimization.md``) from its parameters. Dependent steps are
-small task graphs whose intermediate weights are task outputs: :class:`HessianTask` takes an :class:`AdamTask`'s
-final weights, :class:`LowCurvatureTask` continues a stored :class:`BFGSTask`, and boosting stage k is a
-:class:`BFGSTask` whose ``previous`` is stage k-1's :class:`LowCurvatureTask`. Weights travel as float64 arrays
-(:func:`net_weights`) and are rebuilt bit for bit (:func:`net_from_weights`).
-
-Protocol (paper §4 and the authors' scripts): float64; inputs not standardised; the test set covers the training
-box; Adam on a width-40 depth-3 tanh MLP, full batch, one initialisation for every learning rate; BFGS with the
-authors' options (gtol 1e-60, maxiter 25,000) run by ``pml.nn.bfgs.bfgs(engine="rank2")`` (SciPy's iteration with
-an O(N^2) update); the combined pipeline boosts a second width-20 network on the residual normalised by its mean
-absolute value. One torch and one BLAS thread per task. A ``time_limit`` that binds makes a task machine-dependent.
-All RMSEs stored are absolute (as Figs. 8-9 plot), with ``y_rms`` alongside.
+:func:`steps` builds the chapter's sweeps; dependent steps are task graphs whose weights are task outputs
+(:func:`net_weights`, rebuilt bit for bit by :func:`net_from_weights`): a :class:`HessianTask` takes an
+:class:`AdamTask`'s weights, a :class:`LowCurvatureTask` continues a :class:`BFGSTask`, and boosting stage k starts from
+stage k-1. The authors' protocol: float64, inputs not standardised, the test set on the training box, BFGS with their
+options (run by ``bfgs(engine="rank2")``), the boosting residual normalised by its mean absolute value. All RMSEs stored
+are absolute (as Figs. 8-9 plot), with ``y_rms`` alongside.
 """
 
 from __future__ import annotations
@@ -854,8 +848,7 @@ SIX_D = "I.11.19"  # Fig. 9 bottom
 
 
 def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
-    """The chapter's sweeps from its parameter values, one per step: ``fig7_adam``, ``fig8_teacher``, ``fig8_equation``,
-    ``fig9_2d``, ``fig9_6d`` and ``quintic`` (the ``Group`` steps assemble to dicts keyed "adam", "bfgs", "combined").
+    """The chapter's sweeps: ``fig7_adam``, ``fig8_teacher``, ``fig8_equation``, ``fig9_2d``, ``fig9_6d``, ``quintic``.
     """
     p = params
     common = dict(n_train=int(p["n_train"]), n_test=int(p["n_test"]), log_every=int(p["log_every"]),
@@ -1022,9 +1015,8 @@ def quintic_numbers(result: QuinticResult, claim_tau: float) -> dict[str, float 
 
 
 def claim_values(spectrum: dict, learning: dict[str, dict], quintic: dict) -> dict[str, float]:
-    """The measured value of every claim C4.n (``pml/book/claimsets/04_optimization.yaml``) from the chapter's numbers:
-    ``spectrum`` from :func:`spectrum_numbers`, ``learning`` maps problem -> :func:`learning_numbers`, ``quintic``
-    from :func:`quintic_numbers`."""
+    """The measured value of every claim C4.n (``pml/book/claimsets/04_optimization.yaml``) from the chapter's numbers.
+    """
     one_d = [learning[p] for p in ONE_D]
     return {
         "C4.1": spectrum["bulk_fraction"],

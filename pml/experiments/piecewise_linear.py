@@ -1,22 +1,14 @@
 """Paper §2 ("Piecewise Linear Methods"): ReLU networks vs linear simplex interpolation (Figs. 1-3, the width-100
-remark).
-
-:func:`steps` maps each figure of ``book/02_piecewise_linear.md`` to a sweep of tasks (a Fig. 1 fit, a simplex
-interpolant, or a network shape with all its seeds, :class:`pml.experiments.network_sweep.NetworkTask`). The
-summaries behind the chapter's claims (exponents, ratios at equal N, region counts) are tested code here.
+remark). :func:`steps` maps each figure of ``book/02_piecewise_linear.md`` to a sweep of tasks; the summaries behind the
+chapter's claims are tested code here.
 
 Protocol (ejmichaud/precision-ml: ``scripts/feynman-simplex-subexperiment-v2.py``, the network scripts
-``...-simplexcompare-normalize.py`` and ``...-modular-normalize.py``, the notebooks under
-``notebooks/create-paper-figures/``):
-
-* data: ``rng="legacy"`` draws training then test inputs from ``numpy.random.RandomState(seed)``, the authors'
-  stream, so the same seed gives their data sets; test points lie in the central 80% box;
-* networks: PyTorch default init after ``manual_seed(seed)``, |D| = N // (d+1); Adam 1e-3, MSE, standardised
-  inputs, cyclic batches capped at 10k (Fig. 2) or 30k (Figs. 1b, 3);
-* simplex: N = |D|(d+1); the RMSE is over the test points inside the convex hull (as upstream) and the fraction
-  outside is recorded;
-* absolute test RMSE throughout, as the paper's axes; ``y_rms`` converts to the relative ell_rms of Eq. (1).
-"""
+``...-simplexcompare-normalize.py`` and ``...-modular-normalize.py``, ``notebooks/create-paper-figures/``):
+``rng="legacy"`` data come from the authors' ``RandomState(seed)`` stream (the same seed gives their data sets), test
+points in the central 80% box; networks with PyTorch's default init after ``manual_seed(seed)``, |D| = N // (d+1), Adam
+1e-3, standardised inputs, batches capped at 10k (Fig. 2) or 30k (Figs. 1b, 3); the simplex with N = |D|(d+1), its RMSE
+over the test points inside the hull (as upstream) and the fraction outside recorded. Absolute RMSE throughout, with
+``y_rms`` for Eq. (1)."""
 
 from __future__ import annotations
 
@@ -511,9 +503,7 @@ def modular_numbers(modular: NetworkRuns) -> dict[str, Any]:
 
 
 def width100_numbers(same: SameWidthResult) -> dict[str, Any]:
-    """The width-100 pair's numbers: ``w100_n_params_<kind>``, ``w100_n_train_<kind>``, ``w100_rmse_<kind>``,
-    ``w100_paper_<kind>`` for modular and dense, ``w100_param_ratio``, ``w100_dense_over_modular``,
-    ``w100_rmse_ratio`` and ``w100_n_steps``; NotComputed values (the paper's kept) when the pair is not stored."""
+    """The width-100 pair's numbers (sizes, RMSEs and ratios, modular and dense); NotComputed values when not stored."""
     out: dict[str, Any] = {}
     missing = partial.missing_part(same)
     for key in ("modular", "dense"):

@@ -13,9 +13,8 @@ RNGS = ("legacy", "pcg64")
 
 
 def sample_split(equation: str, n_train: int, n_test: int, seed: int, rng: str = "legacy"):
-    """(X_train, y_train, X_test, y_test) for a registry equation: ``rng="legacy"`` is bit-identical to the authors'
-    ``np.random.seed(seed)`` + ``np.random.uniform`` (full ranges, then the central 80% box; global state untouched),
-    ``rng="pcg64"`` is :func:`pml.data.train_test_split`."""
+    """(X_train, y_train, X_test, y_test) for a registry equation: ``rng="legacy"`` bit-identical to the authors'
+    ``np.random.seed`` + ``uniform`` stream (test points in the central 80% box), ``rng="pcg64"`` NumPy's default."""
     eq = equations.get(equation)
     if rng == "pcg64":
         return data.train_test_split(eq.func, eq.ranges, n_train, n_test, seed)

@@ -1,15 +1,9 @@
-"""Paper §5 (Conclusions, Figure 10 "User's Guide for Precision"): the chart drawn from the rules ``pml fit`` uses,
-then applied to Feynman equations that no earlier chapter uses.
-
-Nothing here decides which method to use: that is :mod:`pml.fitting.guide` and :func:`pml.fitting.fit`.
-:func:`run_guide` gives the rules as data; :func:`steps` gives two steps:
-
-* ``"study"``: per equation and number of rows (chosen to fall in the chart's bands), ``fit(method="auto")``, each
-  candidate method by name and the paper's baselines (simplex interpolation, LM-trained boosted networks), each one
-  a :class:`FitTask`, scored by the relative RMSE (Eq. 1) on fresh points from the distribution of the data (the
-  chart promises precision on held-out rows, not on a central box);
-* ``"csv"``: a CSV of one equation through what ``pml fit`` then ``pml predict`` run, compared with the formula.
-"""
+"""Paper §5 (Figure 10, "User's Guide for Precision"): the chart drawn from the rules ``pml fit`` uses
+(:func:`run_guide`), applied to Feynman equations no earlier chapter uses. Step ``"study"``: per equation and row count,
+``fit(method="auto")``, each candidate by name and the paper's baselines, one :class:`FitTask` each, scored by the
+relative RMSE on fresh points from the data's distribution (the chart promises precision on held-out rows). Step
+``"csv"``: a CSV through what ``pml fit`` and ``pml predict`` run. The choice of method is :mod:`pml.fitting.guide`'s
+alone."""
 
 from __future__ import annotations
 
@@ -271,9 +265,8 @@ def fit_seconds(method: str, d: int, n_fit: float, time_limit: float | None = No
 
 
 def _auto_seconds(d: int, n: int, n_fit: float, time_limit: float | None = None) -> float:
-    """``method="auto"``: every candidate of the rule on the inner split (at most ``MAX_SELECTION_ROWS`` rows), then
-    the chosen one on the training rows (costed as the dearest candidate: which one wins is not known before). For
-    d >= 3 the candidates share ``time_limit`` (default 600 s) and only a cheap winner is refitted."""
+    """Modelled seconds of ``method="auto"``: every candidate on the inner split, then the winner (costed as the
+    dearest) on the training rows; for d >= 3 the candidates share ``time_limit``."""
     inner = min(n_fit * (1 - fitting.INNER_FRACTION), fitting.MAX_SELECTION_ROWS)
     names = guide.choose(d, n).methods
     if d >= 3:
@@ -698,9 +691,8 @@ def paper_numbers(paper: StudyConfig | None = None) -> dict[str, int]:
 
 
 def paper_estimate(paper_steps: Mapping[str, Sweep]) -> dict[str, float]:
-    """Estimated seconds on one core of the paper profile's tasks (``steps(full_parameters(..., "paper"))``) by
-    their cost model: ``study`` (auto and every method by name but lm-multistage), ``lm`` (lm-multistage, at most
-    its time limits), ``csv`` and ``total``."""
+    """Estimated one-core seconds of the paper profile's tasks by their cost model: ``study``, ``lm``, ``csv``,
+    ``total``."""
     study = paper_steps["study"].tasks()
     out = {"study": sum(t.cost() for t in study if t.method != "lm-multistage"),
            "lm": sum(t.cost() for t in study if t.method == "lm-multistage"),

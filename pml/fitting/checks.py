@@ -1,7 +1,6 @@
 """Input checks of :func:`pml.fitting.fit` and :meth:`pml.fitting.FittedModel.predict`, and the seeded row split.
 
-Every check raises :class:`FitError` with a message that says what is wrong and where (column, row).
-"""
+Every check raises :class:`FitError` with a message that says what is wrong and where (column, row)."""
 
 from __future__ import annotations
 
@@ -76,9 +75,8 @@ _KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S
 
 
 def not_a_regular_file(path: str | Path) -> str | None:
-    """What ``path`` is when it exists and is not a regular file ("a folder", "a FIFO (named pipe)", "a symbolic link
-    to ...", ...); None when it is a regular file or nothing is there. Links are not followed: an atomic rename
-    would put a file in place of the link, the device or the pipe, not write through it."""
+    """What ``path`` is when it exists and is not a regular file ("a folder", "a FIFO", "a symbolic link to ..."), else
+    None; links are not followed (an atomic rename would replace them, not write through them)."""
     try:
         mode = os.lstat(path).st_mode
     except OSError:  # nothing there (or an unreadable folder on the way: the write reports that)

@@ -1,9 +1,8 @@
-"""What ``pml fit`` and ``pml predict`` do once their arguments are parsed: read a table, fit or predict, write
-the model or the predictions atomically, print the precision report. :mod:`pml.cli` parses the command line and
-calls these; code that wants the commands' exact behaviour (the User's Guide chapter's CSV round trip) calls them
-without going through the command-line layer. Both print to ``sys.stdout``/``sys.stderr`` and return the exit
-status (0: done; 2: an error, explained on stderr, nothing written; 130: interrupted).
-"""
+"""What ``pml fit`` and ``pml predict`` do once their arguments are parsed: read a table, fit or predict, write the
+model or the predictions atomically, print the precision report. :mod:`pml.cli` parses the command line and calls these;
+code that wants the commands' exact behaviour (the User's Guide chapter's CSV round trip) calls them without going
+through the command-line layer. Both print to ``sys.stdout``/``sys.stderr`` and return the exit status (0: done; 2: an
+error, explained on stderr, nothing written; 130: interrupted)."""
 
 from __future__ import annotations
 

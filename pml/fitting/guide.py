@@ -1,27 +1,20 @@
 """The User's Guide to Precision (paper §5, Figure 10) as data: which approximation for which problem.
 
-``RULES`` is the chart, written once: an ordered list of :class:`Rule` (conditions on the input dimension ``d``,
-the number of rows ``n`` and whether the target is smooth; the methods to use; the promised relative RMSE; the
-reason). :func:`choose` applies it (``pml.fit(X, y, method="auto")``) and :func:`chart` turns it into the regions
-of the (d, n) plane that :func:`pml.plotting.users_guide.plot_guide` draws as Figure 10.
+``RULES`` is the chart, written once: an ordered list of :class:`Rule` (conditions on the input dimension ``d``, the
+number of rows ``n`` and smoothness; the methods; the promised relative RMSE; the reason). :func:`choose` applies it
+(``pml.fit(X, y, method="auto")``); :func:`chart` gives the regions Figure 10 draws.
 
-How the paper's words map onto ``pml`` methods (measured, not assumed: ``tests/test_guide.py``, ``pml bench fit``):
+How the paper's words map onto ``pml`` methods (measured: ``tests/test_guide.py``, ``pml bench fit``): "spline
+interpolation ... high enough order" (d <= 2) is ``poly``, one global polynomial of validated degree (the one-piece
+limit of a spline; scattered 2D data have no grid for splines), and ``spline`` in 1D; "networks with smooth activations
+... possibly with less data" is ``readout``, whose output layer is solved exactly (the paper's LM-trained boosted
+networks, ``lm-multistage``, were slower and less precise on the same data, so ``auto`` does not pick them); for d >= 3
+no single method wins, so ``auto`` tries ``poly`` (under every transform the data admit, :mod:`pml.fitting.transforms`),
+``kernel``, ``readout`` and ``deep-lm`` within its time limit and keeps the best on an inner validation split.
+Non-smooth targets get simplex interpolation (§2), ``spline`` in 1D, ReLU networks beyond d = 6.
 
-* "polynomial spline interpolation ... high enough polynomial order" (d <= 2): ``poly``, one global polynomial of
-  validated degree in a Chebyshev basis (the one-piece limit of a spline), and ``spline`` in 1D. Scattered 2D data
-  get the polynomial: :mod:`pml.approx.splines` needs a grid.
-* "neural networks with smooth activations ... possibly with less data": ``readout``, a tanh network whose output
-  layer is solved exactly. The paper's LM-trained boosted networks (``lm-multistage``) stay available by name but
-  were slower and less precise on the same data, so ``auto`` does not pick them.
-* "for d >= 3, neural networks": ``deep-lm`` and ``readout``, with ``poly`` and ``kernel`` as competitors. No single
-  method wins in 3-4 dimensions, so ``auto`` tries them cheapest first within its time limit
-  (:mod:`pml.fitting.budget`), the polynomial under every transform the data admit (:mod:`pml.fitting.transforms`),
-  and keeps the smallest error on an inner validation split.
-* Non-smooth targets: linear simplex interpolation (§2), ``spline`` in 1D, ReLU networks beyond d = 6.
-
-The promises (``Rule.promise``) are relative RMSE on held-out rows for smooth targets at full float64 precision,
-calibrated on the targets of chapters 1-4 (worst of 5 seeds). No promise is made for d >= 3, very few rows or
-non-smooth targets: there the precision report measures the error.
+The promises hold for smooth targets at full float64 precision, calibrated on the targets of chapters 1-4 (worst of 5
+seeds); none is made for d >= 3, very few rows or non-smooth targets: there the report measures the error.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""The methods :func:`pml.fitting.fit` can use (:data:`METHODS`, one :class:`MethodSpec` each): how each is fitted,
-how its predictor is rebuilt from saved arrays, and its limits. Paper: Section 5 and Fig. 10. Each method picks its
-own hyper-parameters on an inner split of the training rows. Chebyshev interpolation needs the function, not data,
-and is not offered.
-"""
+"""The methods :func:`pml.fitting.fit` can use (:data:`METHODS`, one :class:`MethodSpec` each): how each is fitted, how
+its predictor is rebuilt from saved arrays, and its limits. Paper: Section 5 and Fig. 10. Each method picks its own
+hyper-parameters on an inner split of the training rows. Chebyshev interpolation needs the function, not data, and is
+not offered."""
 
 from __future__ import annotations
 
@@ -148,9 +147,8 @@ JACOBIAN_METHODS = ("deep-lm", "lm-multistage")  # the methods that take per-sam
 
 
 def warm_up(method: str) -> None:
-    """Import what ``method`` needs (torch for the networks: seconds on a loaded machine) and, for the
-    Levenberg-Marquardt methods, take one tiny per-sample Jacobian (the first in a process imports torch's compiler
-    stack): a time limit meets these costs before it measures out the method's share, not inside it."""
+    """Import what ``method`` needs (and take one tiny Jacobian for the LM methods), so that a time limit pays these
+    one-off costs before it measures the method's share."""
     if method in ("poly", "rbf"):
         import pml.approx.classical  # noqa: F401
     elif method == "kernel":

@@ -39,7 +39,7 @@ class ModelFileError(ValueError):
 class FittedModel:
     """A fitted model: predict, save to one ``.npz`` file, load back; ``report`` says how precise it is.
 
-    Made by :func:`fit` or :func:`load`, not by hand. Used in :doc:`/book/05_users_guide`.
+    Made by :func:`fit` or :func:`load`, not by hand.
 
     Parameters
     ----------
@@ -49,10 +49,8 @@ class FittedModel:
         The fitted numbers (coefficients, weights, nodes).
     params : dict
         The method's settings needed to predict.
-    input_names : sequence of str
-        The names of the d inputs.
-    target_name : str
-        The name of the target.
+    input_names, target_name : sequence of str, str
+        The names of the d inputs and of the target.
     report : PrecisionReport
         How the model was chosen and how precise it is.
     predictor : callable, optional
@@ -114,10 +112,7 @@ class FittedModel:
                 "target_name": self.target_name, "report": self.report.to_dict(), "state_keys": sorted(self.state)}
 
     def save(self, path) -> Path:
-        """Write the model to one ``.npz`` file, atomically.
-
-        A temporary file in the same folder is renamed over ``path`` only when complete, so nothing half-written is ever
-        left.
+        """Write the model to one ``.npz`` file, atomically (a temporary file renamed over ``path`` when complete).
 
         Parameters
         ----------
@@ -132,8 +127,7 @@ class FittedModel:
         Raises
         ------
         FileExistsError
-            If ``path`` exists and is not a regular file (a folder, a symbolic link, a FIFO, a device): the rename
-            would put the model in its place.
+            If ``path`` exists and is not a regular file (a folder, a link, a FIFO, a device).
         """
         path = Path(path)
         kind = not_a_regular_file(path)
@@ -173,10 +167,7 @@ def _json_default(o):
 
 
 def load(path) -> FittedModel:
-    """Read a model written by :meth:`FittedModel.save`.
-
-    Nothing in the file is trusted: its size bounds the memory reading it takes, and every stored parameter and
-    array is checked against what the method can have produced before a predictor is built from it.
+    """Read a model written by :meth:`FittedModel.save`; nothing in the file is trusted (the module's checks).
 
     Parameters
     ----------
@@ -193,8 +184,8 @@ def load(path) -> FittedModel:
     FileNotFoundError
         If there is no such file.
     ModelFileError
-        If the file is not a pml model, is truncated or damaged, holds non-finite numbers or parameters the method
-        cannot have produced (the message names the field), or comes from another pml or model-format version.
+        If the file is not a pml model of this version, is damaged, or holds numbers the method cannot have produced
+        (the message names the field).
     """
     path = Path(path)
     try:

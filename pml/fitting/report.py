@@ -16,9 +16,8 @@ from pml.fitting.transforms import IDENTITY, label
 
 
 def float64_floor(y) -> float:
-    """Relative RMSE left by rounding the targets to float64: no float64 fit can be more precise on average.
-
-    Each value is off by up to half a unit in the last place, uniformly: an RMS of spacing(y)/sqrt(12).
+    """Relative RMSE left by rounding the targets to float64 (each off by up to half an ulp: an RMS of
+    spacing/sqrt(12)).
 
     Parameters
     ----------
@@ -51,16 +50,13 @@ def diagnose(kind: str, train: float, val: float, floor: float, data_floor: floa
         The method's kind: ``"interpolant"``, ``"least-squares"`` or ``"trained"``.
     train, val : float
         Relative RMSE on the training and validation rows (``val`` NaN without validation rows).
-    floor : float
-        The float64 floor of the targets (:func:`float64_floor`).
-    data_floor : float, optional
-        The precision the targets were given to, if known.
+    floor, data_floor : float, float or None
+        The float64 floor of the targets (:func:`float64_floor`) and the precision they were given to, if known.
 
     Returns
     -------
     source : str
-        One of ``ERROR_SOURCES``: ``"precision limit"``, ``"data precision"``, ``"generalisation"``,
-        ``"optimisation"``, ``"architecture"``, ``"architecture or noise"`` or ``"unknown"``.
+        One of ``ERROR_SOURCES``.
     explanation : str
         Why, and what would reduce the error.
     """

@@ -1,9 +1,8 @@
 """Reading and writing the data tables of ``pml fit`` / ``pml predict``: CSV with a header row, or ``.npz``.
 
 Every problem is a :class:`TableError` whose message names the file, the column and the row (1-based data rows; the
-header is line 1 of a CSV, so data row i is on line i + 1). Writes are atomic: a temporary file in the target folder
-is renamed over the destination only once complete, so an error or Ctrl-C never leaves a half-written file.
-"""
+header is line 1 of a CSV, so data row i is on line i + 1). Writes are atomic: a temporary file in the target folder is
+renamed over the destination only once complete, so an error or Ctrl-C never leaves a half-written file."""
 
 from __future__ import annotations
 
@@ -170,11 +169,8 @@ _NUM = re.compile(r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
 
 
 def decimal_floor(texts: Sequence[str], y: np.ndarray) -> tuple[float, int] | None:
-    """The rounding of decimal targets written with few digits: (relative RMSE, significant digits), or None.
-
-    A column whose longest value has k < 15 significant digits is taken as rounded to k digits (an RMS error of
-    unit/sqrt(12) per value); 15 or more digits (``repr`` of float64) and integers are exact.
-    """
+    """(relative RMSE, significant digits) of targets written with k < 15 digits (each off by up to half a unit of its
+    k-th digit), or None for 15 digits or more and integers."""
     digits = []
     for t in texts:
         m = _NUM.match(t.strip())

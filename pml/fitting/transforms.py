@@ -1,12 +1,10 @@
 """Fit a transformed target against transformed inputs: the forms physics formulas take most often.
 
-A product of powers is a plane in log y against log x; a Euclidean distance has a cone where it is zero, but its
-square is a polynomial. Transforming before fitting is the core of AI Feynman's search (Udrescu & Tegmark, Science
-Advances 6, eaay2631, 2020); here it is a pre-processing step of a numerical fit. A :class:`Transform` maps the
-inputs (as given or logged) and the target (as given, squared or logged); predictions are mapped back.
-``fit(method="auto")`` for d >= 3 tries the transforms the data admit (:func:`admissible`), every error measured on
-the target as given.
-"""
+A product of powers is a plane in log y against log x; a Euclidean distance has a cone where it is zero, but its square
+is a polynomial. Transforming before fitting is the core of AI Feynman's search (Udrescu & Tegmark, Science Advances 6,
+eaay2631, 2020); here it is a pre-processing step of a numerical fit. A :class:`Transform` maps the inputs (as given or
+logged) and the target (as given, squared or logged); predictions are mapped back. ``fit(method="auto")`` for d >= 3
+tries the transforms the data admit (:func:`admissible`), every error measured on the target as given."""
 
 from __future__ import annotations
 

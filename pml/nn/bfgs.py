@@ -1,8 +1,7 @@
 """SciPy's BFGS on a network's flat parameter vector (paper §4.2, Figs. 8-9).
 
-Paper: §4.2 "Optimization Tricks For Reducing Optimization Error": second-order methods with a line search
-improve on Adam by orders of magnitude until precision loss stops them.
-"""
+Paper: §4.2 "Optimization Tricks For Reducing Optimization Error": second-order methods with a line search improve on
+Adam by orders of magnitude until precision loss stops them."""
 
 from __future__ import annotations
 
@@ -46,14 +45,10 @@ def bfgs(
 ) -> OptimResult:
     """Train ``model`` with SciPy's BFGS on the full-batch MSE; the final parameters are written into ``model``.
 
-    Paper §4.2 and Fig. 8's "width-40 BFGS" (ejmichaud/precision-ml, ``scripts/non-seml/compare-bfgs-*.py``). The
-    defaults are the authors' options: with gtol 1e-60 BFGS normally stops on SciPy's "precision loss" message
-    (``stop_reason="precision_loss"``).
-
-    ``engine="scipy"`` calls ``scipy.optimize.minimize`` as the authors did; its inverse-Hessian update costs O(N^3) per
-    iteration, which dominates from width 20. ``engine="rank2"`` runs the same algorithm (SciPy's line search,
-    stopping rules and messages) with the algebraically identical O(N^2) rank-two update, so the iterates agree with
-    SciPy's up to rounding.
+    Paper §4.2 and Fig. 8's "width-40 BFGS" (ejmichaud/precision-ml, ``scripts/non-seml/compare-bfgs-*.py``), with the
+    authors' options: with gtol 1e-60 BFGS normally stops on SciPy's "precision loss"
+    (``stop_reason="precision_loss"``). ``engine="rank2"`` runs SciPy's algorithm with an O(N^2) instead of O(N^3)
+    inverse-Hessian update (the same iterates up to rounding), which matters from width 20.
 
     Parameters
     ----------
@@ -63,18 +58,14 @@ def bfgs(
         Training inputs (n, d) and targets (n,).
     X_test, y_test : array_like, optional
         A test set (both or neither), evaluated at every logged row.
-    gtol : float, optional
-        Gradient-norm tolerance (default 1e-60, the authors').
-    maxiter : int, optional
-        Iteration limit (default 25,000).
+    gtol, maxiter : float, int, optional
+        Gradient-norm tolerance and iteration limit (defaults 1e-60 and 25,000, the authors').
     log_every : int, optional
         Iterations between history rows (default 1).
     callback : callable, optional
         Called with each logged row (a dict); returning True stops.
-    target_test_rmse : float, optional
-        Stop once the test RMSE (train RMSE without a test set) reaches it.
-    time_limit : float, optional
-        Stop after this many seconds.
+    target_test_rmse, time_limit : float, optional
+        Stop once the test RMSE (train RMSE without a test set) reaches the target, or after this many seconds.
     num_threads : int, optional
         Torch/BLAS threads for the run (:func:`pml.threads.limit_threads`).
     engine : str, optional
@@ -170,12 +161,8 @@ def bfgs(
 
 def _bfgs_rank2(fun_and_grad, x0: np.ndarray, *, gtol: float, maxiter: int, callback=None, c1: float = 1e-4,
                 c2: float = 0.9) -> scipy.optimize.OptimizeResult:
-    """SciPy's BFGS loop (``scipy.optimize._optimize._minimize_bfgs``, norm = inf, xrtol = 0) with an O(N^2) update.
-
-    With A1 = I - rho s y^T, SciPy's H+ = A1 H A1^T + rho s s^T expands to H - rho (s (H^T y)^T + (H y) s^T) + (rho^2
-    y.(H y) + rho) s s^T: three rank-one updates. The line search is SciPy's own ``_line_search_wolfe12``, so iterates,
-    stopping rules and messages are SciPy's up to rounding.
-    """
+    """SciPy's BFGS loop (``_minimize_bfgs``, norm = inf, xrtol = 0) with its line search and messages, but with SciPy's
+    H+ = A1 H A1^T + rho s s^T (A1 = I - rho s y^T) done as three rank-one updates: O(N^2), same iterates."""
     from scipy.linalg.blas import dger
     from scipy.optimize._optimize import _line_search_wolfe12, _LineSearchError, _status_message
 

@@ -1,11 +1,10 @@
 """Boosting, i.e. staged training of neural networks (paper §4.2, Figs. 8-9), and merging the stages into one network.
 
-The authors' scripts (ejmichaud/precision-ml, ``scripts/combined-techniques-*.py``, steps 3-4): stage k > 1 fits
-the residual divided by c_k, and F_k = F_{k-1} + c_k f_k. Their normaliser is the mean absolute training residual
-(their ``c_code = 1 / mean|y - f1|``, so the paper's c = 1 / c_code); the RMS is an option. The stage trainer is any
-callable that fits a model in place, so the same boosting serves any optimiser. :func:`merge_stages` builds the
-paper's single network.
-"""
+The authors' scripts (ejmichaud/precision-ml, ``scripts/combined-techniques-*.py``, steps 3-4): stage k > 1 fits the
+residual divided by c_k, and F_k = F_{k-1} + c_k f_k. Their normaliser is the mean absolute training residual (their
+``c_code = 1 / mean|y - f1|``, so the paper's c = 1 / c_code); the RMS is an option. The stage trainer is any callable
+that fits a model in place, so the same boosting serves any optimiser. :func:`merge_stages` builds the paper's single
+network."""
 
 from __future__ import annotations
 
@@ -30,25 +29,19 @@ ELEMENTWISE = (
 
 
 def normaliser_scale(residual, normaliser: str | float = "mean_abs") -> float:
-    """The boosting scale c of a residual.
+    """The boosting scale c of a residual: the next stage fits r / c.
 
     Parameters
     ----------
     residual : array_like
         The residual of the stages so far.
     normaliser : str or float, optional
-        ``"mean_abs"`` (default, c = mean(abs(r)), the authors' scripts), ``"rms"`` (c = RMS(r)), ``"none"``
-        (c = 1) or a positive number (c itself). The next stage fits r / c.
+        ``"mean_abs"`` (default, mean(abs(r)), the authors' scripts), ``"rms"``, ``"none"`` (c = 1) or c itself.
 
     Returns
     -------
     float
         c, positive and finite.
-
-    Raises
-    ------
-    ValueError
-        For an unknown normaliser or a residual that gives no finite positive c (an exactly zero residual).
     """
     r = np.asarray(residual, dtype=np.float64).reshape(-1)
     if isinstance(normaliser, str):

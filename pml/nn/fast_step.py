@@ -1,19 +1,11 @@
 """A fast training step for dense MLPs in float64: MSE loss and its gradients without autograd.
 
-Autograd allocates several (points x hidden units) arrays per step; for the wide networks of the paper's scaling
-figures (§2, Figs. 2, 5, 6a) that, not the arithmetic, is most of the time. :class:`FastStep` computes the same
-per-member batch MSE and gradients (written into ``.grad``, so :class:`torch.optim.Adam` runs unchanged) with one
-of two kernels, chosen by :func:`choose_kernel`:
-
-* ``"compiled"``: a fused C++ kernel (``fast_step.cpp``, built at first use and cached per CPU type) for one hidden
-  layer, tanh or ReLU, 1 to 64 inputs; blocks of points stay in cache and the gradients are summed in a fixed
-  order, so the result does not depend on the number of threads;
-* ``"torch"``: pure PyTorch, any depth and modular networks, in chunks through preallocated buffers with the
-  backward formulas written out. Use one intra-op thread on a busy machine: OpenMP synchronisation between its
-  many small operations can make it slower than autograd.
-
-Both equal autograd's loss and gradients up to float64 rounding (the sums run in another order), which is why the
-step implementation is a field of the training configuration, and so of a task's key.
+Autograd allocates several (points x hidden units) arrays per step, which for the wide networks of Figs. 2, 5 and 6a is
+most of the time. :class:`FastStep` writes the same gradients into ``.grad`` (so Adam runs unchanged) with a fused C++
+kernel (``fast_step.cpp``, built at first use; one hidden layer, tanh or ReLU, gradients summed in a fixed order
+whatever the threads) or a pure-torch kernel (any depth, modular networks; run it on one thread on a busy machine). Both
+equal autograd's results up to rounding, which is why the step implementation is part of a task's key;
+:func:`choose_kernel` says which kernel runs.
 """
 
 from __future__ import annotations

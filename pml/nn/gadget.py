@@ -1,14 +1,9 @@
 """The multiplication gadget of Lin, Tegmark & Rolnick (2017): a 4-neuron network computing x*y (paper §3, Fig. 6b).
 
-With sigma''(0) != 0 and a scale l, x y ~= [S(l(x+y)) - S(l(x-y))] / (4 l^2 sigma''(0)) with S(t) = sigma(t) +
-sigma(-t), since S is even and (x+y)^2 - (x-y)^2 = 4xy. We use softplus (sigma''(0) = 1/4), so the truncation error
-is -l^2 (x^3 y + x y^3) / 12 + O(l^4). In float64 the rounding error grows as eps/l^2 and the relative RMSE bottoms
-out near sqrt(eps) (:func:`gadget_error_curve`): the architecture error is effectively zero, yet training never
-finds this solution (Fig. 6a).
-
-Beyond the paper: gadgets at scales l, 2l, ..., 2^(p-1) l combined by Richardson extrapolation
-(:func:`richardson_weights`) have truncation error O(l^(2p)), and the floor drops to about eps^(p/(p+1)).
-:func:`make_dot_product_network` builds the exact width-12 network for I.11.19 (three gadgets in parallel).
+x y ~= [S(l(x+y)) - S(l(x-y))] / (4 l^2 sigma''(0)) with S(t) = sigma(t) + sigma(-t); with softplus the truncation error
+is -l^2 (x^3 y + x y^3) / 12 + O(l^4) while float64 rounding grows as eps/l^2, so the error bottoms out near sqrt(eps)
+(:func:`gadget_error_curve`). Beyond the paper: Richardson extrapolation over p scales (:func:`richardson_weights`)
+lowers the floor to about eps^(p/(p+1)). :func:`make_dot_product_network` builds the exact width-12 network for I.11.19.
 """
 
 from __future__ import annotations
@@ -58,10 +53,8 @@ def _check_positive_int(value, name: str) -> int:
 
 
 def richardson_weights(order: int = 1, ratio: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Scales s_i = ratio^i (i < order) and weights w_i with sum w_i = 1, sum w_i s_i^(2m) = 0 for 0 < m < order.
-
-    The gadget at scale s l has error c_1 (s l)^2 + c_2 (s l)^4 + ...; the weighted sum of the ``order`` gadgets
-    cancels the first ``order - 1`` terms (Richardson extrapolation in l^2). order 2, ratio 2: (4/3, -1/3)."""
+    """Scales ratio^i and weights w_i (sum w_i = 1) that cancel the first ``order - 1`` terms of the gadget's error
+    series in l^2 (Richardson extrapolation); order 2, ratio 2: (4/3, -1/3)."""
     order = _check_positive_int(order, "order")
     ratio = float(ratio)
     if not ratio > 1:

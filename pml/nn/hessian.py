@@ -54,9 +54,9 @@ def hessian_matrix(
     chunk_size: int | None = None,
     symmetrize: bool = True,
 ) -> torch.Tensor:
-    """Dense (N, N) Hessian of the bound training MSE at ``theta`` (default: the module's parameters), as the authors'
-    ``torch.autograd.functional.hessian`` (§4.1), row by row as Hessian-vector products (forward-over-reverse) in chunks
-    of directions and points; about N gradient evaluations. ``symmetrize`` returns (H + H^T)/2."""
+    """Dense (N, N) Hessian of the bound training MSE at ``theta`` (the authors used
+    ``torch.autograd.functional.hessian``): Hessian-vector products in chunks of directions and points, about N
+    gradients; ``symmetrize``: (H + H^T)/2."""
     if theta is None:
         theta = flat.theta()
     theta = theta.detach().to(device=flat.device, dtype=flat.dtype)
@@ -87,9 +87,7 @@ def hessian_matrix(
 
 
 def hessian(model: nn.Module, X, y, **kwargs) -> torch.Tensor:
-    """Hessian of the MSE of ``model`` on (X, y) w.r.t. all trainable parameters (flat order), float64.
-
-    Paper: §4.1. Keyword arguments go to :func:`hessian_matrix`."""
+    """Hessian of the MSE of ``model`` on (X, y) over all trainable parameters, float64 (:func:`hessian_matrix`)."""
     return hessian_matrix(FlatModel(model, X, y), **kwargs)
 
 
@@ -132,13 +130,9 @@ def spectrum(
     batch_size: int | None = None,
     chunk_size: int | None = None,
 ) -> Spectrum:
-    """Hessian spectrum, eigenvectors, gradient and |g . e_i| of the MSE of ``model`` on (X, y).
+    """Hessian spectrum, eigenvectors, gradient and |g . e_i| of the MSE of ``model`` on (X, y) (paper §4.1, Fig. 7).
 
-    Paper: §4.1, Fig. 7 (teacher-student, after Adam). Eigen-decomposition by ``torch.linalg.eigh`` in
-    float64 on the full Hessian over all parameters. The projections use the full gradient unless
-    ``first_layer_only=True`` reproduces the authors' notebook (first-layer weights only).
-
-    Used in :doc:`/book/04_optimization`.
+    ``torch.linalg.eigh`` on the full float64 Hessian over all parameters.
 
     Parameters
     ----------
@@ -147,7 +141,7 @@ def spectrum(
     X, y : array_like
         The data set.
     first_layer_only : bool, optional
-        Project only the first-layer slice (the authors' notebook; default False).
+        Project only the first-layer slice, as the authors' notebook (default False).
     batch_size, chunk_size : int, optional
         Memory settings of :func:`hessian_matrix`.
 

@@ -1,25 +1,16 @@
-"""Levenberg-Marquardt training of small networks in float64 (beyond the paper's BFGS, §4.2).
+"""Levenberg-Marquardt training of small networks in float64 (beyond the paper's BFGS, §4.2, which stalls at ~1e-7 on
+"precision loss"; Hagan & Menhaj, IEEE Trans. Neural Netw. 5 (1994) 989; Nocedal & Wright, ch. 10).
 
-Paper §4.2: BFGS stalls at ~1e-7 RMSE on "precision loss". Levenberg-Marquardt is the classical trainer for small
-least-squares problems (M. T. Hagan & M. B. Menhaj, IEEE Trans. Neural Netw. 5 (1994) 989; Nocedal & Wright,
-*Numerical Optimization*, ch. 10). Each step solves min |J delta + r|^2 + mu |D delta|^2 for the residual
-r_i = f(x_i; theta) - y_i. Three choices keep the digits BFGS loses:
+Each step solves min |J delta + r|^2 + mu |D delta|^2. The Jacobian is exact and dense (``torch.func``, in chunks of
+points); J^T J is never formed (that would square the condition number): the chunks are folded into the R factor of [J,
+r] by a streaming QR, and each trial ``mu`` is solved by the SVD of R (``solver="svd"``) or a QR of [R; sqrt(mu) D]
+(``solver="qr"``, MINPACK's way). Damping follows Nielsen's rule (Madsen, Nielsen & Tingleff 2004, §3.2) or Marquardt's
+(``damping="marquardt"``). One iteration is one Jacobian; rejected trial steps reuse it.
 
-* the Jacobian is exact and dense (``torch.func``, in chunks of points so that memory stays bounded);
-* J^T J is never formed: the chunks are folded into the R factor of [J, r] by a streaming QR and each trial ``mu``
-  is solved by the SVD of R (``solver="svd"``) or a QR of [R; sqrt(mu) D] (``solver="qr"``, MINPACK's way);
-  the normal equations would square the condition number;
-* adaptive damping by Nielsen's rule (Madsen, Nielsen & Tingleff 2004, §3.2), or Marquardt's x10 rule
-  (``damping="marquardt"``).
-
-One iteration is one Jacobian; rejected trial steps reuse the factorisation. The reason a run stopped is its
-``stop_reason``: ``ftol``, ``gtol``, ``xtol`` (MINPACK's tests), ``damping`` (mu past ``mu_max``), ``noise_floor``
-(no promised decrease above the rounding noise of |r|^2: the fit is at float64 precision), ``zero_residual``,
-``max_iter``, ``time_limit``, ``target`` or ``callback``.
-
-:func:`least_squares` is the generic solver (any residual and Jacobian, e.g. :mod:`pml.nn.readout`'s reduced
-problem); :func:`train` applies it to an ``nn.Module`` with the trainer signature of :func:`pml.nn.boosting.boost`.
-"""
+A run's ``stop_reason``: ``ftol``, ``gtol``, ``xtol`` (MINPACK's tests), ``damping`` (mu past ``mu_max``),
+``noise_floor`` (no decrease above the rounding noise of |r|^2: the fit is at float64 precision), ``zero_residual``,
+``max_iter``, ``time_limit``, ``target`` or ``callback``. :func:`least_squares` is the generic solver; :func:`train`
+applies it to an ``nn.Module`` with the trainer signature of :func:`pml.nn.boosting.boost`."""
 
 from __future__ import annotations
 
@@ -710,15 +701,15 @@ def train(
     """Train ``model`` (float64) by Levenberg-Marquardt on the full-batch squared error; parameters are written back.
 
     The second-order training the paper does with BFGS (§4.2), with the trainer signature of
-    :func:`pml.nn.boosting.boost`. The Jacobian is computed in chunks folded into a streaming QR, so memory is
-    O(chunk * p + p^2).
+    :func:`pml.nn.boosting.boost`. The Jacobian is computed in chunks folded into a streaming QR, so memory is O(chunk *
+    p + p^2).
 
     Parameters
     ----------
     model : torch.nn.Module
-        A float64 network, trained in place.
+        The network to train, float64.
     X, y : array_like
-        The training set.
+        The training points and targets.
     X_test, y_test : array_like, optional
         A test set (both or neither).
     options : LMOptions, optional

@@ -1,21 +1,12 @@
-"""Multi-stage residual fitting (Wang & Lai 2024), trained stage by stage with Levenberg-Marquardt.
+"""Multi-stage residual fitting (Y. Wang & C.-Y. Lai, J. Comput. Phys. 504 (2024) 112865), trained stage by stage with
+Levenberg-Marquardt: paper §4.2's boosting, with each stage's target the residual over its RMS (Wang & Lai's Algorithm
+1; Michaud et al. divide by the mean absolute residual, :mod:`pml.nn.boosting`).
 
-Paper §4.2 "Boosting" (a second network fits the scaled residual of the first); Y. Wang & C.-Y. Lai, "Multi-stage
-neural networks: Function approximator of machine precision", J. Comput. Phys. 504 (2024) 112865. Stage k > 1 fits
-the residual e_k divided by eps_k = RMS(e_k) (Wang & Lai's Algorithm 1; Michaud et al. divide by the mean absolute
-residual, :mod:`pml.nn.boosting`). What makes later stages work (Wang & Lai §2.2):
-
-* a frequency-aware first layer: stage k's first-layer weights are scaled by kappa = 2 pi f_d, with f_d the
-  residual's dominant frequency (:func:`dominant_frequency`), as Wang & Lai scale theirs; the stages keep tanh
-  everywhere (they must share one layout to merge), with biases that put every unit's transition inside the data;
-* with a ``sampler``, at least ``points_per_period`` points per period of f_d along each axis (Wang & Lai §2.2.2);
-* optionally, each stage's output layer starts from its least-squares fit (as :mod:`pml.nn.readout`).
-
-Inputs are mapped to [-1, 1]^d and stage 1's target is standardised; both maps are folded into the first and last
-layers, so every network takes raw inputs. :func:`pml.nn.boosting.merge_stages` merges the stages into one network.
-In d > 1 the dominant frequency comes from a plane-wave periodogram over random directions (a heuristic of ours:
-the MSNN code's FFT needs a grid).
-"""
+Later stages get a first layer scaled by 2 pi f_d, f_d the residual's dominant frequency (:func:`dominant_frequency`; in
+d > 1 a plane-wave periodogram, our heuristic where their FFT needs a grid), tanh throughout so that the stages merge
+(:func:`pml.nn.boosting.merge_stages`); with a ``sampler``, at least ``points_per_period`` points per period; optionally
+a least-squares output layer to start from. Inputs are mapped to [-1, 1]^d and the maps folded into the first and last
+layers, so every network takes raw inputs."""
 
 from __future__ import annotations
 
@@ -39,11 +30,8 @@ __all__ = ["MultistageResult", "StageRecord", "dominant_frequency", "fit", "defa
 
 
 def dominant_frequency(X, r, *, n_directions: int = 64, n_freqs: int = 128, seed: int = 0) -> float:
-    """The dominant frequency of the samples r_i = r(x_i) in cycles per unit of x (module docstring).
-
-    1D: FFT of r linearly interpolated onto a uniform grid of max(n, 256) points. d > 1: plane-wave
-    periodogram over ``n_directions`` random directions (from ``seed``) and ``n_freqs`` frequencies up to the
-    Nyquist frequency of the mean spacing, extent / n^(1/d). Returns 0 for a constant residual."""
+    """Dominant frequency of r_i = r(x_i) in cycles per unit of x: the FFT of r on a uniform grid in 1D, a plane-wave
+    periodogram over random directions in d > 1; 0 for a constant residual."""
     X = as_inputs(X)
     r = np.asarray(r, dtype=np.float64).reshape(-1)
     if r.size != X.shape[0]:
@@ -206,35 +194,27 @@ def fit(
     ----------
     X, y : array_like
         (n, d) inputs and (n,) targets.
-    n_stages : int, optional
-        Number of stages (default 3).
-    width : int or sequence of int, optional
-        One width, or one per stage (default 10).
-    depth : int, optional
-        ``nn.Linear`` layers per stage (default 3), as :func:`pml.nn.networks.make_mlp`.
+    n_stages, width, depth : int, optional
+        Stages (default 3), their width or one width per stage (default 10) and ``nn.Linear`` layers (default 3).
     activation : str, optional
         Must be ``"tanh"`` (the default).
     trainer : callable or sequence of callable, optional
         ``trainer(model, X, y, X_val=None, y_val=None)`` fits a stage in place, or one per stage (default
         :func:`default_trainer`).
     ranges : sequence of (float, float), optional
-        The input box normalised to [-1, 1]^d (default: the data's bounding box).
-    frequency_aware : bool, optional
-        Scale later stages' first layers to the residual's dominant frequency (default True).
-    readout_init : bool, optional
-        Start each stage's output layer at its least-squares solution (default True).
+        The input box mapped to [-1, 1]^d (default: the data's bounding box).
+    frequency_aware, readout_init : bool, optional
+        Scale later stages' first layers to the residual's dominant frequency; start each output layer at its
+        least-squares solution (both default True).
     init_scale : float, optional
-        Multiplies the first-layer weights of stage 1 (of every stage without ``frequency_aware``); small values give
-        near-flat features, the better start for smooth targets in d > 1 (default 1, PyTorch's init).
+        Multiplies stage 1's first-layer weights (every stage's without ``frequency_aware``); default 1.
     sampler : callable, optional
-        ``sampler(n, rng)`` returns n fresh training pairs; a stage then gets ``points_per_period`` points per period
-        of the residual's dominant frequency along each axis, up to ``max_train`` in all.
-    points_per_period : float, optional
-        Default 16.
-    max_train : int, optional
-        Default 20,000.
+        ``sampler(n, rng)`` returns n fresh pairs; a stage then gets ``points_per_period`` (default 16) points per
+        period of the residual's frequency per axis, up to ``max_train`` (default 20,000).
+    points_per_period, max_train : float, int, optional
+        See ``sampler``.
     X_val, y_val : array_like, optional
-        Validation data, only logged (nothing is chosen on it).
+        Validation data, only logged.
     seed : int, optional
         Seeds everything (default 0).
 

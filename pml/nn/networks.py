@@ -3,10 +3,9 @@
 Paper §2 (ReLU MLPs; "depth" = number of affine layers), §3 and Fig. 3 (one small MLP per node of the computation
 graph). Parameter counts and modular layouts follow the authors' scripts (ejmichaud/precision-ml,
 ``scripts/feynman-network-subexperiment-v2-simplexcompare-*normalize.py``): the "width" of a modular network is not a
-layer width (its input modules have width w // 2 or w // 3, :func:`modular_layout`). Weights get PyTorch's default
-init, drawn on the CPU after ``manual_seed(seed)`` inside :func:`torch.random.fork_rng`: the global RNG is untouched
-and a seed gives the same weights on every device.
-"""
+layer width (its input modules have width w // 2 or w // 3, :func:`modular_layout`). Weights get PyTorch's default init,
+drawn on the CPU after ``manual_seed(seed)`` inside :func:`torch.random.fork_rng`: the global RNG is untouched and a
+seed gives the same weights on every device."""
 
 from __future__ import annotations
 
@@ -134,11 +133,8 @@ class ModuleSpec:
 
 
 def modular_layout(graph, width: int, depth: int) -> tuple[ModuleSpec, ...]:
-    """The modules of a modular network for ``graph``, by the authors' modular script (checked against the parameter
-    counts their notebooks print): each module has depth // L layers, L the number of modules on the longest path
-    (``depth`` a multiple of L); the k input modules share the width (w // k each: I.8.14 two of w//2), the others have
-    width w.
-    """
+    """The modules of a modular network for ``graph``, as the authors' script: depth // L layers each (L modules on the
+    longest path), width w // k for each of the k input modules, w for the others."""
     width, depth = _check_int(width, "width", 1), _check_int(depth, "depth", 2)
     variables = tuple(graph.inputs)
     nodes = tuple(graph.nodes)
@@ -181,11 +177,8 @@ def modular_param_count(graph, width: int, depth: int) -> int:
 class ModularMLP(nn.Module):
     """One small MLP per node of a computation graph, wired as the graph says (paper §3, Fig. 3).
 
-    ``forward(X)`` takes X of shape (n, d) with columns in ``graph.inputs`` order and returns shape (n, 1), like
-    :func:`make_mlp`.
-    Modules are initialised in node order from one seeded stream (global RNG untouched).
-
-    Used in :doc:`/book/02_piecewise_linear` (Fig. 3).
+    ``forward`` maps X (n, d), columns in ``graph.inputs`` order, to (n, 1); modules are initialised in node order from
+    one seeded stream.
 
     Parameters
     ----------
@@ -193,14 +186,8 @@ class ModularMLP(nn.Module):
         The computation graph.
     width, depth : int
         As :func:`modular_layout`.
-    activation : str, optional
-        A name of ``ACTIVATIONS`` (default ``"relu"``).
-    seed : int, optional
-        Seed of the initialisation (default 0).
-    dtype : torch.dtype, optional
-        Parameter type (default float64).
-    device : str or torch.device, optional
-        Where the parameters live (default ``"cpu"``).
+    activation, seed, dtype, device : optional
+        As :func:`make_mlp`.
     """
 
     def __init__(self, graph, width: int, depth: int, activation: str = "relu", seed: int = 0,

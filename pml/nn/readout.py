@@ -1,22 +1,12 @@
 """Exact least-squares output layers (variable projection) for one-hidden-layer tanh networks.
 
-The paper (§4) minimises the loss over *all* parameters by BFGS/Adam. The output layer is linear, so for fixed
-hidden parameters the best output weights solve a linear least-squares problem; solving it exactly and optimising
-only the hidden parameters is variable projection (G. H. Golub & V. Pereyra, SIAM J. Numer. Anal. 10 (1973) 413;
-L. Kaufman, BIT 15 (1975) 49; E. Newman et al., "Train like a (Var)Pro", SIMODS 2021).
-
-* :func:`solve_readout` solves by truncated SVD of [H, 1], never by the normal equations, which square the
-  condition number.
-* Hidden geometries: :func:`uniform_geometry` (1D, uniformly spaced centres with a halo beyond each end, the
-  layout of samlayton99/precision-mlps) and :func:`random_geometry` (any d; a small ``scale`` gives near-flat
-  features whose span is close to the low-degree polynomials).
-* :func:`fit` chooses the geometry and ``rcond`` on a validation split of the training points and refits on all.
-* :func:`refine` optimises the hidden parameters of min |(I - P(theta)) y| by Levenberg-Marquardt with Kaufman's
-  Jacobian.
-
-Every result is an ``nn.Sequential(Linear(d, M), Tanh(), Linear(M, 1))`` in float64 whose features are computed by
-its own first two modules, so fit and network agree to rounding.
-"""
+The paper (§4) trains all parameters by BFGS/Adam. For fixed hidden parameters the best output weights solve a linear
+least-squares problem; solving it exactly and optimising only the hidden ones is variable projection (Golub & Pereyra,
+SIAM J. Numer. Anal. 10 (1973) 413; Kaufman, BIT 15 (1975) 49; Newman et al., SIMODS 2021). :func:`solve_readout` solves
+by truncated SVD, never the normal equations; :func:`uniform_geometry` (1D, the layout of samlayton99/precision-mlps)
+and :func:`random_geometry` (any d) place the hidden units; :func:`fit` chooses them and ``rcond`` on a validation
+split; :func:`refine` optimises the hidden layer by Levenberg-Marquardt with Kaufman's Jacobian. Every result is a
+float64 ``nn.Sequential(Linear(d, M), Tanh(), Linear(M, 1))``."""
 
 from __future__ import annotations
 
@@ -78,11 +68,9 @@ def uniform_geometry(low: float, high: float, n_units: int, *, lam: float = 0.5,
 
 def random_geometry(ranges, n_units: int, *, scale: float = 1.0, bias_range: float = 1.0, seed: int = 0
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Random tanh features tanh(w . z + b) on z = inputs mapped to [-1, 1]^d, returned in raw coordinates.
-
-    w ~ N(0, scale^2 I); b = u - w . z_c with z_c uniform in [-1, 1]^d (so a steep unit's transition lies in the
-    box) and u ~ U(-bias_range, bias_range) (so near-flat units, scale << 1, have distinct Taylor coefficients
-    and their span approaches all polynomials of low degree; scale 0.01 suits the 6D quadratic I.11.19)."""
+    """Random tanh features on inputs mapped to [-1, 1]^d (returned in raw coordinates): w ~ N(0, scale^2 I), biases
+    that put steep units' transitions in the box; a small ``scale`` gives near-flat units spanning low-degree
+    polynomials."""
     box = _ranges(ranges)
     dim = box.shape[0]
     if not scale > 0:
@@ -234,10 +222,7 @@ def fit(
     seed: int = 0,
     num_threads: int | None = 1,
 ) -> ReadoutFit:
-    """Choose hidden geometry and ``rcond`` on a validation split of the training data, refit on all of it.
-
-    Every combination of ``grid`` and ``rconds`` is fitted on the (1 - val_fraction) part of the training points and
-    scored on the rest; the winner is refitted on all training points. Test points are never seen.
+    """Choose hidden geometry and ``rcond`` on a validation split of the training data, refit the winner on all of it.
 
     Parameters
     ----------
@@ -246,8 +231,8 @@ def fit(
     ranges : sequence of (float, float)
         The input box.
     geometry : str, optional
-        ``"uniform"`` (1D, default; parameters ``n_units``, ``lam``, ``halo``) or ``"random"`` (``n_units``,
-        ``scale``, ``bias_range``).
+        ``"uniform"`` (1D, default; ``n_units``, ``lam``, ``halo``) or ``"random"`` (``n_units``, ``scale``,
+        ``bias_range``).
     grid : dict, optional
         Candidate values per geometry parameter; must include ``n_units``.
     rconds : sequence of float, optional

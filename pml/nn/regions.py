@@ -3,8 +3,7 @@
 Each grid point gets the label of the linear piece it lies in (0..k-1, -1 outside): for a ReLU network the on/off
 pattern of every ReLU (``method="pattern"``, exact) or the input gradient, as the authors coloured Fig. 1b
 (``method="jacobian"``, equal gradients merge); for simplex interpolation the simplex index (the authors used rounded
-finite differences, which merge coplanar neighbours; the index is exact).
-"""
+finite differences, which merge coplanar neighbours; the index is exact)."""
 
 from __future__ import annotations
 
@@ -43,10 +42,6 @@ def relu_regions(model: nn.Module, X, input_mean=None, input_std=None, method: s
                  decimals: int | None = None, chunk_size: int = 65536) -> np.ndarray:
     """Integer region label of each point X (n, d) for a ReLU network (any module built from ``nn.ReLU`` layers).
 
-    ``input_mean``/``input_std`` apply the run's input standardisation first (``TrainResult.input_mean`` etc.).
-
-    Used in :doc:`/book/02_piecewise_linear` (Fig. 1).
-
     Parameters
     ----------
     model : torch.nn.Module
@@ -54,9 +49,9 @@ def relu_regions(model: nn.Module, X, input_mean=None, input_std=None, method: s
     X : array_like
         (n, d) points.
     input_mean, input_std : array_like, optional
-        The run's input standardisation.
+        The run's input standardisation (``TrainResult.input_mean`` ...), applied first.
     method : str, optional
-        ``"pattern"`` (default) or ``"jacobian"`` (see the module docstring).
+        ``"pattern"`` (default) or ``"jacobian"`` (the module's two labellings).
     decimals : int, optional
         Round the gradients first (``"jacobian"`` only).
     chunk_size : int, optional
@@ -66,11 +61,6 @@ def relu_regions(model: nn.Module, X, input_mean=None, input_std=None, method: s
     -------
     numpy.ndarray
         (n,) labels 0..k-1.
-
-    Raises
-    ------
-    ValueError
-        For an unknown method, a model without ReLU layers or a bad ``X``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {list(METHODS)}")

@@ -1,19 +1,13 @@
-"""The single Adam training loop of the scaling experiments (paper §2, Figs. 1-3, 5, 6).
-
-The protocol is the authors' network script's (ejmichaud/precision-ml,
-``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py``) where it is more precise than the paper:
-
-* inputs standardised with the training mean and unbiased std, outputs not; Adam, MSE, float64;
-* batches of at most B points (the paper's min(|D|, 10^4) holds for Fig. 2's ReLU runs; the configs of Figs. 3, 5
-  and 6 use B = 3 * 10^4) are cyclic contiguous slices, no reshuffle;
-* at step s the *pre-update* batch train RMSE and the *post-update* test RMSE are recorded; ``test_at_min_train``
-  (the value Figs. 2/3/5/6 plot) is the test RMSE at the first minimum of the train RMSE.
+"""The single Adam training loop of the scaling experiments (paper §2, Figs. 1-3, 5, 6), with the protocol of the
+authors' script (ejmichaud/precision-ml, ``scripts/feynman-network-subexperiment-v2-simplexcompare-normalize.py``) where
+it is more precise than the paper: inputs standardised (training mean, unbiased std), outputs not; Adam, MSE, float64;
+batches of at most B points as cyclic contiguous slices (the paper's min(|D|, 10^4) holds for Fig. 2; the configs of
+Figs. 3, 5, 6 use 3 * 10^4); ``test_at_min_train``, the value the figures plot, is the post-update test RMSE at the
+first minimum of the pre-update batch train RMSE.
 
 Variants are fields of :class:`TrainConfig`, never copies of the loop. :func:`train` fits one model and
-:func:`train_batched` the members of a :class:`pml.nn.networks.BatchedMLP` together (equal to separate
-:func:`train` calls up to rounding), both in place. On KeyboardInterrupt they raise :class:`TrainingInterrupted`
-with the summary of the steps done. ``step_impl="fast"`` uses :mod:`pml.nn.fast_step`; ``adam_impl="fused"`` is
-PyTorch's fused Adam (the authors' update up to rounding). The loop never changes ``torch.set_num_threads``.
+:func:`train_batched` the members of a :class:`pml.nn.networks.BatchedMLP` together, both in place; on KeyboardInterrupt
+they raise :class:`TrainingInterrupted` with the summary so far.
 """
 
 from __future__ import annotations
@@ -83,23 +77,14 @@ class TrainConfig(Config):
     log_every : int, optional
         Thinning of the stored history and the grid of ``min_logged_test`` (default 100).
     selection : str, optional
-        One of ``SELECTIONS``, the value reported as ``TrainResult.selected`` (default ``"test_at_min_train"``).
+        One of ``SELECTIONS``: what ``TrainResult.selected`` reports (default ``"test_at_min_train"``).
     test_every_step : bool, optional
-        Evaluate the test set after every step (default True); False is exact for every selection but
-        ``min_test``.
+        Evaluate the test set after every step (default True); False is exact for every selection but ``min_test``.
     eval_chunk_size : int, optional
-        Evaluate the test set in chunks of this many points; 0 (default): all at once.
-    adam_impl : str, optional
-        One of ``ADAM_IMPLS`` (default ``"fused"``).
-    step_impl : str, optional
-        One of ``STEP_IMPLS`` (default ``"autograd"``). The loss and gradients agree to float64 rounding; curves then
-        differ at rounding level, so the choice is part of the configuration.
-
-    Raises
-    ------
-    ValueError
-        For a non-positive size, an unknown selection, Adam or step implementation, or ``min_test`` without
-        ``test_every_step``.
+        Test-set chunk size; 0 (default): all at once.
+    adam_impl, step_impl : str, optional
+        One of ``ADAM_IMPLS`` (default ``"fused"``) and of ``STEP_IMPLS`` (default ``"autograd"``); curves differ at
+        rounding level between them, so both are part of the configuration.
     """
 
     n_steps: int = 20_000  # Adam steps (paper §2: 20k; Fig. 1 and the width-100 remark: 25k)
@@ -177,9 +162,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 def select(train_rmse, test_rmse, selection: str = "test_at_min_train", initial_test: float = float("nan"),
            log_every: int = 100) -> float:
-    """The reported value from per-step curves (train pre-update, test post-update); see :data:`SELECTIONS`.
-
-    ``argmin`` takes the first minimum, as ``np.argmin`` in the authors' code."""
+    """The reported value of :data:`SELECTIONS` from the per-step curves; ``argmin`` is the first minimum, as the
+    authors'."""
     train_rmse = np.asarray(train_rmse, dtype=np.float64)
     test_rmse = np.asarray(test_rmse, dtype=np.float64)
     if train_rmse.shape != test_rmse.shape or train_rmse.ndim != 1 or train_rmse.size == 0:
@@ -413,20 +397,14 @@ def _params_of(model: nn.Module) -> tuple[list[torch.Tensor], torch.dtype, torch
 
 def train(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig = TrainConfig(),
           progress: bool = False) -> TrainResult:
-    """Fit ``model`` (maps (n, d) -> (n, 1) or (n,)) in place with Adam on MSE; see the module docstring.
-
-    Arrays may be NumPy or torch; they are converted to the model's dtype and device. X has shape (n, d), y (n,).
-
-    Used in :doc:`/book/02_piecewise_linear`, :doc:`/book/03_nonlinear` and :doc:`/book/04_optimization`.
+    """Fit ``model`` ((n, d) -> (n, 1) or (n,)) in place with Adam on the MSE, by the module's protocol.
 
     Parameters
     ----------
     model : torch.nn.Module
         The network, trained in place.
-    X_train, y_train : array_like
-        (n, d) inputs and (n,) targets.
-    X_test, y_test : array_like
-        (m, d) inputs and (m,) targets of the test set.
+    X_train, y_train, X_test, y_test : array_like
+        (n, d) and (n,) training, (m, d) and (m,) test data, NumPy or torch (converted to the model's dtype and device).
     cfg : TrainConfig, optional
         The settings (default: the paper's ReLU runs).
     progress : bool, optional
@@ -439,11 +417,9 @@ def train(model: nn.Module, X_train, y_train, X_test, y_test, cfg: TrainConfig =
 
     Raises
     ------
-    TypeError
-        For non-numeric arrays or a ``cfg`` that is not a TrainConfig.
     ValueError
-        For inconsistent shapes, empty sets, a constant input column with ``normalize_inputs``, or a model that does
-        not return one value per point.
+        For inconsistent shapes, empty sets, a constant input column with ``normalize_inputs``, or a model that does not
+        return one value per point.
     TrainingInterrupted
         On Ctrl-C, with the summary of the completed steps.
     """
@@ -472,9 +448,8 @@ def train_batched(model: nn.Module, X_train, y_train, X_test, y_test, cfg: Train
                   progress: bool = False) -> list[TrainResult]:
     """Fit the S members of a :class:`pml.nn.networks.BatchedMLP` in place, member s on (X_train[s], y_train[s]).
 
-    Shapes: X_train (S, n, d), y_train (S, n), X_test (S, m, d), y_test (S, m); a 2-D X_test / 1-D y_test is shared
-    by all members. Returns one TrainResult per member, equal to ``train(model.member(s), ...)`` on member s's data
-    up to float64 rounding (each member has its own standardisation, batches and Adam state).
+    Each member has its own standardisation, batches and Adam state: the result equals ``train(model.member(s), ...)``
+    on member s's data up to float64 rounding.
 
     Parameters
     ----------
@@ -493,13 +468,6 @@ def train_batched(model: nn.Module, X_train, y_train, X_test, y_test, cfg: Train
     -------
     list of TrainResult
         One per member.
-
-    Raises
-    ------
-    ValueError
-        For inconsistent shapes or a model whose members do not match the data sets.
-    TrainingInterrupted
-        On Ctrl-C, with the summaries of the completed steps.
     """
     params, dtype, device = _params_of(model)
     Xtr = _as_tensor(X_train, dtype, device, "X_train")
