@@ -207,15 +207,25 @@ class _ChapterTask(Task):
 
 
 @dataclass(frozen=True)
-class AdamTask(_ChapterTask):
-    """Full-batch Adam at one learning rate from the initialisation ``seed`` (Figs. 7-9); returns the curve, the
-    lowest and the final test RMSE, and the final weights (:func:`net_weights`)."""
+class NetworkProblem(Config):
+    """The problem and the network of a run: the fields every task and sweep of the chapter starts from."""
 
-    problem: str = "teacher"  # "teacher" or an equation id (Z.001, Z.008, I.11.19)
+    problem: str = "teacher"  # "teacher", "quintic" or an equation id (Z.001, Z.008, I.11.19)
     n_train: int = 100_000
     n_test: int = 10_000
     width: int = 40
     depth: int = 3
+
+    def problem_fields(self) -> dict[str, Any]:
+        """These five fields by name, to build a task of the same problem and network."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(NetworkProblem)}
+
+
+@dataclass(frozen=True)
+class AdamTask(NetworkProblem, _ChapterTask):
+    """Full-batch Adam at one learning rate from the initialisation ``seed`` (Figs. 7-9); returns the curve, the
+    lowest and the final test RMSE, and the final weights (:func:`net_weights`)."""
+
     lr: float = 1e-3
     n_steps: int = 30_000
     log_every: int = 10  # thinning of the stored curve
@@ -300,14 +310,9 @@ def _boosted_so_far(previous: dict | None, stage: int) -> dict:
 
 
 @dataclass(frozen=True)
-class BFGSSettings(Config):
+class BFGSSettings(NetworkProblem):
     """A BFGS run's problem, network and stopping rule: shared by the BFGS task and the width-40 sweep."""
 
-    problem: str = "teacher"
-    n_train: int = 100_000
-    n_test: int = 10_000
-    width: int = 40
-    depth: int = 3
     gtol: float = 1e-60
     maxiter: int = 25_000
     time_limit: float | None = None  # seconds; None: run until BFGS itself stops
@@ -443,15 +448,10 @@ class LowCurvatureTask(_ChapterTask):
 
 
 @dataclass(frozen=True)
-class AdamSweep(Sweep):
+class AdamSweep(NetworkProblem, Sweep):
     """Adam at every learning rate from one initialisation (Figs. 8-9), one task per rate, and optionally Fig. 7's
     spectrum at the end point of the run with ``spectrum_lr``."""
 
-    problem: str = "teacher"
-    n_train: int = 100_000
-    n_test: int = 10_000
-    width: int = 40
-    depth: int = 3
     lrs: tuple[float, ...] = PAPER_LRS
     n_steps: int = 30_000  # Figs. 7-8: 30k; Fig. 9: 50k
     log_every: int = 10
@@ -459,8 +459,8 @@ class AdamSweep(Sweep):
     spectrum_lr: float | None = None  # Fig. 7: the Hessian spectrum after the run with this lr (None: none)
 
     def adam_task(self, lr: float) -> AdamTask:
-        return AdamTask(problem=self.problem, n_train=self.n_train, n_test=self.n_test, width=self.width,
-                        depth=self.depth, lr=lr, n_steps=self.n_steps, log_every=self.log_every, seed=self.seed)
+        return AdamTask(**self.problem_fields(), lr=lr, n_steps=self.n_steps, log_every=self.log_every,
+                        seed=self.seed)
 
     def tasks(self) -> list[Task]:
         if self.spectrum_lr is not None and self.spectrum_lr not in self.lrs:
@@ -600,15 +600,11 @@ class BFGSResult:
 
 
 @dataclass(frozen=True)
-class CombinedSweep(Sweep):
+class CombinedSweep(NetworkProblem, Sweep):
     """Figs. 8-9's "BFGS + low-curvature + boosting": per stage a BFGS task then a low-curvature task, each stage's BFGS
     taking the previous stage's low-curvature result as input."""
 
-    problem: str = "teacher"
-    n_train: int = 100_000
-    n_test: int = 10_000
     width: int = 20  # per stage (paper: 20 + 20 = 40)
-    depth: int = 3
     n_stages: int = 2  # f1 and one boosted f2
     gtol: float = 1e-60
     maxiter: int = 25_000  # per BFGS stage
@@ -640,8 +636,7 @@ class CombinedSweep(Sweep):
         tasks: list[Task] = []
         previous = None
         for k, (alpha_min, n_grid) in enumerate(self.stage_line_search()):
-            bfgs = BFGSTask(problem=self.problem, n_train=self.n_train, n_test=self.n_test, width=self.width,
-                            depth=self.depth, gtol=self.gtol, maxiter=self.maxiter, time_limit=self.time_limit,
+            bfgs = BFGSTask(**self.problem_fields(), gtol=self.gtol, maxiter=self.maxiter, time_limit=self.time_limit,
                             log_every=self.log_every, engine=self.engine, seed=self.seed, stage=k, previous=previous,
                             normaliser=self.normaliser)
             previous = LowCurvatureTask(bfgs=bfgs, tau=self.tau, n_steps=self.lc_steps, rule=self.lc_rule,
