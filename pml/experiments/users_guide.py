@@ -511,13 +511,19 @@ def _machine_precision_ratio(result: StudyResult) -> float:
 
 
 @dataclass(frozen=True)
-class CsvTask(Task):
+class CsvCase(Config):
+    """What the CSV round trip fits: shared by its task and its step."""
+
+    equation: str = "II.3.24"  # an equation no earlier chapter uses (flux of a point source, d = 2)
+    n_rows: int = 3000  # data rows in the CSV
+    n_test: int = 10_000  # rows of the CSV given to `pml predict`
+    seed: int = 0  # data and test rows; `pml fit --seed` keeps its default
+
+
+@dataclass(frozen=True)
+class CsvTask(CsvCase, Task):
     """The CSV round trip (see :meth:`run`); its result is :class:`CsvResult`'s fields as plain data."""
 
-    equation: str = "II.3.24"
-    n_rows: int = 3000
-    n_test: int = 10_000
-    seed: int = 0
     threads: int = 1
 
     def run(self) -> dict:
@@ -579,13 +585,8 @@ _CSV_PER_VALUE = 5e-6  # seconds to write and read back one number of the CSV fi
 
 
 @dataclass(frozen=True)
-class CsvConfig(Sweep):
+class CsvConfig(CsvCase, Sweep):
     """The CSV step: one :class:`CsvTask`."""
-
-    equation: str = "II.3.24"  # an equation no earlier chapter uses (flux of a point source, d = 2)
-    n_rows: int = 3000  # data rows in the CSV
-    n_test: int = 10_000  # rows of the CSV given to `pml predict`
-    seed: int = 0  # data and test rows; `pml fit --seed` keeps its default
 
     def tasks(self) -> list[CsvTask]:
         return [CsvTask(self.equation, int(self.n_rows), int(self.n_test), int(self.seed))]
