@@ -333,7 +333,7 @@ class PolynomialLSQ:
         Parameters
         ----------
         X : array_like
-            (m, d) points.
+            (m, d) points; the Chebyshev basis is on the ``ranges`` box of :meth:`fit`.
 
         Returns
         -------
