@@ -63,8 +63,7 @@ def sample_test(ranges, n_test: int, rng: np.random.Generator, fraction: float =
 
 
 def train_test_split(target, ranges, n_train: int, n_test: int, seed: int, fraction: float = TEST_COMPACTIFICATION):
-    """(X_train, y_train, X_test, y_test) for ``target(X)`` from one seeded stream, training points first (as the
-    authors)."""
+    """(X_train, y_train, X_test, y_test) for ``target(X)`` from one seeded stream, training points first."""
     rng = np.random.default_rng(seed)
     X_train = sample_train(ranges, n_train, rng)
     X_test = sample_test(ranges, n_test, rng, fraction)

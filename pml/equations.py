@@ -435,8 +435,7 @@ class Equation:
         return self.func(X)
 
     def graph(self) -> ExpressionGraph:
-        """The computation graph of ``structure`` (or ``formula``): one node per binary operation of two different
-        inputs."""
+        """The computation graph of ``structure`` (or ``formula``): a node per binary operation of two inputs."""
         tree = _check_syntax(self.structure or self.formula, self.variables)
         return _GraphBuilder(self.variables).build(tree)
 

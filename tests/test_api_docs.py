@@ -83,7 +83,7 @@ ENTRY_POINTS = (
     "pml.nn.networks.BatchedMLP", "pml.nn.networks.ModularMLP",
     # the fitting functions and trainers the chapters call
     "pml.approx.piecewise.fit_piecewise_polynomial", "pml.approx.kernel.fit",
-    "pml.nn.training.TrainConfig", "pml.nn.training.train", "pml.nn.training.train_batched",
+    "pml.nn.training.train", "pml.nn.training.train_batched",
     "pml.nn.bfgs.bfgs", "pml.nn.lm.LMOptions", "pml.nn.lm.least_squares", "pml.nn.lm.train",
     "pml.nn.boosting.boost", "pml.nn.multistage.fit", "pml.nn.readout.fit", "pml.nn.deep.fit",
 )

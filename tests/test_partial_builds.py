@@ -295,7 +295,9 @@ def test_a_regular_grid_sweep_with_missing_sizes_draws_and_reports_what_is_there
                                                       "slope_2d_3", "slope_2d_5", "slope_stiff_5", "slope_stiff_7",
                                                       "floor_1d", "floor_2d"}
     fig = figs.plot_splines(spline_missing, grid)  # panels a, b, d say what is missing; c draws the partial grid
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    from pml import plotting
+
+    texts = plotting.figure_texts(fig)
     assert any("not computed" in t and "fig4_splines" in t for t in texts)
     assert any("simplex (Delaunay): TP 256, 1024" in t for t in texts)
 

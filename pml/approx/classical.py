@@ -1,13 +1,12 @@
 """Classical approximation anchors: Chebyshev interpolation, polyharmonic RBF interpolation, polynomial least squares.
 
-Paper §3 and Fig. 4 (splines reach 1e-16 in 1D/2D; "RBF interpolation ... was not tested", footnote 4). These are
-the ceilings a precision network is measured against. :class:`Chebyshev` interpolates a *function* on tensor grids
-of Chebyshev points with the degree chosen by the decay of the coefficients, as chebfun does (Trefethen,
-*Approximation Theory and Approximation Practice*, SIAM 2013; Aurentz & Trefethen, ACM TOMS 43 (2017)).
-:class:`RBF` is SciPy's ``RBFInterpolator`` with a polyharmonic kernel and a polynomial tail. :class:`PolynomialLSQ`
-fits a total-degree polynomial in a Chebyshev product basis by truncated SVD with one step of iterative refinement.
-Each has ``fit(...) -> self``, ``predict(X)`` and ``n_params``.
-"""
+Paper §3 and Fig. 4 (splines reach 1e-16 in 1D/2D; "RBF interpolation ... was not tested", footnote 4). These are the
+ceilings a precision network is measured against. :class:`Chebyshev` interpolates a *function* on tensor grids of
+Chebyshev points with the degree chosen by the decay of the coefficients, as chebfun does (Trefethen, *Approximation
+Theory and Approximation Practice*, SIAM 2013; Aurentz & Trefethen, ACM TOMS 43 (2017)). :class:`RBF` is SciPy's
+``RBFInterpolator`` with a polyharmonic kernel and a polynomial tail. :class:`PolynomialLSQ` fits a total-degree
+polynomial in a Chebyshev product basis by truncated SVD with one step of iterative refinement. Each has ``fit(...) ->
+self``, ``predict(X)`` and ``n_params``."""
 
 from __future__ import annotations
 
@@ -53,8 +52,7 @@ def _check_fitted(obj, attr: str) -> None:
 
 # --------------------------------------------------------------------------------------------------- Chebyshev
 class Chebyshev:
-    """Tensor-product Chebyshev interpolant of a function on a box (d = 1, 2 or 3), a classical baseline of chapter 6.
-    """
+    """Tensor-product Chebyshev interpolant of a function on a box (d = 1, 2 or 3), a baseline of chapter 6."""
 
     def __init__(self):
         self.coef: np.ndarray | None = None

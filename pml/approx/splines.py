@@ -92,8 +92,8 @@ def fig4b_sizes(i_min: int = 9, i_max: int = 35) -> list[int]:
 
 
 def fig4b_points_per_axis(n_nominal: int) -> int:
-    """Fig. 4b nodes per axis ``int(sqrt(n))`` (38 -> 6): ``sqrt`` is correctly rounded, so unlike Fig. 4c's cube root
-    there is no truncation surprise."""
+    """Fig. 4b nodes per axis ``int(sqrt(n))``: exact, since ``sqrt`` is correctly rounded (unlike Fig. 4c's cube root).
+    """
     return grid_points_per_axis(n_nominal, dim=2)
 
 
@@ -237,8 +237,7 @@ class SplineScaling:
 
 def spline_scaling_1d(order: int, sizes: Sequence[int] | None = None, n_test: int = 2000,
                       target: Callable[[np.ndarray], np.ndarray] = np.exp) -> SplineScaling:
-    """Fig. 4a in the authors' notebook layout: relative RMSE of the order-``order`` spline of e^x on [-1, 1] vs nodes.
-    """
+    """Fig. 4a, as the authors' notebook: relative RMSE of the order-``order`` spline of e^x on [-1, 1] vs nodes."""
     order = _check_order(order, SPLINE_ORDERS_1D)
     sizes = fig4a_sizes() if sizes is None else [int(n) for n in sizes]
     t = fig4a_test_points(n_test)
@@ -250,8 +249,7 @@ def spline_scaling_1d(order: int, sizes: Sequence[int] | None = None, n_test: in
 
 def spline_scaling_2d(order: int, sizes: Sequence[int] | None = None, n_test_per_axis: int = 121,
                       target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> SplineScaling:
-    """Fig. 4b: relative RMSE of the order-``order`` tensor spline of e^(xy) on ``int(sqrt(n))``^2 nodes, tested on the
-    121 x 121 grid of [-0.8, 0.8]^2, as the authors' notebook."""
+    """Fig. 4b, as the authors' notebook: relative RMSE of the tensor spline of e^(xy), tested on a 121^2 grid."""
     order = _check_order(order, SPLINE_ORDERS_2D)
     target = (lambda x, y: np.exp(x * y)) if target is None else target
     sizes = fig4b_sizes() if sizes is None else [int(n) for n in sizes]

@@ -1,10 +1,9 @@
 """Batched vs one-at-a-time training of the seeds of one configuration of Fig. 2.
 
 S networks are trained twice, by S calls of :func:`pml.nn.training.train` and by one
-:func:`pml.nn.training.train_batched` call; the benchmark reports the wall times, their ratio and the largest
-difference between the results (float64 rounding only), for both test-evaluation settings and each entry of
-``thread_settings``. Batching removes per-operation overhead, so it pays most for small networks and data sets.
-"""
+:func:`pml.nn.training.train_batched` call; the benchmark reports the wall times, their ratio and the largest difference
+between the results (float64 rounding only), for both test-evaluation settings and each entry of ``thread_settings``.
+Batching removes per-operation overhead, so it pays most for small networks and data sets."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """Fit benchmark: ``pml fit`` (auto) against the tools a user would pick instead, on 3-4 dimensional data (paper §5).
 
-Peers, given the same rows: ``sklearn-gp`` (scikit-learn's ``GaussianProcessRegressor``, one length scale per input,
-on a seeded subsample beyond ``gp_max_rows``) and ``lm-net`` (a depth-3 width-20 tanh network trained by
-:func:`pml.nn.lm.train` for ``lm_seconds``). Every method is scored by the relative RMSE (Eq. 1) on 10^4 fresh points
-of the central 80% of the box. scikit-learn is needed only here (the ``bench`` extra).
-"""
+Peers, given the same rows: ``sklearn-gp`` (scikit-learn's ``GaussianProcessRegressor``, one length scale per input, on
+a seeded subsample beyond ``gp_max_rows``) and ``lm-net`` (a depth-3 width-20 tanh network trained by
+:func:`pml.nn.lm.train` for ``lm_seconds``). Every method is scored by the relative RMSE (Eq. 1) on 10^4 fresh points of
+the central 80% of the box. scikit-learn is needed only here (the ``bench`` extra)."""
 
 from __future__ import annotations
 
@@ -103,8 +102,7 @@ def run_case(eq_id: str, n: int, methods=METHODS, *, seed: int = 0, time_limit: 
 
 def run(cases=CASES, methods=METHODS, *, seed: int = 0, time_limit: float = 600.0, lm_seconds: float | None = None,
         gp_max_rows: int = 3000, progress: bool = False) -> list[dict]:
-    """Every method on every case (module docstring); one row per (case, method). ``time_limit``: pml's budget
-    per fit; ``lm_seconds``: the plain LM net's (default: ``min(150, time_limit)``)."""
+    """Every method on every case, one row per (case, method); ``time_limit`` is pml's budget per fit."""
     if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0):
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     lm_seconds = min(150.0, float(time_limit)) if lm_seconds is None else float(lm_seconds)

@@ -223,8 +223,7 @@ METHODS = {
 
 
 def jobs(problem_names=PROBLEMS, methods=tuple(METHODS)) -> list[tuple[str, str]]:
-    """The (problem, method) fits of a run, in its order: every method on every problem, except Chebyshev
-    interpolation beyond d = 2 (tensor grids are for d <= 2 here). Unknown names are an error naming the valid ones."""
+    """The (problem, method) fits of a run, in order (no Chebyshev beyond d = 2); unknown names are an error."""
     probs = problems()
     unknown = [n for n in problem_names if n not in probs]
     if unknown:
@@ -238,8 +237,8 @@ def jobs(problem_names=PROBLEMS, methods=tuple(METHODS)) -> list[tuple[str, str]
 
 def run_one(name: str, method: str, quick: bool = False, *, seed: int = 0,
             on_fit: Callable[[str, str, object], None] | None = None) -> dict:
-    """One (problem, method) fit scored on the problem's test points: one row of :func:`run`, independent of every
-    other."""
+    """One (problem, method) fit scored on the problem's test points: one row of :func:`run`, independent of the rest.
+    """
     p = problems()[name]
     X_test, y_test = p.sample(N_TEST, [TEST_SEED])
     y_rms = float(np.sqrt(np.mean(y_test**2)))

@@ -1,10 +1,9 @@
 """pml's simplex evaluation vs a plain SciPy ``LinearNDInterpolator`` call on the same data, d = 2..6.
 
-Both sides start from the same Delaunay triangulation (timed separately) and evaluate at the same queries: plain,
-as the authors' script did (in a subprocess stopped after ``plain_budget_s``, the ratio then a lower bound), and
-:class:`pml.approx.simplex.SimplexInterpolator`. It also times SciPy's own walk in plain vs Morton order and checks
-that the values equal the plain call's, NaN pattern included.
-"""
+Both sides start from the same Delaunay triangulation (timed separately) and evaluate at the same queries: plain, as the
+authors' script did (in a subprocess stopped after ``plain_budget_s``, the ratio then a lower bound), and
+:class:`pml.approx.simplex.SimplexInterpolator`. It also times SciPy's own walk in plain vs Morton order and checks that
+the values equal the plain call's, NaN pattern included."""
 
 from __future__ import annotations
 

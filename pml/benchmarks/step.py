@@ -83,8 +83,7 @@ def _model(shape: dict) -> torch.nn.Module:
 
 
 def _matmuls(shape: dict) -> Callable[[], None]:
-    """The step's matrix products alone (forward, weight and input gradients of every layer) on preallocated
-    arrays: the floor of any step that does them with the same BLAS."""
+    """The step's matrix products alone, on preallocated arrays: the floor of any step on the same BLAS."""
     S, B = shape["members"], shape["batch"]
     if shape["kind"] == "modular":
         layout = networks.modular_layout(equations.get(shape["equation"]).graph(), shape["width"], shape["depth"])

@@ -42,8 +42,7 @@ def current() -> RunContext:
 
 
 def plain(value: Any) -> Any:
-    """``value`` as plain Python data: NumPy scalars and arrays become numbers and lists, tuples become lists (what
-    papermill can inject: it would inject a tuple as its text), recursively."""
+    """``value`` as plain Python data, recursively (papermill would inject a tuple as its text)."""
     if hasattr(value, "tolist") and type(value).__module__ == "numpy":
         return plain(value.tolist())
     if isinstance(value, (list, tuple)):

@@ -1,10 +1,9 @@
 """How much of a chapter's work a build drew on: per step, tasks and cost-model CPU-hours stored against the total.
 
-A chapter calls :func:`report` once after building its steps: it names the steps, writes
-``coverage/<chapter>.json`` beside the run's claims file and shows one line (in a stored build, what the store
-holds). :func:`table` reads the files back for the reproduction report; :mod:`pml.book.claims` asks
-:func:`missing_hours` whether a claim's steps are all there.
-"""
+A chapter calls :func:`report` once after building its steps: it names the steps, writes ``coverage/<chapter>.json``
+beside the run's claims file and shows one line (in a stored build, what the store holds). :func:`table` reads the files
+back for the reproduction report; :mod:`pml.book.claims` asks :func:`missing_hours` whether a claim's steps are all
+there."""
 
 from __future__ import annotations
 
@@ -114,8 +113,7 @@ _CURRENT: dict[str, ChapterCoverage] = {}  # chapter -> its coverage in this pro
 
 def measure(chapter: str, steps: Mapping[str, Any], profile: str, run: str | None = None,
             stored: bool | None = None, store=None) -> ChapterCoverage:
-    """The :class:`ChapterCoverage` of ``steps`` (name -> sweep) in the store, as a stored build sees it
-    (``stored``; default: this process's mode, :func:`pml.engine.partial.stored_mode`)."""
+    """The :class:`ChapterCoverage` of ``steps`` in the store, as a (``stored``) build sees it."""
     stored = partial.stored_mode() if stored is None else stored
     rows = []
     for name, sweep in steps.items():
@@ -126,8 +124,7 @@ def measure(chapter: str, steps: Mapping[str, Any], profile: str, run: str | Non
 
 
 def report(chapter: str, steps: Mapping[str, Any], profile: str | None = None, store=None) -> ChapterCoverage:
-    """Name the chapter's steps, measure their coverage, write ``coverage/<chapter>.json`` beside the run's claims
-    file and return the coverage (it displays as the chapter's one-line statement)."""
+    """Name the chapter's steps, measure and write their coverage beside the claims file, and return it."""
     run = context.current()
     profile = profile or run.profile or "paper"
     partial.name_steps(steps)
@@ -171,8 +168,7 @@ def read(run: str) -> list[ChapterCoverage]:
 
 
 def table(profile: str, run: str | None = None):
-    """The coverage of every chapter of a run as a :class:`pml.experiments.tables.Table`: one row per step and a
-    total per chapter (tasks, stored or used / total, CPU-hours done / total)."""
+    """The coverage of every chapter of a run as a :class:`pml.experiments.tables.Table`, per step and chapter."""
     from pml.experiments.tables import Table
 
     rows = []

@@ -137,8 +137,7 @@ def choose_sample(shipped: list[ShippedEntry], seed: int, time_limit: float,
 def verify_sample(folder: Path | None = None, *, seed: int | None = None, time_limit: float = 300.0,
                   profile: str = PROFILE, log: Callable[[str], None] = print,
                   store: Store | None = None) -> list[archive.Verdict]:
-    """Recompute :func:`choose_sample`'s entries here and compare them with the archives (see
-    :func:`pml.engine.archive.verify`); stale entries are never recomputed, and are reported."""
+    """Recompute :func:`choose_sample`'s entries and compare them with the archives; stale entries are reported."""
     import time
 
     seed = commit_seed() if seed is None else seed
@@ -158,8 +157,7 @@ def verify_sample(folder: Path | None = None, *, seed: int | None = None, time_l
 
 
 def archive_table(folder: Path | None = None) -> str:
-    """A Markdown table of the shipped archives: steps, tasks, CPU-hours (as measured where they were computed),
-    size, when, where and from which pml commit (results/README.md)."""
+    """The Markdown table of the shipped archives in ``results/README.md``."""
     lines = ["| archive | steps | tasks | CPU-hours | size | created | pml commit | machine |",
              "|---|---|---|---|---|---|---|---|"]
     for path in archives(folder):

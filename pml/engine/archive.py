@@ -531,8 +531,7 @@ def _stage(path: Path, staging: Path, want: Callable[[dict], bool] = lambda entr
 
 
 def _check_entry(entry: dict, npz: Path, meta_path: Path, manifest: dict) -> dict:
-    """An entry's metadata, checked as the store reads it and against the manifest, without reading its arrays
-    whole (their SHA-256 was taken while streaming); ValueError otherwise."""
+    """An entry's metadata, checked as the store reads it and against the manifest; ValueError otherwise."""
     meta = _parse_json(meta_path.read_bytes(), "its .json", strict=False)
     if not isinstance(meta, dict) or meta.get("format") != ENTRY_FORMAT:
         raise ValueError("not a task result entry of this format")

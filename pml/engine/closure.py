@@ -39,8 +39,7 @@ def _outside_path(name: str) -> Path | None:
 
 
 def module_path(name: str, root: Path | None = None) -> Path | None:
-    """The file of module ``name``: under ``root`` (default: this ``pml``) for ``pml.a.b``, else where Python finds
-    it; None when there is none (a name inside a module, a compiled or missing module)."""
+    """The file of module ``name`` (``pml`` ones under ``root``); None for a compiled or missing module."""
     if not _in_pml(name):
         return _outside_path(name)
     parts = name.split(".")[1:]
@@ -104,8 +103,7 @@ def _prefixes(name: str) -> list[str]:
 @lru_cache(maxsize=None)
 def _edges(name: str, path: Path, mtime_ns: int, size: int, on_import_only: bool, root: Path | None
            ) -> tuple[frozenset[str], frozenset[str]]:
-    """(modules whose code may run, packages only imported on the way) named by the import statements of one file;
-    ``on_import_only``: only the statements that run at import (not in function bodies)."""
+    """(modules whose code may run, packages only passed through) named by one file's import statements."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_bytes(), filename=str(path)).body
     used: set[str] = set()

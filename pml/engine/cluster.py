@@ -1,11 +1,10 @@
 """Where tasks run: a Dask cluster for one command (``--workers N``, ``--scheduler ADDRESS``, ``$PML_SCHEDULER``).
 
-:func:`session` yields a ``distributed.Client`` (or None: in process) and sets ``$PML_SCHEDULER`` while open, so
-the chapters' kernels, which papermill starts as child processes, use the same cluster. ``--workers N`` starts N
-single-threaded local workers, ``--scheduler`` connects to a running one. The address and the number of workers
-are checked first (:func:`check_address`, :func:`check_workers`). Local workers start with Ctrl-C blocked, so an
-interrupt reaches only this process, which stops them. Dask is imported only here, and only when asked for.
-"""
+:func:`session` yields a ``distributed.Client`` (or None: in process) and sets ``$PML_SCHEDULER`` while open, so the
+chapters' kernels, which papermill starts as child processes, use the same cluster. ``--workers N`` starts N
+single-threaded local workers, ``--scheduler`` connects to a running one. The address and the number of workers are
+checked first (:func:`check_address`, :func:`check_workers`). Local workers start with Ctrl-C blocked, so an interrupt
+reaches only this process, which stops them. Dask is imported only here, and only when asked for."""
 
 from __future__ import annotations
 
@@ -88,8 +87,7 @@ def _interrupts_blocked() -> Iterator[None]:
 
 @contextlib.contextmanager
 def session(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
-    """A client for the command: ``workers`` local processes, or the scheduler at ``scheduler`` (default
-    ``$PML_SCHEDULER``), or None (serial, in process) when neither is given."""
+    """A client for the command: local ``workers``, a ``scheduler``, or None (in process) when neither is given."""
     if workers is not None and scheduler:
         raise ClusterError("give --workers (a cluster on this machine) or --scheduler (a running one), not both")
     if workers is None:

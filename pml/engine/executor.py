@@ -84,8 +84,7 @@ class Done(NamedTuple):
 
 
 def normalize(result: Any) -> Any:
-    """The result as the store gives it back (tuples become lists, NumPy scalars Python numbers); TypeError if it
-    is not plain data."""
+    """The result as the store gives it back (tuples as lists, NumPy scalars as numbers); TypeError if not plain."""
     if not isinstance(result, dict):
         raise TypeError(f"Task.run must return a dict, got {type(result).__name__}")
     return decode(*encode(result))
@@ -130,8 +129,7 @@ class Progress:
 
 
 def terminal_bar(n_tasks: int, planned: float) -> tuple[Callable[[Progress], None], Callable[[], None]]:
-    """A bar on a terminal: CPU-hours done / planned (by the cost model), tasks done / total, ETA; nothing when
-    stderr is not a terminal (CI logs, notebooks)."""
+    """A progress bar of CPU-hours and tasks on a terminal; nothing when stderr is not one."""
     if not sys.stderr.isatty() or n_tasks == 0:
         return (lambda p: None), (lambda: None)
     from tqdm import tqdm
@@ -317,8 +315,7 @@ def gpu_workers(client: Any) -> int:
 
 
 def client_from_env() -> Any:
-    """A ``distributed.Client`` for ``$PML_SCHEDULER`` when it is set, else None (run in process); a
-    :class:`~pml.engine.cluster.ClusterError` for a malformed or unreachable address."""
+    """A ``distributed.Client`` for ``$PML_SCHEDULER`` when set, else None; ClusterError for a bad address."""
     address = os.environ.get(SCHEDULER_ENV, "").strip()
     if not address:
         return None

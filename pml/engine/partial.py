@@ -95,8 +95,7 @@ def is_missing(value: Any) -> bool:
 
 
 def combine(*values: Any) -> NotComputed | None:
-    """The :class:`NotComputed` among ``values`` merged into one (steps named once, counts and hours summed);
-    None when none is missing."""
+    """The :class:`NotComputed` among ``values`` merged into one, or None when none is missing."""
     missing, seen = [], set()
     for value in values:
         if isinstance(value, NotComputed) and value.step not in seen:
@@ -122,8 +121,7 @@ def missing_part(value: Any) -> NotComputed | None:
 
 
 def passes_missing(func: Callable) -> Callable:
-    """Decorator for summaries and figures: when an argument is a :class:`NotComputed`, return it (merged with
-    the others, :func:`combine`) instead of calling ``func``."""
+    """Decorator: given a :class:`NotComputed` argument, return it (merged) instead of calling ``func``."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -214,8 +212,7 @@ def coverage(tasks: Sequence[Task], store: Store | None = None) -> Coverage:
 
 
 def from_store(sweep: Sweep, store: Store | None = None) -> Any:
-    """The sweep's result from the store alone: assembled, else ``sweep.assemble_partial`` where defined, else a
-    :class:`NotComputed`."""
+    """The sweep's result from the store alone: assembled, partially assembled, or a :class:`NotComputed`."""
     store = store or Store()
     tasks = sweep.tasks()
     results = [store.get(t) for t in tasks]

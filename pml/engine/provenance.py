@@ -270,8 +270,7 @@ class Summary:
             counts["unverified"] += 1
 
     def kind(self) -> str:
-        """The weakest provenance among the tasks: :data:`UNVERIFIED` if any, else :data:`VERIFIED` if any, else
-        :data:`COMPUTED` (also for no tasks)."""
+        """The weakest provenance among the tasks (:data:`UNVERIFIED`, then :data:`VERIFIED`, then :data:`COMPUTED`)."""
         return UNVERIFIED if self.unverified else VERIFIED if self.verified else COMPUTED
 
     def label(self) -> str:
@@ -346,8 +345,7 @@ _USED: list[StepUse] = []
 
 
 def note_step(sweep: Any, tasks: Iterable[Task], store: Store) -> None:
-    """Remember the provenance of every task (inputs included) a run of ``sweep`` used; a rerun of an equal sweep
-    replaces the earlier one (a chapter cell run twice in Jupyter)."""
+    """Remember the provenance of every task a run of ``sweep`` used (a rerun of an equal sweep replaces it)."""
     sources = {t.key(): source(store, t.task_type(), t.key()) for t in graph(list(tasks))}
     _USED[:] = [u for u in _USED if not _same_sweep(u.sweep, sweep)]
     _USED.append(StepUse(sweep, sources))

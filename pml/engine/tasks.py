@@ -4,8 +4,7 @@ A :class:`Task` is a frozen config whose :meth:`Task.run` is a pure function of 
 returning plain data; :meth:`Task.key` hashes the fields that change the numbers, the code its module runs
 (:mod:`pml.engine.closure`) and the library versions. A :class:`Sweep` yields tasks and assembles their results.
 :func:`load_task` rebuilds a task from its class name and fields only through a registry (:data:`PML_TASKS` and the
-classes of imported modules): a name read from data is never imported or called.
-"""
+classes of imported modules): a name read from data is never imported or called."""
 
 from __future__ import annotations
 

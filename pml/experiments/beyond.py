@@ -177,8 +177,7 @@ def _stage_trace(plain: dict) -> StageTrace:
 
 @dataclass(frozen=True)
 class BenchTask(Task):
-    """One (problem, method) fit of :func:`pml.benchmarks.precision.run_one`: its row and, for ``lm-multistage``, the
-    :class:`StageTrace`."""
+    """One (problem, method) fit of the precision benchmark: its row and, for ``lm-multistage``, its trace."""
 
     problem: str
     method: str
@@ -247,8 +246,7 @@ class BenchmarkConfig(Sweep):
 
 @dataclass(frozen=True)
 class BFGSTask(Task):
-    """The paper's width-40 BFGS of Fig. 8 (``bfgs(engine="rank2")``, raw inputs), scored on the benchmark's test
-    points."""
+    """The paper's width-40 BFGS of Fig. 8 (``engine="rank2"``), scored on the benchmark's test points."""
 
     problem: str = "x2"  # a 1D benchmark problem
     n_train: int = 100_000  # uniform training points (the paper: 100k)
@@ -350,8 +348,7 @@ class BFGSResult:
 
 
 def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
-    """The chapter's sweeps from its parameter values (the names of its parameters cell): ``"benchmark"`` and
-    ``"bfgs"``."""
+    """The chapter's sweeps from its parameter values: ``"benchmark"`` and ``"bfgs"``."""
     limit = params["bfgs_time_limit"]
     return {
         "benchmark": BenchmarkConfig(problems=tuple(params["problems"]), quick=bool(params["quick"]),
@@ -518,8 +515,7 @@ CLAIM_TARGETS = {f"C6.{1 + 3 * i + j}": (problem, family) for i, problem in enum
 
 
 def claim_values(result: BenchmarkResult) -> dict[str, float]:
-    """The measured value of every claim C6.n (``pml/book/claimsets/06_beyond.yaml``); NaN where a problem was not run.
-    """
+    """The measured value of every claim C6.n (``pml/book/claimsets/06_beyond.yaml``); NaN if not run."""
     out = {}
     for cid, (problem, family) in CLAIM_TARGETS.items():
         row = result.best(problem, family)

@@ -236,8 +236,7 @@ class PiecewiseResult:
 
 
 def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
-    """The chapter's sweeps from its parameter values (the names of its parameters cell): ``"floors"`` (§1.1),
-    ``"decomposition"`` (§1.2) and ``"piecewise"`` (§1.3)."""
+    """The chapter's sweeps: ``"floors"`` (§1.1), ``"decomposition"`` (§1.2) and ``"piecewise"`` (§1.3)."""
     p = params
     seed = int(p["seed"])
     return {

@@ -48,8 +48,7 @@ def decomposition_numbers(dec, n_fit_last: int) -> dict[str, Any]:
 
 
 def piecewise_numbers(pw) -> dict[str, Any]:
-    """``exponent_gap``: the largest |fitted - theoretical| exponent of the piecewise polynomials (a NotComputed
-    when the step is not stored)."""
+    """``exponent_gap``: the largest |fitted - theoretical| exponent of the piecewise polynomials."""
     if partial.is_missing(pw):
         return {"exponent_gap": pw}
     return {"exponent_gap": float(np.max(np.abs(pw.exponent - pw.theory())))}

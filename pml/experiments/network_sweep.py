@@ -4,8 +4,7 @@ A :class:`NetworkTask` trains one network shape on all its seeds (dense ones tog
 :class:`pml.nn.networks.BatchedMLP`) and returns a row per seed; a :class:`NetworkSweep` of :class:`Curve` yields one
 task per (curve, width) and assembles a :class:`NetworkRuns` table, whose methods are what the chapters draw. The
 protocol is the authors' (|D| = N // (d+1), standardised inputs, Adam, MSE, cyclic batches); the cost model
-(:func:`step_seconds`) uses constants measured by ``pml bench step``.
-"""
+(:func:`step_seconds`) uses constants measured by ``pml bench step``."""
 
 from __future__ import annotations
 
@@ -77,8 +76,7 @@ def stack_splits(equation: str, n_train: int, n_test: int, seeds: Sequence[int],
 
 
 def train_config(n_steps: int, lr: float, batch_size: int, selection: str, log_every: int = 100):
-    """The :class:`pml.nn.training.TrainConfig` of every network of this module (test set in chunks of 10k, the fast
-    training step)."""
+    """The :class:`pml.nn.training.TrainConfig` of every network here (test chunks of 10k, the fast step)."""
     from pml.nn import training
 
     return training.TrainConfig(n_steps=n_steps, lr=lr, batch_size=batch_size, selection=selection,
@@ -441,8 +439,7 @@ class NetworkSweep(Sweep):
         return NetworkRuns.from_rows(rows, y_rms)
 
     def assemble_partial(self, results: Sequence[dict | None]) -> NetworkRuns:
-        """The table of the stored shapes; each missing one goes to :attr:`NetworkRuns.missing` with its size and cost.
-        """
+        """The table of the stored shapes; each missing one is listed in :attr:`NetworkRuns.missing`."""
         tasks = self.tasks()
         rows, y_rms, missing = [], {}, []
         for task, result in zip(tasks, results):

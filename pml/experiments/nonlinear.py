@@ -1,12 +1,11 @@
 """Paper §3 ("Nonlinear Methods"): splines (Fig. 4), tanh networks (Fig. 5), the dot product (Fig. 6a) and the
 multiplication gadget (Fig. 6b).
 
-:func:`steps` builds the chapter's sweeps (tasks in :mod:`pml.experiments.nonlinear_tasks`); the summaries the
-chapter reports are tested code here. Pre-floor fits (:func:`fit_prefloor`): a spline curve falls as a power law
-until it meets the float64 floor; the exponent is fitted on the last decade of sizes whose error is still at least
-``floor_margin`` (100) times the floor, with at least ``min_points`` (3) points. The networks follow the authors'
-protocol (:mod:`pml.experiments.network_sweep`).
-"""
+:func:`steps` builds the chapter's sweeps (tasks in :mod:`pml.experiments.nonlinear_tasks`); the summaries the chapter
+reports are tested code here. Pre-floor fits (:func:`fit_prefloor`): a spline curve falls as a power law until it meets
+the float64 floor; the exponent is fitted on the last decade of sizes whose error is still at least ``floor_margin``
+(100) times the floor, with at least ``min_points`` (3) points. The networks follow the authors' protocol
+(:mod:`pml.experiments.network_sweep`)."""
 
 from __future__ import annotations
 
@@ -410,8 +409,7 @@ def scatter_ratio(nets: NetworkRuns, equations_: Sequence[str] | None = None,
 
 @dataclass(frozen=True)
 class GadgetConfig(Sweep):
-    """Fig. 6b measured: per order, a :class:`GadgetCurveTask`, a :class:`GadgetTruncationTask` and a
-    :class:`DotProductTask`."""
+    """Fig. 6b: per order a :class:`GadgetCurveTask`, a :class:`GadgetTruncationTask` and a :class:`DotProductTask`."""
 
     log10_lambda: tuple[float, float] = (-6.0, 0.0)  # range of the scale lambda for the float64 curves
     n_lambdas: int = 49
