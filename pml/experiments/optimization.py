@@ -5,8 +5,7 @@
 :class:`AdamTask`'s weights, a :class:`LowCurvatureTask` continues a :class:`BFGSTask`, and boosting stage k starts from
 stage k-1. The authors' protocol: float64, inputs not standardised, the test set on the training box, BFGS with their
 options (run by ``bfgs(engine="rank2")``), the boosting residual normalised by its mean absolute value. All RMSEs stored
-are absolute (as Figs. 8-9 plot), with ``y_rms`` alongside.
-"""
+are absolute (as Figs. 8-9 plot), with ``y_rms`` alongside."""
 
 from __future__ import annotations
 
@@ -74,8 +73,7 @@ PROBLEMS = ("teacher", "quintic")  # besides any id of pml.equations
 
 
 def problem_data(problem: str, n_train: int, n_test: int, seed: int):
-    """(X_train, y_train, X_test, y_test) float64 for ``"teacher"``, ``"quintic"`` or an equation id (points uniform on
-    the **full** box, as the authors' §4 code)."""
+    """(X_train, y_train, X_test, y_test) for a problem of §4, uniform on the **full** box as the authors' code."""
     if problem == "teacher":
         return teacher.teacher_student_data(n_train, n_test, seed)
     if problem == "quintic":
@@ -350,8 +348,7 @@ class BFGSTask(BFGSSettings, _ChapterTask):
         return self.width * (self.depth - 1)
 
     def cost(self) -> float:
-        """An upper bound: ``maxiter`` iterations (BFGS usually stops earlier, on precision loss), within the
-        budget ``time_limit``."""
+        """An upper bound: ``maxiter`` iterations (BFGS usually stops earlier), within ``time_limit``."""
         N, H = self.n_params(), self.n_units()
         per_iter = (COST["bfgs_iter"] + COST["bfgs_fev"] * _pass_seconds(N, H, self.n_train)
                     + COST["bfgs_update"] * N**2 + _pass_seconds(N, H, self.n_test, forward_only=True) / self.log_every)
@@ -404,8 +401,7 @@ class LowCurvatureTask(_ChapterTask):
         return {"bfgs": self.bfgs}
 
     def cost(self) -> float:
-        """An upper bound: ``n_steps`` steps (a stage that stops lowering the loss ends early), within the budget
-        ``time_limit``."""
+        """An upper bound: ``n_steps`` steps (a stage that stops improving ends early), within ``time_limit``."""
         b = self.bfgs
         N, H = b.n_params(), b.n_units()
         per_step = (_hessian_seconds(N, H, b.n_train)
@@ -1010,8 +1006,7 @@ def quintic_numbers(result: QuinticResult, claim_tau: float) -> dict[str, float 
 
 
 def claim_values(spectrum: dict, learning: dict[str, dict], quintic: dict) -> dict[str, float]:
-    """The measured value of every claim C4.n (``pml/book/claimsets/04_optimization.yaml``) from the chapter's numbers.
-    """
+    """The measured value of every claim C4.n (``pml/book/claimsets/04_optimization.yaml``)."""
     one_d = [learning[p] for p in ONE_D]
     return {
         "C4.1": spectrum["bulk_fraction"],

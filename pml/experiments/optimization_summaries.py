@@ -28,8 +28,7 @@ def spectrum_numbers(adam_result, top_fraction: float = 0.1) -> dict[str, Any]:
 
 
 def part(group_result: Any, name: str) -> Any:
-    """One part (``"adam"``, ``"bfgs"``, ``"combined"``) of a step that assembles to a dict, or the step's
-    NotComputed."""
+    """One part (``"adam"``, ``"bfgs"``, ``"combined"``) of a step that assembles to a dict, or its NotComputed."""
     return group_result if partial.is_missing(group_result) else group_result[name]
 
 

@@ -2,8 +2,7 @@
 
 :class:`SimplexTask` scores the test points inside the convex hull and records the fraction outside;
 :class:`SimplexScalingSweep` assembles :class:`SimplexScalingResult`, whose N = |D|(d+1) is the parameter count the
-networks are compared at.
-"""
+networks are compared at."""
 
 from __future__ import annotations
 

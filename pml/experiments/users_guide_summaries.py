@@ -1,10 +1,9 @@
 """Chapter 5's tables and numbers, for a build from the results store as for any other.
 
 The summaries of :mod:`pml.experiments.users_guide` that ``book/05_users_guide.md`` shows, each returning the
-:class:`pml.engine.NotComputed` it is given (a step a stored build lacks, :mod:`pml.engine.partial`) instead of
-failing: a table then reads as a note, its numbers read "(not computed)" and the claims are not judged. They wrap
-:mod:`pml.experiments.users_guide` rather than change it: its source is part of its tasks' cache keys.
-"""
+:class:`pml.engine.NotComputed` it is given (a step a stored build lacks, :mod:`pml.engine.partial`) instead of failing:
+a table then reads as a note, its numbers read "(not computed)" and the claims are not judged. They wrap
+:mod:`pml.experiments.users_guide` rather than change it: its source is part of its tasks' cache keys."""
 
 from __future__ import annotations
 

@@ -1,11 +1,9 @@
 """A fitted model (:class:`FittedModel`): predict, save to one ``.npz`` file, :func:`load` it back.
 
-The file holds arrays plus JSON metadata with the pml and format versions, written to a temporary name and renamed.
-A model file is data, checked before anything is built from it: uncompressed members whose sizes add up to the
-file's (so reading it never takes more memory than its size), metadata capped in size and nesting, and every
-parameter and array checked against what the method can have produced; the first problem raises
-:class:`ModelFileError` naming the field.
-"""
+The file holds arrays plus JSON metadata with the pml and format versions, written to a temporary name and renamed. A
+model file is data, checked before anything is built from it: uncompressed members whose sizes add up to the file's (so
+reading it never takes more memory than its size), metadata capped in size and nesting, and every parameter and array
+checked against what the method can have produced; the first problem raises :class:`ModelFileError` naming the field."""
 
 from __future__ import annotations
 

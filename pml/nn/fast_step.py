@@ -5,8 +5,7 @@ most of the time. :class:`FastStep` writes the same gradients into ``.grad`` (so
 kernel (``fast_step.cpp``, built at first use; one hidden layer, tanh or ReLU, gradients summed in a fixed order
 whatever the threads) or a pure-torch kernel (any depth, modular networks; run it on one thread on a busy machine). Both
 equal autograd's results up to rounding, which is why the step implementation is part of a task's key;
-:func:`choose_kernel` says which kernel runs.
-"""
+:func:`choose_kernel` says which kernel runs."""
 
 from __future__ import annotations
 

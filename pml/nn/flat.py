@@ -1,9 +1,8 @@
 """Neural networks as functions of one flat float64 parameter vector (paper §4), and what an optimiser reports.
 
-:class:`FlatModel` evaluates a module with ``torch.func.functional_call`` on views of ``theta``: no copies, and loss
-and gradient from one forward and one backward pass. The authors' scripts copied the vector into the module and
-computed loss and gradient in separate passes (:mod:`pml.benchmarks.bfgs` times the difference).
-"""
+:class:`FlatModel` evaluates a module with ``torch.func.functional_call`` on views of ``theta``: no copies, and loss and
+gradient from one forward and one backward pass. The authors' scripts copied the vector into the module and computed
+loss and gradient in separate passes (:mod:`pml.benchmarks.bfgs` times the difference)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """The loss-landscape Hessian of paper §4.1 (Fig. 7): full Hessian of the MSE, its spectrum, gradient projections.
 
-The authors' notebook (ejmichaud/precision-ml, ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``)
-projects the gradient with the first layer's weights only, because its helper returns from inside its loop;
-:func:`spectrum` reproduces that with ``first_layer_only=True`` and by default projects the full gradient. The
-Hessian is exact (forward-over-reverse), dense, float64 and over all parameters, computed in chunks.
-"""
+The authors' notebook (ejmichaud/precision-ml, ``notebooks/create-paper-figures/eigenvalue-spectrum.ipynb``) projects
+the gradient with the first layer's weights only, because its helper returns from inside its loop; :func:`spectrum`
+reproduces that with ``first_layer_only=True`` and by default projects the full gradient. The Hessian is exact
+(forward-over-reverse), dense, float64 and over all parameters, computed in chunks."""
 
 from __future__ import annotations
 

@@ -7,8 +7,7 @@ first minimum of the pre-update batch train RMSE.
 
 Variants are fields of :class:`TrainConfig`, never copies of the loop. :func:`train` fits one model and
 :func:`train_batched` the members of a :class:`pml.nn.networks.BatchedMLP` together, both in place; on KeyboardInterrupt
-they raise :class:`TrainingInterrupted` with the summary so far.
-"""
+they raise :class:`TrainingInterrupted` with the summary so far."""
 
 from __future__ import annotations
 
@@ -62,30 +61,9 @@ networks on the CPU; autograd elsewhere), or one named kernel, ``"compiled"`` or
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Config):
-    """Settings of :func:`train` / :func:`train_batched`. Defaults are the paper's ReLU scaling runs (Fig. 2).
-
-    Parameters
-    ----------
-    n_steps : int, optional
-        Adam steps (default 20,000; paper §2: 20k, Fig. 1 and the width-100 remark: 25k).
-    lr : float, optional
-        Adam learning rate (default 1e-3).
-    batch_size : int, optional
-        Batch cap B (default 10,000; 30k for the tanh runs of Figs. 5-6 and for Fig. 3).
-    normalize_inputs : bool, optional
-        Standardise X with the training mean and unbiased std (default True).
-    log_every : int, optional
-        Thinning of the stored history and the grid of ``min_logged_test`` (default 100).
-    selection : str, optional
-        One of ``SELECTIONS``: what ``TrainResult.selected`` reports (default ``"test_at_min_train"``).
-    test_every_step : bool, optional
-        Evaluate the test set after every step (default True); False is exact for every selection but ``min_test``.
-    eval_chunk_size : int, optional
-        Test-set chunk size; 0 (default): all at once.
-    adam_impl, step_impl : str, optional
-        One of ``ADAM_IMPLS`` (default ``"fused"``) and of ``STEP_IMPLS`` (default ``"autograd"``); curves differ at
-        rounding level between them, so both are part of the configuration.
-    """
+    """Settings of :func:`train` / :func:`train_batched`, each field commented where it is declared. Defaults are the
+    paper's ReLU scaling runs (Fig. 2: 20k steps; Fig. 1 and the width-100 remark use 25k, the tanh runs and Fig. 3 a
+    batch cap of 30k). The step and Adam implementations agree to rounding, so both are part of the configuration."""
 
     n_steps: int = 20_000  # Adam steps (paper §2: 20k; Fig. 1 and the width-100 remark: 25k)
     lr: float = 1e-3  # Adam learning rate
