@@ -487,10 +487,8 @@ def _build_options(parser) -> None:
                              "build stops first and says what it would cost)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pml", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _chapter_commands(sub) -> None:
+    """The subcommands ``list``, ``run``, ``book``, ``plan`` and ``compute``: the chapters."""
     sub.add_parser("list", help="chapters with their parameters, defaults and per-profile values").set_defaults(
         func=_cmd_list
     )
@@ -532,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     _execution_options(co)
     co.set_defaults(func=_cmd_compute)
 
+
+def _results_command(sub) -> None:
+    """The subcommand ``results`` and its actions: pack, unpack, sign, verify, status."""
     rs = sub.add_parser("results", help="pack, unpack or verify a portable archive of task results")
     rsub = rs.add_subparsers(dest="action", required=True)
     pk = rsub.add_parser("pack", help="every stored task result of a profile's chapter steps into one file")
@@ -563,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--markdown", action="store_true", help="print the table of the archives (results/README.md)")
     rs.set_defaults(func=_cmd_results)
 
+
+def _check_commands(sub) -> None:
+    """The subcommands ``claims``, ``bench`` and ``check-html``."""
     cl = sub.add_parser("claims", help="every claim with the paper's value, ours and the verdict")
     cl.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
     cl.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
@@ -583,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--chromium", default=None, help="Chromium executable (default: chromium found on PATH)")
     ch.set_defaults(func=_cmd_check_html)
 
+
+def _fit_commands(sub) -> None:
+    """The subcommands ``fit``, ``predict`` and ``guide``: your own data (paper Section 5)."""
     from pml.fitting import METHODS  # cheap: heavy dependencies load only when a method runs
 
     methods = ["auto", *METHODS]
@@ -626,6 +633,15 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--rows", type=int, help="number of data rows")
     gd.add_argument("--not-smooth", action="store_true", help="the target has kinks or steps")
     gd.set_defaults(func=_cmd_guide)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _chapter_commands(sub)
+    _results_command(sub)
+    _check_commands(sub)
+    _fit_commands(sub)
     return parser
 
 

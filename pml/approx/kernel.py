@@ -299,6 +299,102 @@ def _optimise(kernel: str, Z: np.ndarray, t: np.ndarray, start: np.ndarray, boun
     return best["x"]
 
 
+def _scaled_rows(X: np.ndarray, y: np.ndarray, box, X_val, y_val):
+    """The training rows, then any given validation rows, with inputs scaled to [-1, 1] by ``box`` (default: the
+    training rows' ranges) -> (scaled inputs, targets, centre, half)."""
+    d = X.shape[1]
+    if box is None:
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    else:
+        lo, hi = np.asarray(box, dtype=np.float64).T
+    centre, half = (lo + hi) / 2, np.where(hi > lo, (hi - lo) / 2, 1.0)
+    if X_val is not None:  # given validation rows go after the training rows
+        X = np.concatenate([X, np.asarray(X_val, dtype=np.float64).reshape(-1, d)])
+        y = np.concatenate([y, np.asarray(y_val, dtype=np.float64).reshape(-1)])
+    return (X - centre) / half, y, centre, half
+
+
+def _time_plan(cost: _SolveCost, tr: np.ndarray, n_va: int, n_all: int, final_rows: int, *, time_limit: float,
+               n_checks: int, n_nuggets: int, predict_rows: int, t0: float):
+    """The rows of the validation solves and of the final solve within their shares of ``time_limit``, and when the
+    nugget checks and the searches must end -> (validation solves' training rows, final rows, end, search end)."""
+    sel = tr.size
+    while sel > 10 and n_checks * cost.validate(sel, n_va) > SELECT_SHARE * time_limit:
+        sel = int(0.9 * sel)
+    tr = tr[:sel]
+    # the final solve: at least the rows that the validation solves had (their error is the model's score)
+    while final_rows > max(sel, 10) and cost.solve(final_rows) + cost.predict(int(predict_rows), final_rows) > (
+            FINAL_SHARE * time_limit):
+        final_rows = max(int(0.9 * final_rows), min(sel, n_all))
+    end = t0 + time_limit - cost.solve(final_rows) - cost.predict(int(predict_rows), final_rows)
+    return tr, final_rows, end, end - (n_nuggets - 1) * cost.validate(tr.size, n_va)
+
+
+@dataclasses.dataclass
+class _Validation:
+    """Scaled rows and their split: a candidate is solved on the ``tr`` rows and scored on the ``va`` rows."""
+
+    Z: np.ndarray
+    t: np.ndarray  # the scaled targets
+    y: np.ndarray
+    y_mean: float
+    y_scale: float
+    tr: np.ndarray
+    va: np.ndarray
+    score: Callable[[np.ndarray], float] | None
+    y_rms: float  # of the validation rows' targets (the relative RMSE's scale)
+
+    def error(self, kernel: str, lengths: np.ndarray, nugget: float) -> tuple[float, float]:
+        """(validation error, nugget used) of a candidate; inf where it cannot be factorised."""
+        Z, tr, va = self.Z, self.tr, self.va
+        try:
+            alpha, g = _solve(kernel, Z[tr], self.t[tr], lengths, nugget)
+        except np.linalg.LinAlgError:
+            return math.inf, nugget
+        pred = self.y_mean + self.y_scale * (kernel_matrix(kernel, Z[va], Z[tr], lengths) @ alpha)
+        err = (float(self.score(pred)) if self.score is not None else
+               float(np.sqrt(np.mean((pred - self.y[va]) ** 2))) / self.y_rms)
+        return (err if math.isfinite(err) else math.inf), g
+
+
+def _search_lengths(val: _Validation, kernels, n_restarts: int, hyper: np.ndarray, bounds, nuggets, max_iter: int,
+                    rng: np.random.Generator, cost: _SolveCost | None, search_end: float | None, callback):
+    """Length scales by likelihood from ``n_restarts`` starts per kernel, each scored on the validation rows with
+    the smallest nugget -> (best candidate, every candidate tried); the searches stop in time for ``search_end``."""
+    d = val.Z.shape[1]
+    tried: list[dict] = []
+    best = None
+    for kernel in kernels:
+        for k in range(int(n_restarts)):
+            deadline = None if cost is None else search_end - cost.validate(val.tr.size, val.va.size)
+            if deadline is not None and tried and time.perf_counter() > deadline:
+                break
+            start = np.full(d, math.log(0.5)) if k == 0 else rng.uniform(math.log(0.2), math.log(3.0), d)
+            theta = _optimise(kernel, val.Z[hyper], val.t[hyper], start, bounds, nuggets[-1], max_iter, deadline)
+            lengths = np.exp(theta)
+            err, g = val.error(kernel, lengths, nuggets[0])
+            tried.append({"kernel": kernel, "lengths": lengths, "nugget": g, "val": err})
+            if callback is not None:
+                callback(f"{kernel} start {k + 1}", err)
+            if best is None or err < best["val"]:
+                best = tried[-1]
+    return best, tried
+
+
+def _best_nugget(val: _Validation, best: dict, tried: list, nuggets, cost: _SolveCost | None, end: float | None):
+    """The best candidate's larger nuggets scored too (appended to ``tried``) -> the best candidate."""
+    for g in nuggets[1:]:  # the smallest nugget is not always the most precise (rounding in the solve)
+        if g <= best["nugget"]:
+            continue
+        if cost is not None and time.perf_counter() + cost.validate(val.tr.size, val.va.size) > end:
+            break
+        err, g_used = val.error(best["kernel"], best["lengths"], g)
+        tried.append({"kernel": best["kernel"], "lengths": best["lengths"], "nugget": g_used, "val": err})
+        if err < best["val"]:
+            best = tried[-1]
+    return best
+
+
 def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int = 1000, select_rows: int = 3000,
         max_rows: int = 8000,
         min_length: float = 0.05, max_length: float = 100.0, nuggets=(1e-13, 1e-12, 1e-11, 1e-10),
@@ -375,17 +471,8 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
         raise ValueError("score needs the validation rows X_val, y_val")
     for k in kernels:
         _check_kernel(k)
-    if box is None:
-        lo, hi = X.min(axis=0), X.max(axis=0)
-    else:
-        lo, hi = np.asarray(box, dtype=np.float64).T
-    centre, half = (lo + hi) / 2, np.where(hi > lo, (hi - lo) / 2, 1.0)
-    n_fit = n
-    if X_val is not None:  # given validation rows go after the training rows
-        X = np.concatenate([X, np.asarray(X_val, dtype=np.float64).reshape(-1, d)])
-        y = np.concatenate([y, np.asarray(y_val, dtype=np.float64).reshape(-1)])
-    Z = (X - centre) / half
-    y_mean, y_scale = float(np.mean(y[:n_fit])), float(np.std(y[:n_fit])) or 1.0
+    Z, y, centre, half = _scaled_rows(X, y, box, X_val, y_val)
+    y_mean, y_scale = float(np.mean(y[:n])), float(np.std(y[:n])) or 1.0
     t = (y - y_mean) / y_scale
     rng = np.random.default_rng([seed, 23])
     perm = rng.permutation(n)
@@ -393,65 +480,25 @@ def fit(X, y, *, box=None, kernels=KERNELS, n_restarts: int = 3, hyper_rows: int
         n_va = max(1, int(round(validation * n)))
         va, tr = perm[:n_va], perm[n_va:]
     else:
-        va, tr = np.arange(n, X.shape[0]), perm
+        va, tr = np.arange(n, Z.shape[0]), perm
     tr = tr[:select_rows]
-    n_all = X.shape[0]  # the final solve uses the validation rows too (given or split off)
+    n_all = Z.shape[0]  # the final solve uses the validation rows too (given or split off)
     final_rows = min(int(max_rows), n_all)
     search_end = end = cost = None
     if time_limit is not None:  # the validation solves and the final solve get their shares: fewer rows if need be
         cost = _SolveCost.measure(kernels[0], Z[tr[:_PROBE_ROWS]], t[tr[:_PROBE_ROWS]], nuggets[-1])
         # validation solves to plan for: a few starts (a short limit cuts the others) and the nuggets
         n_checks = min(len(kernels) * int(n_restarts), 3) + len(nuggets) - 1
-        sel = tr.size
-        while sel > 10 and n_checks * cost.validate(sel, va.size) > SELECT_SHARE * time_limit:
-            sel = int(0.9 * sel)
-        tr = tr[:sel]
-        # the final solve: at least the rows that the validation solves had (their error is the model's score)
-        while final_rows > max(sel, 10) and cost.solve(final_rows) + cost.predict(int(predict_rows), final_rows) > (
-                FINAL_SHARE * time_limit):
-            final_rows = max(int(0.9 * final_rows), min(sel, n_all))
-        end = t0 + time_limit - cost.solve(final_rows) - cost.predict(int(predict_rows), final_rows)
-        search_end = end - (len(nuggets) - 1) * cost.validate(tr.size, va.size)
-    hyper = tr[:hyper_rows]
+        tr, final_rows, end, search_end = _time_plan(cost, tr, va.size, n_all, final_rows, time_limit=time_limit,
+                                                     n_checks=n_checks, n_nuggets=len(nuggets),
+                                                     predict_rows=predict_rows, t0=t0)
+    val = _Validation(Z, t, y, y_mean, y_scale, tr, va, score, float(np.sqrt(np.mean(y[va] ** 2))) or 1.0)
     bounds = [(math.log(min_length), math.log(max_length))] * d
-    y_rms = float(np.sqrt(np.mean(y[va] ** 2))) or 1.0
-
-    def val_error(kernel, lengths, nugget) -> tuple[float, float]:
-        try:
-            alpha, g = _solve(kernel, Z[tr], t[tr], lengths, nugget)
-        except np.linalg.LinAlgError:
-            return math.inf, nugget
-        pred = y_mean + y_scale * (kernel_matrix(kernel, Z[va], Z[tr], lengths) @ alpha)
-        err = float(score(pred)) if score is not None else float(np.sqrt(np.mean((pred - y[va]) ** 2))) / y_rms
-        return (err if math.isfinite(err) else math.inf), g
-
-    tried: list[dict] = []
-    best = None
-    for kernel in kernels:
-        for k in range(int(n_restarts)):
-            deadline = None if cost is None else search_end - cost.validate(tr.size, va.size)
-            if deadline is not None and tried and time.perf_counter() > deadline:
-                break
-            start = np.full(d, math.log(0.5)) if k == 0 else rng.uniform(math.log(0.2), math.log(3.0), d)
-            theta = _optimise(kernel, Z[hyper], t[hyper], start, bounds, nuggets[-1], max_iter, deadline)
-            lengths = np.exp(theta)
-            err, g = val_error(kernel, lengths, nuggets[0])
-            tried.append({"kernel": kernel, "lengths": lengths, "nugget": g, "val": err})
-            if callback is not None:
-                callback(f"{kernel} start {k + 1}", err)
-            if best is None or err < best["val"]:
-                best = tried[-1]
+    best, tried = _search_lengths(val, kernels, n_restarts, tr[:hyper_rows], bounds, nuggets, max_iter, rng, cost,
+                                  search_end, callback)
     if best is None or not math.isfinite(best["val"]):
         raise np.linalg.LinAlgError("no kernel candidate could be factorised")
-    for g in nuggets[1:]:  # the smallest nugget is not always the most precise (rounding in the solve)
-        if g <= best["nugget"]:
-            continue
-        if cost is not None and time.perf_counter() + cost.validate(tr.size, va.size) > end:
-            break
-        err, g_used = val_error(best["kernel"], best["lengths"], g)
-        tried.append({"kernel": best["kernel"], "lengths": best["lengths"], "nugget": g_used, "val": err})
-        if err < best["val"]:
-            best = tried[-1]
+    best = _best_nugget(val, best, tried, nuggets, cost, end)
     rows = (np.random.default_rng([seed, 31]).permutation(n_all)[:final_rows] if n_all > final_rows else
             np.arange(n_all))
     alpha, g = _solve(best["kernel"], Z[rows], t[rows], best["lengths"], best["nugget"])

@@ -286,6 +286,111 @@ def _score(pred, y) -> float:
     return s if math.isfinite(s) else math.inf
 
 
+def _screening_split(n: int, seed: int, time_limit: float, max_rows: int | None):
+    """The inner split of n training rows for comparing candidates, subsampled (seeded) to ``max_rows`` inner-fit
+    rows (with a time limit and none given: :func:`screen_rows`) and, with a time limit, a quarter as many inner
+    validation rows (at least ``MIN_VALIDATION_ROWS``) -> (inner-fit rows, inner validation rows)."""
+    limited = math.isfinite(time_limit)
+    itr, iva = inner_split(n, seed + 1)
+    n_itr, n_iva = itr.size, iva.size
+    if limited and max_rows is None:
+        max_rows = screen_rows(time_limit)
+    if max_rows is not None and itr.size > max_rows:
+        itr = np.sort(np.random.default_rng([seed, 13]).choice(itr, max_rows, replace=False))
+    if limited and iva.size > max(MIN_VALIDATION_ROWS, itr.size // 4):
+        iva = np.sort(np.random.default_rng([seed, 19]).choice(iva, max(MIN_VALIDATION_ROWS, itr.size // 4),
+                                                               replace=False))
+    return itr, iva, n_itr, n_iva
+
+
+@dataclasses.dataclass
+class _Search:
+    """The state of :func:`choose_within`'s search: its plan and clock, the candidates' records and fits."""
+
+    names: tuple
+    transforms: tuple
+    plan: list  # (name, transform) in order; transform None: the first candidate's best transform
+    time_limit: float
+    t0: float
+    end: float  # the search and the refit end here; the rest of the limit: predictions and the report
+    n_fit: int  # inner-fit rows the candidates are fitted to
+    records: list = dataclasses.field(default_factory=list)
+    fits: dict = dataclasses.field(default_factory=dict)
+    refit_reserve: float = 0.0  # seconds kept for refitting a cheap winner while the costly candidates run
+
+    def left(self) -> float:
+        """Seconds left for the candidates (less the refit's reserve)."""
+        return self.end - time.perf_counter() - self.refit_reserve
+
+    def best_transform(self) -> Transform:
+        """The first candidate's best transform, if it beat the first transform (the identity) by TRANSFORM_GAIN."""
+        records, first_name, identity = self.records, self.names[0], self.transforms[0]
+        tried = [(r["inner_rel_rmse"], k) for k, r in enumerate(records) if r["skipped"] is None
+                 and r["method"] == first_name]
+        if not tried:
+            return identity
+        err, k = min(tried)
+        first = [e for e, j in tried if records[j]["transform"] == identity]
+        return records[k]["transform"] if not first or err * TRANSFORM_GAIN <= first[0] else identity
+
+    def refit_seconds(self, rows: int) -> float:
+        """Modelled seconds of refitting the best cheap candidate so far on ``rows`` rows (linear in the rows)."""
+        cheap = [r for r in self.records if r["skipped"] is None and r["method"] not in BUDGETED]
+        return min(cheap, key=lambda r: r["inner_rel_rmse"])["seconds"] * rows / self.n_fit if cheap else 0.0
+
+    def share(self, i: int, name: str, transform: Transform, stop_below: float | None, d: int, n: int) -> float:
+        """Seconds for candidate ``i`` of the plan; :class:`FitError` (recorded as skipped) if it is not to run."""
+        limited = math.isfinite(self.time_limit)
+        if stop_below is not None and any(r["skipped"] is None and r["inner_rel_rmse"] <= stop_below
+                                          for r in self.records):
+            raise FitError(f"a candidate before it reached {stop_below:.1e}, within reach of the float64 "
+                           "floor: nothing left to gain")
+        check_method_fits(METHODS[name], self.n_fit, d, " (inner split for comparing candidates)")
+        if name in BUDGETED and limited and not self.refit_reserve:  # keep time for a cheap winner's refit
+            self.refit_reserve = min(REFIT_SHARE * self.time_limit, self.refit_seconds(n))
+        screen = name == self.names[0] and len(self.transforms) > 1
+        if screen:  # the first candidate's runs share SCREEN_SHARE of the limit
+            runs = sum(1 for m, _ in self.plan[i:] if m == self.names[0])
+            share_end = self.t0 + SCREEN_SHARE * self.time_limit
+            share = min(self.left(), max(0.0, share_end - time.perf_counter()) / runs)
+        elif name in BUDGETED:
+            share = self.left() / 3 if any(m in BUDGETED for m, _ in self.plan[i + 1:]) else self.left()
+        else:
+            share = self.left() / (len(self.plan) - i)
+        if i == 0:  # the first candidate always runs
+            share = max(share, min(self.left(), _MIN_SECONDS))
+        elif screen:  # (skipped below once SCREEN_SHARE is spent; a short run stops at a low degree)
+            share = max(share, min(self.left(), 0.1 * _MIN_SECONDS))
+        if share < _MIN_SECONDS and i and not screen:
+            raise FitError(f"the time limit ({self.time_limit:g} s) was spent on the candidates before it")
+        if transform is not self.transforms[0] and name == self.names[0] and (
+                time.perf_counter() - self.t0 > SCREEN_SHARE * self.time_limit):  # starts while within its share
+            raise FitError(f"the transforms may take {SCREEN_SHARE:.0%} of the time limit "
+                           f"({SCREEN_SHARE * self.time_limit:.3g} s), spent before it")
+        return share
+
+
+def _fit_candidate(spec, transform: Transform, Xf, yf, Xv, yv, share: float, *, seed: int, progress: bool,
+                   limited: bool, max_bytes: int | None, predict_rows: int):
+    """One candidate fitted on the inner-fit rows in ``share`` seconds -> (fitted, inner validation error of y)."""
+    with np.errstate(all="ignore"):
+        Xf_t, yf_t, Xv_t, yv_t = (transform.inputs(Xf), transform.forward(yf), transform.inputs(Xv),
+                                  transform.forward(yv))
+    if spec.name not in BUDGETED:
+        options = timed_options(spec, share, max_bytes) if limited else {}
+        f = run_method(spec, Xf, yf, seed, False, options, transform)
+        return f, _score(predictor_of(spec, f)(Xv), yv)
+    score_of = None if transform.is_identity else (lambda p, t=transform: _score(t.inverse(p), yv))
+    extra = timed_options(spec, max(share, _MIN_SECONDS), None, predict_rows)
+    if spec.name == "kernel" and max_bytes is not None:  # three m x m matrices in the final solve
+        extra["max_rows"] = int(min(spec.options["max_rows"], math.sqrt(max_bytes / 24)))
+    with limit_threads(1):
+        f = spec.fitter(Xf_t, yf_t, seed=seed, progress=progress, validation_data=(Xv_t, yv_t),
+                        **extra, **({"score_of": score_of} if score_of else {}))
+    s = float(f.score) if f.score is not None and math.isfinite(f.score) else math.inf
+    return transformed(spec, f, transform), s
+
+
 def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, max_rows: int | None = None,
                   transforms=(IDENTITY,), stop_below: float | None = None, max_bytes: int | None = None,
                   predict_rows: int = 0, sampling: dict | None = None):
@@ -340,97 +445,27 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
     t0 = time.perf_counter()
     limited = math.isfinite(time_limit)
     n, d = X.shape
-    itr, iva = inner_split(n, seed + 1)
-    n_itr, n_iva = itr.size, iva.size
-    if limited and max_rows is None:
-        max_rows = screen_rows(time_limit)
-    if max_rows is not None and itr.size > max_rows:
-        itr = np.sort(np.random.default_rng([seed, 13]).choice(itr, max_rows, replace=False))
-    if limited and iva.size > max(MIN_VALIDATION_ROWS, itr.size // 4):
-        iva = np.sort(np.random.default_rng([seed, 19]).choice(iva, max(MIN_VALIDATION_ROWS, itr.size // 4),
-                                                               replace=False))
+    itr, iva, n_itr, n_iva = _screening_split(n, seed, time_limit, max_rows)
     sampling = {} if sampling is None else sampling
     sampling.update(fit_rows=(int(itr.size), int(n_itr)), validation_rows=(int(iva.size), int(n_iva)),
                     refit_rows=None)
     Xf, yf, Xv, yv = X[itr], y[itr], X[iva], y[iva]
-    records, fits = [], {}
     plan = [(names[0], t) for t in transforms] + [(m, None) for m in names[1:]]  # None: the first's best transform
+    search = _Search(names, transforms, plan, time_limit, t0, end=t0 + time_limit * (1 - _RESERVE), n_fit=itr.size)
+    records = search.records
     bar = progress_bar(progress, len(plan), "auto: candidates")
-    end = t0 + time_limit * (1 - _RESERVE)  # the search and the refit; the rest: predictions and the report
-    share_end = t0 + SCREEN_SHARE * time_limit
-    reserve = {"refit": 0.0}
-
-    def left() -> float:
-        return end - time.perf_counter() - reserve["refit"]
-
-    def best_transform() -> Transform:
-        """The first candidate's best transform, if it beat the first transform (the identity) by TRANSFORM_GAIN."""
-        tried = [(r["inner_rel_rmse"], k) for k, r in enumerate(records) if r["skipped"] is None
-                 and r["method"] == names[0]]
-        if not tried:
-            return transforms[0]
-        err, k = min(tried)
-        first = [e for e, j in tried if records[j]["transform"] == transforms[0]]
-        return records[k]["transform"] if not first or err * TRANSFORM_GAIN <= first[0] else transforms[0]
-
-    def refit_seconds(rows: int) -> float:
-        """Modelled seconds of refitting the best cheap candidate so far on ``rows`` rows (linear in the rows)."""
-        cheap = [r for r in records if r["skipped"] is None and r["method"] not in BUDGETED]
-        return min(cheap, key=lambda r: r["inner_rel_rmse"])["seconds"] * rows / itr.size if cheap else 0.0
-
     try:
         for i, (name, transform) in enumerate(plan):
-            transform = transform if transform is not None else best_transform()
-            key = (name, transform)
+            transform = transform if transform is not None else search.best_transform()
             bar.set_postfix_str(label(name, transform.name))
-            if limited and left() > _MIN_SECONDS:
+            if limited and search.left() > _MIN_SECONDS:
                 warm_up(name)  # imports (seconds for torch): before this candidate's time and share are measured
             start = time.perf_counter()
-            spec = METHODS[name]
             try:
-                if stop_below is not None and any(r["skipped"] is None and r["inner_rel_rmse"] <= stop_below
-                                                  for r in records):
-                    raise FitError(f"a candidate before it reached {stop_below:.1e}, within reach of the float64 "
-                                   "floor: nothing left to gain")
-                check_method_fits(spec, itr.size, d, " (inner split for comparing candidates)")
-                if name in BUDGETED and limited and not reserve["refit"]:  # keep time for a cheap winner's refit
-                    reserve["refit"] = min(REFIT_SHARE * time_limit, refit_seconds(n))
-                screen = name == names[0] and len(transforms) > 1
-                if screen:  # the first candidate's runs share SCREEN_SHARE of the limit
-                    runs = sum(1 for m, _ in plan[i:] if m == names[0])
-                    share = min(left(), max(0.0, share_end - time.perf_counter()) / runs)
-                elif name in BUDGETED:
-                    share = left() / 3 if any(m in BUDGETED for m, _ in plan[i + 1:]) else left()
-                else:
-                    share = left() / (len(plan) - i)
-                if i == 0:  # the first candidate always runs
-                    share = max(share, min(left(), _MIN_SECONDS))
-                elif screen:  # (skipped below once SCREEN_SHARE is spent; a short run stops at a low degree)
-                    share = max(share, min(left(), 0.1 * _MIN_SECONDS))
-                if share < _MIN_SECONDS and i and not screen:
-                    raise FitError(f"the time limit ({time_limit:g} s) was spent on the candidates before it")
-                if transform is not transforms[0] and name == names[0] and (
-                        time.perf_counter() - t0 > SCREEN_SHARE * time_limit):  # starts while within its share
-                    raise FitError(f"the transforms may take {SCREEN_SHARE:.0%} of the time limit "
-                                   f"({SCREEN_SHARE * time_limit:.3g} s), spent before it")
-                with np.errstate(all="ignore"):
-                    Xf_t, yf_t, Xv_t, yv_t = (transform.inputs(Xf), transform.forward(yf), transform.inputs(Xv),
-                                              transform.forward(yv))
-                if name in BUDGETED:
-                    score_of = None if transform.is_identity else (lambda p, t=transform: _score(t.inverse(p), yv))
-                    extra = timed_options(spec, max(share, _MIN_SECONDS), None, predict_rows)
-                    if name == "kernel" and max_bytes is not None:  # three m x m matrices in the final solve
-                        extra["max_rows"] = int(min(spec.options["max_rows"], math.sqrt(max_bytes / 24)))
-                    with limit_threads(1):
-                        f = spec.fitter(Xf_t, yf_t, seed=seed, progress=progress, validation_data=(Xv_t, yv_t),
-                                        **extra, **({"score_of": score_of} if score_of else {}))
-                    s = float(f.score) if f.score is not None and math.isfinite(f.score) else math.inf
-                    f = transformed(spec, f, transform)
-                else:
-                    options = timed_options(spec, share, max_bytes) if limited else {}
-                    f = run_method(spec, Xf, yf, seed, False, options, transform)
-                    s = _score(predictor_of(spec, f)(Xv), yv)
-                fits[key] = f
+                share = search.share(i, name, transform, stop_below, d, n)
+                f, s = _fit_candidate(METHODS[name], transform, Xf, yf, Xv, yv, share, seed=seed, progress=progress,
+                                      limited=limited, max_bytes=max_bytes, predict_rows=predict_rows)
+                search.fits[(name, transform)] = f
                 records.append({"method": name, "transform": transform, "skipped": None, "inner_rel_rmse": s,
                                 "seconds": time.perf_counter() - start})
             except FitError as exc:
@@ -445,11 +480,11 @@ def choose_within(names, X, y, *, seed: int, time_limit: float, progress: bool, 
             f"{label(r['method'], r['transform'].name)}: {r['skipped']}" for r in records if r["skipped"]))
     best = records[min(scored)[1]]
     chosen, transform = best["method"], best["transform"]
-    fitted = fits[(chosen, transform)]
+    fitted = search.fits[(chosen, transform)]
     if chosen not in BUDGETED and not limited:  # refit on all training rows: about as long as its inner fit
         fitted = run_method(METHODS[chosen], X, y, seed, progress, {}, transform)
     elif chosen not in BUDGETED:  # refit on as many training rows as the time left allows
-        fitted = _bounded_refit(METHODS[chosen], X, y, fitted, best["seconds"] / itr.size, end, seed, progress,
+        fitted = _bounded_refit(METHODS[chosen], X, y, fitted, best["seconds"] / itr.size, search.end, seed, progress,
                                 transform, max_bytes, itr.size, sampling)
     for r in records:
         r["transform"] = r["transform"].name

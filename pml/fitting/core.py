@@ -37,6 +37,7 @@ its file).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -49,6 +50,7 @@ from pml.fitting import guide
 from pml.fitting.budget import (
     DEFAULT_TIME_LIMIT,
     TIMED,
+    MemoryPlan,
     check_time_limit,
     choose_within,
     memory_plan,
@@ -76,7 +78,7 @@ from pml.fitting.methods import (
 )
 from pml.fitting.model import FittedModel
 from pml.fitting.report import PrecisionReport, diagnose, float64_floor
-from pml.fitting.transforms import IDENTITY, admissible, of_params, transform_named
+from pml.fitting.transforms import IDENTITY, Transform, admissible, of_params, transform_named
 
 __all__ = ["fit"]
 
@@ -121,7 +123,227 @@ def _sampling_text(sampling: dict, chosen: str) -> str | None:
     if sampling.get("no_refit"):
         parts.append("no refit on all rows: no time was left")
     return "; ".join(parts) or None
+
+
 _NOT_PARAMS = ("X", "box", "centre", "half", "input_mean", "input_std")  # data and input maps, not fitted numbers
+
+
+@dataclasses.dataclass
+class _Data:
+    """The checked data of a fit: inputs, target, input names, the training/validation split and the transform."""
+
+    X: np.ndarray
+    y: np.ndarray
+    names: tuple
+    tr: np.ndarray
+    va: np.ndarray
+    held: str  # the held-out rows in words, for a too-few-rows message
+    transform: Transform | None
+
+
+@dataclasses.dataclass
+class _Budget:
+    """What a fit may spend (time from ``t0``, memory) and the training rows its report scores."""
+
+    t0: float
+    limit: float
+    limited: bool
+    memory: MemoryPlan
+    search_share: float  # of the time left, for the fit or the choice among candidates (a refit gets the rest)
+    scored: np.ndarray
+    n_predict: int
+    sampling: dict  # what a time-limited fit subsampled, for the report
+
+    def seconds_left(self, share: float = 1.0) -> float:
+        """Seconds of the limit left for a part that may take ``share`` of what is left (less the end reserve)."""
+        return share * (self.limit * (1 - _END_RESERVE) - (time.perf_counter() - self.t0))
+
+
+def _chunked(predict):
+    """``predict`` on a chunk of rows at a time (:func:`_predict_in_chunks`)."""
+    return lambda Q: _predict_in_chunks(predict, Q)
+
+
+def _check_arguments(method, validation, seed, time_limit):
+    """The method's spec (None for ``auto``), the seed and the time limit, checked; :class:`FitError` if bad."""
+    if not isinstance(method, str):
+        raise FitError(f"method must be a name; valid methods: {', '.join(method_names())}")
+    spec = method_spec(method) if method != "auto" else None
+    if not (isinstance(validation, (int, float)) and 0 <= validation < 1):
+        raise FitError(f"validation must be a fraction in [0, 1), got {validation!r}")
+    seed = check_seed(seed)
+    if time_limit is not None:
+        time_limit = check_time_limit(time_limit)
+        if method != "auto" and method not in TIMED:
+            raise FitError(f"method {method!r} cannot stop at a time limit; leave time_limit out, or use one of the "
+                           f"methods that can: auto, {', '.join(TIMED)}")
+    return spec, seed, time_limit
+
+
+def _check_data(X, y, method: str, spec, validation: float, seed: int, smooth: bool, input_names, target_name,
+                transform) -> _Data:
+    """The checked data and the row split (:mod:`pml.fitting.checks`); :class:`FitError` saying what is wrong."""
+    X = check_inputs(X, input_names, what="X")
+    n, d = X.shape
+    if transform is not None:
+        try:
+            transform = transform_named(transform)
+        except ValueError as exc:
+            raise FitError(str(exc)) from None
+    names = tuple(input_names) if input_names is not None else tuple(f"x{j}" for j in range(d))
+    tr, va = split_rows(n, float(validation), [seed, 11])
+    held = f" ({va.size} of {n} rows held out for validation)" if va.size else ""
+    if method == "auto":  # too few rows first: one row is not "a constant target"
+        check_rows(n, guide.min_rows(d, smooth), d)
+    else:
+        check_method_fits(spec, tr.size, d, held)
+    y = check_target(y, n, target_name)
+    for j in range(d):
+        if np.all(X[:, j] == X[0, j]):
+            raise FitError(f"input {names[j]!r} is constant (every value is {float(X[0, j])!r}): drop it")
+        check_scale(X[:, j], f"input {names[j]!r}")
+    if transform is not None and transform not in admissible(X, y, [transform]):  # the sign as well
+        raise FitError(f"transform {transform.name!r} does not suit these data: " + (
+            "log x needs every input positive" if transform.log_inputs and not np.all(X > 0) else
+            f"{transform.name.split(' ~ ')[0]} needs a target of that sign everywhere (and nonzero for the log)"))
+    return _Data(X, y, names, tr, va, held, transform)
+
+
+def _plan_budget(data: _Data, method: str, smooth: bool, refit: bool, time_limit, seed: int, t0: float) -> _Budget:
+    """The fit's time limit and memory plan (refused if the data do not fit), and the training rows to score."""
+    (n, d), tr = data.X.shape, data.tr
+    limited = time_limit is not None or (method == "auto" and d >= 3)  # auto for d >= 3: 600 s by default
+    limit = time_limit if time_limit is not None else DEFAULT_TIME_LIMIT
+    try:
+        plan_methods = guide.choose(d, n, smooth=smooth).methods if method == "auto" else (method,)
+    except ValueError:  # no rule: refused later, with the rules' own message
+        plan_methods = ()
+    memory = memory_plan(n, d, tr.size, time_limit=limit if limited else None, methods=plan_methods)
+    if memory.refusal:
+        raise FitError(memory.refusal)
+    if memory.large:
+        print(f"pml: note: {memory.note()}", file=sys.stderr)
+    if limited and method != "auto":
+        warm_up(method)  # imports (seconds for torch): spent before the time left is given to the method
+        if limit * (1 - _END_RESERVE) - (time.perf_counter() - t0) < 0.1 * limit:
+            raise FitError(f"the time limit ({limit:g} s) was spent before method {method!r} could start (loading "
+                           f"its libraries took {time.perf_counter() - t0:.1f} s): give a longer time limit")
+    search_share = 0.5 if refit and data.va.size else 1.0  # a refit on all rows gets the other half
+    # the rows whose predictions the report needs: every validation row, the training rows (a subsample if many)
+    scored = tr if not limited or tr.size <= TRAIN_ERROR_ROWS else np.sort(
+        np.random.default_rng([seed, 41]).choice(tr, TRAIN_ERROR_ROWS, replace=False))
+    return _Budget(t0, limit, limited, memory, search_share, scored, int(scored.size + data.va.size), {})
+
+
+def _compare(usable: list, data: _Data, seed: int, progress: bool, budget: _Budget):
+    """``auto`` with several usable candidates: :func:`choose_within` -> (chosen name, fitted, candidates tried)."""
+    X, y, transform = data.X[data.tr], data.y[data.tr], data.transform
+    if data.X.shape[1] >= 3:  # within the time budget, cheapest first, under transforms (pml.fitting.budget)
+        tried_transforms = [transform] if transform is not None else admissible(data.X, data.y)
+        return choose_within(usable, X, y, seed=seed,
+                             time_limit=budget.seconds_left(budget.search_share) / (1 - _END_RESERVE),
+                             progress=progress, transforms=tried_transforms, stop_below=FLOOR_STOP * float64_floor(y),
+                             max_bytes=budget.memory.work, predict_rows=budget.n_predict, sampling=budget.sampling)
+    if budget.limited:  # d <= 2 with a time limit: the same comparison, stopped in time
+        return choose_within(usable, X, y, seed=seed,
+                             time_limit=budget.seconds_left(budget.search_share) / (1 - _END_RESERVE),
+                             progress=progress, max_rows=MAX_SELECTION_ROWS, transforms=[transform or IDENTITY],
+                             max_bytes=budget.memory.work, predict_rows=budget.n_predict, sampling=budget.sampling)
+    # d <= 2: every candidate is cheap; compare them on at most MAX_SELECTION_ROWS inner-fit rows
+    return choose_within(usable, X, y, seed=seed, time_limit=math.inf, progress=progress,
+                         max_rows=MAX_SELECTION_ROWS, transforms=[transform or IDENTITY])
+
+
+def _choose_auto(data: _Data, seed: int, smooth: bool, progress: bool, options: dict, budget: _Budget):
+    """``auto``: the guide's rule and its candidates -> (spec, fitted or None, rule, candidates, reason, options)."""
+    if options:
+        raise FitError(f"options {sorted(options)} need a named method, not 'auto'")
+    (n, d), n_train = data.X.shape, data.tr.size
+    try:
+        choice = guide.choose(d, n, smooth=smooth)
+    except ValueError as exc:
+        raise FitError(str(exc)) from None
+    rule = choice.rule
+    usable, candidates = [], []
+    for name in choice.methods:
+        try:
+            check_method_fits(METHODS[name], n_train, d, data.held)
+            usable.append(name)
+        except FitError as exc:
+            candidates.append({"method": name, "skipped": str(exc), "inner_rel_rmse": None})
+    if not usable:
+        raise FitError(f"too few rows: no method of rule {rule.key!r} can be fitted to {n_train} training "
+                       f"rows{data.held}: " + "; ".join(c["skipped"] for c in candidates))
+    fitted = None
+    if len(usable) == 1:
+        chosen = usable[0]
+        candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
+        if budget.limited and chosen in TIMED:
+            warm_up(chosen)
+            options = timed_options(METHODS[chosen], budget.seconds_left(budget.search_share), budget.memory.work,
+                                    budget.n_predict)
+    else:
+        chosen, fitted, tried = _compare(usable, data, seed, progress, budget)
+        candidates += tried
+    reason = (f"d = {d}, n = {n} rows, {'smooth' if smooth else 'non-smooth'} target -> rule {rule.key!r} "
+              f"({', '.join(rule.methods)}). {rule.reason}")
+    return METHODS[chosen], fitted, rule, candidates, reason, options
+
+
+def _score(predict, spec, data: _Data, budget: _Budget) -> dict:
+    """Relative RMSE (paper Eq. 1) on the scored training rows and on the validation rows, and the validation
+    rows' largest relative error and count of non-finite predictions."""
+    X, y, va, scored = data.X, data.y, data.va, budget.scored
+    p_tr = np.asarray(predict(X[scored]), dtype=np.float64).reshape(-1)
+    check_predictions(p_tr, "the training rows")
+    train_rel = _finite_rel_rmse(p_tr, y[scored])
+    if scored.size < data.tr.size:
+        budget.sampling["train_error_rows"] = (int(scored.size), int(data.tr.size))
+    if not va.size:
+        return {"train_rel_rmse": train_rel, "val_rel_rmse": math.nan, "val_max_rel_err": math.nan,
+                "n_val_nonfinite": 0}
+    p_va = np.asarray(predict(X[va]), dtype=np.float64).reshape(-1)
+    check_predictions(p_va, "the validation rows", nan_allowed=spec.name == "simplex")  # simplex: NaN outside the hull
+    ok = np.isfinite(p_va)
+    return {"train_rel_rmse": train_rel, "val_rel_rmse": _finite_rel_rmse(p_va, y[va]),
+            "val_max_rel_err": float(np.max(np.abs(p_va[ok] - y[va][ok])) / np.sqrt(np.mean(y[va] ** 2)))
+            if ok.any() else math.nan, "n_val_nonfinite": int(np.sum(~ok))}
+
+
+def _refit(spec, fitted, predict, data: _Data, seed: int, progress: bool, options: dict, budget: _Budget):
+    """Refit on every row, starting from the fitted transform (with a time limit: only if time is left) ->
+    (fitted, predict, whether it was refitted)."""
+    X, y = data.X, data.y
+    if budget.limited:  # the refit takes what is left of the limit
+        if spec.name not in TIMED or budget.seconds_left() < 1.0:
+            budget.sampling["no_refit"] = True
+            return fitted, predict, False
+        opts = {**options, **timed_options(spec, budget.seconds_left(), budget.memory.work, X.shape[0])}
+        fitted = run_method(spec, X, y, seed, progress, opts, of_params(fitted.params))
+        predict = _chunked(predictor_of(spec, fitted))
+        check_predictions(predict(X), "the rows (refit on all rows)")
+        return fitted, predict, True
+    fitted = run_method(spec, X, y, seed, progress, options, of_params(fitted.params))
+    predict = predictor_of(spec, fitted)
+    check_predictions(np.asarray(predict(X), dtype=np.float64).reshape(-1), "the rows (refit on all rows)")
+    return fitted, predict, True
+
+
+def _report(method: str, spec, fitted, rule, candidates: list, reason: str, scores: dict, data: _Data,
+            data_floor, refitted: bool, seed: int, target_name, budget: _Budget) -> PrecisionReport:
+    """The precision report: errors, float64 floor, diagnosis (:func:`diagnose`) and what was subsampled."""
+    floor = float64_floor(data.y)
+    source, why = diagnose(spec.kind, scores["train_rel_rmse"], scores["val_rel_rmse"], floor, data_floor)
+    n_params = int(sum(v.size for k, v in fitted.state.items() if k not in _NOT_PARAMS))
+    return PrecisionReport(
+        method=spec.name, requested=method, kind=spec.kind, rule=rule.key if rule else None, reason=reason,
+        promise=rule.promise if rule else None, candidates=tuple(candidates), details=fitted.details,
+        n_rows=data.X.shape[0], n_train=int(data.tr.size), n_validation=int(data.va.size), dim=data.X.shape[1],
+        input_names=data.names, target_name=str(target_name), y_rms=float(np.sqrt(np.mean(data.y**2))), **scores,
+        float64_floor=floor, data_floor=data_floor, error_source=source, diagnosis=why, refit=refitted,
+        n_params=n_params, seconds=time.perf_counter() - budget.t0, seed=seed,
+        transform=of_params(fitted.params).name, time_limit=budget.limit if budget.limited else None,
+        sampling=_sampling_text(budget.sampling, spec.name))
 
 
 def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, progress: bool | None = None,
@@ -196,175 +418,34 @@ def fit(X, y, method: str = "auto", *, validation: float = 0.2, seed: int = 0, p
     rows and about how much memory the fit will use (:func:`pml.fitting.budget.memory_plan`).
     """
     t0 = time.perf_counter()
-    if not isinstance(method, str):
-        raise FitError(f"method must be a name; valid methods: {', '.join(method_names())}")
-    if method != "auto":
-        spec = method_spec(method)
-    if not (isinstance(validation, (int, float)) and 0 <= validation < 1):
-        raise FitError(f"validation must be a fraction in [0, 1), got {validation!r}")
-    seed = check_seed(seed)
-    if time_limit is not None:
-        time_limit = check_time_limit(time_limit)
-        if method != "auto" and method not in TIMED:
-            raise FitError(f"method {method!r} cannot stop at a time limit; leave time_limit out, or use one of the "
-                           f"methods that can: auto, {', '.join(TIMED)}")
-    X = check_inputs(X, input_names, what="X")
-    n, d = X.shape
-    if transform is not None:
-        try:
-            transform = transform_named(transform)
-        except ValueError as exc:
-            raise FitError(str(exc)) from None
-    names = tuple(input_names) if input_names is not None else tuple(f"x{j}" for j in range(d))
-    tr, va = split_rows(n, float(validation), [seed, 11])
-    held = f" ({va.size} of {n} rows held out for validation)" if va.size else ""
-    if method == "auto":  # too few rows first: one row is not "a constant target"
-        check_rows(n, guide.min_rows(d, smooth), d)
-    else:
-        check_method_fits(spec, tr.size, d, held)
-    y = check_target(y, n, target_name)
-    for j in range(d):
-        if np.all(X[:, j] == X[0, j]):
-            raise FitError(f"input {names[j]!r} is constant (every value is {float(X[0, j])!r}): drop it")
-        check_scale(X[:, j], f"input {names[j]!r}")
-    if transform is not None and transform not in admissible(X, y, [transform]):  # the sign as well
-        raise FitError(f"transform {transform.name!r} does not suit these data: " + (
-            "log x needs every input positive" if transform.log_inputs and not np.all(X > 0) else
-            f"{transform.name.split(' ~ ')[0]} needs a target of that sign everywhere (and nonzero for the log)"))
+    spec, seed, time_limit = _check_arguments(method, validation, seed, time_limit)
+    data = _check_data(X, y, method, spec, validation, seed, smooth, input_names, target_name, transform)
     progress = (sys.stderr.isatty() if progress is None else bool(progress))
-    limited = time_limit is not None or (method == "auto" and d >= 3)  # auto for d >= 3: 600 s by default
-    limit = time_limit if time_limit is not None else DEFAULT_TIME_LIMIT
-    try:
-        plan_methods = guide.choose(d, n, smooth=smooth).methods if method == "auto" else (method,)
-    except ValueError:  # no rule: refused below, with the rules' own message
-        plan_methods = ()
-    memory = memory_plan(n, d, tr.size, time_limit=limit if limited else None, methods=plan_methods)
-    if memory.refusal:
-        raise FitError(memory.refusal)
-    if memory.large:
-        print(f"pml: note: {memory.note()}", file=sys.stderr)
-
-    def seconds_left(share: float = 1.0) -> float:
-        """Seconds of the limit left for a part that may take ``share`` of what is left (less the end reserve)."""
-        return share * (limit * (1 - _END_RESERVE) - (time.perf_counter() - t0))
-
-    if limited and method != "auto":
-        warm_up(method)  # imports (seconds for torch): spent before the time left is given to the method
-        if seconds_left() < 0.1 * limit:
-            raise FitError(f"the time limit ({limit:g} s) was spent before method {method!r} could start (loading "
-                           f"its libraries took {time.perf_counter() - t0:.1f} s): give a longer time limit")
-
-    search_share = 0.5 if refit and va.size else 1.0  # a refit on all rows gets the other half
-    # the rows whose predictions the report needs: every validation row, the training rows (a subsample if many)
-    scored = tr if not limited or tr.size <= TRAIN_ERROR_ROWS else np.sort(
-        np.random.default_rng([seed, 41]).choice(tr, TRAIN_ERROR_ROWS, replace=False))
-    n_predict = int(scored.size + va.size)
-    if limited and method != "auto":
-        for k, v in timed_options(spec, seconds_left(search_share), memory.work, n_predict).items():
+    budget = _plan_budget(data, method, smooth, refit, time_limit, seed, t0)
+    if budget.limited and method != "auto":
+        timed = timed_options(spec, budget.seconds_left(budget.search_share), budget.memory.work, budget.n_predict)
+        for k, v in timed.items():
             options.setdefault(k, v)
-    sampling: dict = {}
 
-    rule = None
-    candidates: list[dict] = []
-    fitted = None
+    rule, candidates, fitted = None, [], None
     if method == "auto":
-        if options:
-            raise FitError(f"options {sorted(options)} need a named method, not 'auto'")
-        try:
-            choice = guide.choose(d, n, smooth=smooth)
-        except ValueError as exc:
-            raise FitError(str(exc)) from None
-        rule = choice.rule
-        usable = []
-        for name in choice.methods:
-            try:
-                check_method_fits(METHODS[name], tr.size, d, held)
-                usable.append(name)
-            except FitError as exc:
-                candidates.append({"method": name, "skipped": str(exc), "inner_rel_rmse": None})
-        if not usable:
-            raise FitError(f"too few rows: no method of rule {rule.key!r} can be fitted to {tr.size} training "
-                           f"rows{held}: " + "; ".join(c["skipped"] for c in candidates))
-        if len(usable) == 1:
-            chosen = usable[0]
-            candidates.append({"method": chosen, "skipped": None, "inner_rel_rmse": None})
-            if limited and chosen in TIMED:
-                warm_up(chosen)
-                options = timed_options(METHODS[chosen], seconds_left(search_share), memory.work, n_predict)
-        elif d >= 3:  # within the time budget, cheapest first, under transforms (pml.fitting.budget)
-            tried_transforms = [transform] if transform is not None else admissible(X, y)
-            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed,
-                                                  time_limit=seconds_left(search_share) / (1 - _END_RESERVE),
-                                                  progress=progress, transforms=tried_transforms,
-                                                  stop_below=FLOOR_STOP * float64_floor(y[tr]),
-                                                  max_bytes=memory.work, predict_rows=n_predict, sampling=sampling)
-            candidates += tried
-        elif limited:  # d <= 2 with a time limit: the same comparison, stopped in time
-            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed,
-                                                  time_limit=seconds_left(search_share) / (1 - _END_RESERVE),
-                                                  progress=progress, max_rows=MAX_SELECTION_ROWS,
-                                                  transforms=[transform or IDENTITY], max_bytes=memory.work,
-                                                  predict_rows=n_predict, sampling=sampling)
-            candidates += tried
-        else:  # d <= 2: every candidate is cheap; compare them on at most MAX_SELECTION_ROWS inner-fit rows
-            chosen, fitted, tried = choose_within(usable, X[tr], y[tr], seed=seed, time_limit=math.inf,
-                                                  progress=progress, max_rows=MAX_SELECTION_ROWS,
-                                                  transforms=[transform or IDENTITY])
-            candidates += tried
-        spec = METHODS[chosen]
-        reason = (f"d = {d}, n = {n} rows, {'smooth' if smooth else 'non-smooth'} target -> rule {rule.key!r} "
-                  f"({', '.join(rule.methods)}). {rule.reason}")
+        spec, fitted, rule, candidates, reason, options = _choose_auto(data, seed, smooth, progress, options, budget)
     else:
         reason = f"requested: {spec.description}"
-    check_method_fits(spec, tr.size, d, held)
+    check_method_fits(spec, data.tr.size, data.X.shape[1], data.held)
 
     if fitted is None:
-        fitted = run_method(spec, X[tr], y[tr], seed, progress, options, transform or IDENTITY)
+        fitted = run_method(spec, data.X[data.tr], data.y[data.tr], seed, progress, options,
+                            data.transform or IDENTITY)
     predict = predictor_of(spec, fitted)
-    if limited:
-        predict = (lambda f: lambda Q: _predict_in_chunks(f, Q))(predict)
-    p_tr = np.asarray(predict(X[scored]), dtype=np.float64).reshape(-1)
-    check_predictions(p_tr, "the training rows")
-    train_rel = _finite_rel_rmse(p_tr, y[scored])
-    if scored.size < tr.size:
-        sampling["train_error_rows"] = (int(scored.size), int(tr.size))
-    y_rms = float(np.sqrt(np.mean(y**2)))
-    if va.size:
-        p_va = np.asarray(predict(X[va]), dtype=np.float64).reshape(-1)
-        check_predictions(p_va, "the validation rows", nan_allowed=spec.name == "simplex")  # simplex: NaN outside the hull
-        val_rel = _finite_rel_rmse(p_va, y[va])
-        ok = np.isfinite(p_va)
-        val_max = float(np.max(np.abs(p_va[ok] - y[va][ok])) / np.sqrt(np.mean(y[va] ** 2))) if ok.any() else math.nan
-        n_nonfinite = int(np.sum(~ok))
-    else:
-        val_rel = val_max = math.nan
-        n_nonfinite = 0
-    floor = float64_floor(y)
+    if budget.limited:
+        predict = _chunked(predict)
+    scores = _score(predict, spec, data, budget)
     if data_floor is not None and not (data_floor >= 0 and math.isfinite(data_floor)):
         raise FitError(f"data_floor must be a non-negative number, got {data_floor!r}")
-    source, why = diagnose(spec.kind, train_rel, val_rel, floor, data_floor)
-    refitted = bool(refit and va.size)
-    if refitted and limited:  # the refit takes what is left of the limit
-        if spec.name in TIMED and seconds_left() >= 1.0:
-            opts = {**options, **timed_options(spec, seconds_left(), memory.work, n)}
-            fitted = run_method(spec, X, y, seed, progress, opts, of_params(fitted.params))
-            predict = (lambda f: lambda Q: _predict_in_chunks(f, Q))(predictor_of(spec, fitted))
-            check_predictions(predict(X), "the rows (refit on all rows)")
-        else:
-            refitted = False
-            sampling["no_refit"] = True
-    elif refitted:
-        fitted = run_method(spec, X, y, seed, progress, options, of_params(fitted.params))
-        predict = predictor_of(spec, fitted)
-        check_predictions(np.asarray(predict(X), dtype=np.float64).reshape(-1), "the rows (refit on all rows)")
-    n_params = int(sum(v.size for k, v in fitted.state.items() if k not in _NOT_PARAMS))
-    report = PrecisionReport(
-        method=spec.name, requested=method, kind=spec.kind, rule=rule.key if rule else None, reason=reason,
-        promise=rule.promise if rule else None, candidates=tuple(candidates), details=fitted.details, n_rows=n,
-        n_train=int(tr.size), n_validation=int(va.size), dim=d, input_names=names, target_name=str(target_name),
-        y_rms=y_rms, train_rel_rmse=train_rel, val_rel_rmse=val_rel, val_max_rel_err=val_max,
-        n_val_nonfinite=n_nonfinite, float64_floor=floor, data_floor=data_floor, error_source=source, diagnosis=why,
-        refit=refitted, n_params=n_params, seconds=time.perf_counter() - t0, seed=seed,
-        transform=of_params(fitted.params).name, time_limit=limit if limited else None,
-        sampling=_sampling_text(sampling, spec.name))
-    return FittedModel(spec.name, fitted.state, fitted.params, names, target_name, report, predict)
+    refitted = False
+    if refit and data.va.size:
+        fitted, predict, refitted = _refit(spec, fitted, predict, data, seed, progress, options, budget)
+    report = _report(method, spec, fitted, rule, candidates, reason, scores, data, data_floor, refitted, seed,
+                     target_name, budget)
+    return FittedModel(spec.name, fitted.state, fitted.params, data.names, target_name, report, predict)

@@ -300,6 +300,119 @@ def _within_time(archs, d: int, n_train: int, time_limit: float, num_threads, na
     return kept
 
 
+def _scale_and_split(X: np.ndarray, y: np.ndarray, box, X_val, y_val, validation: float, seed: int):
+    """Inputs scaled to [-1, 1] by ``box`` (default: the training rows' ranges) and the training/validation split
+    (given validation rows go after the training rows) -> (scaled inputs, targets, tr, va, centre, half)."""
+    n, d = X.shape
+    if box is None:
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    else:
+        lo, hi = np.asarray(box, dtype=np.float64).T
+    centre, half = (lo + hi) / 2, np.where(hi > lo, (hi - lo) / 2, 1.0)
+    if X_val is None:
+        perm = np.random.default_rng([seed, 29]).permutation(n)
+        n_va = max(1, int(round(validation * n)))
+        va, tr = np.sort(perm[:n_va]), np.sort(perm[n_va:])
+    else:  # given validation rows go after the training rows
+        X = np.concatenate([X, np.asarray(X_val, dtype=np.float64).reshape(-1, d)])
+        y = np.concatenate([y, np.asarray(y_val, dtype=np.float64).reshape(-1)])
+        tr, va = np.arange(n), np.arange(n, X.shape[0])
+    return (X - centre) / half, y, tr, va, centre, half
+
+
+@dataclasses.dataclass
+class _Training:
+    """The standardised rows of a deep fit and their split, its clock and options, and what each network gave."""
+
+    Z: np.ndarray
+    t: np.ndarray
+    tr: np.ndarray
+    va: np.ndarray
+    t_rms: float  # the validation targets' RMS in standardised units: relative errors are of y, not of t
+    t0: float
+    time_limit: float
+    max_iter: int
+    start: str
+    seed: int
+    callback: Callable[[str, float], None] | None
+    history: list[dict] = dataclasses.field(default_factory=list)
+
+    def left(self) -> float:
+        """Seconds left of the time limit."""
+        return self.time_limit - (time.perf_counter() - self.t0)
+
+    def report(self, label: str):
+        """The progress callback of one network (None without a ``callback``)."""
+        return (lambda v: self.callback(label, v / self.t_rms)) if self.callback is not None else None
+
+    def record(self, stage: int, depth: int, width: int, v: float, iterations: int, stop: str) -> None:
+        """One trained network in the history (validation RMSE ``v`` in standardised units)."""
+        self.history.append({"stage": stage, "depth": depth, "width": width, "val_rel_rmse": v / self.t_rms,
+                             "iterations": iterations, "stop": stop, "seconds": time.perf_counter() - self.t0})
+
+
+def _first_stage(run: _Training, archs: list, probe_fraction: float, min_probe_seconds: float, n_stages: int):
+    """Each architecture trained for its share of ``probe_fraction`` of the limit, the best one trained on with its
+    stage's share if the limit stopped it -> (network, validation RMSE, depth, width)."""
+    Z, t, tr, va, time_limit = run.Z, run.t, run.tr, run.va, run.time_limit
+    if time_limit < min_probe_seconds:  # too little time to compare: the first architecture trains alone
+        archs = archs[:1]
+    probe_each = probe_fraction * time_limit / max(1, len(archs)) if len(archs) > 1 else time_limit / n_stages
+    nets = []
+    for k, (depth, width) in enumerate(archs):
+        if k and run.left() < probe_each:
+            break
+        if run.left() <= 0:  # the setup (data, architectures) took the whole limit
+            raise TooSlow(f"the time limit ({time_limit:.3g} s) was spent before the first network could train")
+        label = f"depth {depth} width {width}"
+        net, v, its, stop = train_network(Z[tr], t[tr], Z[va], t[va], depth=depth, width=width, seed=run.seed,
+                                          max_iter=run.max_iter, time_limit=min(probe_each, run.left()),
+                                          callback=run.report(label), start=run.start)
+        run.record(1, depth, width, v, its, stop)
+        nets.append((v, k, net))
+    v_best, k_best, net = min(nets, key=lambda e: (e[0], e[1]))
+    depth, width = archs[k_best]
+    stage_share = run.left() / max(1, n_stages)
+    if stage_share > 1.0 and run.history[k_best]["stop"] in ("time_limit",):
+        # go on training the winner (a fresh LM run from its best weights)
+        cont, v, its, stop = train_network(Z[tr], t[tr], Z[va], t[va], depth=depth, width=width, net=net,
+                                           max_iter=run.max_iter, time_limit=stage_share,
+                                           callback=run.report(f"depth {depth} width {width}"))
+        run.record(1, depth, width, v, its, stop)
+        if v < v_best:
+            net, v_best = cont, v
+    return net, v_best, depth, width
+
+
+def _residual_stages(run: _Training, net: nn.Sequential, v_best: float, depth: int, width: int, n_stages: int):
+    """Residual stages of the same architecture, each kept only if the validation error falls (the paper's
+    boosting, §4.2) -> (stage networks, their scales, validation RMSE)."""
+    Z, t, tr, va = run.Z, run.t, run.tr, run.va
+    stages, scales = [net], [1.0]
+    for s in range(2, int(n_stages) + 1):
+        budget = run.left() / max(1, n_stages - s + 1)
+        if budget < 1.0:
+            break
+        merged = boosting.merge_stages(stages, scales)
+        with torch.no_grad():
+            r_tr = t[tr] - merged(torch.from_numpy(Z[tr])).reshape(-1).numpy()
+            r_va = t[va] - merged(torch.from_numpy(Z[va])).reshape(-1).numpy()
+        scale = float(np.sqrt(np.mean(r_tr**2))) or 1.0
+        tick = run.report(f"stage {s}")
+        net_s, v_s, its, stop = train_network(Z[tr], r_tr / scale, Z[va], r_va / scale, depth=depth,
+                                              width=width, seed=run.seed + s, max_iter=run.max_iter,
+                                              time_limit=budget, start=run.start,
+                                              callback=(lambda v, sc=scale, f=tick: f(v * sc)) if tick else None)
+        v_s *= scale
+        run.record(s, depth, width, v_s, its, stop)
+        if not v_s < v_best:
+            break
+        stages.append(net_s)
+        scales.append(scale)
+        v_best = v_s
+    return stages, scales, v_best
+
+
 def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = None, depths=(3, 4),
         params_per_row: float = 0.25, max_params: int = 1200, flops_per_iteration: float = 1.5e9, n_stages: int = 2,
         probe_fraction: float = 0.3, min_probe_seconds: float = 200.0, start: str = "default",
@@ -365,23 +478,10 @@ def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = Non
     X = np.asarray(X, dtype=np.float64)
     X = X.reshape(-1, 1) if X.ndim == 1 else X
     y = np.asarray(y, dtype=np.float64).reshape(-1)
-    n, d = X.shape
+    d = X.shape[1]
     if not (isinstance(time_limit, (int, float)) and time_limit > 0 and math.isfinite(time_limit)):
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    if box is None:
-        lo, hi = X.min(axis=0), X.max(axis=0)
-    else:
-        lo, hi = np.asarray(box, dtype=np.float64).T
-    centre, half = (lo + hi) / 2, np.where(hi > lo, (hi - lo) / 2, 1.0)
-    if X_val is None:
-        perm = np.random.default_rng([seed, 29]).permutation(n)
-        n_va = max(1, int(round(validation * n)))
-        va, tr = np.sort(perm[:n_va]), np.sort(perm[n_va:])
-    else:  # given validation rows go after the training rows
-        X = np.concatenate([X, np.asarray(X_val, dtype=np.float64).reshape(-1, d)])
-        y = np.concatenate([y, np.asarray(y_val, dtype=np.float64).reshape(-1)])
-        tr, va = np.arange(n), np.arange(n, X.shape[0])
-    Z = (X - centre) / half
+    Z, y, tr, va, centre, half = _scale_and_split(X, y, box, X_val, y_val, validation, seed)
     y_mean, y_scale = float(np.mean(y[tr])), float(np.std(y[tr])) or 1.0
     t = (y - y_mean) / y_scale
     # An LM iteration costs ~ 2 n p^2 flops (the streaming QR): cap p so that an iteration stays ~ flops_per_iteration.
@@ -390,71 +490,14 @@ def fit(X, y, *, box=None, architectures: Sequence[tuple[int, int]] | None = Non
                                                                         max_params)
     archs = _within_time(archs, d, tr.size, time_limit, num_threads, narrow=not architectures)
     t_rms = float(np.sqrt(np.mean(y[va] ** 2))) / y_scale or 1.0  # relative errors are of y, not of t
-    history: list[dict] = []
-
-    def left() -> float:
-        return time_limit - (time.perf_counter() - t0)
-
-    def report(label):
-        return (lambda v: callback(label, v / t_rms)) if callback is not None else None
-
+    run = _Training(Z, t, tr, va, t_rms, t0, time_limit, max_iter, start, seed, callback)
     with limit_threads(num_threads):
-        if time_limit < min_probe_seconds:  # too little time to compare: the first architecture trains alone
-            archs = archs[:1]
-        probe_each = probe_fraction * time_limit / max(1, len(archs)) if len(archs) > 1 else time_limit / n_stages
-        nets = []
-        for k, (depth, width) in enumerate(archs):
-            if k and left() < probe_each:
-                break
-            if left() <= 0:  # the setup (data, architectures) took the whole limit
-                raise TooSlow(f"the time limit ({time_limit:.3g} s) was spent before the first network could train")
-            label = f"depth {depth} width {width}"
-            net, v, its, stop = train_network(Z[tr], t[tr], Z[va], t[va], depth=depth, width=width, seed=seed,
-                                              max_iter=max_iter, time_limit=min(probe_each, left()),
-                                              callback=report(label), start=start)
-            history.append({"stage": 1, "depth": depth, "width": width, "val_rel_rmse": v / t_rms, "iterations": its,
-                            "stop": stop, "seconds": time.perf_counter() - t0})
-            nets.append((v, k, net))
-        v_best, k_best, net = min(nets, key=lambda e: (e[0], e[1]))
-        depth, width = archs[k_best]
-        stage_share = left() / max(1, n_stages)
-        if stage_share > 1.0 and history[k_best]["stop"] in ("time_limit",):
-            # go on training the winner (a fresh LM run from its best weights)
-            cont, v, its, stop = train_network(Z[tr], t[tr], Z[va], t[va], depth=depth, width=width, net=net,
-                                               max_iter=max_iter, time_limit=stage_share,
-                                               callback=report(f"depth {depth} width {width}"))
-            history.append({"stage": 1, "depth": depth, "width": width, "val_rel_rmse": v / t_rms,
-                            "iterations": its, "stop": stop, "seconds": time.perf_counter() - t0})
-            if v < v_best:
-                net, v_best = cont, v
-        stages, scales = [net], [1.0]
-        for s in range(2, int(n_stages) + 1):
-            budget = left() / max(1, n_stages - s + 1)
-            if budget < 1.0:
-                break
-            merged = boosting.merge_stages(stages, scales)
-            with torch.no_grad():
-                r_tr = t[tr] - merged(torch.from_numpy(Z[tr])).reshape(-1).numpy()
-                r_va = t[va] - merged(torch.from_numpy(Z[va])).reshape(-1).numpy()
-            scale = float(np.sqrt(np.mean(r_tr**2))) or 1.0
-            tick = report(f"stage {s}")
-            net_s, v_s, its, stop = train_network(Z[tr], r_tr / scale, Z[va], r_va / scale, depth=depth,
-                                                  width=width, seed=seed + s, max_iter=max_iter, time_limit=budget,
-                                                  start=start,
-                                                  callback=(lambda v, sc=scale, f=tick: f(v * sc)) if tick else None)
-            v_s *= scale
-            history.append({"stage": s, "depth": depth, "width": width, "val_rel_rmse": v_s / t_rms,
-                            "iterations": its, "stop": stop, "seconds": time.perf_counter() - t0})
-            if not v_s < v_best:
-                break
-            stages.append(net_s)
-            scales.append(scale)
-            v_best = v_s
+        net, v_best, depth, width = _first_stage(run, archs, probe_fraction, min_probe_seconds, n_stages)
+        stages, scales, v_best = _residual_stages(run, net, v_best, depth, width, n_stages)
     merged = boosting.merge_stages(stages, scales)
     last = [m for m in merged if isinstance(m, nn.Linear)][-1]
     with torch.no_grad():  # standardised -> y units
         last.weight.mul_(y_scale)
         last.bias.mul_(y_scale).add_(y_mean)
-    return DeepFit(merged, centre, half, depth, width, len(stages), v_best / t_rms, history,
+    return DeepFit(merged, centre, half, depth, width, len(stages), v_best / t_rms, run.history,
                    time.perf_counter() - t0)
-

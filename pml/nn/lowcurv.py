@@ -146,6 +146,26 @@ def low_curvature_direction(
     return E @ (E.T @ grad), int(mask.sum())
 
 
+def _step(flat: FlatModel, theta: torch.Tensor, f0: float, tau: float, rule: str, search: dict,
+          hessian_batch_size: int | None, hessian_chunk_size: int | None):
+    """One low-curvature step from ``theta`` (loss ``f0``), line search settings ``search`` -> (parameters, loss,
+    alpha, selected directions, g_hat, line-search evaluations); alpha 0 and the same parameters where none helps."""
+    _, grad = flat.loss_and_grad(theta)
+    H = hessian_matrix(flat, theta, batch_size=hessian_batch_size, chunk_size=hessian_chunk_size)
+    evals, evecs = torch.linalg.eigh(H)
+    g_hat, n_dir = low_curvature_direction(grad, evals, evecs, tau, rule)
+
+    def along(alpha: float) -> float:
+        return flat.value(theta - alpha * g_hat)
+
+    if n_dir == 0 or not bool(torch.any(g_hat != 0)):
+        return theta, f0, 0.0, n_dir, g_hat, 0
+    alpha, f_new, n_ls = log_line_search(along, f0, **search)
+    if alpha != 0.0:
+        return theta - alpha * g_hat, f_new, alpha, n_dir, g_hat, n_ls  # the expression ``along`` evaluated
+    return theta, f0, alpha, n_dir, g_hat, n_ls
+
+
 def low_curvature_steps(
     model: nn.Module,
     X,
@@ -239,27 +259,13 @@ def low_curvature_steps(
 
     hist.add(step=0, train_rmse=math.sqrt(f0), test_rmse=test_rmse(theta), time_s=0.0, n_fev=n_fev)
     stop, message, done = "n_steps", f"completed {n_steps} steps", 0
+    search = dict(alpha_min=alpha_min, alpha_max=alpha_max, n_grid=n_grid, zoom_levels=zoom_levels,
+                  allow_increase=allow_increase)
     with limit_threads(num_threads):
         for step in range(1, int(n_steps) + 1):
-            _, grad = flat.loss_and_grad(theta)
-            H = hessian_matrix(flat, theta, batch_size=hessian_batch_size, chunk_size=hessian_chunk_size)
-            evals, evecs = torch.linalg.eigh(H)
-            g_hat, n_dir = low_curvature_direction(grad, evals, evecs, tau, rule)
-
-            def along(alpha: float, _th=theta, _d=g_hat) -> float:
-                return flat.value(_th - alpha * _d)
-
-            if n_dir == 0 or not bool(torch.any(g_hat != 0)):
-                alpha, f_new, n_ls = 0.0, f0, 0
-            else:
-                alpha, f_new, n_ls = log_line_search(
-                    along, f0, alpha_min=alpha_min, alpha_max=alpha_max, n_grid=n_grid,
-                    zoom_levels=zoom_levels, allow_increase=allow_increase,
-                )
+            theta, f0, alpha, n_dir, g_hat, n_ls = _step(flat, theta, f0, tau, rule, search, hessian_batch_size,
+                                                         hessian_chunk_size)
             n_fev += n_ls + 1
-            if alpha != 0.0:
-                theta = theta - alpha * g_hat  # the same expression ``along`` evaluated: f(theta) = f_new
-                f0 = f_new
             done = step
             row = dict(
                 step=step, train_rmse=math.sqrt(f0), test_rmse=test_rmse(theta), time_s=time.perf_counter() - t0,
@@ -287,6 +293,5 @@ def low_curvature_steps(
         message=message,
         wall_s=time.perf_counter() - t0,
         history=hist.arrays(),
-        info={"tau": tau, "rule": rule, "alpha_min": alpha_min, "alpha_max": alpha_max, "n_grid": n_grid,
-              "zoom_levels": zoom_levels, "allow_increase": allow_increase},
+        info={"tau": tau, "rule": rule, **search},
     )
