@@ -32,54 +32,83 @@ def _csv_text(header: list[str], rows: list[list[str]], sep: str = ",") -> str:
     return "\n".join(sep.join(r) for r in [header, *rows]) + "\n"
 
 
+def _special(rng, header, rows):
+    for _ in range(rng.randint(1, 3) if rows else 0):
+        r = rng.randrange(len(rows))
+        rows[r][rng.randrange(len(rows[r]))] = rng.choice(SPECIAL)
+    return header, rows, ","
+
+
+def _ragged(rng, header, rows):
+    if rows:
+        r = rng.randrange(len(rows))
+        rows[r] = rows[r][:-1] if rng.random() < 0.5 else rows[r] + ["1.0"]
+    return header, rows, ","
+
+
+def _dup_header(rng, header, rows):
+    header[rng.randrange(len(header))] = header[0]
+    return header, rows, ","
+
+
+def _no_header(rng, header, rows):
+    return (rows[0] if rows else ["1.0", "2.0"]), rows[1:], ","
+
+
+def _empty_lines(rng, header, rows):
+    for _ in range(rng.randint(1, 4)):
+        rows.insert(rng.randrange(len(rows) + 1), [""] * rng.choice([1, len(header)]))
+    return header, rows, ","
+
+
+def _quote(rng, header, rows):
+    if rows:
+        r = rng.randrange(len(rows))
+        rows[r][0] = '"' + rows[r][0]
+    return header, rows, ","
+
+
+def _constant(rng, header, rows):
+    col = rng.randrange(len(header))
+    for r in rows:
+        if col < len(r):
+            r[col] = "3.0"
+    return header, rows, ","
+
+
+def _empty_name(rng, header, rows):
+    header[rng.randrange(len(header))] = ""
+    return header, rows, ","
+
+
+DAMAGES = {
+    "special": _special, "ragged": _ragged, "dup_header": _dup_header, "no_header": _no_header,
+    "empty_lines": _empty_lines, "sep": lambda rng, header, rows: (header, rows, rng.choice([";", "\t", " ", "|"])),
+    "quote": _quote, "few_rows": lambda rng, header, rows: (header, rows[: rng.choice([0, 1, 2, 3])], ","),
+    "constant": _constant, "empty_name": _empty_name,
+    "spaces": lambda rng, header, rows: ([f" {h} " for h in header], [[f" {v}\t" for v in r] for r in rows], ","),
+}
+
+
+def _scale_column(rng: random.Random, header: list[str], rows: list[list[str]]) -> None:
+    """Huge or tiny magnitudes for a whole column."""
+    col = rng.randrange(len(header))
+    scale = rng.choice([1e300, 1e160, 1e-160, 1e-300, 1e150])
+    for r in rows:
+        if col < len(r):
+            try:
+                r[col] = repr(float(r[col]) * scale)
+            except ValueError:
+                pass
+
+
 def _damage_text(rng: random.Random, header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]], str]:
     """One damage to the table (or to the text, returned as the separator override)."""
     kind = rng.choice(["special", "special", "ragged", "dup_header", "no_header", "empty_lines", "sep", "quote",
                        "few_rows", "constant", "empty_name", "spaces"])
-    rows = [list(r) for r in rows]
-    header = list(header)
-    sep = ","
-    if kind == "special" and rows:
-        for _ in range(rng.randint(1, 3)):
-            r = rng.randrange(len(rows))
-            rows[r][rng.randrange(len(rows[r]))] = rng.choice(SPECIAL)
-    elif kind == "ragged" and rows:
-        r = rng.randrange(len(rows))
-        rows[r] = rows[r][:-1] if rng.random() < 0.5 else rows[r] + ["1.0"]
-    elif kind == "dup_header":
-        header[rng.randrange(len(header))] = header[0]
-    elif kind == "no_header":
-        header = rows[0] if rows else ["1.0", "2.0"]
-        rows = rows[1:]
-    elif kind == "empty_lines":
-        for _ in range(rng.randint(1, 4)):
-            rows.insert(rng.randrange(len(rows) + 1), [""] * rng.choice([1, len(header)]))
-    elif kind == "sep":
-        sep = rng.choice([";", "\t", " ", "|"])
-    elif kind == "quote" and rows:
-        r = rng.randrange(len(rows))
-        rows[r][0] = '"' + rows[r][0]
-    elif kind == "few_rows":
-        rows = rows[: rng.choice([0, 1, 2, 3])]
-    elif kind == "constant":
-        col = rng.randrange(len(header))
-        for r in rows:
-            if col < len(r):
-                r[col] = "3.0"
-    elif kind == "empty_name":
-        header[rng.randrange(len(header))] = ""
-    elif kind == "spaces":
-        header = [f" {h} " for h in header]
-        rows = [[f" {v}\t" for v in r] for r in rows]
-    if rng.random() < 0.5 and rows:  # huge or tiny magnitudes for a whole column
-        col = rng.randrange(len(header))
-        scale = rng.choice([1e300, 1e160, 1e-160, 1e-300, 1e150])
-        for r in rows:
-            if col < len(r):
-                try:
-                    r[col] = repr(float(r[col]) * scale)
-                except ValueError:
-                    pass
+    header, rows, sep = DAMAGES[kind](rng, list(header), [list(r) for r in rows])
+    if rng.random() < 0.5 and rows:
+        _scale_column(rng, header, rows)
     return header, rows, sep
 
 

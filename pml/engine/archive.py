@@ -465,21 +465,53 @@ class _Checked:
     kept: dict[str, dict] = field(default_factory=dict)  # key -> parsed entry (with result) for wanted keys
 
 
+def _first_manifest(path: Path, tar: _Tar, members) -> dict:
+    """The checked manifest, which must be the archive's first member; ArchiveError otherwise."""
+    first = next(members, None)
+    if first is None:
+        raise ArchiveError(f"{path}: empty archive")
+    name, size = first
+    if name != MANIFEST:
+        raise ArchiveError(f"{path}: not a pml results archive (its first member is {name!r}, not {MANIFEST})")
+    if size > MAX_JSON_BYTES:
+        raise ArchiveError(f"{path}: {MANIFEST} has {size} bytes, more than the {MAX_JSON_BYTES} a manifest "
+                           "may have; refusing the archive")
+    return _check_manifest(path, b"".join(tar.chunks(size)))
+
+
+def _stage_member(path: Path, tar: _Tar, name: str, size: int, entry: dict | None, staged: dict,
+                  staging: Path) -> Path:
+    """Copy one member into ``staging`` if the manifest lists it once with this size and SHA-256; else ArchiveError."""
+    if entry is None:
+        raise ArchiveError(f"{path}: member {name!r} is not in the manifest (tampered); refusing the "
+                           "archive")
+    if name in staged:
+        raise ArchiveError(f"{path}: member {name!r} appears twice (tampered); refusing the archive")
+    spec = entry["files"][name]
+    if size != spec["size"]:
+        raise ArchiveError(f"{path}: {_describe(entry)}: {name} has {size} bytes, the manifest says "
+                           f"{spec['size']} (tampered); refusing the archive")
+    copy = staging / f"{len(staged)}.part"
+    sha = hashlib.sha256()
+    try:
+        with open(copy, "xb") as out:
+            for chunk in tar.chunks(size):
+                sha.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot write {copy}: {exc.strerror or exc}") from None
+    if sha.hexdigest() != spec["sha256"]:
+        raise ArchiveError(f"{path}: {_describe(entry)}: {name} does not match its SHA-256 in the manifest "
+                           "(tampered or corrupt); refusing the archive")
+    return copy
+
+
 def _stage(path: Path, staging: Path, want: Callable[[dict], bool] = lambda entry: False) -> _Checked:
     """Check the whole archive, copying each member into ``staging`` as it is read; ArchiveError at the first fault."""
     tar = _Tar(path)
     try:
         members = tar.members()
-        first = next(members, None)
-        if first is None:
-            raise ArchiveError(f"{path}: empty archive")
-        name, size = first
-        if name != MANIFEST:
-            raise ArchiveError(f"{path}: not a pml results archive (its first member is {name!r}, not {MANIFEST})")
-        if size > MAX_JSON_BYTES:
-            raise ArchiveError(f"{path}: {MANIFEST} has {size} bytes, more than the {MAX_JSON_BYTES} a manifest "
-                               "may have; refusing the archive")
-        checked = _Checked(_check_manifest(path, b"".join(tar.chunks(size))))
+        checked = _Checked(_first_manifest(path, tar, members))
         owner = {name: entry for entry in checked.manifest["entries"] for name in entry["files"]}
         need = sum(spec["size"] for entry in checked.manifest["entries"] for spec in entry["files"].values())
         free = shutil.disk_usage(staging).free
@@ -487,29 +519,7 @@ def _stage(path: Path, staging: Path, want: Callable[[dict], bool] = lambda entr
             raise ArchiveError(f"{path}: unpacking needs {need / 1e6:.1f} MB, {free / 1e6:.1f} MB are free on "
                                f"{staging.parent}; refusing the archive")
         for name, size in members:
-            entry = owner.get(name)
-            if entry is None:
-                raise ArchiveError(f"{path}: member {name!r} is not in the manifest (tampered); refusing the "
-                                   "archive")
-            if name in checked.staged:
-                raise ArchiveError(f"{path}: member {name!r} appears twice (tampered); refusing the archive")
-            spec = entry["files"][name]
-            if size != spec["size"]:
-                raise ArchiveError(f"{path}: {_describe(entry)}: {name} has {size} bytes, the manifest says "
-                                   f"{spec['size']} (tampered); refusing the archive")
-            copy = staging / f"{len(checked.staged)}.part"
-            sha = hashlib.sha256()
-            try:
-                with open(copy, "xb") as out:
-                    for chunk in tar.chunks(size):
-                        sha.update(chunk)
-                        out.write(chunk)
-            except OSError as exc:
-                raise ArchiveError(f"{path}: cannot write {copy}: {exc.strerror or exc}") from None
-            if sha.hexdigest() != spec["sha256"]:
-                raise ArchiveError(f"{path}: {_describe(entry)}: {name} does not match its SHA-256 in the manifest "
-                                   "(tampered or corrupt); refusing the archive")
-            checked.staged[name] = copy
+            checked.staged[name] = _stage_member(path, tar, name, size, owner.get(name), checked.staged, staging)
         checked.sha256 = tar.sha256()
     finally:
         tar.close()

@@ -230,6 +230,27 @@ def _serial(missing, known, keep, store, state) -> dict[str, str]:
     return failures
 
 
+def _priorities(missing: list, largest_first: list) -> dict[str, int]:
+    """Dask priorities by task key: the costliest first, and an input at least as early as what waits for it."""
+    priority = {t.key(): len(largest_first) - rank for rank, t in enumerate(largest_first)}
+    for task in reversed(missing):  # dependents before inputs: an input runs as early as what waits for it
+        for dep in task.inputs().values():
+            if dep.key() in priority:
+                priority[dep.key()] = max(priority[dep.key()], priority[task.key()])
+    return priority
+
+
+def _failure(task: Task, future: Any, failed: set, problem: str) -> str:
+    """Why a task failed on the cluster: a failed input, its traceback, or ``problem`` (what Dask said)."""
+    bad = [d.label() for d in task.inputs().values() if d.key() in failed]
+    if bad:
+        return f"not run: its input failed: {bad[0]}"
+    if future.status == "error":
+        exc, tb = future.exception(), future.traceback()
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    return problem
+
+
 def _distributed(missing, known, keep, store, state, client) -> dict[str, str]:
     from distributed import as_completed
 
@@ -239,11 +260,7 @@ def _distributed(missing, known, keep, store, state, client) -> dict[str, str]:
     stored: set[str] = set()
 
     largest_first = sorted(missing, key=lambda t: -t.cost())  # keeps every worker busy to the end
-    priority = {t.key(): len(largest_first) - rank for rank, t in enumerate(largest_first)}
-    for task in reversed(missing):  # dependents before inputs: an input runs as early as what waits for it
-        for dep in task.inputs().values():
-            if dep.key() in priority:
-                priority[dep.key()] = max(priority[dep.key()], priority[task.key()])
+    priority = _priorities(missing, largest_first)
 
     def submit(task: Task):
         key = task.key()
@@ -280,14 +297,7 @@ def _distributed(missing, known, keep, store, state, client) -> dict[str, str]:
                     future.release()
                     continue
             failed.add(task.key())
-            bad = [d.label() for d in task.inputs().values() if d.key() in failed]
-            if bad:
-                failures[task.label()] = f"not run: its input failed: {bad[0]}"
-            elif future.status == "error":
-                exc, tb = future.exception(), future.traceback()
-                failures[task.label()] = "".join(traceback.format_exception(type(exc), exc, tb))
-            else:
-                failures[task.label()] = problem
+            failures[task.label()] = _failure(task, future, failed, problem)
             state.advance(task, failed=True)
     except BaseException:
         _rescue(by_future, stored, known, keep, store, state)

@@ -268,19 +268,7 @@ def _walk(value: Any, where: str, depth: int, *, build: bool) -> Any:
     if tags == ["__float__"] and value["__float__"] in ("nan", "inf", "-inf"):
         return float(value["__float__"])
     if tags == ["__dict__"] and isinstance(value["__dict__"], list):
-        out = {}
-        for i, pair in enumerate(value["__dict__"]):
-            if not (isinstance(pair, list) and len(pair) == 2):
-                raise ValueError(f"{where}: item {i} of a tagged dict is not a [key, value] pair")
-            k = _walk(pair[0], f"{where} key {i}", depth + 1, build=build)
-            if not (k is None or isinstance(k, (bool, int, float, str, tuple))):
-                raise ValueError(f"{where}: key {i} of a tagged dict is a {type(k).__name__}")
-            try:
-                hash(k)
-            except TypeError:
-                raise ValueError(f"{where}: key {i} of a tagged dict is not hashable") from None
-            out[k] = _walk(pair[1], f"{where}[{_short(k, 40)}]", depth + 1, build=build)
-        return out
+        return _walk_dict(value["__dict__"], where, depth, build=build)
     if tags == ["__dataclass__", "fields"]:
         name = value["__dataclass__"]
         inner = f"{where} ({_short(name)})"
@@ -293,6 +281,23 @@ def _walk(value: Any, where: str, depth: int, *, build: bool) -> Any:
         check_task_json(name, value["fields"], where=inner, depth=depth + 1, task=False)
         return _NESTED
     raise ValueError(f"{where}: untagged or malformed object in a config (keys {_short(tags)})")
+
+
+def _walk_dict(pairs: list, where: str, depth: int, *, build: bool) -> dict:
+    """A tagged dict's [key, value] pairs (:func:`_walk`), its keys plain and hashable."""
+    out = {}
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ValueError(f"{where}: item {i} of a tagged dict is not a [key, value] pair")
+        k = _walk(pair[0], f"{where} key {i}", depth + 1, build=build)
+        if not (k is None or isinstance(k, (bool, int, float, str, tuple))):
+            raise ValueError(f"{where}: key {i} of a tagged dict is a {type(k).__name__}")
+        try:
+            hash(k)
+        except TypeError:
+            raise ValueError(f"{where}: key {i} of a tagged dict is not hashable") from None
+        out[k] = _walk(pair[1], f"{where}[{_short(k, 40)}]", depth + 1, build=build)
+    return out
 
 
 def _fields(cls: type, fields: Any, where: str, depth: int, build: bool = True) -> dict[str, Any]:

@@ -30,6 +30,43 @@ def fail(message: str) -> int:
     return 2
 
 
+def _input_columns(data, names: Sequence[str], target: str, inputs) -> tuple[list[str], str | None]:
+    """The input columns (``--inputs``: a list or comma-separated names; default every column but the target) and
+    what is wrong with them (None: nothing)."""
+    if isinstance(inputs, str):
+        inputs = [c.strip() for c in inputs.split(",")]
+    inputs = list(inputs) if inputs else [c for c in names if c != target]
+    if any(not c for c in inputs):
+        return inputs, f"--inputs has an empty column name: {','.join(inputs)!r}; give comma-separated names"
+    repeated = sorted({c for c in inputs if inputs.count(c) > 1})
+    if repeated:
+        return inputs, f"--inputs names {', '.join(map(repr, repeated))} more than once; give each input once"
+    unknown = [c for c in inputs if c not in names]
+    if unknown:
+        return inputs, (f"{data}: no column(s) {', '.join(map(repr, unknown))} (--inputs); columns are: "
+                        f"{', '.join(names)}")
+    if target in inputs:
+        return inputs, f"the target {target!r} cannot also be an input"
+    if not inputs:
+        return inputs, f"{data}: no input columns besides the target {target!r}"
+    return inputs, None
+
+
+def _data_floor(table, target: str, y: np.ndarray) -> float | None:
+    """The relative RMSE to which a CSV's target is known from its digits, when above the float64 floor (said on
+    stderr); None otherwise."""
+    if not table.is_csv:
+        return None
+    with np.errstate(all="ignore"):  # values beyond float64 arithmetic are refused by fit() below
+        rounded = tables.decimal_floor(table.raw[target], y)
+        floor = fitting.float64_floor(y)
+    if rounded is None or not rounded[0] > floor:
+        return None
+    print(f"pml: note: the target {target!r} is written with at most {rounded[1]} significant digits; "
+          f"no fit can be more precise than about {rounded[0]:.1e}", file=sys.stderr)
+    return rounded[0]
+
+
 def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence[str] | str | None = None,
              method: str = "auto", validation: float = 0.2, seed: int = 0, refit: bool = False,
              smooth: bool = True, quiet: bool = False, as_json: bool = False, time_limit: float | None = None,
@@ -77,33 +114,12 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
         table = tables.read_table(data)
         if target not in table.names:
             return fail(f"{data}: no column {target!r} (--target); columns are: {', '.join(table.names)}")
-        if isinstance(inputs, str):
-            inputs = [c.strip() for c in inputs.split(",")]
-        inputs = list(inputs) if inputs else [c for c in table.names if c != target]
-        if any(not c for c in inputs):
-            return fail(f"--inputs has an empty column name: {','.join(inputs)!r}; give comma-separated names")
-        repeated = sorted({c for c in inputs if inputs.count(c) > 1})
-        if repeated:
-            return fail(f"--inputs names {', '.join(map(repr, repeated))} more than once; give each input once")
-        unknown = [c for c in inputs if c not in table.names]
-        if unknown:
-            return fail(f"{data}: no column(s) {', '.join(map(repr, unknown))} (--inputs); columns are: "
-                        f"{', '.join(table.names)}")
-        if target in inputs:
-            return fail(f"the target {target!r} cannot also be an input")
-        if not inputs:
-            return fail(f"{data}: no input columns besides the target {target!r}")
+        inputs, problem = _input_columns(data, table.names, target, inputs)
+        if problem:
+            return fail(problem)
         y = table.column(target)
         X = np.column_stack([table.column(c) for c in inputs])
-        data_floor = None
-        if table.is_csv:
-            with np.errstate(all="ignore"):  # values beyond float64 arithmetic are refused by fit() below
-                rounded = tables.decimal_floor(table.raw[target], y)
-                floor = fitting.float64_floor(y)
-            if rounded is not None and rounded[0] > floor:
-                data_floor = rounded[0]
-                print(f"pml: note: the target {target!r} is written with at most {rounded[1]} significant digits; "
-                      f"no fit can be more precise than about {data_floor:.1e}", file=sys.stderr)
+        data_floor = _data_floor(table, target, y)
         model = fitting.fit(X, y, method, validation=validation, seed=seed,
                             progress=(not quiet) and sys.stderr.isatty(), smooth=smooth,
                             refit=refit, input_names=inputs, target_name=target, data_floor=data_floor,

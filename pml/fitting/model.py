@@ -164,28 +164,9 @@ def _json_default(o):
     raise TypeError(f"cannot store {type(o).__name__} in a model file")
 
 
-def load(path) -> FittedModel:
-    """Read a model written by :meth:`FittedModel.save`; nothing in the file is trusted (the module's checks).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The model file (``.npz``).
-
-    Returns
-    -------
-    FittedModel
-        The model, its report included.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no such file.
-    ModelFileError
-        If the file is not a pml model of this version, is damaged, or holds numbers the method cannot have produced
-        (the message names the field).
-    """
-    path = Path(path)
+def _read_model_file(path: Path) -> tuple[Any, dict]:
+    """The metadata (parsed JSON, unchecked) and the state arrays of a model file; :class:`ModelFileError` where it
+    is not a regular file or not an intact ``.npz`` of the members a model has."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -213,6 +194,12 @@ def load(path) -> FittedModel:
     except (*NPZ_ERRORS, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path} is not a pml model file, or it is truncated or corrupted "
                              f"({type(exc).__name__}: {exc}); fit the model again (`pml fit`)") from None
+    return meta, arrays
+
+
+def _check_header(path: Path, meta: Any, arrays: dict) -> str:
+    """The method of a model file whose format, versions, array names and finite numbers are those pml writes;
+    :class:`ModelFileError` saying which is not."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a pml model file")
     if meta.get("format_version") != FORMAT_VERSION or meta.get("pml_version") != __version__:
@@ -229,6 +216,33 @@ def load(path) -> FittedModel:
     if broken:
         raise ModelFileError(f"{path} holds non-finite numbers (nan or inf) in {', '.join(broken)}: the model is "
                              "unusable (its fit overflowed float64); fit it again on rescaled data")
+    return method
+
+
+def load(path) -> FittedModel:
+    """Read a model written by :meth:`FittedModel.save`; nothing in the file is trusted (the module's checks).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The model file (``.npz``).
+
+    Returns
+    -------
+    FittedModel
+        The model, its report included.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ModelFileError
+        If the file is not a pml model of this version, is damaged, or holds numbers the method cannot have produced
+        (the message names the field).
+    """
+    path = Path(path)
+    meta, arrays = _read_model_file(path)
+    method = _check_header(path, meta, arrays)
     try:
         names, target = _check_meta(meta)
         params = meta["params"]
