@@ -218,6 +218,14 @@ class NetworkProblem(Config):
         """These five fields by name, to build a task of the same problem and network."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(NetworkProblem)}
 
+    def n_params(self) -> int:
+        """Parameters of the dense tanh network, N."""
+        return dense_param_count(problem_dim(self.problem), self.width, self.depth)
+
+    def n_units(self) -> int:
+        """Hidden units of the network."""
+        return self.width * (self.depth - 1)
+
 
 @dataclass(frozen=True)
 class AdamTask(NetworkProblem, _ChapterTask):
@@ -229,12 +237,6 @@ class AdamTask(NetworkProblem, _ChapterTask):
     log_every: int = 10  # thinning of the stored curve
     seed: int = 0  # data and the initialisation
     threads: int = 1
-
-    def n_params(self) -> int:
-        return dense_param_count(problem_dim(self.problem), self.width, self.depth)
-
-    def n_units(self) -> int:
-        return self.width * (self.depth - 1)
 
     def cost(self) -> float:
         # every step: forward + backward on the training set and a forward pass on the test set (test_every_step)
@@ -340,12 +342,6 @@ class BFGSTask(BFGSSettings, _ChapterTask):
         """(X, y, X_test, y_test), the test set None when ``n_test`` is 0."""
         X, y, Xt, yt = problem_data(self.problem, self.n_train, self.n_test, self.seed)
         return (X, y, Xt, yt) if self.n_test > 0 else (X, y, None, None)
-
-    def n_params(self) -> int:
-        return dense_param_count(problem_dim(self.problem), self.width, self.depth)
-
-    def n_units(self) -> int:
-        return self.width * (self.depth - 1)
 
     def cost(self) -> float:
         """An upper bound: ``maxiter`` iterations (BFGS usually stops earlier), within ``time_limit``."""
