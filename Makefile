@@ -5,7 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup book test lint verify verify-results check-html claims clean
+.PHONY: setup book test test-all lint verify verify-results check-html claims clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,12 @@ else
 	$(PY) -m pml.cli book --profile $(PROFILE)
 endif
 
+# The fast unit suite (minutes): every test but the chapter executions (marker `chapters`) and the slowest tests
+# (marker `slow`: time-limited fits, sweeps through the engine). `make test-all` runs every test (CI runs it).
 test: $(STAMP)
+	$(PY) -m pytest -q -m "not chapters and not slow"
+
+test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -15,6 +15,7 @@ def test_case_data_tests_on_the_central_box():
     assert np.all(np.isfinite(yt)) and np.all(np.isfinite(y))
 
 
+@pytest.mark.slow
 def test_rows_and_table():
     methods = ["auto", "lm-net"]
     try:

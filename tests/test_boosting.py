@@ -116,6 +116,7 @@ def test_boost_passes_normalised_residual_to_trainer():
     assert math.isnan(res.test_rmse)
 
 
+@pytest.mark.slow
 def test_boost_with_bfgs_lowers_error_and_merges():
     rng = np.random.default_rng(0)
     X, X_test = rng.uniform(-1, 1, size=(64, 1)), rng.uniform(-1, 1, size=(64, 1))

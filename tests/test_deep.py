@@ -24,6 +24,7 @@ def test_time_limit_is_checked():
         deep.fit(X, X[:, 0], time_limit=0)
 
 
+@pytest.mark.slow
 def test_deep_network_beats_polynomial_on_a_compositional_3d_target(tmp_path):
     """tanh(3 (x0 + x1 x2)): a composition a tanh network represents in few units, steep for a polynomial."""
     X = RNG.uniform(-1, 1, (400, 3))

@@ -372,6 +372,7 @@ def _check(code: int, err: str, verdict: str, store_before, store_after, real_fi
     return "ok"
 
 
+@pytest.mark.slow
 def test_fuzzed_archives_never_crash_never_run_code_and_never_install_a_forgery(real, tmp_path, capsys,
                                                                                  monkeypatch):
     marker = tmp_path / "marker"

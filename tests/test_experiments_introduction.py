@@ -37,6 +37,7 @@ def test_floors_lie_below_machine_epsilon():
     assert np.all(res.evaluation_floor >= res.storage_floor * 0.5)
 
 
+@pytest.mark.slow
 def test_decomposition_terms_other_than_the_luck_are_nonnegative():
     res = serial(DECOMPOSITION)
     assert res.terms.shape == (3, 12, 4)
@@ -51,7 +52,8 @@ def test_piecewise_exponents_follow_the_theory():
     np.testing.assert_allclose(res.exponent, res.theory(), atol=0.25)
 
 
-@pytest.mark.parametrize("sweep", [FLOORS, DECOMPOSITION, PIECEWISE], ids=["floors", "decomposition", "piecewise"])
+@pytest.mark.parametrize("sweep", [FLOORS, pytest.param(DECOMPOSITION, marks=pytest.mark.slow), PIECEWISE],
+                         ids=["floors", "decomposition", "piecewise"])
 def test_sweeps_through_the_engine_equal_the_serial_result(sweep, tmp_path):
     tasks = sweep.tasks()
     assert len({t.key() for t in tasks}) == len(tasks) > 1

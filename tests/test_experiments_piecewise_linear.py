@@ -205,6 +205,7 @@ def test_relu_scaling_rows_curves_and_summaries(fig2):
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in summary.values())
 
 
+@pytest.mark.slow
 def test_relu_engine_result_equals_the_serial_one(fig2):
     _, relu = fig2
     serial = _serial(pl.relu_sweep(((8, 16), (4, 6, 8)), (2, 3), ("Z.001", "I.30.5"), seeds=(0, 1), n_steps=20,
@@ -271,6 +272,7 @@ def test_modular_ratio_at_equal_n():
     assert res.geometric_mean_ratio() == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_modular_sweep_tiny(store):
     sweep = pl.modular_sweep((6, 10), (16,), ("I.8.14",), seeds=(0, 1), n_steps=5, n_test=50)
     assert len(sweep.tasks()) == 2 * 3  # depths 4 and 6, two dense widths and one modular width each

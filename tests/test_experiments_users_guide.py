@@ -81,6 +81,7 @@ def test_band_names():
     assert ug.band(2, 3000) == "enough" and ug.band(4, 300) == "high-d"
 
 
+@pytest.mark.slow
 def test_study_cases_are_complete_and_scored_on_fresh_points():
     res = study()
     assert [(c["equation"], c["n"]) for c in res.cases] == [("I.6.2a", 12), ("I.6.2a", 120), ("II.3.24", 60),
@@ -152,6 +153,7 @@ def test_rel_rmse_skips_points_without_prediction():
     assert math.isnan(ug._rel_rmse(np.array([np.nan]), np.array([1.0]))[0])
 
 
+@pytest.mark.slow
 def test_study_table_numbers_claims_and_figures():
     res = study()
     table = ug.study_table(res).markdown()

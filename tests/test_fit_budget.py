@@ -17,6 +17,7 @@ def _data(n=300):
     return X, np.sin(2 * X[:, 0]) * np.cos(X[:, 1]) + X[:, 2] ** 2
 
 
+@pytest.mark.slow
 def test_auto_in_3d_tries_the_rule_candidates_and_keeps_the_best():
     X, y = _data()
     model = fitting.fit(X, y, progress=False, time_limit=30)
@@ -31,6 +32,7 @@ def test_auto_in_3d_tries_the_rule_candidates_and_keeps_the_best():
     assert math.isfinite(model.report.val_rel_rmse)
 
 
+@pytest.mark.slow
 def test_time_limit_is_respected_with_the_best_candidate_so_far():
     X, y = _data()
     t0 = time.perf_counter()
@@ -111,6 +113,7 @@ def test_many_inputs_keep_the_time_limit_and_a_too_slow_network_is_skipped():
     assert deep_lm and deep_lm[0]["skipped"] and "time limit" in deep_lm[0]["skipped"]
 
 
+@pytest.mark.slow
 def test_named_methods_stop_in_time_and_the_others_refuse_a_limit():
     X = RNG.uniform(-1, 1, (20_000, 3))
     y = np.exp(X[:, 0] * X[:, 1]) + np.sin(3 * X[:, 2])
@@ -127,6 +130,7 @@ def test_named_methods_stop_in_time_and_the_others_refuse_a_limit():
     assert "seeded subsample" in model.report.details
 
 
+@pytest.mark.slow
 def test_the_kernel_keeps_its_time_limit_with_its_final_solve():
     from pml.approx import kernel
 
