@@ -161,7 +161,7 @@ def fig2(store):
 def test_simplex_scaling_matches_the_upstream_table_and_the_theory(fig2):
     simplex, _ = fig2
     full = _serial(pl.SimplexScalingSweep(equations=("Z.001",), sizes=(64,)))
-    assert full.mean("Z.001")[0] == pytest.approx(0.00139, rel=5e-3)  # spec §15, seeds 0-3, 30k test points
+    assert full.mean("Z.001")[0] == pytest.approx(0.00139, rel=5e-3)  # the upstream table: seeds 0-3, 30k test points
     assert np.array_equal(simplex.n_params("Z.001"), [128, 512, 2048])
     assert simplex.exponent_gap("Z.001") < 0.15
     assert simplex.fraction_outside[simplex.index("I.30.5")].shape == (3, 2)
@@ -289,7 +289,7 @@ def test_same_width_parameter_counts_are_the_notebooks():
     assert [(t.kind, t.batched, t.selection) for t in sweep.tasks()] == [
         ("modular", False, "min_logged_test"), ("dense", False, "min_logged_test")]
     res = _serial(sweep)
-    assert res.n_params == {"modular": 16_003, "dense": 41_001}  # spec §3 [printed]
+    assert res.n_params == {"modular": 16_003, "dense": 41_001}  # as the authors' notebooks print them
     assert res.n_train == {"modular": 3_200, "dense": 8_200}
     assert res.param_ratio == pytest.approx(16_003 / 41_001)  # the paper's "2.5x fewer" is inverted
 
