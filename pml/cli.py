@@ -14,7 +14,7 @@ import select
 import sys
 
 from pml import paths
-from pml.book import context, runner
+from pml.book import context, execute, params, runner
 
 BENCHMARKS = {
     "simplex": "pml.benchmarks.simplex",
@@ -27,27 +27,27 @@ BENCHMARKS = {
 
 
 def _cmd_list(args) -> int:
-    profiles = {p: runner.load_profile(p) for p in runner.PROFILES}
-    for stem in runner.chapters():
+    profiles = {p: params.load_profile(p) for p in params.PROFILES}
+    for stem in params.chapters():
         print(stem)
-        for name, default in runner.chapter_parameters(stem).items():
+        for name, default in params.chapter_parameters(stem).items():
             if name == "profile":
                 continue
-            per_profile = "  ".join(f"{p}={profiles[p].get(stem, {}).get(name, default)!r}" for p in runner.PROFILES)
+            per_profile = "  ".join(f"{p}={profiles[p].get(stem, {}).get(name, default)!r}" for p in params.PROFILES)
             print(f"    {name:<22} default={default!r:<24} {per_profile}")
     print("execution settings (options of pml run/book/compute, not parameters; they never change results): "
-          + ", ".join(f"--{name} (default {value})" for name, value in runner.EXECUTION_DEFAULTS.items()))
+          + ", ".join(f"--{name} (default {value})" for name, value in context.EXECUTION_DEFAULTS.items()))
     return 0
 
 
 def _overrides(pairs) -> dict:
-    return dict(runner.parse_assignment(p) for p in pairs or [])
+    return dict(params.parse_assignment(p) for p in pairs or [])
 
 
 def _steps(stems, profile, overrides=None, only=None, execution=None) -> dict:
     """chapter -> step -> sweep, for the chapters that have steps."""
     return {stem: steps for stem in stems
-            if (steps := runner.chapter_steps(stem, profile, overrides, only, execution))}
+            if (steps := params.chapter_steps(stem, profile, overrides, only, execution))}
 
 
 def _precompute(stems, profile, overrides, client, execution=None) -> None:
@@ -64,12 +64,12 @@ def _precompute(stems, profile, overrides, client, execution=None) -> None:
 
 def _execution(args) -> dict:
     """``--threads``/``--device`` checked; a CUDA device must exist unless the tasks run on a cluster."""
-    execution = runner.check_execution(args.threads, args.device)
+    execution = params.check_execution(args.threads, args.device)
     if execution["device"] != "cpu" and args.workers is None and args.scheduler is None:
         import torch
 
         if not torch.cuda.is_available():
-            raise runner.BookError(f"--device {execution['device']}: torch sees no CUDA device on this machine; "
+            raise params.BookError(f"--device {execution['device']}: torch sees no CUDA device on this machine; "
                                    "use --device cpu, or run the tasks on a cluster with GPUs (--scheduler)")
     return execution
 
@@ -77,22 +77,22 @@ def _execution(args) -> dict:
 def _cmd_run(args) -> int:
     from pml.engine import cluster
 
-    stem = runner.check_chapter(args.chapter)
+    stem = params.check_chapter(args.chapter)
     overrides = _overrides(args.param)
-    runner.resolve_parameters(stem, args.profile, overrides)  # bad parameters fail before a cluster starts
+    params.ChapterParams.resolve(stem, args.profile, overrides)  # bad parameters fail before a cluster starts
     execution = _execution(args)
     _check_build_cost(args, [stem], overrides, f"pml run {stem} --profile {args.profile}{_p_args(overrides)}")
     with cluster.session(args.workers, args.scheduler) as client:
         if client is not None:
             _precompute([stem], args.profile, overrides, client, execution)
-        result = runner.run_chapter(stem, args.profile, overrides, stored=args.stored, **execution)
+        result = execute.run_chapter(stem, args.profile, overrides, stored=args.stored, **execution)
     run = result.run or result.profile
     stored = " from stored results only (nothing computed)" if args.stored else ""
     print(f"chapter {result.chapter} ({run}) executed{stored} in {result.seconds:.1f} s")
     if result.overrides:
         print(f"  with overrides: {context.describe_overrides(result.overrides)} (outputs under {run}/; "
               f"the {result.profile} profile's outputs are unchanged)")
-    print(f"  parameters: {runner.show(result.parameters)}")
+    print(f"  parameters: {context.show(result.parameters)}")
     print(f"  executed notebook: {result.notebook}")
     print(f"  figures: {result.figures}")
     print(f"  results cache: {paths.results_dir()}")
@@ -102,18 +102,18 @@ def _cmd_run(args) -> int:
 
 
 def _p_args(overrides) -> str:
-    return "".join(f" -p '{name}={runner.show(value)}'" for name, value in (overrides or {}).items())
+    return "".join(f" -p '{name}={context.show(value)}'" for name, value in (overrides or {}).items())
 
 
 def _cmd_book(args) -> int:
     from pml.engine import cluster
 
-    runner.load_profile(args.profile)
+    params.load_profile(args.profile)
     execution = _execution(args)
-    _check_build_cost(args, runner.chapters(), {}, f"pml book --profile {args.profile}")
+    _check_build_cost(args, params.chapters(), {}, f"pml book --profile {args.profile}")
     with cluster.session(args.workers, args.scheduler) as client:
         if client is not None:
-            _precompute(runner.chapters(), args.profile, {}, client, execution)
+            _precompute(params.chapters(), args.profile, {}, client, execution)
         html = runner.build(args.profile, stored=args.stored, **execution)
     print(f"\nOpen the book: {html / 'index.html'}")
     table, ok = runner.summary(args.profile)
@@ -126,7 +126,7 @@ def _check_build_cost(args, stems, overrides, command) -> None:
     """``--stored`` computes nothing (so no cluster); without it or ``--yes``, a build that would compute more than
     :data:`pml.book.runner.COMPUTE_LIMIT_CPU_HOURS` stops first (:func:`pml.book.runner.check_cost`)."""
     if args.stored and (args.workers is not None or args.scheduler is not None):
-        raise runner.BookError("--stored computes nothing, so --workers/--scheduler have nothing to run; use one or "
+        raise params.BookError("--stored computes nothing, so --workers/--scheduler have nothing to run; use one or "
                                "the other")
     if not args.stored and not args.yes:
         runner.check_cost(stems, args.profile, overrides, command=command)
@@ -135,10 +135,10 @@ def _check_build_cost(args, stems, overrides, command) -> None:
 def _cmd_plan(args) -> int:
     from pml.engine import plan
 
-    stems = [runner.check_chapter(c) for c in args.chapter] if args.chapter else runner.chapters()
+    stems = [params.check_chapter(c) for c in args.chapter] if args.chapter else params.chapters()
     overrides = _overrides(args.param)
     if overrides and len(stems) != 1:
-        raise runner.BookError("-p/--param needs one CHAPTER")
+        raise params.BookError("-p/--param needs one CHAPTER")
     steps = _steps(stems, args.profile, overrides)
     without = [s for s in stems if s not in steps]
     rows = plan.plan(steps)
@@ -154,11 +154,11 @@ def _cmd_plan(args) -> int:
 def _cmd_compute(args) -> int:
     from pml.engine import cluster, materialize, plan
 
-    stem = runner.check_chapter(args.chapter)
+    stem = params.check_chapter(args.chapter)
     overrides = _overrides(args.param)
-    steps = runner.chapter_steps(stem, args.profile, overrides, args.step, _execution(args))  # unknown: exit 2
+    steps = params.chapter_steps(stem, args.profile, overrides, args.step, _execution(args))  # unknown: exit 2
     if not steps:
-        print(f"chapter {stem} has no steps ({runner.experiments_module(stem)} defines no steps(params)): nothing to "
+        print(f"chapter {stem} has no steps ({params.experiments_module(stem)} defines no steps(params)): nothing to "
               f"compute; its notebook computes what it needs when it runs (`pml run {stem}`)")
         return 0
     with cluster.session(args.workers, args.scheduler) as client:
@@ -175,12 +175,12 @@ def _cmd_results(args) -> int:
 
     if args.action == "pack":
         _check_out(args.out, "results.tar.gz")
-        stems = [runner.check_chapter(c) for c in args.chapter] if args.chapter else runner.chapters()
+        stems = [params.check_chapter(c) for c in args.chapter] if args.chapter else params.chapters()
         by_step = {f"{stem}/{name}": graph(sweep.tasks())
                    for stem, steps in _steps(stems, args.profile, only=args.step).items()
                    for name, sweep in steps.items()}
         if not by_step:
-            raise runner.BookError(f"no chapter among {', '.join(stems)} has steps: nothing to pack")
+            raise params.BookError(f"no chapter among {', '.join(stems)} has steps: nothing to pack")
         report = archive.pack(by_step, args.out, profile=args.profile)
         print(f"{report.entries} task results of profile {args.profile} ({len(by_step)} steps) written to "
               f"{report.path} ({report.size / 1e6:.3g} MB)")
@@ -200,16 +200,16 @@ def _cmd_results(args) -> int:
         if args.markdown:
             print(shipped.archive_table())
             return 0
-        return _results_status(runner.check_profile(args.profile))
+        return _results_status(params.check_profile(args.profile))
     if args.shipped:
         if args.file:
-            raise runner.BookError("give an archive or --shipped, not both")
+            raise params.BookError("give an archive or --shipped, not both")
         verdicts = shipped.verify_sample(seed=args.seed, time_limit=args.time_limit or 300.0)
         return _verdicts(verdicts)
     if not args.file:
-        raise runner.BookError("give the archive to verify, or --shipped for those of results/")
+        raise params.BookError("give the archive to verify, or --shipped for those of results/")
     if args.sample < 1:
-        raise runner.BookError(f"--sample must be at least 1, got {args.sample}")
+        raise params.BookError(f"--sample must be at least 1, got {args.sample}")
     verdicts = archive.verify(args.file, sample=args.sample, time_limit=args.time_limit, seed=args.seed or 0)
     return _verdicts(verdicts)
 
@@ -219,10 +219,10 @@ def _archive_args(args) -> list[str]:
     from pml.book import shipped
 
     if args.shipped and args.file:
-        raise runner.BookError("give archives or --shipped, not both")
+        raise params.BookError("give archives or --shipped, not both")
     files = [str(p) for p in shipped.archives()] if args.shipped else list(args.file)
     if not files:
-        raise runner.BookError(f"no archive to unpack ({'results/ holds none' if args.shipped else 'name one'})")
+        raise params.BookError(f"no archive to unpack ({'results/ holds none' if args.shipped else 'name one'})")
     return files
 
 
@@ -276,9 +276,9 @@ def _cmd_claims(args) -> int:
     from pml.book import claims
 
     overrides = _overrides(args.param)
-    run = runner.run_name(args.profile, overrides)
+    run = execute.run_name(args.profile, overrides)
     if overrides and not paths.claims_dir(run).is_dir():
-        raise runner.BookError(f"no chapter ran at profile {args.profile} with overrides "
+        raise params.BookError(f"no chapter ran at profile {args.profile} with overrides "
                                f"{context.describe_overrides(overrides)} (no {paths.claims_dir(run)}); runs with "
                                f"overrides: {', '.join(_override_runs(args.profile)) or 'none'}")
     table, ok = runner.summary(args.profile, run=run)
@@ -330,11 +330,11 @@ def _ran_with(chapter: str, profile: str, info: dict) -> str:
     if recorded is None:
         return text + " (this claims file records no parameters: rerun the chapter)"
     try:
-        paper = runner.chapter_parameters(chapter)
-    except runner.BookError:
+        paper = params.chapter_parameters(chapter)
+    except params.BookError:
         paper = {}
     changed = {k: v for k, v in recorded.items()
-               if k != "profile" and k not in overrides and k in paper and v != runner.plain(paper[k])}
+               if k != "profile" and k not in overrides and k in paper and v != context.plain(paper[k])}
     if changed:
         text += "; from the profile: " + context.describe_overrides(changed)
     execution = info.get("execution")
@@ -362,8 +362,8 @@ def _cmd_check_html(args) -> int:
     from pml.book import htmlcheck
 
     argv = [str(paths.html_dir())]
-    for stem in runner.chapters():
-        n_figures = runner.source_path(stem).read_text().count("```{glue:figure}")
+    for stem in params.chapters():
+        n_figures = params.source_path(stem).read_text().count("```{glue:figure}")
         if n_figures:  # every figure directive must show up as an image
             argv += ["--min-images", f"book/{stem}.html={n_figures}"]
     argv += ["--screenshots"] * args.screenshots + (["--chromium", args.chromium] if args.chromium else [])
@@ -389,7 +389,7 @@ def _check_out(out, example: str) -> None:
 
     problem = output_problem(out, example=example, make_folder=True)
     if problem:
-        raise runner.BookError(problem)
+        raise params.BookError(problem)
 
 
 def _os_error(exc: OSError) -> str:
@@ -495,7 +495,7 @@ def _chapter_commands(sub) -> None:
 
     run = sub.add_parser("run", help="execute one chapter")
     run.add_argument("chapter", help="chapter stem, number or slug (see `pml list`)")
-    run.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    run.add_argument("--profile", default=params.DEFAULT_PROFILE, help=f"one of {', '.join(params.PROFILES)}")
     run.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
                      help="override a parameter (a Python literal: 3, 1e-3, [16,64,256], cos2x); the outputs go under "
                           "_build/*/<profile>+<overrides>/, never over the profile's")
@@ -505,7 +505,7 @@ def _chapter_commands(sub) -> None:
     run.set_defaults(func=_cmd_run)
 
     bk = sub.add_parser("book", help="execute every chapter and render the HTML book")
-    bk.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    bk.add_argument("--profile", default=params.DEFAULT_PROFILE, help=f"one of {', '.join(params.PROFILES)}")
     _cluster_options(bk)
     _execution_options(bk)
     _build_options(bk)
@@ -513,7 +513,7 @@ def _chapter_commands(sub) -> None:
 
     pl = sub.add_parser("plan", help="per chapter and step: tasks, how many are stored, estimated CPU-hours")
     pl.add_argument("chapter", nargs="*", help="chapters (default: every chapter)")
-    pl.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    pl.add_argument("--profile", default=params.DEFAULT_PROFILE, help=f"one of {', '.join(params.PROFILES)}")
     pl.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
     pl.add_argument("--json", action="store_true",
                     help="a JSON list of {chapter, step, tasks, cached, cpu_hours, gpu_hours, remaining_cpu_hours}")
@@ -523,7 +523,7 @@ def _chapter_commands(sub) -> None:
                         description="Compute the tasks of a chapter's steps into the results store without "
                                     "executing its notebook; a later `pml run`/`pml book` only assembles and draws.")
     co.add_argument("chapter", help="chapter stem, number or slug")
-    co.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    co.add_argument("--profile", default=params.DEFAULT_PROFILE, help=f"one of {', '.join(params.PROFILES)}")
     co.add_argument("--step", action="append", metavar="STEP", help="only this step (repeatable; see `pml plan`)")
     co.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="override a parameter")
     _cluster_options(co)
@@ -536,7 +536,7 @@ def _results_command(sub) -> None:
     rs = sub.add_parser("results", help="pack, unpack or verify a portable archive of task results")
     rsub = rs.add_subparsers(dest="action", required=True)
     pk = rsub.add_parser("pack", help="every stored task result of a profile's chapter steps into one file")
-    pk.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    pk.add_argument("--profile", default=params.DEFAULT_PROFILE, help=f"one of {', '.join(params.PROFILES)}")
     pk.add_argument("--out", required=True, metavar="FILE", help="the archive to write (.tar.gz)")
     pk.add_argument("chapter", nargs="*", help="only these chapters (default: every chapter)")
     pk.add_argument("--step", action="append", metavar="STEP", help="only this step (repeatable; see `pml plan`)")
@@ -560,7 +560,7 @@ def _results_command(sub) -> None:
                     help="seed of the random sample (default 0; --shipped: from the commit)")
     st = rsub.add_parser("status", help="the shipped archives (results/) against this checkout: per step, tasks "
                          "shipped, verified here and missing; stale entries")
-    st.add_argument("--profile", default="paper", help=f"one of {', '.join(runner.PROFILES)} (default paper)")
+    st.add_argument("--profile", default="paper", help=f"one of {', '.join(params.PROFILES)} (default paper)")
     st.add_argument("--markdown", action="store_true", help="print the table of the archives (results/README.md)")
     rs.set_defaults(func=_cmd_results)
 
@@ -568,7 +568,7 @@ def _results_command(sub) -> None:
 def _check_commands(sub) -> None:
     """The subcommands ``claims``, ``bench`` and ``check-html``."""
     cl = sub.add_parser("claims", help="every claim with the paper's value, ours and the verdict")
-    cl.add_argument("--profile", default=runner.DEFAULT_PROFILE, help=f"one of {', '.join(runner.PROFILES)}")
+    cl.add_argument("--profile", default=params.DEFAULT_PROFILE, help=f"one of {', '.join(params.PROFILES)}")
     cl.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
                     help="the claims of a `pml run -p` with these overrides (default: the profile's own runs)")
     cl.add_argument("--json", action="store_true", help="print a JSON list")
@@ -649,8 +649,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "profile", None) is not None:
         try:
-            runner.check_profile(args.profile)
-        except runner.BookError as exc:
+            params.check_profile(args.profile)
+        except params.BookError as exc:
             print(f"pml: error: {exc}", file=sys.stderr)
             return 2
     from pml.engine import TaskFailures
@@ -664,7 +664,7 @@ def main(argv=None) -> int:
             return _end_quietly()
         print(f"pml: error: {_os_error(exc)}", file=sys.stderr)
         return 2
-    except runner.BookError as exc:
+    except params.BookError as exc:
         print(f"pml: error: {exc}", file=sys.stderr)
         return 2
     except TaskFailures as exc:

@@ -128,7 +128,7 @@ def test_run_with_workers_precomputes_every_task_on_a_cluster_the_notebook_share
         return execute.ChapterRun(stem, profile, {}, execute.executed_notebook(stem, profile), runner.paths.build_dir(),
                                  None, 0.1)
 
-    monkeypatch.setattr(runner, "run_chapter", fake_run_chapter)
+    monkeypatch.setattr(execute, "run_chapter", fake_run_chapter)
     assert cli.main(["run", "01", "--profile", "smoke", "-p", "n_seeds=4", "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "2 workers (2 threads)" in out and "5 tasks: 0 already stored, 5 computed" in out

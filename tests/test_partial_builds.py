@@ -41,7 +41,7 @@ def toy_steps(monkeypatch, build_tmp):
         calls.append((stem, kwargs.get("stored")))
         return execute.ChapterRun(stem, profile, {}, build_tmp / "nb.ipynb", build_tmp, None, 0.0, profile, {})
 
-    monkeypatch.setattr(runner, "run_chapter", fake_run)
+    monkeypatch.setattr(execute, "run_chapter", fake_run)
     return calls
 
 

@@ -21,7 +21,6 @@ from pml.book.execute import executed_notebook, run_chapter
 from pml.book.params import (
     DEFAULT_PROFILE,
     BookError,
-    ChapterParams,
     chapter_steps,
     chapters,
     check_execution,
@@ -156,24 +155,3 @@ def summary(profile: str, run: str | None = None) -> tuple[claims.ClaimTable, bo
     verdicts = claims.collect(profile, names, run=run)
     note = None if run in (None, profile) else f"run {run}: profile {profile} with command-line overrides"
     return claims.ClaimTable(verdicts, note=note), all(v.ok for v in verdicts)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Transitional: the names chapters and the CLI used before the split (to go once they import pml.book.params)
-# ---------------------------------------------------------------------------------------------------------------
-
-from pml.book.context import EXECUTION_DEFAULTS, plain, show  # noqa: E402,F401
-from pml.book.execute import run_name  # noqa: E402,F401
-from pml.book.params import (  # noqa: E402,F401
-    PROFILES,
-    chapter_parameters,
-    check_chapter,
-    experiments_module,
-    parse_assignment,
-    source_path,
-)
-
-
-def resolve_parameters(stem: str, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``ChapterParams.resolve(stem, profile, overrides).injected()``."""
-    return ChapterParams.resolve(stem, profile, overrides).injected()
