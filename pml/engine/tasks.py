@@ -27,7 +27,7 @@ VERSIONED = ("numpy", "scipy", "sympy", "torch")  # the libraries whose arithmet
 
 # pml's own task classes (``module:qualname``): names a results archive may hold that are known without importing
 # anything; :func:`task_class` imports a module of this list (and only of this list) to rebuild one of them.
-# tests/test_engine_archive.py checks that it lists every Task subclass defined under pml/.
+# tests/engine/test_archive.py checks that it lists every Task subclass defined under pml/.
 PML_TASKS = (
     "pml.experiments.beyond:BFGSTask",
     "pml.experiments.beyond:BenchTask",

@@ -4,7 +4,7 @@
 number of rows ``n`` and smoothness; the methods; the promised relative RMSE; the reason). :func:`choose` applies it
 (``pml.fit(X, y, method="auto")``); :func:`chart` gives the regions Figure 10 draws.
 
-How the paper's words map onto ``pml`` methods (measured: ``tests/test_guide.py``, ``pml bench fit``): "spline
+How the paper's words map onto ``pml`` methods (measured: ``tests/fitting/test_guide.py``, ``pml bench fit``): "spline
 interpolation ... high enough order" (d <= 2) is ``poly``, one global polynomial of validated degree (the one-piece
 limit of a spline; scattered 2D data have no grid for splines), and ``spline`` in 1D; "networks with smooth activations
 ... possibly with less data" is ``readout``, whose output layer is solved exactly (the paper's LM-trained boosted

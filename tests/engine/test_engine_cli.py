@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 
 import pytest
 from engine_tasks import Total, ToySweep, runs
@@ -137,8 +138,11 @@ def test_run_with_workers_precomputes_every_task_on_a_cluster_the_notebook_share
     assert {line.split()[1] for line in runs(toy_chapter)} - {str(os.getpid())}  # computed by worker processes
 
 
-def test_slurm_job_script_of_the_readme_renders():
+def test_slurm_job_script_of_the_readme_renders(monkeypatch):
+    # importing dask_jobqueue replaces the SIGINT handler process-wide (sys.exit on Ctrl-C): keep it to this test
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
     jobqueue = pytest.importorskip("dask_jobqueue")
+    monkeypatch.undo()
     with jobqueue.SLURMCluster(cores=1, processes=1, memory="4GB", walltime="24:00:00",
                                job_extra_directives=["--gres=gpu:1"], worker_extra_args=["--resources", "GPU=1"],
                                scheduler_options={"dashboard_address": None}) as slurm:

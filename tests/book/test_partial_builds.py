@@ -17,7 +17,7 @@ from pml import cli, paths
 from pml.book import coverage, execute, params, progress, runner
 from pml.engine import Store, compute, partial
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/
 
 
 def quiet():

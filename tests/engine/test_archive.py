@@ -25,7 +25,7 @@ from pml import cli
 from pml.engine import Store, archive, compute, graph, tasks
 from pml.engine.store import first_difference
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/
 
 
 def _tasks(log=""):
