@@ -57,8 +57,3 @@ def output_dir(kind: str, profile: str) -> Path:
 
 def html_dir() -> Path:
     return build_dir() / "html"
-
-
-def shared_dir() -> Path:
-    """The read-only reference material beside the checkout (``../shared``); may not exist."""
-    return repo_root().parent / "shared"

@@ -46,7 +46,7 @@ class FloorTask(Task):
 
 
 @dataclass(frozen=True)
-class FloorConfig(Sweep):
+class FloorSweep(Sweep):
     """§1.1: one :class:`FloorTask` per float type."""
 
     equation: str = "cos2x"  # target whose values are rounded / evaluated
@@ -129,7 +129,7 @@ class DecompositionTask(Task):
 
 
 @dataclass(frozen=True)
-class DecompositionConfig(Sweep):
+class DecompositionSweep(Sweep):
     """§1.2: one :class:`DecompositionTask` per dataset size."""
 
     equation: str = "cos2x"
@@ -192,7 +192,7 @@ class PiecewiseTask(Task):
 
 
 @dataclass(frozen=True)
-class PiecewiseConfig(Sweep):
+class PiecewiseSweep(Sweep):
     """§1.3: one :class:`PiecewiseTask` per (target, degree)."""
 
     targets: tuple[str, ...] = ("cos2x", "exp_xy")  # one per dimension shown
@@ -240,11 +240,11 @@ def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
     p = params
     seed = int(p["seed"])
     return {
-        "floors": FloorConfig(equation=p["floor_equation"], n_points=int(p["n_floor_points"]), seed=seed),
-        "decomposition": DecompositionConfig(equation=p["decomposition_equation"], degree=int(p["degree"]),
+        "floors": FloorSweep(equation=p["floor_equation"], n_points=int(p["n_floor_points"]), seed=seed),
+        "decomposition": DecompositionSweep(equation=p["decomposition_equation"], degree=int(p["degree"]),
                                              n_gd_steps=int(p["n_gd_steps"]),
                                              n_train=tuple(int(n) for n in p["n_train"]), n_seeds=int(p["n_seeds"])),
-        "piecewise": PiecewiseConfig(targets=tuple(p["piecewise_targets"]),
+        "piecewise": PiecewiseSweep(targets=tuple(p["piecewise_targets"]),
                                      degrees=tuple(int(d) for d in p["piecewise_degrees"]),
                                      n_cells=tuple(int(c) for c in p["n_cells"]), n_test=int(p["n_test"]), seed=seed),
     }

@@ -39,7 +39,7 @@ EPS0 = 2.0**-52  # float64 machine epsilon, the paper's eps_0 (§1.1)
 __all__ = [
     "DotProductTask",
     "EPS0",
-    "GadgetConfig",
+    "GadgetSweep",
     "GadgetCurveTask",
     "GadgetResult",
     "GadgetTruncationTask",
@@ -47,9 +47,9 @@ __all__ = [
     "GridPointTask",
     "BATCH_SIZE",
     "PrefloorFit",
-    "RegularGridConfig",
+    "RegularGridSweep",
     "RegularGridResult",
-    "SplineConfig",
+    "SplineSweep",
     "SplineCurve",
     "SplineCurveTask",
     "SplineResult",
@@ -137,7 +137,7 @@ def fit_prefloor(n, err, floor: float, margin: float = 100.0, decades: float = 1
 
 
 @dataclass(frozen=True)
-class SplineConfig(Sweep):
+class SplineSweep(Sweep):
     """Fig. 4a/4b: one :class:`SplineCurveTask` per curve (1D orders, 2D orders, then the e^(a x) diagnostic)."""
 
     orders_1d: tuple[int, ...] = (1, 2, 3, 5, 7)  # Fig. 4a
@@ -231,7 +231,7 @@ class SplineResult:
 
 
 @dataclass(frozen=True)
-class RegularGridConfig(Sweep):
+class RegularGridSweep(Sweep):
     """Fig. 4c: one :class:`GridPointTask` per method, grid size and test seed, and the test sets' y_rms."""
 
     equation: str = "I.30.5"
@@ -408,7 +408,7 @@ def scatter_ratio(nets: NetworkRuns, equations_: Sequence[str] | None = None,
 
 
 @dataclass(frozen=True)
-class GadgetConfig(Sweep):
+class GadgetSweep(Sweep):
     """Fig. 6b: per order a :class:`GadgetCurveTask`, a :class:`GadgetTruncationTask` and a :class:`DotProductTask`."""
 
     log10_lambda: tuple[float, float] = (-6.0, 0.0)  # range of the scale lambda for the float64 curves
@@ -569,13 +569,13 @@ def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
     p = params
     ints = lambda values: tuple(int(v) for v in values)  # noqa: E731 - parameters may arrive as lists
     return {
-        "fig4_splines": SplineConfig(orders_1d=ints(p["spline_orders_1d"]), i_range_1d=ints(p["spline_i_range_1d"]),
+        "fig4_splines": SplineSweep(orders_1d=ints(p["spline_orders_1d"]), i_range_1d=ints(p["spline_i_range_1d"]),
                                      orders_2d=ints(p["spline_orders_2d"]), i_range_2d=ints(p["spline_i_range_2d"]),
                                      floor_margin=float(p["floor_margin"]), stiff_rate=float(p["stiff_rate"])),
-        "fig4_grid": RegularGridConfig(equation=p["grid_equation"], tricubic_sizes=ints(p["tricubic_sizes"]),
+        "fig4_grid": RegularGridSweep(equation=p["grid_equation"], tricubic_sizes=ints(p["tricubic_sizes"]),
                                        simplex_sizes=ints(p["grid_simplex_sizes"]), seeds=ints(p["grid_seeds"]),
                                        n_test=int(p["n_test"]), floor_margin=float(p["floor_margin"])),
-        "gadget": GadgetConfig(n_lambdas=int(p["gadget_n_lambdas"]), truncation_points=int(p["truncation_points"]),
+        "gadget": GadgetSweep(n_lambdas=int(p["gadget_n_lambdas"]), truncation_points=int(p["truncation_points"]),
                                dot_equation=p["dot_equation"], n_test=int(p["net_n_test"])),
         **network_steps(p),  # "fig5_simplex", "fig5_networks", "fig6_networks"
     }
@@ -604,7 +604,7 @@ def spline_numbers(spline_result: SplineResult) -> dict[str, Any]:
     """The Fig. 4a/4b numbers the chapter quotes (gaps to theory, slopes, floors); the same keys with the step's
     :class:`pml.engine.NotComputed` when it is not stored."""
     if partial.is_missing(spline_result):
-        cfg = spline_result.sweep if isinstance(spline_result.sweep, SplineConfig) else SplineConfig()
+        cfg = spline_result.sweep if isinstance(spline_result.sweep, SplineSweep) else SplineSweep()
         keys = ["gap_low", "gap_high", *(f"slope_1d_{o}" for o in cfg.orders_1d),
                 *(f"slope_2d_{o}" for o in cfg.orders_2d), *(f"slope_stiff_{o}" for o in cfg.stiff_orders),
                 "floor_1d", "floor_2d"]
@@ -649,7 +649,7 @@ def gadget_numbers(gadget_result: GadgetResult) -> dict[str, Any]:
     """Fig. 6b's numbers per Richardson order (floors, best lambdas, truncation slopes, the dot-product network's
     error), or NotComputed values when the step is not stored."""
     if partial.is_missing(gadget_result):
-        cfg = gadget_result.sweep if isinstance(gadget_result.sweep, GadgetConfig) else GadgetConfig()
+        cfg = gadget_result.sweep if isinstance(gadget_result.sweep, GadgetSweep) else GadgetSweep()
         keys = [f"{name}_{o}" for o in cfg.orders
                 for name in ("gadget_floor", "gadget_lambda", "trunc_slope", "dot_rel", "dot_width")]
         return {key: gadget_result for key in [*keys, "dot_short"]}

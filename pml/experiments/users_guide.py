@@ -29,7 +29,7 @@ from pml.fitting.transforms import IDENTITY, label
 
 __all__ = [
     "BASELINES",
-    "CsvConfig",
+    "CsvSweep",
     "CsvResult",
     "CsvTask",
     "FitTask",
@@ -37,7 +37,7 @@ __all__ = [
     "GuideResult",
     "NETWORKS",
     "NON_NETWORKS",
-    "StudyConfig",
+    "StudySweep",
     "StudyResult",
     "band",
     "chart_points",
@@ -276,7 +276,7 @@ def _auto_seconds(d: int, n: int, n_fit: float, time_limit: float | None = None)
 
 
 @dataclass(frozen=True)
-class StudyConfig(Sweep):
+class StudySweep(Sweep):
     """The study's sweep: one :class:`FitTask` per (equation, n, seed) and method ("auto" first). Defaults: the
     paper profile (the paper applies its chart to no equation; these sizes are ours)."""
 
@@ -585,7 +585,7 @@ _CSV_PER_VALUE = 5e-6  # seconds to write and read back one number of the CSV fi
 
 
 @dataclass(frozen=True)
-class CsvConfig(CsvCase, Sweep):
+class CsvSweep(CsvCase, Sweep):
     """The CSV step: one :class:`CsvTask`."""
 
     def tasks(self) -> list[CsvTask]:
@@ -683,9 +683,9 @@ def claim_values(study: StudyResult, csv: CsvResult) -> dict[str, float]:
     }
 
 
-def paper_numbers(paper: StudyConfig | None = None) -> dict[str, int]:
-    """The size of the paper profile's study (``StudyConfig()``'s defaults unless given), for the prose."""
-    paper = paper or StudyConfig()
+def paper_numbers(paper: StudySweep | None = None) -> dict[str, int]:
+    """The size of the paper profile's study (``StudySweep()``'s defaults unless given), for the prose."""
+    paper = paper or StudySweep()
     rows = [n for e in paper.equations for n in paper.n_rows(equations.get(e).dim)]
     return {"n_equations": len(paper.equations), "n_cases": len(paper.cases()), "n_seeds": len(paper.seeds),
             "max_rows": max(rows, default=0), "n_tasks": len(paper.tasks())}
@@ -707,19 +707,19 @@ def steps(params: Mapping[str, Any]) -> dict[str, Sweep]:
     applied to unseen equations) and ``"csv"`` (the CSV through ``pml fit``/``pml predict``)."""
     lm_max_rows = params["lm_max_rows"]
     return {
-        "study": StudyConfig(
+        "study": StudySweep(
             equations=tuple(params["equation_ids"]), n_rows_1d=tuple(int(n) for n in params["n_rows_1d"]),
             n_rows_2d=tuple(int(n) for n in params["n_rows_2d"]),
             n_rows_high_d=tuple(int(n) for n in params["n_rows_high_d"]), seeds=tuple(int(s) for s in params["seeds"]),
             baselines=tuple(params["baselines"]), lm_max_rows=None if lm_max_rows is None else int(lm_max_rows),
             n_test=int(params["n_test"]), seed=int(params["seed"]),
             time_limit=None if params.get("time_limit") is None else float(params["time_limit"])),
-        "csv": CsvConfig(equation=params["csv_equation"], n_rows=int(params["csv_rows"]),
+        "csv": CsvSweep(equation=params["csv_equation"], n_rows=int(params["csv_rows"]),
                          n_test=int(params["csv_n_test"]), seed=int(params["seed"])),
     }
 
 
-def chart_points(cfg: StudyConfig) -> list[dict]:
+def chart_points(cfg: StudySweep) -> list[dict]:
     """The (d, n) the study fits, for marking on the chart (``plot_guide(points=...)``): one point per (d, n), the
     equations named once per d, at its largest n. Read from the config: the chart can be drawn before the study."""
     groups: dict[tuple[int, int], list[str]] = {}

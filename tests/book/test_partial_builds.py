@@ -253,7 +253,7 @@ def test_needs_complete_refuses_partial_results_and_passes_missing_does_not():
 
 
 def _grid_results(cfg, drop=()):
-    """Made-up results of a RegularGridConfig's tasks (errors falling as n^-1), None for the tasks in ``drop``."""
+    """Made-up results of a RegularGridSweep's tasks (errors falling as n^-1), None for the tasks in ``drop``."""
     from pml.approx.splines import grid_points_per_axis
 
     out = [{"y_rms": 1.5}]
@@ -271,7 +271,7 @@ def test_a_regular_grid_sweep_with_missing_sizes_draws_and_reports_what_is_there
     from pml.experiments import nonlinear as nl
     from pml.plotting import nonlinear as figs
 
-    cfg = nl.RegularGridConfig(tricubic_sizes=(256, 1024, 4096), simplex_sizes=(64, 256, 1024), seeds=(0, 1),
+    cfg = nl.RegularGridSweep(tricubic_sizes=(256, 1024, 4096), simplex_sizes=(64, 256, 1024), seeds=(0, 1),
                                n_test=100)
     full = cfg.assemble(_grid_results(cfg))
     drop = {("simplex", 1024, 1), ("simplex", 256, 0)}
@@ -290,7 +290,7 @@ def test_a_regular_grid_sweep_with_missing_sizes_draws_and_reports_what_is_there
     store = Store(tmp_path / "store")  # ... so the engine says the step is not computed
     missing = partial.from_store(cfg, store)
     assert partial.is_missing(missing) and missing.stored == 0
-    spline_missing = partial.NotComputed("fig4_splines", 0, 10, 0.1, 0.1, sweep=nl.SplineConfig(orders_1d=(1, 3)))
+    spline_missing = partial.NotComputed("fig4_splines", 0, 10, 0.1, 0.1, sweep=nl.SplineSweep(orders_1d=(1, 3)))
     assert set(nl.spline_numbers(spline_missing)) == {"gap_low", "gap_high", "slope_1d_1", "slope_1d_3", "slope_2d_1",
                                                       "slope_2d_3", "slope_2d_5", "slope_stiff_5", "slope_stiff_7",
                                                       "floor_1d", "floor_2d"}

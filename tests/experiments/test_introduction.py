@@ -9,9 +9,9 @@ from pml import engine
 from pml.book import params
 from pml.experiments import introduction as intro
 
-FLOORS = intro.FloorConfig(n_points=200)
-DECOMPOSITION = intro.DecompositionConfig(n_train=(16, 64, 256), n_seeds=12)
-PIECEWISE = intro.PiecewiseConfig(degrees=(1, 3), n_cells=(4, 8, 16), n_test=2000)
+FLOORS = intro.FloorSweep(n_points=200)
+DECOMPOSITION = intro.DecompositionSweep(n_train=(16, 64, 256), n_seeds=12)
+PIECEWISE = intro.PiecewiseSweep(degrees=(1, 3), n_cells=(4, 8, 16), n_test=2000)
 
 
 def serial(sweep):

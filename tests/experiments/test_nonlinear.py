@@ -66,10 +66,10 @@ def test_prefloor_window_rejects_bad_arguments():
 # --- Fig. 4 -------------------------------------------------------------------------------------------------------
 
 
-SPLINES_SMALL = nl.SplineConfig(orders_1d=(1, 3, 7), i_range_1d=(6, 18), orders_2d=(1, 3), i_range_2d=(9, 26),
+SPLINES_SMALL = nl.SplineSweep(orders_1d=(1, 3, 7), i_range_1d=(6, 18), orders_2d=(1, 3), i_range_2d=(9, 26),
                                 n_test_1d=500, n_test_per_axis=41, stiff_orders=(5,), stiff_rate=32.0)
-GRID_SMALL = nl.RegularGridConfig(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0, 1), n_test=500)
-GADGET_SMALL = nl.GadgetConfig(n_lambdas=13, orders=(1, 2), n_points=2000, truncation_points=4, truncation_n_lambdas=3,
+GRID_SMALL = nl.RegularGridSweep(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0, 1), n_test=500)
+GADGET_SMALL = nl.GadgetSweep(n_lambdas=13, orders=(1, 2), n_points=2000, truncation_points=4, truncation_n_lambdas=3,
                                n_test=2000)
 
 
@@ -98,7 +98,7 @@ def test_max_gap_is_nan_when_a_curve_has_no_fit(splines_small):
 
 
 def test_regular_grid_tricubic_and_simplex():
-    cfg = nl.RegularGridConfig(tricubic_sizes=(256, 1024, 4096), simplex_sizes=(64, 256), seeds=(0,), n_test=2000)
+    cfg = nl.RegularGridSweep(tricubic_sizes=(256, 1024, 4096), simplex_sizes=(64, 256), seeds=(0,), n_test=2000)
     res = serial(cfg)
     assert res.tricubic.n_train.tolist() == [216, 1000, 3375]  # int(TP ** (1/3)) truncation of 4096
     assert res.simplex.n_train.tolist() == [27, 216]
@@ -281,7 +281,7 @@ def test_dot_product_gap(nets_small, gadget_small):
 def test_plots_build(splines_small, nets_small, gadget_small):
     from pml.plotting import nonlinear as figs
 
-    grid = serial(nl.RegularGridConfig(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0,), n_test=500))
+    grid = serial(nl.RegularGridSweep(tricubic_sizes=(256, 1024), simplex_sizes=(64, 256), seeds=(0,), n_test=500))
     simplex = serial(pl.SimplexScalingSweep(equations=("I.30.5",), sizes=(32, 64), seeds=(0,), n_test=200))
     for fig in (figs.plot_splines(splines_small, grid), figs.plot_tanh_scaling(nets_small, simplex),
                 figs.plot_dot_product(nets_small, simplex, gadget_small, "I.30.5"), figs.plot_gadget(gadget_small)):

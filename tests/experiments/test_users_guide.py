@@ -13,7 +13,7 @@ from pml.experiments import users_guide as ug
 from pml.fitting import budget, guide
 from pml.plotting import users_guide as figs
 
-TINY = ug.StudyConfig(equations=("I.6.2a", "II.3.24", "I.12.4"), n_rows_1d=(12, 120), n_rows_2d=(60,),
+TINY = ug.StudySweep(equations=("I.6.2a", "II.3.24", "I.12.4"), n_rows_1d=(12, 120), n_rows_2d=(60,),
                       n_rows_high_d=(120,), seeds=(0,), baselines=("simplex",), n_test=500, time_limit=5.0)
 
 
@@ -29,7 +29,7 @@ def study():
 
 @functools.lru_cache(maxsize=None)
 def csv_run(n_rows=300):
-    return serial(ug.CsvConfig(equation="II.3.24", n_rows=n_rows, n_test=400))
+    return serial(ug.CsvSweep(equation="II.3.24", n_rows=n_rows, n_test=400))
 
 
 def _numbers(case: dict) -> dict:
@@ -41,25 +41,25 @@ def _numbers(case: dict) -> dict:
 
 
 def test_study_equations_are_unseen_by_earlier_chapters():
-    for eq_id in ug.StudyConfig().equations + (ug.CsvConfig().equation,):
+    for eq_id in ug.StudySweep().equations + (ug.CsvSweep().equation,):
         assert eq_id not in ug.SEEN
         equations.get(eq_id)  # exists
 
 
 def test_paper_defaults_match_the_chapter_parameters():
     defaults = params.chapter_parameters("05_users_guide")
-    paper = ug.StudyConfig()
-    assert ug.steps(defaults) == {"study": paper, "csv": ug.CsvConfig()}
+    paper = ug.StudySweep()
+    assert ug.steps(defaults) == {"study": paper, "csv": ug.CsvSweep()}
     assert tuple(defaults["equation_ids"]) == paper.equations
     assert tuple(defaults["n_rows_1d"]) == paper.n_rows_1d and tuple(defaults["n_rows_2d"]) == paper.n_rows_2d
     assert tuple(defaults["n_rows_high_d"]) == paper.n_rows_high_d and tuple(defaults["seeds"]) == paper.seeds
     assert tuple(defaults["baselines"]) == paper.baselines and defaults["lm_max_rows"] == paper.lm_max_rows
     assert defaults["n_test"] == paper.n_test
-    assert defaults["csv_equation"] == ug.CsvConfig().equation and defaults["csv_rows"] == ug.CsvConfig().n_rows
+    assert defaults["csv_equation"] == ug.CsvSweep().equation and defaults["csv_rows"] == ug.CsvSweep().n_rows
 
 
 def test_paper_sizes_span_every_smooth_rule():
-    paper = ug.StudyConfig()
+    paper = ug.StudySweep()
     hit = {guide.choose(equations.get(e).dim, n).rule.key for e in paper.equations
            for n in paper.n_rows(equations.get(e).dim)}
     assert hit == {r.key for r in guide.RULES if r.smooth}
@@ -116,13 +116,13 @@ def test_study_tasks_are_one_fit_each_with_distinct_keys():
 
 
 def test_engine_result_equals_the_serial_one(tmp_path):
-    cfg = ug.StudyConfig(equations=("I.6.2a",), n_rows_1d=(15,), seeds=(1,), baselines=(), n_test=200)
+    cfg = ug.StudySweep(equations=("I.6.2a",), n_rows_1d=(15,), seeds=(1,), baselines=(), n_test=200)
     a = serial(cfg)
     b = engine.run(cfg, store=engine.Store(tmp_path))
     c = engine.run(cfg, store=engine.Store(tmp_path))  # from the store
     assert [_numbers(x) for x in a.cases] == [_numbers(x) for x in b.cases] == [_numbers(x) for x in c.cases]
     assert a.methods == b.methods and b.seconds == c.seconds > 0
-    csv = ug.CsvConfig(equation="I.6.2a", n_rows=60, n_test=50)
+    csv = ug.CsvSweep(equation="I.6.2a", n_rows=60, n_test=50)
     untimed = dict(seconds_fit=0, seconds_predict=0, report_text="")  # the report prints the fit's seconds
     d, e = serial(csv), engine.run(csv, store=engine.Store(tmp_path))
     assert dataclasses.replace(d, **untimed) == dataclasses.replace(e, **untimed)
@@ -138,7 +138,7 @@ def test_cost_is_positive_grows_with_rows_and_caps_lm():
     assert task("simplex", 3000, "I.12.4").cost() < task("simplex", 3000, "II.35.21").cost()  # grows with d
     lm = fitting.METHODS["lm-multistage"].options
     assert task("lm-multistage", 10**7).cost() <= lm["n_stages"] * lm["time_limit"] + 5
-    assert 0 < ug.CsvConfig(n_rows=300).tasks()[0].cost() < ug.CsvConfig(n_rows=3000).tasks()[0].cost()
+    assert 0 < ug.CsvSweep(n_rows=300).tasks()[0].cost() < ug.CsvSweep(n_rows=3000).tasks()[0].cost()
 
 
 def test_lm_max_rows_limits_the_lm_baseline():
@@ -183,8 +183,8 @@ def test_paper_estimate_sums_the_cost_model():
     ci = ug.paper_estimate(params.chapter_steps("05_users_guide", "ci"))
     assert 0 < ci["study"] < est["study"] and 0 < ci["lm"] < est["lm"]
     numbers = ug.paper_numbers(paper["study"])
-    assert numbers["n_cases"] == sum(len(ug.StudyConfig().n_rows(equations.get(e).dim))
-                                     for e in ug.StudyConfig().equations) * 3
+    assert numbers["n_cases"] == sum(len(ug.StudySweep().n_rows(equations.get(e).dim))
+                                     for e in ug.StudySweep().equations) * 3
     assert numbers["n_tasks"] == len(paper["study"].tasks()) > numbers["n_cases"]
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from pml import equations
 from pml.nn import networks
 
 
@@ -135,7 +136,6 @@ def test_modular_forward_wiring():
 
 
 def test_modular_with_real_equation_graphs():
-    equations = pytest.importorskip("pml.equations")
     assert networks.modular_param_count(equations.get("I.8.14").graph(), 100, 6) == 16_003
     assert networks.modular_param_count(equations.get("II.6.15a").graph(), 1500, 6) == 18_005
     model = networks.ModularMLP(equations.get("II.6.15a").graph(), 12, 6)

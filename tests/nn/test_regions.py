@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+from pml import equations
 from pml.approx import simplex
 from pml.nn import networks, regions
 
@@ -66,7 +67,6 @@ def test_relu_regions_errors():
 
 
 def test_modular_net_pattern_regions():
-    equations = pytest.importorskip("pml.equations")
     model = networks.ModularMLP(equations.get("Z.008").graph(), 6, 2, seed=1)
     X, _ = regions.grid([(1, 5), (1, 5)], 30)
     assert regions.count_regions(regions.relu_regions(model, X)) >= 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pml import data
+from pml import data, equations
 from pml.nn import networks, training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -125,7 +125,6 @@ def test_eval_chunks_match():
 
 
 def test_modular_network_trains():
-    equations = pytest.importorskip("pml.equations")
     rng = np.random.default_rng(0)
     X = rng.uniform(1, 5, size=(100, 4))
     Xt = rng.uniform(1.4, 4.6, size=(100, 4))
