@@ -24,7 +24,7 @@ from pml import data, equations, fitting, metrics
 from pml.config import Config
 from pml.engine import Sweep, Task
 from pml.experiments.tables import MarkdownText, Table
-from pml.fitting import commands, guide, tables
+from pml.fitting import commands, datafiles, guide
 from pml.fitting.transforms import IDENTITY, label
 
 __all__ = [
@@ -542,17 +542,17 @@ class CsvTask(CsvCase, Task):
             folder = Path(tmp)
             columns = {name: [repr(float(v)) for v in X[:, j]] for j, name in enumerate(names)}
             columns[target] = [repr(float(v)) for v in y]
-            with tables.atomic_write(folder / "data.csv") as fh:
-                tables.write_table(columns, fh)
-            with tables.atomic_write(folder / "new.csv") as fh:
-                tables.write_table({name: [repr(float(v)) for v in Xt[:, j]] for j, name in enumerate(names)}, fh)
+            with datafiles.atomic_write(folder / "data.csv") as fh:
+                datafiles.write_table(columns, fh)
+            with datafiles.atomic_write(folder / "new.csv") as fh:
+                datafiles.write_table({name: [repr(float(v)) for v in Xt[:, j]] for j, name in enumerate(names)}, fh)
             code_fit, out_fit, err_fit, t_fit = _command(commands.fit_file, folder / "data.csv", target,
                                                          folder / "model.npz", quiet=True)
             code_pred, out_pred, err_pred, t_pred = _command(commands.predict_file, folder / "model.npz",
                                                              folder / "new.csv", folder / "predictions.csv")
             report = fitting.load(folder / "model.npz").report if code_fit == 0 else None
             if code_pred == 0:
-                table = tables.read_table(folder / "predictions.csv")
+                table = datafiles.read_table(folder / "predictions.csv")
                 X_back = np.column_stack([table.column(name) for name in names])
                 pred = table.column(target)
             else:

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from pml import fitting
-from pml.fitting import checks, tables
+from pml.fitting import checks, datafiles
 from pml.fitting.budget import check_time_limit
 from pml.fitting.transforms import of_params, transform_named
 
@@ -58,7 +58,7 @@ def _data_floor(table, target: str, y: np.ndarray) -> float | None:
     if not table.is_csv:
         return None
     with np.errstate(all="ignore"):  # values beyond float64 arithmetic are refused by fit() below
-        rounded = tables.decimal_floor(table.raw[target], y)
+        rounded = datafiles.decimal_floor(table.raw[target], y)
         floor = fitting.float64_floor(y)
     if rounded is None or not rounded[0] > floor:
         return None
@@ -111,7 +111,7 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
         if problem:
             return fail(problem)
         out = Path(out)
-        table = tables.read_table(data)
+        table = datafiles.read_table(data)
         if target not in table.names:
             return fail(f"{data}: no column {target!r} (--target); columns are: {', '.join(table.names)}")
         inputs, problem = _input_columns(data, table.names, target, inputs)
@@ -125,7 +125,7 @@ def fit_file(data: str | Path, target: str, out: str | Path, *, inputs: Sequence
                             refit=refit, input_names=inputs, target_name=target, data_floor=data_floor,
                             time_limit=time_limit, transform=transform)
         model.save(out)
-    except (tables.TableError, fitting.FitError, OSError) as exc:
+    except (datafiles.TableError, fitting.FitError, OSError) as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         print("pml: interrupted; no model was written", file=sys.stderr)
@@ -165,7 +165,7 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
             fitted = fitting.load(model)
         except FileNotFoundError as exc:
             return fail(str(exc))
-        table = tables.read_table(data)
+        table = datafiles.read_table(data)
         missing = [c for c in fitted.input_names if c not in table.names]
         if missing:
             return fail(f"{data} lacks the model's input column(s) {', '.join(map(repr, missing))}; the model "
@@ -186,18 +186,18 @@ def predict_file(model: str | Path, data: str | Path, out: str | Path | None = N
         if out and str(out).lower().endswith(".npz"):
             arrays = {c: table.column(c) if c in fitted.input_names else np.asarray(table.raw[c]) for c in table.names}
             arrays[name] = y
-            with tables.atomic_write(out, "wb") as fh:
+            with datafiles.atomic_write(out, "wb") as fh:
                 np.savez(fh, **arrays)
         elif out:
-            with tables.atomic_write(out) as fh:
-                tables.write_table(columns, fh)
+            with datafiles.atomic_write(out) as fh:
+                datafiles.write_table(columns, fh)
         else:
             buf = io.StringIO()
-            tables.write_table(columns, buf)
+            datafiles.write_table(columns, buf)
             sys.stdout.write(buf.getvalue())
     except BrokenPipeError:  # standard output closed early (`| head`): pml.cli.main ends quietly
         raise
-    except (tables.TableError, fitting.FitError, fitting.ModelFileError, OSError) as exc:
+    except (datafiles.TableError, fitting.FitError, fitting.ModelFileError, OSError) as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         print("pml: interrupted; nothing was written", file=sys.stderr)

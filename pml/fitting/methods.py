@@ -21,7 +21,7 @@ MAX_SELECTION_ROWS = 5000  # auto compares its candidates on at most this many t
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-def _box(X: np.ndarray) -> np.ndarray:
+def _data_box(X: np.ndarray) -> np.ndarray:
     lo, hi = X.min(axis=0), X.max(axis=0)
     return np.stack([lo, np.where(hi > lo, hi, lo + 1.0)], axis=1)
 
@@ -176,7 +176,7 @@ def _fit_poly(X, y, *, seed, progress, max_degree=None, rcond=1e-15, patience=4,
     from pml.approx.classical import PolynomialLSQ
 
     n, d = X.shape
-    box = _box(X)
+    box = _data_box(X)
     tr, va = inner_split(n, seed)
     max_degree = (100 if d == 1 else 60) if max_degree is None else int(max_degree)
     cap = min(int(max_coefficients), tr.size)
@@ -276,7 +276,7 @@ def _fit_readout(X, y, *, seed, progress, n_units=None, scales=(0.1, 0.3, 1.0),
     from pml.nn import readout
 
     n, d = X.shape
-    box = _box(X)
+    box = _data_box(X)
     if d == 1:
         units = [int(u) for u in (n_units or (24, 41, 81))]
         grid = {"n_units": units, "lam": [0.15, 0.25, 0.4], "halo": [3, 6, 10]}
@@ -349,7 +349,7 @@ def _fit_rbf(X, y, *, seed, progress, kernels=(("thin_plate_spline", 2), ("cubic
     from pml.approx.classical import RBF
 
     n, d = X.shape
-    box = _box(X)
+    box = _data_box(X)
     tr, va = inner_split(n, seed)
     scores = {}
     for kernel, degree in kernels:
@@ -398,7 +398,7 @@ def _fit_kernel(X, y, *, seed, progress, kernels=("rbf", "matern52"), n_restarts
     bar, tick = _candidate_bar(progress, "kernel: starts")
     Xv, yv = validation_data if validation_data is not None else (None, None)
     try:
-        m = kernel.fit(X, y, box=_box(X), kernels=tuple(kernels), n_restarts=int(n_restarts),
+        m = kernel.fit(X, y, box=_data_box(X), kernels=tuple(kernels), n_restarts=int(n_restarts),
                        hyper_rows=int(hyper_rows), max_rows=int(max_rows), seed=seed, time_limit=time_limit,
                        callback=tick, X_val=Xv, y_val=yv, score=score_of, predict_rows=int(predict_rows))
     finally:
@@ -425,7 +425,7 @@ def _fit_deep(X, y, *, seed, progress, depths=(3, 4), n_stages=2, params_per_row
     bar, tick = _candidate_bar(progress, "deep-lm: checks")
     Xv, yv = validation_data if validation_data is not None else (None, None)
     try:
-        res = deep.fit(X, y, box=_box(X), depths=tuple(int(k) for k in depths), n_stages=int(n_stages),
+        res = deep.fit(X, y, box=_data_box(X), depths=tuple(int(k) for k in depths), n_stages=int(n_stages),
                        params_per_row=float(params_per_row), max_params=int(max_params), seed=seed,
                        time_limit=float(time_limit), callback=tick, X_val=Xv, y_val=yv)
     except deep.TooSlow as exc:
@@ -457,7 +457,7 @@ def _fit_lm(X, y, *, seed, progress, n_stages=2, width=None, depth=2, max_iter=N
     if len(max_iter) < n_stages:
         max_iter = max_iter + [max_iter[-1]] * (n_stages - len(max_iter))
     init_scale = init_scale if init_scale is not None else {1: 1.0, 2: 0.3}.get(d, 0.1)
-    box, sub = _box(X), ""
+    box, sub = _data_box(X), ""
     deadline = None
     if time_budget is not None:  # seconds for the whole fit: stages, frequency estimates and the rest
         deadline = t0 + float(time_budget)

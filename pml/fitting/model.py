@@ -21,9 +21,9 @@ import numpy as np
 
 from pml import __version__
 from pml.fitting.checks import check_inputs, not_a_regular_file
+from pml.fitting.datafiles import NPZ_ERRORS
 from pml.fitting.methods import METHODS, rebuild_predictor
 from pml.fitting.report import PrecisionReport
-from pml.fitting.tables import NPZ_ERRORS
 from pml.fitting.transforms import from_dict
 
 FORMAT = "pml-model"
@@ -135,7 +135,7 @@ class FittedModel:
         arrays = {f"state.{k}": v for k, v in self.state.items()}
         meta = json.dumps(self._meta(), default=_json_default)
         arrays["__meta__"] = np.array(meta)
-        from pml.fitting.tables import atomic_write
+        from pml.fitting.datafiles import atomic_write
 
         with atomic_write(path, "wb") as fh:
             np.savez(fh, **arrays)

@@ -206,7 +206,7 @@ def _check_one(case_rng: random.Random, tmp_path, capsys) -> str:
         return lines[-1][len("pml: error: "):].replace(f"{data}: ", "")[:30]
     model = fitting.load(out)
     assert all(np.all(np.isfinite(v)) for v in model.state.values() if v.dtype.kind == "f")
-    table = fitting.tables.read_table(data)
+    table = fitting.datafiles.read_table(data)
     X = np.column_stack([table.column(c) for c in model.input_names])
     pred = model.predict(X)
     if model.method == "simplex":  # NaN only at the held-out rows outside the training rows' convex hull
