@@ -34,13 +34,13 @@ def archives(folder: Path | None = None) -> list[Path]:
 
 def profile_tasks(profile: str = PROFILE) -> dict[str, tuple[Task, list[str]]]:
     """Every task of the profile's chapter steps (inputs included): key -> (task, the ``chapter/step`` names)."""
-    from pml.book import runner
+    from pml.book import params
 
     found: dict[str, tuple[Task, list[str]]] = {}
-    for stem in runner.chapters():
-        if not runner.has_steps(stem):
+    for stem in params.chapters():
+        if not params.has_steps(stem):
             continue
-        for name, sweep in runner.chapter_steps(stem, profile).items():
+        for name, sweep in params.chapter_steps(stem, profile).items():
             for task in graph(sweep.tasks()):
                 found.setdefault(task.key(), (task, []))[1].append(f"{stem}/{name}")
     return found

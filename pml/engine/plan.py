@@ -1,6 +1,6 @@
 """Plans: how many tasks a set of steps holds, how many are stored, and what the rest costs by the cost model.
 
-The steps come from the chapters (``pml.book.runner.chapter_steps``: ``pml.experiments.<slug>.steps`` at a profile), so
+The steps come from the chapters (``pml.book.params.chapter_steps``: ``pml.experiments.<slug>.steps`` at a profile), so
 ``pml plan`` counts exactly the tasks a chapter asks for and ``pml compute`` submits them."""
 
 from __future__ import annotations
