@@ -254,6 +254,8 @@ def figure_notes(fig, notes, title: str = "not computed (hollow markers)") -> No
         return
     width = int(fig.get_figwidth() * 72 / (0.55 * SMALL_PT))  # characters per line at SMALL_PT
     wrapped = [textwrap.fill(part, width, subsequent_indent="    ") for part in [f"{title}:", *parts]]
+    n_lines = sum(text.count("\n") + 1 for text in wrapped)
+    fig.set_figheight(fig.get_figheight() + n_lines * 1.3 * SMALL_PT / 72)  # the note's room, not the panels'
     fig.supxlabel("\n".join(wrapped), fontsize=SMALL_PT, color="0.35", style="italic", ha="left", x=0.01)
 
 
