@@ -318,8 +318,12 @@ class ChapterParams:
 
 
 def experiments_module(stem: str) -> str:
-    """``pml.experiments.<slug>``, the module of chapter ``NN_slug``."""
-    return f"pml.experiments.{stem.split('_', 1)[-1]}"
+    """``pml.experiments.<slug>``, the module of chapter ``NN_slug``: only for a chapter of this book's ``_toc.yml``
+    (checked before anything is imported by this name) whose slug is a plain identifier."""
+    slug = check_chapter(stem).split("_", 1)[-1]
+    if not slug.isidentifier():
+        raise BookError(f"chapter {stem!r} has no experiments module: {slug!r} is not a Python identifier")
+    return f"pml.experiments.{slug}"
 
 
 def has_steps(stem: str) -> bool:

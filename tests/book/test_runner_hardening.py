@@ -289,3 +289,11 @@ def test_cli_rejects_bad_runs_before_executing_anything(args, message, capsys, b
 def test_claims_of_an_override_run_that_never_ran_is_a_clear_error(build_tmp, capsys):
     assert cli.main(["claims", "--profile", "ci", "-p", "n_test=200"]) == 2
     assert "no chapter ran at profile ci with overrides n_test=200" in capsys.readouterr().err
+
+
+def test_no_module_is_imported_for_a_chapter_name_outside_the_book():
+    for name in ("os", "pml.cli", "../x", "01_introduction.evil"):
+        with pytest.raises(params.BookError, match="unknown chapter"):
+            params.has_steps(name)
+        with pytest.raises(params.BookError, match="unknown chapter"):
+            params.ChapterParams(name, "smoke").steps()
