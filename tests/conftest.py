@@ -1,3 +1,5 @@
+import signal
+
 import pytest
 import torch
 
@@ -19,3 +21,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_configure(config):
+    """Ctrl-C as in a terminal, even when the suite was started in the background: a shell without job control
+    starts background commands with SIGINT ignored, which children inherit, and the Ctrl-C tests need it delivered."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
